@@ -1,0 +1,42 @@
+// goro/config.hpp
+//
+// Defines: goro::Config (how goro::run sets up the runtime) and
+// goro::available_procs().
+#ifndef GORO_CONFIG_HPP_
+#define GORO_CONFIG_HPP_
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+
+namespace goro {
+
+// Settings for one goro::run. Every field has a working default.
+struct Config {
+  // Number of Ps (processors): how many goroutines run in parallel, one
+  // worker thread each. 0 picks the default: the environment variable
+  // GORO_MAXPROCS when set to a positive integer, otherwise
+  // available_procs().
+  unsigned procs = 0;
+
+  // Called, on the worker thread, when an exception escapes a goroutine
+  // started with goro::go (nobody can observe it otherwise). When empty, goro
+  // prints "goroutine N: uncaught exception: <what()>" to stderr and calls
+  // std::abort(), as an unrecovered panic ends a Go program. The handler
+  // must not throw.
+  std::function<void(std::uint64_t goroutine_id, std::exception_ptr error)> on_uncaught_exception;
+
+  // Capacity of each P's local run queue: 0 means the default (256, Go's
+  // value); otherwise a power of two of at least 4. Lowering it is meant for
+  // tests that exercise overflow to the global queue.
+  unsigned local_run_queue_capacity = 0;
+};
+
+// The CPUs this process may use: the size of its affinity mask, further
+// limited by the cgroup v2 `cpu.max` quota (rounded up) when one is set.
+// Always at least 1.
+[[nodiscard]] unsigned available_procs() noexcept;
+
+}  // namespace goro
+
+#endif  // GORO_CONFIG_HPP_

@@ -1,0 +1,103 @@
+// goro/detail/goroutine.hpp
+//
+// Defines: goro::detail::G (the goroutine record) and the entry points the
+// public templates (spawn, JoinHandle, yield, run) call into the scheduler.
+//
+// A goroutine is a root Task plus the chain of Tasks it awaits. The record
+// below is what the scheduler queues: run queues hold G pointers, never
+// coroutine handles. Records are type-stable: they are carved from slabs
+// that live as long as the process and are recycled through per-P free
+// lists, as Go recycles its g structs. Type stability is what makes the
+// first-run claim below safe (a stale queue entry may point at a record
+// that has since been recycled; it only ever touches the atomic `claim`).
+//
+// Glossary
+//   root task   the Task handed to go()/spawn()/run(); its frame holds the
+//               goroutine's result until the JoinHandle reads it.
+//   resume      the coroutine to resume when the goroutine is scheduled: the
+//               root task before its first run, afterwards the innermost
+//               coroutine that parked.
+//   claim       who runs a joinable goroutine for the first time: the
+//               scheduler (through its queue entry) or a joiner running it
+//               inline. Exactly one compare-exchange wins.
+//   join state  the rendezvous between the goroutine finishing and its
+//               JoinHandle: running, done, detached, or the G waiting in
+//               co_await.
+#ifndef GORO_DETAIL_GOROUTINE_HPP_
+#define GORO_DETAIL_GOROUTINE_HPP_
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+
+namespace goro::detail {
+
+class TaskPromiseBase;
+
+// Values of G::claim.
+enum class Claim : std::uint32_t {
+  kFree = 0,       // record is on a free list (no goroutine)
+  kUnclaimed = 1,  // joinable goroutine queued, not yet started
+  kClaimed = 2,    // started (by the scheduler or inline by its joiner)
+};
+
+// Values of G::join_state other than a waiting G's address (records are
+// aligned to 64 bytes, so these never collide with a pointer).
+inline constexpr std::uintptr_t kJoinRunning = 0;
+inline constexpr std::uintptr_t kJoinDone = 1;
+inline constexpr std::uintptr_t kJoinDetached = 2;
+
+struct alignas(64) G {
+  // Where to continue; written by the thread that parks or starts the G and
+  // read by the thread that resumes it. The hand-over always goes through a
+  // run queue or a join state (release/acquire), so a plain field suffices.
+  std::coroutine_handle<> resume;
+  // The root task's frame, owned by this record while the goroutine is live.
+  std::coroutine_handle<> root;
+  TaskPromiseBase* root_promise = nullptr;
+  std::uint64_t id = 0;
+  // First-run arbitration for joinable goroutines (see Claim).
+  std::atomic<std::uint32_t> claim{static_cast<std::uint32_t>(Claim::kFree)};
+  bool joinable = false;
+  bool is_main = false;
+  // True between allocation and release; read only with the runtime
+  // stopped (shutdown sweep), so it needs no atomicity.
+  bool live = false;
+  // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
+  std::atomic<std::uintptr_t> join_state{kJoinRunning};
+  // Free-list link while the record is free.
+  G* next_free = nullptr;
+};
+
+// The goroutine running on this thread, or nullptr outside the runtime.
+// Read it only between suspension points (never cache it across one: the
+// goroutine may continue on another thread).
+[[nodiscard]] G* current_goroutine() noexcept;
+
+// Creates a goroutine for `root` (whose promise is `promise`) and makes it
+// runnable: from inside the runtime into the current P's runnext slot, from
+// outside onto the global queue, waking an idle worker. Returns the record.
+// If no runtime is running, destroys `root` and throws std::logic_error.
+// If the runtime is shutting down, destroys `root` and returns nullptr.
+G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
+
+// co_await on a JoinHandle: returns the coroutine to transfer to: `awaiting`
+// if the child already finished, the child's root if the joiner may run it
+// inline (not started by anyone yet), or noop_coroutine() to park.
+std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting) noexcept;
+
+// The JoinHandle for `child` is gone: frees the record now if the child has
+// finished, otherwise lets the child free itself when it finishes.
+void drop_join_handle(G* child) noexcept;
+
+// After the result was read: destroys the finished child's root frame and
+// recycles its record (the JoinHandle is done with it).
+void release_finished(G* child) noexcept;
+
+// co_await goro::yield(): puts the current goroutine at the tail of its P's
+// run queue, to be continued at `awaiting`.
+void yield_suspend(std::coroutine_handle<> awaiting) noexcept;
+
+}  // namespace goro::detail
+
+#endif  // GORO_DETAIL_GOROUTINE_HPP_

@@ -1,0 +1,15 @@
+// goro/goro.hpp
+//
+// Umbrella header: includes every public goro header.
+#ifndef GORO_GORO_HPP_
+#define GORO_GORO_HPP_
+
+#include "goro/config.hpp"
+#include "goro/go.hpp"
+#include "goro/join_handle.hpp"
+#include "goro/run.hpp"
+#include "goro/scheduler_stats.hpp"
+#include "goro/task.hpp"
+#include "goro/yield.hpp"
+
+#endif  // GORO_GORO_HPP_

@@ -1,0 +1,47 @@
+// goro/run.hpp
+//
+// Defines: goro::run, the entry point that starts the runtime.
+#ifndef GORO_RUN_HPP_
+#define GORO_RUN_HPP_
+
+#include <coroutine>
+
+#include "goro/config.hpp"
+#include "goro/task.hpp"
+
+namespace goro {
+
+namespace detail {
+// Runs the runtime until the goroutine made from `main` finishes. Leaves
+// main's frame suspended at its final point (the caller reads the result
+// and destroys it). Throws std::logic_error, after destroying `main`, if a
+// runtime is already running in this process.
+void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config);
+}  // namespace detail
+
+// Starts the runtime with `config`, runs `main` as goroutine 1 and returns
+// its value (or rethrows its exception) once it finishes.
+//
+//  * The calling thread becomes the worker of P 0; Config::procs - 1 more
+//    worker threads are started and all are joined before run returns.
+//  * When main finishes, the runtime stops: the goroutines still alive are
+//    destroyed (their frames' destructors run) and nothing else of them
+//    runs. A goroutine in the middle of running is waited for until it
+//    next suspends (coroutines cannot be preempted).
+//  * One runtime at a time per process: calling run while another run is
+//    active throws std::logic_error. run may be called again after it
+//    returns.
+template <class T>
+T run(Task<T> main, Config config = {}) {
+  auto handle = main.release();
+  detail::run_main(handle, &handle.promise(), config);
+  struct Destroy {
+    std::coroutine_handle<detail::TaskPromise<T>> handle;
+    ~Destroy() { handle.destroy(); }
+  } destroy{handle};
+  return handle.promise().take_result();
+}
+
+}  // namespace goro
+
+#endif  // GORO_RUN_HPP_

@@ -1,0 +1,30 @@
+// goro/yield.hpp
+//
+// Defines: goro::yield().
+#ifndef GORO_YIELD_HPP_
+#define GORO_YIELD_HPP_
+
+#include <coroutine>
+
+#include "goro/detail/goroutine.hpp"
+
+namespace goro {
+
+// `co_await goro::yield();` gives up the processor, as Go's runtime.Gosched:
+// the goroutine goes to the tail of its P's run queue and continues after
+// the goroutines queued before it had their turn (or sooner, on an idle P
+// that steals it). Must be awaited from inside a goroutine.
+class [[nodiscard]] YieldAwaiter {
+ public:
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> awaiting) const noexcept {
+    detail::yield_suspend(awaiting);
+  }
+  void await_resume() const noexcept {}
+};
+
+[[nodiscard]] inline YieldAwaiter yield() noexcept { return {}; }
+
+}  // namespace goro
+
+#endif  // GORO_YIELD_HPP_

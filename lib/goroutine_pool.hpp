@@ -1,0 +1,106 @@
+// lib/goroutine_pool.hpp
+//
+// Defines: goro::detail::GoroutinePool (type-stable goroutine records) and
+// goro::detail::GoroutineCache (a P's private free list of them).
+//
+// Why type-stable: a joinable goroutine's first-run queue entry can go
+// stale (its joiner ran it inline, and a thief may hold a copy of the entry
+// made just before). When the stale entry is consumed, the scheduler does a
+// compare-exchange on the record's `claim` word, which must still be
+// memory of a G at that moment, though possibly of a later goroutine; the
+// claim protocol makes that harmless (see scheduler.hpp). So records are
+// never returned to the system: they are carved from slabs that live for
+// the whole process and recycled, as Go keeps every g it ever made in
+// allgs and reuses dead ones.
+//
+// Allocation path: the P's cache (no locks, no atomics) -> refill a batch
+// from the shared free list under a lock -> a new slab. Frees go to the
+// cache of the P that frees, which spills half to the shared list past its
+// limit (goroutines often die on another P than their parent's, so a cache
+// that never spilled would grow without bound on the consumer's side).
+// Threads without a P use the shared list directly.
+#ifndef GORO_LIB_GOROUTINE_POOL_HPP_
+#define GORO_LIB_GOROUTINE_POOL_HPP_
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "goro/detail/goroutine.hpp"
+#include "mutex.hpp"
+
+namespace goro::detail {
+
+struct GoroutinePoolTuning {
+  // Records carved from the system at a time.
+  static constexpr std::size_t kSlabRecords = 256;
+  // A P's cache spills to the shared list above this many records...
+  static constexpr std::size_t kCacheLimit = 128;
+  // ...and moves this many per refill or spill.
+  static constexpr std::size_t kBatch = 64;
+};
+
+class GoroutinePool;
+
+// A P's private free list. Owner thread only.
+class GoroutineCache {
+ public:
+  GoroutineCache() = default;
+  GoroutineCache(const GoroutineCache&) = delete;
+  GoroutineCache& operator=(const GoroutineCache&) = delete;
+
+  G* allocate(GoroutinePool& pool);
+  void free(GoroutinePool& pool, G* g) noexcept;
+  // Returns every cached record to the pool (runtime stopping).
+  void flush(GoroutinePool& pool) noexcept;
+
+ private:
+  G* head_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+class GoroutinePool {
+ public:
+  // The process-wide pool.
+  static GoroutinePool& instance() noexcept;
+
+  // Thread-safe paths for threads without a P.
+  G* allocate();
+  void free(G* g) noexcept;
+
+  // Calls fn(G&) for every record ever made. Only with no other thread
+  // using the pool (the shutdown sweep); fn may allocate or free records.
+  template <class Fn>
+  void for_each_record(Fn&& fn) {
+    std::size_t slabs;
+    {
+      MutexLock lock(mu_);
+      slabs = slabs_.size();
+    }
+    for (std::size_t s = 0; s < slabs; ++s) {
+      G* slab = nullptr;
+      {
+        MutexLock lock(mu_);
+        slab = slabs_[s].get();
+      }
+      for (std::size_t i = 0; i < GoroutinePoolTuning::kSlabRecords; ++i) fn(slab[i]);
+    }
+  }
+
+ private:
+  friend class GoroutineCache;
+  // Takes up to `max` records as a linked list; returns the count.
+  std::size_t take_batch(G*& head, std::size_t max);
+  // Gives back a linked list of `count` records ending at `tail`.
+  void give_batch(G* head, G* tail, std::size_t count) noexcept;
+  void add_slab_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Mutex mu_;
+  std::vector<std::unique_ptr<G[]>> slabs_ ABSL_GUARDED_BY(mu_);
+  G* free_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::size_t free_count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace goro::detail
+
+#endif  // GORO_LIB_GOROUTINE_POOL_HPP_

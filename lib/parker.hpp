@@ -1,0 +1,42 @@
+// lib/parker.hpp
+//
+// Defines: goro::detail::Parker, how an idle worker thread sleeps.
+//
+// A one-token binary semaphore on a futex word, in the style of Rust's
+// thread::park: unpark() deposits the token (waking the sleeper, if any),
+// park() consumes it, sleeping until it is there. A token deposited before
+// park() makes park() return at once, so the order of the two calls never
+// loses a wakeup.
+//
+// The scheduler parks a worker only after it has registered in the idle
+// list, and only a thread that removed it from that list unparks it, so
+// unpark() costs a syscall only when a worker really sleeps (the "sleeping"
+// gate of the brief). When the netpoller arrives, an idle worker sleeps
+// inside its poller instead (io_uring wait / epoll_pwait2 with the earliest
+// timer as deadline) and unpark() becomes a write to its eventfd; this
+// class is the seam where that happens.
+#ifndef GORO_LIB_PARKER_HPP_
+#define GORO_LIB_PARKER_HPP_
+
+#include <atomic>
+#include <cstdint>
+
+namespace goro::detail {
+
+class Parker {
+ public:
+  // Sleeps until a token is available, then consumes it. Spurious returns
+  // do not happen.
+  void park() noexcept;
+
+  // Makes a token available (at most one accumulates) and wakes the sleeper.
+  void unpark() noexcept;
+
+ private:
+  // 0: no token; 1: token available.
+  std::atomic<std::uint32_t> token_{0};
+};
+
+}  // namespace goro::detail
+
+#endif  // GORO_LIB_PARKER_HPP_

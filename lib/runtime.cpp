@@ -1,0 +1,272 @@
+// lib/runtime.cpp
+//
+// The entry points that public templates call (goro/detail/goroutine.hpp,
+// goro/run.hpp, goro/go.hpp): starting goroutines, joining them, yielding,
+// finishing, and run() itself, with the process-wide "which runtime is
+// running" state.
+//
+// Joining (the rendezvous in G::join_state), step by step:
+//   1. spawn: the child's join state is kJoinRunning, its claim kUnclaimed,
+//      and its claim entry goes to the spawner's runnext.
+//   2. co_await handle, child not started: the joiner wins the claim CAS,
+//      stores itself as the waiter, tombstones the child's entry if it is
+//      still in its own P's runnext or recent queue slots, and transfers
+//      into the child (inline join). The child's final suspend transfers
+//      back to the joiner, so a fork-join tree runs depth first on one
+//      thread with no queue traffic, while idle Ps steal the siblings.
+//   3. co_await handle, child started elsewhere: CAS join state
+//      kJoinRunning -> joiner (release: publishes joiner->resume) and park;
+//      if the CAS fails the child is done and the joiner continues.
+//   4. The child finishes: exchange join state -> kJoinDone (acq_rel). The
+//      old value says what to do: a waiter is resumed at once by symmetric
+//      transfer on this thread (it inherits the time slice, like a runnext
+//      handoff); kJoinDetached means nobody will read the result: free
+//      everything; kJoinRunning: the handle will read the result later.
+//   5. The handle reads the result and frees the frame and record, or, if
+//      dropped unread, exchanges kJoinDetached and frees them if the child
+//      had already finished.
+// Exactly one of steps 4 and 5 frees: whichever exchange comes second.
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "goro/go.hpp"
+#include "goro/run.hpp"
+#include "goro/scheduler_stats.hpp"
+#include "runtime_state.hpp"
+#include "scheduler.hpp"
+
+namespace goro::detail {
+
+thread_local P* tls_p = nullptr;
+thread_local G* tls_g = nullptr;
+
+namespace {
+
+// Guards which runtime is running, for threads outside it (go/spawn from
+// outside, scheduler_stats) and for run() itself. Never taken on a hot path.
+Mutex runtime_mu;
+Scheduler* running ABSL_GUARDED_BY(runtime_mu) = nullptr;
+SchedulerStats last_run_stats ABSL_GUARDED_BY(runtime_mu);
+
+unsigned resolve_procs(const Config& config) {
+  if (config.procs != 0) return config.procs;
+  if (const char* env = std::getenv("GORO_MAXPROCS")) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && n > 0 && n <= 1 << 16) return static_cast<unsigned>(n);
+  }
+  return available_procs();
+}
+
+void validate(const Config& config) {
+  const unsigned c = config.local_run_queue_capacity;
+  if (c != 0 && (c < 4 || c > SchedulerTuning::kLocalQueueCapacity || (c & (c - 1)) != 0)) {
+    throw std::invalid_argument(
+        "goro::Config::local_run_queue_capacity must be 0 or a power of two in [4, 256]");
+  }
+}
+
+}  // namespace
+
+void recycle_goroutine(P* p, G* g) noexcept {
+  g->live = false;
+  g->root = nullptr;
+  g->root_promise = nullptr;
+  // Relaxed: the record was claimed (kClaimed) since it started, so a stale
+  // claim entry already fails; kFree just documents the state.
+  g->claim.store(static_cast<std::uint32_t>(Claim::kFree), std::memory_order_relaxed);
+  GoroutinePool& pool = GoroutinePool::instance();
+  if (p != nullptr) {
+    p->g_cache.free(pool, g);
+  } else {
+    pool.free(g);
+  }
+}
+
+G* current_goroutine() noexcept { return tls_g; }
+
+G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable) {
+  if (P* p = tls_p) {
+    Scheduler& s = p->scheduler;
+    if (s.stopping()) {
+      root.destroy();
+      return nullptr;
+    }
+    G* g = s.new_goroutine(p, root, promise, joinable);
+    s.runq_put(*p, entry_for(g, joinable), /*next=*/true);
+    s.notify_work_available(p);
+    return g;
+  }
+  G* g = nullptr;
+  bool no_runtime = false;
+  {
+    MutexLock lock(runtime_mu);
+    if (running == nullptr) {
+      no_runtime = true;
+    } else {
+      g = running->new_goroutine(nullptr, root, promise, joinable);
+      if (running->global_put_from_outside(entry_for(g, joinable))) {
+        running->notify_work_available(nullptr);
+      } else {
+        recycle_goroutine(nullptr, g);
+        g = nullptr;
+      }
+    }
+  }
+  if (g == nullptr) {
+    root.destroy();  // outside the lock: its destructors may call go()
+    if (no_runtime) {
+      throw std::logic_error("goro::go/spawn: no runtime is running (start one with goro::run)");
+    }
+  }
+  return g;
+}
+
+std::coroutine_handle<> finish_goroutine(G* g) noexcept {
+  P* p = tls_p;
+  Scheduler& s = p->scheduler;
+  bump(p->stats.goroutines_finished);
+  if (g->is_main) {
+    // run() reads the result after joining the workers; begin_stop's
+    // release store and the thread joins publish it.
+    g->join_state.store(kJoinDone, std::memory_order_relaxed);
+    s.begin_stop();
+    return std::noop_coroutine();
+  }
+  if (!g->joinable) {
+    if (const std::exception_ptr& error = g->root_promise->exception()) {
+      s.report_uncaught(g->id, error);
+    }
+    g->root.destroy();  // we are in its final suspend: allowed
+    recycle_goroutine(p, g);
+    return std::noop_coroutine();
+  }
+  // Release: publishes the result to the joiner. Acquire: if a waiter
+  // registered, we read its resume point (written before its release CAS).
+  const std::uintptr_t previous = g->join_state.exchange(kJoinDone, std::memory_order_acq_rel);
+  if (previous == kJoinRunning) return std::noop_coroutine();
+  if (previous == kJoinDetached) {
+    g->root.destroy();
+    recycle_goroutine(p, g);
+    return std::noop_coroutine();
+  }
+  G* waiter = reinterpret_cast<G*>(previous);
+  tls_g = waiter;
+  return waiter->resume;
+}
+
+std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting) noexcept {
+  G* self = tls_g;
+  P* p = tls_p;
+  self->resume = awaiting;
+  std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
+  // The handle pins the record (it is not recycled while we hold it), so
+  // reading its claim is always about this very child.
+  if (child->claim.load(std::memory_order_relaxed) == unclaimed &&
+      child->claim.compare_exchange_strong(unclaimed, static_cast<std::uint32_t>(Claim::kClaimed),
+                                           std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+    // Inline join. Nobody else touches the join state before the child
+    // finishes; release because the child may finish on another thread
+    // (having parked) and acquire-read our resume point there.
+    child->join_state.store(reinterpret_cast<std::uintptr_t>(self), std::memory_order_release);
+    p->scheduler.erase_claim_entry(*p, child);
+    bump(p->stats.inline_joins);
+    tls_g = child;
+    return child->resume;
+  }
+  std::uintptr_t running_state = kJoinRunning;
+  // Release on success: publishes self->resume to the finishing child.
+  // Acquire on failure: the child is done; its result must be visible.
+  if (child->join_state.compare_exchange_strong(running_state,
+                                                reinterpret_cast<std::uintptr_t>(self),
+                                                std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+    return std::noop_coroutine();  // park; the child resumes us
+  }
+  return awaiting;
+}
+
+void drop_join_handle(G* child) noexcept {
+  // Acq_rel: acquire so that, if the child finished, its frame is ours to
+  // destroy; release so that, if not, the child sees we are gone.
+  const std::uintptr_t previous = child->join_state.exchange(kJoinDetached, std::memory_order_acq_rel);
+  if (previous != kJoinDone) return;  // the child frees itself when it finishes
+  if (child->root) child->root.destroy();
+  recycle_goroutine(tls_p, child);
+}
+
+void release_finished(G* child) noexcept {
+  if (child->root) child->root.destroy();
+  recycle_goroutine(tls_p, child);
+}
+
+void yield_suspend(std::coroutine_handle<> awaiting) noexcept {
+  G* g = tls_g;
+  P* p = tls_p;
+  g->resume = awaiting;
+  bump(p->stats.yields);
+  // After this put another P may steal and resume the goroutine at once:
+  // nothing of it is touched afterwards.
+  p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), /*next=*/false);
+}
+
+void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config) {
+  std::unique_ptr<Scheduler> scheduler;
+  try {
+    validate(config);
+    scheduler = std::make_unique<Scheduler>(config, resolve_procs(config));
+  } catch (...) {
+    main.destroy();
+    throw;
+  }
+  {
+    MutexLock lock(runtime_mu);
+    if (running != nullptr || tls_p != nullptr) {
+      main.destroy();
+      throw std::logic_error("goro::run: a runtime is already running in this process");
+    }
+    running = scheduler.get();
+  }
+  GoroutinePool& pool = GoroutinePool::instance();
+  G* g = pool.allocate();
+  g->root = main;
+  g->resume = main;
+  g->root_promise = promise;
+  g->id = 1;
+  g->joinable = false;
+  g->is_main = true;
+  g->live = true;
+  g->join_state.store(kJoinRunning, std::memory_order_relaxed);
+  g->claim.store(static_cast<std::uint32_t>(Claim::kClaimed), std::memory_order_relaxed);
+  promise->set_goroutine(g);
+  scheduler->run(g);
+  {
+    MutexLock lock(runtime_mu);
+    last_run_stats = scheduler->stats();
+    running = nullptr;
+  }
+  // The frame stays: run() reads the result and destroys it.
+  g->root = nullptr;
+  recycle_goroutine(nullptr, g);
+}
+
+}  // namespace goro::detail
+
+namespace goro {
+
+void go(Task<void> task) {
+  auto root = task.release();
+  detail::start_goroutine(root, &root.promise(), /*joinable=*/false);
+}
+
+SchedulerStats scheduler_stats() noexcept {
+  if (detail::P* p = detail::tls_p) return p->scheduler.stats();
+  detail::MutexLock lock(detail::runtime_mu);
+  if (detail::running != nullptr) return detail::running->stats();
+  return detail::last_run_stats;
+}
+
+}  // namespace goro

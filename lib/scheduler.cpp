@@ -1,0 +1,489 @@
+// lib/scheduler.cpp: the G/M/P scheduler. The design, its invariants and
+// the spin/park handshake are described at the top of scheduler.hpp; the
+// comments here say why each step and memory order is what it is.
+#include "scheduler.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <string>
+
+#include "absl/container/inlined_vector.h"
+#include "goro/task.hpp"
+#include "runtime_state.hpp"
+
+namespace goro::detail {
+namespace {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// splitmix64: a fast per-P generator for the steal order.
+inline std::uint64_t next_random(std::uint64_t& state) noexcept {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
+  const std::uint32_t capacity = config.local_run_queue_capacity == 0
+                                     ? SchedulerTuning::kLocalQueueCapacity
+                                     : config.local_run_queue_capacity;
+  ps_.reserve(procs);
+  for (unsigned i = 0; i < procs; ++i) {
+    ps_.push_back(std::make_unique<P>(*this, i, capacity));
+    ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
+  }
+  // Strides coprime to the number of Ps visit every P exactly once from any
+  // starting point (Go's randomOrder).
+  for (std::uint32_t s = 1; s <= procs; ++s) {
+    if (std::gcd(s, static_cast<std::uint32_t>(procs)) == 1) coprimes_.push_back(s);
+  }
+}
+
+Scheduler::~Scheduler() = default;
+
+P* Scheduler::current_p() noexcept { return tls_p; }
+
+void Scheduler::run(G* main) {
+  P& p0 = *ps_[0];
+  bump(p0.stats.goroutines_started);
+  const bool pushed = p0.runq.push(entry_for(main, /*claim=*/false));
+  (void)pushed;  // an empty queue always has room
+  threads_.reserve(ps_.size() - 1);
+  for (std::size_t i = 1; i < ps_.size(); ++i) {
+    threads_.emplace_back([this, i] { worker_loop(*ps_[i]); });
+  }
+  worker_loop(p0);
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  sweep_goroutines();
+}
+
+void Scheduler::worker_loop(P& p) {
+  tls_p = &p;
+  if (p.index != 0) {
+    const std::string name = "goro-p" + std::to_string(p.index);
+    pthread_setname_np(pthread_self(), name.c_str());
+  }
+  for (;;) {
+    const Found found = find_runnable(p);
+    if (found.g == nullptr) break;  // stopping
+    if (p.spinning) reset_spinning(p);
+    if (!found.inherit_time) {
+      // Owner-only counter read by thieves: relaxed load + store.
+      p.schedtick.store(p.schedtick.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+    }
+    bump(p.stats.schedules);
+    tls_g = found.g;
+    // Runs until the goroutine (or one it transfers to) parks or finishes.
+    // After this returns the goroutine may already run elsewhere: touch
+    // nothing of it.
+    found.g->resume.resume();
+    tls_g = nullptr;
+  }
+  if (p.spinning) {
+    p.spinning = false;
+    nmspinning_.fetch_sub(1, std::memory_order_relaxed);  // stopping: nobody waits on it
+  }
+  p.g_cache.flush(GoroutinePool::instance());
+  tls_p = nullptr;
+}
+
+G* Scheduler::decode(Entry entry) noexcept {
+  if (entry == 0) return nullptr;  // tombstone
+  G* g = reinterpret_cast<G*>(entry & ~kClaimBit);
+  if ((entry & kClaimBit) == 0) return g;
+  std::uint32_t expected = static_cast<std::uint32_t>(Claim::kUnclaimed);
+  // Cheap check first: stale entries (the common loser) skip the RMW.
+  if (g->claim.load(std::memory_order_relaxed) != expected) return nullptr;
+  // Acquire on success: pairs with new_goroutine's release store of
+  // kUnclaimed, so the record's fields (resume, root...) are visible.
+  // Relaxed on failure: the entry is stale and we touch nothing else.
+  if (g->claim.compare_exchange_strong(expected, static_cast<std::uint32_t>(Claim::kClaimed),
+                                       std::memory_order_acquire, std::memory_order_relaxed)) {
+    return g;
+  }
+  return nullptr;
+}
+
+Scheduler::Found Scheduler::local_get(P& p) noexcept {
+  Entry next = p.runnext.load(std::memory_order_relaxed);
+  while (next != 0) {
+    // Only this thread stores non-zero values here, so the record behind
+    // the entry is already visible; acquire is belt and braces (free on
+    // x86). The CAS races with thieves taking runnext in their last round.
+    if (p.runnext.compare_exchange_weak(next, 0, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+      if (G* g = decode(next)) return {g, true};
+      break;
+    }
+  }
+  Entry entry;
+  while (p.runq.pop(entry)) {
+    if (G* g = decode(entry)) return {g, false};
+  }
+  return {};
+}
+
+void Scheduler::runq_put(P& p, Entry entry, bool next) {
+  if (next) {
+    // Release: a thief that CASes the new entry out of runnext must see the
+    // goroutine's record. What comes back was stored by us (or is 0 if a
+    // thief took it), so no acquire is needed.
+    entry = p.runnext.exchange(entry, std::memory_order_release);
+    if (entry == 0) return;
+  }
+  for (;;) {
+    if (p.runq.push(entry)) return;
+    // Full: move the older half and `entry` to the global queue in one
+    // batch (Go's runqputslow), so that the next 128 pushes are lock-free.
+    absl::InlinedVector<Entry, SchedulerTuning::kLocalQueueCapacity / 2 + 1> batch(
+        p.runq.capacity() / 2 + 1);
+    const std::uint32_t n = p.runq.spill_half(batch.data());
+    if (n == 0) continue;  // a thief made room
+    batch[n] = entry;
+    global_.push_batch(batch.data(), n + 1);
+    bump(p.stats.local_queue_overflows);
+    return;
+  }
+}
+
+G* Scheduler::global_get(P& p, std::uint32_t max) {
+  const std::size_t queued = global_.size_hint();
+  if (queued == 0) return nullptr;
+  std::size_t n = std::min<std::size_t>(queued / ps_.size() + 1, p.runq.capacity() / 2);
+  if (max != 0) n = std::min<std::size_t>(n, max);
+  absl::InlinedVector<Entry, SchedulerTuning::kLocalQueueCapacity / 2> batch(n);
+  n = global_.pop_batch(batch.data(), n);
+  if (n == 0) return nullptr;
+  bump(p.stats.global_queue_takes);
+  G* result = nullptr;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (result == nullptr) {
+      result = decode(batch[i]);
+    } else {
+      runq_put(p, batch[i], /*next=*/false);
+    }
+  }
+  return result;
+}
+
+bool Scheduler::steal_runnext(P& victim, Entry& out) noexcept {
+  Entry next = victim.runnext.load(std::memory_order_relaxed);
+  if (next == 0) return false;
+  // The victim put it there to run it next: give it a few microseconds to
+  // do so before taking it (Go sleeps 3us here).
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(SchedulerTuning::kRunnextGraceNanos);
+  while (std::chrono::steady_clock::now() < deadline) {
+    cpu_relax();
+    if (victim.runnext.load(std::memory_order_relaxed) != next) return false;
+  }
+  // Acquire: pairs with the owner's release exchange that stored it, making
+  // the goroutine's record visible.
+  if (!victim.runnext.compare_exchange_strong(next, 0, std::memory_order_acquire,
+                                              std::memory_order_relaxed)) {
+    return false;
+  }
+  out = next;
+  return true;
+}
+
+G* Scheduler::steal_work(P& p) {
+  const auto nprocs = static_cast<std::uint32_t>(ps_.size());
+  for (int round = 0; round < SchedulerTuning::kStealRounds; ++round) {
+    const bool last_round = round == SchedulerTuning::kStealRounds - 1;
+    const std::uint64_t r = next_random(p.rng);
+    std::uint32_t pos = static_cast<std::uint32_t>(r % nprocs);
+    const std::uint32_t stride = coprimes_[(r >> 32) % coprimes_.size()];
+    for (std::uint32_t i = 0; i < nprocs; ++i, pos = (pos + stride) % nprocs) {
+      P& victim = *ps_[pos];
+      if (&victim == &p) continue;
+      if (stopping()) return nullptr;
+      Entry entry;
+      if (p.runq.steal_half_into(victim.runq, entry)) {
+        bump(p.stats.steals);
+        bump(p.stats.stolen_goroutines, 1 + p.runq.size());
+        if (G* g = decode(entry)) return g;
+        if (Found f = local_get(p); f.g != nullptr) return f.g;
+        continue;  // we stole only tombstones or stale claims
+      }
+      if (last_round && steal_runnext(victim, entry)) {
+        bump(p.stats.steals);
+        bump(p.stats.stolen_goroutines);
+        if (G* g = decode(entry)) return g;
+      }
+    }
+  }
+  return nullptr;
+}
+
+bool Scheduler::any_work_visible() const noexcept {
+  if (global_.size_hint() != 0) return true;
+  for (const auto& p : ps_) {
+    if (!p->runq.empty() || p->runnext.load(std::memory_order_relaxed) != 0) return true;
+  }
+  return false;
+}
+
+Scheduler::Found Scheduler::find_runnable(P& p) {
+  for (;;) {
+    if (stopping()) return {};
+
+    // 1. Fairness: the global queue first every 61st tick.
+    if (p.schedtick.load(std::memory_order_relaxed) % SchedulerTuning::kGlobalQueueFairnessTick ==
+            0 &&
+        global_.size_hint() != 0) {
+      if (G* g = global_get(p, 1)) return {g, false};
+    }
+    // 2. runnext, then the local queue.
+    if (Found f = local_get(p); f.g != nullptr) return f;
+    // 3. The global queue.
+    if (global_.size_hint() != 0) {
+      if (G* g = global_get(p, 0)) return {g, false};
+    }
+    // 5. Steal, limiting spinners to half of the busy Ps.
+    const std::uint32_t busy =
+        static_cast<std::uint32_t>(ps_.size()) - npidle_.load(std::memory_order_relaxed);
+    if (p.spinning || 2 * nmspinning_.load(std::memory_order_relaxed) < busy) {
+      if (!p.spinning) {
+        p.spinning = true;
+        // Relaxed suffices: a submitter that misses this increment wakes a
+        // worker anyway; one that sees it relies on our re-check in 6c.
+        nmspinning_.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (G* g = steal_work(p)) return {g, false};
+    }
+
+    // 6a. Go idle.
+    {
+      MutexLock lock(sched_mu_);
+      if (stopping_.load(std::memory_order_relaxed)) return {};  // set under sched_mu_
+      if (global_.size_hint() != 0) continue;
+      idle_.push_back(&p);
+      p.idle = true;
+      // seq_cst: part of the Dekker pair with the submitter's fence (6c/g).
+      npidle_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    // 6b. Stop spinning.
+    if (p.spinning) {
+      p.spinning = false;
+      nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    // 6c. Full fence: orders the two writes above before the re-check reads.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // 6d. Re-check every source of work.
+    if (any_work_visible()) {
+      MutexLock lock(sched_mu_);
+      if (p.idle) {
+        idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
+        p.idle = false;
+        npidle_.fetch_sub(1, std::memory_order_seq_cst);
+        p.spinning = true;
+        nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+      }
+      // Otherwise a waker already took us off the list and made us spinning;
+      // its unpark token makes one later park() return at once, which the
+      // loop tolerates.
+      continue;
+    }
+    // 6e. Sleep until wakep (which makes us spinning) or begin_stop.
+    bump(p.stats.parks);
+    p.parker.park();
+  }
+}
+
+void Scheduler::reset_spinning(P& p) noexcept {
+  p.spinning = false;
+  nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
+  // We found work; there may be more. Keep one spinner looking (Go's
+  // resetspinning), with the same fence discipline as a submitter.
+  notify_work_available(&p);
+}
+
+void Scheduler::notify_work_available(P* p) noexcept {
+  // Step g: the enqueue (already done) must be ordered before the loads of
+  // npidle/nmspinning in wakep; only a seq_cst fence orders store->load.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Relaxed loads after the fence: the fence pairs with the idle worker's
+  // fence (6c), which is all the handshake needs.
+  if (npidle_.load(std::memory_order_relaxed) == 0) return;
+  if (nmspinning_.load(std::memory_order_relaxed) != 0) return;
+  std::uint32_t none = 0;
+  if (!nmspinning_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) return;
+  P* woken = nullptr;
+  {
+    MutexLock lock(sched_mu_);
+    if (!idle_.empty()) {
+      woken = idle_.back();
+      idle_.pop_back();
+      woken->idle = false;
+      woken->spinning = true;  // it owns the nmspinning slot we just took
+      npidle_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (woken == nullptr) {
+    nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  if (p != nullptr) {
+    bump(p->stats.wakeups);
+  } else {
+    outside_wakeups_.fetch_add(1, std::memory_order_relaxed);
+  }
+  woken->parker.unpark();
+}
+
+void Scheduler::begin_stop() noexcept {
+  std::vector<P*> sleepers;
+  {
+    MutexLock lock(sched_mu_);
+    // Release: a worker that acquires `stopping` also sees everything the
+    // finishing main goroutine wrote (its result).
+    stopping_.store(true, std::memory_order_release);
+    accepting_outside_ = false;
+    sleepers.swap(idle_);
+    for (P* p : sleepers) p->idle = false;
+    npidle_.store(0, std::memory_order_relaxed);
+  }
+  for (P* p : sleepers) p->parker.unpark();
+}
+
+bool Scheduler::global_put_from_outside(Entry entry) {
+  MutexLock lock(sched_mu_);
+  if (!accepting_outside_) return false;
+  global_.push(entry);
+  return true;
+}
+
+G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase* promise,
+                            bool joinable) {
+  GoroutinePool& pool = GoroutinePool::instance();
+  G* g = p != nullptr ? p->g_cache.allocate(pool) : pool.allocate();
+  g->root = root;
+  g->resume = root;
+  g->root_promise = promise;
+  g->joinable = joinable;
+  g->is_main = false;
+  g->live = true;
+  g->id = p != nullptr ? next_goroutine_id(*p) : id_source_.fetch_add(1, std::memory_order_relaxed);
+  // Relaxed: published together with the record by the release below and
+  // by the queue that carries the entry.
+  g->join_state.store(kJoinRunning, std::memory_order_relaxed);
+  promise->set_goroutine(g);
+  // Release: a stale claim entry for this recycled record that wins the
+  // claim (acquire) must see the fields written above. Non-joinable
+  // goroutines are claimed from birth: no claim entry can win them.
+  g->claim.store(static_cast<std::uint32_t>(joinable ? Claim::kUnclaimed : Claim::kClaimed),
+                 std::memory_order_release);
+  if (p != nullptr) {
+    bump(p->stats.goroutines_started);
+  } else {
+    outside_started_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return g;
+}
+
+std::uint64_t Scheduler::next_goroutine_id(P& p) noexcept {
+  if (p.next_id == p.end_id) {
+    // Relaxed: ids need uniqueness only, which the RMW gives.
+    p.next_id = id_source_.fetch_add(SchedulerTuning::kIdBatch, std::memory_order_relaxed);
+    p.end_id = p.next_id + SchedulerTuning::kIdBatch;
+  }
+  return p.next_id++;
+}
+
+void Scheduler::erase_claim_entry(P& p, G* child) noexcept {
+  const Entry entry = entry_for(child, /*claim=*/true);
+  Entry expected = entry;
+  if (p.runnext.load(std::memory_order_relaxed) == entry) {
+    // Relaxed: if a thief got it first, its copy is stale and harmless.
+    p.runnext.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+    return;
+  }
+  p.runq.erase_recent(entry, SchedulerTuning::kEraseWindow);
+}
+
+void Scheduler::report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept {
+  if (config_.on_uncaught_exception) {
+    config_.on_uncaught_exception(id, error);
+    return;
+  }
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "goroutine %llu: uncaught exception: %s\n",
+               static_cast<unsigned long long>(id), what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+void Scheduler::sweep_goroutines() noexcept {
+  // Every worker has exited: this thread is the only one touching the
+  // queues and records. Queue entries are dropped; the records say what is
+  // alive.
+  for (auto& p : ps_) {
+    p->runq.clear();
+    p->runnext.store(0, std::memory_order_relaxed);
+  }
+  global_.clear();
+  GoroutinePool::instance().for_each_record([](G& g) {
+    if (!g.live || g.is_main) return;
+    // A finished joinable goroutine keeps its frame for its handle.
+    if (g.joinable && g.join_state.load(std::memory_order_acquire) == kJoinDone) return;
+    std::coroutine_handle<> root = std::exchange(g.root, nullptr);
+    g.root_promise = nullptr;
+    bool recycle_now = true;
+    if (g.joinable) {
+      // Mark it finished (result: none) so that its handle, when dropped,
+      // recycles the record; a handle already dropped leaves it to us.
+      recycle_now = g.join_state.exchange(kJoinDone, std::memory_order_acq_rel) == kJoinDetached;
+    }
+    // Runs the destructors of the goroutine's frames; they may drop other
+    // handles (recycling finished records) but cannot start goroutines.
+    if (root) root.destroy();
+    if (recycle_now) recycle_goroutine(nullptr, &g);
+  });
+}
+
+SchedulerStats Scheduler::stats() const noexcept {
+  SchedulerStats s;
+  s.procs = static_cast<std::uint32_t>(ps_.size());
+  for (const auto& p : ps_) {
+    const PStats& c = p->stats;
+    auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+    s.goroutines_started += get(c.goroutines_started);
+    s.goroutines_finished += get(c.goroutines_finished);
+    s.schedules += get(c.schedules);
+    s.inline_joins += get(c.inline_joins);
+    s.yields += get(c.yields);
+    s.steals += get(c.steals);
+    s.stolen_goroutines += get(c.stolen_goroutines);
+    s.global_queue_takes += get(c.global_queue_takes);
+    s.local_queue_overflows += get(c.local_queue_overflows);
+    s.parks += get(c.parks);
+    s.wakeups += get(c.wakeups);
+  }
+  s.goroutines_started += outside_started_.load(std::memory_order_relaxed);
+  s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace goro::detail

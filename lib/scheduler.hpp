@@ -1,0 +1,265 @@
+// lib/scheduler.hpp
+//
+// Defines: goro::detail::P (a processor), goro::detail::Scheduler (the
+// runtime: Ps, their worker threads, the global queue, the idle list).
+//
+// Goroutine scheduler, after Go's proc.go.
+//
+// Glossary
+//   G  a goroutine: a root Task and the chain of Tasks it awaits, described
+//      by a G record (goro/detail/goroutine.hpp).
+//   M  a worker thread. Unlike Go, each M is bound to one P for the life of
+//      the runtime: an io_uring ring belongs to the thread that submits to
+//      it, so the P that owns a ring cannot move between threads (BRIEF,
+//      "Threads and who owns what"). Blocking calls go to separate syscall
+//      threads that hold no P (a later issue).
+//   P  a processor: the right to run goroutines, with a local run queue, a
+//      runnext slot, a goroutine-record cache, counters, and (later) a
+//      timer heap, a poller and an allocator cache.
+//
+// Run queue entries
+//   Queues hold uintptr_t entries: a G address, with bit 0 set for the
+//   first-run entry of a joinable goroutine ("claim entry"), and 0 for a
+//   tombstone. A claim entry may be consumed only by winning the G's claim
+//   compare-exchange (kUnclaimed -> kClaimed), because the goroutine's
+//   joiner may have run it inline. A claim entry that loses is stale and is
+//   dropped. G records are type-stable (goroutine_pool.hpp), so dropping a
+//   stale entry never touches freed memory; if the record was recycled for
+//   a new joinable goroutine not yet started, the stale entry may win its
+//   claim and run it, which is correct: exactly one entry ever wins.
+//
+// Invariants
+//   1. A G is runnable in at most one place, except stale claim entries,
+//      which never run anything twice (one claim winner).
+//   2. Only P's own worker pushes to P's local queue and writes a non-zero
+//      runnext; thieves only take (copy + CAS head / CAS runnext to 0).
+//   3. nmspinning counts workers in the spinning state (looking for work
+//      while holding nothing). npidle counts workers in the idle list.
+//   4. A worker in the idle list is woken only by the thread that removes
+//      it from the list, under sched_mu_.
+//
+// Finding work (find_runnable), as findRunnable in proc.go:
+//   1. Every 61st schedule tick, one G from the global queue first, so that
+//      goroutines that keep readying each other cannot starve it.
+//   2. runnext (the G inherits the current time slice: the tick is not
+//      advanced), then the local queue.
+//   3. The global queue: a batch of min(len/nprocs + 1, capacity/2).
+//   4. (netpoller, in a later issue: a non-blocking poll.)
+//   5. Steal, if this worker is spinning or fewer than half of the busy Ps
+//      are spinning: 4 rounds over the other Ps in a random order with a
+//      stride coprime to their number, taking half of a victim's queue;
+//      in the last round also its runnext, but only after giving the
+//      victim ~3 microseconds to run it itself.
+//   6. Go idle (the spin/park handshake below), then sleep.
+//
+// Spin/park handshake: no wakeup is lost.
+//   Going idle (worker W):
+//     a. lock sched_mu_; if the global queue is non-empty, take from it;
+//        otherwise put W in the idle list (npidle++); unlock.
+//     b. If W was spinning: W.spinning = false; nmspinning.fetch_sub (a
+//        seq_cst read-modify-write).
+//     c. Full fence (seq_cst).
+//     d. Re-check every P's queue and runnext and the global queue. If any
+//        has work: leave the idle list (or, if a waker already removed W,
+//        accept the spinning state it gave) and start again at 1.
+//     e. Otherwise sleep in the Parker until woken.
+//   Submitting work (spawn, ready, yield-to-global, overflow):
+//     f. Enqueue (release store of tail / runnext / under the queue lock).
+//     g. Full fence (seq_cst).
+//     h. wakep: if npidle == 0 or nmspinning != 0, stop: a spinner exists
+//        (it re-checks in d after its decrement) or nobody is idle.
+//        Otherwise CAS nmspinning 0 -> 1, take a worker from the idle list
+//        under sched_mu_, mark it spinning and unpark it.
+//   Why it is enough: c and g are seq_cst fences, so either the submitter's
+//   load in h observes W's npidle increment / nmspinning decrement, and
+//   wakes someone, or W's re-check in d observes the submitted work.
+//   When a spinning worker finds work it stops spinning (fetch_sub) and
+//   calls wakep, so that while there is work there is a spinner to find
+//   more (Go's resetspinning).
+//
+// Rejected alternatives
+//   * One shared queue under a lock (the simplest design): every spawn
+//     contends on one cache line; Go and Tokio both moved away from it.
+//   * Work-first LIFO deques (Cilk, Chase-Lev): good fork-join locality but
+//     no FIFO fairness; goro keeps Go's FIFO queue and gets fork-join
+//     locality from runnext plus inline joins instead.
+//   * Migrating Ps between threads as Go does at syscalls: impossible with
+//     a ring per P; blocking work moves to syscall threads instead.
+//   * A registry of live goroutines (a locked list) for shutdown: two
+//     atomic read-modify-writes per spawn; type-stable records let the
+//     shutdown sweep find live goroutines by walking the slabs instead.
+#ifndef GORO_LIB_SCHEDULER_HPP_
+#define GORO_LIB_SCHEDULER_HPP_
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "global_queue.hpp"
+#include "goro/config.hpp"
+#include "goro/detail/goroutine.hpp"
+#include "goro/scheduler_stats.hpp"
+#include "goroutine_pool.hpp"
+#include "mutex.hpp"
+#include "parker.hpp"
+#include "run_queue.hpp"
+
+namespace goro::detail {
+
+// Go's scheduler constants (proc.go), named.
+struct SchedulerTuning {
+  // Local run queue slots per P (Go: len(p.runq)).
+  static constexpr std::uint32_t kLocalQueueCapacity = 256;
+  // Every this many schedule ticks the global queue is served first.
+  static constexpr std::uint32_t kGlobalQueueFairnessTick = 61;
+  // Steal rounds over all Ps before going idle (Go: stealTries).
+  static constexpr int kStealRounds = 4;
+  // How long a thief leaves a running victim to take its own runnext.
+  static constexpr std::uint32_t kRunnextGraceNanos = 3000;
+  // Goroutine ids are handed to Ps in batches (Go: _GoidCacheBatch).
+  static constexpr std::uint64_t kIdBatch = 16;
+  // How many recent local-queue slots an inline join searches to tombstone
+  // the child's entry.
+  static constexpr std::uint32_t kEraseWindow = 16;
+};
+
+using Entry = std::uintptr_t;
+inline constexpr Entry kClaimBit = 1;
+
+inline Entry entry_for(G* g, bool claim) noexcept {
+  return reinterpret_cast<Entry>(g) | (claim ? kClaimBit : 0);
+}
+
+// Per-P counters, written only by the owner with relaxed load+store (no
+// read-modify-write on the hot path), read by anyone with relaxed loads.
+struct PStats {
+  std::atomic<std::uint64_t> goroutines_started{0};
+  std::atomic<std::uint64_t> goroutines_finished{0};
+  std::atomic<std::uint64_t> schedules{0};
+  std::atomic<std::uint64_t> inline_joins{0};
+  std::atomic<std::uint64_t> yields{0};
+  std::atomic<std::uint64_t> steals{0};
+  std::atomic<std::uint64_t> stolen_goroutines{0};
+  std::atomic<std::uint64_t> global_queue_takes{0};
+  std::atomic<std::uint64_t> local_queue_overflows{0};
+  std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::uint64_t> wakeups{0};
+};
+
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+  // Owner-only counter: a relaxed load and store avoid a locked instruction.
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+class Scheduler;
+
+struct alignas(64) P {
+  P(Scheduler& scheduler, std::uint32_t index, std::uint32_t queue_capacity)
+      : scheduler(scheduler), index(index), runq(queue_capacity) {}
+
+  Scheduler& scheduler;
+  const std::uint32_t index;
+  RunQueue runq;
+  // A G readied by the running G that should run next (Go's p.runnext).
+  // Owner stores non-zero; thieves CAS to 0 in their last steal round.
+  alignas(64) std::atomic<Entry> runnext{0};
+  // Schedule ticks; written by the owner only, read by thieves (relaxed) to
+  // see whether the P is making progress.
+  std::atomic<std::uint32_t> schedtick{0};
+
+  // Owner-only state.
+  bool spinning = false;  // also written by a waker while the P is idle (under sched_mu_)
+  bool idle = false;      // guarded by Scheduler::sched_mu_
+  std::uint64_t rng = 0;
+  std::uint64_t next_id = 0;
+  std::uint64_t end_id = 0;
+  GoroutineCache g_cache;
+  Parker parker;
+  PStats stats;
+};
+
+class Scheduler {
+ public:
+  Scheduler(const Config& config, unsigned procs);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Runs the runtime until `main` finishes (called by run_main).
+  void run(G* main);
+
+  // The Scheduler whose worker is the current thread, or nullptr.
+  static P* current_p() noexcept;
+
+  G* new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
+  void free_goroutine(P* p, G* g) noexcept;
+  // Makes `entry` runnable from a worker: runnext (next) or local tail,
+  // spilling to the global queue when full.
+  void runq_put(P& p, Entry entry, bool next);
+  // Makes `entry` runnable from a thread outside the runtime. Returns false
+  // if the runtime no longer accepts work.
+  bool global_put_from_outside(Entry entry);
+  // Step g-h of the handshake.
+  void notify_work_available(P* p) noexcept;
+
+  // Called when main finishes: stops accepting work and wakes every worker.
+  void begin_stop() noexcept;
+  [[nodiscard]] bool stopping() const noexcept {
+    // Acquire: pairs with begin_stop's release; a worker that sees it stops.
+    return stopping_.load(std::memory_order_acquire);
+  }
+
+  // Removes the tombstone-able copy of `child`'s claim entry from p's
+  // runnext or recent local-queue slots (an inline join took it).
+  void erase_claim_entry(P& p, G* child) noexcept;
+
+  void report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept;
+
+  [[nodiscard]] SchedulerStats stats() const noexcept;
+  [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
+
+ private:
+  struct Found {
+    G* g = nullptr;
+    bool inherit_time = false;
+  };
+
+  void worker_loop(P& p);
+  Found find_runnable(P& p);
+  G* decode(Entry entry) noexcept;
+  Found local_get(P& p) noexcept;
+  G* global_get(P& p, std::uint32_t max);
+  G* steal_work(P& p);
+  bool steal_runnext(P& victim, Entry& out) noexcept;
+  bool any_work_visible() const noexcept;
+  void reset_spinning(P& p) noexcept;
+  void wakep() noexcept;
+  std::uint64_t next_goroutine_id(P& p) noexcept;
+  void sweep_goroutines() noexcept;
+
+  Config config_;
+  std::vector<std::unique_ptr<P>> ps_;
+  std::vector<std::thread> threads_;
+  std::vector<std::uint32_t> coprimes_;  // strides for the random steal order
+  GlobalQueue global_;
+
+  // Protects the idle list and the stop decision (Go's sched.lock).
+  Mutex sched_mu_;
+  std::vector<P*> idle_ ABSL_GUARDED_BY(sched_mu_);
+  bool accepting_outside_ ABSL_GUARDED_BY(sched_mu_) = true;
+
+  alignas(64) std::atomic<std::uint32_t> nmspinning_{0};
+  std::atomic<std::uint32_t> npidle_{0};
+  std::atomic<bool> stopping_{false};
+  alignas(64) std::atomic<std::uint64_t> id_source_{2};  // 1 is main
+  // Counters for work submitted from outside the runtime.
+  std::atomic<std::uint64_t> outside_started_{0};
+  std::atomic<std::uint64_t> outside_wakeups_{0};
+};
+
+}  // namespace goro::detail
+
+#endif  // GORO_LIB_SCHEDULER_HPP_
