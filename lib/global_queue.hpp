@@ -34,6 +34,9 @@ class GlobalQueue {
 
   // Appends entries[0..count) in order. Tombstones (0) are skipped.
   void push_batch(const Entry* entries, std::size_t count) ABSL_LOCKS_EXCLUDED(mu_) {
+    std::size_t live = 0;
+    for (std::size_t i = 0; i < count; ++i) live += entries[i] != 0 ? 1 : 0;
+    if (live == 0) return;  // all tombstones: no need for the lock
     MutexLock lock(mu_);
     for (std::size_t i = 0; i < count; ++i) {
       if (entries[i] != 0) push_locked(entries[i]);

@@ -158,24 +158,24 @@ class RunQueue {
     }
   }
 
-  // Owner only. Replaces the entry equal to `entry` among the `window` most
-  // recently pushed ones with a tombstone; returns whether it found one.
-  // A thief may have copied the slot just before: callers must tolerate a
-  // stale copy of `entry` being consumed later.
-  bool erase_recent(Entry entry, std::uint32_t window) noexcept {
+  // Owner only. The position the next push will use (for erase_at).
+  [[nodiscard]] std::uint32_t next_position() const noexcept {
+    return tail_.load(std::memory_order_relaxed);  // only the owner writes it
+  }
+
+  // Owner only. If the slot at `position` (a value next_position() returned
+  // before a push) is still live and holds `entry`, replaces it with a
+  // tombstone and returns true. A thief may have copied the slot just
+  // before: callers must tolerate a stale copy of `entry` being consumed.
+  bool erase_at(std::uint32_t position, Entry entry) noexcept {
     const std::uint32_t h = head_.load(std::memory_order_acquire);
     const std::uint32_t t = tail_.load(std::memory_order_relaxed);
-    const std::uint32_t live = t - h;
-    const std::uint32_t scan = live < window ? live : window;
-    for (std::uint32_t i = 1; i <= scan; ++i) {
-      std::atomic<Entry>& slot = slots_[(t - i) & mask_];
-      if (slot.load(std::memory_order_relaxed) == entry) {
-        // Relaxed: consumers read slots relaxed and arbitrate through head_.
-        slot.store(0, std::memory_order_relaxed);
-        return true;
-      }
-    }
-    return false;
+    if (position - h >= t - h) return false;  // consumed, or never pushed
+    std::atomic<Entry>& slot = slots_[position & mask_];
+    if (slot.load(std::memory_order_relaxed) != entry) return false;
+    // Relaxed: consumers read slots relaxed and arbitrate through head_.
+    slot.store(0, std::memory_order_relaxed);
+    return true;
   }
 
   // Number of entries (tombstones included). Exact for the owner when no

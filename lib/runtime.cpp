@@ -95,7 +95,7 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
       return nullptr;
     }
     G* g = s.new_goroutine(p, root, promise, joinable);
-    s.runq_put(*p, entry_for(g, joinable), /*next=*/true);
+    s.runq_put(*p, entry_for(g, joinable), Scheduler::Placement::kRunNextIfFree);
     s.notify_work_available(p);
     return g;
   }
@@ -143,6 +143,15 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
     recycle_goroutine(p, g);
     return std::noop_coroutine();
   }
+  if (g->inline_on == p && g->inline_epoch == p->loop_epoch) {
+    // Run inline by its joiner and never parked: the joiner is suspended in
+    // this very chain of transfers, so no other thread can reach the join
+    // state. Relaxed is enough; resume the joiner directly.
+    G* waiter = reinterpret_cast<G*>(g->join_state.load(std::memory_order_relaxed));
+    g->join_state.store(kJoinDone, std::memory_order_relaxed);
+    tls_g = waiter;
+    return waiter->resume;
+  }
   // Release: publishes the result to the joiner. Acquire: if a waiter
   // registered, we read its resume point (written before its release CAS).
   const std::uintptr_t previous = g->join_state.exchange(kJoinDone, std::memory_order_acq_rel);
@@ -161,18 +170,13 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
   G* self = tls_g;
   P* p = tls_p;
   self->resume = awaiting;
-  std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
-  // The handle pins the record (it is not recycled while we hold it), so
-  // reading its claim is always about this very child.
-  if (child->claim.load(std::memory_order_relaxed) == unclaimed &&
-      child->claim.compare_exchange_strong(unclaimed, static_cast<std::uint32_t>(Claim::kClaimed),
-                                           std::memory_order_acquire,
-                                           std::memory_order_relaxed)) {
+  if (p->scheduler.claim_for_inline_join(*p, child)) {
     // Inline join. Nobody else touches the join state before the child
     // finishes; release because the child may finish on another thread
     // (having parked) and acquire-read our resume point there.
     child->join_state.store(reinterpret_cast<std::uintptr_t>(self), std::memory_order_release);
-    p->scheduler.erase_claim_entry(*p, child);
+    child->inline_on = p;
+    child->inline_epoch = p->loop_epoch;
     bump(p->stats.inline_joins);
     tls_g = child;
     return child->resume;
@@ -210,7 +214,7 @@ void yield_suspend(std::coroutine_handle<> awaiting) noexcept {
   bump(p->stats.yields);
   // After this put another P may steal and resume the goroutine at once:
   // nothing of it is touched afterwards.
-  p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), /*next=*/false);
+  p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kTail);
 }
 
 void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config) {

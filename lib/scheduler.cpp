@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/container/inlined_vector.h"
+#include "asymmetric_fence.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
 
@@ -37,6 +38,7 @@ inline std::uint64_t next_random(std::uint64_t& state) noexcept {
 }  // namespace
 
 Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
+  enable_asymmetric_fences();
   const std::uint32_t capacity = config.local_run_queue_capacity == 0
                                      ? SchedulerTuning::kLocalQueueCapacity
                                      : config.local_run_queue_capacity;
@@ -93,6 +95,7 @@ void Scheduler::worker_loop(P& p) {
     // nothing of it.
     found.g->resume.resume();
     tls_g = nullptr;
+    ++p.loop_epoch;
   }
   if (p.spinning) {
     p.spinning = false;
@@ -138,8 +141,14 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
   return {};
 }
 
-void Scheduler::runq_put(P& p, Entry entry, bool next) {
-  if (next) {
+void Scheduler::runq_put(P& p, Entry entry, Placement placement) {
+  if (placement == Placement::kRunNextIfFree && p.runnext.load(std::memory_order_relaxed) == 0) {
+    // Only this thread stores non-zero values, so a free slot stays free
+    // until our store. Release: a thief that CASes it out sees the record.
+    p.runnext.store(entry, std::memory_order_release);
+    return;
+  }
+  if (placement == Placement::kRunNext) {
     // Release: a thief that CASes the new entry out of runnext must see the
     // goroutine's record. What comes back was stored by us (or is 0 if a
     // thief took it), so no acquire is needed.
@@ -147,6 +156,13 @@ void Scheduler::runq_put(P& p, Entry entry, bool next) {
     if (entry == 0) return;
   }
   for (;;) {
+    if ((entry & kClaimBit) != 0) {
+      // Remember where the claim entry goes so that an inline join on this
+      // P can tombstone it in O(1). Relaxed: only this thread uses it.
+      G* g = reinterpret_cast<G*>(entry & ~kClaimBit);
+      g->queued_on.store(&p, std::memory_order_relaxed);
+      g->queue_position.store(p.runq.next_position(), std::memory_order_relaxed);
+    }
     if (p.runq.push(entry)) return;
     // Full: move the older half and `entry` to the global queue in one
     // batch (Go's runqputslow), so that the next 128 pushes are lock-free.
@@ -175,7 +191,7 @@ G* Scheduler::global_get(P& p, std::uint32_t max) {
     if (result == nullptr) {
       result = decode(batch[i]);
     } else {
-      runq_put(p, batch[i], /*next=*/false);
+      runq_put(p, batch[i], Placement::kTail);
     }
   }
   return result;
@@ -283,8 +299,10 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
       p.spinning = false;
       nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    // 6c. Full fence: orders the two writes above before the re-check reads.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // 6c. Full fence: orders the two writes above before the re-check
+    // reads. The heavy half of the asymmetric pair: submitters pay only a
+    // compiler barrier (asymmetric_fence.hpp).
+    heavy_fence();
     // 6d. Re-check every source of work.
     if (any_work_visible()) {
       MutexLock lock(sched_mu_);
@@ -316,10 +334,10 @@ void Scheduler::reset_spinning(P& p) noexcept {
 
 void Scheduler::notify_work_available(P* p) noexcept {
   // Step g: the enqueue (already done) must be ordered before the loads of
-  // npidle/nmspinning in wakep; only a seq_cst fence orders store->load.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  // Relaxed loads after the fence: the fence pairs with the idle worker's
-  // fence (6c), which is all the handshake needs.
+  // npidle/nmspinning below. The light half of the asymmetric fence pairs
+  // with the idle worker's heavy half (6c).
+  light_fence();
+  // Relaxed loads after the fence: the fence pair is all the handshake needs.
   if (npidle_.load(std::memory_order_relaxed) == 0) return;
   if (nmspinning_.load(std::memory_order_relaxed) != 0) return;
   std::uint32_t none = 0;
@@ -379,6 +397,7 @@ G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase*
   g->joinable = joinable;
   g->is_main = false;
   g->live = true;
+  g->inline_on = nullptr;
   g->id = p != nullptr ? next_goroutine_id(*p) : id_source_.fetch_add(1, std::memory_order_relaxed);
   // Relaxed: published together with the record by the release below and
   // by the queue that carries the entry.
@@ -406,15 +425,28 @@ std::uint64_t Scheduler::next_goroutine_id(P& p) noexcept {
   return p.next_id++;
 }
 
-void Scheduler::erase_claim_entry(P& p, G* child) noexcept {
-  const Entry entry = entry_for(child, /*claim=*/true);
-  Entry expected = entry;
-  if (p.runnext.load(std::memory_order_relaxed) == entry) {
-    // Relaxed: if a thief got it first, its copy is stale and harmless.
-    p.runnext.compare_exchange_strong(expected, 0, std::memory_order_relaxed);
-    return;
+bool Scheduler::claim_for_inline_join(P& p, G* child) noexcept {
+  std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
+  // Acquire on success: pairs with new_goroutine's release store. The
+  // handle pins the record, so the claim word is about this very child
+  // (a queue entry may be stale, the claim word never is).
+  if (child->claim.load(std::memory_order_relaxed) != unclaimed ||
+      !child->claim.compare_exchange_strong(unclaimed, static_cast<std::uint32_t>(Claim::kClaimed),
+                                            std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+    return false;
   }
-  p.runq.erase_recent(entry, SchedulerTuning::kEraseWindow);
+  // Tombstone the entry we just made stale, if it is still on this P.
+  const Entry entry = entry_for(child, /*claim=*/true);
+  if (p.runnext.load(std::memory_order_relaxed) == entry) {
+    // A plain store is safe: only this thread stores non-zero values, so
+    // the slot holds `entry` or, if a thief took it meanwhile, 0.
+    p.runnext.store(0, std::memory_order_relaxed);
+  } else if (child->queued_on.load(std::memory_order_relaxed) == &p) {
+    // Relaxed: the hint is written by this very thread (see G::queued_on).
+    p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry);
+  }
+  return true;
 }
 
 void Scheduler::report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept {

@@ -121,9 +121,6 @@ struct SchedulerTuning {
   static constexpr std::uint32_t kRunnextGraceNanos = 3000;
   // Goroutine ids are handed to Ps in batches (Go: _GoidCacheBatch).
   static constexpr std::uint64_t kIdBatch = 16;
-  // How many recent local-queue slots an inline join searches to tombstone
-  // the child's entry.
-  static constexpr std::uint32_t kEraseWindow = 16;
 };
 
 using Entry = std::uintptr_t;
@@ -173,6 +170,9 @@ struct alignas(64) P {
   // Owner-only state.
   bool spinning = false;  // also written by a waker while the P is idle (under sched_mu_)
   bool idle = false;      // guarded by Scheduler::sched_mu_
+  // Incremented each time the worker loop regains control from a goroutine
+  // (see G::inline_epoch).
+  std::uint64_t loop_epoch = 0;
   std::uint64_t rng = 0;
   std::uint64_t next_id = 0;
   std::uint64_t end_id = 0;
@@ -196,9 +196,25 @@ class Scheduler {
 
   G* new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
   void free_goroutine(P* p, G* g) noexcept;
-  // Makes `entry` runnable from a worker: runnext (next) or local tail,
-  // spilling to the global queue when full.
-  void runq_put(P& p, Entry entry, bool next);
+  // Where runq_put places an entry.
+  enum class Placement {
+    // runnext, moving its previous occupant to the local queue's tail (Go's
+    // runqput(next=true)): for a goroutine readied by the running one, whose
+    // prompt handoff matters. Costs an atomic exchange (thieves may be
+    // taking the occupant).
+    kRunNext,
+    // runnext if it is free (a plain store: thieves only ever clear it),
+    // otherwise the tail: for spawns. Go displaces the occupant for spawns
+    // too; goro does not, saving the exchange on the hottest path. A burst of
+    // spawns then runs oldest first, which is also what FIFO order would do,
+    // and fork-join code joins its children inline anyway.
+    kRunNextIfFree,
+    // The local queue's tail (yield, redistributing a global batch).
+    kTail,
+  };
+  // Makes `entry` runnable from p's worker, spilling half of the local queue
+  // to the global queue when it is full.
+  void runq_put(P& p, Entry entry, Placement placement);
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // if the runtime no longer accepts work.
   bool global_put_from_outside(Entry entry);
@@ -212,9 +228,10 @@ class Scheduler {
     return stopping_.load(std::memory_order_acquire);
   }
 
-  // Removes the tombstone-able copy of `child`'s claim entry from p's
-  // runnext or recent local-queue slots (an inline join took it).
-  void erase_claim_entry(P& p, G* child) noexcept;
+  // For an inline join: wins the first run of `child` (the claim CAS) and
+  // tombstones its claim entry if that is still in p's runnext or local
+  // queue. Returns false when someone else started the child first.
+  bool claim_for_inline_join(P& p, G* child) noexcept;
 
   void report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept;
 

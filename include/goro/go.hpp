@@ -13,8 +13,9 @@ namespace goro {
 
 // Starts `task` as a new goroutine and returns at once, as Go's `go f()`.
 //  * From a goroutine: the new goroutine goes into the current P's runnext
-//    slot (it runs next on this P, inheriting the time slice, unless an idle
-//    P steals it first) and an idle P is woken if none is looking for work.
+//    slot when that is free (it runs next on this P, inheriting the time
+//    slice, unless an idle P steals it first), otherwise to the tail of the
+//    P's run queue; an idle P is woken if none is looking for work.
 //  * From a thread outside the runtime: it goes onto the global run queue
 //    and an idle worker is woken.
 //  * An exception escaping the goroutine goes to Config::on_uncaught_exception,

@@ -1,0 +1,73 @@
+// lib/asymmetric_fence.hpp
+//
+// Defines: goro::detail::light_fence, heavy_fence and
+// enable_asymmetric_fences: a store-load fence split into a cheap half for
+// the hot path and an expensive half for the cold path.
+//
+// Why: the spin/park handshake (scheduler.hpp) is a Dekker pattern: a
+// submitter stores work and then loads the idle/spinning counts; a worker
+// going idle stores those counts and then loads the queues. Each side needs
+// a store-load fence. The submitter's side runs on every spawn and every
+// wakeup of a goroutine (millions per second); a seq_cst fence there
+// (`mfence`, or a locked instruction) was the single most expensive step of
+// a spawn. The worker's side runs once per trip to sleep, which costs a
+// futex syscall anyway.
+//
+// How: Linux's membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) makes every
+// thread of this process that is running on a CPU execute a full memory
+// barrier before the call returns (threads not running pass one when they
+// are scheduled). So the hot side needs only a compiler barrier and the
+// cold side calls membarrier: for any interleaving, either the hot side's
+// load comes after the barrier the kernel forced on it (and sees the cold
+// side's store), or its store was already visible before the cold side's
+// loads. This is the "asymmetric fence" of liburcu and folly.
+//
+// Fallback: where membarrier is unavailable (old kernels, seccomp) both
+// halves are seq_cst fences. Under ThreadSanitizer both halves are always
+// seq_cst fences, because TSan does not model membarrier.
+#ifndef GORO_LIB_ASYMMETRIC_FENCE_HPP_
+#define GORO_LIB_ASYMMETRIC_FENCE_HPP_
+
+#include <atomic>
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define GORO_TSAN 1
+#endif
+
+namespace goro::detail {
+
+// Set once membarrier has been registered for this process.
+extern std::atomic<bool> membarrier_enabled;
+
+// Registers this process for expedited membarrier (idempotent). Call before
+// the threads that use the fences start.
+void enable_asymmetric_fences() noexcept;
+
+// The hot half: orders this thread's earlier stores before its later loads
+// with respect to a heavy_fence() on another thread.
+inline void light_fence() noexcept {
+#if defined(GORO_TSAN)
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#else
+  // Relaxed: the flag only selects the mechanism; it is set before any
+  // thread that calls this starts (or is seen through run()'s lock).
+  if (membarrier_enabled.load(std::memory_order_relaxed)) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler barrier only
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+#endif
+}
+
+// The cold half: a full fence on this thread and, in effect, on every other
+// running thread of the process.
+void heavy_fence() noexcept;
+
+}  // namespace goro::detail
+
+#endif  // GORO_LIB_ASYMMETRIC_FENCE_HPP_
