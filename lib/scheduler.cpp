@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/container/inlined_vector.h"
+#include "alloc/allocator.hpp"
 #include "asymmetric_fence.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
@@ -46,6 +47,7 @@ Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
   for (unsigned i = 0; i < procs; ++i) {
     ps_.push_back(std::make_unique<P>(*this, i, capacity));
     ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
+    alloc::register_cache(&ps_.back()->frame_cache);
   }
   // Strides coprime to the number of Ps visit every P exactly once from any
   // starting point (Go's randomOrder).
@@ -54,7 +56,12 @@ Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
   }
 }
 
-Scheduler::~Scheduler() = default;
+Scheduler::~Scheduler() {
+  for (auto& p : ps_) {
+    p->frame_cache.flush();
+    alloc::unregister_cache(&p->frame_cache);
+  }
+}
 
 P* Scheduler::current_p() noexcept { return tls_p; }
 
@@ -75,6 +82,7 @@ void Scheduler::run(G* main) {
 
 void Scheduler::worker_loop(P& p) {
   tls_p = &p;
+  alloc::tls_frame_cache = &p.frame_cache;
   if (p.index != 0) {
     const std::string name = "goro-p" + std::to_string(p.index);
     pthread_setname_np(pthread_self(), name.c_str());
@@ -102,6 +110,9 @@ void Scheduler::worker_loop(P& p) {
     nmspinning_.fetch_sub(1, std::memory_order_relaxed);  // stopping: nobody waits on it
   }
   p.g_cache.flush(GoroutinePool::instance());
+  // Frames freed from now on (the shutdown sweep) go to the central lists.
+  p.frame_cache.flush();
+  alloc::tls_frame_cache = nullptr;
   tls_p = nullptr;
 }
 

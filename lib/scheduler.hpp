@@ -98,6 +98,7 @@
 #include <thread>
 #include <vector>
 
+#include "alloc/frame_cache.hpp"
 #include "global_queue.hpp"
 #include "goro/config.hpp"
 #include "goro/detail/goroutine.hpp"
@@ -177,6 +178,7 @@ struct alignas(64) P {
   std::uint64_t next_id = 0;
   std::uint64_t end_id = 0;
   GoroutineCache g_cache;
+  alloc::FrameCache frame_cache;
   Parker parker;
   PStats stats;
 };

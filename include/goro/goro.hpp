@@ -7,6 +7,7 @@
 #include "goro/config.hpp"
 #include "goro/go.hpp"
 #include "goro/join_handle.hpp"
+#include "goro/memory.hpp"
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "goro/task.hpp"

@@ -83,9 +83,17 @@ class TaskPromiseBase {
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
   // Frames come from goro's frame allocator (sized delete gives it the
-  // size class directly).
+  // size class directly). The aligned forms serve frames whose alignment
+  // exceeds the default (an alignas local, say), where the compiler
+  // supports them.
   static void* operator new(std::size_t size) { return allocate_frame(size); }
   static void operator delete(void* frame, std::size_t size) noexcept { free_frame(frame, size); }
+  static void* operator new(std::size_t size, std::align_val_t align) {
+    return allocate_frame_aligned(size, static_cast<std::size_t>(align));
+  }
+  static void operator delete(void* frame, std::size_t size, std::align_val_t align) noexcept {
+    free_frame_aligned(frame, size, static_cast<std::size_t>(align));
+  }
 
   void set_continuation(std::coroutine_handle<> continuation) noexcept {
     continuation_ = continuation;

@@ -1,0 +1,109 @@
+// lib/alloc/frame_cache.hpp
+//
+// Defines: goro::detail::alloc::FrameCache, a P's private object cache
+// (Go's mcache), and the thread-local pointer through which the allocator
+// finds the cache of the P running on this thread.
+//
+// One free list per size class, used only by the P's worker thread: the
+// fast paths are a pop and a push, with no lock and no atomic
+// read-modify-write. The counts are atomics written with relaxed stores
+// (plain moves) only so that memory_stats() may read them from elsewhere.
+//
+// Frames are freed where they die, usually on another P than the one that
+// made them, so a cache can fill up with objects of another P's making.
+// When a class's list passes its limit, half of it goes back to the central
+// list (and from there to the spans and the page heap); when a list is
+// empty, a batch is fetched. The limit is 64 KiB worth of objects, between
+// 16 and 512 objects, so no cache grows without bound under a
+// producer/consumer pattern and a P holds at most about 3.5 MiB idle.
+#ifndef GORO_LIB_ALLOC_FRAME_CACHE_HPP_
+#define GORO_LIB_ALLOC_FRAME_CACHE_HPP_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "central_list.hpp"
+#include "size_classes.hpp"
+#include "span.hpp"
+
+namespace goro::detail::alloc {
+
+struct FrameCacheTuning {
+  static constexpr std::size_t kBytesPerClass = 64 * 1024;
+  static constexpr std::uint32_t kMinObjects = 16;
+  static constexpr std::uint32_t kMaxObjects = 512;
+
+  static constexpr std::uint32_t limit(std::uint32_t size_class) {
+    const std::size_t n = kBytesPerClass / kSizeClasses[size_class].size;
+    return n < kMinObjects ? kMinObjects : n > kMaxObjects ? kMaxObjects : static_cast<std::uint32_t>(n);
+  }
+};
+
+class FrameCache {
+ public:
+  FrameCache() = default;
+  FrameCache(const FrameCache&) = delete;
+  FrameCache& operator=(const FrameCache&) = delete;
+  ~FrameCache() { flush(); }
+
+  // An object of class `size_class`, unpoisoned for `size` bytes.
+  void* allocate(std::uint32_t size_class, std::size_t size) {
+    List& list = lists_[size_class];
+    void* object = list.head;
+    if (object == nullptr) [[unlikely]] {
+      object = refill(size_class);
+    } else {
+      list.head = next_free_object(object);
+      list.count.store(list.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    }
+    unpoison(object, size);
+    allocations_[size_class].store(allocations_[size_class].load(std::memory_order_relaxed) + 1,
+                                   std::memory_order_relaxed);
+    return object;
+  }
+
+  // Takes back an object of class `size_class`.
+  void free(void* object, std::uint32_t size_class) noexcept {
+    poison(object, kSizeClasses[size_class].size);
+    List& list = lists_[size_class];
+    set_next_free_object(object, list.head);
+    list.head = object;
+    const std::uint32_t count = list.count.load(std::memory_order_relaxed) + 1;
+    list.count.store(count, std::memory_order_relaxed);
+    if (count > FrameCacheTuning::limit(size_class)) [[unlikely]] release_half(size_class);
+  }
+
+  // Returns every cached object to the central lists.
+  void flush() noexcept;
+
+  // Objects cached for `size_class` (racy from other threads; relaxed).
+  [[nodiscard]] std::uint32_t cached(std::uint32_t size_class) const noexcept {
+    return lists_[size_class].count.load(std::memory_order_relaxed);
+  }
+  // Objects of `size_class` this cache has handed out, ever.
+  [[nodiscard]] std::uint64_t allocations(std::uint32_t size_class) const noexcept {
+    return allocations_[size_class].load(std::memory_order_relaxed);
+  }
+
+ private:
+  struct List {
+    void* head = nullptr;
+    std::atomic<std::uint32_t> count{0};
+  };
+
+  void* refill(std::uint32_t size_class);
+  void release_half(std::uint32_t size_class) noexcept;
+
+  List lists_[kClassCount];
+  std::atomic<std::uint64_t> allocations_[kClassCount] = {};
+};
+
+// The cache of the P whose worker is this thread (nullptr elsewhere). Set
+// by the worker when it starts and cleared when it stops; read only inside
+// one allocation or free, never across a suspension point.
+extern thread_local FrameCache* tls_frame_cache;
+
+}  // namespace goro::detail::alloc
+
+#endif  // GORO_LIB_ALLOC_FRAME_CACHE_HPP_
