@@ -30,7 +30,7 @@ class GlobalQueue {
  public:
   using Entry = std::uintptr_t;
 
-  GlobalQueue() : ring_(64) {}
+  GlobalQueue() : ring_(kInitialSize) {}
 
   // Appends entries[0..count) in order. Tombstones (0) are skipped.
   void push_batch(const Entry* entries, std::size_t count) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -54,6 +54,12 @@ class GlobalQueue {
     }
     head_ = (head_ + n) & (ring_.size() - 1);
     count_ -= n;
+    if (count_ == 0 && ring_.size() > kShrinkAbove) {
+      // A burst (say a million spawns overflowing local queues) grew the
+      // ring; give the memory back once it has drained.
+      std::vector<Entry>(kInitialSize).swap(ring_);
+      head_ = 0;
+    }
     // Relaxed: a hint for lock-free emptiness checks; the wakeup protocol
     // adds its own fences around it.
     size_hint_.store(count_, std::memory_order_relaxed);
@@ -75,6 +81,9 @@ class GlobalQueue {
   }
 
  private:
+  static constexpr std::size_t kInitialSize = 64;
+  static constexpr std::size_t kShrinkAbove = 4096;
+
   void push_locked(Entry entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (count_ == ring_.size()) grow_locked();
     ring_[(head_ + count_) & (ring_.size() - 1)] = entry;

@@ -2,6 +2,14 @@
 // goroutine_pool.hpp for why they are never freed).
 #include "goroutine_pool.hpp"
 
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <new>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+
 namespace goro::detail {
 
 GoroutinePool& GoroutinePool::instance() noexcept {
@@ -11,14 +19,87 @@ GoroutinePool& GoroutinePool::instance() noexcept {
   return *pool;
 }
 
-void GoroutinePool::add_slab_locked() {
-  auto slab = std::make_unique<G[]>(GoroutinePoolTuning::kSlabRecords);
-  for (std::size_t i = 0; i < GoroutinePoolTuning::kSlabRecords; ++i) {
-    slab[i].next_free = free_;
-    free_ = &slab[i];
+namespace {
+
+constexpr std::size_t kChunkBytes =
+    GoroutinePoolTuning::kSlabBytes * GoroutinePoolTuning::kSlabsPerChunk;
+
+// A chunk of slabs aligned to the slab size, so a record's slab is its
+// address rounded down.
+void* map_chunk() {
+  const std::size_t align = GoroutinePoolTuning::kSlabBytes;
+  void* raw = mmap(nullptr, kChunkBytes + align, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto addr = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = (addr + align - 1) & ~(align - 1);
+  if (aligned != addr) munmap(raw, aligned - addr);
+  const std::size_t tail = align - (aligned - addr);
+  if (tail != 0) munmap(reinterpret_cast<char*>(aligned) + kChunkBytes, tail);
+  return reinterpret_cast<void*>(aligned);
+}
+
+G* slab_of(G* g) noexcept {
+  return reinterpret_cast<G*>(reinterpret_cast<std::uintptr_t>(g) &
+                              ~(GoroutinePoolTuning::kSlabBytes - 1));
+}
+
+}  // namespace
+
+void GoroutinePool::thread_slab_locked(G* slab) {
+  for (std::size_t i = GoroutinePoolTuning::kSlabRecords; i-- > 0;) {
+    G* g = new (&slab[i]) G();
+    g->next_free = free_;
+    free_ = g;
   }
   free_count_ += GoroutinePoolTuning::kSlabRecords;
-  slabs_.push_back(std::move(slab));
+}
+
+void GoroutinePool::add_slab_locked() {
+  if (!released_slabs_.empty()) {
+    // Reuse released pages first: they fault back in, zeroed.
+    G* slab = released_slabs_.back();
+    released_slabs_.pop_back();
+    thread_slab_locked(slab);
+    return;
+  }
+  if (unused_slabs_.empty()) {
+    auto* chunk = static_cast<char*>(map_chunk());
+    for (std::size_t i = GoroutinePoolTuning::kSlabsPerChunk; i-- > 0;) {
+      unused_slabs_.push_back(reinterpret_cast<G*>(chunk + i * GoroutinePoolTuning::kSlabBytes));
+    }
+    for (std::size_t i = 0; i < GoroutinePoolTuning::kSlabsPerChunk; ++i) {
+      slabs_.push_back(reinterpret_cast<G*>(chunk + i * GoroutinePoolTuning::kSlabBytes));
+    }
+  }
+  G* slab = unused_slabs_.back();
+  unused_slabs_.pop_back();
+  thread_slab_locked(slab);
+}
+
+std::size_t GoroutinePool::release_free_slabs() noexcept {
+  MutexLock lock(mu_);
+  absl::flat_hash_map<G*, std::size_t> free_per_slab;
+  for (G* g = free_; g != nullptr; g = g->next_free) ++free_per_slab[slab_of(g)];
+  absl::flat_hash_set<G*> releasable;
+  for (const auto& [slab, n] : free_per_slab) {
+    if (n == GoroutinePoolTuning::kSlabRecords) releasable.insert(slab);
+  }
+  if (releasable.empty()) return 0;
+  // Unthread their records, then give the pages back.
+  for (G** link = &free_; *link != nullptr;) {
+    if (releasable.contains(slab_of(*link))) {
+      *link = (*link)->next_free;
+      --free_count_;
+    } else {
+      link = &(*link)->next_free;
+    }
+  }
+  for (G* slab : releasable) {
+    madvise(slab, GoroutinePoolTuning::kSlabBytes, MADV_DONTNEED);
+    released_slabs_.push_back(slab);
+  }
+  return releasable.size() * GoroutinePoolTuning::kSlabBytes;
 }
 
 std::size_t GoroutinePool::take_batch(G*& head, std::size_t max) {

@@ -13,8 +13,16 @@
 // the whole process and recycled, as Go keeps every g it ever made in
 // allgs and reuses dead ones.
 //
+// Type-stable is not the same as resident: release_memory() finds slabs
+// whose records are all on the shared free list, takes them off the list
+// and returns their pages to the OS (MADV_DONTNEED). The memory stays
+// mapped, so a stale entry's look at a record's claim word reads zero, which
+// is Claim::kFree, and fails as it should; a released slab is reused (its
+// pages fault back in, zeroed) before a new one is mapped. A G whose bytes
+// are all zero is a valid free record.
+//
 // Allocation path: the P's cache (no locks, no atomics) -> refill a batch
-// from the shared free list under a lock -> a new slab. Frees go to the
+// from the shared free list under a lock -> a released slab -> a new slab. Frees go to the
 // cache of the P that frees, which spills half to the shared list past its
 // limit (goroutines often die on another P than their parent's, so a cache
 // that never spilled would grow without bound on the consumer's side).
@@ -23,7 +31,6 @@
 #define GORO_LIB_GOROUTINE_POOL_HPP_
 
 #include <cstddef>
-#include <memory>
 #include <vector>
 
 #include "goro/detail/goroutine.hpp"
@@ -32,8 +39,12 @@
 namespace goro::detail {
 
 struct GoroutinePoolTuning {
-  // Records carved from the system at a time.
+  // Records per slab: 16 KiB, a whole number of OS pages, so a free slab
+  // can be released.
   static constexpr std::size_t kSlabRecords = 256;
+  static constexpr std::size_t kSlabBytes = kSlabRecords * sizeof(G);
+  // Slabs mapped from the system at a time (1 MiB).
+  static constexpr std::size_t kSlabsPerChunk = 64;
   // A P's cache spills to the shared list above this many records...
   static constexpr std::size_t kCacheLimit = 128;
   // ...and moves this many per refill or spill.
@@ -72,20 +83,20 @@ class GoroutinePool {
   // using the pool (the shutdown sweep); fn may allocate or free records.
   template <class Fn>
   void for_each_record(Fn&& fn) {
-    std::size_t slabs;
-    {
-      MutexLock lock(mu_);
-      slabs = slabs_.size();
-    }
-    for (std::size_t s = 0; s < slabs; ++s) {
+    for (std::size_t s = 0;; ++s) {
       G* slab = nullptr;
       {
         MutexLock lock(mu_);
-        slab = slabs_[s].get();
+        if (s == slabs_.size()) return;
+        slab = slabs_[s];
       }
       for (std::size_t i = 0; i < GoroutinePoolTuning::kSlabRecords; ++i) fn(slab[i]);
     }
   }
+
+  // Returns to the OS the pages of every slab whose records are all on the
+  // shared free list. Returns the bytes released.
+  std::size_t release_free_slabs() noexcept;
 
  private:
   friend class GoroutineCache;
@@ -94,9 +105,12 @@ class GoroutinePool {
   // Gives back a linked list of `count` records ending at `tail`.
   void give_batch(G* head, G* tail, std::size_t count) noexcept;
   void add_slab_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void thread_slab_locked(G* slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Mutex mu_;
-  std::vector<std::unique_ptr<G[]>> slabs_ ABSL_GUARDED_BY(mu_);
+  std::vector<G*> slabs_ ABSL_GUARDED_BY(mu_);           // every slab, in order
+  std::vector<G*> released_slabs_ ABSL_GUARDED_BY(mu_);  // off the free list, pages released
+  std::vector<G*> unused_slabs_ ABSL_GUARDED_BY(mu_);    // mapped, never threaded yet
   G* free_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::size_t free_count_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -31,7 +31,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "alloc/page_heap.hpp"
 #include "goro/go.hpp"
+#include "goro/memory.hpp"
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "runtime_state.hpp"
@@ -264,6 +266,18 @@ namespace goro {
 void go(Task<void> task) {
   auto root = task.release();
   detail::start_goroutine(root, &root.promise(), /*joinable=*/false);
+}
+
+std::size_t release_memory() {
+  // This P's caches first (other Ps keep theirs: they are bounded), then
+  // whole free slabs of goroutine records, then every free page.
+  if (detail::P* p = detail::tls_p) {
+    p->frame_cache.flush();
+    p->g_cache.flush(detail::GoroutinePool::instance());
+  }
+  std::size_t released = detail::GoroutinePool::instance().release_free_slabs();
+  released += detail::alloc::PageHeap::instance().scavenge(0);
+  return released;
 }
 
 SchedulerStats scheduler_stats() noexcept {

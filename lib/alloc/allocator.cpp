@@ -160,10 +160,4 @@ MemoryStats memory_stats() {
   return out;
 }
 
-std::size_t release_memory() {
-  using namespace detail::alloc;
-  if (FrameCache* cache = tls_frame_cache) cache->flush();
-  return PageHeap::instance().scavenge(0);
-}
-
 }  // namespace goro
