@@ -24,7 +24,7 @@ struct Config {
   // prints "goroutine N: uncaught exception: <what()>" to stderr and calls
   // std::abort(), as an unrecovered panic ends a Go program. The handler
   // must not throw.
-  std::function<void(std::uint64_t goroutine_id, std::exception_ptr error)> on_uncaught_exception;
+  std::function<void(std::uint64_t goroutine_id, std::exception_ptr error)> on_uncaught_exception{};
 
   // Capacity of each P's local run queue: 0 means the default (256, Go's
   // value); otherwise a power of two of at least 4. Lowering it is meant for
