@@ -1,0 +1,128 @@
+// tests/test_util.hpp
+//
+// Helpers shared by goro's tests: an awaitable that parks a goroutine for
+// good, guards that count their constructions and destructions, bounded
+// "yield until" loops, and a watchdog that turns a hang into an abort with
+// a message.
+#ifndef GORO_TESTS_TEST_UTIL_HPP_
+#define GORO_TESTS_TEST_UTIL_HPP_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <coroutine>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <goro/goro.hpp>
+
+#include "test_scale.hpp"
+
+namespace goro::test {
+
+// A Config with `procs` Ps (and optionally a small local run queue).
+inline Config with_procs(unsigned procs, unsigned local_run_queue_capacity = 0) {
+  Config config;
+  config.procs = procs;
+  config.local_run_queue_capacity = local_run_queue_capacity;
+  return config;
+}
+
+// Suspends the awaiting coroutine and never resumes it. With a void
+// await_suspend control returns to whoever resumed the chain (a worker
+// loop, or a test's driver); the goroutine is destroyed only when the
+// runtime shuts down.
+struct ParkForever {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  void await_resume() const noexcept {}
+};
+
+// Counts the lives of Guard objects.
+struct LifeCounts {
+  std::atomic<long> constructed{0};
+  std::atomic<long> destroyed{0};
+  [[nodiscard]] long alive() const { return constructed.load() - destroyed.load(); }
+};
+
+// An RAII object that records its construction and destruction (copies and
+// moves count as constructions, so constructed == destroyed exactly when
+// every object was destroyed once).
+class Guard {
+ public:
+  explicit Guard(LifeCounts& counts) noexcept : counts_(&counts) { counts_->constructed.fetch_add(1); }
+  Guard(const Guard& other) noexcept : counts_(other.counts_) { counts_->constructed.fetch_add(1); }
+  Guard(Guard&& other) noexcept : counts_(other.counts_) { counts_->constructed.fetch_add(1); }
+  Guard& operator=(const Guard&) = delete;
+  Guard& operator=(Guard&&) = delete;
+  ~Guard() { counts_->destroyed.fetch_add(1); }
+
+ private:
+  LifeCounts* counts_;
+};
+
+// Yields until `value` >= `target`; gives up (returning false) after
+// `timeout`, so that a scheduler bug fails the test instead of hanging it.
+inline Task<bool> yield_until_at_least(const std::atomic<long>& value, long target,
+                                       std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (long i = 0; value.load() < target; ++i) {
+    if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return false;
+    co_await goro::yield();
+  }
+  co_return true;
+}
+
+inline Task<bool> yield_until_set(const std::atomic<bool>& flag,
+                                  std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (long i = 0; !flag.load(); ++i) {
+    if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return false;
+    co_await goro::yield();
+  }
+  co_return true;
+}
+
+// Aborts the process with a message if not destroyed within `limit`: a lost
+// wakeup shows up as "watchdog: <what> still running after N s" rather than
+// as a silent ctest timeout.
+class Watchdog {
+ public:
+  explicit Watchdog(std::string what, std::chrono::seconds limit = std::chrono::seconds(240))
+      : what_(std::move(what)), thread_([this, limit] { watch(limit); }) {}
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void watch(std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+      std::fprintf(stderr, "watchdog: %s still running after %lld s (hang / lost wakeup?)\n",
+                   what_.c_str(), static_cast<long long>(limit.count()));
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+
+  std::string what_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace goro::test
+
+#endif  // GORO_TESTS_TEST_UTIL_HPP_
