@@ -11,6 +11,7 @@
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "goro/task.hpp"
+#include "goro/time.hpp"
 #include "goro/yield.hpp"
 
 #endif  // GORO_GORO_HPP_
