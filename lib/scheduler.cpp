@@ -78,6 +78,8 @@ void Scheduler::run(G* main) {
   worker_loop(p0);
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // Frames of goroutines parked in blocking calls hold the calls' jobs.
+  wait_for_blocking_calls();
   sweep_goroutines();
 }
 
@@ -283,8 +285,10 @@ bool Scheduler::any_work_visible() const noexcept {
 Scheduler::Found Scheduler::find_runnable(P& p) {
   for (;;) {
     if (stopping()) return {};
-    // 0. Due timers of this P (they may ready goroutines into runnext).
+    // 0. Due timers of this P (they may ready goroutines into runnext), and
+    // goroutines handed to this P while it was idle.
     check_timers(p);
+    drain_inbox(p);
 
     // 1. Fairness: the global queue first every 61st tick.
     if (p.schedtick.load(std::memory_order_relaxed) % SchedulerTuning::kGlobalQueueFairnessTick ==
@@ -332,8 +336,8 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     // reads. The heavy half of the asymmetric pair: submitters pay only a
     // compiler barrier (asymmetric_fence.hpp).
     heavy_fence();
-    // 6d. Re-check every source of work.
-    if (any_work_visible()) {
+    // 6d. Re-check every source of work (our inbox: see blocking.cpp).
+    if (any_work_visible() || p.inbox_nonempty.load(std::memory_order_seq_cst)) {
       MutexLock lock(sched_mu_);
       if (p.idle) {
         idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
@@ -437,11 +441,9 @@ G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase*
   // goroutines are claimed from birth: no claim entry can win them.
   g->claim.store(static_cast<std::uint32_t>(joinable ? Claim::kUnclaimed : Claim::kClaimed),
                  std::memory_order_release);
-  if (p != nullptr) {
-    bump(p->stats.goroutines_started);
-  } else {
-    outside_started_.fetch_add(1, std::memory_order_relaxed);
-  }
+  // Goroutines from outside are counted once the global queue took them
+  // (count_outside_start): one refused at shutdown never started.
+  if (p != nullptr) bump(p->stats.goroutines_started);
   return g;
 }
 
@@ -504,6 +506,11 @@ void Scheduler::sweep_goroutines() noexcept {
   for (auto& p : ps_) {
     p->runq.clear();
     p->runnext.store(0, std::memory_order_relaxed);
+    {
+      MutexLock inbox_lock(p->inbox_mu);
+      p->inbox.clear();
+      p->inbox_nonempty.store(false, std::memory_order_relaxed);
+    }
     MutexLock lock(p->timer_mu);
     p->timers.clear([](TimerNode* node) { node->owner.store(nullptr, std::memory_order_relaxed); });
     p->next_timer.store(TimerHeap::kNever, std::memory_order_relaxed);
@@ -546,6 +553,7 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.parks += get(c.parks);
     s.wakeups += get(c.wakeups);
     s.timers_fired += get(c.timers_fired);
+    s.blocking_calls += get(c.blocking_calls);
   }
   s.goroutines_started += outside_started_.load(std::memory_order_relaxed);
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);

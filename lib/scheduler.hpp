@@ -100,6 +100,7 @@
 
 #include "alloc/frame_cache.hpp"
 #include "global_queue.hpp"
+#include "goro/blocking.hpp"
 #include "goro/config.hpp"
 #include "goro/detail/goroutine.hpp"
 #include "goro/scheduler_stats.hpp"
@@ -147,6 +148,7 @@ struct PStats {
   std::atomic<std::uint64_t> parks{0};
   std::atomic<std::uint64_t> wakeups{0};
   std::atomic<std::uint64_t> timers_fired{0};
+  std::atomic<std::uint64_t> blocking_calls{0};
 };
 
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
@@ -193,6 +195,12 @@ struct alignas(64) P {
   // every schedule (no clock read when it is kNever), idle workers use it
   // to decide when to wake.
   std::atomic<std::int64_t> next_timer{TimerHeap::kNever};
+
+  // Goroutines made runnable by other threads for this P while it was idle
+  // (a blocking call returning to its previous P). Drained by the owner.
+  Mutex inbox_mu;
+  std::vector<G*> inbox ABSL_GUARDED_BY(inbox_mu);
+  std::atomic<bool> inbox_nonempty{false};
 };
 
 class Scheduler {
@@ -232,6 +240,8 @@ class Scheduler {
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // if the runtime no longer accepts work.
   bool global_put_from_outside(Entry entry);
+  // Counts a goroutine from outside the runtime that the global queue took.
+  void count_outside_start() noexcept { outside_started_.fetch_add(1, std::memory_order_relaxed); }
   // Step g-h of the handshake.
   void notify_work_available(P* p) noexcept;
 
@@ -254,6 +264,12 @@ class Scheduler {
   bool disarm_timer(TimerNode* node) noexcept;
   // Makes `g` runnable next on the current worker's P and wakes a worker.
   void ready(P& p, G* g) noexcept;
+
+  // goro::blocking (blocking.cpp).
+  void submit_blocking(P& p, G* g, BlockingJob* job);
+  // On the syscall thread, after the call: makes the goroutine runnable,
+  // on its previous P if that P is idle, else through the global queue.
+  void complete_blocking(BlockingJob* job) noexcept;
 
   [[nodiscard]] SchedulerStats stats() const noexcept;
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
@@ -289,6 +305,12 @@ class Scheduler {
   void idle_sleep(P& p) noexcept;
   // Takes p off the idle list if it is still on it (it woke by itself).
   void leave_idle(P& p) noexcept;
+  // Takes idle worker `w` off the idle list, makes it spinning (it owns a
+  // new nmspinning slot) and returns it for unpark().
+  P* claim_idle_locked(P* w) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(sched_mu_);
+  void drain_inbox(P& p) noexcept;
+  // Waits until no blocking call of this runtime is in flight.
+  void wait_for_blocking_calls() noexcept;
   void sweep_goroutines() noexcept;
 
   Config config_;
@@ -311,6 +333,8 @@ class Scheduler {
   // worker. Go's sched.pollUntil.
   alignas(64) std::atomic<std::int64_t> timer_sleeper_deadline_{0};
   std::atomic<P*> timer_sleeper_{nullptr};
+  // Blocking calls submitted and not yet completed.
+  std::atomic<std::int64_t> blocking_in_flight_{0};
   // Counters for work submitted from outside the runtime.
   std::atomic<std::uint64_t> outside_started_{0};
   std::atomic<std::uint64_t> outside_wakeups_{0};

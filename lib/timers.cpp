@@ -177,14 +177,8 @@ void Scheduler::wake_for_timer(std::int64_t when) noexcept {
   P* woken = nullptr;
   {
     MutexLock lock(sched_mu_);
-    if (!idle_.empty()) {
-      woken = idle_.back();
-      idle_.pop_back();
-      woken->idle = false;
-      woken->spinning = true;  // as wakep: it looks for work, then sleeps again
-      npidle_.fetch_sub(1, std::memory_order_seq_cst);
-      nmspinning_.fetch_add(1, std::memory_order_seq_cst);
-    }
+    // As wakep: it looks for work, then sleeps again, on the deadline.
+    if (!idle_.empty()) woken = claim_idle_locked(idle_.back());
   }
   if (woken != nullptr) woken->parker.unpark();
 }

@@ -4,6 +4,7 @@
 #ifndef GORO_GORO_HPP_
 #define GORO_GORO_HPP_
 
+#include "goro/blocking.hpp"
 #include "goro/config.hpp"
 #include "goro/go.hpp"
 #include "goro/join_handle.hpp"
