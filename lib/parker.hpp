@@ -29,6 +29,11 @@ class Parker {
   // do not happen.
   void park() noexcept;
 
+  // Sleeps until a token is available (consuming it; returns true) or the
+  // steady clock reaches `deadline_ns` (returns false). The timeout is
+  // absolute, on CLOCK_MONOTONIC, with nanosecond resolution.
+  bool park_until(std::int64_t deadline_ns) noexcept;
+
   // Makes a token available (at most one accumulates) and wakes the sleeper.
   void unpark() noexcept;
 

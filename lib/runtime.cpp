@@ -110,6 +110,7 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
     } else {
       g = running->new_goroutine(nullptr, root, promise, joinable);
       if (running->global_put_from_outside(entry_for(g, joinable))) {
+        running->count_outside_start();
         running->notify_work_available(nullptr);
       } else {
         recycle_goroutine(nullptr, g);

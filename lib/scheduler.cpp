@@ -4,6 +4,7 @@
 #include "scheduler.hpp"
 
 #include <pthread.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -77,11 +78,17 @@ void Scheduler::run(G* main) {
   worker_loop(p0);
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // Frames of goroutines parked in blocking calls hold the calls' jobs.
+  wait_for_blocking_calls();
   sweep_goroutines();
 }
 
 void Scheduler::worker_loop(P& p) {
   tls_p = &p;
+  // Timers wake idle workers through futex timeouts: no slack, so that a
+  // sleep ends when asked rather than up to 50 us later (the default).
+  const int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+  prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
   alloc::tls_frame_cache = &p.frame_cache;
   if (p.index != 0) {
     const std::string name = "goro-p" + std::to_string(p.index);
@@ -113,6 +120,7 @@ void Scheduler::worker_loop(P& p) {
   // Frames freed from now on (the shutdown sweep) go to the central lists.
   p.frame_cache.flush();
   alloc::tls_frame_cache = nullptr;
+  if (old_slack > 0) prctl(PR_SET_TIMERSLACK, old_slack, 0, 0, 0);
   tls_p = nullptr;
 }
 
@@ -231,6 +239,7 @@ bool Scheduler::steal_runnext(P& victim, Entry& out) noexcept {
 
 G* Scheduler::steal_work(P& p) {
   const auto nprocs = static_cast<std::uint32_t>(ps_.size());
+  std::int64_t now = 0;  // read once, in the last round, if a victim has timers
   for (int round = 0; round < SchedulerTuning::kStealRounds; ++round) {
     const bool last_round = round == SchedulerTuning::kStealRounds - 1;
     const std::uint64_t r = next_random(p.rng);
@@ -247,6 +256,13 @@ G* Scheduler::steal_work(P& p) {
         if (G* g = decode(entry)) return g;
         if (Found f = local_get(p); f.g != nullptr) return f.g;
         continue;  // we stole only tombstones or stale claims
+      }
+      if (last_round && victim.next_timer.load(std::memory_order_relaxed) != TimerHeap::kNever) {
+        // Run a busy victim's due timers here (Go steals timers too).
+        if (now == 0) now = monotonic_now_ns();
+        if (victim.next_timer.load(std::memory_order_relaxed) <= now && run_timers(victim, p, now)) {
+          if (Found f = local_get(p); f.g != nullptr) return f.g;
+        }
       }
       if (last_round && steal_runnext(victim, entry)) {
         bump(p.stats.steals);
@@ -269,6 +285,10 @@ bool Scheduler::any_work_visible() const noexcept {
 Scheduler::Found Scheduler::find_runnable(P& p) {
   for (;;) {
     if (stopping()) return {};
+    // 0. Due timers of this P (they may ready goroutines into runnext), and
+    // goroutines handed to this P while it was idle.
+    check_timers(p);
+    drain_inbox(p);
 
     // 1. Fairness: the global queue first every 61st tick.
     if (p.schedtick.load(std::memory_order_relaxed) % SchedulerTuning::kGlobalQueueFairnessTick ==
@@ -295,7 +315,10 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
       if (G* g = steal_work(p)) return {g, false};
     }
 
-    // 6a. Go idle.
+    // 6a. Go idle. Our spinning flag is taken down in the same critical
+    // section: once we are on the idle list a waker may set it again (it
+    // hands us its nmspinning slot), so we must not read it unlocked.
+    bool was_spinning;
     {
       MutexLock lock(sched_mu_);
       if (stopping_.load(std::memory_order_relaxed)) return {};  // set under sched_mu_
@@ -304,18 +327,17 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
       p.idle = true;
       // seq_cst: part of the Dekker pair with the submitter's fence (6c/g).
       npidle_.fetch_add(1, std::memory_order_seq_cst);
+      was_spinning = p.spinning;
+      p.spinning = false;
     }
     // 6b. Stop spinning.
-    if (p.spinning) {
-      p.spinning = false;
-      nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
-    }
+    if (was_spinning) nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
     // 6c. Full fence: orders the two writes above before the re-check
     // reads. The heavy half of the asymmetric pair: submitters pay only a
     // compiler barrier (asymmetric_fence.hpp).
     heavy_fence();
-    // 6d. Re-check every source of work.
-    if (any_work_visible()) {
+    // 6d. Re-check every source of work (our inbox: see blocking.cpp).
+    if (any_work_visible() || p.inbox_nonempty.load(std::memory_order_seq_cst)) {
       MutexLock lock(sched_mu_);
       if (p.idle) {
         idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
@@ -329,9 +351,9 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
       // loop tolerates.
       continue;
     }
-    // 6e. Sleep until wakep (which makes us spinning) or begin_stop.
-    bump(p.stats.parks);
-    p.parker.park();
+    // 6e. Sleep until wakep (which makes us spinning), begin_stop, or the
+    // earliest timer of any P.
+    idle_sleep(p);
   }
 }
 
@@ -419,11 +441,9 @@ G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase*
   // goroutines are claimed from birth: no claim entry can win them.
   g->claim.store(static_cast<std::uint32_t>(joinable ? Claim::kUnclaimed : Claim::kClaimed),
                  std::memory_order_release);
-  if (p != nullptr) {
-    bump(p->stats.goroutines_started);
-  } else {
-    outside_started_.fetch_add(1, std::memory_order_relaxed);
-  }
+  // Goroutines from outside are counted once the global queue took them
+  // (count_outside_start): one refused at shutdown never started.
+  if (p != nullptr) bump(p->stats.goroutines_started);
   return g;
 }
 
@@ -480,11 +500,20 @@ void Scheduler::report_uncaught(std::uint64_t id, std::exception_ptr error) noex
 
 void Scheduler::sweep_goroutines() noexcept {
   // Every worker has exited: this thread is the only one touching the
-  // queues and records. Queue entries are dropped; the records say what is
-  // alive.
+  // queues, timers and records. Queue entries and timers are dropped (a
+  // timer's node lives in a frame about to be destroyed); the records say
+  // what is alive.
   for (auto& p : ps_) {
     p->runq.clear();
     p->runnext.store(0, std::memory_order_relaxed);
+    {
+      MutexLock inbox_lock(p->inbox_mu);
+      p->inbox.clear();
+      p->inbox_nonempty.store(false, std::memory_order_relaxed);
+    }
+    MutexLock lock(p->timer_mu);
+    p->timers.clear([](TimerNode* node) { node->owner.store(nullptr, std::memory_order_relaxed); });
+    p->next_timer.store(TimerHeap::kNever, std::memory_order_relaxed);
   }
   global_.clear();
   GoroutinePool::instance().for_each_record([](G& g) {
@@ -523,6 +552,8 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.local_queue_overflows += get(c.local_queue_overflows);
     s.parks += get(c.parks);
     s.wakeups += get(c.wakeups);
+    s.timers_fired += get(c.timers_fired);
+    s.blocking_calls += get(c.blocking_calls);
   }
   s.goroutines_started += outside_started_.load(std::memory_order_relaxed);
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);

@@ -100,6 +100,7 @@
 
 #include "alloc/frame_cache.hpp"
 #include "global_queue.hpp"
+#include "goro/blocking.hpp"
 #include "goro/config.hpp"
 #include "goro/detail/goroutine.hpp"
 #include "goro/scheduler_stats.hpp"
@@ -107,6 +108,7 @@
 #include "mutex.hpp"
 #include "parker.hpp"
 #include "run_queue.hpp"
+#include "timer_heap.hpp"
 
 namespace goro::detail {
 
@@ -145,6 +147,8 @@ struct PStats {
   std::atomic<std::uint64_t> local_queue_overflows{0};
   std::atomic<std::uint64_t> parks{0};
   std::atomic<std::uint64_t> wakeups{0};
+  std::atomic<std::uint64_t> timers_fired{0};
+  std::atomic<std::uint64_t> blocking_calls{0};
 };
 
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
@@ -181,6 +185,22 @@ struct alignas(64) P {
   alloc::FrameCache frame_cache;
   Parker parker;
   PStats stats;
+
+  // Timers armed on this P. Any thread may take the lock: the owner runs
+  // due timers at each schedule, idle Ps run a busy P's due timers, and a
+  // timer is stopped from wherever its owner goroutine runs now.
+  Mutex timer_mu;
+  TimerHeap timers ABSL_GUARDED_BY(timer_mu);
+  // timers.earliest(), readable without the lock: the owner checks it at
+  // every schedule (no clock read when it is kNever), idle workers use it
+  // to decide when to wake.
+  std::atomic<std::int64_t> next_timer{TimerHeap::kNever};
+
+  // Goroutines made runnable by other threads for this P while it was idle
+  // (a blocking call returning to its previous P). Drained by the owner.
+  Mutex inbox_mu;
+  std::vector<G*> inbox ABSL_GUARDED_BY(inbox_mu);
+  std::atomic<bool> inbox_nonempty{false};
 };
 
 class Scheduler {
@@ -220,6 +240,8 @@ class Scheduler {
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // if the runtime no longer accepts work.
   bool global_put_from_outside(Entry entry);
+  // Counts a goroutine from outside the runtime that the global queue took.
+  void count_outside_start() noexcept { outside_started_.fetch_add(1, std::memory_order_relaxed); }
   // Step g-h of the handshake.
   void notify_work_available(P* p) noexcept;
 
@@ -236,6 +258,18 @@ class Scheduler {
   bool claim_for_inline_join(P& p, G* child) noexcept;
 
   void report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept;
+
+  // Timers (timers.cpp describes the protocol).
+  void arm_timer(P& p, TimerNode* node);
+  bool disarm_timer(TimerNode* node) noexcept;
+  // Makes `g` runnable next on the current worker's P and wakes a worker.
+  void ready(P& p, G* g) noexcept;
+
+  // goro::blocking (blocking.cpp).
+  void submit_blocking(P& p, G* g, BlockingJob* job);
+  // On the syscall thread, after the call: makes the goroutine runnable,
+  // on its previous P if that P is idle, else through the global queue.
+  void complete_blocking(BlockingJob* job) noexcept;
 
   [[nodiscard]] SchedulerStats stats() const noexcept;
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
@@ -257,6 +291,26 @@ class Scheduler {
   void reset_spinning(P& p) noexcept;
   void wakep() noexcept;
   std::uint64_t next_goroutine_id(P& p) noexcept;
+  // Runs the due timers of `victim` on this worker's P `p`; returns whether
+  // any fired.
+  bool run_timers(P& victim, P& p, std::int64_t now) noexcept;
+  // Runs p's own due timers; no clock read when it has none.
+  void check_timers(P& p) noexcept;
+  // Runs every P's due timers; returns whether any fired.
+  bool run_all_due_timers(P& p, std::int64_t now) noexcept;
+  [[nodiscard]] std::int64_t earliest_timer() const noexcept;
+  // A timer earlier than every sleeping worker's deadline was armed.
+  void wake_for_timer(std::int64_t when) noexcept;
+  // Sleeps an idle worker until woken or until the earliest timer.
+  void idle_sleep(P& p) noexcept;
+  // Takes p off the idle list if it is still on it (it woke by itself).
+  void leave_idle(P& p) noexcept;
+  // Takes idle worker `w` off the idle list, makes it spinning (it owns a
+  // new nmspinning slot) and returns it for unpark().
+  P* claim_idle_locked(P* w) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(sched_mu_);
+  void drain_inbox(P& p) noexcept;
+  // Waits until no blocking call of this runtime is in flight.
+  void wait_for_blocking_calls() noexcept;
   void sweep_goroutines() noexcept;
 
   Config config_;
@@ -274,6 +328,13 @@ class Scheduler {
   std::atomic<std::uint32_t> npidle_{0};
   std::atomic<bool> stopping_{false};
   alignas(64) std::atomic<std::uint64_t> id_source_{2};  // 1 is main
+  // The deadline of the one idle worker that sleeps until the earliest
+  // timer (0: none does; the others sleep without a deadline), and that
+  // worker. Go's sched.pollUntil.
+  alignas(64) std::atomic<std::int64_t> timer_sleeper_deadline_{0};
+  std::atomic<P*> timer_sleeper_{nullptr};
+  // Blocking calls submitted and not yet completed.
+  std::atomic<std::int64_t> blocking_in_flight_{0};
   // Counters for work submitted from outside the runtime.
   std::atomic<std::uint64_t> outside_started_{0};
   std::atomic<std::uint64_t> outside_wakeups_{0};

@@ -26,6 +26,11 @@ struct Config {
   // must not throw.
   std::function<void(std::uint64_t goroutine_id, std::exception_ptr error)> on_uncaught_exception{};
 
+  // How many goro::blocking calls may run (or wait for a thread) at once;
+  // past that, blocking() throws std::system_error. Go's default thread
+  // limit.
+  unsigned max_blocking_threads = 10000;
+
   // Capacity of each P's local run queue: 0 means the default (256, Go's
   // value); otherwise a power of two of at least 4. Lowering it is meant for
   // tests that exercise overflow to the global queue.

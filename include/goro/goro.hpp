@@ -4,6 +4,7 @@
 #ifndef GORO_GORO_HPP_
 #define GORO_GORO_HPP_
 
+#include "goro/blocking.hpp"
 #include "goro/config.hpp"
 #include "goro/go.hpp"
 #include "goro/join_handle.hpp"
@@ -11,6 +12,7 @@
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "goro/task.hpp"
+#include "goro/time.hpp"
 #include "goro/yield.hpp"
 
 #endif  // GORO_GORO_HPP_

@@ -25,6 +25,8 @@ struct SchedulerStats {
   std::uint64_t local_queue_overflows = 0; // times a full local queue spilled half to global
   std::uint64_t parks = 0;                 // times a worker went to sleep for lack of work
   std::uint64_t wakeups = 0;               // times a worker woke another to look for work
+  std::uint64_t timers_fired = 0;          // timers run (sleeps ended, Timer/Ticker fires)
+  std::uint64_t blocking_calls = 0;        // goro::blocking calls handed to syscall threads
 };
 
 // The counters of the running runtime, or of the last run() once it has

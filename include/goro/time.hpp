@@ -1,0 +1,226 @@
+// goro/time.hpp
+//
+// Defines: goro::sleep, goro::sleep_until, goro::after, goro::Timer and
+// goro::Ticker: waiting for time to pass without blocking a worker thread.
+//
+// Time is std::chrono::steady_clock. Timers never fire early; how late they
+// fire depends on how busy the runtime is (an idle runtime wakes within
+// microseconds: workers sleep with nanosecond timeouts and no timer slack,
+// unlike Go's epoll path, which rounds sleeps under 1 ms up to 1 ms).
+#ifndef GORO_TIME_HPP_
+#define GORO_TIME_HPP_
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+
+#include "goro/detail/goroutine.hpp"
+#include "goro/detail/timer.hpp"
+
+namespace goro {
+
+using Clock = std::chrono::steady_clock;
+
+namespace detail {
+
+inline std::int64_t to_ns(Clock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+inline Clock::time_point from_ns(std::int64_t ns) noexcept {
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+// Parks the awaiting goroutine until `when`.
+class SleepAwaiter {
+ public:
+  explicit SleepAwaiter(std::int64_t when) noexcept { node_.when = when; }
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return node_.when <= monotonic_now_ns(); }
+  void await_suspend(std::coroutine_handle<> awaiting) {
+    g_ = current_goroutine();
+    g_->resume = awaiting;
+    node_.fire = &SleepAwaiter::fire;
+    arm_timer(&node_);  // after this the goroutine may resume at any moment
+  }
+  Clock::time_point await_resume() const noexcept { return from_ns(node_.when); }
+
+ private:
+  static void fire(TimerNode* node) noexcept {
+    // The node is the awaiter's first member.
+    ready_from_timer(reinterpret_cast<SleepAwaiter*>(node)->g_);
+  }
+
+  TimerNode node_;  // first member: fire() casts back
+  G* g_ = nullptr;
+};
+
+// The channel-like half of Timer and Ticker: a fire either resumes the
+// goroutine waiting in wait() or is kept (at most one) for the next wait().
+class TimerSignal {
+ public:
+  // 0: nothing pending, nobody waiting; 1: a fire is pending; otherwise
+  // the waiting G.
+  static constexpr std::uintptr_t kPending = 1;
+
+  void fire() noexcept {
+    std::uintptr_t state = state_.load(std::memory_order_acquire);
+    for (;;) {
+      if (state == kPending) return;  // already pending: drop (as a full channel)
+      if (state == 0) {
+        // Release: a wait() that acquires the pending mark sees the fire's time.
+        if (state_.compare_exchange_weak(state, kPending, std::memory_order_acq_rel)) return;
+        continue;
+      }
+      // Acq_rel: acquire the waiter's resume point, release to it.
+      if (state_.compare_exchange_weak(state, 0, std::memory_order_acq_rel)) {
+        ready_from_timer(reinterpret_cast<G*>(state));
+        return;
+      }
+    }
+  }
+
+  // Discards a pending fire.
+  void clear() noexcept {
+    std::uintptr_t pending = kPending;
+    state_.compare_exchange_strong(pending, 0, std::memory_order_acq_rel);
+  }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(TimerSignal& signal) noexcept : signal_(signal) {}
+    bool await_ready() noexcept {
+      std::uintptr_t pending = kPending;
+      return signal_.state_.compare_exchange_strong(pending, 0, std::memory_order_acq_rel);
+    }
+    bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      G* g = current_goroutine();
+      g->resume = awaiting;
+      std::uintptr_t state = 0;
+      // Release: publishes g->resume to the firing thread.
+      if (signal_.state_.compare_exchange_strong(state, reinterpret_cast<std::uintptr_t>(g),
+                                                 std::memory_order_acq_rel)) {
+        return true;  // parked until the fire
+      }
+      // A fire is pending: consume it and continue.
+      signal_.state_.store(0, std::memory_order_release);
+      return false;
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    TimerSignal& signal_;
+  };
+
+ private:
+  std::atomic<std::uintptr_t> state_{0};
+};
+
+}  // namespace detail
+
+// `co_await goro::sleep(d)` parks the goroutine for at least `d` (a
+// non-positive d yields nothing and returns at once). Gives the deadline.
+// Must be awaited in a goroutine.
+[[nodiscard]] inline detail::SleepAwaiter sleep(std::chrono::nanoseconds d) noexcept {
+  return detail::SleepAwaiter(detail::monotonic_now_ns() + d.count());
+}
+
+// `co_await goro::sleep_until(t)` parks the goroutine until `t` has passed.
+[[nodiscard]] inline detail::SleepAwaiter sleep_until(Clock::time_point t) noexcept {
+  return detail::SleepAwaiter(detail::to_ns(t));
+}
+
+// `co_await goro::after(d)` waits `d` and gives the time the wait ended
+// (the deadline). The channels issue turns it into a channel usable in
+// select; until then it is sleep() under Go's name.
+[[nodiscard]] inline detail::SleepAwaiter after(std::chrono::nanoseconds d) noexcept {
+  return sleep(d);
+}
+
+// Timer: fires once, `d` after it is started, like Go's time.Timer.
+//
+//  * `co_await timer.wait()` parks until the timer fires (at once if it
+//    already has and nobody consumed it). Like receiving from Go's t.C.
+//  * stop() prevents the fire; returns true if the timer was running.
+//  * reset(d) restarts it to fire `d` from now; returns true if it was
+//    running. stop and reset discard a fire not yet consumed (Go 1.23).
+//  * Must be created and restarted in a goroutine; the methods must not be
+//    called concurrently with each other (firing happens concurrently with
+//    them and is handled). Destroying a running timer stops it.
+class Timer {
+ public:
+  explicit Timer(std::chrono::nanoseconds d) { start(d); }
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  ~Timer() { detail::disarm_timer(&node_); }
+
+  [[nodiscard]] detail::TimerSignal::Awaiter wait() noexcept { return detail::TimerSignal::Awaiter(signal_); }
+
+  bool stop() noexcept {
+    const bool was_running = detail::disarm_timer(&node_);
+    signal_.clear();
+    return was_running;
+  }
+
+  bool reset(std::chrono::nanoseconds d) {
+    const bool was_running = stop();
+    start(d);
+    return was_running;
+  }
+
+ private:
+  void start(std::chrono::nanoseconds d) {
+    node_.when = detail::monotonic_now_ns() + d.count();
+    node_.period = 0;
+    node_.fire = &Timer::fire;
+    detail::arm_timer(&node_);
+  }
+  static void fire(detail::TimerNode* node) noexcept {
+    reinterpret_cast<Timer*>(node)->signal_.fire();
+  }
+
+  detail::TimerNode node_;  // first member: fire() casts back
+  detail::TimerSignal signal_;
+};
+
+// Ticker: fires every `period`, like Go's time.Ticker. A ticker whose
+// waiter falls behind keeps at most one tick pending and skips the rest.
+//
+//  * `co_await ticker.tick()` parks until the next tick.
+//  * stop() stops it; reset(period) restarts it with a new period.
+//  * period must be positive (std::invalid_argument otherwise). The same
+//    threading rules as Timer.
+class Ticker {
+ public:
+  explicit Ticker(std::chrono::nanoseconds period) { start(period); }
+  Ticker(const Ticker&) = delete;
+  Ticker& operator=(const Ticker&) = delete;
+  ~Ticker() { detail::disarm_timer(&node_); }
+
+  [[nodiscard]] detail::TimerSignal::Awaiter tick() noexcept { return detail::TimerSignal::Awaiter(signal_); }
+
+  void stop() noexcept {
+    detail::disarm_timer(&node_);
+    signal_.clear();
+  }
+
+  void reset(std::chrono::nanoseconds period) {
+    stop();
+    start(period);
+  }
+
+ private:
+  void start(std::chrono::nanoseconds period);
+  static void fire(detail::TimerNode* node) noexcept {
+    reinterpret_cast<Ticker*>(node)->signal_.fire();
+  }
+
+  detail::TimerNode node_;  // first member: fire() casts back
+  detail::TimerSignal signal_;
+};
+
+}  // namespace goro
+
+#endif  // GORO_TIME_HPP_

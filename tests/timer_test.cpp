@@ -1,0 +1,214 @@
+// Tests of goro's timers: sleep never ends early, timers fire in deadline
+// order, Timer and Ticker stop/reset semantics, idle Ps run the timers of a
+// P whose goroutine does not give it back, and shutdown with timers armed.
+// None asserts on how late anything is.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "goro/goro.hpp"
+#include "test_scale.hpp"
+
+namespace goro {
+namespace {
+
+using namespace std::chrono_literals;
+
+Task<bool> sleeps_never_end_early(int rounds) {
+  bool ok = true;
+  for (int i = 0; i < rounds; ++i) {
+    const auto before = Clock::now();
+    const auto deadline = co_await sleep(std::chrono::microseconds(50 + i % 200));
+    const auto after = Clock::now();
+    ok = ok && after >= deadline && deadline >= before + std::chrono::microseconds(50 + i % 200);
+  }
+  co_return ok;
+}
+
+TEST(Sleep, NeverEndsEarly) {
+  EXPECT_TRUE(run(sleeps_never_end_early(static_cast<int>(test::scaled(2000, 200))), Config{.procs = 2}));
+}
+
+Task<int> non_positive_sleeps() {
+  co_await sleep(0ns);
+  co_await sleep(-5ms);
+  co_await sleep_until(Clock::now() - 1s);
+  co_return 7;
+}
+
+TEST(Sleep, NonPositiveDurationsReturnAtOnce) { EXPECT_EQ(run(non_positive_sleeps()), 7); }
+
+struct FireLog {
+  std::mutex mu;
+  std::vector<int> order;
+};
+
+Task<void> sleep_then_log(FireLog* log, int index, std::chrono::microseconds d) {
+  co_await sleep(d);
+  std::lock_guard lock(log->mu);
+  log->order.push_back(index);
+}
+
+Task<std::vector<int>> timers_in_deadline_order(int n) {
+  FireLog log;
+  std::vector<JoinHandle<void>> all;
+  // Deadlines 2 ms apart, armed in reverse order, all on this P.
+  for (int i = n - 1; i >= 0; --i) {
+    all.push_back(spawn(sleep_then_log(&log, i, std::chrono::milliseconds(2 * (i + 1)))));
+  }
+  for (auto& h : all) co_await h;
+  co_return log.order;
+}
+
+TEST(Timers, FireInDeadlineOrder) {
+  const std::vector<int> order = run(timers_in_deadline_order(20), Config{.procs = 1});
+  ASSERT_EQ(order.size(), 20u);
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+}
+
+Task<std::vector<bool>> timer_stop_and_reset() {
+  std::vector<bool> r;
+  Timer a(1h);
+  r.push_back(a.stop());   // was running: true
+  r.push_back(a.stop());   // already stopped: false
+  Timer b(1ms);
+  co_await b.wait();       // fires
+  r.push_back(b.stop());   // already fired: false
+  r.push_back(b.reset(2ms));  // was not running: false
+  co_await b.wait();
+  Timer c(1h);
+  r.push_back(c.reset(1ms));  // was running: true
+  const auto before = Clock::now();
+  co_await c.wait();
+  r.push_back(Clock::now() - before < 30min);  // fired after the reset, not after an hour
+  Timer d(1ms);
+  co_await sleep(5ms);     // d fires meanwhile; the fire is kept
+  co_await d.wait();       // so this returns at once
+  r.push_back(true);
+  co_return r;
+}
+
+TEST(Timer, StopAndResetFollowGo) {
+  const std::vector<bool> r = run(timer_stop_and_reset(), Config{.procs = 2});
+  EXPECT_EQ(r, (std::vector<bool>{true, false, false, false, true, true, true}));
+}
+
+Task<int> ticker_ticks(int n) {
+  Ticker t(1ms);
+  int ticks = 0;
+  auto last = Clock::now();
+  bool monotonic = true;
+  while (ticks < n) {
+    co_await t.tick();
+    const auto now = Clock::now();
+    monotonic = monotonic && now >= last;
+    last = now;
+    ++ticks;
+  }
+  t.stop();
+  co_return monotonic ? ticks : -1;
+}
+
+TEST(Ticker, TicksUntilStopped) { EXPECT_EQ(run(ticker_ticks(20), Config{.procs = 2}), 20); }
+
+Task<int> slow_ticker_receiver() {
+  // The receiver is 10 periods late: the missed ticks are dropped, one is
+  // kept, so the next wait returns at once and the one after waits again.
+  Ticker t(1ms);
+  co_await sleep(10ms);
+  co_await t.tick();  // the pending tick
+  const auto before = Clock::now();
+  co_await t.tick();  // a fresh one
+  co_return Clock::now() - before >= 0ns ? 1 : 0;
+}
+
+TEST(Ticker, ASlowReceiverSkipsTicks) { EXPECT_EQ(run(slow_ticker_receiver()), 1); }
+
+Task<bool> zero_period_ticker() {
+  try {
+    Ticker t(0ms);
+  } catch (const std::invalid_argument&) {
+    co_return true;
+  }
+  co_return false;
+}
+
+TEST(Ticker, RejectsNonPositivePeriods) { EXPECT_TRUE(run(zero_period_ticker())); }
+
+// A goroutine that never gives its P back arms a timer on that P first: an
+// idle P must run it.
+Task<void> sleep_then_set(std::atomic<bool>* flag) {
+  co_await sleep(2ms);
+  flag->store(true);
+}
+
+Task<void> hog_after_arming(std::atomic<bool>* fired, std::atomic<bool>* stop) {
+  go(sleep_then_set(fired));
+  co_await yield();  // let the sleeper arm its timer on this P
+  while (!stop->load()) {
+  }
+}
+
+Task<bool> idle_p_runs_a_busy_ps_timers() {
+  std::atomic<bool> fired{false};
+  std::atomic<bool> stop{false};
+  go(hog_after_arming(&fired, &stop));
+  while (!fired.load()) co_await sleep(1ms);
+  stop.store(true);
+  co_return true;
+}
+
+TEST(Timers, IdlePsRunTheTimersOfABusyP) {
+  EXPECT_TRUE(run(idle_p_runs_a_busy_ps_timers(), Config{.procs = 2}));
+}
+
+Task<void> sleep_forever(std::atomic<int>* destroyed) {
+  struct Guard {
+    std::atomic<int>* n;
+    ~Guard() { n->fetch_add(1); }
+  } guard{destroyed};
+  co_await sleep(24h);
+}
+
+Task<int> leave_sleepers_behind(std::atomic<int>* destroyed) {
+  for (int i = 0; i < 100; ++i) go(sleep_forever(destroyed));
+  Timer t(1h);
+  Ticker k(1h);
+  co_await sleep(1ms);
+  co_return 0;
+}
+
+TEST(Timers, ShutdownDestroysSleepingGoroutines) {
+  std::atomic<int> destroyed{0};
+  EXPECT_EQ(run(leave_sleepers_behind(&destroyed), Config{.procs = 2}), 0);
+  EXPECT_EQ(destroyed.load(), 100);
+}
+
+TEST(Timers, OutsideAGoroutineThrows) {
+  EXPECT_THROW(Timer t(1ms), std::logic_error);
+}
+
+Task<void> sleep_then_count(std::atomic<long>* woke, long i) {
+  co_await sleep(std::chrono::microseconds(i % 1000));
+  woke->fetch_add(1);
+}
+
+Task<long> many_sleepers(long n) {
+  std::atomic<long> woke{0};
+  std::vector<JoinHandle<void>> all;
+  for (long i = 0; i < n; ++i) all.push_back(spawn(sleep_then_count(&woke, i)));
+  for (auto& h : all) co_await h;
+  co_return woke.load();
+}
+
+TEST(Timers, ManyConcurrentSleepersAllWake) {
+  const long n = test::scaled(20000);
+  EXPECT_EQ(run(many_sleepers(n), Config{.procs = 2}), n);
+}
+
+}  // namespace
+}  // namespace goro
