@@ -262,7 +262,8 @@ class Scheduler {
   // Timers (timers.cpp describes the protocol).
   void arm_timer(P& p, TimerNode* node);
   bool disarm_timer(TimerNode* node) noexcept;
-  // Makes `g` runnable next on the current worker's P and wakes a worker.
+  // Makes `g` (woken by a timer) runnable on the current worker's P, at
+  // the tail of its queue, and wakes a worker.
   void ready(P& p, G* g) noexcept;
 
   // goro::blocking (blocking.cpp).

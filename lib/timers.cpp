@@ -85,11 +85,16 @@ void ready_from_timer(G* g) noexcept {
 }
 
 void Scheduler::ready(P& p, G* g) noexcept {
-  runq_put(p, entry_for(g, /*claim=*/false), Placement::kRunNext);
+  // The tail, not runnext: timers that come due together wake their
+  // goroutines in deadline order (runnext would run the last one first).
+  runq_put(p, entry_for(g, /*claim=*/false), Placement::kTail);
   notify_work_available(&p);
 }
 
 void Scheduler::arm_timer(P& p, TimerNode* node) {
+  // Read before the lock is released: from then on the node may fire, and
+  // its goroutine run on and reuse the memory.
+  const std::int64_t when = node->when;
   bool new_earliest;
   {
     MutexLock lock(p.timer_mu);
@@ -99,7 +104,7 @@ void Scheduler::arm_timer(P& p, TimerNode* node) {
     // Step a (seq_cst: the Dekker pair with the sleeper's steps c-d).
     p.next_timer.store(p.timers.earliest(), std::memory_order_seq_cst);
   }
-  if (new_earliest) wake_for_timer(node->when);
+  if (new_earliest) wake_for_timer(when);
 }
 
 bool Scheduler::disarm_timer(TimerNode* node) noexcept {

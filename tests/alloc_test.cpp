@@ -343,11 +343,16 @@ TEST(Allocator, MemoryGoesBackToTheOsAfterABurst) {
   const std::vector<long> r = run(burst_and_release(n), Config{.procs = 2});
   EXPECT_EQ(r[0], n * (n - 1) / 2);
   const long before = r[1], peak = r[2], after = r[3], released = r[4], held = r[5];
-  EXPECT_GT(peak, before);
   EXPECT_GT(released, 0);
-  // Most of what the burst added is gone again.
-  EXPECT_LT(after - before, (peak - before) / 4)
-      << "before " << before << " KiB, peak " << peak << " KiB, after " << after << " KiB";
+  if constexpr (!test::kTsan) {
+    // Under TSan the shadow memory of every page ever touched stays
+    // resident, so RSS says nothing about the allocator there; the
+    // allocator's own count below still does.
+    EXPECT_GT(peak, before);
+    // Most of what the burst added is gone again.
+    EXPECT_LT(after - before, (peak - before) / 4)
+        << "before " << before << " KiB, peak " << peak << " KiB, after " << after << " KiB";
+  }
   // What the allocator still holds resident: the other P's cache (bounded)
   // and partly used spans.
   EXPECT_LT(held, 16L << 20) << "resident bytes still held by the allocator";

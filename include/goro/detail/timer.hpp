@@ -54,8 +54,8 @@ void arm_timer(TimerNode* node);
 // concurrently with another arm/disarm of the same node.
 bool disarm_timer(TimerNode* node) noexcept;
 
-// Makes goroutine `g` (parked) runnable on the current worker's P, next in
-// line (for use by fire callbacks).
+// Makes goroutine `g` (parked) runnable on the current worker's P, at the
+// tail of its queue (for use by fire callbacks).
 struct G;
 void ready_from_timer(G* g) noexcept;
 
