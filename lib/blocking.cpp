@@ -67,6 +67,7 @@ P* Scheduler::claim_idle_locked(P* w) noexcept {
   w->spinning = true;  // it owns the nmspinning slot added here
   npidle_.fetch_sub(1, std::memory_order_seq_cst);
   nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+  note_busy();
   return w;
 }
 

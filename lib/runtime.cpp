@@ -51,6 +51,7 @@ namespace {
 Mutex runtime_mu;
 Scheduler* running ABSL_GUARDED_BY(runtime_mu) = nullptr;
 SchedulerStats last_run_stats ABSL_GUARDED_BY(runtime_mu);
+std::vector<Stall> last_run_stalls ABSL_GUARDED_BY(runtime_mu);
 
 unsigned resolve_procs(const Config& config) {
   if (config.procs != 0) return config.procs;
@@ -71,6 +72,13 @@ void validate(const Config& config) {
 }
 
 }  // namespace
+
+// This thread is about to transfer into `g` (an inline child, or a joiner
+// its child resumes). Relaxed: sysmon's view of who runs, a hint.
+inline void switch_to(P* p, G* g) noexcept {
+  tls_g = g;
+  p->running_goroutine.store(g->id, std::memory_order_relaxed);
+}
 
 void recycle_goroutine(P* p, G* g) noexcept {
   g->live = false;
@@ -152,7 +160,7 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
     // state. Relaxed is enough; resume the joiner directly.
     G* waiter = reinterpret_cast<G*>(g->join_state.load(std::memory_order_relaxed));
     g->join_state.store(kJoinDone, std::memory_order_relaxed);
-    tls_g = waiter;
+    switch_to(p, waiter);
     return waiter->resume;
   }
   // Release: publishes the result to the joiner. Acquire: if a waiter
@@ -165,7 +173,7 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
     return std::noop_coroutine();
   }
   G* waiter = reinterpret_cast<G*>(previous);
-  tls_g = waiter;
+  switch_to(p, waiter);
   return waiter->resume;
 }
 
@@ -181,7 +189,7 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
     child->inline_on = p;
     child->inline_epoch = p->loop_epoch;
     bump(p->stats.inline_joins);
-    tls_g = child;
+    switch_to(p, child);
     return child->resume;
   }
   std::uintptr_t running_state = kJoinRunning;
@@ -215,8 +223,16 @@ void yield_suspend(std::coroutine_handle<> awaiting) noexcept {
   P* p = tls_p;
   g->resume = awaiting;
   bump(p->stats.yields);
-  // After this put another P may steal and resume the goroutine at once:
+  // After the put another P may steal and resume the goroutine at once:
   // nothing of it is touched afterwards.
+  if (p->preempt.load(std::memory_order_relaxed)) {
+    // sysmon saw it hog the P: send it through the global queue, as Go
+    // does with a preempted goroutine, so that any P may pick it up and this
+    // one serves what waited behind it first.
+    p->preempt.store(false, std::memory_order_relaxed);
+    p->scheduler.yield_to_global(g);
+    return;
+  }
   p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kTail);
 }
 
@@ -253,6 +269,7 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
   {
     MutexLock lock(runtime_mu);
     last_run_stats = scheduler->stats();
+    last_run_stalls = scheduler->recent_stalls();
     running = nullptr;
   }
   // The frame stays: run() reads the result and destroys it.
@@ -279,6 +296,13 @@ std::size_t release_memory() {
   std::size_t released = detail::GoroutinePool::instance().release_free_slabs();
   released += detail::alloc::PageHeap::instance().scavenge(0);
   return released;
+}
+
+std::vector<Stall> recent_stalls() {
+  if (detail::P* p = detail::tls_p) return p->scheduler.recent_stalls();
+  detail::MutexLock lock(detail::runtime_mu);
+  if (detail::running != nullptr) return detail::running->recent_stalls();
+  return detail::last_run_stalls;
 }
 
 SchedulerStats scheduler_stats() noexcept {

@@ -50,6 +50,10 @@ Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
     ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
     alloc::register_cache(&ps_.back()->frame_cache);
   }
+  {
+    MutexLock lock(stall_mu_);
+    open_stall_.assign(procs, 0);
+  }
   // Strides coprime to the number of Ps visit every P exactly once from any
   // starting point (Go's randomOrder).
   for (std::uint32_t s = 1; s <= procs; ++s) {
@@ -71,6 +75,7 @@ void Scheduler::run(G* main) {
   bump(p0.stats.goroutines_started);
   const bool pushed = p0.runq.push(entry_for(main, /*claim=*/false));
   (void)pushed;  // an empty queue always has room
+  sysmon_.start();
   threads_.reserve(ps_.size() - 1);
   for (std::size_t i = 1; i < ps_.size(); ++i) {
     threads_.emplace_back([this, i] { worker_loop(*ps_[i]); });
@@ -78,6 +83,7 @@ void Scheduler::run(G* main) {
   worker_loop(p0);
   for (auto& t : threads_) t.join();
   threads_.clear();
+  sysmon_.stop();
   // Frames of goroutines parked in blocking calls hold the calls' jobs.
   wait_for_blocking_calls();
   sweep_goroutines();
@@ -105,12 +111,17 @@ void Scheduler::worker_loop(P& p) {
     }
     bump(p.stats.schedules);
     tls_g = found.g;
+    // Relaxed: read by sysmon, which tolerates a stale value for a round.
+    p.running_goroutine.store(found.g->id, std::memory_order_relaxed);
     // Runs until the goroutine (or one it transfers to) parks or finishes.
     // After this returns the goroutine may already run elsewhere: touch
     // nothing of it.
     found.g->resume.resume();
     tls_g = nullptr;
+    p.running_goroutine.store(0, std::memory_order_relaxed);
     ++p.loop_epoch;
+    // The goroutine suspended: a preempt request sysmon made is honoured.
+    if (p.preempt.load(std::memory_order_relaxed)) p.preempt.store(false, std::memory_order_relaxed);
   }
   if (p.spinning) {
     p.spinning = false;
@@ -343,6 +354,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
         idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
         p.idle = false;
         npidle_.fetch_sub(1, std::memory_order_seq_cst);
+        note_busy();
         p.spinning = true;
         nmspinning_.fetch_add(1, std::memory_order_seq_cst);
       }
@@ -384,6 +396,7 @@ void Scheduler::notify_work_available(P* p) noexcept {
       woken->idle = false;
       woken->spinning = true;  // it owns the nmspinning slot we just took
       npidle_.fetch_sub(1, std::memory_order_seq_cst);
+      note_busy();
     }
   }
   if (woken == nullptr) {
@@ -556,8 +569,59 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.blocking_calls += get(c.blocking_calls);
   }
   s.goroutines_started += outside_started_.load(std::memory_order_relaxed);
+  {
+    MutexLock lock(stall_mu_);
+    s.stalls = stall_count_;
+  }
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);
   return s;
+}
+
+}  // namespace goro::detail
+
+namespace goro::detail {
+
+void Scheduler::begin_stall(std::size_t p, std::uint64_t goroutine, std::int64_t nanos) {
+  {
+    MutexLock lock(stall_mu_);
+    if (stalls_.size() == kStallHistory) stalls_.erase(stalls_.begin());
+    stalls_.push_back(Stall{goroutine, std::chrono::nanoseconds(nanos), static_cast<std::uint32_t>(p)});
+    open_stall_[p] = ++stall_count_;
+  }
+  // Ask the goroutine to give the P back at its next chance, and get an
+  // idle worker to take what waits behind it (its queue, runnext, timers).
+  ps_[p]->preempt.store(true, std::memory_order_relaxed);
+  P* woken = nullptr;
+  {
+    MutexLock lock(sched_mu_);
+    if (!idle_.empty()) woken = claim_idle_locked(idle_.back());
+  }
+  if (woken != nullptr) woken->parker.unpark();
+}
+
+void Scheduler::end_stall(std::size_t p, std::int64_t nanos) {
+  MutexLock lock(stall_mu_);
+  // Update the record if it is still in the history.
+  const std::uint64_t number = open_stall_[p];
+  const std::uint64_t oldest = stall_count_ - stalls_.size() + 1;
+  if (number >= oldest && number <= stall_count_) {
+    stalls_[number - oldest].duration = std::chrono::nanoseconds(nanos);
+  }
+  open_stall_[p] = 0;
+}
+
+bool Scheduler::kick_global_queue() noexcept {
+  if (global_.size_hint() == 0 || nmspinning_.load(std::memory_order_relaxed) != 0 ||
+      npidle_.load(std::memory_order_relaxed) == 0) {
+    return false;
+  }
+  notify_work_available(nullptr);
+  return true;
+}
+
+std::vector<Stall> Scheduler::recent_stalls() noexcept {
+  MutexLock lock(stall_mu_);
+  return stalls_;
 }
 
 }  // namespace goro::detail

@@ -108,6 +108,7 @@
 #include "mutex.hpp"
 #include "parker.hpp"
 #include "run_queue.hpp"
+#include "sysmon.hpp"
 #include "timer_heap.hpp"
 
 namespace goro::detail {
@@ -178,6 +179,12 @@ struct alignas(64) P {
   // Incremented each time the worker loop regains control from a goroutine
   // (see G::inline_epoch).
   std::uint64_t loop_epoch = 0;
+  // The id of the goroutine the worker resumed, 0 between goroutines.
+  // Written by the owner (relaxed stores), read by sysmon.
+  std::atomic<std::uint64_t> running_goroutine{0};
+  // Set by sysmon when the running goroutine has held the P too long;
+  // cleared by the owner when it honours it (yield, next suspension).
+  std::atomic<bool> preempt{false};
   std::uint64_t rng = 0;
   std::uint64_t next_id = 0;
   std::uint64_t end_id = 0;
@@ -240,6 +247,12 @@ class Scheduler {
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // if the runtime no longer accepts work.
   bool global_put_from_outside(Entry entry);
+  // Puts a yielding goroutine that was asked to give its P back onto the
+  // global queue and wakes a worker.
+  void yield_to_global(G* g) noexcept {
+    global_.push(entry_for(g, /*claim=*/false));
+    notify_work_available(current_p());
+  }
   // Counts a goroutine from outside the runtime that the global queue took.
   void count_outside_start() noexcept { outside_started_.fetch_add(1, std::memory_order_relaxed); }
   // Step g-h of the handshake.
@@ -273,9 +286,23 @@ class Scheduler {
   void complete_blocking(BlockingJob* job) noexcept;
 
   [[nodiscard]] SchedulerStats stats() const noexcept;
+  [[nodiscard]] std::vector<Stall> recent_stalls() noexcept;
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
 
  private:
+  friend class Sysmon;
+
+  // sysmon's view (sysmon.cpp, scheduler.cpp).
+  [[nodiscard]] bool all_idle() const noexcept {
+    return npidle_.load(std::memory_order_seq_cst) == ps_.size();
+  }
+  void begin_stall(std::size_t p, std::uint64_t goroutine, std::int64_t nanos);
+  void end_stall(std::size_t p, std::int64_t nanos);
+  // Wakes a worker if the global queue has work and nobody looks for it.
+  bool kick_global_queue() noexcept;
+  // An idle P became busy (npidle was decremented).
+  void note_busy() noexcept { sysmon_.note_busy(); }
+
   struct Found {
     G* g = nullptr;
     bool inherit_time = false;
@@ -336,6 +363,15 @@ class Scheduler {
   std::atomic<P*> timer_sleeper_{nullptr};
   // Blocking calls submitted and not yet completed.
   std::atomic<std::int64_t> blocking_in_flight_{0};
+
+  Sysmon sysmon_{*this};
+  // Stalls sysmon saw (the most recent kStallHistory), and per P the index
+  // of its stall in progress in stall_ids_ terms.
+  static constexpr std::size_t kStallHistory = 64;
+  mutable Mutex stall_mu_;
+  std::vector<Stall> stalls_ ABSL_GUARDED_BY(stall_mu_);
+  std::uint64_t stall_count_ ABSL_GUARDED_BY(stall_mu_) = 0;
+  std::vector<std::uint64_t> open_stall_ ABSL_GUARDED_BY(stall_mu_);  // stall number per P
   // Counters for work submitted from outside the runtime.
   std::atomic<std::uint64_t> outside_started_{0};
   std::atomic<std::uint64_t> outside_wakeups_{0};

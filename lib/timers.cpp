@@ -194,6 +194,7 @@ void Scheduler::leave_idle(P& p) noexcept {
   idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
   p.idle = false;
   npidle_.fetch_sub(1, std::memory_order_seq_cst);
+  note_busy();
 }
 
 void Scheduler::idle_sleep(P& p) noexcept {

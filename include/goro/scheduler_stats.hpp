@@ -5,7 +5,9 @@
 #ifndef GORO_SCHEDULER_STATS_HPP_
 #define GORO_SCHEDULER_STATS_HPP_
 
+#include <chrono>
 #include <cstdint>
+#include <vector>
 
 namespace goro {
 
@@ -27,11 +29,26 @@ struct SchedulerStats {
   std::uint64_t wakeups = 0;               // times a worker woke another to look for work
   std::uint64_t timers_fired = 0;          // timers run (sleeps ended, Timer/Ticker fires)
   std::uint64_t blocking_calls = 0;        // goro::blocking calls handed to syscall threads
+  std::uint64_t stalls = 0;                // goroutines seen holding a P > 10 ms without suspending
 };
 
 // The counters of the running runtime, or of the last run() once it has
 // returned (all zero before the first run). Safe from any thread.
 [[nodiscard]] SchedulerStats scheduler_stats() noexcept;
+
+// A goroutine that held its P for more than 10 ms without suspending, as
+// sysmon saw it. C++ coroutines cannot be preempted: such a goroutine delays
+// everything queued on its P until other Ps steal it. Long CPU work belongs
+// in goro::blocking, or should co_await goro::yield() now and then.
+struct Stall {
+  std::uint64_t goroutine_id = 0;
+  std::chrono::nanoseconds duration{0};  // so far, if it is still running
+  std::uint32_t p = 0;                   // the P it held
+};
+
+// The most recent stalls (up to 64, oldest first) of the running runtime, or
+// of the last run() once it has returned. Safe from any thread.
+[[nodiscard]] std::vector<Stall> recent_stalls();
 
 }  // namespace goro
 

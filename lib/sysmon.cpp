@@ -1,0 +1,80 @@
+// lib/sysmon.cpp: the background monitor (see sysmon.hpp).
+#include "sysmon.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+
+#include "alloc/page_heap.hpp"
+#include "goro/detail/timer.hpp"
+#include "scheduler.hpp"
+
+namespace goro::detail {
+
+void Sysmon::start() {
+  watches_.assign(scheduler_.ps_.size(), Watch{});
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "goro-sysmon");
+    loop();
+  });
+}
+
+void Sysmon::stop() noexcept {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  parker_.unpark();
+  thread_.join();
+}
+
+bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
+  P& p = *scheduler_.ps_[index];
+  Watch& w = watches_[index];
+  // Relaxed: both are written by the worker with relaxed stores; a stale
+  // value only delays detection by a round.
+  const std::uint64_t running = p.running_goroutine.load(std::memory_order_relaxed);
+  const std::uint64_t schedules = p.stats.schedules.load(std::memory_order_relaxed);
+  if (running == 0 || schedules != w.schedules) {
+    if (w.reported) scheduler_.end_stall(index, now - w.since);
+    w = Watch{schedules, now, false};
+    return false;
+  }
+  if (w.reported || now - w.since < SysmonTuning::kStallNanos) return false;
+  w.reported = true;
+  scheduler_.begin_stall(index, running, now - w.since);
+  return true;
+}
+
+void Sysmon::loop() {
+  std::int64_t delay = SysmonTuning::kMinDelayNanos;
+  int idle_rounds = 0;
+  std::int64_t next_scavenge = monotonic_now_ns() + SysmonTuning::kScavengePeriodNanos;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    if (idle_rounds > SysmonTuning::kIdleRoundsBeforeBackoff) {
+      delay = std::min(delay * 2, SysmonTuning::kMaxDelayNanos);
+    } else {
+      delay = SysmonTuning::kMinDelayNanos;
+    }
+    std::int64_t now = monotonic_now_ns();
+    if (scheduler_.all_idle()) {
+      // Nothing runs: sleep until a P gets busy or it is time to scavenge.
+      sleeping_.store(true, std::memory_order_seq_cst);
+      if (scheduler_.all_idle()) parker_.park_until(next_scavenge);
+      sleeping_.store(false, std::memory_order_relaxed);
+      idle_rounds = 0;
+    } else {
+      parker_.park_until(now + delay);
+    }
+    if (stopping_.load(std::memory_order_acquire)) break;
+    now = monotonic_now_ns();
+    bool acted = false;
+    for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
+    acted = scheduler_.kick_global_queue() || acted;
+    if (now >= next_scavenge) {
+      alloc::PageHeap::instance().scavenge(SysmonTuning::kScavengeAgeNanos);
+      next_scavenge = now + SysmonTuning::kScavengePeriodNanos;
+    }
+    idle_rounds = acted ? 0 : idle_rounds + 1;
+  }
+}
+
+}  // namespace goro::detail

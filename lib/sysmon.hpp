@@ -1,0 +1,88 @@
+// lib/sysmon.hpp
+//
+// Defines: goro::detail::Sysmon, the runtime's background monitor thread
+// (Go's sysmon, proc.go).
+//
+// It holds no P and runs no goroutines. Each round it:
+//   1. notices a P whose goroutine has run for more than kStallNanos (10 ms)
+//      without suspending: C++ coroutines cannot be preempted, so it
+//      records a stall (goroutine id, duration, P) for diagnostics, sets the
+//      P's preempt request (honoured by goro::yield(), which then sends the
+//      goroutine through the global queue, and by the goroutine's next
+//      suspension), and wakes an idle worker, which steals the stalled P's
+//      queue (runnext included) and runs its due timers;
+//   2. wakes a worker when the global queue holds work and nobody spins
+//      (a safety net: the submitters' handshake already does it);
+//   3. every kScavengePeriod, returns to the OS the allocator's pages that
+//      have been free for kScavengeAge.
+// It sleeps between rounds, 20 us at first and doubling after 50 rounds
+// with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
+// (or until the next scavenge) while every P is idle.
+//
+// A stall is detected from two per-P atomics the worker writes with plain
+// relaxed stores around each resume: the id of the goroutine it resumed
+// (0 between goroutines) and its schedule count. A P whose count has not
+// moved for 10 ms while an id is set has been running the same goroutine
+// (chain of inline children included) all that time.
+#ifndef GORO_LIB_SYSMON_HPP_
+#define GORO_LIB_SYSMON_HPP_
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "parker.hpp"
+
+namespace goro::detail {
+
+class Scheduler;
+
+struct SysmonTuning {
+  static constexpr std::int64_t kStallNanos = 10'000'000;          // Go's forcePreemptNS
+  static constexpr std::int64_t kMinDelayNanos = 20'000;           // 20 us
+  static constexpr std::int64_t kMaxDelayNanos = 10'000'000;       // 10 ms
+  static constexpr int kIdleRoundsBeforeBackoff = 50;
+  static constexpr std::int64_t kScavengePeriodNanos = 1'000'000'000;  // 1 s
+  static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s
+};
+
+class Sysmon {
+ public:
+  explicit Sysmon(Scheduler& scheduler) : scheduler_(scheduler) {}
+  Sysmon(const Sysmon&) = delete;
+  Sysmon& operator=(const Sysmon&) = delete;
+  ~Sysmon() { stop(); }
+
+  void start();
+  void stop() noexcept;
+
+  // Called after a P stops being idle: wakes sysmon if it sleeps because
+  // all Ps were idle.
+  void note_busy() noexcept {
+    // seq_cst: the Dekker pair with the sleep decision in loop().
+    if (sleeping_.load(std::memory_order_seq_cst)) parker_.unpark();
+  }
+
+ private:
+  struct Watch {
+    std::uint64_t schedules = 0;
+    std::int64_t since = 0;
+    bool reported = false;
+  };
+
+  void loop();
+  // Step 1 for one P; returns whether it acted.
+  bool watch_p(std::size_t index, std::int64_t now);
+
+  Scheduler& scheduler_;
+  std::thread thread_;
+  Parker parker_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> sleeping_{false};
+  std::vector<Watch> watches_;
+};
+
+}  // namespace goro::detail
+
+#endif  // GORO_LIB_SYSMON_HPP_
