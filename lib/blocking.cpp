@@ -24,10 +24,11 @@
 // under the same lock and afterwards re-checks its inbox flag: either the
 // completion sees it idle (and wakes it) or the worker's re-check sees the
 // flag set before the completion took the lock.
+#include "goro/blocking.hpp"
+
 #include <stdexcept>
 #include <thread>
 
-#include "goro/blocking.hpp"
 #include "runtime_state.hpp"
 #include "scheduler.hpp"
 #include "syscall_threads.hpp"

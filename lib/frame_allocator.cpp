@@ -15,10 +15,10 @@ namespace goro::detail {
 void* allocate_frame(std::size_t size) { return ::operator new(size); }
 void free_frame(void* frame, std::size_t size) noexcept { ::operator delete(frame, size); }
 void* allocate_frame_aligned(std::size_t size, std::size_t align) {
-  return ::operator new(size, std::align_val_t{align});
+  return ::operator new (size, std::align_val_t{align});
 }
 void free_frame_aligned(void* frame, std::size_t size, std::size_t align) noexcept {
-  ::operator delete(frame, size, std::align_val_t{align});
+  ::operator delete (frame, size, std::align_val_t{align});
 }
 void free_frame_unsized(void* frame) noexcept { ::operator delete(frame); }
 

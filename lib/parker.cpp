@@ -15,8 +15,8 @@ namespace {
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected) noexcept {
   // Returns on wake, on EAGAIN (the word changed first) and on EINTR; the
   // caller re-checks the word in every case.
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
-          nullptr, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
 }
 
 // Waits with an absolute CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET takes

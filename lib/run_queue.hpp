@@ -192,7 +192,9 @@ class RunQueue {
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
   // Owner only, with no thief running (runtime stopped): forgets every entry.
-  void clear() noexcept { head_.store(tail_.load(std::memory_order_relaxed), std::memory_order_relaxed); }
+  void clear() noexcept {
+    head_.store(tail_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
 
  private:
   // Separate cache lines: thieves hammer head_, the owner writes tail_.

@@ -195,10 +195,9 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
   std::uintptr_t running_state = kJoinRunning;
   // Release on success: publishes self->resume to the finishing child.
   // Acquire on failure: the child is done; its result must be visible.
-  if (child->join_state.compare_exchange_strong(running_state,
-                                                reinterpret_cast<std::uintptr_t>(self),
-                                                std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
+  if (child->join_state.compare_exchange_strong(
+          running_state, reinterpret_cast<std::uintptr_t>(self), std::memory_order_acq_rel,
+          std::memory_order_acquire)) {
     return std::noop_coroutine();  // park; the child resumes us
   }
   return awaiting;
@@ -207,7 +206,8 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
 void drop_join_handle(G* child) noexcept {
   // Acq_rel: acquire so that, if the child finished, its frame is ours to
   // destroy; release so that, if not, the child sees we are gone.
-  const std::uintptr_t previous = child->join_state.exchange(kJoinDetached, std::memory_order_acq_rel);
+  const std::uintptr_t previous =
+      child->join_state.exchange(kJoinDetached, std::memory_order_acq_rel);
   if (previous != kJoinDone) return;  // the child frees itself when it finishes
   if (child->root) child->root.destroy();
   recycle_goroutine(tls_p, child);

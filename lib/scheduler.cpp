@@ -106,8 +106,7 @@ void Scheduler::worker_loop(P& p) {
     if (p.spinning) reset_spinning(p);
     if (!found.inherit_time) {
       // Owner-only counter read by thieves: relaxed load + store.
-      p.schedtick.store(p.schedtick.load(std::memory_order_relaxed) + 1,
-                        std::memory_order_relaxed);
+      p.schedtick.store(p.schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     bump(p.stats.schedules);
     tls_g = found.g;
@@ -121,7 +120,8 @@ void Scheduler::worker_loop(P& p) {
     p.running_goroutine.store(0, std::memory_order_relaxed);
     ++p.loop_epoch;
     // The goroutine suspended: a preempt request sysmon made is honoured.
-    if (p.preempt.load(std::memory_order_relaxed)) p.preempt.store(false, std::memory_order_relaxed);
+    if (p.preempt.load(std::memory_order_relaxed))
+      p.preempt.store(false, std::memory_order_relaxed);
   }
   if (p.spinning) {
     p.spinning = false;
@@ -232,8 +232,8 @@ bool Scheduler::steal_runnext(P& victim, Entry& out) noexcept {
   if (next == 0) return false;
   // The victim put it there to run it next: give it a few microseconds to
   // do so before taking it (Go sleeps 3us here).
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::nanoseconds(SchedulerTuning::kRunnextGraceNanos);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::nanoseconds(SchedulerTuning::kRunnextGraceNanos);
   while (std::chrono::steady_clock::now() < deadline) {
     cpu_relax();
     if (victim.runnext.load(std::memory_order_relaxed) != next) return false;
@@ -271,7 +271,8 @@ G* Scheduler::steal_work(P& p) {
       if (last_round && victim.next_timer.load(std::memory_order_relaxed) != TimerHeap::kNever) {
         // Run a busy victim's due timers here (Go steals timers too).
         if (now == 0) now = monotonic_now_ns();
-        if (victim.next_timer.load(std::memory_order_relaxed) <= now && run_timers(victim, p, now)) {
+        if (victim.next_timer.load(std::memory_order_relaxed) <= now &&
+            run_timers(victim, p, now)) {
           if (Found f = local_get(p); f.g != nullptr) return f.g;
         }
       }
@@ -476,8 +477,7 @@ bool Scheduler::claim_for_inline_join(P& p, G* child) noexcept {
   // (a queue entry may be stale, the claim word never is).
   if (child->claim.load(std::memory_order_relaxed) != unclaimed ||
       !child->claim.compare_exchange_strong(unclaimed, static_cast<std::uint32_t>(Claim::kClaimed),
-                                            std::memory_order_acquire,
-                                            std::memory_order_relaxed)) {
+                                            std::memory_order_acquire, std::memory_order_relaxed)) {
     return false;
   }
   // Tombstone the entry we just made stale, if it is still on this P.
@@ -553,7 +553,9 @@ SchedulerStats Scheduler::stats() const noexcept {
   s.procs = static_cast<std::uint32_t>(ps_.size());
   for (const auto& p : ps_) {
     const PStats& c = p->stats;
-    auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+    auto get = [](const std::atomic<std::uint64_t>& v) {
+      return v.load(std::memory_order_relaxed);
+    };
     s.goroutines_started += get(c.goroutines_started);
     s.goroutines_finished += get(c.goroutines_finished);
     s.schedules += get(c.schedules);
@@ -585,7 +587,8 @@ void Scheduler::begin_stall(std::size_t p, std::uint64_t goroutine, std::int64_t
   {
     MutexLock lock(stall_mu_);
     if (stalls_.size() == kStallHistory) stalls_.erase(stalls_.begin());
-    stalls_.push_back(Stall{goroutine, std::chrono::nanoseconds(nanos), static_cast<std::uint32_t>(p)});
+    stalls_.push_back(
+        Stall{goroutine, std::chrono::nanoseconds(nanos), static_cast<std::uint32_t>(p)});
     open_stall_[p] = ++stall_count_;
   }
   // Ask the goroutine to give the P back at its next chance, and get an

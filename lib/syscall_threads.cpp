@@ -14,7 +14,8 @@ SyscallThreads& SyscallThreads::instance() noexcept {
   return *pool;
 }
 
-void SyscallThreads::submit(BlockingJob* job, std::size_t max_busy, void (*complete)(BlockingJob*)) {
+void SyscallThreads::submit(BlockingJob* job, std::size_t max_busy,
+                            void (*complete)(BlockingJob*)) {
   std::unique_lock lock(mu_);
   if (busy_ >= max_busy) {
     throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),

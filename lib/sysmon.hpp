@@ -39,9 +39,9 @@ namespace goro::detail {
 class Scheduler;
 
 struct SysmonTuning {
-  static constexpr std::int64_t kStallNanos = 10'000'000;          // Go's forcePreemptNS
-  static constexpr std::int64_t kMinDelayNanos = 20'000;           // 20 us
-  static constexpr std::int64_t kMaxDelayNanos = 10'000'000;       // 10 ms
+  static constexpr std::int64_t kStallNanos = 10'000'000;     // Go's forcePreemptNS
+  static constexpr std::int64_t kMinDelayNanos = 20'000;      // 20 us
+  static constexpr std::int64_t kMaxDelayNanos = 10'000'000;  // 10 ms
   static constexpr int kIdleRoundsBeforeBackoff = 50;
   static constexpr std::int64_t kScavengePeriodNanos = 1'000'000'000;  // 1 s
   static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s

@@ -41,7 +41,9 @@ class TimerHeap {
   [[nodiscard]] std::int64_t earliest() const noexcept {
     return nodes_.empty() ? kNever : nodes_.front()->when;
   }
-  [[nodiscard]] TimerNode* top() const noexcept { return nodes_.empty() ? nullptr : nodes_.front(); }
+  [[nodiscard]] TimerNode* top() const noexcept {
+    return nodes_.empty() ? nullptr : nodes_.front();
+  }
 
   void push(TimerNode* node) {
     assert(!node->in_heap());

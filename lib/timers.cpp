@@ -202,8 +202,7 @@ void Scheduler::idle_sleep(P& p) noexcept {
   const std::int64_t deadline = earliest_timer();
   std::int64_t none = 0;
   if (deadline == TimerHeap::kNever ||
-      !timer_sleeper_deadline_.compare_exchange_strong(none, deadline,
-                                                       std::memory_order_seq_cst)) {
+      !timer_sleeper_deadline_.compare_exchange_strong(none, deadline, std::memory_order_seq_cst)) {
     // No timers, or another worker already sleeps until the earliest one.
     p.parker.park();
     leave_idle(p);  // a timer wake leaves us on the idle list

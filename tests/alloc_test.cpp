@@ -2,6 +2,7 @@
 // carving, the page map, large objects, frees on other Ps, threads without
 // a P, memory going back to the OS, and ASan catching a use-after-free of
 // a frame.
+#include <gtest/gtest.h>
 #include <malloc.h>
 
 #include <atomic>
@@ -15,8 +16,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "alloc/allocator.hpp"
 #include "alloc/central_list.hpp"
@@ -98,7 +97,8 @@ TEST(CentralList, CarvesObjectsAtFixedStridesWithinSpans) {
     EXPECT_LT(offset / cls.size, cls.objects);
   }
   std::sort(objects.begin(), objects.end());
-  EXPECT_EQ(std::adjacent_find(objects.begin(), objects.end()), objects.end()) << "duplicate object";
+  EXPECT_EQ(std::adjacent_find(objects.begin(), objects.end()), objects.end())
+      << "duplicate object";
   // Give them back through the list they came as.
   void* relinked = nullptr;
   for (void* p : objects) {

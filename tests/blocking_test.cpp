@@ -1,13 +1,13 @@
 // Tests of goro::blocking (the syscall handoff) and of sysmon's stall
 // detection. Progress is asserted in counts, never in durations.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "goro/goro.hpp"
 #include "syscall_threads.hpp"
@@ -21,9 +21,8 @@ using namespace std::chrono_literals;
 
 Task<int> doubled_on_a_syscall_thread(int x) {
   const auto caller = std::this_thread::get_id();
-  const auto [value, ran_on] = co_await blocking([x] {
-    return std::make_pair(2 * x, std::this_thread::get_id());
-  });
+  const auto [value, ran_on] =
+      co_await blocking([x] { return std::make_pair(2 * x, std::this_thread::get_id()); });
   co_return ran_on != caller ? value : -1;
 }
 

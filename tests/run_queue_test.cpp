@@ -1,6 +1,8 @@
 // run_queue_test: the lock-free local run queue (lib/run_queue.hpp) and the
 // global run queue (lib/global_queue.hpp), alone and under concurrent
 // owner/thief traffic.
+#include "run_queue.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,7 +14,6 @@
 #include <vector>
 
 #include "global_queue.hpp"
-#include "run_queue.hpp"
 #include "test_scale.hpp"
 
 namespace {
@@ -173,7 +174,7 @@ TEST(RunQueue, EraseAtTombstonesTheEntryAtThatPosition) {
   std::vector<std::uint32_t> position;
   for (Entry v = 1; v <= 5; ++v) position.push_back(push_at(q, v));
   EXPECT_TRUE(q.erase_at(position[3], 4));
-  EXPECT_EQ(q.size(), 5u);  // a tombstone still occupies its slot
+  EXPECT_EQ(q.size(), 5u);                   // a tombstone still occupies its slot
   EXPECT_FALSE(q.erase_at(position[3], 4));  // already a tombstone
   EXPECT_TRUE(q.erase_at(position[0], 1));   // the oldest live entry too
   EXPECT_EQ(drain(q), (std::vector<Entry>{0, 2, 3, 0, 5}));
@@ -205,7 +206,8 @@ TEST(RunQueue, EraseAtIgnoresConsumedPositionsEvenWhenTheSlotWasReused) {
   for (Entry v : {1, 2, 3}) ASSERT_TRUE(q.push(v));
   const std::uint32_t new_position = push_at(q, 7);
   ASSERT_EQ(new_position - old_position, 4u);
-  EXPECT_FALSE(q.erase_at(old_position, 7)) << "tombstoned a live entry through a consumed position";
+  EXPECT_FALSE(q.erase_at(old_position, 7))
+      << "tombstoned a live entry through a consumed position";
   EXPECT_EQ(drain(q), (std::vector<Entry>{1, 2, 3, 7}));
 }
 
@@ -310,7 +312,8 @@ TEST(RunQueue, RingIndexWrapsManyTimesAgainstAModel) {
       case 5: {  // tombstone a random live entry through its position
         if (!model.empty()) {
           const std::size_t i = rng() % model.size();
-          const std::uint32_t position = q.next_position() - static_cast<std::uint32_t>(model.size() - i);
+          const std::uint32_t position =
+              q.next_position() - static_cast<std::uint32_t>(model.size() - i);
           if (model[i] != 0) {
             ASSERT_FALSE(q.erase_at(position, model[i] + 1000000));  // wrong entry
             ASSERT_TRUE(q.erase_at(position, model[i]));
@@ -436,7 +439,7 @@ TEST(GlobalQueue, GrowsPreservingOrderWhenTheRingHasWrapped) {
   const auto first = iota_entries(1, 40);
   q.push_batch(first.data(), first.size());
   Entry out[30];
-  ASSERT_EQ(q.pop_batch(out, 30), 30u);  // head is now mid-ring
+  ASSERT_EQ(q.pop_batch(out, 30), 30u);      // head is now mid-ring
   const auto more = iota_entries(41, 1000);  // wraps, then grows several times
   for (std::size_t i = 0; i < more.size(); i += 100) q.push_batch(more.data() + i, 100);
   EXPECT_EQ(q.size_hint(), 1010u);
@@ -499,7 +502,7 @@ TEST(GlobalQueue, ConcurrentProducersAndConsumersSeeEveryEntryOnceInProducerOrde
         const bool producers_done = producers_left.load() == 0;
         const std::size_t n = q.pop_batch(buf, static_cast<std::size_t>(c * 7 + 3));
         got[static_cast<std::size_t>(c)].insert(got[static_cast<std::size_t>(c)].end(), buf,
-                                                 buf + n);
+                                                buf + n);
         if (n == 0 && producers_done) break;
       }
     });

@@ -127,7 +127,7 @@ Task<bool> run_from_other_thread_while_running(LifeCounts* counts, bool* inner_r
   });
   const bool finished = co_await goro::test::yield_until_set(done);
   other.join();
-  co_return finished && result.load() == 1;
+  co_return finished&& result.load() == 1;
 }
 
 TEST(Run, RunFromAnotherThreadWhileOneIsRunningThrowsLogicError) {
@@ -170,7 +170,9 @@ class GoroMaxprocs : public ::testing::Test {
       unsetenv("GORO_MAXPROCS");
     }
   }
-  static unsigned procs_with_default_config() { return goro::run(procs_seen_inside(), goro::Config{}); }
+  static unsigned procs_with_default_config() {
+    return goro::run(procs_seen_inside(), goro::Config{});
+  }
 
  private:
   std::optional<std::string> saved_;
@@ -353,7 +355,7 @@ Task<bool> stats_from_outside_thread(unsigned procs) {
   });
   const bool finished = co_await goro::test::yield_until_set(done);
   other.join();
-  co_return finished && seen.procs == procs && seen.goroutines_started >= 1;
+  co_return finished&& seen.procs == procs&& seen.goroutines_started >= 1;
 }
 
 TEST(Stats, ReadableFromAThreadOutsideTheRuntime) {
@@ -406,7 +408,9 @@ TEST(Fairness, AYieldingGoroutineDoesNotStarveAGoroutineStartedFromOutside) {
   EXPECT_GT(goro::scheduler_stats().global_queue_takes, 0u);
 }
 
-Task<long> count_yields_until(const std::atomic<bool>* stop) { co_return co_await yield_until_flag(stop); }
+Task<long> count_yields_until(const std::atomic<bool>* stop) {
+  co_return co_await yield_until_flag(stop);
+}
 
 struct TwoYieldersOutcome {
   long first = 0;

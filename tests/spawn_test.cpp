@@ -164,7 +164,9 @@ Task<long> join_void_children() {
   co_return counter.load();
 }
 
-TEST(Spawn, JoiningAVoidChildWaitsForIt) { EXPECT_EQ(goro::run(join_void_children(), with_procs(2)), 2); }
+TEST(Spawn, JoiningAVoidChildWaitsForIt) {
+  EXPECT_EQ(goro::run(join_void_children(), with_procs(2)), 2);
+}
 
 struct JoinError {
   bool caught_coded = false;
@@ -220,7 +222,9 @@ Task<bool> distinct_ids(int n) {
   co_return ok;
 }
 
-TEST(JoinHandle, IdsAreDistinctAndNotMains) { EXPECT_TRUE(goro::run(distinct_ids(300), with_procs(2))); }
+TEST(JoinHandle, IdsAreDistinctAndNotMains) {
+  EXPECT_TRUE(goro::run(distinct_ids(300), with_procs(2)));
+}
 
 // --- JoinHandle states ------------------------------------------------------------
 
@@ -349,7 +353,9 @@ Task<bool> drop_after_finish() {
   co_return !handle.valid();
 }
 
-TEST(JoinHandle, DetachingAFinishedChildFreesIt) { EXPECT_TRUE(goro::run(drop_after_finish(), with_procs(2))); }
+TEST(JoinHandle, DetachingAFinishedChildFreesIt) {
+  EXPECT_TRUE(goro::run(drop_after_finish(), with_procs(2)));
+}
 
 Task<bool> drop_throwing_children(std::atomic<long>* finished) {
   for (int i = 0; i < 50; ++i) {
@@ -365,7 +371,9 @@ TEST(JoinHandle, ExceptionOfADroppedHandlesGoroutineIsDiscarded) {
   std::atomic<long> reported{0};
   std::atomic<long> finished{0};
   goro::Config config = with_procs(1);
-  config.on_uncaught_exception = [&reported](std::uint64_t, std::exception_ptr) { reported.fetch_add(1); };
+  config.on_uncaught_exception = [&reported](std::uint64_t, std::exception_ptr) {
+    reported.fetch_add(1);
+  };
   EXPECT_TRUE(goro::run(drop_throwing_children(&finished), config));
   EXPECT_EQ(reported.load(), 0);
   const goro::SchedulerStats stats = goro::scheduler_stats();
@@ -388,7 +396,8 @@ Task<OutsideResult> spawn_from_outside_thread(long n) {
   std::thread outside([&] {
     for (long i = 0; i < n; ++i) {
       goro::go(bump_after_yields(&counter, static_cast<int>(i % 2)));
-      JoinHandle<int> h = goro::spawn(value_after_yields(static_cast<int>(i), static_cast<int>(i % 3)));
+      JoinHandle<int> h =
+          goro::spawn(value_after_yields(static_cast<int>(i), static_cast<int>(i % 3)));
       std::lock_guard<std::mutex> lock(mu);
       handles.push_back(std::move(h));
     }

@@ -53,7 +53,8 @@ TEST(Stress, BurstsOfShortGoroutinesNeverLoseAWakeup) {
   Watchdog watchdog("BurstsOfShortGoroutinesNeverLoseAWakeup");
   const long rounds = scaled(2000, 100);
   for (unsigned procs : {2u, 3u, 4u}) {
-    EXPECT_EQ(goro::run(burst_rounds(rounds, 16), with_procs(procs)), rounds * 16) << procs << " procs";
+    EXPECT_EQ(goro::run(burst_rounds(rounds, 16), with_procs(procs)), rounds * 16)
+        << procs << " procs";
     const goro::SchedulerStats stats = goro::scheduler_stats();
     EXPECT_EQ(stats.goroutines_finished, stats.goroutines_started);
   }
@@ -105,8 +106,8 @@ bool spin_until(const std::atomic<int>& counter, int target) {
 }
 
 struct Handoff {
-  int spawns = 3;           // goroutines started per round (runnext + local queue)
-  long sleep_every = 0;     // every n-th round, let the other workers fall asleep first
+  int spawns = 3;        // goroutines started per round (runnext + local queue)
+  long sleep_every = 0;  // every n-th round, let the other workers fall asleep first
   bool from_outside = false;
 };
 
@@ -157,8 +158,8 @@ TEST(Stress, GoroutinesStartedFromOutsideWakeASleepingProc) {
   Watchdog watchdog("GoroutinesStartedFromOutsideWakeASleepingProc");
   const long rounds = scaled(1'000, 100);
   for (unsigned procs : {2u, 3u}) {
-    EXPECT_EQ(goro::run(spin_handoff_rounds(rounds, Handoff{.spawns = 2, .sleep_every = 2,
-                                                            .from_outside = true}),
+    EXPECT_EQ(goro::run(spin_handoff_rounds(
+                            rounds, Handoff{.spawns = 2, .sleep_every = 2, .from_outside = true}),
                         with_procs(procs)),
               rounds)
         << procs << " procs";
@@ -313,7 +314,8 @@ TEST(Stress, SkynetTenAryTreeJoinedInOrder) {
 Task<long> fan_out_and_join(long n) {
   std::vector<JoinHandle<long>> handles;
   handles.reserve(static_cast<std::size_t>(n));
-  for (long i = 0; i < n; ++i) handles.push_back(goro::spawn(yield_then_return(i, static_cast<int>(i % 3))));
+  for (long i = 0; i < n; ++i)
+    handles.push_back(goro::spawn(yield_then_return(i, static_cast<int>(i % 3))));
   long sum = 0;
   for (auto& h : handles) sum += co_await h;
   co_return sum;

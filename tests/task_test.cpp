@@ -397,7 +397,8 @@ TEST(Task, ChainParkedInAGoroutineIsDestroyedAtShutdown) {
   LifeCounts counts;
   bool reached_end = false;
   parked_chains = 0;
-  const bool all_parked = goro::run(start_parked_chains(&counts, &reached_end, 8), goro::test::with_procs(2));
+  const bool all_parked =
+      goro::run(start_parked_chains(&counts, &reached_end, 8), goro::test::with_procs(2));
   EXPECT_TRUE(all_parked);
   EXPECT_EQ(counts.constructed.load(), 8 * 4);
   EXPECT_EQ(counts.destroyed.load(), 8 * 4);
@@ -432,7 +433,8 @@ Task<long> await_synchronously_many_times(long n, StackRange* range) {
 TEST(Task, TenMillionSynchronousAwaitsRunInConstantStack) {
   constexpr long kAwaits = 10'000'000;
   StackRange range;
-  const long sum = goro::run(await_synchronously_many_times(kAwaits, &range), goro::test::with_procs(1));
+  const long sum =
+      goro::run(await_synchronously_many_times(kAwaits, &range), goro::test::with_procs(1));
   EXPECT_EQ(sum, kAwaits * (kAwaits - 1) / 2);
   ASSERT_LE(range.lowest, range.highest);
   EXPECT_LE(range.highest - range.lowest, std::uintptr_t{64 * 1024})

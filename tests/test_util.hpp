@@ -54,7 +54,9 @@ struct LifeCounts {
 // every object was destroyed once).
 class Guard {
  public:
-  explicit Guard(LifeCounts& counts) noexcept : counts_(&counts) { counts_->constructed.fetch_add(1); }
+  explicit Guard(LifeCounts& counts) noexcept : counts_(&counts) {
+    counts_->constructed.fetch_add(1);
+  }
   Guard(const Guard& other) noexcept : counts_(other.counts_) { counts_->constructed.fetch_add(1); }
   Guard(Guard&& other) noexcept : counts_(other.counts_) { counts_->constructed.fetch_add(1); }
   Guard& operator=(const Guard&) = delete;

@@ -2,12 +2,12 @@
 // arbitrary timers, deadline updates, against a reference multiset.
 #include "timer_heap.hpp"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <random>
 #include <set>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace goro::detail {
 namespace {

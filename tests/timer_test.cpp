@@ -2,13 +2,13 @@
 // order, Timer and Ticker stop/reset semantics, idle Ps run the timers of a
 // P whose goroutine does not give it back, and shutdown with timers armed.
 // None asserts on how late anything is.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "goro/goro.hpp"
 #include "test_scale.hpp"
@@ -30,7 +30,8 @@ Task<bool> sleeps_never_end_early(int rounds) {
 }
 
 TEST(Sleep, NeverEndsEarly) {
-  EXPECT_TRUE(run(sleeps_never_end_early(static_cast<int>(test::scaled(2000, 200))), Config{.procs = 2}));
+  EXPECT_TRUE(
+      run(sleeps_never_end_early(static_cast<int>(test::scaled(2000, 200))), Config{.procs = 2}));
 }
 
 Task<int> non_positive_sleeps() {
@@ -73,11 +74,11 @@ TEST(Timers, FireInDeadlineOrder) {
 Task<std::vector<bool>> timer_stop_and_reset() {
   std::vector<bool> r;
   Timer a(1h);
-  r.push_back(a.stop());   // was running: true
-  r.push_back(a.stop());   // already stopped: false
+  r.push_back(a.stop());  // was running: true
+  r.push_back(a.stop());  // already stopped: false
   Timer b(1ms);
-  co_await b.wait();       // fires
-  r.push_back(b.stop());   // already fired: false
+  co_await b.wait();          // fires
+  r.push_back(b.stop());      // already fired: false
   r.push_back(b.reset(2ms));  // was not running: false
   co_await b.wait();
   Timer c(1h);
@@ -86,8 +87,8 @@ Task<std::vector<bool>> timer_stop_and_reset() {
   co_await c.wait();
   r.push_back(Clock::now() - before < 30min);  // fired after the reset, not after an hour
   Timer d(1ms);
-  co_await sleep(5ms);     // d fires meanwhile; the fire is kept
-  co_await d.wait();       // so this returns at once
+  co_await sleep(5ms);  // d fires meanwhile; the fire is kept
+  co_await d.wait();    // so this returns at once
   r.push_back(true);
   co_return r;
 }
@@ -188,9 +189,7 @@ TEST(Timers, ShutdownDestroysSleepingGoroutines) {
   EXPECT_EQ(destroyed.load(), 100);
 }
 
-TEST(Timers, OutsideAGoroutineThrows) {
-  EXPECT_THROW(Timer t(1ms), std::logic_error);
-}
+TEST(Timers, OutsideAGoroutineThrows) { EXPECT_THROW(Timer t(1ms), std::logic_error); }
 
 Task<void> sleep_then_count(std::atomic<long>* woke, long i) {
   co_await sleep(std::chrono::microseconds(i % 1000));

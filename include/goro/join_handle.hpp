@@ -70,7 +70,8 @@ class [[nodiscard]] JoinHandle {
    public:
     explicit Awaiter(JoinHandle& handle) noexcept : handle_(handle) {}
     bool await_ready() const {
-      if (handle_.g_ == nullptr) throw std::logic_error("goro::JoinHandle: awaiting an empty handle");
+      if (handle_.g_ == nullptr)
+        throw std::logic_error("goro::JoinHandle: awaiting an empty handle");
       return handle_.is_finished();
     }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
@@ -83,7 +84,8 @@ class [[nodiscard]] JoinHandle {
         ~Release() { detail::release_finished(g); }
       } release{g};
       if (g->root_promise == nullptr) {
-        throw std::logic_error("goro::JoinHandle: the goroutine was destroyed when its runtime stopped");
+        throw std::logic_error(
+            "goro::JoinHandle: the goroutine was destroyed when its runtime stopped");
       }
       return static_cast<detail::TaskPromise<T>*>(g->root_promise)->take_result();
     }

@@ -15,21 +15,21 @@ namespace goro {
 // read-modify-writes, so a snapshot taken while the runtime runs is
 // approximate (each counter is exact once run() has returned).
 struct SchedulerStats {
-  std::uint32_t procs = 0;                 // number of Ps
-  std::uint64_t goroutines_started = 0;    // go(), spawn() and run()'s main
-  std::uint64_t goroutines_finished = 0;   // goroutines that ran to completion
-  std::uint64_t schedules = 0;             // goroutines resumed by a worker loop
-  std::uint64_t inline_joins = 0;          // joins that ran an unstarted child in place
-  std::uint64_t yields = 0;                // co_await goro::yield()
-  std::uint64_t steals = 0;                // successful steals from another P
-  std::uint64_t stolen_goroutines = 0;     // goroutines moved by those steals
-  std::uint64_t global_queue_takes = 0;    // times a P took work from the global queue
-  std::uint64_t local_queue_overflows = 0; // times a full local queue spilled half to global
-  std::uint64_t parks = 0;                 // times a worker went to sleep for lack of work
-  std::uint64_t wakeups = 0;               // times a worker woke another to look for work
-  std::uint64_t timers_fired = 0;          // timers run (sleeps ended, Timer/Ticker fires)
-  std::uint64_t blocking_calls = 0;        // goro::blocking calls handed to syscall threads
-  std::uint64_t stalls = 0;                // goroutines seen holding a P > 10 ms without suspending
+  std::uint32_t procs = 0;                  // number of Ps
+  std::uint64_t goroutines_started = 0;     // go(), spawn() and run()'s main
+  std::uint64_t goroutines_finished = 0;    // goroutines that ran to completion
+  std::uint64_t schedules = 0;              // goroutines resumed by a worker loop
+  std::uint64_t inline_joins = 0;           // joins that ran an unstarted child in place
+  std::uint64_t yields = 0;                 // co_await goro::yield()
+  std::uint64_t steals = 0;                 // successful steals from another P
+  std::uint64_t stolen_goroutines = 0;      // goroutines moved by those steals
+  std::uint64_t global_queue_takes = 0;     // times a P took work from the global queue
+  std::uint64_t local_queue_overflows = 0;  // times a full local queue spilled half to global
+  std::uint64_t parks = 0;                  // times a worker went to sleep for lack of work
+  std::uint64_t wakeups = 0;                // times a worker woke another to look for work
+  std::uint64_t timers_fired = 0;           // timers run (sleeps ended, Timer/Ticker fires)
+  std::uint64_t blocking_calls = 0;         // goro::blocking calls handed to syscall threads
+  std::uint64_t stalls = 0;  // goroutines seen holding a P > 10 ms without suspending
 };
 
 // The counters of the running runtime, or of the last run() once it has

@@ -28,7 +28,8 @@ inline std::int64_t to_ns(Clock::time_point t) noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 inline Clock::time_point from_ns(std::int64_t ns) noexcept {
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 // Parks the awaiting goroutine until `when`.
@@ -156,7 +157,9 @@ class Timer {
   Timer& operator=(const Timer&) = delete;
   ~Timer() { detail::disarm_timer(&node_); }
 
-  [[nodiscard]] detail::TimerSignal::Awaiter wait() noexcept { return detail::TimerSignal::Awaiter(signal_); }
+  [[nodiscard]] detail::TimerSignal::Awaiter wait() noexcept {
+    return detail::TimerSignal::Awaiter(signal_);
+  }
 
   bool stop() noexcept {
     const bool was_running = detail::disarm_timer(&node_);
@@ -199,7 +202,9 @@ class Ticker {
   Ticker& operator=(const Ticker&) = delete;
   ~Ticker() { detail::disarm_timer(&node_); }
 
-  [[nodiscard]] detail::TimerSignal::Awaiter tick() noexcept { return detail::TimerSignal::Awaiter(signal_); }
+  [[nodiscard]] detail::TimerSignal::Awaiter tick() noexcept {
+    return detail::TimerSignal::Awaiter(signal_);
+  }
 
   void stop() noexcept {
     detail::disarm_timer(&node_);

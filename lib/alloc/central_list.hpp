@@ -37,8 +37,8 @@ namespace goro::detail::alloc {
 class CentralList {
  public:
   struct Stats {
-    std::uint64_t objects_out = 0;  // in P caches or in use
-    std::uint64_t objects_free = 0; // free in this class's spans (carved or not)
+    std::uint64_t objects_out = 0;   // in P caches or in use
+    std::uint64_t objects_free = 0;  // free in this class's spans (carved or not)
     std::uint64_t spans = 0;
   };
 

@@ -8,7 +8,8 @@ thread_local FrameCache* tls_frame_cache = nullptr;
 void* FrameCache::refill(std::uint32_t size_class) {
   List& list = lists_[size_class];
   void* head = nullptr;
-  const std::size_t n = central_list(size_class).remove_batch(head, FrameCacheTuning::limit(size_class) / 2);
+  const std::size_t n =
+      central_list(size_class).remove_batch(head, FrameCacheTuning::limit(size_class) / 2);
   // Keep all but the first; hand the first out.
   list.head = next_free_object(head);
   list.count.store(static_cast<std::uint32_t>(n - 1), std::memory_order_relaxed);

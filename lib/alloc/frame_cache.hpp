@@ -36,7 +36,9 @@ struct FrameCacheTuning {
 
   static constexpr std::uint32_t limit(std::uint32_t size_class) {
     const std::size_t n = kBytesPerClass / kSizeClasses[size_class].size;
-    return n < kMinObjects ? kMinObjects : n > kMaxObjects ? kMaxObjects : static_cast<std::uint32_t>(n);
+    return n < kMinObjects   ? kMinObjects
+           : n > kMaxObjects ? kMaxObjects
+                             : static_cast<std::uint32_t>(n);
   }
 };
 
@@ -71,7 +73,8 @@ class FrameCache {
     list.head = object;
     const std::uint32_t count = list.count.load(std::memory_order_relaxed) + 1;
     list.count.store(count, std::memory_order_relaxed);
-    if (count > FrameCacheTuning::limit(size_class)) [[unlikely]] release_half(size_class);
+    if (count > FrameCacheTuning::limit(size_class)) [[unlikely]]
+      release_half(size_class);
   }
 
   // Returns every cached object to the central lists.

@@ -13,8 +13,8 @@ constexpr std::size_t kLeafCount = std::size_t{1}
                                    << (PageHeapTuning::kAddressBits - PageHeapTuning::kArenaShift);
 
 void* map_or_null(std::size_t bytes) noexcept {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 

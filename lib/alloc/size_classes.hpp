@@ -51,7 +51,8 @@ constexpr std::uint32_t smallest_fitting(std::size_t size) {
 
 constexpr auto make_small_table() {
   std::array<std::uint8_t, kSmallLimit / 16 + 1> table{};
-  for (std::size_t i = 0; i < table.size(); ++i) table[i] = static_cast<std::uint8_t>(smallest_fitting(i * 16));
+  for (std::size_t i = 0; i < table.size(); ++i)
+    table[i] = static_cast<std::uint8_t>(smallest_fitting(i * 16));
   return table;
 }
 
