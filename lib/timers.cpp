@@ -56,8 +56,7 @@
 namespace goro::detail {
 
 static_assert(std::is_standard_layout_v<SleepAwaiter>, "fire() casts the node back to its owner");
-static_assert(std::is_standard_layout_v<Timer>, "fire() casts the node back to its owner");
-static_assert(std::is_standard_layout_v<Ticker>, "fire() casts the node back to its owner");
+static_assert(std::is_standard_layout_v<SignalTimer>, "fire() casts the node back to its owner");
 
 std::int64_t monotonic_now_ns() noexcept {
   timespec ts{};
@@ -226,10 +225,7 @@ namespace goro {
 
 void Ticker::start(std::chrono::nanoseconds period) {
   if (period.count() <= 0) throw std::invalid_argument("goro::Ticker: period must be positive");
-  node_.period = period.count();
-  node_.when = detail::monotonic_now_ns() + period.count();
-  node_.fire = &Ticker::fire;
-  detail::arm_timer(&node_);
+  arm(period, period.count());
 }
 
 }  // namespace goro

@@ -140,6 +140,47 @@ class TimerSignal {
   return sleep(d);
 }
 
+namespace detail {
+
+// What Timer and Ticker share: a heap node and the channel-like signal its
+// fires go to. Standard-layout (all data here, none in the derived
+// classes), so the node's address is the object's and fire() casts back.
+class SignalTimer {
+ public:
+  SignalTimer(const SignalTimer&) = delete;
+  SignalTimer& operator=(const SignalTimer&) = delete;
+
+ protected:
+  SignalTimer() = default;
+  ~SignalTimer() { disarm_timer(&node_); }
+
+  // Arms the node: first deadline `d` from now, then every `period` (0:
+  // once).
+  void arm(std::chrono::nanoseconds d, std::int64_t period) {
+    node_.when = monotonic_now_ns() + d.count();
+    node_.period = period;
+    node_.fire = &SignalTimer::fire;
+    arm_timer(&node_);
+  }
+  // Disarms and discards an unconsumed fire; true if it was armed.
+  bool disarm() noexcept {
+    const bool was_armed = disarm_timer(&node_);
+    signal_.clear();
+    return was_armed;
+  }
+  [[nodiscard]] TimerSignal::Awaiter next_fire() noexcept { return TimerSignal::Awaiter(signal_); }
+
+ private:
+  static void fire(TimerNode* node) noexcept {
+    reinterpret_cast<SignalTimer*>(node)->signal_.fire();
+  }
+
+  TimerNode node_;  // first member: fire() casts back
+  TimerSignal signal_;
+};
+
+}  // namespace detail
+
 // Timer: fires once, `d` after it is started, like Go's time.Timer.
 //
 //  * `co_await timer.wait()` parks until the timer fires (at once if it
@@ -150,42 +191,17 @@ class TimerSignal {
 //  * Must be created and restarted in a goroutine; the methods must not be
 //    called concurrently with each other (firing happens concurrently with
 //    them and is handled). Destroying a running timer stops it.
-class Timer {
+class Timer : private detail::SignalTimer {
  public:
-  explicit Timer(std::chrono::nanoseconds d) { start(d); }
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-  ~Timer() { detail::disarm_timer(&node_); }
+  explicit Timer(std::chrono::nanoseconds d) { arm(d, 0); }
 
-  [[nodiscard]] detail::TimerSignal::Awaiter wait() noexcept {
-    return detail::TimerSignal::Awaiter(signal_);
-  }
-
-  bool stop() noexcept {
-    const bool was_running = detail::disarm_timer(&node_);
-    signal_.clear();
-    return was_running;
-  }
-
+  [[nodiscard]] detail::TimerSignal::Awaiter wait() noexcept { return next_fire(); }
+  bool stop() noexcept { return disarm(); }
   bool reset(std::chrono::nanoseconds d) {
-    const bool was_running = stop();
-    start(d);
+    const bool was_running = disarm();
+    arm(d, 0);
     return was_running;
   }
-
- private:
-  void start(std::chrono::nanoseconds d) {
-    node_.when = detail::monotonic_now_ns() + d.count();
-    node_.period = 0;
-    node_.fire = &Timer::fire;
-    detail::arm_timer(&node_);
-  }
-  static void fire(detail::TimerNode* node) noexcept {
-    reinterpret_cast<Timer*>(node)->signal_.fire();
-  }
-
-  detail::TimerNode node_;  // first member: fire() casts back
-  detail::TimerSignal signal_;
 };
 
 // Ticker: fires every `period`, like Go's time.Ticker. A ticker whose
@@ -195,35 +211,19 @@ class Timer {
 //  * stop() stops it; reset(period) restarts it with a new period.
 //  * period must be positive (std::invalid_argument otherwise). The same
 //    threading rules as Timer.
-class Ticker {
+class Ticker : private detail::SignalTimer {
  public:
   explicit Ticker(std::chrono::nanoseconds period) { start(period); }
-  Ticker(const Ticker&) = delete;
-  Ticker& operator=(const Ticker&) = delete;
-  ~Ticker() { detail::disarm_timer(&node_); }
 
-  [[nodiscard]] detail::TimerSignal::Awaiter tick() noexcept {
-    return detail::TimerSignal::Awaiter(signal_);
-  }
-
-  void stop() noexcept {
-    detail::disarm_timer(&node_);
-    signal_.clear();
-  }
-
+  [[nodiscard]] detail::TimerSignal::Awaiter tick() noexcept { return next_fire(); }
+  void stop() noexcept { disarm(); }
   void reset(std::chrono::nanoseconds period) {
-    stop();
+    disarm();
     start(period);
   }
 
  private:
   void start(std::chrono::nanoseconds period);
-  static void fire(detail::TimerNode* node) noexcept {
-    reinterpret_cast<Ticker*>(node)->signal_.fire();
-  }
-
-  detail::TimerNode node_;  // first member: fire() casts back
-  detail::TimerSignal signal_;
 };
 
 }  // namespace goro
