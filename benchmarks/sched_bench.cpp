@@ -1,9 +1,261 @@
-// Placeholder: to be replaced by the real scheduler benchmarks.
+// sched_bench: scheduler micro-benchmarks (Google Benchmark).
+//
+// How the timing works, and why
+//
+//   benchmark::State may only be used on the thread that called the
+//   benchmark function, but a goroutine may continue on any worker thread
+//   (goro::run's calling thread is only P 0's worker; other Ps steal). So no
+//   goroutine ever touches `state`. Instead every benchmark is
+//
+//     for (auto _ : state) {                         // benchmark's own thread
+//       Result r = goro::run(batch(kBatch), config); // one runtime per iteration
+//       state.SetIterationTime(r.seconds);           // ->UseManualTime()
+//     }
+//
+//   One iteration is one goro::run that does a fixed batch of work (e.g.
+//   100k spawn+joins, or one 1M-goroutine skynet tree). Its main goroutine
+//   reads std::chrono::steady_clock around the work only, so the runtime's
+//   start-up and shutdown (creating and joining worker threads) are not
+//   counted; UseManualTime() makes Google Benchmark use that time for both
+//   the reported time and for choosing the iteration count.
+//   SetItemsProcessed(iterations * kBatch) turns it into items_per_second,
+//   and the `ns_per_<item>` counter (a kIsRate|kInvert counter: manual time
+//   divided by items) prints the cost of one goroutine / yield directly.
+//
+//   Counters taken from goro::scheduler_stats() after the last run (steals,
+//   inline joins, ...) are per batch and say which path was measured.
+//
+//   procs: the benchmark argument is Config::procs; 0 means the runtime's
+//   default (GORO_MAXPROCS, else available_procs(), 2 on the dev machines).
+//
+// Run: build/release/benchmarks/sched_bench
+//        [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
+// scripts/bench-sched.sh runs it together with the skynet A/B against Go.
 #include <benchmark/benchmark.h>
 
-static void BM_Placeholder(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(state.iterations());
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <goro/goro.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
 }
-BENCHMARK(BM_Placeholder);
+
+goro::Config config_for(const benchmark::State& state) {
+  goro::Config config;
+  config.procs = static_cast<unsigned>(state.range(0));
+  return config;
+}
+
+void label_procs(benchmark::State& state) {
+  const unsigned procs = static_cast<unsigned>(state.range(0));
+  if (procs == 0) {
+    state.SetLabel("procs=default(" + std::to_string(goro::scheduler_stats().procs) + ")");
+  }
+}
+
+// ns per item, from manual time: value = seconds / items, printed with an SI
+// prefix (e.g. "25.1n" = 25.1 ns).
+void set_per_item(benchmark::State& state, const char* name, std::int64_t items_per_iteration) {
+  const double items =
+      static_cast<double>(state.iterations()) * static_cast<double>(items_per_iteration);
+  state.SetItemsProcessed(static_cast<std::int64_t>(items));
+  state.counters[name] =
+      benchmark::Counter(items, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Per-batch scheduler counters of the last run (approximate shares are
+// enough to tell which path the benchmark exercised).
+void set_stats_counters(benchmark::State& state) {
+  const goro::SchedulerStats s = goro::scheduler_stats();
+  state.counters["inline_joins"] = static_cast<double>(s.inline_joins);
+  state.counters["steals"] = static_cast<double>(s.steals);
+  state.counters["stolen"] = static_cast<double>(s.stolen_goroutines);
+  state.counters["parks"] = static_cast<double>(s.parks);
+}
+
+goro::Task<int> leaf(int x) { co_return x + 1; }
+
+// ---------------------------------------------------------------------------
+// BM_SpawnJoin_Serial: spawn one child and co_await it at once. The child
+// sits in runnext, unstarted, so the join normally runs it in place (the
+// inline-join path); with procs=2 an idle P may steal it first.
+
+constexpr int kSerialBatch = 100'000;
+
+goro::Task<double> spawn_join_serial(int n) {
+  const auto start = Clock::now();
+  long sum = 0;
+  for (int i = 0; i < n; ++i) sum += co_await goro::spawn(leaf(i));
+  const double took = seconds_since(start);
+  benchmark::DoNotOptimize(sum);
+  co_return took;
+}
+
+void BM_SpawnJoin_Serial(benchmark::State& state) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state) state.SetIterationTime(goro::run(spawn_join_serial(kSerialBatch), config));
+  set_per_item(state, "ns_per_goroutine", kSerialBatch);
+  set_stats_counters(state);
+  label_procs(state);
+}
+BENCHMARK(BM_SpawnJoin_Serial)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+// ---------------------------------------------------------------------------
+// BM_SpawnJoin_Batch1000: spawn 1000 children into a vector<JoinHandle>,
+// then join them all; 100 rounds per run. Children queued behind runnext
+// can be stolen by the other P (the steals counter says how many).
+
+constexpr int kFanout = 1000;
+constexpr int kBatchRounds = 100;
+
+goro::Task<double> spawn_join_batch(int rounds, int fanout) {
+  std::vector<goro::JoinHandle<int>> children;
+  children.reserve(static_cast<std::size_t>(fanout));
+  const auto start = Clock::now();
+  long sum = 0;
+  for (int r = 0; r < rounds; ++r) {
+    for (int i = 0; i < fanout; ++i) children.push_back(goro::spawn(leaf(i)));
+    for (auto& child : children) sum += co_await child;
+    children.clear();
+  }
+  const double took = seconds_since(start);
+  benchmark::DoNotOptimize(sum);
+  co_return took;
+}
+
+void BM_SpawnJoin_Batch1000(benchmark::State& state) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state)
+    state.SetIterationTime(goro::run(spawn_join_batch(kBatchRounds, kFanout), config));
+  set_per_item(state, "ns_per_goroutine", std::int64_t{kBatchRounds} * kFanout);
+  set_stats_counters(state);
+  label_procs(state);
+}
+BENCHMARK(BM_SpawnJoin_Batch1000)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+// ---------------------------------------------------------------------------
+// BM_Skynet1M: 1M goroutines in a 10-ary spawn/join tree, the same code as
+// examples/skynet.cpp. Time per tree.
+
+goro::Task<long> skynet(long num, long size, long div) {
+  if (size == 1) co_return num;
+  std::vector<goro::JoinHandle<long>> children;
+  children.reserve(static_cast<std::size_t>(div));
+  for (long i = 0; i < div; ++i) {
+    children.push_back(goro::spawn(skynet(num + i * (size / div), size / div, div)));
+  }
+  long sum = 0;
+  for (auto& child : children) sum += co_await child;
+  co_return sum;
+}
+
+goro::Task<double> skynet_tree() {
+  const auto start = Clock::now();
+  const long result = co_await goro::spawn(skynet(0, 1'000'000, 10));
+  const double took = seconds_since(start);
+  if (result != 499'999'500'000) {
+    std::fprintf(stderr, "skynet: bad sum %ld\n", result);
+    std::abort();
+  }
+  co_return took;
+}
+
+void BM_Skynet1M(benchmark::State& state) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state) state.SetIterationTime(goro::run(skynet_tree(), config));
+  set_per_item(state, "ns_per_goroutine", 1'111'111);  // 1M leaves + 111,111 inner nodes
+  set_stats_counters(state);
+  label_procs(state);
+}
+BENCHMARK(BM_Skynet1M)
+    ->ArgName("procs")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------------------
+// BM_YieldPingPong: two goroutines each `co_await goro::yield()` N times.
+// With procs=1 they alternate on one P's run queue; with procs=2 each may
+// end up alone on its own P (then a yield finds nothing else to run and
+// resumes at once).
+
+constexpr int kYieldRounds = 100'000;
+
+goro::Task<void> yielder(int rounds) {
+  for (int i = 0; i < rounds; ++i) co_await goro::yield();
+}
+
+goro::Task<double> yield_ping_pong(int rounds) {
+  const auto start = Clock::now();
+  auto a = goro::spawn(yielder(rounds));
+  auto b = goro::spawn(yielder(rounds));
+  co_await a;
+  co_await b;
+  co_return seconds_since(start);
+}
+
+void BM_YieldPingPong(benchmark::State& state) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state) state.SetIterationTime(goro::run(yield_ping_pong(kYieldRounds), config));
+  set_per_item(state, "ns_per_yield", 2 * kYieldRounds);
+  const goro::SchedulerStats s = goro::scheduler_stats();
+  state.counters["yields"] = static_cast<double>(s.yields);
+  state.counters["steals"] = static_cast<double>(s.steals);
+  label_procs(state);
+}
+BENCHMARK(BM_YieldPingPong)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+// ---------------------------------------------------------------------------
+// BM_SpawnFromOutside: a std::thread outside the runtime calls goro::go()
+// N times (global run queue + waking a worker); each goroutine decrements
+// an atomic counter; the main goroutine yields until it reaches zero.
+
+constexpr int kOutsideBatch = 100'000;
+
+goro::Task<void> count_down(std::atomic<long>* remaining) {
+  remaining->fetch_sub(1, std::memory_order_acq_rel);
+  co_return;
+}
+
+goro::Task<double> spawn_from_outside(int n) {
+  std::atomic<long> remaining{n};
+  const auto start = Clock::now();
+  std::thread outsider([&remaining, n] {
+    for (int i = 0; i < n; ++i) goro::go(count_down(&remaining));
+  });
+  while (remaining.load(std::memory_order_acquire) != 0) co_await goro::yield();
+  const double took = seconds_since(start);
+  // All n goroutines have run, so the outsider is past its last go() call
+  // and this join is only its return.
+  outsider.join();
+  co_return took;
+}
+
+void BM_SpawnFromOutside(benchmark::State& state) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state) state.SetIterationTime(goro::run(spawn_from_outside(kOutsideBatch), config));
+  set_per_item(state, "ns_per_goroutine", kOutsideBatch);
+  const goro::SchedulerStats s = goro::scheduler_stats();
+  state.counters["global_takes"] = static_cast<double>(s.global_queue_takes);
+  state.counters["yields"] = static_cast<double>(s.yields);
+  state.counters["parks"] = static_cast<double>(s.parks);
+  label_procs(state);
+}
+BENCHMARK(BM_SpawnFromOutside)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+}  // namespace
 
 BENCHMARK_MAIN();

@@ -225,10 +225,12 @@ void yield_suspend(std::coroutine_handle<> awaiting) noexcept {
   bump(p->stats.yields);
   // After the put another P may steal and resume the goroutine at once:
   // nothing of it is touched afterwards.
-  if (p->preempt.load(std::memory_order_relaxed)) {
-    // sysmon saw it hog the P: send it through the global queue, as Go
-    // does with a preempted goroutine, so that any P may pick it up and this
-    // one serves what waited behind it first.
+  if (p->preempt.load(std::memory_order_relaxed) || p->scheduler.global_queue_has_work()) {
+    // sysmon saw it hog the P, or goroutines wait in the global queue (from
+    // outside threads, or spilled): send it through the global queue, as
+    // Go's Gosched always does, so that this P takes a batch of what waits
+    // there before it comes back. Otherwise the local tail is enough and
+    // needs no lock.
     p->preempt.store(false, std::memory_order_relaxed);
     p->scheduler.yield_to_global(g);
     return;

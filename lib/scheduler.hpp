@@ -253,6 +253,8 @@ class Scheduler {
     global_.push(entry_for(g, /*claim=*/false));
     notify_work_available(current_p());
   }
+  // A hint (relaxed): whether goroutines wait in the global queue.
+  [[nodiscard]] bool global_queue_has_work() const noexcept { return global_.size_hint() != 0; }
   // Counts a goroutine from outside the runtime that the global queue took.
   void count_outside_start() noexcept { outside_started_.fetch_add(1, std::memory_order_relaxed); }
   // Step g-h of the handshake.

@@ -13,7 +13,10 @@ namespace goro {
 // `co_await goro::yield();` gives up the processor, as Go's runtime.Gosched:
 // the goroutine goes to the tail of its P's run queue and continues after
 // the goroutines queued before it had their turn (or sooner, on an idle P
-// that steals it). Must be awaited from inside a goroutine.
+// that steals it). When goroutines wait in the global queue, or sysmon has
+// asked this goroutine to give its P back, it goes through the global queue
+// instead (as Gosched always does), so that work waiting there gets its
+// turn. Must be awaited from inside a goroutine.
 class [[nodiscard]] YieldAwaiter {
  public:
   bool await_ready() const noexcept { return false; }

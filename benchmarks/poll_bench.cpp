@@ -1,0 +1,109 @@
+// poll_bench: timers and blocking-call benchmarks (the netpoller's socket
+// benchmarks join them when the poller lands).
+//
+// Timing as in sched_bench.cpp: every iteration is one goro::run whose main
+// goroutine times its own batch with steady_clock, reported through
+// UseManualTime(); no goroutine touches benchmark::State.
+//
+//   BM_SleepLateness       2000 x co_await sleep(100us) on an otherwise idle
+//                          runtime; counters p50_us / p99_us: how late each
+//                          sleep ended (compare: go-sleep from
+//                          ../shared/anchors, Go's time.Sleep).
+//   BM_BlockingRoundTrip   co_await blocking([]{}): handoff to a syscall
+//                          thread and back, ns per call.
+//   BM_TimerInsertCancel   1M goro::Timers armed, then all stopped: ns per
+//                          arm + stop pair (heap insert + removal).
+//
+// Run: build/release/benchmarks/poll_bench
+//        [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <vector>
+
+#include <goro/goro.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Lateness {
+  double seconds = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+};
+
+goro::Task<Lateness> sleep_lateness(int sleeps) {
+  std::vector<double> late;
+  late.reserve(static_cast<std::size_t>(sleeps));
+  const auto start = Clock::now();
+  for (int i = 0; i < sleeps; ++i) {
+    const auto deadline = co_await goro::sleep(100us);
+    late.push_back(std::chrono::duration<double, std::micro>(Clock::now() - deadline).count());
+  }
+  Lateness r;
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::sort(late.begin(), late.end());
+  r.p50_us = late[late.size() / 2];
+  r.p99_us = late[late.size() * 99 / 100];
+  co_return r;
+}
+
+void BM_SleepLateness(benchmark::State& state) {
+  constexpr int kSleeps = 2000;
+  std::vector<double> p50, p99;
+  for (auto _ : state) {
+    const Lateness r = goro::run(sleep_lateness(kSleeps));
+    state.SetIterationTime(r.seconds);
+    p50.push_back(r.p50_us);
+    p99.push_back(r.p99_us);
+  }
+  std::sort(p50.begin(), p50.end());
+  std::sort(p99.begin(), p99.end());
+  state.counters["p50_us"] = p50[p50.size() / 2];
+  state.counters["p99_us"] = p99[p99.size() / 2];
+  state.SetItemsProcessed(state.iterations() * kSleeps);
+}
+BENCHMARK(BM_SleepLateness)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+
+goro::Task<double> blocking_round_trips(int calls) {
+  const auto start = Clock::now();
+  for (int i = 0; i < calls; ++i) co_await goro::blocking([] {});
+  co_return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void BM_BlockingRoundTrip(benchmark::State& state) {
+  constexpr int kCalls = 20000;
+  for (auto _ : state) state.SetIterationTime(goro::run(blocking_round_trips(kCalls)));
+  state.SetItemsProcessed(state.iterations() * kCalls);
+  state.counters["ns_per_call"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kCalls),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::OneK::kIs1000);
+}
+BENCHMARK(BM_BlockingRoundTrip)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+goro::Task<double> insert_cancel(int timers) {
+  std::deque<goro::Timer> armed;
+  const auto start = Clock::now();
+  for (int i = 0; i < timers; ++i) armed.emplace_back(1h + std::chrono::microseconds(i % 9973));
+  for (auto& t : armed) t.stop();
+  co_return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void BM_TimerInsertCancel(benchmark::State& state) {
+  constexpr int kTimers = 1'000'000;
+  for (auto _ : state)
+    state.SetIterationTime(goro::run(insert_cancel(kTimers), goro::Config{.procs = 1}));
+  state.SetItemsProcessed(state.iterations() * kTimers);
+  state.counters["ns_per_timer"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kTimers),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::OneK::kIs1000);
+}
+BENCHMARK(BM_TimerInsertCancel)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
