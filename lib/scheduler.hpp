@@ -276,7 +276,9 @@ class Scheduler {
 
   // Timers (timers.cpp describes the protocol).
   void arm_timer(P& p, TimerNode* node);
-  bool disarm_timer(TimerNode* node) noexcept;
+  // Disarms `node` if it is still in `owner`'s heap (owner was loaded from
+  // node->owner before the call).
+  bool disarm_timer(P& owner, TimerNode* node) noexcept;
   // Makes `g` (woken by a timer) runnable on the current worker's P, at
   // the tail of its queue, and wakes a worker.
   void ready(P& p, G* g) noexcept;

@@ -14,8 +14,10 @@
 //                  timeout).
 //
 // Invariants
-//   1. node.owner is non-null exactly while the node is in its owner's
-//      heap; both change only under the owner's timer_mu.
+//   1. node.owner is non-null while the node is in its owner's heap and
+//      while its fire runs; it changes only under the owner's timer_mu.
+//      Whoever owns a node disarms it before freeing it (destructors do),
+//      so a node is never freed while it is armed or firing.
 //   2. P.next_timer equals P.timers.earliest() whenever timer_mu is free.
 //   3. A fire callback runs with the owner's timer_mu held, on a worker
 //      thread, with a one-shot node already out of the heap (a periodic one
@@ -73,9 +75,11 @@ void arm_timer(TimerNode* node) {
 }
 
 bool disarm_timer(TimerNode* node) noexcept {
+  // Load the owner once: the node may fire (and its owner become null) at
+  // any moment. The P itself outlives the node's goroutine.
   P* owner = static_cast<P*>(node->owner.load(std::memory_order_acquire));
   if (owner == nullptr) return false;
-  return owner->scheduler.disarm_timer(node);
+  return owner->scheduler.disarm_timer(*owner, node);
 }
 
 void ready_from_timer(G* g) noexcept {
@@ -106,8 +110,8 @@ void Scheduler::arm_timer(P& p, TimerNode* node) {
   if (new_earliest) wake_for_timer(when);
 }
 
-bool Scheduler::disarm_timer(TimerNode* node) noexcept {
-  P* owner = static_cast<P*>(node->owner.load(std::memory_order_acquire));
+bool Scheduler::disarm_timer(P& owner_p, TimerNode* node) noexcept {
+  P* owner = &owner_p;
   MutexLock lock(owner->timer_mu);
   // It may have fired (or been disarmed) between our load and the lock.
   if (node->owner.load(std::memory_order_relaxed) != owner) return false;
@@ -131,12 +135,19 @@ bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
       victim.timers.update(node, next);
     } else {
       victim.timers.pop();
-      node->owner.store(nullptr, std::memory_order_relaxed);
     }
     victim.next_timer.store(victim.timers.earliest(), std::memory_order_relaxed);
     fired = true;
     bump(p.stats.timers_fired);
-    node->fire(node);  // touches nothing of the node afterwards (contract)
+    node->fire(node);
+    if (node->period == 0) {
+      // Only now, still under the lock, is a one-shot node disarmed: an
+      // owner (stop, reset, the waiter's destructor) that loaded the owner
+      // before this point blocks on the lock until the fire is complete,
+      // so the node outlives its fire. One that loads nullptr after it
+      // knows the fire is over (release pairs with disarm's acquire).
+      node->owner.store(nullptr, std::memory_order_release);
+    }
   }
   return fired;
 }

@@ -38,6 +38,9 @@ class SleepAwaiter {
   explicit SleepAwaiter(std::int64_t when) noexcept { node_.when = when; }
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+  // Waits, if need be, for the fire that resumed us to finish with the node
+  // (one relaxed load when it has).
+  ~SleepAwaiter() { disarm_timer(&node_); }
 
   bool await_ready() const noexcept { return node_.when <= monotonic_now_ns(); }
   void await_suspend(std::coroutine_handle<> awaiting) {

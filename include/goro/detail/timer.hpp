@@ -34,9 +34,9 @@ struct TimerNode {
   std::atomic<void*> owner{nullptr};
   // Runs on a worker thread, with the owner's timer lock held, when the
   // deadline passes (a periodic node is already re-armed). It may make
-  // goroutines runnable but must not arm or disarm timers. After it has
-  // readied a goroutine it must not touch the node again: the goroutine may
-  // already be running elsewhere and destroy it.
+  // goroutines runnable but must not arm or disarm timers. The node stays
+  // valid until it returns: whatever embeds a node must disarm it before
+  // freeing it, and disarming waits for a fire in progress.
   void (*fire)(TimerNode* node) = nullptr;
 
   [[nodiscard]] bool in_heap() const noexcept { return heap_index != kNotInHeap; }
@@ -50,8 +50,9 @@ struct TimerNode {
 void arm_timer(TimerNode* node);
 
 // Disarms `node`: returns true if it was armed (it will not fire), false if
-// it had fired already or was never armed. Safe from any thread, but not
-// concurrently with another arm/disarm of the same node.
+// it had fired already or was never armed; a fire in progress is waited
+// for. Safe from any thread, but not concurrently with another arm/disarm
+// of the same node. Call it before freeing anything that embeds a node.
 bool disarm_timer(TimerNode* node) noexcept;
 
 // Makes goroutine `g` (parked) runnable on the current worker's P, at the
