@@ -87,11 +87,10 @@ void recycle_goroutine(P* p, G* g) noexcept {
   // Relaxed: the record was claimed (kClaimed) since it started, so a stale
   // claim entry already fails; kFree just documents the state.
   g->claim.store(static_cast<std::uint32_t>(Claim::kFree), std::memory_order_relaxed);
-  GoroutinePool& pool = GoroutinePool::instance();
   if (p != nullptr) {
-    p->g_cache.free(pool, g);
+    p->g_cache.free(*p->g_pool, g);
   } else {
-    pool.free(g);
+    GoroutinePool::instance().free(g);
   }
 }
 

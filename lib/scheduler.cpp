@@ -436,8 +436,7 @@ bool Scheduler::global_put_from_outside(Entry entry) {
 
 G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase* promise,
                             bool joinable) {
-  GoroutinePool& pool = GoroutinePool::instance();
-  G* g = p != nullptr ? p->g_cache.allocate(pool) : pool.allocate();
+  G* g = p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
   g->root = root;
   g->resume = root;
   g->root_promise = promise;

@@ -189,6 +189,7 @@ struct alignas(64) P {
   std::uint64_t next_id = 0;
   std::uint64_t end_id = 0;
   GoroutineCache g_cache;
+  GoroutinePool* const g_pool = &GoroutinePool::instance();  // saves a guard check per use
   alloc::FrameCache frame_cache;
   Parker parker;
   PStats stats;

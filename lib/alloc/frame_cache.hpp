@@ -19,6 +19,7 @@
 #ifndef GORO_LIB_ALLOC_FRAME_CACHE_HPP_
 #define GORO_LIB_ALLOC_FRAME_CACHE_HPP_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -29,17 +30,34 @@
 
 namespace goro::detail::alloc {
 
-struct FrameCacheTuning {
-  static constexpr std::size_t kBytesPerClass = 64 * 1024;
-  static constexpr std::uint32_t kMinObjects = 16;
-  static constexpr std::uint32_t kMaxObjects = 512;
+namespace frame_cache_detail {
 
-  static constexpr std::uint32_t limit(std::uint32_t size_class) {
-    const std::size_t n = kBytesPerClass / kSizeClasses[size_class].size;
-    return n < kMinObjects   ? kMinObjects
-           : n > kMaxObjects ? kMaxObjects
-                             : static_cast<std::uint32_t>(n);
+inline constexpr std::size_t kBytesPerClass = 64 * 1024;
+inline constexpr std::uint32_t kMinObjects = 16;
+inline constexpr std::uint32_t kMaxObjects = 512;
+
+constexpr std::array<std::uint32_t, kClassCount> make_limits() {
+  std::array<std::uint32_t, kClassCount> limits{};
+  for (std::uint32_t c = 1; c < kClassCount; ++c) {
+    const std::size_t n = kBytesPerClass / kSizeClasses[c].size;
+    limits[c] = n < kMinObjects   ? kMinObjects
+                : n > kMaxObjects ? kMaxObjects
+                                  : static_cast<std::uint32_t>(n);
   }
+  return limits;
+}
+
+}  // namespace frame_cache_detail
+
+struct FrameCacheTuning {
+  // A class's list holds at most kBytesPerClass worth of objects, clamped
+  // to [kMinObjects, kMaxObjects]. Computed at compile time: the free path
+  // checks the limit on every free, and a division there would cost more
+  // than the rest of the path.
+  static constexpr std::array<std::uint32_t, kClassCount> kLimits =
+      frame_cache_detail::make_limits();
+
+  static constexpr std::uint32_t limit(std::uint32_t size_class) { return kLimits[size_class]; }
 };
 
 class FrameCache {
