@@ -41,8 +41,8 @@
 
 namespace goro::detail {
 
-thread_local P* tls_p = nullptr;
-thread_local G* tls_g = nullptr;
+constinit thread_local P* tls_p = nullptr;
+constinit thread_local G* tls_g = nullptr;
 
 namespace {
 

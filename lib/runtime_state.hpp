@@ -16,9 +16,9 @@ namespace goro::detail {
 struct P;
 
 // The P whose worker is this thread; nullptr on other threads.
-extern thread_local P* tls_p;
+extern constinit thread_local P* tls_p;
 // The goroutine running on this thread; nullptr between goroutines.
-extern thread_local G* tls_g;
+extern constinit thread_local G* tls_g;
 
 // Returns a finished (or swept) goroutine's record to `p`'s cache, or to the
 // shared pool when p is nullptr.

@@ -3,7 +3,7 @@
 
 namespace goro::detail::alloc {
 
-thread_local FrameCache* tls_frame_cache = nullptr;
+constinit thread_local FrameCache* tls_frame_cache = nullptr;
 
 void* FrameCache::refill(std::uint32_t size_class) {
   List& list = lists_[size_class];

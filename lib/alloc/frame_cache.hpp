@@ -123,7 +123,9 @@ class FrameCache {
 // The cache of the P whose worker is this thread (nullptr elsewhere). Set
 // by the worker when it starts and cleared when it stops; read only inside
 // one allocation or free, never across a suspension point.
-extern thread_local FrameCache* tls_frame_cache;
+// constinit: no dynamic initialisation, so other files access it directly
+// instead of through a TLS wrapper call.
+extern constinit thread_local FrameCache* tls_frame_cache;
 
 }  // namespace goro::detail::alloc
 
