@@ -56,7 +56,7 @@ void Scheduler::submit_blocking(P& p, G* g, BlockingJob* job) {
       static_cast<Scheduler*>(j->scheduler)->complete_blocking(j);
     });
   } catch (...) {
-    blocking_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    blocking_in_flight_.fetch_sub(1, std::memory_order_relaxed);  // as the add above
     throw;  // the goroutine continues with the exception (it never parked)
   }
   bump(p.stats.blocking_calls);
@@ -106,12 +106,14 @@ void Scheduler::complete_blocking(BlockingJob* job) noexcept {
 }
 
 void Scheduler::drain_inbox(P& p) noexcept {
+  // Relaxed: a hint checked every schedule; the inbox lock orders the
+  // goroutines themselves, and the idle re-check uses seq_cst.
   if (!p.inbox_nonempty.load(std::memory_order_relaxed)) return;
   std::vector<G*> arrived;
   {
     MutexLock lock(p.inbox_mu);
     arrived.swap(p.inbox);
-    p.inbox_nonempty.store(false, std::memory_order_relaxed);
+    p.inbox_nonempty.store(false, std::memory_order_relaxed);  // under the inbox lock
   }
   for (G* g : arrived) runq_put(p, entry_for(g, /*claim=*/false), Placement::kTail);
 }

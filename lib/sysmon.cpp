@@ -21,6 +21,8 @@ void Sysmon::start() {
 
 void Sysmon::stop() noexcept {
   if (!thread_.joinable()) return;
+  // Release/acquire: nothing rides on it but the flag itself; the join
+  // below orders the thread's exit.
   stopping_.store(true, std::memory_order_release);
   parker_.unpark();
   thread_.join();
@@ -48,7 +50,7 @@ void Sysmon::loop() {
   std::int64_t delay = SysmonTuning::kMinDelayNanos;
   int idle_rounds = 0;
   std::int64_t next_scavenge = monotonic_now_ns() + SysmonTuning::kScavengePeriodNanos;
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!stopping_.load(std::memory_order_acquire)) {  // pairs with stop()
     if (idle_rounds > SysmonTuning::kIdleRoundsBeforeBackoff) {
       delay = std::min(delay * 2, SysmonTuning::kMaxDelayNanos);
     } else {
@@ -64,7 +66,7 @@ void Sysmon::loop() {
     } else {
       parker_.park_until(now + delay);
     }
-    if (stopping_.load(std::memory_order_acquire)) break;
+    if (stopping_.load(std::memory_order_acquire)) break;  // pairs with stop()
     now = monotonic_now_ns();
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;

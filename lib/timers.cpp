@@ -136,6 +136,8 @@ bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
     } else {
       victim.timers.pop();
     }
+    // Relaxed: firing only makes the earliest deadline later; nobody needs
+    // waking for that (invariant 2 holds once the lock is released).
     victim.next_timer.store(victim.timers.earliest(), std::memory_order_relaxed);
     fired = true;
     bump(p.stats.timers_fired);
@@ -153,6 +155,8 @@ bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
 }
 
 void Scheduler::check_timers(P& p) noexcept {
+  // Relaxed: the owner re-reads under the lock in run_timers; a stale
+  // value only delays a timer to the next schedule.
   const std::int64_t next = p.next_timer.load(std::memory_order_relaxed);
   if (next == TimerHeap::kNever) return;
   const std::int64_t now = monotonic_now_ns();
@@ -162,7 +166,7 @@ void Scheduler::check_timers(P& p) noexcept {
 bool Scheduler::run_all_due_timers(P& p, std::int64_t now) noexcept {
   bool fired = false;
   for (auto& victim : ps_) {
-    if (victim->next_timer.load(std::memory_order_relaxed) <= now) {
+    if (victim->next_timer.load(std::memory_order_relaxed) <= now) {  // re-read under its lock
       fired = run_timers(*victim, p, now) || fired;
     }
   }
@@ -203,7 +207,7 @@ void Scheduler::leave_idle(P& p) noexcept {
   if (!p.idle) return;
   idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
   p.idle = false;
-  npidle_.fetch_sub(1, std::memory_order_seq_cst);
+  npidle_.fetch_sub(1, std::memory_order_seq_cst);  // as every npidle change (handshake)
   note_busy();
 }
 
@@ -211,6 +215,7 @@ void Scheduler::idle_sleep(P& p) noexcept {
   bump(p.stats.parks);
   const std::int64_t deadline = earliest_timer();
   std::int64_t none = 0;
+  // seq_cst CAS: step c of the handshake.
   if (deadline == TimerHeap::kNever ||
       !timer_sleeper_deadline_.compare_exchange_strong(none, deadline, std::memory_order_seq_cst)) {
     // No timers, or another worker already sleeps until the earliest one.

@@ -34,7 +34,7 @@ void* allocate_small(std::uint32_t size_class, std::size_t size) {
   if (FrameCache* cache = tls_frame_cache) return cache->allocate(size_class, size);
   void* object = nullptr;
   central_list(size_class).remove_batch(object, 1);
-  outside_allocations[size_class].fetch_add(1, std::memory_order_relaxed);
+  outside_allocations[size_class].fetch_add(1, std::memory_order_relaxed);  // a statistic
   unpoison(object, size);
   return object;
 }

@@ -18,6 +18,7 @@ void* FrameCache::refill(std::uint32_t size_class) {
 
 void FrameCache::release_half(std::uint32_t size_class) noexcept {
   List& list = lists_[size_class];
+  // Counts: owner-written, relaxed (see frame_cache.hpp).
   const std::uint32_t count = list.count.load(std::memory_order_relaxed);
   const std::uint32_t give = count / 2;
   // Give back the most recently freed objects' successors: keep the head
@@ -33,6 +34,7 @@ void FrameCache::release_half(std::uint32_t size_class) noexcept {
 void FrameCache::flush() noexcept {
   for (std::uint32_t c = 1; c < kClassCount; ++c) {
     List& list = lists_[c];
+    // Counts: owner-written, relaxed (see frame_cache.hpp).
     const std::uint32_t count = list.count.load(std::memory_order_relaxed);
     if (count == 0) continue;
     central_list(c).insert_batch(list.head, count);

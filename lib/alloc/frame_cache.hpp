@@ -67,7 +67,9 @@ class FrameCache {
   FrameCache& operator=(const FrameCache&) = delete;
   ~FrameCache() { flush(); }
 
-  // An object of class `size_class`, unpoisoned for `size` bytes.
+  // An object of class `size_class`, unpoisoned for `size` bytes. Counters
+  // are owner-written relaxed load+store pairs (plain moves), read relaxed
+  // by memory_stats().
   void* allocate(std::uint32_t size_class, std::size_t size) {
     List& list = lists_[size_class];
     void* object = list.head;

@@ -69,6 +69,8 @@ Span* PageHeap::span_of(const void* p) const noexcept {
       std::memory_order_relaxed);
 }
 
+// Relaxed loads and stores: under mu_, and readers synchronize through the
+// objects they free (see the header); the leaf was installed under mu_ too.
 void PageHeap::set_page(std::uintptr_t page_address, Span* s) noexcept {
   PageMapLeaf* leaf =
       page_map_[page_address >> PageHeapTuning::kArenaShift].load(std::memory_order_relaxed);
@@ -137,7 +139,7 @@ void PageHeap::grow_locked(std::size_t pages) {
   const auto start = reinterpret_cast<std::uintptr_t>(region);
   for (std::uintptr_t a = start; a < start + bytes; a += arena) {
     std::atomic<PageMapLeaf*>& slot = page_map_[a >> PageHeapTuning::kArenaShift];
-    if (slot.load(std::memory_order_relaxed) == nullptr) {
+    if (slot.load(std::memory_order_relaxed) == nullptr) {  // only written under mu_
       void* leaf = map_or_null(sizeof(PageMapLeaf));
       if (leaf == nullptr) {
         munmap(region, bytes);
