@@ -27,23 +27,16 @@ CacheRegistry& registry() {
   return *r;
 }
 
-// Objects handed out to threads without a P, per class. Relaxed: counters.
-std::atomic<std::uint64_t> outside_allocations[kClassCount];
+}  // namespace
 
-void* allocate_small(std::uint32_t size_class, std::size_t size) {
-  if (FrameCache* cache = tls_frame_cache) return cache->allocate(size_class, size);
+void* allocate_without_cache(std::uint32_t size_class, std::size_t size) {
   void* object = nullptr;
   central_list(size_class).remove_batch(object, 1);
-  outside_allocations[size_class].fetch_add(1, std::memory_order_relaxed);  // a statistic
   unpoison(object, size);
   return object;
 }
 
-void free_small(void* p, std::uint32_t size_class) noexcept {
-  if (FrameCache* cache = tls_frame_cache) {
-    cache->free(p, size_class);
-    return;
-  }
+void free_without_cache(void* p, std::uint32_t size_class) noexcept {
   poison(p, kSizeClasses[size_class].size);
   set_next_free_object(p, nullptr);
   central_list(size_class).insert_batch(p, 1);
@@ -59,27 +52,28 @@ void* allocate_large(std::size_t size, std::size_t align) {
   return reinterpret_cast<void*>(p);
 }
 
-}  // namespace
+namespace {
 
-void* allocate(std::size_t size) {
-  if (size <= kMaxSmallSize) return allocate_small(size_to_class(size), size);
-  return allocate_large(size, kPageSize);
+void* allocate_small(std::uint32_t size_class, std::size_t size) {
+  if (FrameCache* cache = tls_frame_cache) return cache->allocate(size_class, size);
+  return allocate_without_cache(size_class, size);
 }
+
+void free_small(void* p, std::uint32_t size_class) noexcept {
+  if (FrameCache* cache = tls_frame_cache) {
+    cache->free(p, size_class);
+    return;
+  }
+  free_without_cache(p, size_class);
+}
+
+}  // namespace
 
 void* allocate_aligned(std::size_t size, std::size_t align) {
   if (align <= kMinAlign) return allocate(size);
   const std::uint32_t size_class = size_to_class_aligned(size, align);
   if (size_class != 0) return allocate_small(size_class, size);
   return allocate_large(size, align);
-}
-
-void free(void* p, std::size_t size) noexcept {
-  if (p == nullptr) return;
-  if (size <= kMaxSmallSize) {
-    free_small(p, size_to_class(size));
-    return;
-  }
-  free_unsized(p);
 }
 
 void free_aligned(void* p, std::size_t size, std::size_t align) noexcept {
@@ -133,7 +127,6 @@ MemoryStats memory_stats() {
     for (FrameCache* cache : r.caches) {
       for (std::uint32_t c = 1; c < kClassCount; ++c) {
         cached[c] += cache->cached(c);
-        out.size_classes[c].allocations += cache->allocations(c);
       }
     }
   }
@@ -146,7 +139,7 @@ MemoryStats memory_stats() {
     // Cache counts are read without the central lock: clamp the race.
     s.objects_in_use = central.objects_out - std::min(central.objects_out, cached[c]);
     s.objects_free = central.objects_free + cached[c];
-    s.allocations += outside_allocations[c].load(std::memory_order_relaxed);
+    s.allocations = central.objects_handed_out;
     small_in_use += s.objects_in_use * s.object_size;
   }
   const PageHeap::Stats heap = PageHeap::instance().stats();

@@ -56,6 +56,7 @@ std::size_t CentralList::remove_batch(void*& head, std::size_t max) {
   set_next_free_object(tail, nullptr);
   stats_.objects_out += n;
   stats_.objects_free -= n;
+  stats_.objects_handed_out += n;
   return n;
 }
 

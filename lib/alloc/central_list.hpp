@@ -40,6 +40,7 @@ class CentralList {
     std::uint64_t objects_out = 0;   // in P caches or in use
     std::uint64_t objects_free = 0;  // free in this class's spans (carved or not)
     std::uint64_t spans = 0;
+    std::uint64_t objects_handed_out = 0;  // ever, to caches or threads without a P
   };
 
   CentralList() = default;

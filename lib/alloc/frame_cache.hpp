@@ -67,9 +67,9 @@ class FrameCache {
   FrameCache& operator=(const FrameCache&) = delete;
   ~FrameCache() { flush(); }
 
-  // An object of class `size_class`, unpoisoned for `size` bytes. Counters
-  // are owner-written relaxed load+store pairs (plain moves), read relaxed
-  // by memory_stats().
+  // An object of class `size_class`, unpoisoned for `size` bytes. The
+  // counts are owner-written relaxed load+store pairs (plain moves), read
+  // relaxed by memory_stats().
   void* allocate(std::uint32_t size_class, std::size_t size) {
     List& list = lists_[size_class];
     void* object = list.head;
@@ -80,8 +80,6 @@ class FrameCache {
       list.count.store(list.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
     unpoison(object, size);
-    allocations_[size_class].store(allocations_[size_class].load(std::memory_order_relaxed) + 1,
-                                   std::memory_order_relaxed);
     return object;
   }
 
@@ -104,10 +102,6 @@ class FrameCache {
   [[nodiscard]] std::uint32_t cached(std::uint32_t size_class) const noexcept {
     return lists_[size_class].count.load(std::memory_order_relaxed);
   }
-  // Objects of `size_class` this cache has handed out, ever.
-  [[nodiscard]] std::uint64_t allocations(std::uint32_t size_class) const noexcept {
-    return allocations_[size_class].load(std::memory_order_relaxed);
-  }
 
  private:
   struct List {
@@ -119,7 +113,6 @@ class FrameCache {
   void release_half(std::uint32_t size_class) noexcept;
 
   List lists_[kClassCount];
-  std::atomic<std::uint64_t> allocations_[kClassCount] = {};
 };
 
 // The cache of the P whose worker is this thread (nullptr elsewhere). Set
