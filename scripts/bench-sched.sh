@@ -17,7 +17,7 @@
 # compares the machine's busy time (/proc/stat, steal included) with the
 # measured process's own CPU time. A run during which other processes used
 # more than 10% of a CPU on average is discarded and repeated (up to
-# GUARD_TRIES times; the last try is kept and marked "NOISY").
+# GUARD_TRIES times; the last try is kept and marked NOISY).
 #
 # Environment:
 #   GORO_ANCHORS      directory with the built Go anchors (default
@@ -56,49 +56,9 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   cmake --build --preset release --target sched_bench skynet
 fi
 
-# --- noise guard -------------------------------------------------------------
-# Busy jiffies of all CPUs (everything but idle and iowait; steal counts as busy).
-busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# --- noise guard and median (scripts/lib/noise_guard.sh) --------------------
+source scripts/lib/noise_guard.sh
 
-# Waits until the machine has been idle (< 5% of one CPU busy) for 1 s.
-wait_quiet() {
-  local waited=0 b0 b1
-  while ((waited < quiet_wait_s)); do
-    b0=$(busy_jiffies); sleep 1; b1=$(busy_jiffies)
-    if (((b1 - b0) * 100 < 5 * hz)); then return 0; fi
-    waited=$((waited + 1))
-  done
-  echo "  (machine still busy after ${quiet_wait_s}s; measuring anyway)" >&2
-}
-
-# guarded OUT CMD...: runs CMD with stdout to OUT, repeating it when other
-# processes used more than 10% of a CPU during the run.
-guarded() {
-  local out="$1" try b0 b1 wall user sys other_pct
-  shift
-  for ((try = 1; try <= guard_tries; ++try)); do
-    wait_quiet
-    b0=$(busy_jiffies)
-    if ! /usr/bin/time -f '%e %U %S' -o "$tmp/time" "$@" >"$out" 2>"$tmp/stderr"; then
-      cat "$tmp/stderr" >&2
-      echo "bench-sched: '$*' failed" >&2
-      exit 1
-    fi
-    b1=$(busy_jiffies)
-    read -r wall user sys <"$tmp/time"
-    other_pct=$(awk -v b="$((b1 - b0))" -v hz="$hz" -v w="$wall" -v u="$user" -v s="$sys" \
-      'BEGIN { o = b / hz - u - s; if (o < 0) o = 0; printf "%d", (w > 0 ? 100 * o / w : 0) }')
-    if ((other_pct <= 10)); then return 0; fi
-    if ((try < guard_tries)); then
-      echo "  (discarded a run of '$(basename "$1")': other processes used ${other_pct}% of a CPU)" >&2
-    else
-      echo "  NOISY: kept the last run of '$(basename "$1")' anyway (others used ${other_pct}% of a CPU)" >&2
-      echo "NOISY" >>"$out"
-    fi
-  done
-}
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 commit=$(git log -1 --format=%h 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- include lib 2>/dev/null || commit+=" (+ uncommitted changes in include/ or lib/)"
@@ -114,7 +74,8 @@ if [[ "${SKIP_SCHED_BENCH:-0}" != 1 ]]; then
     guarded "$tmp/bench" "$bench" "--benchmark_filter=^${name}\$" --benchmark_repetitions=5 \
       --benchmark_report_aggregates_only=true
     awk '/_median / { printf "%-52s %12s %-3s", $1, $2, $3; for (i = 6; i <= NF; ++i) if ($i ~ /^ns_per_/) printf " %s", $i; print "" }
-         /^NOISY/ { print "  ^ NOISY" }' "$tmp/bench"
+         ' "$tmp/bench"
+    if [[ -f "$tmp/bench.noisy" ]]; then echo "  ^ NOISY"; fi
   done < <("$bench" --benchmark_list_tests)
 fi
 
@@ -128,7 +89,7 @@ for ((i = 1; i <= rounds; ++i)); do
   guarded "$tmp/b" "$anchors/go-skynet"
   a=$(sed -n 's/.*best_ms=//p' "$tmp/a") b=$(sed -n 's/.*best_ms=//p' "$tmp/b")
   goro_ms+=("$a") go_ms+=("$b")
-  echo "round $i: goro spawn/join $a ms, go channels $b ms$(grep -q NOISY "$tmp/a" "$tmp/b" && echo ' (NOISY)')"
+  echo "round $i: goro spawn/join $a ms, go channels $b ms$([[ -f "$tmp/a.noisy" || -f "$tmp/b.noisy" ]] && echo ' (NOISY)')"
 done
 gm=$(printf '%s\n' "${goro_ms[@]}" | median)
 om=$(printf '%s\n' "${go_ms[@]}" | median)
