@@ -20,7 +20,6 @@ void* allocate_frame_aligned(std::size_t size, std::size_t align) {
 void free_frame_aligned(void* frame, std::size_t size, std::size_t align) noexcept {
   ::operator delete (frame, size, std::align_val_t{align});
 }
-void free_frame_unsized(void* frame) noexcept { ::operator delete(frame); }
 
 #else
 
@@ -32,7 +31,6 @@ void* allocate_frame_aligned(std::size_t size, std::size_t align) {
 void free_frame_aligned(void* frame, std::size_t size, std::size_t align) noexcept {
   alloc::free_aligned(frame, size, align);
 }
-void free_frame_unsized(void* frame) noexcept { alloc::free_unsized(frame); }
 
 #endif
 

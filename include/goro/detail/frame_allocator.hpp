@@ -29,10 +29,6 @@ void free_frame(void* frame, std::size_t size) noexcept;
 [[nodiscard]] void* allocate_frame_aligned(std::size_t size, std::size_t align);
 void free_frame_aligned(void* frame, std::size_t size, std::size_t align) noexcept;
 
-// Frees memory from allocate_frame when its size is not known (the
-// allocator finds it through its page map).
-void free_frame_unsized(void* frame) noexcept;
-
 }  // namespace goro::detail
 
 #endif  // GORO_DETAIL_FRAME_ALLOCATOR_HPP_
