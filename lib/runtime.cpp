@@ -237,6 +237,19 @@ void yield_suspend(std::coroutine_handle<> awaiting) noexcept {
   p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kTail);
 }
 
+void ready_goroutine(G* g) noexcept {
+  if (P* p = tls_p) {
+    p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kRunNext);
+    p->scheduler.notify_work_available(p);
+    return;
+  }
+  // Under the lock, as start_goroutine: the scheduler cannot go away.
+  MutexLock lock(runtime_mu);
+  if (running != nullptr && running->global_put_from_outside(entry_for(g, /*claim=*/false))) {
+    running->notify_work_available(nullptr);
+  }
+}
+
 void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config) {
   std::unique_ptr<Scheduler> scheduler;
   try {

@@ -113,6 +113,16 @@ void release_finished(G* child) noexcept;
 // run queue, to be continued at `awaiting`.
 void yield_suspend(std::coroutine_handle<> awaiting) noexcept;
 
+// Makes parked goroutine `g` runnable; `g->resume` must already say where it
+// continues, and the caller's hand-over of `g` (a lock, an atomic exchange)
+// must make sure that exactly one party readies it. On a worker thread the
+// goroutine goes to this P's runnext slot and inherits the time slice (Go's
+// goready: a channel handoff or an unlock runs the woken goroutine next),
+// waking an idle P for the goroutine it displaces. From a thread outside
+// the runtime it goes to the global queue; if the runtime is shutting down
+// it stays parked and the shutdown sweep destroys it.
+void ready_goroutine(G* g) noexcept;
+
 }  // namespace goro::detail
 
 #endif  // GORO_DETAIL_GOROUTINE_HPP_
