@@ -41,6 +41,7 @@ inline std::uint64_t next_random(std::uint64_t& state) noexcept {
 
 Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
   enable_asymmetric_fences();
+  if (choose_poller().kind == PollerKind::kEpoll) epoll_new_epoch();
   const std::uint32_t capacity = config.local_run_queue_capacity == 0
                                      ? SchedulerTuning::kLocalQueueCapacity
                                      : config.local_run_queue_capacity;
@@ -48,6 +49,7 @@ Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
   for (unsigned i = 0; i < procs; ++i) {
     ps_.push_back(std::make_unique<P>(*this, i, capacity));
     ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
+    ps_.back()->poller = Poller::make(*ps_.back(), choose_poller().kind);
     alloc::register_cache(&ps_.back()->frame_cache);
   }
   {
@@ -83,6 +85,9 @@ void Scheduler::run(G* main) {
   worker_loop(p0);
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // Every ring is drained (each worker did it as it left); epoll's parked
+  // ops are forgotten before the sweep frees their frames.
+  if (choose_poller().kind == PollerKind::kEpoll) epoll_new_epoch();
   sysmon_.stop();
   // Frames of goroutines parked in blocking calls hold the calls' jobs.
   wait_for_blocking_calls();
@@ -96,6 +101,7 @@ void Scheduler::worker_loop(P& p) {
   const int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
   alloc::tls_frame_cache = &p.frame_cache;
+  p.poller->attach();
   if (p.index != 0) {
     const std::string name = "goro-p" + std::to_string(p.index);
     pthread_setname_np(pthread_self(), name.c_str());
@@ -127,6 +133,8 @@ void Scheduler::worker_loop(P& p) {
     p.spinning = false;
     nmspinning_.fetch_sub(1, std::memory_order_relaxed);  // stopping: nobody waits on it
   }
+  // Cancel and reap every op in this P's ring before any frame goes.
+  p.poller->detach();
   p.g_cache.flush(GoroutinePool::instance());
   // Frames freed from now on (the shutdown sweep) go to the central lists.
   p.frame_cache.flush();
@@ -301,6 +309,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     // goroutines handed to this P while it was idle.
     check_timers(p);
     drain_inbox(p);
+    p.poller->poll_round();
 
     // 1. Fairness: the global queue first every 61st tick.
     if (p.schedtick.load(std::memory_order_relaxed) % SchedulerTuning::kGlobalQueueFairnessTick ==
@@ -314,6 +323,9 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     if (global_.size_hint() != 0) {
       if (G* g = global_get(p, 0)) return {g, false};
     }
+    // 4. The netpoller, without blocking.
+    p.poller->poll();
+    if (Found f = local_get(p); f.g != nullptr) return f;
     // 5. Steal, limiting spinners to half of the busy Ps.
     const std::uint32_t busy =
         static_cast<std::uint32_t>(ps_.size()) - npidle_.load(std::memory_order_relaxed);
@@ -409,7 +421,7 @@ void Scheduler::notify_work_available(P* p) noexcept {
   } else {
     outside_wakeups_.fetch_add(1, std::memory_order_relaxed);
   }
-  woken->parker.unpark();
+  woken->poller->wake();
 }
 
 void Scheduler::begin_stop() noexcept {
@@ -424,7 +436,7 @@ void Scheduler::begin_stop() noexcept {
     for (P* p : sleepers) p->idle = false;
     npidle_.store(0, std::memory_order_relaxed);
   }
-  for (P* p : sleepers) p->parker.unpark();
+  for (P* p : sleepers) p->poller->wake();
 }
 
 bool Scheduler::global_put_from_outside(Entry entry) {
@@ -568,6 +580,8 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.wakeups += get(c.wakeups);
     s.timers_fired += get(c.timers_fired);
     s.blocking_calls += get(c.blocking_calls);
+    s.io_waits += get(c.io_waits);
+    s.io_completions += get(c.io_completions);
   }
   s.goroutines_started += outside_started_.load(std::memory_order_relaxed);
   {
@@ -598,7 +612,7 @@ void Scheduler::begin_stall(std::size_t p, std::uint64_t goroutine, std::int64_t
     MutexLock lock(sched_mu_);
     if (!idle_.empty()) woken = claim_idle_locked(idle_.back());
   }
-  if (woken != nullptr) woken->parker.unpark();
+  if (woken != nullptr) woken->poller->wake();
 }
 
 void Scheduler::end_stall(std::size_t p, std::int64_t nanos) {

@@ -44,7 +44,8 @@
 //   2. runnext (the G inherits the current time slice: the tick is not
 //      advanced), then the local queue.
 //   3. The global queue: a batch of min(len/nprocs + 1, capacity/2).
-//   4. (netpoller, in a later issue: a non-blocking poll.)
+//   4. The netpoller, without blocking (it also runs at the top of every
+//      round where that is cheap: io_uring's submit-and-reap).
 //   5. Steal, if this worker is spinning or fewer than half of the busy Ps
 //      are spinning: 4 rounds over the other Ps in a random order with a
 //      stride coprime to their number, taking half of a victim's queue;
@@ -106,7 +107,7 @@
 #include "goro/scheduler_stats.hpp"
 #include "goroutine_pool.hpp"
 #include "mutex.hpp"
-#include "parker.hpp"
+#include "poller.hpp"
 #include "run_queue.hpp"
 #include "sysmon.hpp"
 #include "timer_heap.hpp"
@@ -153,6 +154,8 @@ struct PStats {
   std::atomic<std::uint64_t> wakeups{0};
   std::atomic<std::uint64_t> timers_fired{0};
   std::atomic<std::uint64_t> blocking_calls{0};
+  std::atomic<std::uint64_t> io_waits{0};
+  std::atomic<std::uint64_t> io_completions{0};
 };
 
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
@@ -194,7 +197,10 @@ struct alignas(64) P {
   GoroutineCache g_cache;
   GoroutinePool* const g_pool = &GoroutinePool::instance();  // saves a guard check per use
   alloc::FrameCache frame_cache;
-  Parker parker;
+  // The netpoller: an idle worker sleeps in it, and wake() is how other
+  // threads rouse it (poller.hpp). Created with the P, attached to the ring
+  // on the worker thread.
+  std::unique_ptr<Poller> poller;
   PStats stats;
 
   // Timers armed on this P. Any thread may take the lock: the owner runs
@@ -207,10 +213,13 @@ struct alignas(64) P {
   // to decide when to wake.
   std::atomic<std::int64_t> next_timer{TimerHeap::kNever};
 
-  // Goroutines made runnable by other threads for this P while it was idle
-  // (a blocking call returning to its previous P). Drained by the owner.
+  // Requests from other threads, drained by the owner: goroutines made
+  // runnable for this P while it was idle (a blocking call returning to its
+  // previous P), and io_uring cancels for ops in this P's ring (the user_data
+  // of each; only the owner may submit to the ring).
   Mutex inbox_mu;
   std::vector<G*> inbox ABSL_GUARDED_BY(inbox_mu);
+  std::vector<std::uint64_t> cancel_inbox ABSL_GUARDED_BY(inbox_mu);
   std::atomic<bool> inbox_nonempty{false};
 };
 
@@ -286,6 +295,12 @@ class Scheduler {
   // Makes `g` (woken by a timer) runnable on the current worker's P, at
   // the tail of its queue, and wakes a worker.
   void ready(P& p, G* g) noexcept;
+
+  // The netpoller (io.cpp): makes a goroutine whose op completed runnable
+  // on p (owner thread), and asks `owner` to cancel the op with `user_data`
+  // in its ring (any thread).
+  void ready_io(P& p, G* g) noexcept;
+  void post_cancel(P& owner, std::uint64_t user_data) noexcept;
 
   // goro::blocking (blocking.cpp).
   void submit_blocking(P& p, G* g, BlockingJob* job);

@@ -188,7 +188,7 @@ void Scheduler::wake_for_timer(std::int64_t when) noexcept {
   const std::int64_t deadline = timer_sleeper_deadline_.load(std::memory_order_seq_cst);
   if (deadline != 0) {
     if (deadline <= when) return;  // the sleeper wakes in time anyway
-    if (P* sleeper = timer_sleeper_.load(std::memory_order_seq_cst)) sleeper->parker.unpark();
+    if (P* sleeper = timer_sleeper_.load(std::memory_order_seq_cst)) sleeper->poller->wake();
     // A sleeper not yet published re-reads the deadlines (step d).
     return;
   }
@@ -199,7 +199,7 @@ void Scheduler::wake_for_timer(std::int64_t when) noexcept {
     // As wakep: it looks for work, then sleeps again, on the deadline.
     if (!idle_.empty()) woken = claim_idle_locked(idle_.back());
   }
-  if (woken != nullptr) woken->parker.unpark();
+  if (woken != nullptr) woken->poller->wake();
 }
 
 void Scheduler::leave_idle(P& p) noexcept {
@@ -219,14 +219,14 @@ void Scheduler::idle_sleep(P& p) noexcept {
   if (deadline == TimerHeap::kNever ||
       !timer_sleeper_deadline_.compare_exchange_strong(none, deadline, std::memory_order_seq_cst)) {
     // No timers, or another worker already sleeps until the earliest one.
-    p.parker.park();
-    leave_idle(p);  // a timer wake leaves us on the idle list
+    p.poller->wait(Poller::kNever);
+    leave_idle(p);  // an I/O completion or a spurious return leaves us on the idle list
     return;
   }
   // Step c: we are the timer sleeper.
   timer_sleeper_.store(&p, std::memory_order_seq_cst);
   // Step d: something armed meanwhile may be earlier still.
-  if (earliest_timer() >= deadline) p.parker.park_until(deadline);
+  if (earliest_timer() >= deadline) p.poller->wait(deadline);
   timer_sleeper_.store(nullptr, std::memory_order_seq_cst);
   timer_sleeper_deadline_.store(0, std::memory_order_seq_cst);
   leave_idle(p);

@@ -74,13 +74,16 @@ Task<ProgressResult> others_progress_during_blocking_calls(int calls) {
   go(count_progress(&progress, &stop));
   std::vector<JoinHandle<int>> all;
   for (int i = 0; i < calls; ++i) all.push_back(spawn(sleep_in_blocking_call(&running, &peak)));
-  // Sample progress while the calls are certainly in flight.
-  const long at_start = progress.load();
+  // Once every call is in flight (each sleeps 200 ms), the other goroutine
+  // must keep counting: wait for 1000 more counts, or for a call to return.
   while (running.load() < calls) co_await yield();
+  const long base = progress.load();
+  while (progress.load() - base < 1000 && running.load() == calls) co_await yield();
   const long while_blocked = progress.load();
+  const bool all_still_blocked = running.load() == calls;
   ProgressResult r;
   for (auto& h : all) r.completed += co_await h;
-  r.progress_during = while_blocked - at_start;
+  r.progress_during = all_still_blocked ? while_blocked - base : 0;
   r.peak_concurrency = peak.load();
   stop.store(true);
   co_return r;
@@ -90,7 +93,7 @@ TEST(Blocking, OtherGoroutinesRunWhileCallsBlock) {
   const ProgressResult r = run(others_progress_during_blocking_calls(8), Config{.procs = 2});
   EXPECT_EQ(r.completed, 8);
   EXPECT_EQ(r.peak_concurrency, 8);
-  EXPECT_GT(r.progress_during, 100);
+  EXPECT_GE(r.progress_during, 1000);  // counted while all 8 calls blocked
 }
 
 TEST(Blocking, SixtyFourCallsEachGetAThread) {

@@ -7,6 +7,7 @@
 #include "goro/blocking.hpp"
 #include "goro/config.hpp"
 #include "goro/go.hpp"
+#include "goro/io.hpp"
 #include "goro/join_handle.hpp"
 #include "goro/memory.hpp"
 #include "goro/run.hpp"

@@ -29,6 +29,8 @@ struct SchedulerStats {
   std::uint64_t wakeups = 0;                // times a worker woke another to look for work
   std::uint64_t timers_fired = 0;           // timers run (sleeps ended, Timer/Ticker fires)
   std::uint64_t blocking_calls = 0;         // goro::blocking calls handed to syscall threads
+  std::uint64_t io_waits = 0;               // goro::io operations that parked in the poller
+  std::uint64_t io_completions = 0;         // goroutines the poller made runnable
   std::uint64_t stalls = 0;  // goroutines seen holding a P > 10 ms without suspending
 };
 

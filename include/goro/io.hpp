@@ -1,0 +1,172 @@
+// goro/io.hpp
+//
+// Defines: goro::io::IoOptions and the asynchronous operations on file
+// descriptors: read, recv, write_some, send_some, write, send, accept,
+// connect, poll and close. goro::net builds its sockets on these.
+//
+// Each operation parks the calling goroutine, not its worker thread, until
+// the operation completes: the P goes on running other goroutines. Under
+// the io_uring backend the operation is an SQE in the ring of the caller's
+// P; under the epoll backend it is a non-blocking system call, retried when
+// epoll reports the fd ready (lib/poller.hpp). Both behave the same:
+//
+//   * Errors are values: absl::Status / absl::StatusOr, built from errno
+//     (absl::ErrnoToStatus), never exceptions.
+//   * A deadline that passes ends the operation with
+//     absl::StatusCode::kDeadlineExceeded; a stop request on the
+//     std::stop_token ends it with kCancelled. Either way nothing the
+//     operation did is lost: if it completed before the cancellation took
+//     effect, its result is returned instead, and an fd whose read timed out
+//     stays usable (no data was consumed).
+//   * read/recv return 0 at end of file; write_some/send_some may write
+//     less than asked; write/send loop until everything is written.
+//     send and send_some add MSG_NOSIGNAL (a reset peer gives EPIPE, never
+//     SIGPIPE).
+//   * They must be awaited from a goroutine. The fd may be blocking or
+//     not; under epoll goro makes it non-blocking the first time it is used.
+//
+// Closing: close(fd) wakes operations parked on fd under epoll (they fail
+// with EBADF). Under io_uring an operation in flight keeps its file open
+// until it completes, so shut a socket down (shutdown(2)) or cancel the
+// operations before closing it when other goroutines may be waiting on it.
+//
+// Example:
+//   char buf[4096];
+//   auto n = co_await goro::io::read(fd, buf, sizeof buf,
+//                                    goro::io::IoOptions::timeout(1s));
+//   if (!n.ok()) { ... n.status() ... }
+#ifndef GORO_IO_HPP_
+#define GORO_IO_HPP_
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <type_traits>
+#include <stop_token>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "goro/detail/io_op.hpp"
+#include "goro/task.hpp"
+#include "goro/time.hpp"
+
+namespace goro::io {
+
+// When an operation gives up. Default: never, and not cancellable.
+struct IoOptions {
+  // The operation fails with kDeadlineExceeded once the steady clock
+  // passes this point.
+  Clock::time_point deadline = Clock::time_point::max();
+  // The operation fails with kCancelled once a stop is requested.
+  std::stop_token cancel{};
+
+  // Options with a deadline `timeout` from now.
+  [[nodiscard]] static IoOptions timeout(std::chrono::nanoseconds timeout,
+                                         std::stop_token cancel = {}) noexcept {
+    return IoOptions{Clock::now() + timeout, std::move(cancel)};
+  }
+};
+
+namespace detail_io {
+
+using goro::detail::IoCancel;
+using goro::detail::IoKind;
+
+// Builds the status for a failed operation (result < 0).
+[[nodiscard]] absl::Status error_status(int result, IoCancel reason, IoKind kind);
+
+inline std::int64_t deadline_ns(const IoOptions& options) noexcept {
+  if (options.deadline == Clock::time_point::max()) return goro::detail::IoAwaiter::kNoDeadline;
+  return goro::detail::to_ns(options.deadline);
+}
+
+// The awaiter of one operation; Result converts a non-negative result.
+template <class Result>
+class OpAwaiter : public goro::detail::IoAwaiter {
+ public:
+  OpAwaiter(const goro::detail::IoRequest& request, const IoOptions& options) noexcept
+      : IoAwaiter(request, deadline_ns(options), options.cancel) {}
+
+  Result await_resume() noexcept {
+    const int result = finish();
+    if (result < 0) return error_status(result, cancel_reason(), op_.request.kind);
+    if constexpr (std::is_same_v<Result, absl::Status>) {
+      return absl::OkStatus();
+    } else {
+      return static_cast<typename Result::value_type>(result);
+    }
+  }
+};
+
+}  // namespace detail_io
+
+// The awaiters returned below (awaitable once, from a goroutine).
+using SizeAwaiter = detail_io::OpAwaiter<absl::StatusOr<std::size_t>>;
+using FdAwaiter = detail_io::OpAwaiter<absl::StatusOr<int>>;
+using StatusAwaiter = detail_io::OpAwaiter<absl::Status>;
+using EventsAwaiter = detail_io::OpAwaiter<absl::StatusOr<short>>;
+
+// read(2): up to `length` bytes into `buffer`; 0 at end of file.
+[[nodiscard]] SizeAwaiter read(int fd, void* buffer, std::size_t length,
+                               const IoOptions& options = {});
+[[nodiscard]] inline SizeAwaiter read(int fd, std::span<std::byte> buffer,
+                                      const IoOptions& options = {}) {
+  return read(fd, buffer.data(), buffer.size(), options);
+}
+
+// recv(2) with `flags` (MSG_PEEK, MSG_WAITALL...): as read, for sockets.
+[[nodiscard]] SizeAwaiter recv(int fd, void* buffer, std::size_t length, int flags = 0,
+                               const IoOptions& options = {});
+
+// write(2): writes some of the bytes (at least one unless it fails).
+[[nodiscard]] SizeAwaiter write_some(int fd, const void* data, std::size_t length,
+                                     const IoOptions& options = {});
+
+// send(2) with `flags` | MSG_NOSIGNAL: sends some of the bytes.
+[[nodiscard]] SizeAwaiter send_some(int fd, const void* data, std::size_t length, int flags = 0,
+                                    const IoOptions& options = {});
+
+// Writes all `length` bytes, looping over short writes. On failure the
+// status says why; how much was written before is not reported (use
+// write_some for that). `data` must stay valid until the task completes.
+[[nodiscard]] Task<absl::Status> write(int fd, const void* data, std::size_t length,
+                                       IoOptions options = {});
+[[nodiscard]] inline Task<absl::Status> write(int fd, std::span<const std::byte> data,
+                                              IoOptions options = {}) {
+  return write(fd, data.data(), data.size(), std::move(options));
+}
+
+// send(2) of all `length` bytes with `flags` | MSG_NOSIGNAL, looping.
+[[nodiscard]] Task<absl::Status> send(int fd, const void* data, std::size_t length, int flags = 0,
+                                      IoOptions options = {});
+
+// accept4(2) with SOCK_CLOEXEC: the new connection's fd. `address` and
+// `address_length` may be null, as for accept4.
+[[nodiscard]] FdAwaiter accept(int fd, sockaddr* address = nullptr,
+                               socklen_t* address_length = nullptr,
+                               const IoOptions& options = {});
+
+// connect(2), waiting for the connection to be established. `address` must
+// stay valid until the operation completes.
+[[nodiscard]] StatusAwaiter connect(int fd, const sockaddr* address, socklen_t address_length,
+                                    const IoOptions& options = {});
+
+// Waits until fd is ready for `events` (POLLIN, POLLOUT, ...); returns the
+// ready events (POLLHUP and POLLERR are always reported).
+[[nodiscard]] EventsAwaiter poll(int fd, short events, const IoOptions& options = {});
+
+// Closes fd, first waking what is parked on it under epoll (see the top of
+// this header). Callable from any thread.
+absl::Status close(int fd) noexcept;
+
+// The poller backend in use: "io_uring" or "epoll" (chosen when the first
+// runtime starts: io_uring where the kernel allows it, unless the
+// environment variable GORO_POLLER says "epoll" or "uring").
+[[nodiscard]] const char* poller_backend() noexcept;
+
+}  // namespace goro::io
+
+#endif  // GORO_IO_HPP_

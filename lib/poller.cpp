@@ -1,0 +1,112 @@
+// lib/poller.cpp: the backend choice and what both pollers share (the wake
+// eventfd, readying goroutines). The design is at the top of poller.hpp.
+#include "poller.hpp"
+
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
+
+#include "scheduler.hpp"
+
+namespace goro::detail {
+namespace {
+
+// Creates and destroys a ring with `flags`; returns 0 or -errno.
+int probe_ring(unsigned flags) noexcept {
+  io_uring ring;
+  io_uring_params params{};
+  params.flags = flags | IORING_SETUP_CQSIZE;
+  params.cq_entries = PollerTuning::kCompletionEntries;
+  const int rc = io_uring_queue_init_params(PollerTuning::kSubmissionEntries, &ring, &params);
+  if (rc == 0) io_uring_queue_exit(&ring);
+  return rc;
+}
+
+PollerChoice probe() noexcept {
+  const char* forced = std::getenv("GORO_POLLER");
+  if (forced != nullptr && std::strcmp(forced, "epoll") == 0) {
+    return {PollerKind::kEpoll, 0, "epoll (GORO_POLLER=epoll)"};
+  }
+  struct Candidate {
+    unsigned flags;
+    const char* description;
+  };
+  static constexpr Candidate kCandidates[] = {
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+       "io_uring (SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG)"},
+      {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+       "io_uring (COOP_TASKRUN|TASKRUN_FLAG)"},
+      {0, "io_uring (no setup flags)"},
+  };
+  for (const Candidate& c : kCandidates) {
+    const int rc = probe_ring(c.flags);
+    if (rc == 0) return {PollerKind::kIoUring, c.flags, c.description};
+    if (rc != -EINVAL) break;  // EPERM, ENOSYS, ENOMEM...: io_uring is not for us
+  }
+  if (forced != nullptr && std::strcmp(forced, "uring") == 0) {
+    std::fprintf(stderr, "goro: GORO_POLLER=uring but io_uring is unavailable; using epoll\n");
+  }
+  return {PollerKind::kEpoll, 0, "epoll (io_uring unavailable)"};
+}
+
+}  // namespace
+
+const PollerChoice& choose_poller() noexcept {
+  // A function-local static: probed once, thread-safe initialisation.
+  static const PollerChoice choice = [] {
+    PollerChoice c = probe();
+    if (const char* log = std::getenv("GORO_DEBUG"); log != nullptr && *log != '\0') {
+      std::fprintf(stderr, "goro: poller %s\n", c.description);
+    }
+    return c;
+  }();
+  return choice;
+}
+
+Poller::Poller(P& p) : p_(p), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "goro: eventfd");
+}
+
+Poller::~Poller() { ::close(wake_fd_); }
+
+void Poller::wake() noexcept {
+  // Acq_rel: releases the waker's writes (e.g. the idle-list change) to the
+  // worker, which acquires them in wake_consumed(). Only the first wake
+  // since the worker last consumed one writes.
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+  const std::uint64_t one = 1;
+  // Cannot fail short of a counter overflow (2^64 - 2 unread wakes).
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Poller::ready(IoOp& op) noexcept {
+  p_.scheduler.ready_io(p_, op.g);
+  ++readied_;
+}
+
+void Poller::finish_batch() noexcept {
+  if (readied_ == 0) return;
+  bump(p_.stats.io_completions, readied_);
+  readied_ = 0;
+  p_.scheduler.notify_work_available(&p_);
+}
+
+}  // namespace goro::detail
+
+namespace goro::detail {
+
+std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags);
+std::unique_ptr<Poller> make_epoll_poller(P& p);
+
+std::unique_ptr<Poller> Poller::make(P& p, PollerKind kind) {
+  if (kind == PollerKind::kIoUring) return make_uring_poller(p, choose_poller().uring_flags);
+  return make_epoll_poller(p);
+}
+
+}  // namespace goro::detail

@@ -1,0 +1,178 @@
+// lib/poller.hpp
+//
+// Defines: goro::detail::Poller (the per-P netpoller behind goro::io), its
+// two backends (UringPoller, EpollPoller, in poller_uring.cpp and
+// poller_epoll.cpp), choose_poller(), and the per-fd state of the epoll
+// backend (PollDesc, FdTable).
+//
+// The netpoller, after Go's netpoll.go, with one poller per P because an
+// io_uring ring belongs to the thread that submits to it (BRIEF, "Threads
+// and who owns what").
+//
+// Glossary
+//   op         an IoOp: one read, write, accept... embedded in the awaiter
+//              in the waiting goroutine's frame (goro/detail/io_op.hpp).
+//   owner      the P whose worker thread submitted the op (io_uring) or
+//              whose epoll instance holds the fd (epoll).
+//   in flight  submitted and not yet completed for the poller: its CQE has
+//              not been reaped (io_uring), it is in its fd's waiter list
+//              (epoll).
+//   wake       making a worker that sleeps in its poller return: a write to
+//              the poller's eventfd, which the worker keeps a read armed on
+//              (io_uring) or has registered (epoll).
+//
+// The contract (what the scheduler relies on)
+//   attach()     on the worker thread, before anything else: io_uring
+//                creates its ring here (SINGLE_ISSUER ties it to the thread).
+//   poll()       owner thread, never blocks: submits what is queued and
+//                makes the goroutines of completed ops runnable on this P
+//                (local queue tail, in completion order), waking an idle P
+//                if it readied any. Cheap when there is nothing to do.
+//   wait(t)      owner thread: as poll(), but first sleeps until an op
+//                completes, wake() is called, or the steady clock reaches t
+//                (nanoseconds; kNever for no deadline). May return early.
+//   wake()       any thread: makes the current or next wait() return. A wake
+//                before the wait is not lost (the eventfd counter keeps it);
+//                a flag makes repeated wakes cost one write.
+//   detach()     owner thread, at shutdown: cancels every op in flight and
+//                reaps every completion without readying anyone, so that
+//                the sweep can destroy the frames (and their buffers).
+//
+// Invariants
+//   1. An op's goroutine is made runnable exactly once, after the poller is
+//      done with the op (its CQE was reaped / it left the waiter list).
+//   2. Ops carry their own buffers in their frames; the poller copies
+//      nothing.
+//   3. io_uring: no completion is lost when more ops are in flight than the
+//      CQ has entries: the kernel's overflow list holds the rest, and the
+//      owner flushes it (poller_uring.cpp says how, and why ops are not
+//      capped in user space instead).
+//   4. epoll: each fd is registered once, edge-triggered, for input and
+//      output, with the epoll of the P that first waits on it; its waiter
+//      lists and ready flags are guarded by its PollDesc lock.
+//
+// Choosing a backend (choose_poller, once per process): GORO_POLLER=epoll
+// or =uring forces one. Otherwise a probe ring is created with
+// SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG; on EINVAL (older kernels) with
+// COOP_TASKRUN|TASKRUN_FLAG, then with no flags; EPERM/ENOSYS (seccomp,
+// kernel.io_uring_disabled, no io_uring) selects epoll.
+//
+// Rejected alternatives
+//   * One ring shared by all workers under a lock: every submission
+//     contends, and a ring reaped by many threads cannot use
+//     SINGLE_ISSUER/DEFER_TASKRUN, which batch completion work into the
+//     owner's enter calls.
+//   * A dedicated poller thread handing completions to workers (libuv,
+//     early Tokio): a thread hop per completion, and the thread owns the
+//     ring, so every submission would hop too.
+//   * EPOLLONESHOT re-arming per wait: an epoll_ctl call for every park;
+//     edge-triggered registration once per fd (as Go) costs nothing per
+//     wait.
+//   * io_uring linked timeouts (IORING_OP_LINK_TIMEOUT) for deadlines:
+//     kernel-only, so they would not serve the epoll backend, and the
+//     runtime's timers already wake workers on time.
+#ifndef GORO_LIB_POLLER_HPP_
+#define GORO_LIB_POLLER_HPP_
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <memory>
+
+#include "goro/detail/io_op.hpp"
+#include "mutex.hpp"
+
+namespace goro::detail {
+
+struct P;
+struct G;
+
+enum class PollerKind : std::uint8_t { kIoUring, kEpoll };
+
+struct PollerChoice {
+  PollerKind kind = PollerKind::kEpoll;
+  unsigned uring_flags = 0;  // the io_uring setup flags the probe accepted
+  const char* description = "";
+};
+
+// The backend for this process (probed once; see the top of this file).
+const PollerChoice& choose_poller() noexcept;
+
+// Ring and epoll sizes.
+struct PollerTuning {
+  // Submission queue entries per ring; a full SQ is submitted early.
+  static constexpr unsigned kSubmissionEntries = 256;
+  // Completion queue entries per ring: completions beyond this many wait
+  // in the kernel's overflow list until the owner reaps.
+  static constexpr unsigned kCompletionEntries = 4096;
+  // epoll events taken per epoll_wait.
+  static constexpr int kEpollBatch = 128;
+  // A busy P polls its epoll every this many scheduling rounds (as the
+  // global queue's fairness tick).
+  static constexpr std::uint32_t kEpollPollInterval = 61;
+};
+
+class Poller {
+ public:
+  static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+
+  explicit Poller(P& p);
+  virtual ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  virtual void attach() = 0;
+  virtual void detach() = 0;
+  virtual void poll() = 0;
+  // poll(), where that is cheap enough for every scheduling round
+  // (io_uring: memory reads unless SQEs are queued); epoll's poll() is a
+  // system call, made here only every kEpollPollInterval rounds (the
+  // scheduler also polls before it steals or sleeps).
+  virtual void poll_round() = 0;
+  virtual void wait(std::int64_t deadline_ns) = 0;
+  void wake() noexcept;
+
+  // Makes every P's poller for `kind`.
+  static std::unique_ptr<Poller> make(P& p, PollerKind kind);
+
+ protected:
+  // Makes op's goroutine runnable on this P (owner thread).
+  void ready(IoOp& op) noexcept;
+  // After a batch: wakes an idle P if goroutines were readied.
+  void finish_batch() noexcept;
+  // The eventfd was read: later wakes must write again. Acq_rel: acquires
+  // what the wakers wrote before waking.
+  void wake_consumed() noexcept { wake_pending_.exchange(false, std::memory_order_acq_rel); }
+
+  P& p_;
+  const int wake_fd_;
+  std::uint32_t readied_ = 0;  // goroutines readied in the current batch
+
+ private:
+  std::atomic<bool> wake_pending_{false};
+};
+
+// --- io_uring backend entry points (poller_uring.cpp), owner thread only.
+// Queues op for submission at the next poll/wait.
+void uring_submit(P& p, IoOp& op) noexcept;
+// Cancels the op whose SQE carries `user_data`, if it is still in flight.
+void uring_cancel(P& p, std::uint64_t user_data) noexcept;
+
+// --- epoll backend (poller_epoll.cpp): per-fd state, any thread.
+// Tries op's system call once (non-blocking). Returns true when complete.
+bool epoll_try(IoOp& op) noexcept;
+// Parks op in its fd's waiter list unless it completed or was cancelled
+// meanwhile. Returns false to continue at once.
+bool epoll_commit(IoOp& op) noexcept;
+// Takes op out of its fd's waiter list and readies it with -ECANCELED.
+void epoll_cancel(IoOp& op) noexcept;
+// Wakes every op parked on fd with -EBADF and forgets the fd's registration.
+void epoll_forget_fd(int fd) noexcept;
+// Starts a new registration epoch: every PollDesc of the run before is
+// reset on its next use. Called when an epoll runtime starts and once its
+// workers have exited (before the sweep frees the frames its ops are in).
+void epoll_new_epoch() noexcept;
+
+}  // namespace goro::detail
+
+#endif  // GORO_LIB_POLLER_HPP_

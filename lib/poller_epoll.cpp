@@ -1,0 +1,425 @@
+// lib/poller_epoll.cpp: the epoll backend of the netpoller (the contract is
+// at the top of poller.hpp), for kernels or sandboxes without io_uring.
+//
+// Readiness, not completion: the goroutine makes the non-blocking system
+// call itself, and parks only when it says EAGAIN. As Go does, each fd is
+// registered once, edge-triggered for input and output, in the epoll of
+// the P that first uses it, and O_NONBLOCK is set on it then.
+//
+// Per-fd state (PollDesc, in a table indexed by fd, as Go's pollCache):
+//   readers, writers  FIFO lists of parked ops (read/recv/accept and poll
+//                     for input; write/send/connect and poll for output).
+//   read_ready,       an edge arrived while nobody waited in that
+//   write_ready       direction: the next op to park tries once more first.
+//   epoch             the runtime the registration belongs to; a PollDesc
+//                     of an earlier run() is reset before use.
+//
+// The life of an op:
+//   1. io_try (await_ready): register the fd if needed, then try the call.
+//      Done unless it says EAGAIN (or EINPROGRESS for connect).
+//   2. io_start/io_commit (await_suspend): the deadline timer and stop
+//      callback are set up, then, under the PollDesc lock: if the op was
+//      cancelled meanwhile, complete it with -ECANCELED; if an edge arrived
+//      since step 1 (ready flag), clear it and try again; otherwise append
+//      the op to its list and park.
+//   3. An edge (on the owner P's worker, from poll()/wait()): under the
+//      lock, for each list, try the ops in FIFO order, completing them,
+//      until one says EAGAIN; if none did, set the ready flag. Every event
+//      retries both lists (a spurious try costs one EAGAIN; a missed one
+//      would hang), and the completed goroutines go to this P's queue.
+//   4. A cancel (any thread): under the lock, if the op is still in its
+//      list, take it out and ready it with -ECANCELED; otherwise it is
+//      completing already, or step 2 will see its cancel word.
+//   Step 2's check and step 4 both run under the PollDesc lock, and the
+//   cancel word is set before step 4 takes it, so no cancel is lost.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <system_error>
+
+#include "absl/container/inlined_vector.h"
+#include "poller.hpp"
+#include "runtime_state.hpp"
+#include "scheduler.hpp"
+
+namespace goro::detail {
+namespace {
+
+struct PollDesc {
+  Mutex mu;
+  std::uint64_t epoch ABSL_GUARDED_BY(mu) = 0;  // 0: not registered in this run
+  int epoll_fd ABSL_GUARDED_BY(mu) = -1;
+  bool pollable ABSL_GUARDED_BY(mu) = true;  // false: epoll refuses it (a regular file)
+  bool read_ready ABSL_GUARDED_BY(mu) = false;
+  bool write_ready ABSL_GUARDED_BY(mu) = false;
+  IoOp* readers ABSL_GUARDED_BY(mu) = nullptr;
+  IoOp* writers ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+// The fd -> PollDesc table: chunks allocated on first use and kept for the
+// life of the process (fd numbers are dense and reused).
+class FdTable {
+ public:
+  static constexpr int kChunkBits = 10;
+  static constexpr int kChunkSize = 1 << kChunkBits;
+  static constexpr int kChunks = 1024;  // fds below 2^20 (Linux's default nr_open)
+
+  PollDesc* find(int fd, bool create) noexcept {
+    if (fd < 0 || fd >= kChunkSize * kChunks) return nullptr;
+    std::atomic<PollDesc*>& slot = chunks_[fd >> kChunkBits];
+    // Acquire: pairs with the release below, so the chunk is constructed.
+    PollDesc* chunk = slot.load(std::memory_order_acquire);
+    if (chunk == nullptr) {
+      if (!create) return nullptr;
+      auto* fresh = new (std::nothrow) PollDesc[kChunkSize];
+      if (fresh == nullptr) return nullptr;
+      // Release on success publishes the constructed chunk; acquire on
+      // failure sees the winner's.
+      if (!slot.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+        delete[] fresh;
+      } else {
+        chunk = fresh;
+      }
+    }
+    return &chunk[fd & (kChunkSize - 1)];
+  }
+
+ private:
+  std::atomic<PollDesc*> chunks_[kChunks] = {};
+};
+
+FdTable& fd_table() noexcept {
+  static FdTable* table = new FdTable;  // never destroyed: fds outlive runtimes
+  return *table;
+}
+
+// The run the registrations belong to; changed when a runtime starts and
+// when it stops, so that a PollDesc from another run is reset before use.
+std::atomic<std::uint64_t> current_epoch{1};
+std::atomic<std::uint64_t> epoch_source{1};
+
+std::uint64_t live_epoch() noexcept {
+  // Acquire: pairs with the release in new_epoch; a worker that sees a new
+  // epoch sees the epoll instances made before it.
+  return current_epoch.load(std::memory_order_acquire);
+}
+
+void new_epoch() noexcept {
+  current_epoch.store(epoch_source.fetch_add(1, std::memory_order_relaxed) + 1,
+                      std::memory_order_release);
+}
+
+bool is_reader(const IoRequest& r) noexcept {
+  switch (r.kind) {
+    case IoKind::kRead:
+    case IoKind::kRecv:
+    case IoKind::kAccept:
+      return true;
+    case IoKind::kPoll:
+      return (r.flags & POLLIN) != 0 || (r.flags & POLLOUT) == 0;
+    default:
+      return false;
+  }
+}
+
+int errno_result() noexcept { return errno == EWOULDBLOCK ? -EAGAIN : -errno; }
+
+// One non-blocking attempt: the result, or -EAGAIN.
+int attempt(IoOp& op) noexcept {
+  const IoRequest& r = op.request;
+  for (;;) {
+    ssize_t n = 0;
+    switch (r.kind) {
+      case IoKind::kRead:
+        n = ::read(r.fd, r.buffer, r.length);
+        break;
+      case IoKind::kWrite:
+        n = ::write(r.fd, r.buffer, r.length);
+        break;
+      case IoKind::kRecv:
+        n = ::recv(r.fd, r.buffer, r.length, r.flags | MSG_DONTWAIT);
+        break;
+      case IoKind::kSend:
+        n = ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+        break;
+      case IoKind::kAccept:
+        n = ::accept4(r.fd, static_cast<sockaddr*>(r.buffer), r.address_length_out, SOCK_CLOEXEC);
+        break;
+      case IoKind::kConnect: {
+        if (!op.connect_started) {
+          if (::connect(r.fd, r.address, r.address_length) == 0) return 0;
+          if (errno == EINTR) continue;
+          if (errno != EINPROGRESS) return -errno;
+          op.connect_started = true;
+          return -EAGAIN;
+        }
+        int error = 0;
+        socklen_t len = sizeof error;
+        if (::getsockopt(r.fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) return -errno;
+        if (error != 0) return -error;
+        // Writable with no error may still be "not yet" (Go checks the same).
+        sockaddr_storage peer{};
+        socklen_t peer_len = sizeof peer;
+        if (::getpeername(r.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+          return errno == ENOTCONN ? -EAGAIN : -errno;
+        }
+        return 0;
+      }
+      case IoKind::kPoll: {
+        pollfd pfd{r.fd, static_cast<short>(r.flags), 0};
+        const int rc = ::poll(&pfd, 1, 0);
+        if (rc < 0) {
+          if (errno == EINTR) continue;
+          return -errno;
+        }
+        if (rc == 0) return -EAGAIN;
+        return pfd.revents;
+      }
+    }
+    if (n >= 0) return static_cast<int>(n);
+    if (errno == EINTR) continue;
+    return errno_result();
+  }
+}
+
+void append(IoOp*& list, IoOp* op) noexcept {
+  op->next = nullptr;
+  IoOp** link = &list;
+  while (*link != nullptr) link = &(*link)->next;
+  *link = op;
+}
+
+bool unlink(IoOp*& list, IoOp* op) noexcept {
+  for (IoOp** link = &list; *link != nullptr; link = &(*link)->next) {
+    if (*link == op) {
+      *link = op->next;
+      op->next = nullptr;
+      return true;
+    }
+  }
+  return false;
+}
+
+using OpBatch = absl::InlinedVector<IoOp*, 8>;
+
+// Step 3 for one list; returns whether it ran dry without an EAGAIN.
+bool retry_list(IoOp*& list, OpBatch& done) noexcept {
+  while (IoOp* op = list) {
+    const int r = attempt(*op);
+    if (r == -EAGAIN) return false;
+    list = op->next;
+    op->next = nullptr;
+    op->result = r;
+    done.push_back(op);
+  }
+  return true;
+}
+
+// Resets a PollDesc left by an earlier run (its ops' frames are gone).
+void refresh(PollDesc& pd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
+  if (pd.epoch == live_epoch()) return;
+  pd.epoch = 0;
+  pd.epoll_fd = -1;
+  pd.pollable = true;
+  pd.read_ready = pd.write_ready = false;
+  pd.readers = pd.writers = nullptr;
+}
+
+}  // namespace
+
+class EpollPoller final : public Poller {
+ public:
+  explicit EpollPoller(P& p) : Poller(p), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+    if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "goro: epoll");
+    epoll_event ev{};
+    ev.events = EPOLLIN;  // level-triggered: read until drained
+    ev.data.ptr = nullptr;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+      const int error = errno;
+      ::close(epoll_fd_);
+      throw std::system_error(error, std::generic_category(), "goro: epoll_ctl");
+    }
+  }
+  ~EpollPoller() override { ::close(epoll_fd_); }
+
+  // Nothing to set up or drain: no op is in the kernel. Parked ops are in
+  // PollDescs, which epoll_new_epoch() invalidates before the sweep.
+  void attach() override {}
+  void detach() override {}
+
+  void poll_round() override {
+    if (++rounds_ % PollerTuning::kEpollPollInterval == 0) poll();
+  }
+
+  void poll() override {
+    // Relaxed: a hint; an fd registered just now is polled next round.
+    if (registrations_.load(std::memory_order_relaxed) == 0) return;
+    epoll_event events[PollerTuning::kEpollBatch];
+    const int n = epoll_wait(epoll_fd_, events, PollerTuning::kEpollBatch, 0);
+    dispatch(events, n);
+  }
+
+  void wait(std::int64_t deadline_ns) override {
+    epoll_event events[PollerTuning::kEpollBatch];
+    int n;
+    if (deadline_ns == kNever) {
+      n = epoll_pwait2(epoll_fd_, events, PollerTuning::kEpollBatch, nullptr, nullptr);
+    } else {
+      const std::int64_t left = std::max<std::int64_t>(0, deadline_ns - monotonic_now_ns());
+      timespec ts{};
+      ts.tv_sec = static_cast<time_t>(left / 1'000'000'000);
+      ts.tv_nsec = static_cast<long>(left % 1'000'000'000);
+      n = epoll_pwait2(epoll_fd_, events, PollerTuning::kEpollBatch, &ts, nullptr);
+    }
+    dispatch(events, n);
+  }
+
+  // Registers fd (pd locked, not yet registered in this epoch).
+  int register_fd(PollDesc& pd, int fd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    if ((fl & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -errno;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &pd;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      if (errno == EPERM) {
+        // A regular file or directory: always "ready"; its calls do not
+        // return EAGAIN.
+        pd.pollable = false;
+      } else if (errno == EEXIST) {
+        // Registered by a PollDesc of an earlier run on an epoll whose fd
+        // number was reused: take it over.
+        if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) return -errno;
+      } else {
+        return -errno;
+      }
+    }
+    pd.epoch = live_epoch();
+    pd.epoll_fd = epoll_fd_;
+    // Relaxed: a hint for poll().
+    registrations_.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+
+ private:
+  void dispatch(epoll_event* events, int n) noexcept {
+    OpBatch done;
+    for (int i = 0; i < n; ++i) {
+      auto* pd = static_cast<PollDesc*>(events[i].data.ptr);
+      if (pd == nullptr) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
+        wake_consumed();
+        continue;
+      }
+      MutexLock lock(pd->mu);
+      if (pd->epoch != live_epoch()) continue;  // a stale registration
+      if (retry_list(pd->readers, done)) pd->read_ready = true;
+      if (retry_list(pd->writers, done)) pd->write_ready = true;
+    }
+    for (IoOp* op : done) ready(*op);
+    finish_batch();
+  }
+
+  const int epoll_fd_;
+  std::atomic<std::uint32_t> registrations_{0};
+  std::uint32_t rounds_ = 0;
+};
+
+std::unique_ptr<Poller> make_epoll_poller(P& p) { return std::make_unique<EpollPoller>(p); }
+
+void epoll_new_epoch() noexcept { new_epoch(); }
+
+bool epoll_try(IoOp& op) noexcept {
+  PollDesc* pd = fd_table().find(op.request.fd, /*create=*/true);
+  if (pd == nullptr) {
+    op.result = op.request.fd < 0 ? -EBADF : -ENOMEM;
+    return true;
+  }
+  {
+    MutexLock lock(pd->mu);
+    refresh(*pd);
+    if (pd->epoch == 0) {
+      const int rc = static_cast<EpollPoller&>(*tls_p->poller).register_fd(*pd, op.request.fd);
+      if (rc < 0) {
+        op.result = rc;
+        return true;
+      }
+    }
+  }
+  const int r = attempt(op);
+  if (r == -EAGAIN && !io_never_waits(op.request)) return false;
+  op.result = r;
+  return true;
+}
+
+bool epoll_commit(IoOp& op) noexcept {
+  PollDesc& pd = *fd_table().find(op.request.fd, /*create=*/false);
+  MutexLock lock(pd.mu);
+  // Acquire: pairs with io_cancel's compare-exchange (step 4 of the top).
+  if (op.cancel.load(std::memory_order_acquire) != 0) {
+    op.result = -ECANCELED;
+    return false;
+  }
+  if (pd.epoch != live_epoch()) {
+    op.result = -EBADF;  // closed (epoll_forget_fd) since io_try
+    return false;
+  }
+  const bool reader = is_reader(op.request);
+  bool& ready_flag = reader ? pd.read_ready : pd.write_ready;
+  if (ready_flag || !pd.pollable) {
+    ready_flag = false;
+    const int r = attempt(op);
+    if (r != -EAGAIN || !pd.pollable) {
+      op.result = r;
+      return false;
+    }
+  }
+  append(reader ? pd.readers : pd.writers, &op);
+  return true;
+}
+
+void epoll_cancel(IoOp& op) noexcept {
+  PollDesc* pd = fd_table().find(op.request.fd, /*create=*/false);
+  if (pd == nullptr) return;
+  bool removed;
+  {
+    MutexLock lock(pd->mu);
+    if (pd->epoch != live_epoch()) return;
+    removed = unlink(is_reader(op.request) ? pd->readers : pd->writers, &op);
+    if (removed) op.result = -ECANCELED;
+  }
+  if (removed) ready_goroutine(op.g);
+}
+
+void epoll_forget_fd(int fd) noexcept {
+  PollDesc* pd = fd_table().find(fd, /*create=*/false);
+  if (pd == nullptr) return;
+  OpBatch woken;
+  {
+    MutexLock lock(pd->mu);
+    if (pd->epoch == live_epoch()) {
+      for (IoOp** list : {&pd->readers, &pd->writers}) {
+        while (IoOp* op = *list) {
+          *list = op->next;
+          op->next = nullptr;
+          op->result = -EBADF;
+          woken.push_back(op);
+        }
+      }
+      if (pd->pollable) epoll_ctl(pd->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    }
+    pd->epoch = 0;
+    refresh(*pd);
+  }
+  for (IoOp* op : woken) ready_goroutine(op->g);
+}
+
+}  // namespace goro::detail

@@ -1,0 +1,311 @@
+// lib/poller_uring.cpp: the io_uring backend of the netpoller (the contract
+// is at the top of poller.hpp).
+//
+// One ring per P, created on the P's worker thread. The life of an op:
+//   1. io_start (goroutine, on the owner thread): the op gets a user_data
+//      (its address, plus a 16-bit sequence number in the top bits) and an
+//      SQE. The goroutine parks. Nothing is submitted yet (unless the SQ is
+//      full: then what it holds goes to the kernel early).
+//   2. The next poll() or wait() of the owner's scheduling round submits
+//      every queued SQE in one io_uring_enter, and reaps completions.
+//      poll() enters the kernel only when SQEs are queued or the kernel
+//      flagged pending completion work (IORING_SQ_TASKRUN): with
+//      DEFER_TASKRUN completions are posted during the owner's enter calls,
+//      and TASKRUN_FLAG tells it when one is worth making.
+//   3. A CQE: -EAGAIN (a non-blocking fd) resubmits the op as a POLL_ADD
+//      for its direction and then the op itself; anything else is the
+//      result: stored in the op, and the goroutine goes to this P's queue.
+//   4. Cancelling (a deadline timer or a stop callback, on any thread):
+//      the op's cancel word is set first; on the owner thread an
+//      ASYNC_CANCEL SQE for its user_data is queued; on another
+//      thread the user_data goes to the owner's inbox and the owner is woken
+//      (drain_inbox calls uring_cancel). The op still completes through its
+//      own CQE (step 3), with -ECANCELED or, if it won the race, its result.
+//      A stale request (the op completed, its frame reused an address for
+//      a new op) cannot hit the new op: the sequence number differs.
+//   5. wake() writes the P's eventfd; a READ on it is kept armed in the
+//      ring, so a sleeping wait() returns.
+//   6. detach() (shutdown): ASYNC_CANCEL with CANCEL_ANY|CANCEL_ALL, then
+//      reap until nothing is in flight, readying nobody.
+//
+// More ops in flight than CQ entries: the kernel (IORING_FEAT_NODROP, every
+// kernel since 5.5) keeps the completions that do not fit in an overflow
+// list and flags IORING_SQ_CQ_OVERFLOW; poll() flushes it with another
+// enter after reaping. If it cannot flush, submission fails with -EBUSY:
+// submit_now() reaps (making room) and retries. That is the back-pressure.
+// Rejected: capping ops in flight at the CQ size and queueing the rest in
+// user space. It deadlocks: with the CQ full of polls waiting for a pipe to
+// become readable, the write that would make it readable waits behind them
+// in the queue (tests/io_test.cpp, MoreOperationsThanTheCompletionQueue).
+#include <liburing.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "poller.hpp"
+#include "scheduler.hpp"
+
+namespace goro::detail {
+namespace {
+
+constexpr std::uint64_t kCancelTag = 0;   // an ASYNC_CANCEL's own CQE
+constexpr std::uint64_t kWakeTag = 1;     // the eventfd read
+constexpr unsigned kSequenceShift = 48;   // user-space addresses fit in 48 bits
+constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kSequenceShift) - 1;
+
+IoOp* op_of(std::uint64_t user_data) noexcept {
+  return reinterpret_cast<IoOp*>(static_cast<std::uintptr_t>(user_data & kAddressMask));
+}
+
+short poll_events_for(const IoRequest& r) noexcept {
+  switch (r.kind) {
+    case IoKind::kRead:
+    case IoKind::kRecv:
+    case IoKind::kAccept:
+      return POLLIN;
+    case IoKind::kPoll:
+      return static_cast<short>(r.flags);
+    default:
+      return POLLOUT;
+  }
+}
+
+}  // namespace
+
+class UringPoller final : public Poller {
+ public:
+  UringPoller(P& p, unsigned setup_flags) : Poller(p), setup_flags_(setup_flags) {}
+  ~UringPoller() override {
+    if (attached_) io_uring_queue_exit(&ring_);
+  }
+
+  void attach() override {
+    io_uring_params params{};
+    params.flags = setup_flags_ | IORING_SETUP_CQSIZE;
+    params.cq_entries = PollerTuning::kCompletionEntries;
+    const int rc = io_uring_queue_init_params(PollerTuning::kSubmissionEntries, &ring_, &params);
+    if (rc < 0) throw std::system_error(-rc, std::generic_category(), "goro: io_uring_setup");
+    attached_ = true;
+    arm_wake_read();
+  }
+
+  void detach() override {
+    if (!attached_) return;
+    draining_ = true;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    sqe->user_data = kCancelTag;
+    ++in_flight_;
+    while (in_flight_ > 0) {
+      io_uring_cqe* cqe = nullptr;
+      const int rc = io_uring_submit_and_wait(&ring_, 1);
+      if (rc < 0 && rc != -EINTR && rc != -ETIME) break;
+      (void)cqe;
+      reap();
+    }
+    io_uring_queue_exit(&ring_);
+    attached_ = false;
+  }
+
+  void poll() override {
+    // Nothing but the wake read in flight: nothing to do (a wake that
+    // completed meanwhile is reaped by the next wait()).
+    if (in_flight_ == (wake_armed_ ? 1U : 0U) && io_uring_sq_ready(&ring_) == 0) return;
+    for (;;) {
+      const unsigned kflags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+      if (io_uring_sq_ready(&ring_) != 0 ||
+          (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0) {
+        submit_now();
+      }
+      if (io_uring_cq_ready(&ring_) == 0) break;
+      reap();
+      // Completions the kernel kept in its overflow list (more ops in
+      // flight than CQ entries) are flushed by the next enter: go round.
+      if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) == 0) break;
+    }
+    finish_batch();
+  }
+
+  void poll_round() override { poll(); }
+
+  void wait(std::int64_t deadline_ns) override {
+    arm_wake_read();
+    io_uring_cqe* cqe = nullptr;
+    if (deadline_ns == kNever) {
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);
+    } else {
+      const std::int64_t left = deadline_ns - monotonic_now_ns();
+      if (left > 0) {
+        __kernel_timespec ts{};
+        ts.tv_sec = left / 1'000'000'000;
+        ts.tv_nsec = left % 1'000'000'000;
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      } else {
+        io_uring_submit_and_get_events(&ring_);
+      }
+    }
+    reap();
+    finish_batch();
+  }
+
+  void submit(IoOp& op) noexcept {
+    op.ring_owner = &p_;
+    op.user_data = reinterpret_cast<std::uintptr_t>(&op) |
+                   (static_cast<std::uint64_t>(++sequence_) << kSequenceShift);
+    op.repoll = false;
+    prep(op);
+  }
+
+  void cancel(std::uint64_t user_data) noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, user_data, 0);
+    sqe->user_data = kCancelTag;
+    ++in_flight_;
+  }
+
+ private:
+  io_uring_sqe* get_sqe() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (sqe == nullptr) {
+      // The SQ is full: submit what it holds (batching is best effort).
+      submit_now();
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  // Submits the SQ. -EBUSY means the kernel holds overflowed completions
+  // it could not flush to the full CQ: reap, which makes room, and retry
+  // (the back-pressure of invariant 3).
+  void submit_now() noexcept {
+    for (;;) {
+      const int rc = io_uring_submit_and_get_events(&ring_);
+      if (rc != -EBUSY && rc != -EAGAIN) return;
+      reap();  // may nest (a completion resubmitting into a full SQ): bounded by the SQ
+    }
+  }
+
+  void arm_wake_read() noexcept {
+    if (wake_armed_) return;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_read(sqe, wake_fd_, &wake_buffer_, sizeof wake_buffer_, 0);
+    sqe->user_data = kWakeTag;
+    wake_armed_ = true;
+    ++in_flight_;
+  }
+
+  void prep(IoOp& op) noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    const IoRequest& r = op.request;
+    if (op.repoll) {
+      io_uring_prep_poll_add(sqe, r.fd, static_cast<unsigned>(poll_events_for(r)));
+    } else {
+      switch (r.kind) {
+        case IoKind::kRead:
+          io_uring_prep_read(sqe, r.fd, r.buffer, static_cast<unsigned>(r.length),
+                             static_cast<std::uint64_t>(-1));
+          break;
+        case IoKind::kWrite:
+          io_uring_prep_write(sqe, r.fd, r.buffer, static_cast<unsigned>(r.length),
+                              static_cast<std::uint64_t>(-1));
+          break;
+        case IoKind::kRecv:
+          io_uring_prep_recv(sqe, r.fd, r.buffer, r.length, r.flags);
+          break;
+        case IoKind::kSend:
+          io_uring_prep_send(sqe, r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL);
+          break;
+        case IoKind::kAccept:
+          io_uring_prep_accept(sqe, r.fd, static_cast<sockaddr*>(r.buffer), r.address_length_out,
+                               SOCK_CLOEXEC);
+          break;
+        case IoKind::kConnect:
+          io_uring_prep_connect(sqe, r.fd, r.address, r.address_length);
+          break;
+        case IoKind::kPoll:
+          io_uring_prep_poll_add(sqe, r.fd, static_cast<unsigned>(r.flags));
+          break;
+      }
+    }
+    sqe->user_data = op.user_data;
+    ++in_flight_;
+  }
+
+  // Takes every CQE. A completion may queue SQEs (resubmissions, the wake
+  // read), which may submit early if the SQ fills up.
+  void reap() noexcept {
+    for (;;) {
+      io_uring_cqe* cqes[64];
+      const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+      if (n == 0) return;
+      // Copy out before advancing: the kernel may reuse the slots at once.
+      std::uint64_t user_data[64];
+      int res[64];
+      for (unsigned i = 0; i < n; ++i) {
+        user_data[i] = cqes[i]->user_data;
+        res[i] = cqes[i]->res;
+      }
+      io_uring_cq_advance(&ring_, n);
+      in_flight_ -= n;
+      for (unsigned i = 0; i < n; ++i) complete(user_data[i], res[i]);
+    }
+  }
+
+  void complete(std::uint64_t user_data, int res) noexcept {
+    if (user_data == kCancelTag) return;
+    if (user_data == kWakeTag) {
+      wake_armed_ = false;
+      wake_consumed();
+      if (!draining_) arm_wake_read();
+      return;
+    }
+    IoOp& op = *op_of(user_data);
+    if (!draining_) {
+      // Acquire: pairs with io_cancel's compare-exchange. A cancel that was
+      // asked for must not be undone by resubmitting the op.
+      const bool cancelled = op.cancel.load(std::memory_order_acquire) != 0;
+      if (op.repoll) {
+        // The readiness poll of step 3 completed: now the op itself.
+        op.repoll = false;
+        if (res >= 0 && !cancelled) {
+          prep(op);
+          return;
+        }
+        if (res >= 0) res = -ECANCELED;
+      } else if ((res == -EAGAIN && !io_never_waits(op.request)) || res == -EINTR) {
+        if (!cancelled) {
+          op.repoll = true;
+          prep(op);
+          return;
+        }
+        res = -ECANCELED;
+      }
+    }
+    op.result = res;
+    op.repoll = false;
+    if (!draining_) ready(op);
+  }
+
+  io_uring ring_{};
+  const unsigned setup_flags_;
+  bool attached_ = false;
+  bool draining_ = false;
+  bool wake_armed_ = false;
+  std::uint64_t wake_buffer_ = 0;
+  unsigned in_flight_ = 0;  // SQEs queued or submitted whose CQE is not reaped
+  std::uint16_t sequence_ = 0;
+};
+
+std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags) {
+  return std::make_unique<UringPoller>(p, setup_flags);
+}
+
+void uring_submit(P& p, IoOp& op) noexcept { static_cast<UringPoller&>(*p.poller).submit(op); }
+
+void uring_cancel(P& p, std::uint64_t user_data) noexcept {
+  static_cast<UringPoller&>(*p.poller).cancel(user_data);
+}
+
+}  // namespace goro::detail

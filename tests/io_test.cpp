@@ -1,0 +1,526 @@
+// tests/io_test.cpp: goro::io on both poller backends (CI runs the whole
+// suite once more with GORO_POLLER=epoll): pipes and sockets between
+// goroutines, deadlines, cancellation racing completion, back-pressure past
+// the completion queue, accept/connect, poll, peers that reset, and
+// shutdown with operations in flight.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+
+namespace goro {
+namespace {
+
+using namespace std::chrono_literals;
+using io::IoOptions;
+
+struct SocketPair {
+  int fd[2] = {-1, -1};
+  SocketPair() {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) != 0) std::abort();
+  }
+  ~SocketPair() {
+    for (int f : fd) {
+      if (f >= 0) (void)io::close(f);
+    }
+  }
+};
+
+struct Pipe {
+  int fd[2] = {-1, -1};
+  Pipe() {
+    if (::pipe2(fd, O_CLOEXEC) != 0) std::abort();
+  }
+  ~Pipe() {
+    for (int f : fd) {
+      if (f >= 0) (void)io::close(f);
+    }
+  }
+};
+
+TEST(Io, BackendMatchesEnvironment) {
+  const char* forced = std::getenv("GORO_POLLER");
+  const std::string backend = io::poller_backend();
+  if (forced != nullptr && std::string(forced) == "epoll") {
+    EXPECT_EQ(backend, "epoll");
+  } else {
+    EXPECT_TRUE(backend == "io_uring" || backend == "epoll") << backend;
+  }
+}
+
+// Spawnable forms of single operations (spawn takes a Task).
+Task<absl::StatusOr<std::size_t>> read_task(int fd, char* c, IoOptions options = {}) {
+  co_return co_await io::read(fd, c, 1, options);
+}
+Task<absl::StatusOr<short>> poll_task(int fd, short events) {
+  co_return co_await io::poll(fd, events);
+}
+
+// --- data between goroutines ---
+
+Task<long> echo_server(int fd, long messages) {
+  long echoed = 0;
+  for (long i = 0; i < messages; ++i) {
+    std::uint64_t value = 0;
+    auto n = co_await io::recv(fd, &value, sizeof value, MSG_WAITALL);
+    if (!n.ok() || *n != sizeof value) co_return -1;
+    value += 1;
+    if (!(co_await io::send(fd, &value, sizeof value)).ok()) co_return -1;
+    ++echoed;
+  }
+  co_return echoed;
+}
+
+Task<bool> echo_client(int fd, long messages, std::uint64_t seed) {
+  for (long i = 0; i < messages; ++i) {
+    std::uint64_t value = seed + static_cast<std::uint64_t>(i) * 7;
+    if (!(co_await io::write(fd, &value, sizeof value)).ok()) co_return false;
+    std::uint64_t reply = 0;
+    auto n = co_await io::recv(fd, &reply, sizeof reply, MSG_WAITALL);
+    if (!n.ok() || *n != sizeof reply || reply != value + 1) co_return false;
+  }
+  co_return true;
+}
+
+Task<bool> many_socket_pairs(int pairs, long messages) {
+  std::vector<std::unique_ptr<SocketPair>> sockets;
+  std::vector<JoinHandle<long>> servers;
+  std::vector<JoinHandle<bool>> clients;
+  for (int i = 0; i < pairs; ++i) {
+    sockets.push_back(std::make_unique<SocketPair>());
+    servers.push_back(spawn(echo_server(sockets.back()->fd[0], messages)));
+    clients.push_back(spawn(echo_client(sockets.back()->fd[1], messages, 1000u * i)));
+  }
+  bool ok = true;
+  for (auto& c : clients) ok = (co_await c) && ok;
+  for (auto& s : servers) ok = (co_await s) == messages && ok;
+  co_return ok;
+}
+
+TEST(Io, ManySocketPairsEchoCheckedData) {
+  test::Watchdog watchdog("Io.ManySocketPairsEchoCheckedData");
+  EXPECT_TRUE(run(many_socket_pairs(64, test::scaled(500, 20)), test::with_procs(4)));
+  EXPECT_TRUE(run(many_socket_pairs(8, test::scaled(2000, 50)), test::with_procs(1)));
+}
+
+Task<bool> pipe_writer(int fd, int total) {
+  std::vector<unsigned char> chunk(1000);
+  for (int sent = 0; sent < total;) {
+    const int n = std::min<int>(static_cast<int>(chunk.size()), total - sent);
+    for (int i = 0; i < n; ++i) chunk[i] = static_cast<unsigned char>((sent + i) % 251);
+    if (!(co_await io::write(fd, chunk.data(), n)).ok()) co_return false;
+    sent += n;
+  }
+  co_return io::close(fd).ok();
+}
+
+Task<bool> pipe_transfer(int total) {
+  Pipe pipe;
+  auto writer = spawn(pipe_writer(pipe.fd[1], total));
+  std::array<unsigned char, 4096> buffer{};
+  int received = 0;
+  bool data_ok = true;
+  for (;;) {
+    auto n = co_await io::read(pipe.fd[0], buffer.data(), buffer.size());
+    if (!n.ok()) co_return false;
+    if (*n == 0) break;  // end of file: the writer closed
+    for (std::size_t i = 0; i < *n; ++i) {
+      data_ok = data_ok && buffer[i] == static_cast<unsigned char>((received + i) % 251);
+    }
+    received += static_cast<int>(*n);
+  }
+  pipe.fd[1] = -1;  // closed by the writer
+  const bool writer_ok = co_await writer;
+  co_return writer_ok && data_ok && received == total;
+}
+
+TEST(Io, PipeCarriesEveryByteInOrderThroughFullBuffers) {
+  // 4 MiB: far beyond a pipe's 64 KiB, so the writer parks on a full pipe.
+  EXPECT_TRUE(run(pipe_transfer(4 << 20), test::with_procs(2)));
+}
+
+Task<bool> large_write_all(int size) {
+  SocketPair s;
+  std::vector<char> out(size);
+  for (int i = 0; i < size; ++i) out[i] = static_cast<char>(i * 31 + 7);
+  auto writer = spawn(io::write(s.fd[0], out.data(), out.size()));
+  std::vector<char> in(size);
+  std::size_t got = 0;
+  while (got < in.size()) {
+    auto n = co_await io::read(s.fd[1], in.data() + got, in.size() - got);
+    if (!n.ok() || *n == 0) co_return false;
+    got += *n;
+  }
+  co_return (co_await writer).ok() && in == out;
+}
+
+TEST(Io, WriteAllLoopsOverShortWrites) {
+  EXPECT_TRUE(run(large_write_all(8 << 20), test::with_procs(2)));
+}
+
+// --- deadlines and cancellation ---
+
+Task<bool> read_times_out_then_fd_still_works() {
+  SocketPair s;
+  char c = 0;
+  auto timed_out = co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(20ms));
+  if (timed_out.ok() || timed_out.status().code() != absl::StatusCode::kDeadlineExceeded) {
+    co_return false;
+  }
+  // A deadline already in the past fails at once, the same way.
+  auto past = co_await io::read(s.fd[0], &c, 1, IoOptions{Clock::now() - 1s});
+  if (past.status().code() != absl::StatusCode::kDeadlineExceeded) co_return false;
+  // The fd still works, and nothing was lost.
+  if (!(co_await io::write(s.fd[1], "x", 1)).ok()) co_return false;
+  auto n = co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(10s));
+  co_return n.ok() && *n == 1 && c == 'x';
+}
+
+TEST(Io, ReadDeadlineGivesDeadlineExceededAndFdStillWorks) {
+  EXPECT_TRUE(run(read_times_out_then_fd_still_works(), test::with_procs(2)));
+}
+
+Task<bool> deadline_never_early() {
+  SocketPair s;
+  char c = 0;
+  const auto start = Clock::now();
+  auto r = co_await io::recv(s.fd[0], &c, 1, 0, IoOptions::timeout(5ms));
+  co_return !r.ok() && Clock::now() - start >= 5ms;
+}
+
+TEST(Io, DeadlineNeverFiresEarly) {
+  EXPECT_TRUE(run(deadline_never_early(), test::with_procs(2)));
+}
+
+Task<void> request_stop_later(std::stop_source* source) {
+  co_await sleep(2ms);
+  source->request_stop();
+}
+
+Task<bool> stop_token_cancels_read() {
+  SocketPair s;
+  std::stop_source source;
+  go(request_stop_later(&source));
+  char c = 0;
+  auto r = co_await io::read(s.fd[0], &c, 1, IoOptions{.cancel = source.get_token()});
+  co_return r.status().code() == absl::StatusCode::kCancelled;
+}
+
+TEST(Io, StopTokenCancelsAParkedRead) {
+  EXPECT_TRUE(run(stop_token_cancels_read(), test::with_procs(2)));
+  EXPECT_TRUE(run(stop_token_cancels_read(), test::with_procs(1)));
+}
+
+// Cancellation racing completion: each round a byte is written while the
+// read is being cancelled from another goroutine (often on another P). The
+// read either returns the byte or reports Cancelled, and then the byte is
+// still there: never both lost and never delivered twice.
+Task<void> canceller(std::stop_source* source) {
+  source->request_stop();
+  co_return;
+}
+
+Task<void> byte_writer(int fd) { (void)co_await io::write(fd, "z", 1); }
+
+Task<bool> cancel_races_completion(long rounds) {
+  SocketPair s;
+  for (long i = 0; i < rounds; ++i) {
+    std::stop_source source;
+    go(byte_writer(s.fd[1]));
+    auto stopper = spawn(canceller(&source));  // joined below: `source` dies with the round
+    char c = 0;
+    auto r = co_await io::read(s.fd[0], &c, 1, IoOptions{.cancel = source.get_token()});
+    co_await stopper;
+    if (!r.ok()) {
+      if (r.status().code() != absl::StatusCode::kCancelled) co_return false;
+      // The byte was not consumed by the cancelled read: read it now.
+      r = co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(30s));
+    }
+    if (!r.ok() || *r != 1 || c != 'z') co_return false;
+  }
+  // Nothing extra is left over either.
+  char extra = 0;
+  auto left = co_await io::recv(s.fd[0], &extra, 1, MSG_DONTWAIT);
+  co_return !left.ok() && absl::IsUnavailable(left.status());
+}
+
+TEST(Io, CancellationRacingCompletionLosesNothing) {
+  test::Watchdog watchdog("Io.CancellationRacingCompletionLosesNothing");
+  EXPECT_TRUE(run(cancel_races_completion(test::scaled(100000, 5000)), test::with_procs(2)));
+}
+
+Task<bool> deadlines_race_completion(long rounds) {
+  SocketPair s;
+  for (long i = 0; i < rounds; ++i) {
+    go(byte_writer(s.fd[1]));
+    char c = 0;
+    auto r = co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(std::chrono::microseconds(i % 20)));
+    if (!r.ok()) {
+      if (r.status().code() != absl::StatusCode::kDeadlineExceeded) co_return false;
+      r = co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(30s));
+    }
+    if (!r.ok() || *r != 1 || c != 'z') co_return false;
+  }
+  co_return true;
+}
+
+TEST(Io, DeadlinesRacingCompletionLoseNothing) {
+  test::Watchdog watchdog("Io.DeadlinesRacingCompletionLoseNothing");
+  EXPECT_TRUE(run(deadlines_race_completion(test::scaled(20000, 2000)), test::with_procs(2)));
+}
+
+// A stop requested from a thread outside the runtime.
+Task<bool> cancel_from_outside_thread() {
+  SocketPair s;
+  std::stop_source source;
+  std::thread outside([&source] {
+    std::this_thread::sleep_for(5ms);
+    source.request_stop();
+  });
+  char c = 0;
+  auto r = co_await io::read(s.fd[0], &c, 1, IoOptions{.cancel = source.get_token()});
+  co_await blocking([&outside] { outside.join(); });
+  co_return r.status().code() == absl::StatusCode::kCancelled;
+}
+
+TEST(Io, StopFromAThreadOutsideTheRuntime) {
+  EXPECT_TRUE(run(cancel_from_outside_thread(), test::with_procs(2)));
+}
+
+// --- many operations in flight: more than a ring's completion queue ---
+
+Task<short> wait_readable(int fd, std::atomic<long>* parked) {
+  parked->fetch_add(1);
+  auto r = co_await io::poll(fd, POLLIN);
+  co_return r.ok() ? *r : short{-1};
+}
+
+Task<bool> more_ops_than_the_completion_queue(long waiters) {
+  Pipe pipe;
+  std::atomic<long> parked{0};
+  std::vector<JoinHandle<short>> all;
+  for (long i = 0; i < waiters; ++i) all.push_back(spawn(wait_readable(pipe.fd[0], &parked)));
+  if (!co_await test::yield_until_at_least(parked, waiters)) co_return false;
+  co_await sleep(10ms);  // let them all park
+  if (!(co_await io::write(pipe.fd[1], "!", 1)).ok()) co_return false;
+  bool ok = true;
+  for (auto& h : all) ok = ((co_await h) & POLLIN) != 0 && ok;
+  co_return ok;
+}
+
+TEST(Io, MoreOperationsThanTheCompletionQueueAllComplete) {
+  test::Watchdog watchdog("Io.MoreOperationsThanTheCompletionQueueAllComplete");
+  EXPECT_TRUE(run(more_ops_than_the_completion_queue(test::scaled(10000, 5000)),
+                  test::with_procs(1)));
+}
+
+// --- sockets: accept, connect, reset peers ---
+
+struct Listener {
+  int fd = -1;
+  sockaddr_in address{};
+  Listener() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    socklen_t len = sizeof address;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(fd, 128) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &len) != 0) {
+      std::abort();
+    }
+  }
+  ~Listener() { (void)io::close(fd); }
+};
+
+Task<bool> serve_one(int listen_fd) {
+  sockaddr_in peer{};
+  socklen_t len = sizeof peer;
+  auto conn = co_await io::accept(listen_fd, reinterpret_cast<sockaddr*>(&peer), &len);
+  if (!conn.ok()) co_return false;
+  char buf[5] = {};
+  auto n = co_await io::recv(*conn, buf, sizeof buf, MSG_WAITALL);
+  bool ok = n.ok() && *n == 5 && std::memcmp(buf, "hello", 5) == 0 && peer.sin_family == AF_INET;
+  ok = (co_await io::send(*conn, "world", 5)).ok() && ok;
+  (void)io::close(*conn);
+  co_return ok;
+}
+
+Task<bool> accept_and_connect(int clients) {
+  Listener listener;
+  std::vector<JoinHandle<bool>> servers;
+  for (int i = 0; i < clients; ++i) servers.push_back(spawn(serve_one(listener.fd)));
+  bool ok = true;
+  for (int i = 0; i < clients; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto connected = co_await io::connect(fd, reinterpret_cast<sockaddr*>(&listener.address),
+                                          sizeof listener.address, IoOptions::timeout(10s));
+    ok = connected.ok() && ok;
+    ok = (co_await io::send(fd, "hello", 5)).ok() && ok;
+    char buf[5] = {};
+    auto n = co_await io::recv(fd, buf, sizeof buf, MSG_WAITALL);
+    ok = n.ok() && *n == 5 && std::memcmp(buf, "world", 5) == 0 && ok;
+    (void)io::close(fd);
+  }
+  for (auto& s : servers) ok = (co_await s) && ok;
+  co_return ok;
+}
+
+TEST(Io, AcceptAndConnectOverLoopback) {
+  EXPECT_TRUE(run(accept_and_connect(20), test::with_procs(2)));
+}
+
+Task<bool> connect_refused() {
+  Listener listener;
+  sockaddr_in address = listener.address;
+  (void)io::close(listener.fd);  // nobody listens on that port any more
+  listener.fd = -1;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto r = co_await io::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  (void)io::close(fd);
+  co_return r.code() == absl::ErrnoToStatusCode(ECONNREFUSED) &&
+      r.message().find("connect") != std::string::npos;
+}
+
+TEST(Io, ConnectToAClosedPortFailsWithAnError) {
+  EXPECT_TRUE(run(connect_refused(), test::with_procs(2)));
+}
+
+Task<bool> accept_times_out() {
+  Listener listener;
+  auto r = co_await io::accept(listener.fd, nullptr, nullptr, IoOptions::timeout(10ms));
+  co_return r.status().code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+TEST(Io, AcceptHonoursItsDeadline) { EXPECT_TRUE(run(accept_times_out(), test::with_procs(2))); }
+
+Task<bool> send_to_reset_peer() {
+  SocketPair s;
+  (void)io::close(s.fd[1]);
+  s.fd[1] = -1;
+  // No SIGPIPE (it would kill the test): an EPIPE status instead.
+  absl::Status st = co_await io::send(s.fd[0], "data", 4);
+  auto n = co_await io::read(s.fd[0], nullptr, 0);  // the runtime keeps serving
+  co_return !st.ok() && absl::ErrnoToStatusCode(EPIPE) == st.code() && n.ok();
+}
+
+TEST(Io, SendToAClosedPeerIsAnErrorNotASignal) {
+  EXPECT_TRUE(run(send_to_reset_peer(), test::with_procs(2)));
+}
+
+Task<bool> read_sees_eof_after_shutdown() {
+  SocketPair s;
+  char c = 0;
+  auto reader = spawn(read_task(s.fd[0], &c));
+  co_await sleep(2ms);
+  ::shutdown(s.fd[1], SHUT_WR);
+  auto n = co_await reader;
+  co_return n.ok() && *n == 0;
+}
+
+TEST(Io, ReadReturnsZeroAtEndOfFile) {
+  EXPECT_TRUE(run(read_sees_eof_after_shutdown(), test::with_procs(2)));
+}
+
+Task<bool> poll_for_readiness() {
+  SocketPair s;
+  auto writable = co_await io::poll(s.fd[0], POLLOUT, IoOptions::timeout(10s));
+  if (!writable.ok() || (*writable & POLLOUT) == 0) co_return false;
+  auto not_yet = co_await io::poll(s.fd[0], POLLIN, IoOptions::timeout(5ms));
+  if (not_yet.status().code() != absl::StatusCode::kDeadlineExceeded) co_return false;
+  auto waiter = spawn(poll_task(s.fd[0], POLLIN));
+  co_await sleep(1ms);
+  (void)co_await io::write(s.fd[1], "p", 1);
+  auto readable = co_await waiter;
+  co_return readable.ok() && (*readable & POLLIN) != 0;
+}
+
+TEST(Io, PollWaitsForReadiness) { EXPECT_TRUE(run(poll_for_readiness(), test::with_procs(2))); }
+
+Task<bool> regular_file_round_trip() {
+  char path[] = "/tmp/goro-io-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  if (fd < 0) co_return false;
+  ::unlink(path);
+  const bool wrote = (co_await io::write(fd, "file data", 9)).ok();
+  ::lseek(fd, 0, SEEK_SET);
+  char buf[16] = {};
+  auto n = co_await io::read(fd, buf, sizeof buf);
+  (void)io::close(fd);
+  co_return wrote && n.ok() && *n == 9 && std::memcmp(buf, "file data", 9) == 0;
+}
+
+TEST(Io, RegularFilesWork) { EXPECT_TRUE(run(regular_file_round_trip(), test::with_procs(2))); }
+
+Task<bool> bad_fd_is_an_error() {
+  char c = 0;
+  auto r = co_await io::read(-1, &c, 1);
+  auto w = co_await io::write_some(1 << 19, &c, 1);  // not open
+  co_return !r.ok() && !w.ok();
+}
+
+TEST(Io, BadFdIsAnErrorValue) { EXPECT_TRUE(run(bad_fd_is_an_error(), test::with_procs(1))); }
+
+// --- shutdown with operations in flight ---
+
+Task<void> read_forever(int fd, test::LifeCounts* counts, std::atomic<long>* started,
+                        Clock::time_point deadline) {
+  test::Guard guard(*counts);
+  std::array<char, 256> buffer{};
+  started->fetch_add(1);
+  (void)co_await io::read(fd, buffer.data(), buffer.size(), IoOptions{deadline});
+}
+
+Task<void> leave_reads_in_flight(int fd_a, int fd_b, test::LifeCounts* counts) {
+  std::atomic<long> started{0};
+  for (int i = 0; i < 16; ++i) {
+    go(read_forever(i % 2 == 0 ? fd_a : fd_b, counts, &started,
+                    i % 4 < 2 ? Clock::time_point::max() : Clock::now() + 1h));
+  }
+  (void)co_await test::yield_until_at_least(started, 16);
+  co_await sleep(5ms);  // they park in the poller
+}
+
+TEST(Io, ShutdownWithReadsInFlightDestroysTheirFrames) {
+  SocketPair a;
+  SocketPair b;
+  test::LifeCounts counts;
+  run(leave_reads_in_flight(a.fd[0], b.fd[0], &counts), test::with_procs(2));
+  EXPECT_EQ(counts.constructed.load(), 16);
+  EXPECT_EQ(counts.alive(), 0);
+  // The sockets are intact: a later runtime can use them.
+  EXPECT_TRUE(run(read_times_out_then_fd_still_works(), test::with_procs(2)));
+}
+
+Task<bool> close_wakes_parked_read() {
+  SocketPair s;
+  char c = 0;
+  auto reader = spawn(read_task(s.fd[0], &c, IoOptions::timeout(10s)));
+  co_await sleep(2ms);
+  // The portable way to end a read parked in either backend.
+  ::shutdown(s.fd[0], SHUT_RDWR);
+  auto n = co_await reader;
+  co_return n.ok() && *n == 0;
+}
+
+TEST(Io, ShutdownOfTheSocketEndsAParkedRead) {
+  EXPECT_TRUE(run(close_wakes_parked_read(), test::with_procs(2)));
+}
+
+}  // namespace
+}  // namespace goro
