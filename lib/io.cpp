@@ -26,7 +26,8 @@
 namespace goro::detail {
 namespace {
 
-bool uring() noexcept { return choose_poller().kind == PollerKind::kIoUring; }
+// Called on a worker thread (tls_p set): this runtime's backend.
+bool uring() noexcept { return tls_p->scheduler.poller_kind() == PollerKind::kIoUring; }
 
 }  // namespace
 
@@ -66,12 +67,14 @@ void io_cancel(IoOp& op, IoCancel reason) noexcept {
                                          std::memory_order_acq_rel)) {
     return;
   }
-  if (!uring()) {
+  // io_uring ops record their ring's P when submitted, and a cancel is
+  // only ever armed after that; epoll ops never set it. (This may run on a
+  // thread outside the runtime: no tls_p to ask.)
+  P* owner = static_cast<P*>(op.ring_owner);
+  if (owner == nullptr) {
     epoll_cancel(op);
     return;
   }
-  P* owner = static_cast<P*>(op.ring_owner);
-  if (owner == nullptr) return;  // never submitted (completed in set-up)
   if (tls_p == owner) {
     uring_cancel(*owner, op.user_data);
   } else {
@@ -199,7 +202,8 @@ EventsAwaiter poll(int fd, short events, const IoOptions& options) {
 }
 
 absl::Status close(int fd) noexcept {
-  if (goro::detail::choose_poller().kind == goro::detail::PollerKind::kEpoll) {
+  // Under io_uring nothing is parked in PollDescs: nothing to wake.
+  if (goro::detail::active_poller_kind() == goro::detail::PollerKind::kEpoll) {
     goro::detail::epoll_forget_fd(fd);
   }
   // Linux releases the fd even when close reports EINTR: never retry.
@@ -208,8 +212,8 @@ absl::Status close(int fd) noexcept {
 }
 
 const char* poller_backend() noexcept {
-  return goro::detail::choose_poller().kind == goro::detail::PollerKind::kIoUring ? "io_uring"
-                                                                                    : "epoll";
+  return goro::detail::active_poller_kind() == goro::detail::PollerKind::kIoUring ? "io_uring"
+                                                                                   : "epoll";
 }
 
 }  // namespace goro::io

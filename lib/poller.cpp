@@ -28,11 +28,8 @@ int probe_ring(unsigned flags) noexcept {
   return rc;
 }
 
-PollerChoice probe() noexcept {
-  const char* forced = std::getenv("GORO_POLLER");
-  if (forced != nullptr && std::strcmp(forced, "epoll") == 0) {
-    return {PollerKind::kEpoll, 0, "epoll (GORO_POLLER=epoll)"};
-  }
+// Which io_uring setup flags this kernel accepts; kind kEpoll if none.
+PollerChoice probe_uring() noexcept {
   struct Candidate {
     unsigned flags;
     const char* description;
@@ -49,24 +46,48 @@ PollerChoice probe() noexcept {
     if (rc == 0) return {PollerKind::kIoUring, c.flags, c.description};
     if (rc != -EINVAL) break;  // EPERM, ENOSYS, ENOMEM...: io_uring is not for us
   }
-  if (forced != nullptr && std::strcmp(forced, "uring") == 0) {
-    std::fprintf(stderr, "goro: GORO_POLLER=uring but io_uring is unavailable; using epoll\n");
-  }
   return {PollerKind::kEpoll, 0, "epoll (io_uring unavailable)"};
 }
 
+const PollerChoice& uring_probe() noexcept {
+  static const PollerChoice probed = probe_uring();  // thread-safe, once
+  return probed;
+}
+
+// Relaxed: a hint for calls from outside the runtime; a runtime's own
+// threads use their Scheduler's choice.
+std::atomic<PollerKind> active_kind{PollerKind::kEpoll};
+
 }  // namespace
 
-const PollerChoice& choose_poller() noexcept {
-  // A function-local static: probed once, thread-safe initialisation.
-  static const PollerChoice choice = [] {
-    PollerChoice c = probe();
-    if (const char* log = std::getenv("GORO_DEBUG"); log != nullptr && *log != '\0') {
-      std::fprintf(stderr, "goro: poller %s\n", c.description);
+PollerChoice choose_poller(PollerBackend requested) noexcept {
+  if (requested == PollerBackend::kAuto) {
+    if (const char* env = std::getenv("GORO_POLLER")) {
+      if (std::strcmp(env, "epoll") == 0) requested = PollerBackend::kEpoll;
+      if (std::strcmp(env, "uring") == 0 || std::strcmp(env, "io_uring") == 0) {
+        requested = PollerBackend::kIoUring;
+      }
     }
-    return c;
-  }();
+  }
+  PollerChoice choice;
+  if (requested == PollerBackend::kEpoll) {
+    choice = {PollerKind::kEpoll, 0, "epoll (requested)"};
+  } else {
+    choice = uring_probe();
+    if (requested == PollerBackend::kIoUring && choice.kind != PollerKind::kIoUring) {
+      std::fprintf(stderr, "goro: io_uring was requested but is unavailable; using epoll\n");
+    }
+  }
+  if (const char* log = std::getenv("GORO_DEBUG"); log != nullptr && *log != '\0') {
+    std::fprintf(stderr, "goro: poller %s\n", choice.description);
+  }
   return choice;
+}
+
+PollerKind active_poller_kind() noexcept { return active_kind.load(std::memory_order_relaxed); }
+
+void set_active_poller_kind(PollerKind kind) noexcept {
+  active_kind.store(kind, std::memory_order_relaxed);
 }
 
 Poller::Poller(P& p) : p_(p), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
@@ -104,8 +125,8 @@ namespace goro::detail {
 std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags);
 std::unique_ptr<Poller> make_epoll_poller(P& p);
 
-std::unique_ptr<Poller> Poller::make(P& p, PollerKind kind) {
-  if (kind == PollerKind::kIoUring) return make_uring_poller(p, choose_poller().uring_flags);
+std::unique_ptr<Poller> Poller::make(P& p, const PollerChoice& choice) {
+  if (choice.kind == PollerKind::kIoUring) return make_uring_poller(p, choice.uring_flags);
   return make_epoll_poller(p);
 }
 

@@ -51,8 +51,9 @@
 //      output, with the epoll of the P that first waits on it; its waiter
 //      lists and ready flags are guarded by its PollDesc lock.
 //
-// Choosing a backend (choose_poller, once per process): GORO_POLLER=epoll
-// or =uring forces one. Otherwise a probe ring is created with
+// Choosing a backend (choose_poller, when a runtime starts): Config::poller,
+// else GORO_POLLER=epoll|uring, else io_uring if the probe (once per
+// process) allows it. The probe creates a ring with
 // SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG; on EINVAL (older kernels) with
 // COOP_TASKRUN|TASKRUN_FLAG, then with no flags; EPERM/ENOSYS (seccomp,
 // kernel.io_uring_disabled, no io_uring) selects epoll.
@@ -79,6 +80,7 @@
 #include <limits>
 #include <memory>
 
+#include "goro/config.hpp"
 #include "goro/detail/io_op.hpp"
 #include "mutex.hpp"
 
@@ -95,8 +97,13 @@ struct PollerChoice {
   const char* description = "";
 };
 
-// The backend for this process (probed once; see the top of this file).
-const PollerChoice& choose_poller() noexcept;
+// The backend for a runtime with `requested` (the io_uring probe runs once
+// per process; see the top of this file).
+PollerChoice choose_poller(PollerBackend requested) noexcept;
+// The backend of the runtime running now, or of the last one (epoll before
+// any): for calls that may come from outside the runtime (io::close).
+PollerKind active_poller_kind() noexcept;
+void set_active_poller_kind(PollerKind kind) noexcept;
 
 // Ring and epoll sizes.
 struct PollerTuning {
@@ -133,7 +140,7 @@ class Poller {
   void wake() noexcept;
 
   // Makes every P's poller for `kind`.
-  static std::unique_ptr<Poller> make(P& p, PollerKind kind);
+  static std::unique_ptr<Poller> make(P& p, const PollerChoice& choice);
 
  protected:
   // Makes op's goroutine runnable on this P (owner thread).

@@ -39,9 +39,11 @@ inline std::uint64_t next_random(std::uint64_t& state) noexcept {
 
 }  // namespace
 
-Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
+Scheduler::Scheduler(const Config& config, unsigned procs)
+    : config_(config), poller_(choose_poller(config.poller)) {
   enable_asymmetric_fences();
-  if (choose_poller().kind == PollerKind::kEpoll) epoll_new_epoch();
+  set_active_poller_kind(poller_.kind);
+  if (poller_.kind == PollerKind::kEpoll) epoll_new_epoch();
   const std::uint32_t capacity = config.local_run_queue_capacity == 0
                                      ? SchedulerTuning::kLocalQueueCapacity
                                      : config.local_run_queue_capacity;
@@ -49,7 +51,7 @@ Scheduler::Scheduler(const Config& config, unsigned procs) : config_(config) {
   for (unsigned i = 0; i < procs; ++i) {
     ps_.push_back(std::make_unique<P>(*this, i, capacity));
     ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
-    ps_.back()->poller = Poller::make(*ps_.back(), choose_poller().kind);
+    ps_.back()->poller = Poller::make(*ps_.back(), poller_);
     alloc::register_cache(&ps_.back()->frame_cache);
   }
   {
@@ -87,7 +89,7 @@ void Scheduler::run(G* main) {
   threads_.clear();
   // Every ring is drained (each worker did it as it left); epoll's parked
   // ops are forgotten before the sweep frees their frames.
-  if (choose_poller().kind == PollerKind::kEpoll) epoll_new_epoch();
+  if (poller_.kind == PollerKind::kEpoll) epoll_new_epoch();
   sysmon_.stop();
   // Frames of goroutines parked in blocking calls hold the calls' jobs.
   wait_for_blocking_calls();

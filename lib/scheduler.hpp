@@ -311,6 +311,7 @@ class Scheduler {
   [[nodiscard]] SchedulerStats stats() const noexcept;
   [[nodiscard]] std::vector<Stall> recent_stalls() noexcept;
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
+  [[nodiscard]] PollerKind poller_kind() const noexcept { return poller_.kind; }
 
  private:
   friend class Sysmon;
@@ -365,6 +366,7 @@ class Scheduler {
   void sweep_goroutines() noexcept;
 
   Config config_;
+  const PollerChoice poller_;
   std::vector<std::unique_ptr<P>> ps_;
   std::vector<std::thread> threads_;
   std::vector<std::uint32_t> coprimes_;  // strides for the random steal order

@@ -52,13 +52,23 @@ struct Pipe {
   }
 };
 
-TEST(Io, BackendMatchesEnvironment) {
-  const char* forced = std::getenv("GORO_POLLER");
-  const std::string backend = io::poller_backend();
-  if (forced != nullptr && std::string(forced) == "epoll") {
-    EXPECT_EQ(backend, "epoll");
+Task<std::string> backend_in_use() { co_return std::string(io::poller_backend()); }
+
+TEST(Io, BackendFollowsConfigThenEnvironment) {
+  Config epoll = test::with_procs(1);
+  epoll.poller = PollerBackend::kEpoll;
+  EXPECT_EQ(run(backend_in_use(), epoll), "epoll");
+  Config uring = test::with_procs(1);
+  uring.poller = PollerBackend::kIoUring;
+  const std::string forced_uring = run(backend_in_use(), uring);
+  // io_uring unless this kernel or sandbox refuses it.
+  EXPECT_TRUE(forced_uring == "io_uring" || forced_uring == "epoll") << forced_uring;
+  const std::string automatic = run(backend_in_use(), test::with_procs(1));
+  const char* env = std::getenv("GORO_POLLER");
+  if (env != nullptr && std::string(env) == "epoll") {
+    EXPECT_EQ(automatic, "epoll");
   } else {
-    EXPECT_TRUE(backend == "io_uring" || backend == "epoll") << backend;
+    EXPECT_EQ(automatic, forced_uring);  // auto prefers io_uring where it works
   }
 }
 

@@ -12,6 +12,17 @@
 namespace goro {
 
 // Settings for one goro::run. Every field has a working default.
+// Which netpoller backend a runtime uses (goro/io.hpp).
+enum class PollerBackend : unsigned char {
+  // io_uring where the kernel allows it, else epoll; the environment
+  // variable GORO_POLLER=uring|epoll overrides.
+  kAuto,
+  // io_uring; epoll (with a warning on stderr) if the kernel refuses it.
+  kIoUring,
+  // epoll.
+  kEpoll,
+};
+
 struct Config {
   // Number of Ps (processors): how many goroutines run in parallel, one
   // worker thread each. 0 picks the default: the environment variable
@@ -35,6 +46,9 @@ struct Config {
   // value); otherwise a power of two of at least 4. Lowering it is meant for
   // tests that exercise overflow to the global queue.
   unsigned local_run_queue_capacity = 0;
+
+  // The netpoller backend. goro::io::poller_backend() says which one runs.
+  PollerBackend poller = PollerBackend::kAuto;
 };
 
 // The CPUs this process may use: the size of its affinity mask, further

@@ -162,9 +162,11 @@ using EventsAwaiter = detail_io::OpAwaiter<absl::StatusOr<short>>;
 // this header). Callable from any thread.
 absl::Status close(int fd) noexcept;
 
-// The poller backend in use: "io_uring" or "epoll" (chosen when the first
-// runtime starts: io_uring where the kernel allows it, unless the
-// environment variable GORO_POLLER says "epoll" or "uring").
+// The poller backend of the running runtime (or of the last one): "io_uring"
+// or "epoll". Chosen when a runtime starts, from Config::poller, else the
+// environment variable GORO_POLLER (uring|epoll), else io_uring where the
+// kernel allows it. GORO_DEBUG=1 logs the choice (and the ring flags) to
+// stderr.
 [[nodiscard]] const char* poller_backend() noexcept;
 
 }  // namespace goro::io
