@@ -5,12 +5,14 @@
 #define GORO_GORO_HPP_
 
 #include "goro/blocking.hpp"
+#include "goro/chan.hpp"
 #include "goro/config.hpp"
 #include "goro/go.hpp"
 #include "goro/join_handle.hpp"
 #include "goro/memory.hpp"
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
+#include "goro/select.hpp"
 #include "goro/task.hpp"
 #include "goro/time.hpp"
 #include "goro/yield.hpp"
