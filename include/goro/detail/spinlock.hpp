@@ -47,23 +47,33 @@ class SpinLock {
 
  private:
   void lock_slow() noexcept {
-    for (unsigned spins = 0;; ++spins) {
+    // Exponential backoff between attempts: a waiter that keeps polling the
+    // lock's cache line takes it away from the holder on every read, so the
+    // holder's next critical section misses too. Backing off lets a holder
+    // run several short critical sections in a row.
+    unsigned backoff = 4;
+    for (unsigned attempts = 0;; ++attempts) {
+      if (attempts < 32) {
+        for (unsigned i = 0; i < backoff; ++i) cpu_relax();
+        if (backoff < 1024) backoff *= 2;
+      } else {
+        // The holder may have been preempted (2 cores, noisy VMs): give it
+        // the CPU rather than burn the time slice.
+        std::this_thread::yield();
+      }
       // Relaxed: only a hint that the lock may be free; the exchange below
       // is what acquires.
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (spins < 128) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
-          ++spins;
-        } else {
-          // The holder may have been preempted (2 cores, noisy VMs): give
-          // it the CPU rather than burn the time slice.
-          std::this_thread::yield();
-        }
+      if (!locked_.load(std::memory_order_relaxed) &&
+          !locked_.exchange(true, std::memory_order_acquire)) {
+        return;
       }
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
     }
+  }
+
+  static void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
   }
 
   std::atomic<bool> locked_{false};
