@@ -200,6 +200,13 @@ class ChanHandle {
   // True for a nil (default-constructed or moved-from) channel.
   [[nodiscard]] bool nil() const noexcept { return state_ == nullptr; }
 
+  // The directional views' implicit conversions from Chan<T> (inherited
+  // by SendChan and RecvChan): another reference to the same channel.
+  ChanHandle(const Chan<T>& chan) noexcept  // NOLINT(google-explicit-constructor)
+      : ChanHandle(static_cast<const ChanHandle&>(chan)) {}
+  ChanHandle(Chan<T>&& chan) noexcept  // NOLINT(google-explicit-constructor)
+      : ChanHandle(static_cast<ChanHandle&&>(chan)) {}
+
   friend bool operator==(const ChanHandle& a, const ChanHandle& b) noexcept {
     return a.state_ == b.state_;
   }
@@ -232,7 +239,15 @@ class ChanHandle {
     return SendAwaiter<T>(state_, std::move(value));
   }
 
-  bool try_send(T& value) const {
+  bool try_send(T&& value) const { return try_send_from(value); }
+  bool try_send(const T& value) const requires std::is_copy_constructible_v<T> {
+    T copy(value);
+    return try_send_from(copy);
+  }
+
+ private:
+  // Moves from `value` only when it sent.
+  bool try_send_from(T& value) const {
     if (state_ == nullptr || state_->send_would_block()) return false;  // fast path
     state_->lock.lock();
     G* to_wake = nullptr;
@@ -243,6 +258,7 @@ class ChanHandle {
     return status == OpStatus::kDone;
   }
 
+ protected:
   [[nodiscard]] RecvAwaiter<T, false> recv() const noexcept {
     return RecvAwaiter<T, false>(state_);
   }
@@ -295,11 +311,7 @@ class Chan : public detail::ChanHandle<T> {
   // try_send(v): sends only if that needs no waiting (a receiver waits or
   // the buffer has room); returns whether it sent. Moves from `v` only when
   // it sent. Throws ChannelClosed on a closed channel. Nil: false.
-  bool try_send(T&& value) const { return Base::try_send(value); }
-  bool try_send(const T& value) const requires std::is_copy_constructible_v<T> {
-    T copy(value);
-    return Base::try_send(copy);
-  }
+  using Base::try_send;
   // co_await ch.recv(): Go's `<-ch`, as std::optional<T>: the next value,
   // or std::nullopt once the channel is closed and drained. Nil: blocks
   // forever.
@@ -330,18 +342,11 @@ class SendChan : public detail::ChanHandle<T> {
   using value_type = T;
 
   SendChan() noexcept = default;
-  SendChan(const Chan<T>& chan) noexcept  // NOLINT(google-explicit-constructor)
-      : Base(static_cast<const Base&>(chan)) {}
-  SendChan(Chan<T>&& chan) noexcept  // NOLINT(google-explicit-constructor)
-      : Base(static_cast<Base&&>(chan)) {}
+  using Base::Base;  // implicit conversion from Chan<T>
 
-  using Base::send;  // as Chan<T>::send
-  bool try_send(T&& value) const { return Base::try_send(value); }
-  bool try_send(const T& value) const requires std::is_copy_constructible_v<T> {
-    T copy(value);
-    return Base::try_send(copy);
-  }
-  using Base::close;  // as Chan<T>::close
+  using Base::close;     // as Chan<T>::close
+  using Base::send;      // as Chan<T>::send
+  using Base::try_send;  // as Chan<T>::try_send
 };
 
 // RecvChan<T>: a receive-only view (Go's `<-chan T`). Converts implicitly
@@ -355,10 +360,7 @@ class RecvChan : public detail::ChanHandle<T> {
   using value_type = T;
 
   RecvChan() noexcept = default;
-  RecvChan(const Chan<T>& chan) noexcept  // NOLINT(google-explicit-constructor)
-      : Base(static_cast<const Base&>(chan)) {}
-  RecvChan(Chan<T>&& chan) noexcept  // NOLINT(google-explicit-constructor)
-      : Base(static_cast<Base&&>(chan)) {}
+  using Base::Base;  // implicit conversion from Chan<T>
 
   using Base::recv;      // as Chan<T>::recv
   using Base::recv_ok;   // as Chan<T>::recv_ok
