@@ -5,6 +5,7 @@
 #define GORO_GORO_HPP_
 
 #include "goro/blocking.hpp"
+#include "goro/chan.hpp"
 #include "goro/config.hpp"
 #include "goro/go.hpp"
 #include "goro/io.hpp"
@@ -12,6 +13,7 @@
 #include "goro/memory.hpp"
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
+#include "goro/select.hpp"
 #include "goro/task.hpp"
 #include "goro/time.hpp"
 #include "goro/yield.hpp"

@@ -1,0 +1,215 @@
+// chan_bench: channel and select micro-benchmarks (Google Benchmark).
+//
+// Timing works as in sched_bench.cpp: each iteration is one goro::run
+// doing a fixed batch; the main goroutine times the batch itself with
+// steady_clock (runtime start-up and shutdown are not counted) and the
+// benchmark uses that manual time. The `ns_per_<item>` counter is the cost
+// of one item (a round trip, a value, a select, a channel).
+//
+// Benchmarks, and their Go counterparts (/work/shared/anchors/go/pingpong,
+// go test runtime -bench 'Chan|Select'):
+//   BM_ChanPingPong/<procs>        two goroutines bounce an int over two
+//                                  unbuffered channels: ns per round trip
+//   BM_ChanProdCons/<capacity>     4 producers, 1 consumer: ns per item
+//   BM_Select/<channels>/<contended>  a consumer selects over 2 or 4
+//                                  channels. Uncontended: it fills them itself
+//                                  (try_send) and selects, one goroutine.
+//                                  Contended: one producer goroutine per
+//                                  channel. ns per select.
+//   BM_SelectNonBlockingEmpty      select(recv_from(empty), default): ns
+//   BM_ChanCreate/<capacity>       make_chan + drop: ns per channel
+//
+// Run: build/release/benchmarks/chan_bench
+//        [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include <goro/goro.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+goro::Config procs_config(unsigned procs) {
+  goro::Config config;
+  config.procs = procs;
+  return config;
+}
+
+// ns per item from manual time (see sched_bench.cpp).
+void set_per_item(benchmark::State& state, const char* name, std::int64_t items_per_iteration) {
+  const double items =
+      static_cast<double>(state.iterations()) * static_cast<double>(items_per_iteration);
+  state.SetItemsProcessed(static_cast<std::int64_t>(items));
+  state.counters[name] =
+      benchmark::Counter(items, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Runs `make_batch(args...)` as the main goroutine once per iteration;
+// the batch returns the seconds its work took.
+template <class MakeBatch, class... Args>
+void run_batches(benchmark::State& state, unsigned procs, MakeBatch make_batch, Args... args) {
+  for (auto _ : state) {
+    state.SetIterationTime(goro::run(make_batch(args...), procs_config(procs)));
+  }
+}
+
+// --- Ping-pong -------------------------------------------------------------
+
+goro::Task<void> echo(goro::RecvChan<int> in, goro::SendChan<int> out) {
+  while (auto v = co_await in.recv()) co_await out.send(*v);
+  out.close();
+}
+
+goro::Task<double> ping_pong(long rounds) {
+  goro::Chan<int> a = goro::make_chan<int>();
+  goro::Chan<int> b = goro::make_chan<int>();
+  goro::go(echo(a, b));
+  const auto start = Clock::now();
+  for (long i = 0; i < rounds; ++i) {
+    co_await a.send(static_cast<int>(i));
+    (void)co_await b.recv();
+  }
+  const double took = seconds_since(start);
+  a.close();
+  co_return took;
+}
+
+void BM_ChanPingPong(benchmark::State& state) {
+  constexpr long kRounds = 200'000;
+  run_batches(state, static_cast<unsigned>(state.range(0)), ping_pong, kRounds);
+  set_per_item(state, "ns_per_roundtrip", kRounds);
+}
+BENCHMARK(BM_ChanPingPong)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// --- Producers / consumer --------------------------------------------------
+
+goro::Task<void> producer(goro::SendChan<long> out, long n, goro::SendChan<bool> done) {
+  for (long i = 0; i < n; ++i) co_await out.send(i);
+  co_await done.send(true);
+}
+
+goro::Task<void> closer(goro::RecvChan<bool> done, int producers, goro::SendChan<long> out) {
+  for (int i = 0; i < producers; ++i) (void)co_await done.recv();
+  out.close();
+}
+
+// The shape of go-pingpong's prodcons: 4 producers, a closer, 1 consumer.
+goro::Task<double> prod_cons(std::size_t capacity, long items) {
+  constexpr int kProducers = 4;
+  goro::Chan<long> c = goro::make_chan<long>(capacity);
+  goro::Chan<bool> done = goro::make_chan<bool>();
+  const auto start = Clock::now();
+  for (int p = 0; p < kProducers; ++p) goro::go(producer(c, items / kProducers, done));
+  goro::go(closer(done, kProducers, c));
+  long count = 0;
+  while (co_await c.recv()) ++count;
+  const double took = seconds_since(start);
+  if (count != items) std::abort();
+  co_return took;
+}
+
+void BM_ChanProdCons(benchmark::State& state) {
+  constexpr long kItems = 1'000'000;
+  run_batches(state, 0, prod_cons, static_cast<std::size_t>(state.range(0)), kItems);
+  set_per_item(state, "ns_per_item", kItems);
+}
+BENCHMARK(BM_ChanProdCons)
+    ->Arg(0)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(128)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+// --- Select ----------------------------------------------------------------
+
+goro::Task<void> feed(goro::SendChan<int> out, long n) {
+  for (long i = 0; i < n; ++i) co_await out.send(1);
+}
+
+goro::Task<double> select_batch(int channels, bool contended, long selects) {
+  std::vector<goro::Chan<int>> cs;
+  for (int i = 0; i < channels; ++i) cs.push_back(goro::make_chan<int>(contended ? 128 : 1));
+  const auto start = Clock::now();
+  if (contended) {
+    for (int i = 0; i < channels; ++i)
+      goro::go(feed(cs[static_cast<std::size_t>(i)], selects / channels));
+  }
+  const long total = contended ? selects / channels * channels : selects;
+  for (long i = 0; i < total; ++i) {
+    if (!contended) (void)cs[static_cast<std::size_t>(i % channels)].try_send(1);
+    if (channels == 2) {
+      (void)co_await goro::select(goro::recv_from(cs[0]), goro::recv_from(cs[1]));
+    } else {
+      (void)co_await goro::select(goro::recv_from(cs[0]), goro::recv_from(cs[1]),
+                                  goro::recv_from(cs[2]), goro::recv_from(cs[3]));
+    }
+  }
+  co_return seconds_since(start);
+}
+
+void BM_Select(benchmark::State& state) {
+  constexpr long kSelects = 400'000;
+  const int channels = static_cast<int>(state.range(0));
+  const bool contended = state.range(1) != 0;
+  run_batches(state, 0, select_batch, channels, contended, kSelects);
+  set_per_item(state, "ns_per_select", kSelects / channels * channels);
+}
+BENCHMARK(BM_Select)
+    ->ArgNames({"channels", "contended"})
+    ->Args({2, 0})
+    ->Args({4, 0})
+    ->Args({2, 1})
+    ->Args({4, 1})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+goro::Task<double> nonblocking_select(long selects) {
+  goro::Chan<int> empty = goro::make_chan<int>(1);
+  long defaults = 0;
+  const auto start = Clock::now();
+  for (long i = 0; i < selects; ++i) {
+    auto r = co_await goro::select(goro::recv_from(empty), goro::default_case());
+    defaults += static_cast<long>(r.index());
+  }
+  const double took = seconds_since(start);
+  if (defaults != selects) std::abort();
+  co_return took;
+}
+
+void BM_SelectNonBlockingEmpty(benchmark::State& state) {
+  constexpr long kSelects = 2'000'000;
+  run_batches(state, 0, nonblocking_select, kSelects);
+  set_per_item(state, "ns_per_select", kSelects);
+}
+BENCHMARK(BM_SelectNonBlockingEmpty)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// --- Creation --------------------------------------------------------------
+
+goro::Task<double> create_channels(std::size_t capacity, long n) {
+  const auto start = Clock::now();
+  for (long i = 0; i < n; ++i) {
+    goro::Chan<int> c = goro::make_chan<int>(capacity);
+    benchmark::DoNotOptimize(c);
+  }
+  co_return seconds_since(start);
+}
+
+void BM_ChanCreate(benchmark::State& state) {
+  constexpr long kChannels = 1'000'000;
+  run_batches(state, 0, create_channels, static_cast<std::size_t>(state.range(0)), kChannels);
+  set_per_item(state, "ns_per_chan", kChannels);
+}
+BENCHMARK(BM_ChanCreate)->Arg(0)->Arg(128)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
