@@ -92,9 +92,12 @@ void Scheduler::post_cancel(P& owner, std::uint64_t user_data) noexcept {
   owner.poller->wake();
 }
 
-void Scheduler::ready_io(P& p, G* g) noexcept {
-  // The tail, in completion order; finish_batch() wakes a P once per batch.
-  runq_put(p, entry_for(g, /*claim=*/false), Placement::kTail);
+bool Scheduler::ready_io(P& p, G* g) noexcept {
+  // The first goroutine of a batch takes runnext if it is free (an echo
+  // server's reader runs next, on this P), the rest go to the tail in
+  // completion order; finish_batch() wakes a P once per batch, if any went
+  // where a thief can take them (see ready_goroutine).
+  return runq_put(p, entry_for(g, /*claim=*/false), Placement::kRunNextIfFree);
 }
 
 }  // namespace goro::detail

@@ -107,7 +107,7 @@ void Poller::wake() noexcept {
 }
 
 void Poller::ready(IoOp& op) noexcept {
-  p_.scheduler.ready_io(p_, op.g);
+  if (p_.scheduler.ready_io(p_, op.g)) stealable_ = true;
   ++readied_;
 }
 
@@ -115,7 +115,8 @@ void Poller::finish_batch() noexcept {
   if (readied_ == 0) return;
   bump(p_.stats.io_completions, readied_);
   readied_ = 0;
-  p_.scheduler.notify_work_available(&p_);
+  if (stealable_) p_.scheduler.notify_work_available(&p_);
+  stealable_ = false;
 }
 
 }  // namespace goro::detail

@@ -26,8 +26,9 @@
 //                creates its ring here (SINGLE_ISSUER ties it to the thread).
 //   poll()       owner thread, never blocks: submits what is queued and
 //                makes the goroutines of completed ops runnable on this P
-//                (local queue tail, in completion order), waking an idle P
-//                if it readied any. Cheap when there is nothing to do.
+//                (runnext if free, then the local queue, in completion
+//                order), waking an idle P if any is stealable. Cheap when
+//                there is nothing to do.
 //   wait(t)      owner thread: as poll(), but first sleeps until an op
 //                completes, wake() is called, or the steady clock reaches t
 //                (nanoseconds; kNever for no deadline). May return early.
@@ -154,6 +155,7 @@ class Poller {
   P& p_;
   const int wake_fd_;
   std::uint32_t readied_ = 0;  // goroutines readied in the current batch
+  bool stealable_ = false;     // one of them went where a thief can take it
 
  private:
   std::atomic<bool> wake_pending_{false};

@@ -239,8 +239,18 @@ void yield_suspend(std::coroutine_handle<> awaiting) noexcept {
 
 void ready_goroutine(G* g) noexcept {
   if (P* p = tls_p) {
-    p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kRunNext);
-    p->scheduler.notify_work_available(p);
+    // Wake an idle P only if the put left a stealable goroutine (runnext's
+    // old occupant, pushed to the queue), as Tokio does for its LIFO slot.
+    // A goroutine alone in runnext runs as soon as the current one parks
+    // (a channel handoff's receiver usually parks at once); waking a P that
+    // may not steal it costs a wakeup and, to park again, a fence, for
+    // nothing. If the current goroutine instead runs on for long, sysmon's
+    // stall check wakes an idle P, which takes runnext in its last steal
+    // round.
+    if (p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false),
+                              Scheduler::Placement::kRunNext)) {
+      p->scheduler.notify_work_available(p);
+    }
     return;
   }
   // Under the lock, as start_goroutine: the scheduler cannot go away.

@@ -181,19 +181,19 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
   return {};
 }
 
-void Scheduler::runq_put(P& p, Entry entry, Placement placement) {
+bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
   if (placement == Placement::kRunNextIfFree && p.runnext.load(std::memory_order_relaxed) == 0) {
     // Only this thread stores non-zero values, so a free slot stays free
     // until our store. Release: a thief that CASes it out sees the record.
     p.runnext.store(entry, std::memory_order_release);
-    return;
+    return false;
   }
   if (placement == Placement::kRunNext) {
     // Release: a thief that CASes the new entry out of runnext must see the
     // goroutine's record. What comes back was stored by us (or is 0 if a
     // thief took it), so no acquire is needed.
     entry = p.runnext.exchange(entry, std::memory_order_release);
-    if (entry == 0) return;
+    if (entry == 0) return false;
   }
   for (;;) {
     if ((entry & kClaimBit) != 0) {
@@ -203,7 +203,7 @@ void Scheduler::runq_put(P& p, Entry entry, Placement placement) {
       g->queued_on.store(&p, std::memory_order_relaxed);
       g->queue_position.store(p.runq.next_position(), std::memory_order_relaxed);
     }
-    if (p.runq.push(entry)) return;
+    if (p.runq.push(entry)) return true;
     // Full: move the older half and `entry` to the global queue in one
     // batch (Go's runqputslow), so that the next 128 pushes are lock-free.
     absl::InlinedVector<Entry, SchedulerTuning::kLocalQueueCapacity / 2 + 1> batch(
@@ -213,7 +213,7 @@ void Scheduler::runq_put(P& p, Entry entry, Placement placement) {
     batch[n] = entry;
     global_.push_batch(batch.data(), n + 1);
     bump(p.stats.local_queue_overflows);
-    return;
+    return true;
   }
 }
 

@@ -255,8 +255,11 @@ class Scheduler {
     kTail,
   };
   // Makes `entry` runnable from p's worker, spilling half of the local queue
-  // to the global queue when it is full.
-  void runq_put(P& p, Entry entry, Placement placement);
+  // to the global queue when it is full. Returns whether a goroutine landed
+  // where other Ps can steal it (the local or global queue) rather than
+  // only in runnext, which thieves leave alone until their last round:
+  // only then is waking an idle P worth its cost.
+  bool runq_put(P& p, Entry entry, Placement placement);
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // if the runtime no longer accepts work.
   bool global_put_from_outside(Entry entry);
@@ -297,9 +300,9 @@ class Scheduler {
   void ready(P& p, G* g) noexcept;
 
   // The netpoller (io.cpp): makes a goroutine whose op completed runnable
-  // on p (owner thread), and asks `owner` to cancel the op with `user_data`
-  // in its ring (any thread).
-  void ready_io(P& p, G* g) noexcept;
+  // on p (owner thread; the return value as runq_put's), and asks `owner` to
+  // cancel the op with `user_data` in its ring (any thread).
+  bool ready_io(P& p, G* g) noexcept;
   void post_cancel(P& owner, std::uint64_t user_data) noexcept;
 
   // goro::blocking (blocking.cpp).
