@@ -1,5 +1,4 @@
-// poll_bench: timers and blocking-call benchmarks (the netpoller's socket
-// benchmarks join them when the poller lands).
+// poll_bench: the netpoller, timers and blocking-call benchmarks.
 //
 // Timing as in sched_bench.cpp: every iteration is one goro::run whose main
 // goroutine times its own batch with steady_clock, reported through
@@ -13,12 +12,22 @@
 //                          thread and back, ns per call.
 //   BM_TimerInsertCancel   1M goro::Timers armed, then all stopped: ns per
 //                          arm + stop pair (heap insert + removal).
+//   BM_SocketPingPong/<backend>
+//                          two goroutines bounce 8 bytes over a Unix
+//                          socketpair (goro::io::send + recv): ns per round
+//                          trip, with the io_uring and the epoll backend.
+//   BM_SocketPingPongPairs/<backend>
+//                          the same with 64 pairs at once: ns per round trip
+//                          of the whole runtime (where batching SQEs pays).
 //
 // Run: build/release/benchmarks/poll_bench
 //        [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
 #include <benchmark/benchmark.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <deque>
 #include <vector>
@@ -103,6 +112,89 @@ void BM_TimerInsertCancel(benchmark::State& state) {
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::OneK::kIs1000);
 }
 BENCHMARK(BM_TimerInsertCancel)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+goro::Task<bool> pong(int fd, int rounds) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < rounds; ++i) {
+    auto n = co_await goro::io::recv(fd, &value, sizeof value, MSG_WAITALL);
+    if (!n.ok() || *n != sizeof value) co_return false;
+    if (!(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
+  }
+  co_return true;
+}
+
+goro::Task<bool> ping(int fd, int rounds) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < rounds; ++i) {
+    if (!(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
+    auto n = co_await goro::io::recv(fd, &value, sizeof value, MSG_WAITALL);
+    if (!n.ok() || *n != sizeof value) co_return false;
+    ++value;
+  }
+  co_return true;
+}
+
+// `pairs` ping-pong pairs, `rounds` round trips each; seconds, or -1 on an
+// I/O error.
+goro::Task<double> socket_ping_pong(int pairs, int rounds) {
+  std::vector<std::array<int, 2>> fds(static_cast<std::size_t>(pairs));
+  for (auto& f : fds) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f.data()) != 0) co_return -1;
+  }
+  const auto start = Clock::now();
+  std::vector<goro::JoinHandle<bool>> all;
+  for (auto& f : fds) {
+    all.push_back(goro::spawn(pong(f[1], rounds)));
+    all.push_back(goro::spawn(ping(f[0], rounds)));
+  }
+  bool ok = true;
+  for (auto& h : all) ok = (co_await h) && ok;
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (auto& f : fds) {
+    (void)goro::io::close(f[0]);
+    (void)goro::io::close(f[1]);
+  }
+  co_return ok ? seconds : -1;
+}
+
+void socket_ping_pong_bench(benchmark::State& state, goro::PollerBackend backend, int pairs,
+                            int rounds) {
+  goro::Config config;
+  config.poller = backend;
+  for (auto _ : state) {
+    const double seconds = goro::run(socket_ping_pong(pairs, rounds), config);
+    if (seconds < 0) {
+      state.SkipWithError("I/O error");
+      return;
+    }
+    state.SetIterationTime(seconds);
+  }
+  const double trips = static_cast<double>(state.iterations()) * pairs * rounds;
+  state.SetItemsProcessed(static_cast<std::int64_t>(trips));
+  state.counters["ns_per_roundtrip"] =
+      benchmark::Counter(trips, benchmark::Counter::kIsRate | benchmark::Counter::kInvert,
+                         benchmark::Counter::OneK::kIs1000);
+}
+
+void BM_SocketPingPong(benchmark::State& state, goro::PollerBackend backend) {
+  socket_ping_pong_bench(state, backend, 1, 20000);
+}
+BENCHMARK_CAPTURE(BM_SocketPingPong, uring, goro::PollerBackend::kIoUring)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_SocketPingPong, epoll, goro::PollerBackend::kEpoll)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_SocketPingPongPairs(benchmark::State& state, goro::PollerBackend backend) {
+  socket_ping_pong_bench(state, backend, 64, 1000);
+}
+BENCHMARK_CAPTURE(BM_SocketPingPongPairs, uring, goro::PollerBackend::kIoUring)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_SocketPingPongPairs, epoll, goro::PollerBackend::kEpoll)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

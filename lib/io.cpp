@@ -36,7 +36,7 @@ bool io_try(IoOp& op) noexcept {
     op.result = -EPERM;  // not in a goroutine: nothing could resume us
     return true;
   }
-  if (uring()) return false;
+  if (uring()) return uring_try(op);
   return epoll_try(op);
 }
 

@@ -115,9 +115,6 @@ struct PollerTuning {
   static constexpr unsigned kCompletionEntries = 4096;
   // epoll events taken per epoll_wait.
   static constexpr int kEpollBatch = 128;
-  // A busy P polls its epoll every this many scheduling rounds (as the
-  // global queue's fairness tick).
-  static constexpr std::uint32_t kEpollPollInterval = 61;
 };
 
 class Poller {
@@ -132,13 +129,13 @@ class Poller {
   virtual void attach() = 0;
   virtual void detach() = 0;
   virtual void poll() = 0;
-  // poll(), where that is cheap enough for every scheduling round
-  // (io_uring: memory reads unless SQEs are queued); epoll's poll() is a
-  // system call, made here only every kEpollPollInterval rounds (the
-  // scheduler also polls before it steals or sleeps).
-  virtual void poll_round() = 0;
   virtual void wait(std::int64_t deadline_ns) = 0;
   void wake() noexcept;
+  // Owner thread: whether ops of this P are in flight in the kernel, and
+  // whether poll() costs no system call when nothing completed (so that
+  // spinning on it before going idle is cheap).
+  [[nodiscard]] virtual bool has_ops_in_flight() const noexcept = 0;
+  [[nodiscard]] virtual bool cheap_to_poll() const noexcept = 0;
 
   // Makes every P's poller for `kind`.
   static std::unique_ptr<Poller> make(P& p, const PollerChoice& choice);
@@ -162,6 +159,9 @@ class Poller {
 };
 
 // --- io_uring backend entry points (poller_uring.cpp), owner thread only.
+// Sends on a socket are tried at once (MSG_DONTWAIT): they almost always
+// fit in the socket buffer. Returns true when complete.
+bool uring_try(IoOp& op) noexcept;
 // Queues op for submission at the next poll/wait.
 void uring_submit(P& p, IoOp& op) noexcept;
 // Cancels the op whose SQE carries `user_data`, if it is still in flight.

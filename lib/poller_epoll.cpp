@@ -253,9 +253,10 @@ class EpollPoller final : public Poller {
   void attach() override {}
   void detach() override {}
 
-  void poll_round() override {
-    if (++rounds_ % PollerTuning::kEpollPollInterval == 0) poll();
-  }
+
+  // epoll_wait is a system call even when nothing is ready: no spinning.
+  bool has_ops_in_flight() const noexcept override { return false; }
+  bool cheap_to_poll() const noexcept override { return false; }
 
   void poll() override {
     // Relaxed: a hint; an fd registered just now is polled next round.
@@ -330,7 +331,6 @@ class EpollPoller final : public Poller {
 
   const int epoll_fd_;
   std::atomic<std::uint32_t> registrations_{0};
-  std::uint32_t rounds_ = 0;
 };
 
 std::unique_ptr<Poller> make_epoll_poller(P& p) { return std::make_unique<EpollPoller>(p); }

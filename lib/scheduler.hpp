@@ -44,13 +44,16 @@
 //   2. runnext (the G inherits the current time slice: the tick is not
 //      advanced), then the local queue.
 //   3. The global queue: a batch of min(len/nprocs + 1, capacity/2).
-//   4. The netpoller, without blocking (it also runs at the top of every
-//      round where that is cheap: io_uring's submit-and-reap).
+//   4. The netpoller, without blocking: submits the SQEs the goroutines
+//      queued since the last poll, in one enter, and readies the goroutines
+//      of completed ops. (Also every kPollInterval schedules at the top.)
 //   5. Steal, if this worker is spinning or fewer than half of the busy Ps
 //      are spinning: 4 rounds over the other Ps in a random order with a
 //      stride coprime to their number, taking half of a victim's queue;
 //      in the last round also its runnext, but only after giving the
 //      victim ~3 microseconds to run it itself.
+//   5b. If this P's poller is cheap to poll (io_uring) and has ops in
+//      flight, poll it for up to kPollerSpinNanos first.
 //   6. Go idle (the spin/park handshake below), then sleep.
 //
 // Spin/park handshake: no wakeup is lost.
@@ -120,6 +123,15 @@ struct SchedulerTuning {
   static constexpr std::uint32_t kLocalQueueCapacity = 256;
   // Every this many schedule ticks the global queue is served first.
   static constexpr std::uint32_t kGlobalQueueFairnessTick = 61;
+  // A P with work polls its netpoller every this many schedules (it always
+  // polls when it runs out of work). Go polls from sysmon every 10 ms; a
+  // per-P count keeps the latency of a busy P's I/O bounded by its queue.
+  static constexpr std::uint64_t kPollInterval = 61;
+  // How long a P that ran out of goroutines polls its io_uring ring before
+  // going idle, when it has ops in flight. A reply on a local socket takes
+  // a few microseconds; idling and being woken cost about as much again
+  // (a membarrier, a kernel sleep, a wakeup), twice per round trip.
+  static constexpr std::int64_t kPollerSpinNanos = 20'000;
   // Steal rounds over all Ps before going idle (Go: stealTries).
   static constexpr int kStealRounds = 4;
   // How long a thief leaves a running victim to take its own runnext.
@@ -342,6 +354,7 @@ class Scheduler {
   G* global_get(P& p, std::uint32_t max);
   G* steal_work(P& p);
   bool steal_runnext(P& victim, Entry& out) noexcept;
+  Found spin_on_poller(P& p) noexcept;
   bool any_work_visible() const noexcept;
   void reset_spinning(P& p) noexcept;
   void wakep() noexcept;
