@@ -229,7 +229,12 @@ Task<long> select_receiver(Chan<int> a, Chan<int> b, Chan<int> stop) {
   long got = 0;
   for (;;) {
     auto r = co_await select(recv_from(a), recv_from(b), recv_from(stop));
-    if (r.index() == 2) co_return got;
+    if (r.index() == 2) {
+      // Every sender has finished, but select picks among ready cases at
+      // random: values may still sit in a's buffer. Take them.
+      while (auto left = a.try_recv()) got += *left.value;
+      co_return got;
+    }
     got += r.index() == 0 ? *r.get<0>() : *r.get<1>();
   }
 }
