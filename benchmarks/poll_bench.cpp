@@ -23,7 +23,6 @@
 // Run: build/release/benchmarks/poll_bench
 //        [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
 #include <benchmark/benchmark.h>
-
 #include <sys/socket.h>
 
 #include <algorithm>

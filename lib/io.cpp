@@ -13,12 +13,13 @@
 //      SINGLE_ISSUER only it may submit to its ring.
 //   4. The op completes through the poller as always; its awaiter maps
 //      -ECANCELED to DeadlineExceeded or Cancelled by the reason in step 1.
+#include "goro/io.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "goro/io.hpp"
 #include "poller.hpp"
 #include "runtime_state.hpp"
 #include "scheduler.hpp"
@@ -107,7 +108,7 @@ namespace goro::io {
 namespace detail_io {
 
 absl::Status error_status(int result, IoCancel reason, IoKind kind) {
-  static constexpr const char* kNames[] = {"read", "write", "recv", "send",
+  static constexpr const char* kNames[] = {"read",   "write",   "recv", "send",
                                            "accept", "connect", "poll"};
   const char* name = kNames[static_cast<int>(kind)];
   if (result == -ECANCELED) {
@@ -137,7 +138,8 @@ SizeAwaiter read(int fd, void* buffer, std::size_t length, const IoOptions& opti
 
 SizeAwaiter recv(int fd, void* buffer, std::size_t length, int flags, const IoOptions& options) {
   return SizeAwaiter(
-      IoRequest{.kind = IoKind::kRecv, .fd = fd, .flags = flags, .buffer = buffer, .length = length},
+      IoRequest{
+          .kind = IoKind::kRecv, .fd = fd, .flags = flags, .buffer = buffer, .length = length},
       options);
 }
 
@@ -182,8 +184,7 @@ Task<absl::Status> send(int fd, const void* data, std::size_t length, int flags,
   co_return absl::OkStatus();
 }
 
-FdAwaiter accept(int fd, sockaddr* address, socklen_t* address_length,
-                 const IoOptions& options) {
+FdAwaiter accept(int fd, sockaddr* address, socklen_t* address_length, const IoOptions& options) {
   return FdAwaiter(IoRequest{.kind = IoKind::kAccept,
                              .fd = fd,
                              .buffer = address,
@@ -193,11 +194,10 @@ FdAwaiter accept(int fd, sockaddr* address, socklen_t* address_length,
 
 StatusAwaiter connect(int fd, const sockaddr* address, socklen_t address_length,
                       const IoOptions& options) {
-  return StatusAwaiter(IoRequest{.kind = IoKind::kConnect,
-                                 .fd = fd,
-                                 .address = address,
-                                 .address_length = address_length},
-                       options);
+  return StatusAwaiter(
+      IoRequest{
+          .kind = IoKind::kConnect, .fd = fd, .address = address, .address_length = address_length},
+      options);
 }
 
 EventsAwaiter poll(int fd, short events, const IoOptions& options) {
@@ -216,7 +216,7 @@ absl::Status close(int fd) noexcept {
 
 const char* poller_backend() noexcept {
   return goro::detail::active_poller_kind() == goro::detail::PollerKind::kIoUring ? "io_uring"
-                                                                                   : "epoll";
+                                                                                  : "epoll";
 }
 
 }  // namespace goro::io

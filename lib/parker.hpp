@@ -1,6 +1,6 @@
 // lib/parker.hpp
 //
-// Defines: goro::detail::Parker, how an idle worker thread sleeps.
+// Defines: goro::detail::Parker, how sysmon's thread sleeps.
 //
 // A one-token binary semaphore on a futex word, in the style of Rust's
 // thread::park: unpark() deposits the token (waking the sleeper, if any),
@@ -8,13 +8,9 @@
 // park() makes park() return at once, so the order of the two calls never
 // loses a wakeup.
 //
-// The scheduler parks a worker only after it has registered in the idle
-// list, and only a thread that removed it from that list unparks it, so
-// unpark() costs a syscall only when a worker really sleeps (the "sleeping"
-// gate of the brief). When the netpoller arrives, an idle worker sleeps
-// inside its poller instead (io_uring wait / epoll_pwait2 with the earliest
-// timer as deadline) and unpark() becomes a write to its eventfd; this
-// class is the seam where that happens.
+// Worker threads do not use it: an idle worker sleeps in its P's netpoller
+// (poller.hpp), so that I/O completions wake it too, and is woken through
+// the poller's eventfd. sysmon owns no ring and has no I/O to wait for.
 #ifndef GORO_LIB_PARKER_HPP_
 #define GORO_LIB_PARKER_HPP_
 

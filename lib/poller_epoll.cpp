@@ -253,7 +253,6 @@ class EpollPoller final : public Poller {
   void attach() override {}
   void detach() override {}
 
-
   // epoll_wait is a system call even when nothing is ready: no spinning.
   bool has_ops_in_flight() const noexcept override { return false; }
   bool cheap_to_poll() const noexcept override { return false; }

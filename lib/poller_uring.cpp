@@ -57,9 +57,9 @@
 namespace goro::detail {
 namespace {
 
-constexpr std::uint64_t kCancelTag = 0;   // an ASYNC_CANCEL's own CQE
-constexpr std::uint64_t kWakeTag = 1;     // the eventfd read
-constexpr unsigned kSequenceShift = 48;   // user-space addresses fit in 48 bits
+constexpr std::uint64_t kCancelTag = 0;  // an ASYNC_CANCEL's own CQE
+constexpr std::uint64_t kWakeTag = 1;    // the eventfd read
+constexpr unsigned kSequenceShift = 48;  // user-space addresses fit in 48 bits
 constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kSequenceShift) - 1;
 
 IoOp* op_of(std::uint64_t user_data) noexcept {
@@ -155,9 +155,7 @@ class UringPoller final : public Poller {
     finish_batch();
   }
 
-  bool has_ops_in_flight() const noexcept override {
-    return in_flight_ > (wake_armed_ ? 1U : 0U);
-  }
+  bool has_ops_in_flight() const noexcept override { return in_flight_ > (wake_armed_ ? 1U : 0U); }
   // With DEFER_TASKRUN or COOP_TASKRUN + TASKRUN_FLAG the kernel flags
   // pending completion work in the SQ ring; with no flags it posts CQEs
   // directly. Either way a poll with nothing to do is a few memory reads.
@@ -319,8 +317,7 @@ bool uring_try(IoOp& op) noexcept {
   const IoRequest& r = op.request;
   if (r.kind != IoKind::kSend) return false;
   for (;;) {
-    const ssize_t n =
-        ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
       op.result = static_cast<int>(n);
       return true;

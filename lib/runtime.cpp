@@ -247,8 +247,7 @@ void ready_goroutine(G* g) noexcept {
     // nothing. If the current goroutine instead runs on for long, sysmon's
     // stall check wakes an idle P, which takes runnext in its last steal
     // round.
-    if (p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false),
-                              Scheduler::Placement::kRunNext)) {
+    if (p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kRunNext)) {
       p->scheduler.notify_work_available(p);
     }
     return;

@@ -5,6 +5,7 @@
 // shutdown with operations in flight.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,8 +18,6 @@
 #include <stop_token>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "test_util.hpp"
 
@@ -155,7 +154,7 @@ Task<bool> pipe_transfer(int total) {
   }
   pipe.fd[1] = -1;  // closed by the writer
   const bool writer_ok = co_await writer;
-  co_return writer_ok && data_ok && received == total;
+  co_return writer_ok&& data_ok&& received == total;
 }
 
 TEST(Io, PipeCarriesEveryByteInOrderThroughFullBuffers) {
@@ -212,9 +211,7 @@ Task<bool> deadline_never_early() {
   co_return !r.ok() && Clock::now() - start >= 5ms;
 }
 
-TEST(Io, DeadlineNeverFiresEarly) {
-  EXPECT_TRUE(run(deadline_never_early(), test::with_procs(2)));
-}
+TEST(Io, DeadlineNeverFiresEarly) { EXPECT_TRUE(run(deadline_never_early(), test::with_procs(2))); }
 
 Task<void> request_stop_later(std::stop_source* source) {
   co_await sleep(2ms);
@@ -278,7 +275,8 @@ Task<bool> deadlines_race_completion(long rounds) {
   for (long i = 0; i < rounds; ++i) {
     go(byte_writer(s.fd[1]));
     char c = 0;
-    auto r = co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(std::chrono::microseconds(i % 20)));
+    auto r =
+        co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(std::chrono::microseconds(i % 20)));
     if (!r.ok()) {
       if (r.status().code() != absl::StatusCode::kDeadlineExceeded) co_return false;
       r = co_await io::read(s.fd[0], &c, 1, IoOptions::timeout(30s));
@@ -334,8 +332,8 @@ Task<bool> more_ops_than_the_completion_queue(long waiters) {
 
 TEST(Io, MoreOperationsThanTheCompletionQueueAllComplete) {
   test::Watchdog watchdog("Io.MoreOperationsThanTheCompletionQueueAllComplete");
-  EXPECT_TRUE(run(more_ops_than_the_completion_queue(test::scaled(10000, 5000)),
-                  test::with_procs(1)));
+  EXPECT_TRUE(
+      run(more_ops_than_the_completion_queue(test::scaled(10000, 5000)), test::with_procs(1)));
 }
 
 // --- sockets: accept, connect, reset peers ---
@@ -472,7 +470,7 @@ Task<bool> regular_file_round_trip() {
   char buf[16] = {};
   auto n = co_await io::read(fd, buf, sizeof buf);
   (void)io::close(fd);
-  co_return wrote && n.ok() && *n == 9 && std::memcmp(buf, "file data", 9) == 0;
+  co_return wrote&& n.ok() && *n == 9 && std::memcmp(buf, "file data", 9) == 0;
 }
 
 TEST(Io, RegularFilesWork) { EXPECT_TRUE(run(regular_file_round_trip(), test::with_procs(2))); }

@@ -161,9 +161,7 @@ class IoAwaiter {
     void operator()() const noexcept { io_cancel(*op, IoCancel::kCancelled); }
   };
 
-  [[nodiscard]] bool has_deadline() const noexcept {
-    return deadline_.node.when != kNoDeadline;
-  }
+  [[nodiscard]] bool has_deadline() const noexcept { return deadline_.node.when != kNoDeadline; }
   bool cancel_now(IoCancel reason) noexcept {
     op_.cancel.store(static_cast<std::uint32_t>(reason), std::memory_order_relaxed);
     op_.result = -ECANCELED;
