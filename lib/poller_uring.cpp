@@ -54,8 +54,50 @@
 #include "poller.hpp"
 #include "scheduler.hpp"
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TSAN_RING_ANNOTATIONS 1
+#endif
+#endif
+#if !defined(GORO_TSAN_RING_ANNOTATIONS) && defined(__SANITIZE_THREAD__)
+#define GORO_TSAN_RING_ANNOTATIONS 1
+#endif
+
+#ifdef GORO_TSAN_RING_ANNOTATIONS
+// ThreadSanitizer's dynamic annotations (its runtime defines them).
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
+#endif
+
 namespace goro::detail {
 namespace {
+
+// Marks a scope that reads or writes ring memory (SQEs, CQEs, the kernel's
+// flags word). That memory is shared with the kernel and mapped by liburing
+// with raw system calls that ThreadSanitizer does not see, so when a later
+// runtime's ring lands at the address of an earlier one it reports the
+// owner threads of the two as racing. Within one ring only its owner
+// thread touches it. The scopes are kept to the ring accesses themselves,
+// so that the scheduler code they call stays checked.
+class RingMemoryScope {
+ public:
+#ifdef GORO_TSAN_RING_ANNOTATIONS
+  RingMemoryScope() noexcept {
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+  }
+  ~RingMemoryScope() {
+    AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+  }
+#else
+  RingMemoryScope() noexcept = default;
+#endif
+  RingMemoryScope(const RingMemoryScope&) = delete;
+  RingMemoryScope& operator=(const RingMemoryScope&) = delete;
+};
 
 constexpr std::uint64_t kCancelTag = 0;  // an ASYNC_CANCEL's own CQE
 constexpr std::uint64_t kWakeTag = 1;    // the eventfd read
@@ -102,8 +144,11 @@ class UringPoller final : public Poller {
     if (!attached_) return;
     draining_ = true;
     io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
-    sqe->user_data = kCancelTag;
+    {
+      RingMemoryScope ring_memory;
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+      sqe->user_data = kCancelTag;
+    }
     ++in_flight_;
     while (in_flight_ > 0) {
       io_uring_cqe* cqe = nullptr;
@@ -121,7 +166,7 @@ class UringPoller final : public Poller {
     // completed meanwhile is reaped by the next wait()).
     if (in_flight_ == (wake_armed_ ? 1U : 0U) && io_uring_sq_ready(&ring_) == 0) return;
     for (;;) {
-      const unsigned kflags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+      const unsigned kflags = kernel_flags();
       if (io_uring_sq_ready(&ring_) != 0 ||
           (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0) {
         submit_now();
@@ -130,7 +175,7 @@ class UringPoller final : public Poller {
       reap();
       // Completions the kernel kept in its overflow list (more ops in
       // flight than CQ entries) are flushed by the next enter: go round.
-      if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) == 0) break;
+      if ((kernel_flags() & IORING_SQ_CQ_OVERFLOW) == 0) break;
     }
     finish_batch();
   }
@@ -171,12 +216,18 @@ class UringPoller final : public Poller {
 
   void cancel(std::uint64_t user_data) noexcept {
     io_uring_sqe* sqe = get_sqe();
+    RingMemoryScope ring_memory;
     io_uring_prep_cancel64(sqe, user_data, 0);
     sqe->user_data = kCancelTag;
     ++in_flight_;
   }
 
  private:
+  unsigned kernel_flags() const noexcept {
+    RingMemoryScope ring_memory;
+    return IO_URING_READ_ONCE(*ring_.sq.kflags);
+  }
+
   io_uring_sqe* get_sqe() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     while (sqe == nullptr) {
@@ -201,6 +252,7 @@ class UringPoller final : public Poller {
   void arm_wake_read() noexcept {
     if (wake_armed_) return;
     io_uring_sqe* sqe = get_sqe();
+    RingMemoryScope ring_memory;
     io_uring_prep_read(sqe, wake_fd_, &wake_buffer_, sizeof wake_buffer_, 0);
     sqe->user_data = kWakeTag;
     wake_armed_ = true;
@@ -209,6 +261,7 @@ class UringPoller final : public Poller {
 
   void prep(IoOp& op) noexcept {
     io_uring_sqe* sqe = get_sqe();
+    RingMemoryScope ring_memory;
     const IoRequest& r = op.request;
     if (op.repoll) {
       io_uring_prep_poll_add(sqe, r.fd, static_cast<unsigned>(poll_events_for(r)));
@@ -248,17 +301,21 @@ class UringPoller final : public Poller {
   // read), which may submit early if the SQ fills up.
   void reap() noexcept {
     for (;;) {
-      io_uring_cqe* cqes[64];
-      const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
-      if (n == 0) return;
-      // Copy out before advancing: the kernel may reuse the slots at once.
       std::uint64_t user_data[64];
       int res[64];
-      for (unsigned i = 0; i < n; ++i) {
-        user_data[i] = cqes[i]->user_data;
-        res[i] = cqes[i]->res;
+      unsigned n;
+      {
+        RingMemoryScope ring_memory;
+        io_uring_cqe* cqes[64];
+        n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+        if (n == 0) return;
+        // Copy out before advancing: the kernel may reuse the slots at once.
+        for (unsigned i = 0; i < n; ++i) {
+          user_data[i] = cqes[i]->user_data;
+          res[i] = cqes[i]->res;
+        }
+        io_uring_cq_advance(&ring_, n);
       }
-      io_uring_cq_advance(&ring_, n);
       in_flight_ -= n;
       for (unsigned i = 0; i < n; ++i) complete(user_data[i], res[i]);
     }
