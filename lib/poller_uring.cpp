@@ -93,7 +93,8 @@ class RingMemoryScope {
     AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
   }
 #else
-  RingMemoryScope() noexcept = default;
+  RingMemoryScope() noexcept {}  // user-provided: a scope object is never "unused"
+  ~RingMemoryScope() {}
 #endif
   RingMemoryScope(const RingMemoryScope&) = delete;
   RingMemoryScope& operator=(const RingMemoryScope&) = delete;
