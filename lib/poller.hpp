@@ -136,6 +136,9 @@ class Poller {
   // spinning on it before going idle is cheap).
   [[nodiscard]] virtual bool has_ops_in_flight() const noexcept = 0;
   [[nodiscard]] virtual bool cheap_to_poll() const noexcept = 0;
+  // Any thread (sysmon's deadlock check): whether ops wait in this poller
+  // (epoll: in any PollDesc). Exact whenever the P is idle.
+  [[nodiscard]] virtual bool ops_waiting() const noexcept = 0;
 
   // Makes every P's poller for `kind`.
   static std::unique_ptr<Poller> make(P& p, const PollerChoice& choice);

@@ -94,6 +94,10 @@ class FdTable {
   std::atomic<PollDesc*> chunks_[kChunks] = {};
 };
 
+// Ops parked in any PollDesc (sysmon's deadlock check). Changed under the
+// PollDesc lock; relaxed: a count, read by sysmon only once every P is idle.
+std::atomic<std::int64_t> parked_ops{0};
+
 FdTable& fd_table() noexcept {
   static FdTable* table = new FdTable;  // never destroyed: fds outlive runtimes
   return *table;
@@ -111,6 +115,8 @@ std::uint64_t live_epoch() noexcept {
 }
 
 void new_epoch() noexcept {
+  // The ops parked in the run that ended are forgotten with it.
+  parked_ops.store(0, std::memory_order_relaxed);
   current_epoch.store(epoch_source.fetch_add(1, std::memory_order_relaxed) + 1,
                       std::memory_order_release);
 }
@@ -216,6 +222,7 @@ bool retry_list(IoOp*& list, OpBatch& done) noexcept {
     list = op->next;
     op->next = nullptr;
     op->result = r;
+    parked_ops.fetch_sub(1, std::memory_order_relaxed);
     done.push_back(op);
   }
   return true;
@@ -255,6 +262,9 @@ class EpollPoller final : public Poller {
 
   // epoll_wait is a system call even when nothing is ready: no spinning.
   bool has_ops_in_flight() const noexcept override { return false; }
+  bool ops_waiting() const noexcept override {
+    return parked_ops.load(std::memory_order_relaxed) != 0;
+  }
   bool cheap_to_poll() const noexcept override { return false; }
 
   void poll() override {
@@ -382,6 +392,7 @@ bool epoll_commit(IoOp& op) noexcept {
     }
   }
   append(reader ? pd.readers : pd.writers, &op);
+  parked_ops.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -393,7 +404,10 @@ void epoll_cancel(IoOp& op) noexcept {
     MutexLock lock(pd->mu);
     if (pd->epoch != live_epoch()) return;
     removed = unlink(is_reader(op.request) ? pd->readers : pd->writers, &op);
-    if (removed) op.result = -ECANCELED;
+    if (removed) {
+      op.result = -ECANCELED;
+      parked_ops.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
   if (removed) ready_goroutine(op.g);
 }
@@ -410,6 +424,7 @@ void epoll_forget_fd(int fd) noexcept {
           *list = op->next;
           op->next = nullptr;
           op->result = -EBADF;
+          parked_ops.fetch_sub(1, std::memory_order_relaxed);
           woken.push_back(op);
         }
       }

@@ -162,6 +162,12 @@ class UringPoller final : public Poller {
     attached_ = false;
   }
 
+  // Publishes the ops in flight for ops_waiting(). Release: an owner that
+  // goes idle afterwards is seen with its final count.
+  void publish_in_flight() noexcept {
+    ops_in_flight_.store(in_flight_ - (wake_armed_ ? 1U : 0U), std::memory_order_release);
+  }
+
   void poll() override {
     // Nothing but the wake read in flight: nothing to do (a wake that
     // completed meanwhile is reaped by the next wait()).
@@ -178,6 +184,7 @@ class UringPoller final : public Poller {
       // flight than CQ entries) are flushed by the next enter: go round.
       if ((kernel_flags() & IORING_SQ_CQ_OVERFLOW) == 0) break;
     }
+    publish_in_flight();
     finish_batch();
   }
 
@@ -198,10 +205,16 @@ class UringPoller final : public Poller {
       }
     }
     reap();
+    publish_in_flight();
     finish_batch();
   }
 
   bool has_ops_in_flight() const noexcept override { return in_flight_ > (wake_armed_ ? 1U : 0U); }
+  bool ops_waiting() const noexcept override {
+    // Acquire: pairs with publish_in_flight's release; an idle owner's last
+    // store is exact.
+    return ops_in_flight_.load(std::memory_order_acquire) != 0;
+  }
   // With DEFER_TASKRUN or COOP_TASKRUN + TASKRUN_FLAG the kernel flags
   // pending completion work in the SQ ring; with no flags it posts CQEs
   // directly. Either way a poll with nothing to do is a few memory reads.
@@ -213,6 +226,7 @@ class UringPoller final : public Poller {
                    (static_cast<std::uint64_t>(++sequence_) << kSequenceShift);
     op.repoll = false;
     prep(op);
+    publish_in_flight();
   }
 
   void cancel(std::uint64_t user_data) noexcept {
@@ -363,7 +377,8 @@ class UringPoller final : public Poller {
   bool draining_ = false;
   bool wake_armed_ = false;
   std::uint64_t wake_buffer_ = 0;
-  unsigned in_flight_ = 0;  // SQEs queued or submitted whose CQE is not reaped
+  unsigned in_flight_ = 0;                  // SQEs queued or submitted whose CQE is not reaped
+  std::atomic<unsigned> ops_in_flight_{0};  // in_flight_ less the wake read
   std::uint16_t sequence_ = 0;
 };
 

@@ -180,6 +180,7 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
   G* self = tls_g;
   P* p = tls_p;
   self->resume = awaiting;
+  self->wait_reason = "join";
   if (p->scheduler.claim_for_inline_join(*p, child)) {
     // Inline join. Nobody else touches the join state before the child
     // finishes; release because the child may finish on another thread
@@ -255,6 +256,7 @@ void ready_goroutine(G* g) noexcept {
   // Under the lock, as start_goroutine: the scheduler cannot go away.
   MutexLock lock(runtime_mu);
   if (running != nullptr && running->global_put_from_outside(entry_for(g, /*claim=*/false))) {
+    running->count_outside_ready();
     running->notify_work_available(nullptr);
   }
 }
@@ -294,6 +296,14 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
     last_run_stats = scheduler->stats();
     last_run_stalls = scheduler->recent_stalls();
     running = nullptr;
+  }
+  if (!scheduler->deadlock_report().empty()) {
+    // Main never finished: its frame (and every frame it awaits) goes now,
+    // after the other goroutines', as a normal shutdown would order it.
+    g->root = nullptr;
+    recycle_goroutine(nullptr, g);
+    main.destroy();
+    throw goro::Deadlock(scheduler->deadlock_report());
   }
   // The frame stays: run() reads the result and destroys it.
   g->root = nullptr;

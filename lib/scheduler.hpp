@@ -99,6 +99,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -327,6 +328,10 @@ class Scheduler {
   [[nodiscard]] std::vector<Stall> recent_stalls() noexcept;
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
   [[nodiscard]] PollerKind poller_kind() const noexcept { return poller_.kind; }
+  // After run(): the deadlock report, empty if the run ended normally.
+  [[nodiscard]] const std::string& deadlock_report() const noexcept { return deadlock_report_; }
+  // A goroutine was readied from a thread outside the runtime.
+  void count_outside_ready() noexcept { outside_readies_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   friend class Sysmon;
@@ -339,6 +344,16 @@ class Scheduler {
   void end_stall(std::size_t p, std::int64_t nanos);
   // Wakes a worker if the global queue has work and nobody looks for it.
   bool kick_global_queue() noexcept;
+  // Deadlock detection (deadlock.cpp). If nothing could wake any goroutine
+  // now, stores in `activity` a count that changes whenever anything runs
+  // or arrives, and returns true.
+  bool quiescent(std::uint64_t& activity) noexcept;
+  // Prints the report, stops the runtime, and makes run_main throw.
+  void declare_deadlock() noexcept;
+  [[nodiscard]] bool detect_deadlocks() const noexcept { return config_.detect_deadlocks; }
+  [[nodiscard]] std::int64_t deadlock_grace_nanos() const noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(config_.deadlock_grace).count();
+  }
   // An idle P became busy (npidle was decremented).
   void note_busy() noexcept { sysmon_.note_busy(); }
 
@@ -409,6 +424,8 @@ class Scheduler {
   // Stalls sysmon saw (the most recent kStallHistory), and per P the index
   // of its stall in progress in stall_ids_ terms.
   static constexpr std::size_t kStallHistory = 64;
+  // Goroutines listed by name in a deadlock report (the rest are counted).
+  static constexpr std::size_t kDeadlockReportLimit = 100;
   mutable Mutex stall_mu_;
   std::vector<Stall> stalls_ ABSL_GUARDED_BY(stall_mu_);
   std::uint64_t stall_count_ ABSL_GUARDED_BY(stall_mu_) = 0;
@@ -416,6 +433,10 @@ class Scheduler {
   // Counters for work submitted from outside the runtime.
   std::atomic<std::uint64_t> outside_started_{0};
   std::atomic<std::uint64_t> outside_wakeups_{0};
+  std::atomic<std::uint64_t> outside_readies_{0};
+  // Written by sysmon before it stops the runtime; read after the workers
+  // and sysmon are joined.
+  std::string deadlock_report_;
 };
 
 }  // namespace goro::detail

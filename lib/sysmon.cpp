@@ -58,12 +58,31 @@ void Sysmon::loop() {
     }
     std::int64_t now = monotonic_now_ns();
     if (scheduler_.all_idle()) {
-      // Nothing runs: sleep until a P gets busy or it is time to scavenge.
+      // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
+      std::uint64_t activity = 0;
+      std::int64_t wake_at = next_scavenge;
+      if (scheduler_.detect_deadlocks() && scheduler_.quiescent(activity)) {
+        if (quiet_since_ != 0 && activity == quiet_activity_ &&
+            now - quiet_since_ >= scheduler_.deadlock_grace_nanos()) {
+          scheduler_.declare_deadlock();
+          break;
+        }
+        if (quiet_since_ == 0 || activity != quiet_activity_) {
+          quiet_since_ = now;
+          quiet_activity_ = activity;
+        }
+        wake_at = std::min(wake_at, quiet_since_ + scheduler_.deadlock_grace_nanos());
+      } else {
+        quiet_since_ = 0;
+      }
+      // Sleep until a P gets busy, the grace period ends, or it is time to
+      // scavenge.
       sleeping_.store(true, std::memory_order_seq_cst);
-      if (scheduler_.all_idle()) parker_.park_until(next_scavenge);
+      if (scheduler_.all_idle()) parker_.park_until(wake_at);
       sleeping_.store(false, std::memory_order_relaxed);
       idle_rounds = 0;
     } else {
+      quiet_since_ = 0;
       parker_.park_until(now + delay);
     }
     if (stopping_.load(std::memory_order_acquire)) break;  // pairs with stop()

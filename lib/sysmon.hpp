@@ -14,7 +14,14 @@
 //   2. wakes a worker when the global queue holds work and nobody spins
 //      (a safety net: the submitters' handshake already does it);
 //   3. every kScavengePeriod, returns to the OS the allocator's pages that
-//      have been free for kScavengeAge.
+//      have been free for kScavengeAge;
+//   4. (sleeping when every P is idle, below);
+//   5. detects deadlocks: when every P is idle and Scheduler::quiescent()
+//      says nothing could wake any goroutine (no runnable goroutine, timer,
+//      I/O op in a poller, blocking call, or inbox entry), it remembers the
+//      activity count and sleeps Config::deadlock_grace; if the runtime is
+//      still quiescent then with the same count (nothing ran, nothing came
+//      from outside threads), it declares the deadlock (deadlock.cpp).
 // It sleeps between rounds, 20 us at first and doubling after 50 rounds
 // with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
 // (or until the next scavenge) while every P is idle.
@@ -81,6 +88,10 @@ class Sysmon {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> sleeping_{false};
   std::vector<Watch> watches_;
+  // Deadlock detection: when the runtime was first seen quiescent (0: not
+  // now) and its activity count then.
+  std::int64_t quiet_since_ = 0;
+  std::uint64_t quiet_activity_ = 0;
 };
 
 }  // namespace goro::detail

@@ -99,8 +99,12 @@ class SendAwaiter {
   }
 
   void await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    if (chan_ == nullptr) return;  // never readied
     G* g = current_goroutine();
+    if (chan_ == nullptr) {
+      g->wait_reason = "chan send (nil chan)";
+      return;  // never readied
+    }
+    g->wait_reason = "chan send";
     g->resume = awaiting;
     waiter_.g = g;
     waiter_.elem = &value_;
@@ -154,8 +158,12 @@ class RecvAwaiter {
   }
 
   void await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    if (chan_ == nullptr) return;  // never readied
     G* g = current_goroutine();
+    if (chan_ == nullptr) {
+      g->wait_reason = "chan receive (nil chan)";
+      return;  // never readied
+    }
+    g->wait_reason = "chan receive";
     g->resume = awaiting;
     waiter_.g = g;
     waiter_.elem = &value_;

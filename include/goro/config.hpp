@@ -5,6 +5,7 @@
 #ifndef GORO_CONFIG_HPP_
 #define GORO_CONFIG_HPP_
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -49,6 +50,16 @@ struct Config {
 
   // The netpoller backend. goro::io::poller_backend() says which one runs.
   PollerBackend poller = PollerBackend::kAuto;
+
+  // Deadlock detection (Go's "all goroutines are asleep"): when every
+  // goroutine has stayed parked for Config::deadlock_grace with nothing
+  // that could wake one (no runnable goroutine, timer, I/O operation or
+  // blocking call, and no goroutine started or readied from outside the
+  // runtime), run() prints the goroutines and what each waits for to
+  // stderr and throws goro::Deadlock. Turn it off when goroutines wait for
+  // a thread outside the runtime that may stay silent longer than that.
+  bool detect_deadlocks = true;
+  std::chrono::milliseconds deadlock_grace{100};
 };
 
 // The CPUs this process may use: the size of its affinity mask, further

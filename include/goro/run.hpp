@@ -1,15 +1,25 @@
 // goro/run.hpp
 //
-// Defines: goro::run, the entry point that starts the runtime.
+// Defines: goro::run, the entry point that starts the runtime, and
+// goro::Deadlock, what it throws when every goroutine is stuck.
 #ifndef GORO_RUN_HPP_
 #define GORO_RUN_HPP_
 
 #include <coroutine>
+#include <stdexcept>
 
 #include "goro/config.hpp"
 #include "goro/task.hpp"
 
 namespace goro {
+
+// Thrown by run() when every goroutine is parked with nothing left that
+// could wake one (see Config::detect_deadlocks). what() is the report that
+// was also printed to stderr: each goroutine's id and what it waits for.
+class Deadlock : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 namespace detail {
 // Runs the runtime until the goroutine made from `main` finishes. Leaves
@@ -28,6 +38,9 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
 //    destroyed (their frames' destructors run) and nothing else of them
 //    runs. A goroutine in the middle of running is waited for until it
 //    next suspends (coroutines cannot be preempted).
+//  * If every goroutine stays parked with nothing that could wake one (a
+//    deadlock, Config::detect_deadlocks), run destroys them all, main
+//    included, and throws goro::Deadlock.
 //  * One runtime at a time per process: calling run while another run is
 //    active throws std::logic_error. run may be called again after it
 //    returns.

@@ -174,6 +174,7 @@ class SelectCore {
                    const std::array<ChanCore*, kMax>& locks, std::size_t nlocks,
                    std::coroutine_handle<> awaiting) noexcept {
     G* g = current_goroutine();
+    g->wait_reason = "select";
     g->resume = awaiting;
     for (std::size_t i = 0; i < n; ++i) {
       Waiter& w = cases[i]->waiter;
@@ -381,7 +382,10 @@ class SelectAwaiter {
   }
 
   void await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    if (active_ == 0) return;  // only nil cases: never readied
+    if (active_ == 0) {
+      current_goroutine()->wait_reason = "select (no cases)";
+      return;  // only nil cases: never readied
+    }
     parked_ = true;
     SelectCore::park(poll_.data(), active_, &state_, locks_, nlocks_, awaiting);
   }

@@ -45,6 +45,7 @@ class SleepAwaiter {
   bool await_ready() const noexcept { return node_.when <= monotonic_now_ns(); }
   void await_suspend(std::coroutine_handle<> awaiting) {
     g_ = current_goroutine();
+    g_->wait_reason = "sleep";
     g_->resume = awaiting;
     node_.fire = &SleepAwaiter::fire;
     arm_timer(&node_);  // after this the goroutine may resume at any moment
@@ -101,6 +102,7 @@ class TimerSignal {
     }
     bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
       G* g = current_goroutine();
+      g->wait_reason = "timer wait";
       g->resume = awaiting;
       std::uintptr_t state = 0;
       // Release: publishes g->resume to the firing thread.

@@ -80,6 +80,10 @@ struct alignas(64) G {
   // whichever thread finishes it, which got it through a queue.
   void* inline_on = nullptr;
   std::uint64_t inline_epoch = 0;
+  // What the goroutine waits for while parked ("chan receive", "IO wait",
+  // ...), for the deadlock report (Go's waitreason). A static string, set by
+  // whatever parks it; stale while the goroutine runs.
+  const char* wait_reason = nullptr;
   // Free-list link while the record is free.
   G* next_free = nullptr;
 };

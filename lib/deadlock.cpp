@@ -1,0 +1,80 @@
+// lib/deadlock.cpp: deadlock detection, after Go's checkdead (proc.go).
+//
+// Go reports "all goroutines are asleep - deadlock!" when no M runs and no
+// goroutine can become runnable. goro decides the same from sysmon
+// (sysmon.hpp, step 5), with two differences that come from being a
+// library:
+//
+//   * Threads outside the runtime may start or ready goroutines at any
+//     moment (go() from another thread, a WaitGroup done from outside), and
+//     goro cannot know whether one will. So quiescence must last a grace
+//     period (Config::deadlock_grace, 100 ms by default) during which the
+//     activity count (schedules on every P, goroutines started and readied
+//     from outside) does not move. Programs that rely on longer silences
+//     turn detection off (Config::detect_deadlocks).
+//   * Instead of killing the process, run() throws goro::Deadlock after a
+//     normal shutdown (every goroutine destroyed, main last), so tests and
+//     embedding programs can recover.
+//
+// Quiescent means, with every P idle (no worker holds a goroutine):
+//   1. no run queue, runnext, inbox or the global queue holds a goroutine;
+//   2. no P has an armed timer (a sleep, a Timer, a deadline could fire);
+//   3. no poller has an op waiting (I/O could complete);
+//   4. no blocking call is in flight (it will ready its goroutine).
+// Each is read with the loads its owner's protocol already uses; a stale
+// "busy" only delays the decision, and a stale "quiet" cannot survive the
+// grace period, because anything that changes it also moves the activity
+// count (a goroutine must run to arm a timer or start an op).
+#include <cstdio>
+#include <string>
+
+#include "goroutine_pool.hpp"
+#include "scheduler.hpp"
+
+namespace goro::detail {
+
+bool Scheduler::quiescent(std::uint64_t& activity) noexcept {
+  if (stopping() || !all_idle()) return false;
+  // Acquire: pairs with complete_blocking's release decrement.
+  if (blocking_in_flight_.load(std::memory_order_acquire) != 0) return false;
+  if (global_.size_hint() != 0) return false;
+  std::uint64_t count = outside_started_.load(std::memory_order_relaxed) +
+                        outside_readies_.load(std::memory_order_relaxed);
+  for (const auto& p : ps_) {
+    // Relaxed loads: hints re-read after the grace period (see the top).
+    if (!p->runq.empty() || p->runnext.load(std::memory_order_relaxed) != 0) return false;
+    if (p->inbox_nonempty.load(std::memory_order_relaxed)) return false;
+    if (p->next_timer.load(std::memory_order_relaxed) != TimerHeap::kNever) return false;
+    if (p->poller->ops_waiting()) return false;
+    count += p->stats.schedules.load(std::memory_order_relaxed);
+  }
+  activity = count;
+  return true;
+}
+
+void Scheduler::declare_deadlock() noexcept {
+  std::string report = "goro: fatal error: all goroutines are asleep - deadlock!\n";
+  std::size_t listed = 0;
+  std::size_t live = 0;
+  // Every P is idle and nothing arrived for the whole grace period: the
+  // records are quiet. (A go() from outside racing this walk could show a
+  // half-made record; it would also have made the runtime not deadlocked,
+  // and the report is only diagnostics.)
+  GoroutinePool::instance().for_each_record([&](G& g) {
+    if (!g.live) return;
+    ++live;
+    if (listed == kDeadlockReportLimit) return;
+    ++listed;
+    report += "\ngoroutine " + std::to_string(g.id) + " [" +
+              (g.wait_reason != nullptr ? g.wait_reason : "parked") + "]" +
+              (g.is_main ? " (main)" : "");
+  });
+  if (live > listed) report += "\n... and " + std::to_string(live - listed) + " more";
+  report += "\n";
+  std::fputs(report.c_str(), stderr);
+  std::fflush(stderr);
+  deadlock_report_ = std::move(report);
+  begin_stop();
+}
+
+}  // namespace goro::detail

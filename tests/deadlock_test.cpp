@@ -1,0 +1,163 @@
+// tests/deadlock_test.cpp: run() throws goro::Deadlock when every goroutine
+// is parked with nothing to wake it, and does not while a timer, an I/O
+// operation, a blocking call or a thread outside the runtime can still
+// wake one.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+#include "test_util.hpp"
+
+namespace goro {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A short grace keeps the tests quick; the "must not fire" cases wait far
+// longer than it.
+Config quick(unsigned procs = 2) {
+  Config config = test::with_procs(procs);
+  config.deadlock_grace = 20ms;
+  return config;
+}
+
+Task<int> test_value() { co_return 7; }
+
+Task<int> receive_forever() {
+  Chan<int> nobody_sends = make_chan<int>();
+  auto v = co_await nobody_sends.recv();
+  co_return v.value_or(-1);
+}
+
+TEST(Deadlock, MainReceivingFromASilentChannelThrows) {
+  try {
+    (void)run(receive_forever(), quick());
+    FAIL() << "run returned";
+  } catch (const Deadlock& e) {
+    const std::string report = e.what();
+    EXPECT_NE(report.find("all goroutines are asleep"), std::string::npos) << report;
+    EXPECT_NE(report.find("goroutine 1 [chan receive] (main)"), std::string::npos) << report;
+  }
+}
+
+Task<void> wait_for(Chan<int> in, Chan<int> out, test::LifeCounts* counts) {
+  test::Guard guard(*counts);
+  auto v = co_await in.recv();
+  co_await out.send(v.value_or(0));
+}
+
+Task<void> two_goroutines_wait_for_each_other(test::LifeCounts* counts) {
+  Chan<int> a = make_chan<int>();
+  Chan<int> b = make_chan<int>();
+  auto first = spawn(wait_for(a, b, counts));
+  auto second = spawn(wait_for(b, a, counts));
+  co_await first;
+  co_await second;
+}
+
+TEST(Deadlock, ACycleOfGoroutinesIsReportedAndDestroyed) {
+  test::LifeCounts counts;
+  try {
+    run(two_goroutines_wait_for_each_other(&counts), quick());
+    FAIL() << "run returned";
+  } catch (const Deadlock& e) {
+    const std::string report = e.what();
+    EXPECT_NE(report.find("[join] (main)"), std::string::npos) << report;
+    // Both goroutines wait to receive.
+    const auto first = report.find("[chan receive]");
+    ASSERT_NE(first, std::string::npos) << report;
+    EXPECT_NE(report.find("[chan receive]", first + 1), std::string::npos) << report;
+  }
+  EXPECT_EQ(counts.constructed.load(), 2);
+  EXPECT_EQ(counts.alive(), 0);  // their frames were destroyed
+  // The process can run again.
+  EXPECT_EQ(run(test_value(), quick()), 7);
+}
+
+Task<int> nil_channel() {
+  Chan<int> nil;
+  co_await nil.send(1);
+  co_return 0;
+}
+
+TEST(Deadlock, ANilChannelSendIsADeadlock) {
+  try {
+    (void)run(nil_channel(), quick(1));
+    FAIL() << "run returned";
+  } catch (const Deadlock& e) {
+    EXPECT_NE(std::string(e.what()).find("[chan send (nil chan)]"), std::string::npos) << e.what();
+  }
+}
+
+Task<int> sleep_longer_than_the_grace() {
+  co_await sleep(100ms);
+  co_return 1;
+}
+
+TEST(Deadlock, APendingTimerIsNotADeadlock) {
+  EXPECT_EQ(run(sleep_longer_than_the_grace(), quick()), 1);
+}
+
+Task<int> read_written_later(int fd) {
+  char c = 0;
+  auto n = co_await io::read(fd, &c, 1);
+  co_return n.ok() && *n == 1 ? c : -1;
+}
+
+TEST(Deadlock, APendingReadIsNotADeadlock) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  std::thread writer([fd = fds[1]] {
+    std::this_thread::sleep_for(150ms);
+    (void)::write(fd, "r", 1);
+  });
+  EXPECT_EQ(run(read_written_later(fds[0]), quick()), 'r');
+  writer.join();
+  (void)io::close(fds[0]);
+  (void)io::close(fds[1]);
+}
+
+Task<int> long_blocking_call() {
+  co_return co_await blocking([] {
+    std::this_thread::sleep_for(150ms);
+    return 3;
+  });
+}
+
+TEST(Deadlock, APendingBlockingCallIsNotADeadlock) {
+  EXPECT_EQ(run(long_blocking_call(), quick()), 3);
+}
+
+Task<void> send_one(Chan<int> ch) { co_await ch.send(5); }
+
+void start_sender_later(Chan<int> ch, std::chrono::milliseconds delay) {
+  std::this_thread::sleep_for(delay);
+  go(send_one(ch));
+}
+
+Task<int> wait_for_outside(Chan<int> ch) { co_return (co_await ch.recv()).value_or(-1); }
+
+TEST(Deadlock, AnOutsideThreadWithinTheGraceIsNotADeadlock) {
+  Chan<int> ch = make_chan<int>();
+  Config config = quick();
+  config.deadlock_grace = 500ms;
+  std::thread outside(start_sender_later, ch, 50ms);
+  EXPECT_EQ(run(wait_for_outside(ch), config), 5);
+  outside.join();
+}
+
+TEST(Deadlock, DetectionCanBeTurnedOff) {
+  Chan<int> ch = make_chan<int>();
+  Config config = quick();
+  config.detect_deadlocks = false;
+  std::thread outside(start_sender_later, ch, 150ms);  // far past the grace
+  EXPECT_EQ(run(wait_for_outside(ch), config), 5);
+  outside.join();
+}
+
+}  // namespace
+}  // namespace goro
