@@ -10,6 +10,9 @@
 // go test runtime -bench 'Chan|Select'):
 //   BM_ChanPingPong/<procs>        two goroutines bounce an int over two
 //                                  unbuffered channels: ns per round trip
+//   BM_ChanSync                    Go's BenchmarkChanSync transcribed: two
+//                                  goroutines, one unbuffered channel, each
+//                                  iteration a send and a receive: ns per op
 //   BM_ChanProdCons/<capacity>     4 producers, 1 consumer: ns per item
 //   BM_Select/<channels>/<contended>  a consumer selects over 2 or 4
 //                                  channels. Uncontended: it fills them itself
@@ -88,6 +91,43 @@ void BM_ChanPingPong(benchmark::State& state) {
   set_per_item(state, "ns_per_roundtrip", kRounds);
 }
 BENCHMARK(BM_ChanPingPong)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// --- Go's BenchmarkChanSync --------------------------------------------------
+
+// Go's runtime benchmark, transcribed: two goroutines share one unbuffered
+// channel; in each iteration one receives then sends, the other sends then
+// receives. One op is one iteration of one goroutine.
+goro::Task<void> chan_sync_side(goro::Chan<int> ch, long iterations, bool receive_first,
+                                goro::SendChan<int> done) {
+  for (long i = 0; i < iterations; ++i) {
+    if (receive_first) {
+      (void)co_await ch.recv();
+      co_await ch.send(0);
+    } else {
+      co_await ch.send(0);
+      (void)co_await ch.recv();
+    }
+  }
+  co_await done.send(1);
+}
+
+goro::Task<double> chan_sync(long iterations) {
+  goro::Chan<int> ch = goro::make_chan<int>();
+  goro::Chan<int> done = goro::make_chan<int>(2);
+  const auto start = Clock::now();
+  goro::go(chan_sync_side(ch, iterations, true, done));
+  goro::go(chan_sync_side(ch, iterations, false, done));
+  (void)co_await done.recv();
+  (void)co_await done.recv();
+  co_return seconds_since(start);
+}
+
+void BM_ChanSync(benchmark::State& state) {
+  constexpr long kIterations = 100'000;
+  run_batches(state, 0, chan_sync, kIterations);
+  set_per_item(state, "ns_per_op", 2 * kIterations);
+}
+BENCHMARK(BM_ChanSync)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // --- Producers / consumer --------------------------------------------------
 
