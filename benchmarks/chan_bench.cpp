@@ -32,6 +32,8 @@
 
 #include <goro/goro.hpp>
 
+#include "bench_util.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -46,14 +48,7 @@ goro::Config procs_config(unsigned procs) {
   return config;
 }
 
-// ns per item from manual time (see sched_bench.cpp).
-void set_per_item(benchmark::State& state, const char* name, std::int64_t items_per_iteration) {
-  const double items =
-      static_cast<double>(state.iterations()) * static_cast<double>(items_per_iteration);
-  state.SetItemsProcessed(static_cast<std::int64_t>(items));
-  state.counters[name] =
-      benchmark::Counter(items, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
+using goro::bench::set_per_item;
 
 // Runs `make_batch(args...)` as the main goroutine once per iteration;
 // the batch returns the seconds its work took.

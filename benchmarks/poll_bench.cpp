@@ -33,6 +33,8 @@
 
 #include <goro/goro.hpp>
 
+#include "bench_util.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -86,10 +88,7 @@ goro::Task<double> blocking_round_trips(int calls) {
 void BM_BlockingRoundTrip(benchmark::State& state) {
   constexpr int kCalls = 20000;
   for (auto _ : state) state.SetIterationTime(goro::run(blocking_round_trips(kCalls)));
-  state.SetItemsProcessed(state.iterations() * kCalls);
-  state.counters["ns_per_call"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kCalls),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::OneK::kIs1000);
+  goro::bench::set_per_item(state, "ns_per_call", kCalls);
 }
 BENCHMARK(BM_BlockingRoundTrip)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -105,10 +104,7 @@ void BM_TimerInsertCancel(benchmark::State& state) {
   constexpr int kTimers = 1'000'000;
   for (auto _ : state)
     state.SetIterationTime(goro::run(insert_cancel(kTimers), goro::Config{.procs = 1}));
-  state.SetItemsProcessed(state.iterations() * kTimers);
-  state.counters["ns_per_timer"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kTimers),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::OneK::kIs1000);
+  goro::bench::set_per_item(state, "ns_per_timer", kTimers);
 }
 BENCHMARK(BM_TimerInsertCancel)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -168,11 +164,7 @@ void socket_ping_pong_bench(benchmark::State& state, goro::PollerBackend backend
     }
     state.SetIterationTime(seconds);
   }
-  const double trips = static_cast<double>(state.iterations()) * pairs * rounds;
-  state.SetItemsProcessed(static_cast<std::int64_t>(trips));
-  state.counters["ns_per_roundtrip"] =
-      benchmark::Counter(trips, benchmark::Counter::kIsRate | benchmark::Counter::kInvert,
-                         benchmark::Counter::OneK::kIs1000);
+  goro::bench::set_per_item(state, "ns_per_roundtrip", static_cast<double>(pairs) * rounds);
 }
 
 void BM_SocketPingPong(benchmark::State& state, goro::PollerBackend backend) {

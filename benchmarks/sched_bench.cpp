@@ -44,6 +44,8 @@
 
 #include <goro/goro.hpp>
 
+#include "bench_util.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -65,15 +67,7 @@ void label_procs(benchmark::State& state) {
   }
 }
 
-// ns per item, from manual time: value = seconds / items, printed with an SI
-// prefix (e.g. "25.1n" = 25.1 ns).
-void set_per_item(benchmark::State& state, const char* name, std::int64_t items_per_iteration) {
-  const double items =
-      static_cast<double>(state.iterations()) * static_cast<double>(items_per_iteration);
-  state.SetItemsProcessed(static_cast<std::int64_t>(items));
-  state.counters[name] =
-      benchmark::Counter(items, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
+using goro::bench::set_per_item;
 
 // Per-batch scheduler counters of the last run (approximate shares are
 // enough to tell which path the benchmark exercised).

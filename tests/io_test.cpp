@@ -433,18 +433,25 @@ TEST(Io, SendToAClosedPeerIsAnErrorNotASignal) {
   EXPECT_TRUE(run(send_to_reset_peer(), test::with_procs(2)));
 }
 
-Task<bool> read_sees_eof_after_shutdown() {
+// A read parked on s.fd[0] ends with 0 (end of file) when `end` of the pair
+// is shut down with `how`: the peer's write side, or the reader's own socket
+// (the portable way to end a read parked in either backend).
+Task<bool> parked_read_ends_at_shutdown(int end, int how) {
   SocketPair s;
   char c = 0;
-  auto reader = spawn(read_task(s.fd[0], &c));
+  auto reader = spawn(read_task(s.fd[0], &c, IoOptions::timeout(10s)));
   co_await sleep(2ms);
-  ::shutdown(s.fd[1], SHUT_WR);
+  ::shutdown(s.fd[end], how);
   auto n = co_await reader;
   co_return n.ok() && *n == 0;
 }
 
 TEST(Io, ReadReturnsZeroAtEndOfFile) {
-  EXPECT_TRUE(run(read_sees_eof_after_shutdown(), test::with_procs(2)));
+  EXPECT_TRUE(run(parked_read_ends_at_shutdown(1, SHUT_WR), test::with_procs(2)));
+}
+
+TEST(Io, ShutdownOfTheSocketEndsAParkedRead) {
+  EXPECT_TRUE(run(parked_read_ends_at_shutdown(0, SHUT_RDWR), test::with_procs(2)));
 }
 
 Task<bool> poll_for_readiness() {
@@ -515,21 +522,6 @@ TEST(Io, ShutdownWithReadsInFlightDestroysTheirFrames) {
   EXPECT_EQ(counts.alive(), 0);
   // The sockets are intact: a later runtime can use them.
   EXPECT_TRUE(run(read_times_out_then_fd_still_works(), test::with_procs(2)));
-}
-
-Task<bool> close_wakes_parked_read() {
-  SocketPair s;
-  char c = 0;
-  auto reader = spawn(read_task(s.fd[0], &c, IoOptions::timeout(10s)));
-  co_await sleep(2ms);
-  // The portable way to end a read parked in either backend.
-  ::shutdown(s.fd[0], SHUT_RDWR);
-  auto n = co_await reader;
-  co_return n.ok() && *n == 0;
-}
-
-TEST(Io, ShutdownOfTheSocketEndsAParkedRead) {
-  EXPECT_TRUE(run(close_wakes_parked_read(), test::with_procs(2)));
 }
 
 }  // namespace
