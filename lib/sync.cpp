@@ -226,6 +226,7 @@ void WaitGroup::wait_blocking() {
   if (counter_is_zero() || !count_waiter()) return;
   detail::ThreadParker parker;
   detail::SyncWaiter waiter;
+  waiter.prepare(nullptr, nullptr);
   waiter.thread = &parker;
   if (sema_.acquire_or_queue(&waiter)) parker.park();
   check_not_reused();
@@ -242,8 +243,7 @@ bool Cond::WaitAwaiter::await_ready() const {
 void Cond::WaitAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
   // Step 2.
   awaiting_ = awaiting;
-  waiter_.g = detail::goroutine_to_park("goro::Cond::wait");
-  waiter_.continuation = hook_.handle();
+  waiter_.prepare(detail::goroutine_to_park("goro::Cond::wait"), hook_.handle());
   Cond* cond = cond_;  // S3: after queuing, nothing of *this
   Mutex* mutex = mutex_;
   cond->lock_.lock();
@@ -306,8 +306,9 @@ bool Semaphore::acquire_or_lock(std::int64_t n) {
 
 void Semaphore::queue_and_unlock(detail::SyncWaiter* w, std::coroutine_handle<> awaiting) noexcept {
   // Step 3.
-  w->g = detail::current_goroutine();
-  w->continuation = awaiting;
+  const std::int64_t weight = w->weight;
+  w->prepare(detail::current_goroutine(), awaiting);
+  w->weight = weight;
   waiters_.push_back(w);
   lock_.unlock();  // S3
 }

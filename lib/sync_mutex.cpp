@@ -149,16 +149,11 @@ void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
 
 namespace detail {
 
-MutexWaiter::~MutexWaiter() {
-  // Set only while parked; read unlocked because a frame is torn down
-  // while parked only with the runtime stopped.
-  if (node_.in_queue) [[unlikely]]
-    mutex_->withdraw(&node_);
-}
+void MutexWaiter::withdraw() noexcept { mutex_->withdraw(&node_); }
 
 bool MutexWaiter::acquire(std::coroutine_handle<> then) {
-  node_.g = goroutine_to_park("goro::Mutex::lock");
-  node_.continuation = then;
+  node_.prepare(goroutine_to_park("goro::Mutex::lock"), then);
+  hook_ = ResumeHook{&on_wake, &ResumeHook::never_destroyed, this};
   node_.retry = hook_.handle();
   return mutex_->lock_slow(&node_);
 }

@@ -44,8 +44,8 @@
 #include <chrono>
 #include <cstddef>
 #include <span>
-#include <type_traits>
 #include <stop_token>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -146,8 +146,7 @@ using EventsAwaiter = detail_io::OpAwaiter<absl::StatusOr<short>>;
 // accept4(2) with SOCK_CLOEXEC: the new connection's fd. `address` and
 // `address_length` may be null, as for accept4.
 [[nodiscard]] FdAwaiter accept(int fd, sockaddr* address = nullptr,
-                               socklen_t* address_length = nullptr,
-                               const IoOptions& options = {});
+                               socklen_t* address_length = nullptr, const IoOptions& options = {});
 
 // connect(2), waiting for the connection to be established. `address` must
 // stay valid until the operation completes.

@@ -99,8 +99,13 @@ class MutexWaiter {
   explicit MutexWaiter(Mutex* mutex) noexcept : mutex_(mutex) {}
   MutexWaiter(const MutexWaiter&) = delete;
   MutexWaiter& operator=(const MutexWaiter&) = delete;
-  // Only non-trivial for a frame destroyed while parked (runtime shutdown).
-  ~MutexWaiter();
+  // Only does something for a frame destroyed while parked (runtime
+  // shutdown); `in_queue` is read unlocked because that happens only with
+  // the runtime stopped.
+  ~MutexWaiter() {
+    if (node_.in_queue) [[unlikely]]
+      withdraw();
+  }
 
   // Takes the mutex for the running goroutine. Returns true if it got it
   // without parking; otherwise the goroutine is queued (the caller must
@@ -111,10 +116,11 @@ class MutexWaiter {
  private:
   friend class goro::Mutex;
   static void on_wake(void* frame) noexcept;
+  void withdraw() noexcept;
 
   Mutex* mutex_;
   SyncWaiter node_;
-  ResumeHook hook_{&on_wake, &ResumeHook::never_destroyed, this};
+  ResumeHook hook_;  // filled in by acquire(): most locks never wait
 };
 
 }  // namespace detail

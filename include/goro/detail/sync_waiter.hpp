@@ -101,19 +101,36 @@ class ThreadParker;
 void unpark(ThreadParker* parker) noexcept;
 
 // One goroutine (or outside thread) waiting on a sync primitive.
+//
+// Only `in_queue` is initialised on construction: an awaiter holds one in
+// every frame that locks, and most locks never wait, so the fields are
+// filled in by whoever queues the waiter (prepare(), then the primitive's
+// own fields) — construction is one store.
 struct SyncWaiter {
-  G* g = nullptr;                        // the parked goroutine, or nullptr:
-  ThreadParker* thread = nullptr;        // the parked outside thread
+  G* g;                                  // the parked goroutine, or nullptr:
+  ThreadParker* thread;                  // the parked outside thread
   std::coroutine_handle<> continuation;  // where to go on when the wait is over
   std::coroutine_handle<> retry;         // Mutex: woken without ownership (normal mode)
-  SyncWaiter* prev = nullptr;
-  SyncWaiter* next = nullptr;
-  SyncWaiter* wake_next = nullptr;  // a waker's local list of waiters to wake
-  std::int64_t wait_start = 0;      // Mutex: when it first queued (0: not yet)
-  std::int64_t weight = 0;          // Semaphore: units it waits for
+  SyncWaiter* prev;
+  SyncWaiter* next;
+  SyncWaiter* wake_next;    // a waker's local list of waiters to wake
+  std::int64_t wait_start;  // Mutex: when it first queued (0: not yet)
+  std::int64_t weight;      // Semaphore: units it waits for
   bool in_queue = false;
-  bool starving = false;  // Mutex: waited over 1 ms
-  bool awoke = false;     // Mutex: holds the "woken" flag
+  bool starving;  // Mutex: waited over 1 ms
+  bool awoke;     // Mutex: holds the "woken" flag
+
+  // Fills in the fields every waiter needs, for goroutine `goroutine`.
+  void prepare(G* goroutine, std::coroutine_handle<> then) noexcept {
+    g = goroutine;
+    thread = nullptr;
+    continuation = then;
+    retry = nullptr;
+    wait_start = 0;
+    weight = 0;
+    starving = false;
+    awoke = false;
+  }
 };
 
 // Makes the goroutine of `w` continue at `where` (or unparks its thread).
@@ -232,8 +249,7 @@ class Sema {
 // goroutine on `sema` until a release, then continue at `then`. Returns
 // true if parked (await_suspend's answer).
 [[nodiscard]] inline bool park_on(Sema& sema, SyncWaiter& w, std::coroutine_handle<> then) {
-  w.g = goroutine_to_park("sync wait");
-  w.continuation = then;
+  w.prepare(goroutine_to_park("sync wait"), then);
   return sema.acquire_or_queue(&w);
 }
 
