@@ -164,7 +164,7 @@ void MutexWaiter::on_wake(void* frame) noexcept {
   SyncWaiter& w = self->node_;
   w.awoke = true;
   if (!w.starving) {
-    w.starving = monotonic_now_ns() - w.wait_start > Mutex::kStarvationThresholdNs;
+    w.starving = monotonic_now_ns() - w.wait_start > goro::Mutex::kStarvationThresholdNs;
   }
   if (self->mutex_->lock_slow(&w)) {
     // Ours; nobody else can touch the waiter now.

@@ -124,16 +124,16 @@ struct Starvation {
   Mutex mu;
   std::atomic<bool> waiter_started{false};
   std::atomic<bool> waiter_got_it{false};
-  long hog_iterations_before = -1;
-  long hog_iterations = 0;
+  long hog_iterations_before = -1;  // guarded by mu
+  long hog_iterations = 0;          // guarded by mu
 };
 
 Task<void> hog(Starvation& s, long max_iterations) {
   for (long i = 0; i < max_iterations && !s.waiter_got_it.load(); ++i) {
     co_await s.mu.lock();
     co_await goro::yield();  // the woken waiter runs now and finds the mutex held
+    s.hog_iterations = i + 1;  // under the mutex: the waiter reads it under it too
     s.mu.unlock();
-    s.hog_iterations = i + 1;
   }
 }
 

@@ -96,7 +96,7 @@ namespace detail {
 // Lives in an awaiter (in the frame) for the whole wait.
 class MutexWaiter {
  public:
-  explicit MutexWaiter(Mutex* mutex) noexcept : mutex_(mutex) {}
+  explicit MutexWaiter(goro::Mutex* mutex) noexcept : mutex_(mutex) {}
   MutexWaiter(const MutexWaiter&) = delete;
   MutexWaiter& operator=(const MutexWaiter&) = delete;
   // Only does something for a frame destroyed while parked (runtime
@@ -118,7 +118,7 @@ class MutexWaiter {
   static void on_wake(void* frame) noexcept;
   void withdraw() noexcept;
 
-  Mutex* mutex_;
+  goro::Mutex* mutex_;  // qualified: lib/mutex.hpp has a detail::Mutex
   SyncWaiter node_;
   ResumeHook hook_;  // filled in by acquire(): most locks never wait
 };
