@@ -60,6 +60,16 @@ void run_batches(benchmark::State& state, unsigned procs, MakeBatch make_batch, 
   }
 }
 
+// The whole benchmark: make_batch(args..., ops) per iteration, on `procs`
+// Ps, reported per op (`ops_done`: the ops a batch really does, when ops
+// does not split evenly between goroutines).
+template <class MakeBatch, class... Args>
+void measure(benchmark::State& state, unsigned procs, long ops, long ops_done, MakeBatch make_batch,
+             Args... args) {
+  run_batches(state, procs, make_batch, args..., ops);
+  set_per_op(state, ops_done);
+}
+
 // Starts `workers` goroutines running make_worker(ops_each) and times them
 // until all have finished (joined).
 template <class MakeWorker>
@@ -89,9 +99,7 @@ goro::Task<double> mutex_uncontended(long ops) {
 }
 
 void BM_MutexUncontended(benchmark::State& state) {
-  constexpr long kOps = 5'000'000;
-  run_batches(state, 1, mutex_uncontended, kOps);
-  set_per_op(state, kOps);
+  measure(state, 1, 5'000'000, 5'000'000, mutex_uncontended);
 }
 BENCHMARK(BM_MutexUncontended)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -116,8 +124,7 @@ goro::Task<double> mutex_contended(int goroutines, long ops) {
 void BM_MutexContended(benchmark::State& state) {
   constexpr long kOps = 2'000'000;
   const int goroutines = static_cast<int>(state.range(0));
-  run_batches(state, 2, mutex_contended, goroutines, kOps);
-  set_per_op(state, kOps / goroutines * goroutines);
+  measure(state, 2, kOps, kOps / goroutines * goroutines, mutex_contended, goroutines);
 }
 BENCHMARK(BM_MutexContended)
     ->Arg(2)
@@ -153,9 +160,7 @@ goro::Task<double> rwmutex_read_mostly(long write_every, long ops) {
 }
 
 void BM_RWMutexReadMostly(benchmark::State& state) {
-  constexpr long kOps = 2'000'000;
-  run_batches(state, 2, rwmutex_read_mostly, static_cast<long>(state.range(0)), kOps);
-  set_per_op(state, kOps);
+  measure(state, 2, 2'000'000, 2'000'000, rwmutex_read_mostly, static_cast<long>(state.range(0)));
 }
 BENCHMARK(BM_RWMutexReadMostly)->Arg(10)->Arg(100)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -173,9 +178,7 @@ goro::Task<double> wait_group_uncontended(long ops) {
 }
 
 void BM_WaitGroupUncontended(benchmark::State& state) {
-  constexpr long kOps = 5'000'000;
-  run_batches(state, 1, wait_group_uncontended, kOps);
-  set_per_op(state, kOps);
+  measure(state, 1, 5'000'000, 5'000'000, wait_group_uncontended);
 }
 BENCHMARK(BM_WaitGroupUncontended)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -197,9 +200,7 @@ goro::Task<double> wait_group_add_done(long ops) {
 }
 
 void BM_WaitGroupAddDone(benchmark::State& state) {
-  constexpr long kOps = 4'000'000;
-  run_batches(state, 2, wait_group_add_done, kOps);
-  set_per_op(state, kOps);
+  measure(state, 2, 4'000'000, 4'000'000, wait_group_add_done);
 }
 BENCHMARK(BM_WaitGroupAddDone)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -217,9 +218,7 @@ goro::Task<double> once_fast_path(long ops) {
 }
 
 void BM_OnceFastPath(benchmark::State& state) {
-  constexpr long kOps = 20'000'000;
-  run_batches(state, 1, once_fast_path, kOps);
-  set_per_op(state, kOps);
+  measure(state, 1, 20'000'000, 20'000'000, once_fast_path);
 }
 BENCHMARK(BM_OnceFastPath)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -236,9 +235,7 @@ goro::Task<double> semaphore_uncontended(long ops) {
 }
 
 void BM_SemaphoreUncontended(benchmark::State& state) {
-  constexpr long kOps = 5'000'000;
-  run_batches(state, 1, semaphore_uncontended, kOps);
-  set_per_op(state, kOps);
+  measure(state, 1, 5'000'000, 5'000'000, semaphore_uncontended);
 }
 BENCHMARK(BM_SemaphoreUncontended)->UseManualTime()->Unit(benchmark::kMillisecond);
 
@@ -257,8 +254,7 @@ goro::Task<double> semaphore_contended(int goroutines, long ops) {
 void BM_SemaphoreContended(benchmark::State& state) {
   constexpr long kOps = 2'000'000;
   const int goroutines = static_cast<int>(state.range(0));
-  run_batches(state, 2, semaphore_contended, goroutines, kOps);
-  set_per_op(state, kOps / goroutines * goroutines);
+  measure(state, 2, kOps, kOps / goroutines * goroutines, semaphore_contended, goroutines);
 }
 BENCHMARK(BM_SemaphoreContended)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond);
 

@@ -125,24 +125,32 @@ class MutexWaiter {
 
 }  // namespace detail
 
-// LockGuard<M>: owns a lock of M (Mutex or RWMutex) and unlocks it on
-// destruction. Obtained from `co_await m.scoped_lock()`; move-only; may be
-// held across co_await (goroutines may move between threads: goro's locks
-// are owned by goroutines, not threads).
-template <class M>
-class [[nodiscard]] LockGuard {
+namespace detail {
+
+// What a guard calls to release its lock.
+struct CallUnlock {
+  template <class M>
+  void operator()(M& m) const {
+    m.unlock();
+  }
+};
+
+// An RAII owner of one lock of M, released with Release (see LockGuard and
+// ReadLockGuard).
+template <class M, class Release>
+class [[nodiscard]] BasicLockGuard {
  public:
   // Adopts a lock the caller holds.
-  explicit LockGuard(M& m) noexcept : m_(&m) {}
-  LockGuard(LockGuard&& other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
-  LockGuard& operator=(LockGuard&& other) noexcept {
+  explicit BasicLockGuard(M& m) noexcept : m_(&m) {}
+  BasicLockGuard(BasicLockGuard&& other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
+  BasicLockGuard& operator=(BasicLockGuard&& other) noexcept {
     if (this != &other) {
       reset();
       m_ = std::exchange(other.m_, nullptr);
     }
     return *this;
   }
-  ~LockGuard() { reset(); }
+  ~BasicLockGuard() { reset(); }
 
   // Unlocks now (idempotent).
   void unlock() { reset(); }
@@ -150,10 +158,19 @@ class [[nodiscard]] LockGuard {
 
  private:
   void reset() {
-    if (M* m = std::exchange(m_, nullptr)) m->unlock();
+    if (M* m = std::exchange(m_, nullptr)) Release()(*m);
   }
   M* m_;
 };
+
+}  // namespace detail
+
+// LockGuard<M>: owns a lock of M (Mutex, or RWMutex's write lock) and
+// unlocks it on destruction. Obtained from `co_await m.scoped_lock()`;
+// move-only; may be held across co_await (goroutines may move between
+// threads: goro's locks are owned by goroutines, not threads).
+template <class M>
+using LockGuard = detail::BasicLockGuard<M, detail::CallUnlock>;
 
 // Mutex: a mutual exclusion lock for goroutines, with Go's semantics.
 //

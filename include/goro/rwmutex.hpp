@@ -62,27 +62,18 @@ namespace goro {
 
 class RWMutex;
 
+namespace detail {
+struct CallRUnlock {
+  template <class M>
+  void operator()(M& m) const {
+    m.runlock();
+  }
+};
+}  // namespace detail
+
 // ReadLockGuard: owns a read lock of an RWMutex and releases it on
 // destruction. Move-only; may be held across co_await.
-class [[nodiscard]] ReadLockGuard {
- public:
-  explicit ReadLockGuard(RWMutex& rw) noexcept : rw_(&rw) {}
-  ReadLockGuard(ReadLockGuard&& other) noexcept : rw_(std::exchange(other.rw_, nullptr)) {}
-  ReadLockGuard& operator=(ReadLockGuard&& other) noexcept {
-    if (this != &other) {
-      reset();
-      rw_ = std::exchange(other.rw_, nullptr);
-    }
-    return *this;
-  }
-  ~ReadLockGuard() { reset(); }
-  void unlock() { reset(); }
-  [[nodiscard]] bool owns_lock() const noexcept { return rw_ != nullptr; }
-
- private:
-  inline void reset();
-  RWMutex* rw_;
-};
+using ReadLockGuard = detail::BasicLockGuard<RWMutex, detail::CallRUnlock>;
 
 // RWMutex: a reader/writer lock for goroutines, with Go's semantics.
 //
@@ -197,10 +188,6 @@ class RWMutex {
   std::atomic<std::int32_t> reader_count_{0};
   std::atomic<std::int32_t> reader_wait_{0};
 };
-
-inline void ReadLockGuard::reset() {
-  if (RWMutex* rw = std::exchange(rw_, nullptr)) rw->runlock();
-}
 
 }  // namespace goro
 
