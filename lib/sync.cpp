@@ -133,7 +133,7 @@ bool RWMutex::try_lock() noexcept {
 }
 
 bool RWMutex::try_rlock() noexcept {
-  std::int32_t c = reader_count_.load(std::memory_order_relaxed);
+  std::int32_t c = reader_count_.load(std::memory_order_relaxed);  // a guess: the CAS decides
   while (c >= 0) {
     // Acquire: as rlock's fast path.
     if (reader_count_.compare_exchange_weak(c, c + 1, std::memory_order_acquire,
@@ -150,7 +150,8 @@ void RWMutex::unlock() {
   const std::int32_t r =
       reader_count_.fetch_add(kMaxReaders, std::memory_order_release) + kMaxReaders;
   if (r >= kMaxReaders) {
-    reader_count_.fetch_sub(kMaxReaders, std::memory_order_relaxed);  // undo: keep it usable
+    // Undo, to keep it usable; relaxed: misuse, nothing to publish.
+    reader_count_.fetch_sub(kMaxReaders, std::memory_order_relaxed);
     throw std::logic_error("sync: Unlock of unlocked RWMutex");
   }
   if (r > 0) reader_sem_.release(static_cast<std::uint32_t>(r));  // step 2
@@ -159,7 +160,8 @@ void RWMutex::unlock() {
 
 void RWMutex::runlock_slow(std::int32_t r) {
   if (r + 1 == 0 || r + 1 == -kMaxReaders) {
-    reader_count_.fetch_add(1, std::memory_order_relaxed);  // undo: keep it usable
+    // Undo, to keep it usable; relaxed: misuse, nothing to publish.
+    reader_count_.fetch_add(1, std::memory_order_relaxed);
     throw std::logic_error("sync: RUnlock of unlocked RWMutex");
   }
   // Acq_rel: see announce_writer(); the last departing reader wakes the writer.
@@ -183,7 +185,7 @@ void WaitGroup::add(std::int32_t delta) {
       state_.fetch_add(counter_delta(delta), std::memory_order_acq_rel) + counter_delta(delta);
   const auto v = static_cast<std::int32_t>(state >> kCounterShift);
   const auto w = static_cast<std::uint32_t>(state);
-  if (v < 0) {  // step 2
+  if (v < 0) {  // step 2; undo, relaxed: misuse, nothing to publish
     state_.fetch_sub(counter_delta(delta), std::memory_order_relaxed);
     throw std::logic_error("sync: negative WaitGroup counter");
   }
@@ -212,6 +214,7 @@ bool WaitGroup::count_waiter() noexcept {
 }
 
 void WaitGroup::check_not_reused() const {
+  // Relaxed: a misuse check; the wakeup itself came through the sema.
   if (state_.load(std::memory_order_relaxed) != 0) {
     throw std::logic_error("sync: WaitGroup is reused before previous Wait has returned");
   }

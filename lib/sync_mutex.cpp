@@ -27,6 +27,7 @@ void spin_pause() noexcept {
 }  // namespace
 
 bool Mutex::try_lock() noexcept {
+  // Relaxed: a first look; the CAS below decides and acquires.
   std::uint32_t old = state_.load(std::memory_order_relaxed);
   // Locked, or starving (the mutex belongs to the waiters): no.
   if ((old & (kLocked | kStarving)) != 0) return false;
@@ -37,6 +38,8 @@ bool Mutex::try_lock() noexcept {
 
 bool Mutex::lock_slow(detail::SyncWaiter* w) noexcept {
   int iter = 0;
+  // Relaxed loads of `state` in this loop are guesses: every decision is
+  // made by a CAS, which fails (and reloads) if the guess was stale.
   std::uint32_t old = state_.load(std::memory_order_relaxed);
   for (;;) {
     // Step 2: spin while locked in normal mode.
@@ -125,7 +128,7 @@ void Mutex::hand_off() noexcept {
   detail::SyncWaiter* w = waiters_.pop_front();  // non-null by M2 and M1
   const bool w_starving =
       w->starving || detail::monotonic_now_ns() - w->wait_start > kStarvationThresholdNs;
-  std::uint32_t old = state_.load(std::memory_order_relaxed);
+  std::uint32_t old = state_.load(std::memory_order_relaxed);  // a guess: the CAS decides
   for (;;) {
     // kLocked stays set: the mutex goes from us to `w` (M2).
     std::uint32_t next = old - kWaiterOne;
@@ -143,6 +146,7 @@ void Mutex::hand_off() noexcept {
 
 void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
   qlock_.lock();
+  // Relaxed: only at shutdown, with no goroutine running (M1 holds by qlock).
   if (waiters_.remove(w)) state_.fetch_sub(kWaiterOne, std::memory_order_relaxed);
   qlock_.unlock();
 }

@@ -232,6 +232,8 @@ class Mutex {
   // True while some goroutine owns the mutex. A snapshot, for assertions
   // and Cond's misuse check.
   [[nodiscard]] bool is_locked() const noexcept {
+    // Relaxed: a snapshot, ordered with nothing; its callers only check for
+    // misuse by their own goroutine (which locked it, sequenced before).
     return (state_.load(std::memory_order_relaxed) & kLocked) != 0;
   }
 
