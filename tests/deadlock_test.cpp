@@ -93,6 +93,23 @@ TEST(Deadlock, ANilChannelSendIsADeadlock) {
   }
 }
 
+Task<int> lock_twice() {
+  Mutex m;
+  co_await m.lock();
+  co_await m.lock();  // Go's "fatal error: all goroutines are asleep"
+  co_return 0;
+}
+
+TEST(Deadlock, LockingAMutexTwiceIsReportedWithItsWaitReason) {
+  try {
+    (void)run(lock_twice(), quick());
+    FAIL() << "run returned";
+  } catch (const Deadlock& e) {
+    EXPECT_NE(std::string(e.what()).find("[goro::Mutex::lock] (main)"), std::string::npos)
+        << e.what();
+  }
+}
+
 Task<int> sleep_longer_than_the_grace() {
   co_await sleep(100ms);
   co_return 1;

@@ -6,16 +6,22 @@
 
 #include "goro/blocking.hpp"
 #include "goro/chan.hpp"
+#include "goro/cond.hpp"
 #include "goro/config.hpp"
 #include "goro/go.hpp"
 #include "goro/io.hpp"
 #include "goro/join_handle.hpp"
 #include "goro/memory.hpp"
+#include "goro/mutex.hpp"
+#include "goro/once.hpp"
 #include "goro/run.hpp"
+#include "goro/rwmutex.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "goro/select.hpp"
+#include "goro/semaphore.hpp"
 #include "goro/task.hpp"
 #include "goro/time.hpp"
+#include "goro/wait_group.hpp"
 #include "goro/yield.hpp"
 
 #endif  // GORO_GORO_HPP_

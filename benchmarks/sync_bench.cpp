@@ -1,0 +1,263 @@
+// sync_bench: micro-benchmarks of goro's sync primitives (Google Benchmark).
+//
+// Timing works as in chan_bench.cpp: each iteration is one goro::run doing
+// a fixed batch; the main goroutine times the batch with steady_clock
+// (runtime start-up and shutdown are not counted) and the benchmark uses
+// that manual time. The `ns_per_op` counter is the cost of one operation.
+//
+// Benchmarks (docs/PERFORMANCE.md, "Sync primitives", has Go's numbers for
+// the same shapes):
+//   BM_MutexUncontended            one goroutine: lock + unlock
+//   BM_MutexContended/<goroutines> that many goroutines on 2 Ps share one
+//                                  Mutex: lock, counter++, unlock
+//   BM_RWMutexReadMostly/<every>   8 goroutines on 2 Ps; one op in <every>
+//                                  takes the write lock, the rest read-lock
+//   BM_WaitGroupUncontended        one goroutine: add(1), done(), wait()
+//   BM_WaitGroupAddDone            8 goroutines on 2 Ps: add(1) + done() on
+//                                  one shared WaitGroup; then one wait()
+//   BM_OnceFastPath                co_await once.call(fn) once it is done
+//   BM_SemaphoreUncontended        one goroutine: acquire(1) + release(1)
+//   BM_SemaphoreContended/<g>      g goroutines on 2 Ps, a Semaphore of 2
+//
+// Run: build/release/benchmarks/sync_bench
+//        [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+#include <goro/goro.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+goro::Config procs_config(unsigned procs) {
+  goro::Config config;
+  config.procs = procs;
+  return config;
+}
+
+// ns per op from manual time.
+void set_per_op(benchmark::State& state, std::int64_t ops_per_iteration) {
+  const double ops =
+      static_cast<double>(state.iterations()) * static_cast<double>(ops_per_iteration);
+  state.SetItemsProcessed(static_cast<std::int64_t>(ops));
+  state.counters["ns_per_op"] =
+      benchmark::Counter(ops, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+template <class MakeBatch, class... Args>
+void run_batches(benchmark::State& state, unsigned procs, MakeBatch make_batch, Args... args) {
+  for (auto _ : state) {
+    state.SetIterationTime(goro::run(make_batch(args...), procs_config(procs)));
+  }
+}
+
+// The whole benchmark: make_batch(args..., ops) per iteration, on `procs`
+// Ps, reported per op (`ops_done`: the ops a batch really does, when ops
+// does not split evenly between goroutines).
+template <class MakeBatch, class... Args>
+void measure(benchmark::State& state, unsigned procs, long ops, long ops_done, MakeBatch make_batch,
+             Args... args) {
+  run_batches(state, procs, make_batch, args..., ops);
+  set_per_op(state, ops_done);
+}
+
+// Starts `workers` goroutines running make_worker(ops_each) and times them
+// until all have finished (joined).
+template <class MakeWorker>
+goro::Task<double> time_workers(int workers, MakeWorker make_worker) {
+  std::vector<goro::JoinHandle<void>> handles;
+  handles.reserve(static_cast<std::size_t>(workers));
+  const auto start = Clock::now();
+  for (int w = 0; w < workers; ++w) handles.push_back(goro::spawn(make_worker()));
+  for (auto& h : handles) co_await h;
+  co_return seconds_since(start);
+}
+
+// --- Mutex -------------------------------------------------------------------
+
+goro::Task<double> mutex_uncontended(long ops) {
+  goro::Mutex mu;
+  long counter = 0;
+  const auto start = Clock::now();
+  for (long i = 0; i < ops; ++i) {
+    co_await mu.lock();
+    ++counter;
+    mu.unlock();
+  }
+  const double took = seconds_since(start);
+  if (counter != ops) std::abort();
+  co_return took;
+}
+
+void BM_MutexUncontended(benchmark::State& state) {
+  measure(state, 1, 5'000'000, 5'000'000, mutex_uncontended);
+}
+BENCHMARK(BM_MutexUncontended)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+goro::Task<void> lock_loop(goro::Mutex& mu, long& counter, long ops) {
+  for (long i = 0; i < ops; ++i) {
+    co_await mu.lock();
+    ++counter;
+    mu.unlock();
+  }
+}
+
+goro::Task<double> mutex_contended(int goroutines, long ops) {
+  goro::Mutex mu;
+  long counter = 0;
+  const long each = ops / goroutines;
+  const double took =
+      co_await time_workers(goroutines, [&] { return lock_loop(mu, counter, each); });
+  if (counter != each * goroutines) std::abort();
+  co_return took;
+}
+
+void BM_MutexContended(benchmark::State& state) {
+  constexpr long kOps = 2'000'000;
+  const int goroutines = static_cast<int>(state.range(0));
+  measure(state, 2, kOps, kOps / goroutines * goroutines, mutex_contended, goroutines);
+}
+BENCHMARK(BM_MutexContended)
+    ->Arg(2)
+    ->Arg(8)
+    ->Arg(64)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+// --- RWMutex -----------------------------------------------------------------
+
+goro::Task<void> read_mostly_loop(goro::RWMutex& rw, long& shared, long ops, long write_every) {
+  long sum = 0;
+  for (long i = 0; i < ops; ++i) {
+    if (i % write_every == 0) {
+      co_await rw.lock();
+      ++shared;
+      rw.unlock();
+    } else {
+      co_await rw.rlock();
+      sum += shared;
+      rw.runlock();
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+}
+
+goro::Task<double> rwmutex_read_mostly(long write_every, long ops) {
+  constexpr int kGoroutines = 8;
+  goro::RWMutex rw;
+  long shared = 0;
+  co_return co_await time_workers(
+      kGoroutines, [&] { return read_mostly_loop(rw, shared, ops / kGoroutines, write_every); });
+}
+
+void BM_RWMutexReadMostly(benchmark::State& state) {
+  measure(state, 2, 2'000'000, 2'000'000, rwmutex_read_mostly, static_cast<long>(state.range(0)));
+}
+BENCHMARK(BM_RWMutexReadMostly)->Arg(10)->Arg(100)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// --- WaitGroup ---------------------------------------------------------------
+
+goro::Task<double> wait_group_uncontended(long ops) {
+  goro::WaitGroup wg;
+  const auto start = Clock::now();
+  for (long i = 0; i < ops; ++i) {
+    wg.add(1);
+    wg.done();
+    co_await wg.wait();
+  }
+  co_return seconds_since(start);
+}
+
+void BM_WaitGroupUncontended(benchmark::State& state) {
+  measure(state, 1, 5'000'000, 5'000'000, wait_group_uncontended);
+}
+BENCHMARK(BM_WaitGroupUncontended)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+goro::Task<void> add_done_loop(goro::WaitGroup& wg, long ops) {
+  for (long i = 0; i < ops; ++i) {
+    wg.add(1);
+    wg.done();
+  }
+  co_return;
+}
+
+goro::Task<double> wait_group_add_done(long ops) {
+  constexpr int kGoroutines = 8;
+  goro::WaitGroup wg;
+  const double took =
+      co_await time_workers(kGoroutines, [&] { return add_done_loop(wg, ops / kGoroutines); });
+  co_await wg.wait();
+  co_return took;
+}
+
+void BM_WaitGroupAddDone(benchmark::State& state) {
+  measure(state, 2, 4'000'000, 4'000'000, wait_group_add_done);
+}
+BENCHMARK(BM_WaitGroupAddDone)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// --- Once --------------------------------------------------------------------
+
+goro::Task<double> once_fast_path(long ops) {
+  goro::Once once;
+  long runs = 0;
+  co_await once.call([&runs] { ++runs; });
+  const auto start = Clock::now();
+  for (long i = 0; i < ops; ++i) co_await once.call([&runs] { ++runs; });
+  const double took = seconds_since(start);
+  if (runs != 1) std::abort();
+  co_return took;
+}
+
+void BM_OnceFastPath(benchmark::State& state) {
+  measure(state, 1, 20'000'000, 20'000'000, once_fast_path);
+}
+BENCHMARK(BM_OnceFastPath)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// --- Semaphore ---------------------------------------------------------------
+
+goro::Task<double> semaphore_uncontended(long ops) {
+  goro::Semaphore sem(1);
+  const auto start = Clock::now();
+  for (long i = 0; i < ops; ++i) {
+    co_await sem.acquire(1);
+    sem.release(1);
+  }
+  co_return seconds_since(start);
+}
+
+void BM_SemaphoreUncontended(benchmark::State& state) {
+  measure(state, 1, 5'000'000, 5'000'000, semaphore_uncontended);
+}
+BENCHMARK(BM_SemaphoreUncontended)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+goro::Task<void> acquire_loop(goro::Semaphore& sem, long ops) {
+  for (long i = 0; i < ops; ++i) {
+    co_await sem.acquire(1);
+    sem.release(1);
+  }
+}
+
+goro::Task<double> semaphore_contended(int goroutines, long ops) {
+  goro::Semaphore sem(2);
+  co_return co_await time_workers(goroutines, [&] { return acquire_loop(sem, ops / goroutines); });
+}
+
+void BM_SemaphoreContended(benchmark::State& state) {
+  constexpr long kOps = 2'000'000;
+  const int goroutines = static_cast<int>(state.range(0));
+  measure(state, 2, kOps, kOps / goroutines * goroutines, semaphore_contended, goroutines);
+}
+BENCHMARK(BM_SemaphoreContended)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

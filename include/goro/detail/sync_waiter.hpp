@@ -1,0 +1,258 @@
+// goro/detail/sync_waiter.hpp
+//
+// Defines: goro::detail::ResumeHook (a stand-in coroutine frame that runs a
+// function when a parked goroutine is resumed), SyncWaiter (one goroutine or
+// OS thread waiting on a sync primitive), SyncQueue (a FIFO of them),
+// ThreadParker (how a thread outside the runtime waits), wake(), and Sema
+// (Go's runtime semaphore, per object). goro/mutex.hpp, rwmutex.hpp,
+// wait_group.hpp, cond.hpp and semaphore.hpp build on these.
+//
+// Design
+//
+// Glossary
+//   waiter      a SyncWaiter: one goroutine blocked in one sync operation.
+//               It lives in the awaiter, in the goroutine's coroutine frame,
+//               so blocking allocates nothing (as chan_core.hpp's Waiter).
+//   continuation where the goroutine goes on once its wait is over: the
+//               coroutine that co_awaited, or a ResumeHook that runs the
+//               next stage of a multi-stage wait.
+//   hook        a ResumeHook: an object laid out like the header of a
+//               coroutine frame, so that std::coroutine_handle<>::resume()
+//               on its address calls a plain function of ours. A G whose
+//               `resume` is a hook runs that function, on the G, when the
+//               scheduler picks it.
+//   sema        Go's runtime semaphore (sema.go): a count of banked wakeups
+//               plus a FIFO of waiters, so that a release that comes before
+//               the matching acquire is not lost.
+//
+// Why hooks. Go's Mutex lets a woken waiter lose the race for the lock to a
+// goroutine that just arrived, and then sleep again (normal mode); an
+// RWMutex writer first takes a Mutex and then waits for departing readers;
+// a Cond waiter, once signalled, must take its Mutex again. Each is one
+// `co_await` that may park more than once, and an awaiter cannot park again
+// from await_resume. The hook lets the goroutine run our function first:
+// it retries, and either resumes the coroutine (co_await is over) or queues
+// itself again and returns to the worker loop, still parked. The hook is
+// two function pointers in the awaiter: no allocation.
+//
+// Invariants
+//   S1. A waiter is in at most one queue; `in_queue` says whether. Queues
+//       are guarded by their primitive's SpinLock.
+//   S2. Exactly one party readies a parked goroutine: whoever dequeues its
+//       waiter (under the lock). It sets `g->resume` and touches nothing of
+//       the waiter after wake() (the goroutine may run and free its frame at
+//       once on another thread). Wakeups happen after the lock is released.
+//   S3. A goroutine that queues itself touches nothing of its awaiter after
+//       releasing the queue's lock (it may already be running elsewhere).
+//
+// Rejected alternatives
+//   * A slow-path coroutine (a Task per contended lock) for multi-stage
+//     waits: standard C++, but it allocates a frame every time a lock is
+//     contended, which the issue rules out.
+//   * Handing the lock to every woken waiter (cppcoro's and folly's async
+//     mutexes): no re-park needed, but every contended acquisition costs a
+//     goroutine switch and the lock sits idle while the next owner waits in
+//     a run queue (a lock convoy); Go keeps that only for starvation mode.
+//   * Go's global semaphore table keyed by address (sema.go's semtable),
+//     which keeps a Mutex at 8 bytes: a shared, hashed lock on every
+//     contended operation. Here each primitive carries its own spin lock and
+//     queue head (a Mutex is 24 bytes).
+//
+// The hook relies on the coroutine ABI that clang and GCC share (and that
+// libstdc++'s noop_coroutine uses the same way): a frame starts with the
+// resume and the destroy function pointers, and resume() calls the first
+// with the frame's address. goro never calls destroy() or done() on a G's
+// `resume`; sync_test exercises every hook in every preset.
+#ifndef GORO_DETAIL_SYNC_WAITER_HPP_
+#define GORO_DETAIL_SYNC_WAITER_HPP_
+
+#include <coroutine>
+#include <cstdint>
+
+#include "goro/detail/goroutine.hpp"
+#include "goro/detail/spinlock.hpp"
+
+namespace goro::detail {
+
+// A stand-in coroutine frame (see the file comment). `owner` is the object
+// the function works on.
+struct ResumeHook {
+  using Fn = void (*)(void* frame);
+  Fn resume_fn;
+  Fn destroy_fn;
+  void* owner;
+
+  [[nodiscard]] std::coroutine_handle<> handle() noexcept {
+    return std::coroutine_handle<>::from_address(this);
+  }
+  // The owner of the hook whose address is `frame`.
+  template <class T>
+  [[nodiscard]] static T* owner_of(void* frame) noexcept {
+    return static_cast<T*>(static_cast<ResumeHook*>(frame)->owner);
+  }
+  // destroy_fn of every hook: goro never destroys a G's `resume` (the
+  // shutdown sweep destroys root frames), so reaching it is a bug.
+  [[noreturn]] static void never_destroyed(void* frame) noexcept;
+};
+
+// How an OS thread outside the runtime waits (WaitGroup::wait_blocking).
+// Defined in lib/sync.cpp.
+class ThreadParker;
+void unpark(ThreadParker* parker) noexcept;
+
+// One goroutine (or outside thread) waiting on a sync primitive.
+//
+// Only `in_queue` is initialised on construction: an awaiter holds one in
+// every frame that locks, and most locks never wait, so the fields are
+// filled in by whoever queues the waiter (prepare(), then the primitive's
+// own fields) — construction is one store.
+struct SyncWaiter {
+  G* g;                                  // the parked goroutine, or nullptr:
+  ThreadParker* thread;                  // the parked outside thread
+  std::coroutine_handle<> continuation;  // where to go on when the wait is over
+  std::coroutine_handle<> retry;         // Mutex: woken without ownership (normal mode)
+  SyncWaiter* prev;
+  SyncWaiter* next;
+  SyncWaiter* wake_next;    // a waker's local list of waiters to wake
+  std::int64_t wait_start;  // Mutex: when it first queued (0: not yet)
+  std::int64_t weight;      // Semaphore: units it waits for
+  bool in_queue = false;
+  bool starving;  // Mutex: waited over 1 ms
+  bool awoke;     // Mutex: holds the "woken" flag
+
+  // Fills in the fields every waiter needs, for goroutine `goroutine`.
+  void prepare(G* goroutine, std::coroutine_handle<> then) noexcept {
+    g = goroutine;
+    thread = nullptr;
+    continuation = then;
+    retry = nullptr;
+    wait_start = 0;
+    weight = 0;
+    starving = false;
+    awoke = false;
+  }
+};
+
+// Makes the goroutine of `w` continue at `where` (or unparks its thread).
+// The caller must have dequeued `w` (S2) and released the queue's lock.
+inline void wake(SyncWaiter* w, std::coroutine_handle<> where) noexcept {
+  if (w->thread != nullptr) {
+    unpark(w->thread);
+    return;
+  }
+  G* g = w->g;  // last read of `w`
+  g->resume = where;
+  ready_goroutine(g);
+}
+
+// Waiters dequeued under a lock, to be woken in FIFO order once it is
+// released (S2). Not copyable: `tail_` points into the list.
+class WakeList {
+ public:
+  WakeList() noexcept = default;
+  WakeList(const WakeList&) = delete;
+  WakeList& operator=(const WakeList&) = delete;
+
+  void push(SyncWaiter* w) noexcept {
+    w->wake_next = nullptr;
+    *tail_ = w;
+    tail_ = &w->wake_next;
+  }
+  // Wakes each at its continuation.
+  void wake_all() noexcept {
+    while (head_ != nullptr) {
+      SyncWaiter* w = head_;
+      head_ = w->wake_next;  // read before waking (S2)
+      wake(w, w->continuation);
+    }
+    tail_ = &head_;
+  }
+
+ private:
+  SyncWaiter* head_ = nullptr;
+  SyncWaiter** tail_ = &head_;
+};
+
+// A FIFO of waiters, guarded by its owner's SpinLock.
+class SyncQueue {
+ public:
+  [[nodiscard]] bool empty() const noexcept { return first_ == nullptr; }
+  [[nodiscard]] SyncWaiter* front() const noexcept { return first_; }
+
+  void push_back(SyncWaiter* w) noexcept {
+    w->in_queue = true;
+    w->next = nullptr;
+    w->prev = last_;
+    (last_ != nullptr ? last_->next : first_) = w;
+    last_ = w;
+  }
+  void push_front(SyncWaiter* w) noexcept {
+    w->in_queue = true;
+    w->prev = nullptr;
+    w->next = first_;
+    (first_ != nullptr ? first_->prev : last_) = w;
+    first_ = w;
+  }
+  // Unlinks `w` if it is queued; returns whether it was.
+  bool remove(SyncWaiter* w) noexcept {
+    if (!w->in_queue) return false;
+    w->in_queue = false;
+    (w->prev != nullptr ? w->prev->next : first_) = w->next;
+    (w->next != nullptr ? w->next->prev : last_) = w->prev;
+    w->prev = w->next = nullptr;
+    return true;
+  }
+  SyncWaiter* pop_front() noexcept {
+    SyncWaiter* w = first_;
+    if (w != nullptr) remove(w);
+    return w;
+  }
+
+ private:
+  SyncWaiter* first_ = nullptr;
+  SyncWaiter* last_ = nullptr;
+};
+
+// The goroutine running now; throws std::logic_error if there is none (a
+// sync primitive that must park needs a goroutine to park). `what` names
+// the operation, and becomes its wait reason (the deadlock report).
+G* goroutine_to_park(const char* what);
+
+// Go's runtime semaphore (sema.go), one per use: a count of banked releases
+// and a FIFO of waiters.
+//
+// Contract: release(n) wakes up to n waiters in FIFO order and banks the
+// rest; acquire_or_queue takes a banked unit or queues the waiter. Any
+// thread may release; waiters are goroutines or outside threads.
+class Sema {
+ public:
+  Sema() noexcept = default;
+  Sema(const Sema&) = delete;
+  Sema& operator=(const Sema&) = delete;
+
+  // Takes a banked unit (returns false: no need to park) or queues `w`,
+  // whose g/thread and continuation are filled in (returns true: the caller
+  // parks and, per S3, touches nothing of `w` any more).
+  [[nodiscard]] bool acquire_or_queue(SyncWaiter* w) noexcept;
+  void release(std::uint32_t n = 1) noexcept;
+  // Takes `w` out of the queue if it is still there (a parked frame torn
+  // down at shutdown).
+  void withdraw(SyncWaiter* w) noexcept;
+
+ private:
+  SpinLock lock_;
+  std::uint32_t banked_ = 0;  // guarded by lock_
+  SyncQueue waiters_;         // guarded by lock_
+};
+
+// An awaiter step shared by RWMutex and WaitGroup: park the current
+// goroutine on `sema` until a release, then continue at `then`. Returns
+// true if parked (await_suspend's answer).
+[[nodiscard]] inline bool park_on(Sema& sema, SyncWaiter& w, std::coroutine_handle<> then) {
+  w.prepare(goroutine_to_park("sync wait"), then);
+  return sema.acquire_or_queue(&w);
+}
+
+}  // namespace goro::detail
+
+#endif  // GORO_DETAIL_SYNC_WAITER_HPP_

@@ -1,0 +1,268 @@
+// goro/mutex.hpp
+//
+// Defines: goro::Mutex (Go's sync.Mutex for goroutines), goro::LockGuard<M>
+// (an RAII guard usable across co_await), and goro::detail::MutexWaiter
+// (the waiter that RWMutex and Cond embed to take a Mutex in one stage of a
+// longer wait).
+//
+//   goro::Mutex mu;
+//   co_await mu.lock(); ...; mu.unlock();
+//   { auto guard = co_await mu.scoped_lock(); ... co_await anything; ... }
+//
+// Design (Go's sync/mutex.go, with the semaphore folded into the Mutex)
+//
+// Glossary
+//   state      one 32-bit word: kLocked, kWoken (an awake goroutine is
+//              competing, so unlock need not wake another), kStarving, and
+//              the number of queued waiters above kWaiterShift.
+//   waiters    a FIFO of MutexWaiters (in the lockers' frames) behind a
+//              SpinLock, qlock. The count in `state` says how many there
+//              are without taking qlock.
+//   normal mode   a woken waiter does not own the mutex: it competes with
+//              goroutines that just arrived, which usually win (they are
+//              running). A waiter that loses goes back to the *front*.
+//   starvation mode   unlock hands the mutex straight to the first waiter
+//              (FIFO); arrivals neither take it nor spin, they queue at the
+//              back. Entered when a waiter has waited over 1 ms; left when
+//              the waiter handed the mutex is the last one or waited less
+//              than 1 ms. Normal mode is much faster (a goroutine can take
+//              the mutex many times in a row); starvation mode bounds the
+//              wait of the unlucky one.
+//
+// Invariants
+//   M1. The waiter count in `state` is changed only with qlock held, except
+//       by unlock's "wake one" CAS, which decrements it just before popping
+//       a waiter under qlock. So with qlock held, count <= queue length:
+//       a waiter is counted and queued in one critical section.
+//   M2. kStarving implies kLocked and at least one counted waiter: it is set
+//       only by a queuing waiter while the mutex is locked, a starvation
+//       handoff keeps kLocked (the owner changes, the mutex is never free),
+//       and the handoff that takes the last waiter clears kStarving.
+//       (Go clears mutexLocked during a handoff and lets the woken waiter
+//       set it; here the unlocker does the whole handoff, so `state` never
+//       says "unlocked" while someone owns the mutex.)
+//   M3. At most one goroutine holds kWoken (`awoke`): the unlocker that set
+//       it hands it to the waiter it wakes, or a spinning arrival set it;
+//       whoever holds it clears it in its next successful CAS.
+//   M4. The sync_waiter.hpp rules S1-S3.
+//
+// Algorithm
+//   lock:
+//     1. Fast path: CAS 0 -> kLocked (acquire). Done.
+//     2. Spin a little while the mutex is held in normal mode (the owner
+//        probably runs on another P and unlocks soon), setting kWoken if
+//        there are waiters, so that unlock does not wake one for nothing.
+//     3. Compute the new state: take kLocked unless starving; count us as
+//        a waiter if it is locked or starving; set kStarving if we waited
+//        over 1 ms and it is locked; clear kWoken if we hold it.
+//     4. If we do not queue, CAS; on success we own it. If we queue, take
+//        qlock, CAS, and link us: at the back the first time, at the front
+//        after a wakeup (Go's queueLifo). Release qlock, park.
+//     5. Woken in normal mode (through our hook, `retry`): note whether we
+//        have now waited over 1 ms, go to 2.
+//        Handed the mutex in starvation mode: we own it; continue.
+//   unlock:
+//     1. Fast path: CAS kLocked -> 0 (release). Done.
+//     2. Not locked: throw (Go: "fatal error: sync: unlock of unlocked
+//        mutex").
+//     3. Starving: take qlock, pop the first waiter, decrement the count
+//        and clear kStarving if that waiter is the last or waited under
+//        1 ms, release qlock, resume the waiter as the owner.
+//     4. Normal: CAS kLocked off (release). If nobody waits, or someone is
+//        awake (kWoken), or the mutex is already taken again, done.
+//        Otherwise CAS (count - 1) | kWoken, pop the first waiter under
+//        qlock and ready it at its hook: it competes again (lock step 5).
+//
+// Rejected alternatives: see sync_waiter.hpp (why the hook, why not always
+// hand off, why a per-mutex queue rather than Go's semaphore table).
+#ifndef GORO_MUTEX_HPP_
+#define GORO_MUTEX_HPP_
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <utility>
+
+#include "goro/detail/spinlock.hpp"
+#include "goro/detail/sync_waiter.hpp"
+
+namespace goro {
+
+class Mutex;
+
+namespace detail {
+
+// A goroutine taking a Mutex, possibly as one stage of a longer wait.
+// Lives in an awaiter (in the frame) for the whole wait.
+class MutexWaiter {
+ public:
+  explicit MutexWaiter(goro::Mutex* mutex) noexcept : mutex_(mutex) {}
+  MutexWaiter(const MutexWaiter&) = delete;
+  MutexWaiter& operator=(const MutexWaiter&) = delete;
+  // Only does something for a frame destroyed while parked (runtime
+  // shutdown); `in_queue` is read unlocked because that happens only with
+  // the runtime stopped.
+  ~MutexWaiter() {
+    if (node_.in_queue) [[unlikely]]
+      withdraw();
+  }
+
+  // Takes the mutex for the running goroutine. Returns true if it got it
+  // without parking; otherwise the goroutine is queued (the caller must
+  // park it and touch nothing of this waiter) and continues at `then` once
+  // it owns the mutex. Throws std::logic_error outside a goroutine.
+  [[nodiscard]] bool acquire(std::coroutine_handle<> then);
+
+ private:
+  friend class goro::Mutex;
+  static void on_wake(void* frame) noexcept;
+  void withdraw() noexcept;
+
+  goro::Mutex* mutex_;  // qualified: lib/mutex.hpp has a detail::Mutex
+  SyncWaiter node_;
+  ResumeHook hook_;  // filled in by acquire(): most locks never wait
+};
+
+}  // namespace detail
+
+namespace detail {
+
+// What a guard calls to release its lock.
+struct CallUnlock {
+  template <class M>
+  void operator()(M& m) const {
+    m.unlock();
+  }
+};
+
+// An RAII owner of one lock of M, released with Release (see LockGuard and
+// ReadLockGuard).
+template <class M, class Release>
+class [[nodiscard]] BasicLockGuard {
+ public:
+  // Adopts a lock the caller holds.
+  explicit BasicLockGuard(M& m) noexcept : m_(&m) {}
+  BasicLockGuard(BasicLockGuard&& other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
+  BasicLockGuard& operator=(BasicLockGuard&& other) noexcept {
+    if (this != &other) {
+      reset();
+      m_ = std::exchange(other.m_, nullptr);
+    }
+    return *this;
+  }
+  ~BasicLockGuard() { reset(); }
+
+  // Unlocks now (idempotent).
+  void unlock() { reset(); }
+  [[nodiscard]] bool owns_lock() const noexcept { return m_ != nullptr; }
+
+ private:
+  void reset() {
+    if (M* m = std::exchange(m_, nullptr)) Release()(*m);
+  }
+  M* m_;
+};
+
+}  // namespace detail
+
+// LockGuard<M>: owns a lock of M (Mutex, or RWMutex's write lock) and
+// unlocks it on destruction. Obtained from `co_await m.scoped_lock()`;
+// move-only; may be held across co_await (goroutines may move between
+// threads: goro's locks are owned by goroutines, not threads).
+template <class M>
+using LockGuard = detail::BasicLockGuard<M, detail::CallUnlock>;
+
+// Mutex: a mutual exclusion lock for goroutines, with Go's semantics.
+//
+// Contract: lock() parks the goroutine (never its worker thread) until it
+// owns the mutex; unlock() may be called by any goroutine or thread (a Go
+// Mutex is not tied to a goroutine), and throws std::logic_error if the
+// mutex is not locked. Not recursive. A locker that waits over 1 ms turns
+// on starvation mode (see the file comment), which bounds how long a
+// goroutine that keeps re-locking can keep it from a waiter. The zero value
+// is an unlocked mutex; it must not be destroyed while locked or waited on.
+class Mutex {
+ public:
+  // co_await mu.lock(): parks until the goroutine owns the mutex.
+  class [[nodiscard]] LockAwaiter {
+   public:
+    explicit LockAwaiter(Mutex* m) noexcept : waiter_(m), mutex_(m) {}
+    bool await_ready() noexcept { return mutex_->try_lock_fast(); }
+    bool await_suspend(std::coroutine_handle<> awaiting) {
+      return !waiter_.acquire(awaiting);  // got it at once: do not park
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    detail::MutexWaiter waiter_;
+
+   protected:
+    Mutex* mutex_;
+  };
+
+  // co_await mu.scoped_lock(): as lock(), then returns the guard.
+  class [[nodiscard]] ScopedLockAwaiter : public LockAwaiter {
+   public:
+    using LockAwaiter::LockAwaiter;
+    LockGuard<Mutex> await_resume() const noexcept { return LockGuard<Mutex>(*mutex_); }
+  };
+
+  Mutex() noexcept = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  [[nodiscard]] LockAwaiter lock() noexcept { return LockAwaiter(this); }
+  [[nodiscard]] ScopedLockAwaiter scoped_lock() noexcept { return ScopedLockAwaiter(this); }
+
+  // Takes the mutex if that needs no waiting (Go's TryLock: never in
+  // starvation mode, where it belongs to the waiters). Returns whether.
+  [[nodiscard]] bool try_lock() noexcept;
+
+  void unlock() {
+    std::uint32_t expected = kLocked;
+    // Release: publishes the critical section to the next owner (which
+    // acquires in its own CAS). Fails when anyone waits or a flag is set.
+    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                       std::memory_order_relaxed)) [[likely]] {
+      return;
+    }
+    unlock_slow(expected);
+  }
+
+  // True while some goroutine owns the mutex. A snapshot, for assertions
+  // and Cond's misuse check.
+  [[nodiscard]] bool is_locked() const noexcept {
+    // Relaxed: a snapshot, ordered with nothing; its callers only check for
+    // misuse by their own goroutine (which locked it, sequenced before).
+    return (state_.load(std::memory_order_relaxed) & kLocked) != 0;
+  }
+
+ private:
+  friend class detail::MutexWaiter;
+
+  static constexpr std::uint32_t kLocked = 1;
+  static constexpr std::uint32_t kWoken = 2;
+  static constexpr std::uint32_t kStarving = 4;
+  static constexpr int kWaiterShift = 3;
+  static constexpr std::uint32_t kWaiterOne = 1u << kWaiterShift;
+  static constexpr std::int64_t kStarvationThresholdNs = 1'000'000;  // Go's 1 ms
+
+  bool try_lock_fast() noexcept {
+    std::uint32_t expected = 0;
+    // Acquire: the critical section sees the previous owner's writes.
+    return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+  }
+  bool lock_slow(detail::SyncWaiter* w) noexcept;  // true: owned; false: queued
+  void unlock_slow(std::uint32_t old);
+  void hand_off() noexcept;
+  void withdraw(detail::SyncWaiter* w) noexcept;
+
+  std::atomic<std::uint32_t> state_{0};
+  detail::SpinLock qlock_;
+  detail::SyncQueue waiters_;  // guarded by qlock_
+};
+
+}  // namespace goro
+
+#endif  // GORO_MUTEX_HPP_

@@ -1,0 +1,194 @@
+// goro/rwmutex.hpp
+//
+// Defines: goro::RWMutex (Go's sync.RWMutex for goroutines) and
+// goro::ReadLockGuard (the RAII guard of a read lock; the write lock's guard
+// is goro::LockGuard<RWMutex>).
+//
+//   goro::RWMutex rw;
+//   { auto r = co_await rw.scoped_rlock(); ... }   // many readers at once
+//   { auto w = co_await rw.scoped_lock(); ... }    // one writer, no readers
+//
+// Design (Go's sync/rwmutex.go)
+//
+// Glossary
+//   w            a Mutex held by the writer that owns or is acquiring the
+//                write lock: writers queue on it, one at a time.
+//   readerCount  readers holding or waiting for the lock; a writer subtracts
+//                kMaxReaders, so a negative count says "a writer is pending",
+//                and readers arriving then wait on readerSem.
+//   readerWait   readers that held the lock when the pending writer
+//                announced itself; the last of them to leave wakes it.
+//   writerSem, readerSem   detail::Sema (Go's runtime semaphore).
+//
+// Invariants
+//   R1. readerCount < 0 exactly while a writer holds w and has announced
+//       itself (lock step 2) and not yet unlocked.
+//   R2. A writer waits only for the readers that held the lock when it
+//       announced itself (readerWait); readers that arrive later queue
+//       behind it (Go's writer preference: a stream of readers cannot starve
+//       a writer), and the writer's unlock lets exactly them in.
+//
+// Algorithm
+//   rlock:   1. readerCount += 1; if the result is >= 0, done (fast path).
+//            2. Otherwise a writer is pending: park on readerSem.
+//   runlock: 1. readerCount -= 1; if the result is >= 0, done.
+//            2. A writer is pending: readerWait -= 1; the last departing
+//               reader releases writerSem.
+//   lock:    1. Lock w (parking, possibly several times, as any Mutex lock).
+//            2. readerCount -= kMaxReaders; r = the readers active then.
+//            3. If r != 0 and readerWait += r leaves it != 0, park on
+//               writerSem. Steps 1-3 are one co_await: ResumeHooks chain the
+//               stages (sync_waiter.hpp), so nothing is allocated.
+//   unlock:  1. readerCount += kMaxReaders; r = the readers that queued.
+//            2. Release readerSem r times (wakes them, or banks the wakeup
+//               of a reader that counted itself but has not queued yet).
+//            3. Unlock w.
+//
+// Rejected alternative: one queue of readers and writers under a spin lock
+// (simpler to argue, but every rlock/runlock would take the lock; here a
+// read lock is one atomic add while no writer is around).
+#ifndef GORO_RWMUTEX_HPP_
+#define GORO_RWMUTEX_HPP_
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <utility>
+
+#include "goro/detail/sync_waiter.hpp"
+#include "goro/mutex.hpp"
+
+namespace goro {
+
+class RWMutex;
+
+namespace detail {
+struct CallRUnlock {
+  template <class M>
+  void operator()(M& m) const {
+    m.runlock();
+  }
+};
+}  // namespace detail
+
+// ReadLockGuard: owns a read lock of an RWMutex and releases it on
+// destruction. Move-only; may be held across co_await.
+using ReadLockGuard = detail::BasicLockGuard<RWMutex, detail::CallRUnlock>;
+
+// RWMutex: a reader/writer lock for goroutines, with Go's semantics.
+//
+// Contract: any number of readers or one writer hold it. Once a writer
+// waits, readers that arrive wait until it has had the lock (writers are
+// not starved). Not recursive: a reader that read-locks again may deadlock
+// behind a waiting writer, as in Go. unlock()/runlock() of a lock not held
+// throw std::logic_error. Locks are not tied to goroutines.
+class RWMutex {
+ public:
+  // co_await rw.lock(): the write lock (Go's Lock), steps in the file comment.
+  class [[nodiscard]] LockAwaiter {
+   public:
+    explicit LockAwaiter(RWMutex* rw) noexcept : rw_(rw), mutex_waiter_(&rw->w_) {}
+    LockAwaiter(const LockAwaiter&) = delete;
+    LockAwaiter& operator=(const LockAwaiter&) = delete;
+    ~LockAwaiter() {
+      if (sem_waiter_.in_queue) [[unlikely]]
+        rw_->writer_sem_.withdraw(&sem_waiter_);  // shutdown
+    }
+    bool await_ready() noexcept {
+      if (!rw_->w_.try_lock()) return false;
+      have_w_ = true;
+      return rw_->announce_writer();
+    }
+    bool await_suspend(std::coroutine_handle<> awaiting);
+    void await_resume() const noexcept {}
+
+   protected:
+    RWMutex* rw_;
+
+   private:
+    static void on_have_w(void* frame) noexcept;
+
+    detail::MutexWaiter mutex_waiter_;
+    detail::SyncWaiter sem_waiter_;
+    detail::ResumeHook have_w_hook_{&on_have_w, &detail::ResumeHook::never_destroyed, this};
+    std::coroutine_handle<> awaiting_;
+    bool have_w_ = false;
+  };
+  class [[nodiscard]] ScopedLockAwaiter : public LockAwaiter {
+   public:
+    using LockAwaiter::LockAwaiter;
+    LockGuard<RWMutex> await_resume() const noexcept { return LockGuard<RWMutex>(*rw_); }
+  };
+
+  // co_await rw.rlock(): a read lock (Go's RLock).
+  class [[nodiscard]] RLockAwaiter {
+   public:
+    explicit RLockAwaiter(RWMutex* rw) noexcept : rw_(rw) {}
+    RLockAwaiter(const RLockAwaiter&) = delete;
+    RLockAwaiter& operator=(const RLockAwaiter&) = delete;
+    ~RLockAwaiter() {
+      if (waiter_.in_queue) [[unlikely]]
+        rw_->reader_sem_.withdraw(&waiter_);  // shutdown
+    }
+    bool await_ready() noexcept {
+      // Step 1. Acquire: a reader that gets in sees the last writer's
+      // critical section (its unlock's add released).
+      return rw_->reader_count_.fetch_add(1, std::memory_order_acquire) + 1 >= 0;
+    }
+    bool await_suspend(std::coroutine_handle<> awaiting) {
+      return detail::park_on(rw_->reader_sem_, waiter_, awaiting);  // step 2
+    }
+    void await_resume() const noexcept {}
+
+   protected:
+    RWMutex* rw_;
+
+   private:
+    detail::SyncWaiter waiter_;
+  };
+  class [[nodiscard]] ScopedRLockAwaiter : public RLockAwaiter {
+   public:
+    using RLockAwaiter::RLockAwaiter;
+    ReadLockGuard await_resume() const noexcept { return ReadLockGuard(*rw_); }
+  };
+
+  RWMutex() noexcept = default;
+  RWMutex(const RWMutex&) = delete;
+  RWMutex& operator=(const RWMutex&) = delete;
+
+  [[nodiscard]] LockAwaiter lock() noexcept { return LockAwaiter(this); }
+  [[nodiscard]] ScopedLockAwaiter scoped_lock() noexcept { return ScopedLockAwaiter(this); }
+  [[nodiscard]] RLockAwaiter rlock() noexcept { return RLockAwaiter(this); }
+  [[nodiscard]] ScopedRLockAwaiter scoped_rlock() noexcept { return ScopedRLockAwaiter(this); }
+
+  // Take the lock if that needs no waiting; return whether (Go's TryLock /
+  // TryRLock).
+  [[nodiscard]] bool try_lock() noexcept;
+  [[nodiscard]] bool try_rlock() noexcept;
+
+  void unlock();
+  void runlock() {
+    // Release: publishes the reader's critical section to a writer, which
+    // acquires (announce_writer / writerSem).
+    const std::int32_t r = reader_count_.fetch_sub(1, std::memory_order_release) - 1;
+    if (r < 0) [[unlikely]]
+      runlock_slow(r);
+  }
+
+ private:
+  static constexpr std::int32_t kMaxReaders = 1 << 30;
+
+  // Lock steps 2-3 without parking: true if no reader remains.
+  bool announce_writer() noexcept;
+  void runlock_slow(std::int32_t r);
+
+  Mutex w_;
+  detail::Sema writer_sem_;
+  detail::Sema reader_sem_;
+  std::atomic<std::int32_t> reader_count_{0};
+  std::atomic<std::int32_t> reader_wait_{0};
+};
+
+}  // namespace goro
+
+#endif  // GORO_RWMUTEX_HPP_

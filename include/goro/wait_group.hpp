@@ -1,0 +1,114 @@
+// goro/wait_group.hpp
+//
+// Defines: goro::WaitGroup (Go's sync.WaitGroup).
+//
+//   goro::WaitGroup wg;
+//   for (int i = 0; i < n; ++i) { wg.add(1); goro::go(work(i, wg)); }  // work calls wg.done()
+//   co_await wg.wait();          // in a goroutine
+//   wg.wait_blocking();          // on a thread outside the runtime
+//
+// Design (Go's sync/waitgroup.go)
+//
+// Glossary
+//   state    one 64-bit word: the counter (signed, high 32 bits) and the
+//            number of waiters (low 32 bits), so that "counter reached 0"
+//            and "who waits" are read in one load.
+//   sema     a detail::Sema the waiters park on.
+//
+// Invariants
+//   W1. Waiters are counted only while the counter is > 0 (a waiter's CAS
+//       fails if the counter changed).
+//   W2. When an add brings the counter to 0 with waiters counted, no other
+//       add or wait may run concurrently (Go's rule: Adds with a positive
+//       delta that start when the counter is 0 must happen before Wait); the
+//       adder resets the word to 0 and releases the sema once per waiter.
+//
+// Algorithm
+//   add(d): 1. state += d << 32. 2. Counter < 0: undo and throw (Go panics:
+//           "sync: negative WaitGroup counter"). 3. Counter > 0 or nobody
+//           waits: done. 4. Counter 0 with w waiters: state = 0, release the
+//           sema w times.
+//   wait:   1. Counter 0: done (one acquire load). 2. CAS waiters + 1; on
+//           failure reload and retry. 3. Park on the sema (a goroutine) or
+//           block the thread (wait_blocking).
+//
+// Rejected alternative: a list of waiters under a lock (no semaphore): the
+// count in the word keeps add()/done() one atomic add when nobody waits.
+#ifndef GORO_WAIT_GROUP_HPP_
+#define GORO_WAIT_GROUP_HPP_
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+
+#include "goro/detail/sync_waiter.hpp"
+
+namespace goro {
+
+// WaitGroup: waits for a collection of goroutines to finish.
+//
+// Contract: add(n) adds n (may be negative) to the counter; done() is
+// add(-1); wait() parks until the counter is 0. A counter that goes negative
+// throws std::logic_error (and is left as it was). As in Go, calls to add
+// with a positive delta that start while the counter is 0 must happen
+// before wait(); a WaitGroup may be reused once every wait() has returned.
+// add/done may be called from any thread.
+class WaitGroup {
+ public:
+  // co_await wg.wait().
+  class [[nodiscard]] WaitAwaiter {
+   public:
+    explicit WaitAwaiter(WaitGroup* wg) noexcept : wg_(wg) {}
+    WaitAwaiter(const WaitAwaiter&) = delete;
+    WaitAwaiter& operator=(const WaitAwaiter&) = delete;
+    ~WaitAwaiter() {
+      if (waiter_.in_queue) [[unlikely]]
+        wg_->sema_.withdraw(&waiter_);  // shutdown
+    }
+    bool await_ready() const noexcept { return wg_->counter_is_zero(); }
+    bool await_suspend(std::coroutine_handle<> awaiting) {
+      if (!wg_->count_waiter()) return false;  // reached 0 meanwhile
+      parked_ = true;
+      return detail::park_on(wg_->sema_, waiter_, awaiting);
+    }
+    void await_resume() const {
+      if (parked_) wg_->check_not_reused();
+    }
+
+   private:
+    WaitGroup* wg_;
+    detail::SyncWaiter waiter_;
+    bool parked_ = false;
+  };
+
+  WaitGroup() noexcept = default;
+  WaitGroup(const WaitGroup&) = delete;
+  WaitGroup& operator=(const WaitGroup&) = delete;
+
+  void add(std::int32_t delta);
+  void done() { add(-1); }
+  [[nodiscard]] WaitAwaiter wait() noexcept { return WaitAwaiter(this); }
+  // Blocks the calling OS thread until the counter is 0. For threads
+  // outside the runtime (or inside goro::blocking); throws std::logic_error
+  // on a goroutine, whose worker thread must not block.
+  void wait_blocking();
+
+ private:
+  static constexpr int kCounterShift = 32;
+
+  [[nodiscard]] bool counter_is_zero() const noexcept {
+    // Acquire: pairs with the release of the add that brought the counter to
+    // 0, so the waiter sees everything the workers did before done().
+    return (state_.load(std::memory_order_acquire) >> kCounterShift) == 0;
+  }
+  // Wait step 2: counts a waiter; false if the counter is 0 (no need to wait).
+  bool count_waiter() noexcept;
+  void check_not_reused() const;
+
+  std::atomic<std::uint64_t> state_{0};
+  detail::Sema sema_;
+};
+
+}  // namespace goro
+
+#endif  // GORO_WAIT_GROUP_HPP_

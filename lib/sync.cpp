@@ -1,0 +1,353 @@
+// lib/sync.cpp
+//
+// Shared parts of goro's sync primitives: the runtime semaphore (Sema), the
+// parker of outside threads, and the out-of-line slow paths of RWMutex,
+// WaitGroup, Cond and Semaphore. Designs: the headers' top comments
+// (goro/detail/sync_waiter.hpp for what they share).
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "goro/cond.hpp"
+#include "goro/detail/sync_waiter.hpp"
+#include "goro/rwmutex.hpp"
+#include "goro/semaphore.hpp"
+#include "goro/wait_group.hpp"
+
+namespace goro::detail {
+
+void ResumeHook::never_destroyed(void*) noexcept {
+  std::fprintf(stderr, "goro: internal error: a sync ResumeHook was destroyed\n");
+  std::abort();
+}
+
+// An outside thread's wait: a flag under a std::mutex. The mutex is held
+// only to set or test the flag, never across a wait by a worker thread
+// (only the outside thread waits, in the condition variable). unpark()
+// releases the mutex last: POSIX lets the waiter destroy it as soon as it
+// can lock it, so the parker may live on the waiter's stack.
+class ThreadParker {
+ public:
+  void park() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return unparked_; });
+  }
+  void unpark() {
+    std::lock_guard<std::mutex> lock(mu_);
+    unparked_ = true;
+    cv_.notify_one();  // under the lock: the parker cannot be gone yet
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool unparked_ = false;
+};
+
+void unpark(ThreadParker* parker) noexcept { parker->unpark(); }
+
+G* goroutine_to_park(const char* what) {
+  G* g = current_goroutine();
+  if (g == nullptr) {
+    throw std::logic_error(std::string(what) +
+                           ": must wait, but not called from a goroutine (no goroutine to park)");
+  }
+  g->wait_reason = what;  // a string literal: the deadlock report names it
+  return g;
+}
+
+bool Sema::acquire_or_queue(SyncWaiter* w) noexcept {
+  lock_.lock();
+  if (banked_ > 0) {
+    --banked_;
+    lock_.unlock();
+    return false;
+  }
+  waiters_.push_back(w);
+  lock_.unlock();  // S3
+  return true;
+}
+
+void Sema::release(std::uint32_t n) noexcept {
+  WakeList to_wake;
+  lock_.lock();
+  for (; n > 0 && !waiters_.empty(); --n) to_wake.push(waiters_.pop_front());
+  banked_ += n;
+  lock_.unlock();
+  to_wake.wake_all();
+}
+
+void Sema::withdraw(SyncWaiter* w) noexcept {
+  lock_.lock();
+  waiters_.remove(w);
+  lock_.unlock();
+}
+
+}  // namespace goro::detail
+
+namespace goro {
+
+// --- RWMutex (steps: goro/rwmutex.hpp) --------------------------------------
+
+bool RWMutex::announce_writer() noexcept {
+  // Lock step 2. Acquire: sees the critical sections of the readers that
+  // already left (their runlock released in this RMW chain). Release: the
+  // negative count is what arriving readers read before queuing.
+  const std::int32_t r = reader_count_.fetch_sub(kMaxReaders, std::memory_order_acq_rel);
+  // Step 3. Acq_rel: the departing readers' decrements form one RMW chain;
+  // whoever brings it to 0 has seen every reader's release.
+  return r == 0 || reader_wait_.fetch_add(r, std::memory_order_acq_rel) + r == 0;
+}
+
+bool RWMutex::LockAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
+  awaiting_ = awaiting;
+  if (!have_w_) {
+    if (!mutex_waiter_.acquire(have_w_hook_.handle())) return true;  // on_have_w goes on
+    if (rw_->announce_writer()) return false;
+  }
+  return detail::park_on(rw_->writer_sem_, sem_waiter_, awaiting);
+}
+
+void RWMutex::LockAwaiter::on_have_w(void* frame) noexcept {
+  // Lock step 1 is over (we own w); steps 2-3, on our goroutine.
+  auto* self = detail::ResumeHook::owner_of<LockAwaiter>(frame);
+  RWMutex* rw = self->rw_;
+  const std::coroutine_handle<> awaiting = self->awaiting_;
+  if (rw->announce_writer() || !detail::park_on(rw->writer_sem_, self->sem_waiter_, awaiting)) {
+    awaiting.resume();
+  }
+}
+
+bool RWMutex::try_lock() noexcept {
+  if (!w_.try_lock()) return false;
+  std::int32_t expected = 0;
+  // Acquire: sees the departed readers' critical sections.
+  if (!reader_count_.compare_exchange_strong(expected, -kMaxReaders, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+    w_.unlock();
+    return false;
+  }
+  return true;
+}
+
+bool RWMutex::try_rlock() noexcept {
+  std::int32_t c = reader_count_.load(std::memory_order_relaxed);  // a guess: the CAS decides
+  while (c >= 0) {
+    // Acquire: as rlock's fast path.
+    if (reader_count_.compare_exchange_weak(c, c + 1, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void RWMutex::unlock() {
+  // Step 1. Release: readers that get in (their add acquires) see the
+  // writer's critical section.
+  const std::int32_t r =
+      reader_count_.fetch_add(kMaxReaders, std::memory_order_release) + kMaxReaders;
+  if (r >= kMaxReaders) {
+    // Undo, to keep it usable; relaxed: misuse, nothing to publish.
+    reader_count_.fetch_sub(kMaxReaders, std::memory_order_relaxed);
+    throw std::logic_error("sync: Unlock of unlocked RWMutex");
+  }
+  if (r > 0) reader_sem_.release(static_cast<std::uint32_t>(r));  // step 2
+  w_.unlock();                                                    // step 3
+}
+
+void RWMutex::runlock_slow(std::int32_t r) {
+  if (r + 1 == 0 || r + 1 == -kMaxReaders) {
+    // Undo, to keep it usable; relaxed: misuse, nothing to publish.
+    reader_count_.fetch_add(1, std::memory_order_relaxed);
+    throw std::logic_error("sync: RUnlock of unlocked RWMutex");
+  }
+  // Acq_rel: see announce_writer(); the last departing reader wakes the writer.
+  if (reader_wait_.fetch_sub(1, std::memory_order_acq_rel) - 1 == 0) writer_sem_.release(1);
+}
+
+// --- WaitGroup (steps: goro/wait_group.hpp) ---------------------------------
+
+namespace {
+std::uint64_t counter_delta(std::int32_t delta) noexcept {
+  return static_cast<std::uint64_t>(static_cast<std::int64_t>(delta)) << 32;
+}
+}  // namespace
+
+void WaitGroup::add(std::int32_t delta) {
+  // Step 1. Acq_rel: release publishes what this goroutine did before
+  // done() to the waiters (who acquire the counter, or are woken by the
+  // adder that read this RMW chain); acquire lets the adder that reaches 0
+  // pass everybody's work on through the sema.
+  const std::uint64_t state =
+      state_.fetch_add(counter_delta(delta), std::memory_order_acq_rel) + counter_delta(delta);
+  const auto v = static_cast<std::int32_t>(state >> kCounterShift);
+  const auto w = static_cast<std::uint32_t>(state);
+  if (v < 0) {  // step 2; undo, relaxed: misuse, nothing to publish
+    state_.fetch_sub(counter_delta(delta), std::memory_order_relaxed);
+    throw std::logic_error("sync: negative WaitGroup counter");
+  }
+  if (w != 0 && delta > 0 && v == delta) {
+    throw std::logic_error("sync: WaitGroup misuse: Add called concurrently with Wait");
+  }
+  if (v > 0 || w == 0) return;  // step 3
+  // Step 4. Nobody else may touch the word now (W2); relaxed suffices.
+  if (state_.load(std::memory_order_relaxed) != state) {
+    throw std::logic_error("sync: WaitGroup misuse: Add called concurrently with Wait");
+  }
+  state_.store(0, std::memory_order_relaxed);
+  sema_.release(w);
+}
+
+bool WaitGroup::count_waiter() noexcept {
+  // Acquire on every load: a counter seen at 0 must show the workers' writes.
+  std::uint64_t state = state_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((state >> kCounterShift) == 0) return false;
+    if (state_.compare_exchange_weak(state, state + 1, std::memory_order_acquire,
+                                     std::memory_order_acquire)) {
+      return true;
+    }
+  }
+}
+
+void WaitGroup::check_not_reused() const {
+  // Relaxed: a misuse check; the wakeup itself came through the sema.
+  if (state_.load(std::memory_order_relaxed) != 0) {
+    throw std::logic_error("sync: WaitGroup is reused before previous Wait has returned");
+  }
+}
+
+void WaitGroup::wait_blocking() {
+  if (detail::current_goroutine() != nullptr) {
+    throw std::logic_error(
+        "goro::WaitGroup::wait_blocking on a goroutine (its worker must not block): "
+        "use co_await wait()");
+  }
+  if (counter_is_zero() || !count_waiter()) return;
+  detail::ThreadParker parker;
+  detail::SyncWaiter waiter;
+  waiter.prepare(nullptr, nullptr);
+  waiter.thread = &parker;
+  if (sema_.acquire_or_queue(&waiter)) parker.park();
+  check_not_reused();
+}
+
+// --- Cond (steps: goro/cond.hpp) --------------------------------------------
+
+bool Cond::WaitAwaiter::await_ready() const {
+  // Step 1 (Go fails in the Unlock that Wait calls).
+  if (!mutex_->is_locked()) throw std::logic_error("sync: Cond wait with an unlocked mutex");
+  return false;
+}
+
+void Cond::WaitAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
+  // Step 2.
+  awaiting_ = awaiting;
+  waiter_.prepare(detail::goroutine_to_park("goro::Cond::wait"), hook_.handle());
+  Cond* cond = cond_;  // S3: after queuing, nothing of *this
+  Mutex* mutex = mutex_;
+  cond->lock_.lock();
+  cond->waiters_.push_back(&waiter_);
+  cond->lock_.unlock();
+  mutex->unlock();  // C1: after queuing; locked, as await_ready checked
+}
+
+void Cond::WaitAwaiter::on_signal(void* frame) noexcept {
+  // Step 3, on our goroutine: take the mutex again.
+  auto* self = detail::ResumeHook::owner_of<WaitAwaiter>(frame);
+  const std::coroutine_handle<> awaiting = self->awaiting_;
+  if (self->relock_.acquire(awaiting)) awaiting.resume();
+}
+
+void Cond::signal() noexcept {
+  lock_.lock();
+  detail::SyncWaiter* w = waiters_.pop_front();
+  lock_.unlock();
+  if (w != nullptr) detail::wake(w, w->continuation);
+}
+
+void Cond::broadcast() noexcept {
+  detail::WakeList to_wake;
+  lock_.lock();
+  while (!waiters_.empty()) to_wake.push(waiters_.pop_front());
+  lock_.unlock();
+  to_wake.wake_all();
+}
+
+void Cond::withdraw(detail::SyncWaiter* w) noexcept {
+  lock_.lock();
+  waiters_.remove(w);
+  lock_.unlock();
+}
+
+// --- Semaphore (steps: goro/semaphore.hpp) ----------------------------------
+
+Semaphore::Semaphore(std::int64_t size) : size_(size) {
+  if (size < 0) throw std::invalid_argument("goro::Semaphore: negative size");
+}
+
+bool Semaphore::acquire_or_lock(std::int64_t n) {
+  if (n < 0 || n > size_) {  // step 1
+    throw std::invalid_argument("goro::Semaphore::acquire: weight " + std::to_string(n) +
+                                " outside [0, size " + std::to_string(size_) + "]");
+  }
+  lock_.lock();
+  if (size_ - cur_ >= n && waiters_.empty()) {  // step 2
+    cur_ += n;
+    lock_.unlock();
+    return true;
+  }
+  if (detail::current_goroutine() == nullptr) {
+    lock_.unlock();
+    (void)detail::goroutine_to_park("goro::Semaphore::acquire");  // throws
+  }
+  return false;  // keep the lock: queue_and_unlock runs next
+}
+
+void Semaphore::queue_and_unlock(detail::SyncWaiter* w, std::coroutine_handle<> awaiting) noexcept {
+  // Step 3.
+  const std::int64_t weight = w->weight;
+  w->prepare(detail::goroutine_to_park("goro::Semaphore::acquire"), awaiting);
+  w->weight = weight;
+  waiters_.push_back(w);
+  lock_.unlock();  // S3
+}
+
+bool Semaphore::try_acquire(std::int64_t n) noexcept {
+  if (n < 0 || n > size_) return false;
+  lock_.lock();
+  const bool ok = size_ - cur_ >= n && waiters_.empty();
+  if (ok) cur_ += n;
+  lock_.unlock();
+  return ok;
+}
+
+void Semaphore::release(std::int64_t n) {
+  detail::WakeList to_wake;
+  lock_.lock();
+  if (n < 0 || n > cur_) {
+    lock_.unlock();
+    throw std::logic_error("semaphore: released more than held");
+  }
+  cur_ -= n;
+  // E2: grant from the front only.
+  while (!waiters_.empty() && size_ - cur_ >= waiters_.front()->weight) {
+    detail::SyncWaiter* w = waiters_.pop_front();
+    cur_ += w->weight;
+    to_wake.push(w);
+  }
+  lock_.unlock();
+  to_wake.wake_all();
+}
+
+void Semaphore::withdraw(detail::SyncWaiter* w) noexcept {
+  lock_.lock();
+  waiters_.remove(w);
+  lock_.unlock();
+}
+
+}  // namespace goro

@@ -1,0 +1,698 @@
+// Tests of goro's sync primitives against Go's sync semantics: Mutex (mutual
+// exclusion, starvation mode, misuse), RWMutex (readers in parallel, writers
+// exclusive, writer preference), WaitGroup (misuse, waiting from outside the
+// runtime), Once (contention, a throwing fn), Cond and the weighted
+// Semaphore (FIFO). Sizes scale down under sanitizers (test_scale.hpp); no
+// assertion depends on wall-clock speed.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "goro/goro.hpp"
+#include "test_util.hpp"
+
+namespace goro {
+namespace {
+
+using test::scaled;
+using test::with_procs;
+
+// --- Mutex -------------------------------------------------------------------
+
+Task<void> increment_locked(Mutex& mu, long& counter, long times, bool yield_inside) {
+  for (long i = 0; i < times; ++i) {
+    co_await mu.lock();
+    const long seen = counter;
+    if (yield_inside && i % 16 == 0) co_await goro::yield();  // park others on the mutex
+    counter = seen + 1;
+    mu.unlock();
+  }
+}
+
+Task<long> mutex_stress(long goroutines, long times) {
+  Mutex mu;
+  long counter = 0;  // plain int: only the mutex orders the increments
+  std::vector<JoinHandle<void>> handles;
+  for (long g = 0; g < goroutines; ++g) {
+    handles.push_back(spawn(increment_locked(mu, counter, times, g % 2 == 0)));
+  }
+  for (auto& h : handles) co_await h;
+  co_await mu.lock();
+  const long result = counter;
+  mu.unlock();
+  co_return result;
+}
+
+TEST(Mutex, MutualExclusionStress) {
+  test::Watchdog watchdog("Mutex.MutualExclusionStress");
+  const long goroutines = 16;
+  const long times = scaled(20000, 500);
+  EXPECT_EQ(run(mutex_stress(goroutines, times), with_procs(4)), goroutines * times);
+}
+
+TEST(Mutex, MutualExclusionOnTwoPs) {
+  test::Watchdog watchdog("Mutex.MutualExclusionOnTwoPs");
+  const long times = scaled(50000, 1000);
+  EXPECT_EQ(run(mutex_stress(4, times), with_procs(2)), 4 * times);
+}
+
+Task<int> try_lock_and_misuse() {
+  Mutex mu;
+  int score = 0;
+  if (mu.try_lock()) score += 1;
+  if (!mu.try_lock()) score += 2;  // held
+  if (mu.is_locked()) score += 4;
+  mu.unlock();
+  try {
+    mu.unlock();
+  } catch (const std::logic_error& e) {
+    if (std::string(e.what()) == "sync: unlock of unlocked mutex") score += 8;
+  }
+  // Still usable after the misuse.
+  co_await mu.lock();
+  mu.unlock();
+  if (!mu.is_locked()) score += 16;
+  co_return score;
+}
+
+TEST(Mutex, TryLockAndUnlockOfUnlockedThrows) {
+  EXPECT_EQ(run(try_lock_and_misuse(), with_procs(1)), 31);
+  Mutex mu;  // outside the runtime: the non-parking parts work too
+  EXPECT_THROW(mu.unlock(), std::logic_error);
+}
+
+Task<void> hold_across_await(Mutex& mu, std::atomic<int>& inside, std::atomic<int>& overlaps,
+                             int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    auto guard = co_await mu.scoped_lock();
+    if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+    co_await goro::sleep(std::chrono::microseconds(10));  // may resume on another P
+    co_await goro::yield();
+    inside.fetch_sub(1);
+  }  // guard unlocks
+}
+
+Task<int> scoped_lock_across_await() {
+  Mutex mu;
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  std::vector<JoinHandle<void>> handles;
+  for (int g = 0; g < 6; ++g) handles.push_back(spawn(hold_across_await(mu, inside, overlaps, 20)));
+  for (auto& h : handles) co_await h;
+  LockGuard<Mutex> adopted = co_await mu.scoped_lock();
+  adopted.unlock();
+  adopted.unlock();  // idempotent
+  co_return overlaps.load() + (mu.is_locked() ? 100 : 0);
+}
+
+TEST(Mutex, ScopedLockIsHeldAcrossCoAwait) {
+  test::Watchdog watchdog("Mutex.ScopedLockIsHeldAcrossCoAwait");
+  EXPECT_EQ(run(scoped_lock_across_await(), with_procs(4)), 0);
+}
+
+// A goroutine that re-locks in a loop, holding the mutex across a yield, so
+// that every time the waiter is woken (normal mode) the hog has the mutex
+// again. After the waiter has waited 1 ms it switches the mutex to
+// starvation mode and the next unlock hands it over: the hog cannot keep it
+// forever. Bounded by iterations, not by time: 1 ms is at most a few
+// thousand iterations here (each yields and makes the waiter retry).
+struct Starvation {
+  Mutex mu;
+  std::atomic<bool> waiter_started{false};
+  std::atomic<bool> waiter_got_it{false};
+  long hog_iterations_before = -1;  // guarded by mu
+  long hog_iterations = 0;          // guarded by mu
+};
+
+Task<void> hog(Starvation& s, long max_iterations) {
+  for (long i = 0; i < max_iterations && !s.waiter_got_it.load(); ++i) {
+    co_await s.mu.lock();
+    co_await goro::yield();  // the woken waiter runs now and finds the mutex held
+    s.hog_iterations = i + 1;  // under the mutex: the waiter reads it under it too
+    s.mu.unlock();
+  }
+}
+
+Task<void> starving_waiter(Starvation& s) {
+  s.waiter_started.store(true);
+  co_await s.mu.lock();
+  s.hog_iterations_before = s.hog_iterations;
+  s.waiter_got_it.store(true);
+  s.mu.unlock();
+}
+
+Task<long> starvation_scenario(long max_iterations) {
+  Starvation s;
+  auto hog_handle = spawn(hog(s, max_iterations));
+  co_await goro::yield();  // let the hog take the mutex
+  auto waiter = spawn(starving_waiter(s));
+  co_await waiter;
+  co_await hog_handle;
+  co_return s.waiter_got_it.load() ? s.hog_iterations_before : -1;
+}
+
+TEST(Mutex, StarvationModeLetsAContenderIn) {
+  test::Watchdog watchdog("Mutex.StarvationModeLetsAContenderIn");
+  const long max_iterations = 2'000'000;
+  for (unsigned procs : {1u, 2u}) {
+    const long before = run(starvation_scenario(max_iterations), with_procs(procs));
+    EXPECT_GE(before, 0) << "the waiter never got the mutex (" << procs << " Ps)";
+    EXPECT_LT(before, max_iterations / 2) << procs << " Ps";
+  }
+}
+
+// Starvation mode is FIFO: once in it, waiters get the mutex in queue order.
+Task<void> queue_in_order(Mutex& mu, std::vector<int>& order, int id) {
+  co_await mu.lock();
+  order.push_back(id);
+  mu.unlock();
+}
+
+Task<std::vector<int>> normal_mode_fifo_wakeups() {
+  Mutex mu;
+  std::vector<int> order;
+  co_await mu.lock();
+  std::vector<JoinHandle<void>> handles;
+  for (int id = 0; id < 5; ++id) {
+    handles.push_back(spawn(queue_in_order(mu, order, id)));
+    co_await goro::yield();  // one P: the child runs and queues before the next
+  }
+  mu.unlock();  // wakes 0; each unlock wakes the next in FIFO order
+  for (auto& h : handles) co_await h;
+  co_return order;
+}
+
+TEST(Mutex, WaitersAreWokenInFifoOrder) {
+  EXPECT_EQ(run(normal_mode_fifo_wakeups(), with_procs(1)), (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+// --- RWMutex -------------------------------------------------------------------
+
+Task<void> reader_waits_for_all(RWMutex& rw, std::atomic<long>& inside, long readers,
+                                std::atomic<long>& ok) {
+  auto guard = co_await rw.scoped_rlock();
+  inside.fetch_add(1);
+  // Every reader holds the read lock here at once, or this never ends.
+  if (co_await test::yield_until_at_least(inside, readers, std::chrono::seconds(60))) {
+    ok.fetch_add(1);
+  }
+}
+
+Task<long> readers_in_parallel(long readers) {
+  RWMutex rw;
+  std::atomic<long> inside{0};
+  std::atomic<long> ok{0};
+  std::vector<JoinHandle<void>> handles;
+  for (long i = 0; i < readers; ++i)
+    handles.push_back(spawn(reader_waits_for_all(rw, inside, readers, ok)));
+  for (auto& h : handles) co_await h;
+  co_return ok.load();
+}
+
+TEST(RWMutex, ReadersHoldItInParallel) {
+  test::Watchdog watchdog("RWMutex.ReadersHoldItInParallel");
+  EXPECT_EQ(run(readers_in_parallel(8), with_procs(1)), 8);
+  EXPECT_EQ(run(readers_in_parallel(8), with_procs(4)), 8);
+}
+
+struct RWState {
+  RWMutex rw;
+  std::atomic<int> readers{0};
+  std::atomic<int> writers{0};
+  std::atomic<long> violations{0};
+  std::atomic<long> max_readers{0};
+  long written = 0;  // plain: only the write lock orders it
+};
+
+Task<void> rw_reader(RWState& s, long rounds) {
+  for (long i = 0; i < rounds; ++i) {
+    co_await s.rw.rlock();
+    const int now = s.readers.fetch_add(1) + 1;
+    if (s.writers.load() != 0) s.violations.fetch_add(1);
+    long seen = s.max_readers.load();
+    while (now > seen && !s.max_readers.compare_exchange_weak(seen, now)) {
+    }
+    if (i % 4 == 0) co_await goro::yield();
+    if (s.writers.load() != 0) s.violations.fetch_add(1);
+    s.readers.fetch_sub(1);
+    s.rw.runlock();
+  }
+}
+
+Task<void> rw_writer(RWState& s, long rounds) {
+  for (long i = 0; i < rounds; ++i) {
+    auto guard = co_await s.rw.scoped_lock();
+    if (s.writers.fetch_add(1) != 0 || s.readers.load() != 0) s.violations.fetch_add(1);
+    const long seen = s.written;
+    if (i % 8 == 0) co_await goro::yield();
+    s.written = seen + 1;
+    if (s.readers.load() != 0) s.violations.fetch_add(1);
+    s.writers.fetch_sub(1);
+  }
+}
+
+TEST(RWMutex, WritersAreExclusive) {
+  test::Watchdog watchdog("RWMutex.WritersAreExclusive");
+  RWState s;
+  const long rounds = scaled(4000, 200);
+  auto main_task = [&]() -> Task<void> {
+    std::vector<JoinHandle<void>> handles;
+    for (int i = 0; i < 6; ++i) handles.push_back(spawn(rw_reader(s, rounds)));
+    for (int i = 0; i < 3; ++i) handles.push_back(spawn(rw_writer(s, rounds)));
+    for (auto& h : handles) co_await h;
+  };
+  run(main_task(), with_procs(4));
+  EXPECT_EQ(s.violations.load(), 0);
+  EXPECT_EQ(s.written, 3 * rounds);
+  EXPECT_GE(s.max_readers.load(), 1);
+}
+
+// Writer preference: a stream of overlapping readers cannot keep a writer
+// out; once it waits, new readers wait behind it.
+struct WriterPreference {
+  RWMutex rw;
+  std::atomic<bool> writer_done{false};
+  std::atomic<long> reads_after_writer_arrived{0};
+  std::atomic<bool> writer_waiting{false};
+};
+
+Task<void> stream_reader(WriterPreference& s, long max_rounds) {
+  for (long i = 0; i < max_rounds && !s.writer_done.load(); ++i) {
+    co_await s.rw.rlock();
+    if (s.writer_waiting.load() && !s.writer_done.load()) s.reads_after_writer_arrived.fetch_add(1);
+    co_await goro::yield();  // readers overlap: the read lock is never free
+    s.rw.runlock();
+  }
+}
+
+Task<long> writer_among_readers(long max_rounds) {
+  WriterPreference s;
+  std::vector<JoinHandle<void>> readers;
+  for (int i = 0; i < 4; ++i) readers.push_back(spawn(stream_reader(s, max_rounds)));
+  co_await goro::yield();
+  s.writer_waiting.store(true);
+  co_await s.rw.lock();
+  s.writer_done.store(true);
+  s.rw.unlock();
+  for (auto& r : readers) co_await r;
+  co_return s.reads_after_writer_arrived.load();
+}
+
+TEST(RWMutex, WaitingWriterIsNotStarvedByReaders) {
+  test::Watchdog watchdog("RWMutex.WaitingWriterIsNotStarvedByReaders");
+  const long max_rounds = 1'000'000;
+  for (unsigned procs : {1u, 2u}) {
+    // Only readers already inside (or racing the writer's announcement)
+    // finish their round: at most a handful of reads, never the stream.
+    EXPECT_LT(run(writer_among_readers(max_rounds), with_procs(procs)), 100) << procs << " Ps";
+  }
+}
+
+Task<int> rw_try_and_misuse() {
+  RWMutex rw;
+  int score = 0;
+  if (rw.try_rlock() && rw.try_rlock()) score += 1;
+  if (!rw.try_lock()) score += 2;  // readers inside
+  rw.runlock();
+  rw.runlock();
+  try {
+    rw.runlock();
+  } catch (const std::logic_error& e) {
+    if (std::string(e.what()) == "sync: RUnlock of unlocked RWMutex") score += 4;
+  }
+  if (rw.try_lock()) score += 8;
+  if (!rw.try_rlock()) score += 16;  // writer inside
+  rw.unlock();
+  try {
+    rw.unlock();
+  } catch (const std::logic_error& e) {
+    if (std::string(e.what()) == "sync: Unlock of unlocked RWMutex") score += 32;
+  }
+  { auto w = co_await rw.scoped_lock(); }
+  {
+    auto r = co_await rw.scoped_rlock();
+    if (!rw.try_lock()) score += 64;
+  }
+  if (rw.try_lock()) score += 128;
+  rw.unlock();
+  co_return score;
+}
+
+TEST(RWMutex, TryVariantsAndMisuse) { EXPECT_EQ(run(rw_try_and_misuse(), with_procs(1)), 255); }
+
+// --- WaitGroup -----------------------------------------------------------------
+
+Task<void> work_then_done(WaitGroup& wg, std::atomic<long>& sum, long value) {
+  co_await goro::yield();
+  sum.fetch_add(value, std::memory_order_relaxed);
+  wg.done();
+}
+
+Task<long> wait_for_all(long n) {
+  WaitGroup wg;
+  std::atomic<long> sum{0};
+  co_await wg.wait();                         // counter 0: returns at once
+  for (long round = 0; round < 3; ++round) {  // reusable once wait() returned
+    wg.add(static_cast<std::int32_t>(n));
+    for (long i = 1; i <= n; ++i) go(work_then_done(wg, sum, i));
+    co_await wg.wait();
+  }
+  co_return sum.load(std::memory_order_relaxed);
+}
+
+TEST(WaitGroup, WaitsForEveryDone) {
+  test::Watchdog watchdog("WaitGroup.WaitsForEveryDone");
+  const long n = scaled(10000, 500);
+  EXPECT_EQ(run(wait_for_all(n), with_procs(4)), 3 * n * (n + 1) / 2);
+}
+
+Task<long> many_waiters(long waiters) {
+  WaitGroup wg;
+  std::atomic<long> woke{0};
+  wg.add(1);
+  std::vector<JoinHandle<void>> handles;
+  for (long i = 0; i < waiters; ++i) {
+    handles.push_back(spawn([](WaitGroup& g, std::atomic<long>& w) -> Task<void> {
+      co_await g.wait();
+      w.fetch_add(1);
+    }(wg, woke)));
+  }
+  for (int i = 0; i < 10; ++i) co_await goro::yield();
+  const long before = woke.load();
+  wg.done();
+  for (auto& h : handles) co_await h;
+  co_return before * 1000 + woke.load();
+}
+
+TEST(WaitGroup, DoneWakesEveryWaiter) { EXPECT_EQ(run(many_waiters(20), with_procs(2)), 20); }
+
+TEST(WaitGroup, NegativeCounterThrows) {
+  WaitGroup wg;
+  EXPECT_THROW(wg.done(), std::logic_error);
+  try {
+    wg.add(-2);
+  } catch (const std::logic_error& e) {
+    EXPECT_STREQ(e.what(), "sync: negative WaitGroup counter");
+  }
+  wg.add(2);  // left usable
+  wg.done();
+  EXPECT_THROW(wg.add(-2), std::logic_error);
+  wg.done();
+  wg.wait_blocking();  // counter 0
+}
+
+Task<void> finish_later(WaitGroup& wg, int n) {
+  for (int i = 0; i < n; ++i) {
+    co_await goro::sleep(std::chrono::microseconds(50));
+    wg.done();
+  }
+}
+
+TEST(WaitGroup, WaitBlockingFromOutsideTheRuntime) {
+  test::Watchdog watchdog("WaitGroup.WaitBlockingFromOutsideTheRuntime");
+  WaitGroup wg;
+  wg.add(20);
+  std::atomic<bool> outside_done{false};
+  std::thread outside([&] {
+    wg.wait_blocking();
+    outside_done.store(true);
+  });
+  auto main_task = [&]() -> Task<int> {
+    co_await finish_later(wg, 20);
+    int threw = 0;
+    try {
+      wg.wait_blocking();  // on a goroutine: refused
+    } catch (const std::logic_error&) {
+      threw = 1;
+    }
+    // Inside goro::blocking the thread is a syscall thread: blocking is fine.
+    WaitGroup inner;
+    inner.add(1);
+    go([](WaitGroup& g) -> Task<void> {
+      co_await goro::sleep(std::chrono::microseconds(100));
+      g.done();
+    }(inner));
+    co_await goro::blocking([&inner] { inner.wait_blocking(); });
+    co_return threw;
+  };
+  EXPECT_EQ(run(main_task(), with_procs(2)), 1);
+  outside.join();
+  EXPECT_TRUE(outside_done.load());
+}
+
+// --- Once ----------------------------------------------------------------------
+
+struct OnceState {
+  Once once;
+  std::atomic<int> runs{0};
+  int value = 0;  // plain: written by fn, read by every caller after call()
+  std::atomic<int> saw_value{0};
+};
+
+Task<void> call_once_task(OnceState& s) {
+  co_await s.once.call([&s]() -> Task<void> {
+    s.runs.fetch_add(1);
+    co_await goro::sleep(std::chrono::microseconds(200));  // others pile up
+    co_await goro::yield();
+    s.value = 42;
+  });
+  if (s.value == 42) s.saw_value.fetch_add(1);
+}
+
+Task<void> call_once_plain(OnceState& s) {
+  co_await s.once.call([&s] {
+    s.runs.fetch_add(1);
+    s.value = 42;
+  });
+  if (s.value == 42) s.saw_value.fetch_add(1);
+}
+
+TEST(Once, RunsExactlyOnceUnderContention) {
+  test::Watchdog watchdog("Once.RunsExactlyOnceUnderContention");
+  for (bool task_fn : {true, false}) {
+    OnceState s;
+    const int callers = 64;
+    auto main_task = [&]() -> Task<void> {
+      std::vector<JoinHandle<void>> handles;
+      for (int i = 0; i < callers; ++i) {
+        handles.push_back(spawn(task_fn ? call_once_task(s) : call_once_plain(s)));
+      }
+      for (auto& h : handles) co_await h;
+    };
+    run(main_task(), with_procs(4));
+    EXPECT_EQ(s.runs.load(), 1);
+    EXPECT_EQ(s.saw_value.load(), callers);
+    EXPECT_TRUE(s.once.done());
+  }
+}
+
+Task<int> once_throwing() {
+  Once once;
+  int runs = 0;
+  int score = 0;
+  // A waiter that arrives while the throwing fn runs returns normally.
+  std::atomic<bool> waiter_ok{false};
+  auto waiter = spawn([](Once& o, std::atomic<bool>& ok) -> Task<void> {
+    co_await goro::sleep(std::chrono::microseconds(100));
+    co_await o.call([] { throw std::runtime_error("must not run"); });
+    ok.store(true);
+  }(once, waiter_ok));
+  try {
+    co_await once.call([&runs]() -> Task<void> {
+      ++runs;
+      co_await goro::sleep(std::chrono::milliseconds(2));
+      throw std::runtime_error("init failed");
+    });
+  } catch (const std::runtime_error& e) {
+    if (std::string(e.what()) == "init failed") score += 1;
+  }
+  if (once.done()) score += 2;  // Go's choice: a panicking fn counts as done
+  co_await once.call([&runs] { ++runs; });
+  if (runs == 1) score += 4;
+  co_await waiter;
+  if (waiter_ok.load()) score += 8;
+  co_return score;
+}
+
+TEST(Once, ThrowingFnCountsAsDoneAndPropagates) {
+  EXPECT_EQ(run(once_throwing(), with_procs(2)), 15);
+}
+
+// --- Cond ----------------------------------------------------------------------
+
+struct CondQueue {
+  Mutex mu;
+  Cond cond;
+  std::vector<long> items;  // guarded by mu
+  bool closed = false;      // guarded by mu
+};
+
+Task<long> cond_consumer(CondQueue& q) {
+  long sum = 0;
+  for (;;) {
+    auto guard = co_await q.mu.scoped_lock();
+    while (q.items.empty() && !q.closed) co_await q.cond.wait(q.mu);
+    if (q.items.empty()) co_return sum;
+    sum += q.items.back();
+    q.items.pop_back();
+  }
+}
+
+Task<long> cond_producer_consumer(long n, int consumers) {
+  CondQueue q;
+  std::vector<JoinHandle<long>> handles;
+  for (int i = 0; i < consumers; ++i) handles.push_back(spawn(cond_consumer(q)));
+  for (long i = 1; i <= n; ++i) {
+    co_await q.mu.lock();
+    q.items.push_back(i);
+    q.mu.unlock();
+    q.cond.signal();
+    if (i % 64 == 0) co_await goro::yield();
+  }
+  co_await q.mu.lock();
+  q.closed = true;
+  q.mu.unlock();
+  q.cond.broadcast();
+  long total = 0;
+  for (auto& h : handles) total += co_await h;
+  co_return total;
+}
+
+TEST(Cond, SignalHandsItemsToConsumers) {
+  test::Watchdog watchdog("Cond.SignalHandsItemsToConsumers");
+  const long n = scaled(20000, 1000);
+  EXPECT_EQ(run(cond_producer_consumer(n, 4), with_procs(4)), n * (n + 1) / 2);
+}
+
+Task<long> cond_signal_and_broadcast() {
+  Mutex mu;
+  Cond cond;
+  long generation = 0;  // guarded by mu
+  std::atomic<long> woke{0};
+  std::vector<JoinHandle<void>> handles;
+  for (int i = 0; i < 5; ++i) {
+    handles.push_back(spawn([](Mutex& m, Cond& c, long& gen, std::atomic<long>& w) -> Task<void> {
+      auto guard = co_await m.scoped_lock();
+      const long start = gen;
+      while (gen == start) co_await c.wait(m);
+      if (!m.is_locked()) co_return;  // wait() returns with the mutex held
+      w.fetch_add(1);
+    }(mu, cond, generation, woke)));
+  }
+  for (int i = 0; i < 10; ++i) co_await goro::yield();  // one P: all five wait now
+  co_await mu.lock();
+  ++generation;
+  mu.unlock();
+  cond.signal();  // exactly one wakes
+  for (int i = 0; i < 10; ++i) co_await goro::yield();
+  const long after_signal = woke.load();
+  cond.broadcast();  // the other four (their generation changed too)
+  for (auto& h : handles) co_await h;
+  co_return after_signal * 10 + woke.load();
+}
+
+TEST(Cond, SignalWakesOneBroadcastWakesAll) {
+  EXPECT_EQ(run(cond_signal_and_broadcast(), with_procs(1)), 15);
+}
+
+Task<int> cond_wait_unlocked() {
+  Mutex mu;
+  Cond cond;
+  try {
+    co_await cond.wait(mu);
+  } catch (const std::logic_error&) {
+    co_return 1;
+  }
+  co_return 0;
+}
+
+TEST(Cond, WaitWithUnlockedMutexThrows) { EXPECT_EQ(run(cond_wait_unlocked(), with_procs(1)), 1); }
+
+// --- Semaphore -----------------------------------------------------------------
+
+Task<void> acquire_and_record(Semaphore& sem, std::int64_t n, std::vector<std::int64_t>& order) {
+  co_await sem.acquire(n);
+  order.push_back(n);
+}
+
+Task<std::vector<std::int64_t>> semaphore_fifo() {
+  Semaphore sem(10);
+  std::vector<std::int64_t> order;
+  co_await sem.acquire(10);  // all of it
+  std::vector<JoinHandle<void>> handles;
+  for (std::int64_t n : {5, 8, 1}) {
+    handles.push_back(spawn(acquire_and_record(sem, n, order)));
+    co_await goro::yield();  // one P: it queues before the next
+  }
+  sem.release(10);  // 5 fits; 8 does not, and 1 must wait behind it (FIFO)
+  for (int i = 0; i < 10; ++i) co_await goro::yield();
+  order.push_back(-1);  // marker: what got in on the first release
+  sem.release(5);       // now 8 and then 1 fit
+  for (auto& h : handles) co_await h;
+  sem.release(9);
+  // Both were granted by the same release; they run in either order.
+  if (order.size() == 4 && order[2] == 1) std::swap(order[2], order[3]);
+  co_return order;
+}
+
+TEST(Semaphore, WeightedAndFifo) {
+  EXPECT_EQ(run(semaphore_fifo(), with_procs(1)), (std::vector<std::int64_t>{5, -1, 8, 1}));
+}
+
+TEST(Semaphore, TryAcquireAndMisuse) {
+  Semaphore sem(4);
+  EXPECT_TRUE(sem.try_acquire(3));
+  EXPECT_FALSE(sem.try_acquire(2));
+  EXPECT_TRUE(sem.try_acquire(1));
+  EXPECT_FALSE(sem.try_acquire(5));  // more than the size: never
+  EXPECT_THROW(sem.release(5), std::logic_error);
+  sem.release(4);
+  EXPECT_THROW(sem.release(1), std::logic_error);
+  EXPECT_THROW(Semaphore(-1), std::invalid_argument);
+  auto oversized = [](Semaphore& s) -> Task<int> {
+    try {
+      co_await s.acquire(5);
+    } catch (const std::invalid_argument&) {
+      co_return 1;
+    }
+    co_return 0;
+  };
+  EXPECT_EQ(run(oversized(sem), with_procs(1)), 1);
+}
+
+Task<void> bounded_worker(Semaphore& sem, std::atomic<std::int64_t>& used,
+                          std::atomic<long>& violations, std::int64_t weight, long rounds) {
+  for (long i = 0; i < rounds; ++i) {
+    co_await sem.acquire(weight);
+    if (used.fetch_add(weight) + weight > sem.size()) violations.fetch_add(1);
+    if (i % 4 == 0) co_await goro::yield();
+    used.fetch_sub(weight);
+    sem.release(weight);
+  }
+}
+
+TEST(Semaphore, NeverOverCommittedUnderStress) {
+  test::Watchdog watchdog("Semaphore.NeverOverCommittedUnderStress");
+  Semaphore sem(5);
+  std::atomic<std::int64_t> used{0};
+  std::atomic<long> violations{0};
+  const long rounds = scaled(5000, 200);
+  auto main_task = [&]() -> Task<void> {
+    std::vector<JoinHandle<void>> handles;
+    for (int i = 0; i < 12; ++i) {
+      handles.push_back(spawn(bounded_worker(sem, used, violations, 1 + i % 5, rounds)));
+    }
+    for (auto& h : handles) co_await h;
+  };
+  run(main_task(), with_procs(4));
+  EXPECT_EQ(violations.load(), 0);
+  EXPECT_EQ(used.load(), 0);
+  EXPECT_TRUE(sem.try_acquire(5));  // everything was given back
+}
+
+}  // namespace
+}  // namespace goro
