@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "goro/goro.hpp"
 #include "test_util.hpp"
 
@@ -297,18 +298,6 @@ TEST(Context, ChildrenUnregisterAndAreFreedWithTheirHandles) {
   EXPECT_EQ(counts.alive(), 0);
 }
 
-struct SocketPair {
-  int fd[2] = {-1, -1};
-  SocketPair() {
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) != 0) std::abort();
-  }
-  ~SocketPair() {
-    for (int f : fd) {
-      if (f >= 0) (void)io::close(f);
-    }
-  }
-};
-
 Task<absl::StatusCode> read_once(int fd, io::IoOptions options) {
   char buf[16];
   auto n = co_await io::read(fd, buf, sizeof buf, options);
@@ -316,7 +305,14 @@ Task<absl::StatusCode> read_once(int fd, io::IoOptions options) {
 }
 
 Task<bool> cancel_ends_an_inflight_read() {
-  SocketPair sp;
+  struct {
+    int fd[2] = {-1, -1};
+  } sp;
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp.fd) != 0) std::abort();
+  absl::Cleanup close_both = [&sp] {
+    (void)io::close(sp.fd[0]);
+    (void)io::close(sp.fd[1]);
+  };
   bool ok = true;
   {
     auto [ctx, cancel] = with_cancel(background());
