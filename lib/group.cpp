@@ -275,6 +275,7 @@ bool GroupWaitAwaiter::await_ready() const noexcept { return state_->idle(); }
 bool GroupWaitAwaiter::await_suspend(std::coroutine_handle<> awaiting) noexcept {
   detail::G* g = detail::current_goroutine();
   g->resume = awaiting;
+  g->wait_reason = "group wait";  // for the deadlock report
   waiter_.g = g;
   return state_->park(&waiter_);
 }
