@@ -1,6 +1,7 @@
 // goro/time.hpp
 //
-// Defines: goro::sleep, goro::sleep_until, goro::after, goro::Timer and
+// Defines: goro::sleep, goro::sleep_until, goro::after (Go's time.After: a
+// channel usable in select) and its type goro::AfterChan, goro::Timer and
 // goro::Ticker: waiting for time to pass without blocking a worker thread.
 //
 // Time is std::chrono::steady_clock. Timers never fire early; how late they
@@ -13,8 +14,14 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
+#include <new>
+#include <utility>
 
+#include "goro/chan.hpp"
+#include "goro/detail/chan_core.hpp"
+#include "goro/detail/frame_allocator.hpp"
 #include "goro/detail/goroutine.hpp"
 #include "goro/detail/timer.hpp"
 
@@ -138,11 +145,113 @@ class TimerSignal {
   return detail::SleepAwaiter(detail::to_ns(t));
 }
 
-// `co_await goro::after(d)` waits `d` and gives the time the wait ended
-// (the deadline). The channels issue turns it into a channel usable in
-// select; until then it is sleep() under Go's name.
-[[nodiscard]] inline detail::SleepAwaiter after(std::chrono::nanoseconds d) noexcept {
-  return sleep(d);
+namespace detail {
+
+// goro::after's timer: a heap node that sends the time into a channel, kept
+// as the channel's attachment (chan_core.hpp) so that it lives exactly as
+// long as the channel: the last handle's release disarms and frees it, and
+// an after() that nobody receives from leaves nothing behind (Go 1.23's
+// collectable timers). Standard-layout: the node's address is the object's.
+struct AfterTimer {
+  TimerNode node;  // first member: fire() casts back
+  ChanAttachment attachment;
+  // Not a reference (the channel owns us): valid while the node is armed or
+  // firing, because the channel's last release disarms the node first.
+  ChanState<Clock::time_point>* chan = nullptr;
+
+  // Runs on a worker with the owner's timer lock held: sends the time into
+  // the empty one-slot buffer (never blocks: this is the only send) and
+  // wakes a receiver parked on it, if any.
+  static void fire(TimerNode* node) noexcept {
+    ChanState<Clock::time_point>* chan = reinterpret_cast<AfterTimer*>(node)->chan;
+    Clock::time_point now = Clock::now();
+    G* to_wake = nullptr;
+    chan->lock.lock();
+    chan->send_locked(now, &to_wake);
+    chan->lock.unlock();
+    if (to_wake != nullptr) ready_from_timer(to_wake);
+  }
+
+  // The channel's last handle is gone: disarm (waiting for a fire in
+  // progress) and free.
+  static void detach(ChanAttachment* attachment) noexcept {
+    auto* self = reinterpret_cast<AfterTimer*>(reinterpret_cast<unsigned char*>(attachment) -
+                                               offsetof(AfterTimer, attachment));
+    disarm_timer(&self->node);
+    self->~AfterTimer();
+    free_frame(self, sizeof(AfterTimer));
+  }
+};
+
+// What `co_await goro::after(d)` does: receive from the channel, giving the
+// time it carried.
+class AfterAwaiter : public RecvAwaiter<Clock::time_point, false> {
+ public:
+  using RecvAwaiter::RecvAwaiter;
+  Clock::time_point await_resume() noexcept {
+    // Engaged: nobody closes an after() channel.
+    return *RecvAwaiter::await_resume();
+  }
+};
+
+}  // namespace detail
+
+// What goro::after(d) returns: a RecvChan<Clock::time_point> (it converts to
+// one, for a select case or to be stored) that can also be awaited directly.
+//
+//  * `co_await goro::after(d)` receives from it: parks until the time has
+//    come, gives the time the timer fired. A second co_await on the same
+//    channel blocks forever (the one value is gone), as in Go.
+//  * Copies and RecvChan views share the channel; the timer lives as long
+//    as any of them does, and is disarmed and freed with the last one.
+class AfterChan : public RecvChan<Clock::time_point> {
+ public:
+  AfterChan() noexcept = default;
+
+  [[nodiscard]] detail::AfterAwaiter operator co_await() const noexcept {
+    return detail::AfterAwaiter(state());
+  }
+
+ private:
+  friend AfterChan after(std::chrono::nanoseconds d);
+  explicit AfterChan(Chan<Clock::time_point>&& chan) noexcept
+      : RecvChan<Clock::time_point>(std::move(chan)) {}
+};
+
+// Go's time.After: a channel (buffered, capacity 1) that receives the time
+// once `d` has passed, never earlier. Usable as a select case:
+//
+//   auto r = co_await goro::select(goro::recv_from(goro::after(100ms)),
+//                                  goro::recv_from(results));
+//   if (r.index() == 0) /* timed out */;
+//
+// Costs two small allocations from the frame allocator and a timer insert.
+// Nothing leaks when nobody receives: the timer goes with the last handle.
+// With d <= 0 the value is in the channel at once (no timer); otherwise it
+// must be called from a goroutine (std::logic_error otherwise, as sleep).
+// Handles must not outlive the runtime that armed the timer.
+[[nodiscard]] inline AfterChan after(std::chrono::nanoseconds d) {
+  Chan<Clock::time_point> chan = make_chan<Clock::time_point>(1);
+  if (d.count() <= 0) {
+    chan.try_send(Clock::now());
+    return AfterChan(std::move(chan));
+  }
+  void* memory = detail::allocate_frame(sizeof(detail::AfterTimer));
+  auto* timer = ::new (memory) detail::AfterTimer{};
+  timer->node.when = detail::monotonic_now_ns() + d.count();
+  timer->node.fire = &detail::AfterTimer::fire;
+  timer->attachment.detach = &detail::AfterTimer::detach;
+  timer->chan = chan.state();
+  try {
+    detail::arm_timer(&timer->node);
+  } catch (...) {
+    timer->~AfterTimer();
+    detail::free_frame(memory, sizeof(detail::AfterTimer));
+    throw;
+  }
+  // Before the handle is shared; the fire only touches the buffer.
+  chan.state()->attachment = &timer->attachment;
+  return AfterChan(std::move(chan));
 }
 
 namespace detail {

@@ -1,7 +1,7 @@
 // goro/detail/chan_core.hpp
 //
 // Defines: goro::detail::Waiter (Go's sudog), WaitQueue, SelectState,
-// ChanCore (the untyped part of a channel: lock, queues, counters),
+// ChanAttachment, ChanCore (the untyped part of a channel: lock, queues, counters),
 // ChanState<T> (a ChanCore plus its ring buffer), the operations that run
 // with a channel's lock held (send_locked, recv_locked), close_chan, and the
 // lock-free "would block" checks of non-blocking operations. goro/chan.hpp
@@ -238,6 +238,13 @@ enum class OpStatus {
   kWouldBlock,  // nobody to hand over to and no buffer room / value
 };
 
+// State tied to a channel's life (Go 1.23's hchan.timer): goro::after
+// attaches its timer, so that the timer goes when the last handle does.
+struct ChanAttachment {
+  // Runs once, when the last handle is gone, before the channel is freed.
+  void (*detach)(ChanAttachment* self) noexcept;
+};
+
 // The untyped part of a channel.
 struct ChanCore {
   explicit ChanCore(std::size_t capacity, void (*destroy_fn)(ChanCore*) noexcept) noexcept
@@ -259,10 +266,15 @@ struct ChanCore {
   WaitQueue recvq;
   WaitQueue sendq;
   void (*const destroy)(ChanCore*) noexcept;
+  // Set once, before the first handle is shared; nullptr for most channels.
+  ChanAttachment* attachment = nullptr;
 
   void add_ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (attachment != nullptr) attachment->detach(attachment);
+      destroy(this);
+    }
   }
 
   // Lock-free: would a non-blocking receive block now? (file comment)

@@ -1,0 +1,401 @@
+// lib/context.cpp
+//
+// Go's context package (context.go) on goro's channels and timers.
+//
+// Glossary
+//   node        a ContextNode: what a Context handle points to. Background
+//               is no node at all (a null handle). Nodes are immutable but
+//               for their reference count and, in a CancelNode, the
+//               cancellation state.
+//   cancel node a CancelNode (with_cancel, with_deadline, with_timeout): it
+//               can be cancelled, and has a lock, a code, a lazily made done
+//               channel and stop source, a list of children, maybe a timer.
+//   value node  a ValueNode<T> (with_value): a key and a value; it shares
+//               the cancellation of its nearest cancel-node ancestor.
+//   canceller   for any node, the cancel node whose state it shares (itself
+//               for a cancel node); nullptr below the background only.
+//   children    the cancel nodes registered with a cancel node: those whose
+//               parent's canceller it is (Go's cancelCtx.children). Value
+//               nodes never register; cancel nodes under them register with
+//               the value node's canceller, as in Go.
+//   code        why a cancel node was cancelled: kNone, kCanceled,
+//               kDeadlineExceeded (err() turns it into an absl::Status).
+//
+// Ownership
+//   Every node holds a reference to its parent; handles (Context,
+//   CancelFunc) hold references to their node. A parent's list of children
+//   is weak: a child unregisters when cancelled and, at the latest, when
+//   its last reference goes. So a long-lived parent never accumulates dead
+//   children, whether or not their CancelFuncs are called (Go leaks them
+//   until its cancel is called; its vet check exists for that reason).
+//
+// Invariants
+//   C1. code goes from kNone to a final value once, under mu; nothing else
+//       changes it. done_made / stop_made go false -> true once, under mu,
+//       and done_ / stop_ are never written after that.
+//   C2. If code != kNone and done_made, the done channel is closed or about
+//       to be closed by the canceller (it closes it right after unlocking);
+//       a done channel made after code was set is made closed. The same for
+//       stop_ and request_stop. So "done closed" implies "err() not OK"
+//       (code is stored first), Go's rule.
+//   C3. A child is linked in its parent canceller's list only while that
+//       parent is not cancelled and the child's count is not zero, or the
+//       child is being freed and waits for the parent's lock to unlink.
+//       `linked` and the sibling links are guarded by the parent's mu.
+//   C4. Lock order: a parent's mu before a child's, never the other way.
+//       In fact no code holds two context locks at once: cancel() takes the
+//       children out of the list under the parent's lock and cancels them
+//       after unlocking.
+//   C5. No context lock is held while calling out: closing the done
+//       channel (which readies goroutines), request_stop (which runs stop
+//       callbacks: goro::io's, users'), disarming the timer, releasing
+//       references (which may free nodes).
+//   C6. A deadline timer's fire callback never cancels in place: it runs
+//       under a P's timer lock, where disarming timers (ours, or a child's
+//       on the same P) would deadlock. It starts a goroutine that cancels
+//       (Go's time.AfterFunc does the same: f runs in its own goroutine).
+//   C7. code() is the node's own code, else its nearest cancelled
+//       ancestor's, so a parent's cancellation is seen by every descendant
+//       the moment the parent's code is stored (Go gets this by holding the
+//       parent's lock while it cancels the children, and taking that lock
+//       in Err()). A node cancelling itself while an ancestor is cancelled
+//       takes the ancestor's code, so code() never changes its answer.
+//
+// Cancel, step by step (cancel(code, from_parent))
+//   1. Lock mu. Already cancelled: unlock, done (idempotent; concurrent
+//      callers all end here but one).
+//   2. Store code (release). Note whether done_ and stop_ were made.
+//      Detach every child from the list: mark it unlinked and, if its count
+//      is not zero, take a reference to it (try_add_ref) and chain it on
+//      cancel_next; a child whose count is zero is being freed and waits
+//      for our lock to unlink itself, and finds itself unlinked already.
+//      Unlock.
+//   3. Close done_ (wakes every select and receive waiting on it), request
+//      stop on stop_ (runs the stop callbacks: an io operation's asks its
+//      poller to cancel at once).
+//   4. Cancel each detached child with the same code (from_parent = true:
+//      it is already off our list) and drop our reference to it.
+//   5. Disarm our deadline timer (a fire in progress is waited for; it
+//      finds the code set and does nothing).
+//   6. Unless our parent did this: lock the parent canceller's mu and
+//      unlink ourselves if still linked.
+//
+// Registration (with_cancel / with_deadline)
+//   The new node gets its deadline: min(own, parent's); if the parent's is
+//   not later there is no own timer. If there is, the timer is armed
+//   (before the node is visible to anyone but the timer). Then the node
+//   registers: lock the parent canceller's mu; if it is cancelled, note its
+//   code; else link (unless a fired timer cancelled us already); unlock;
+//   with a noted code, cancel ourselves with it. A deadline already past
+//   cancels the node before it is returned.
+//
+// Deadline fire (on a worker, under the P's timer lock; C6)
+//   If the node is not cancelled and its count is not zero (try_add_ref),
+//   start a goroutine holding that reference that calls
+//   cancel(kDeadlineExceeded). The node outlives the fire: freeing it
+//   disarms the timer first, which waits for a fire in progress.
+//
+// Freeing (release, when the count reaches zero)
+//   Disarm the timer; unlink from the parent canceller; delete; release
+//   the parent (iteratively up the chain, so a long chain frees without
+//   recursion). There are no children left: each holds a reference to us.
+//   One case cannot disarm: the fire's goroutine start failing during
+//   runtime shutdown destroys the task, and with it the last reference,
+//   inside our own fire, whose lock disarm would need. A thread-local
+//   marks "inside this node's fire"; then the node is leaked (only during
+//   shutdown, and only if every other handle went in that instant).
+//
+// Memory orders
+//   refs: see ContextNode (increments relaxed, decrement acq_rel,
+//   try_add_ref relaxed because the caller's lock or the timer lock keeps
+//   the memory valid). code_: release store under mu, acquire load in
+//   code()/err() (a goroutine that sees the error also sees the
+//   canceller's earlier writes); relaxed loads under mu (the lock orders
+//   them). done_made_/stop_made_: release store under mu after making the
+//   object, acquire load on the lock-free fast path (the object is then
+//   fully built); relaxed under mu.
+//
+// Rejected alternatives
+//   * Cancelling children while holding the parent's lock (Go's way): it
+//     would run channel wakeups and stop callbacks under our spinlock and
+//     nest locks down the tree; taking the list out first keeps every
+//     critical section a few stores (C4, C5).
+//   * Strong references from parent to children: a cycle, and the leak Go
+//     has when a CancelFunc is dropped.
+//   * An eager done channel and stop source per cancel node: most contexts
+//     (a group's, one passed only to io) never use one of them; lazily
+//     made, a with_cancel is one allocation.
+//   * Cancelling in the timer's fire callback: see C6.
+//   * std::mutex / absl::Mutex for mu: a worker thread must not sleep in
+//     futex (goro/detail/spinlock.hpp); the critical sections are short.
+#include "goro/context.hpp"
+
+#include <cstdint>
+#include <new>
+
+#include "goro/go.hpp"
+
+namespace goro::detail {
+namespace {
+
+// The DeadlineTimer whose fire callback is running on this thread (see
+// "Freeing").
+constinit thread_local const TimerNode* tls_firing = nullptr;
+
+// The goroutine a deadline fire starts: cancels, then drops the reference
+// the fire took (through the Context it adopted).
+Task<void> cancel_at_deadline(Context ctx) {
+  static_cast<CancelNode*>(ContextAccess::node(ctx))->cancel(CancelCode::kDeadlineExceeded);
+  co_return;
+}
+
+}  // namespace
+
+void ContextNode::release(ContextNode* node) noexcept {
+  while (node != nullptr) {
+    if (node->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    ContextNode* parent = node->parent_;
+    if (node->kind_ == Kind::kCancel && !static_cast<CancelNode*>(node)->prepare_free()) {
+      return;  // leaked: see "Freeing"
+    }
+    delete node;
+    node = parent;  // drop the reference the node held
+  }
+}
+
+CancelNode::CancelNode(ContextNode* parent, std::int64_t deadline_ns) noexcept
+    : ContextNode(Kind::kCancel, parent, this, deadline_ns, nullptr),
+      parent_canceller_(parent == nullptr ? nullptr : parent->canceller()) {
+  timer_.owner = this;
+}
+
+CancelNode* CancelNode::create(ContextNode* parent, std::int64_t deadline_ns, bool arm_timer) {
+  CancelNode* node;
+  try {
+    node = new CancelNode(parent, deadline_ns);
+  } catch (...) {
+    if (parent != nullptr) ContextNode::release(parent);
+    throw;
+  }
+  if (arm_timer) {
+    node->timer_.node.when = deadline_ns;
+    node->timer_.node.fire = &CancelNode::fire;
+    node->timer_armed_ = true;  // published to the fire by the timer lock
+    try {
+      detail::arm_timer(&node->timer_.node);
+    } catch (...) {
+      node->timer_armed_ = false;
+      ContextNode::release(node);  // not registered yet: frees it and the parent ref
+      throw;
+    }
+  }
+  node->register_with_parent();
+  return node;
+}
+
+void CancelNode::register_with_parent() noexcept {
+  CancelNode* p = parent_canceller_;
+  if (p == nullptr) return;
+  std::uint8_t parent_code;
+  p->mu_.lock();
+  parent_code = p->code_.load(std::memory_order_relaxed);  // under p's lock (C1)
+  // Our own code may have been set by a fire that beat us (acquire: any
+  // value is fine, the lock below orders the deregistration).
+  if (parent_code == 0 && code_.load(std::memory_order_acquire) == 0) {
+    prev_sibling_ = nullptr;
+    next_sibling_ = p->first_child_;
+    if (next_sibling_ != nullptr) next_sibling_->prev_sibling_ = this;
+    p->first_child_ = this;
+    linked_ = true;
+  }
+  p->mu_.unlock();
+  if (parent_code != 0) cancel(static_cast<CancelCode>(parent_code), /*from_parent=*/true);
+}
+
+void CancelNode::deregister() noexcept {
+  CancelNode* p = parent_canceller_;
+  if (p == nullptr) return;
+  p->mu_.lock();
+  if (linked_) {
+    if (prev_sibling_ != nullptr) {
+      prev_sibling_->next_sibling_ = next_sibling_;
+    } else {
+      p->first_child_ = next_sibling_;
+    }
+    if (next_sibling_ != nullptr) next_sibling_->prev_sibling_ = prev_sibling_;
+    prev_sibling_ = next_sibling_ = nullptr;
+    linked_ = false;
+  }
+  p->mu_.unlock();
+}
+
+void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
+  // Steps 1-2.
+  mu_.lock();
+  if (code_.load(std::memory_order_relaxed) != 0) {
+    mu_.unlock();
+    return;
+  }
+  // An ancestor already cancelled (its cancel has not reached us yet):
+  // take its code, so that code() keeps giving what it gave (C7).
+  if (!from_parent && parent_canceller_ != nullptr) {
+    if (const CancelCode inherited = parent_canceller_->code(); inherited != CancelCode::kNone) {
+      code = inherited;
+    }
+  }
+  code_.store(static_cast<std::uint8_t>(code), std::memory_order_release);
+  const bool close_done = done_made_.load(std::memory_order_relaxed);
+  const bool stop = stop_made_.load(std::memory_order_relaxed);
+  CancelNode* to_cancel = nullptr;
+  for (CancelNode* c = std::exchange(first_child_, nullptr); c != nullptr;) {
+    CancelNode* next = c->next_sibling_;
+    c->prev_sibling_ = c->next_sibling_ = nullptr;
+    c->linked_ = false;
+    if (c->try_add_ref()) {
+      c->cancel_next_ = to_cancel;
+      to_cancel = c;
+    }
+    c = next;
+  }
+  mu_.unlock();
+  // Step 3 (C5: no lock held). done_ and stop_ are no longer written (C1).
+  if (close_done) close_chan(done_.state());
+  if (stop) stop_.request_stop();
+  // Step 4.
+  while (to_cancel != nullptr) {
+    CancelNode* c = to_cancel;
+    to_cancel = c->cancel_next_;
+    c->cancel(code, /*from_parent=*/true);
+    ContextNode::release(c);
+  }
+  // Step 5. Not from inside our own fire: the fire never cancels (C6).
+  if (timer_armed_) disarm_timer(&timer_.node);
+  // Step 6.
+  if (!from_parent) deregister();
+}
+
+const RecvChan<std::monostate>& CancelNode::make_done() {
+  Chan<std::monostate> chan = make_chan<std::monostate>(0);  // outside the lock: allocates
+  mu_.lock();
+  if (!done_made_.load(std::memory_order_relaxed)) {
+    done_ = std::move(chan);
+    // Already cancelled: made closed (C2). No waiter can be on it yet, so
+    // closing under our lock calls nobody out (C5).
+    if (code_.load(std::memory_order_relaxed) != 0) close_chan(done_.state());
+    done_made_.store(true, std::memory_order_release);
+  }
+  mu_.unlock();
+  return done_;  // an unused `chan` (another thread made one first) is freed here
+}
+
+std::stop_token CancelNode::make_stop_token() {
+  std::stop_source source;  // outside the lock: allocates
+  mu_.lock();
+  if (!stop_made_.load(std::memory_order_relaxed)) {
+    stop_ = std::move(source);
+    // A fresh source has no callbacks: requesting under the lock runs
+    // nothing (C5).
+    if (code_.load(std::memory_order_relaxed) != 0) stop_.request_stop();
+    stop_made_.store(true, std::memory_order_release);
+  }
+  mu_.unlock();
+  return stop_.get_token();
+}
+
+bool CancelNode::prepare_free() noexcept {
+  if (timer_armed_) {
+    if (tls_firing == &timer_.node) return false;  // see "Freeing"
+    disarm_timer(&timer_.node);
+  }
+  deregister();
+  return true;
+}
+
+void CancelNode::fire(TimerNode* node) noexcept {
+  CancelNode* self = reinterpret_cast<DeadlineTimer*>(node)->owner;
+  // Relaxed: a stale kNone only starts a goroutine that finds the node
+  // cancelled and does nothing.
+  if (self->code_.load(std::memory_order_relaxed) != 0) return;
+  if (!self->try_add_ref()) return;  // being freed: its release disarms us
+  const TimerNode* outer = std::exchange(tls_firing, node);
+  go(cancel_at_deadline(ContextAccess::adopt(self)));
+  tls_firing = outer;
+}
+
+static_assert(std::is_standard_layout_v<TimerNode>, "fire() casts the node back");
+
+}  // namespace goro::detail
+
+namespace goro {
+
+absl::Status Context::err() const {
+  const detail::CancelNode* c = canceller();
+  switch (c == nullptr ? detail::CancelCode::kNone : c->code()) {
+    case detail::CancelCode::kNone:
+      return absl::OkStatus();
+    case detail::CancelCode::kCanceled:
+      return absl::CancelledError("context canceled");
+    case detail::CancelCode::kDeadlineExceeded:
+      return absl::DeadlineExceededError("context deadline exceeded");
+  }
+  return absl::OkStatus();
+}
+
+const RecvChan<std::monostate>& Context::done() const {
+  detail::CancelNode* c = canceller();
+  if (c == nullptr) {
+    static const RecvChan<std::monostate> nil;  // never fires
+    return nil;
+  }
+  return c->done();
+}
+
+std::stop_token Context::stop_token() const {
+  detail::CancelNode* c = canceller();
+  return c == nullptr ? std::stop_token() : c->stop_token();
+}
+
+ContextWithCancel with_cancel(const Context& parent) {
+  detail::ContextNode* p = ContextAccess::node(parent);
+  if (p != nullptr) p->add_ref();
+  const std::int64_t deadline = p == nullptr ? detail::kNoContextDeadline : p->deadline_ns();
+  detail::CancelNode* node = detail::CancelNode::create(p, deadline, /*arm_timer=*/false);
+  node->add_ref();  // one for the Context, one for the CancelFunc
+  return {ContextAccess::adopt(node), ContextAccess::adopt_cancel(node)};
+}
+
+ContextWithCancel with_deadline(const Context& parent, Clock::time_point deadline) {
+  detail::ContextNode* p = ContextAccess::node(parent);
+  const std::int64_t parent_deadline = p == nullptr ? detail::kNoContextDeadline : p->deadline_ns();
+  const std::int64_t own = detail::to_ns(deadline);
+  if (parent_deadline <= own) return with_cancel(parent);  // the parent's comes first
+  if (own <= detail::monotonic_now_ns()) {
+    // Already past: cancelled before anyone sees it, no timer.
+    if (p != nullptr) p->add_ref();
+    detail::CancelNode* node = detail::CancelNode::create(p, own, /*arm_timer=*/false);
+    node->cancel(detail::CancelCode::kDeadlineExceeded);
+    node->add_ref();
+    return {ContextAccess::adopt(node), ContextAccess::adopt_cancel(node)};
+  }
+  if (p != nullptr) p->add_ref();
+  detail::CancelNode* node = detail::CancelNode::create(p, own, /*arm_timer=*/true);
+  node->add_ref();
+  return {ContextAccess::adopt(node), ContextAccess::adopt_cancel(node)};
+}
+
+Task<absl::Status> sleep_until(Clock::time_point t, Context ctx) {
+  if (absl::Status e = ctx.err(); !e.ok()) co_return e;
+  if (ctx.done().nil()) {  // cannot be cancelled: a plain sleep
+    co_await goro::sleep_until(t);
+    co_return absl::OkStatus();
+  }
+  auto r = co_await select(recv_from(after(t - Clock::now())), recv_from(ctx.done()));
+  if (r.index() == 0) co_return absl::OkStatus();
+  co_return ctx.err();
+}
+
+Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx) {
+  return sleep_until(Clock::now() + d, std::move(ctx));
+}
+
+}  // namespace goro

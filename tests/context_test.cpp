@@ -1,0 +1,427 @@
+// Tests of goro::Context against Go's context package: trees cancel at
+// once and all the way down, err() values, done() in select, deadlines on
+// goro's timers (never early, capped by the parent's), values up the chain,
+// idempotent thread-safe cancel, children that unregister, and
+// cancellation of goro::io reads and of sleep(d, ctx).
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "goro/goro.hpp"
+#include "test_util.hpp"
+
+namespace goro {
+namespace {
+
+using namespace std::chrono_literals;
+using test::with_procs;
+
+// Non-blocking: has ctx.done() closed?
+Task<bool> is_done(Context ctx) {
+  auto r = co_await select(recv_from(ctx.done()), default_case());
+  co_return r.index() == 0;
+}
+
+Task<bool> background_is_never_done() {
+  Context bg = background();
+  bool ok = bg.err().ok() && !bg.cancelled() && bg.done().nil() && !bg.deadline().has_value();
+  ok = ok && !bg.stop_token().stop_possible() && bg == Context();
+  ok = ok && !co_await is_done(bg);
+  co_return ok;
+}
+
+TEST(Context, BackgroundIsNeverDone) {
+  EXPECT_TRUE(run(background_is_never_done(), with_procs(2)));
+}
+
+inline constexpr ContextKey<int> kNumber{"number"};
+inline constexpr ContextKey<std::string> kName{"name"};
+
+Task<bool> cancelling_a_parent_cancels_the_tree() {
+  auto [root, cancel_root] = with_cancel(background());
+  auto [child, cancel_child] = with_cancel(root);
+  Context valued = with_value(child, kNumber, 1);
+  auto [grandchild, cancel_grandchild] = with_cancel(valued);
+  auto [sibling, cancel_sibling] = with_cancel(background());
+  std::stop_token token = grandchild.stop_token();
+  bool ok = token.stop_possible() && !token.stop_requested();
+  for (const Context* c : {&root, &child, &valued, &grandchild}) {
+    ok = ok && c->err().ok() && !co_await is_done(*c);
+  }
+  // Made before the cancel (grandchild's) and after it (the others').
+  (void)grandchild.done();
+  cancel_root();
+  for (const Context* c : {&root, &child, &valued, &grandchild}) {
+    ok = ok && c->cancelled() && c->err().code() == absl::StatusCode::kCancelled &&
+         c->err().message() == "context canceled" && co_await is_done(*c);
+  }
+  ok = ok && token.stop_requested() && child.stop_token().stop_requested();
+  ok = ok && sibling.err().ok() && !co_await is_done(sibling);
+  // Idempotent, and a child's cancel after its parent's changes nothing.
+  cancel_root();
+  cancel_child();
+  ok = ok && grandchild.err().code() == absl::StatusCode::kCancelled;
+  // A child of a cancelled context is born cancelled.
+  auto [late, cancel_late] = with_cancel(grandchild);
+  ok = ok && late.cancelled() && co_await is_done(late);
+  co_return ok;
+}
+
+TEST(Context, CancellingAParentCancelsTheWholeTree) {
+  EXPECT_TRUE(run(cancelling_a_parent_cancels_the_tree(), with_procs(2)));
+}
+
+Task<bool> cancelling_a_child_spares_the_parent() {
+  auto [parent, cancel_parent] = with_cancel(background());
+  auto [child, cancel_child] = with_cancel(parent);
+  auto [other, cancel_other] = with_cancel(parent);
+  cancel_child();
+  bool ok = child.cancelled() && !parent.cancelled() && !other.cancelled();
+  ok = ok && !co_await is_done(parent) && co_await is_done(child);
+  cancel_parent();
+  ok = ok && other.cancelled();
+  co_return ok;
+}
+
+TEST(Context, CancellingAChildSparesItsParent) {
+  EXPECT_TRUE(run(cancelling_a_child_spares_the_parent(), with_procs(2)));
+}
+
+Task<std::size_t> wait_done_or(Context ctx, RecvChan<int> other) {
+  auto r = co_await select(recv_from(other), recv_from(ctx.done()));
+  co_return r.index();
+}
+
+Task<bool> done_wakes_a_waiting_select() {
+  Chan<int> never = make_chan<int>();
+  auto [root, cancel] = with_cancel(background());
+  auto [leaf, cancel_leaf] = with_cancel(with_value(root, kNumber, 3));
+  std::vector<JoinHandle<std::size_t>> waiters;
+  for (int i = 0; i < 16; ++i) waiters.push_back(spawn(wait_done_or(i % 2 ? root : leaf, never)));
+  co_await goro::sleep(2ms);  // let them park
+  cancel();
+  bool ok = true;
+  for (auto& w : waiters) ok = ok && co_await w == 1;
+  co_return ok;
+}
+
+TEST(Context, DoneWakesASelectWaitingOnIt) {
+  EXPECT_TRUE(run(done_wakes_a_waiting_select(), with_procs(2)));
+}
+
+Task<bool> cancel_from_an_outside_thread() {
+  auto [ctx, cancel] = with_cancel(background());
+  auto [child, cancel_child] = with_cancel(ctx);
+  Chan<int> never = make_chan<int>();
+  auto waiter = spawn(wait_done_or(child, never));
+  std::thread outside([cancel = cancel] {
+    std::this_thread::sleep_for(1ms);
+    cancel();
+  });
+  const std::size_t index = co_await waiter;
+  outside.join();
+  co_return index == 1 && child.err().code() == absl::StatusCode::kCancelled;
+}
+
+TEST(Context, CancelFromAThreadOutsideTheRuntime) {
+  EXPECT_TRUE(run(cancel_from_an_outside_thread(), with_procs(2)));
+}
+
+Task<void> cancel_it(CancelFunc cancel, std::atomic<long>* started) {
+  started->fetch_add(1);
+  co_await goro::yield();
+  cancel();
+}
+
+// Children made while the parent is being cancelled end up cancelled too.
+Task<void> make_children(Context parent, long n, std::atomic<long>* cancelled) {
+  for (long i = 0; i < n; ++i) {
+    auto [child, cancel] = with_cancel(parent);
+    Context grandchild = with_value(child, kNumber, static_cast<int>(i));
+    if (i % 3 == 0) cancel();
+    if (i % 16 == 0) co_await goro::yield();
+    if (parent.cancelled()) {
+      // Once the parent's cancel is visible, every new child is born
+      // cancelled.
+      auto [late, cancel_late] = with_cancel(parent);
+      if (late.cancelled() && grandchild.cancelled()) cancelled->fetch_add(1);
+      co_return;
+    }
+  }
+  cancelled->fetch_add(1);
+}
+
+Task<bool> cancel_is_idempotent_and_thread_safe(long rounds) {
+  test::Watchdog watchdog("concurrent cancel");
+  bool ok = true;
+  for (long round = 0; round < rounds; ++round) {
+    auto [root, cancel] = with_cancel(background());
+    auto [mid, cancel_mid] = with_cancel(root);
+    Chan<int> never = make_chan<int>();
+    std::atomic<long> started{0};
+    std::atomic<long> finished{0};
+    std::vector<JoinHandle<std::size_t>> waiters;
+    for (int i = 0; i < 4; ++i) waiters.push_back(spawn(wait_done_or(mid, never)));
+    std::vector<JoinHandle<void>> makers;
+    for (int i = 0; i < 3; ++i) makers.push_back(spawn(make_children(mid, 200, &finished)));
+    std::vector<JoinHandle<void>> cancellers;
+    for (int i = 0; i < 4; ++i) {
+      cancellers.push_back(spawn(cancel_it(i % 2 ? cancel : cancel_mid, &started)));
+    }
+    std::thread outside([cancel = cancel] { cancel(); });
+    for (auto& c : cancellers) co_await c;
+    outside.join();
+    for (auto& w : waiters) ok = ok && co_await w == 1;
+    for (auto& m : makers) co_await m;
+    ok = ok && finished.load() == 3 && root.cancelled() && mid.cancelled();
+    ok = ok && (mid.err().code() == absl::StatusCode::kCancelled);
+  }
+  co_return ok;
+}
+
+TEST(Context, CancelIsIdempotentAndThreadSafe) {
+  EXPECT_TRUE(run(cancel_is_idempotent_and_thread_safe(test::scaled(200, 20)), with_procs(4)));
+}
+
+Task<bool> deadline_fires_never_early() {
+  const auto start = Clock::now();
+  auto [ctx, cancel] = with_timeout(background(), 5ms);
+  bool ok = ctx.deadline().has_value() && *ctx.deadline() >= start + 5ms && ctx.err().ok();
+  auto [child, cancel_child] = with_cancel(ctx);
+  ok = ok && child.deadline() == ctx.deadline();
+  // Wait on the child: the parent's timer cancels it.
+  auto r = co_await select(recv_from(child.done()));
+  (void)r;
+  const auto woke = Clock::now();
+  ok = ok && woke >= *ctx.deadline() && woke - start >= 5ms;
+  ok = ok && ctx.err().code() == absl::StatusCode::kDeadlineExceeded &&
+       ctx.err().message() == "context deadline exceeded";
+  ok = ok && child.err().code() == absl::StatusCode::kDeadlineExceeded;
+  // A cancel after the deadline keeps DeadlineExceeded.
+  cancel();
+  ok = ok && ctx.err().code() == absl::StatusCode::kDeadlineExceeded;
+  co_return ok;
+}
+
+TEST(Context, DeadlineFiresOnTimersNeverEarly) {
+  EXPECT_TRUE(run(deadline_fires_never_early(), with_procs(2)));
+}
+
+Task<bool> child_deadline_is_capped_by_parent() {
+  auto [parent, cancel_parent] = with_timeout(background(), 5ms);
+  auto [late, cancel_late] = with_timeout(parent, 1h);
+  bool ok = late.deadline() == parent.deadline();
+  auto [early, cancel_early] = with_timeout(parent, 1ms);
+  ok = ok && early.deadline() < parent.deadline();
+  (void)co_await select(recv_from(early.done()));
+  ok = ok && early.err().code() == absl::StatusCode::kDeadlineExceeded && parent.err().ok() &&
+       late.err().ok() && Clock::now() >= *early.deadline();
+  (void)co_await select(recv_from(late.done()));
+  ok = ok && Clock::now() >= *parent.deadline() &&
+       late.err().code() == absl::StatusCode::kDeadlineExceeded &&
+       parent.err().code() == absl::StatusCode::kDeadlineExceeded;
+  // A deadline already past: cancelled before it is returned, no timer.
+  auto [past, cancel_past] = with_deadline(background(), Clock::now() - 1s);
+  ok = ok && past.err().code() == absl::StatusCode::kDeadlineExceeded && co_await is_done(past);
+  // Cancelling before the deadline gives Cancelled, and the timer goes.
+  auto [soon, cancel_soon] = with_timeout(background(), 2ms);
+  cancel_soon();
+  co_await goro::sleep(4ms);
+  ok = ok && soon.err().code() == absl::StatusCode::kCancelled;
+  co_return ok;
+}
+
+TEST(Context, ChildDeadlineIsCappedByItsParent) {
+  EXPECT_TRUE(run(child_deadline_is_capped_by_parent(), with_procs(2)));
+}
+
+TEST(Context, DeadlineOutsideAGoroutineThrows) {
+  EXPECT_THROW((void)with_timeout(background(), 1s), std::logic_error);
+  // Already past needs no timer; with_cancel works from any thread.
+  auto [past, cancel_past] = with_timeout(background(), -1s);
+  EXPECT_EQ(past.err().code(), absl::StatusCode::kDeadlineExceeded);
+  auto [ctx, cancel] = with_cancel(background());
+  cancel();
+  EXPECT_TRUE(ctx.cancelled());
+}
+
+Task<bool> values_chain() {
+  ContextKey<int> local_key;
+  Context a = with_value(background(), kNumber, 1);
+  Context b = with_value(a, kName, std::string("goro"));
+  auto [c, cancel] = with_cancel(b);
+  Context d = with_value(c, kNumber, 2);  // shadows kNumber below d
+  bool ok = *a.value(kNumber) == 1 && a.value(kName) == nullptr;
+  ok = ok && *b.value(kNumber) == 1 && *b.value(kName) == "goro";
+  ok = ok && *c.value(kName) == "goro" && *c.value(kNumber) == 1;
+  ok = ok && *d.value(kNumber) == 2 && *d.value(kName) == "goro";
+  ok = ok && d.value(local_key) == nullptr && background().value(kNumber) == nullptr;
+  // Values share their parent's cancellation.
+  cancel();
+  ok = ok && d.cancelled() && !b.cancelled() && co_await is_done(d);
+  co_return ok;
+}
+
+TEST(Context, ValuesAreLookedUpTheChain) { EXPECT_TRUE(run(values_chain(), with_procs(2))); }
+
+inline constexpr ContextKey<test::Guard> kGuard;
+
+Task<bool> children_are_freed_with_their_handles(test::LifeCounts* counts, long n) {
+  auto [parent, cancel_parent] = with_cancel(background());
+  for (long i = 0; i < n; ++i) {
+    auto [child, cancel] = with_cancel(parent);
+    Context leaf = with_value(child, kGuard, test::Guard(*counts));
+    auto [grandchild, cancel_grandchild] = with_timeout(leaf, 1h);  // a timer too
+    if (i % 2 == 0) cancel();  // cancelled or not, the handles going frees them
+  }
+  // The parent is alive and has not been cancelled: nothing of the
+  // children is left.
+  const bool ok = counts->alive() == 0 && counts->constructed.load() > 0;
+  cancel_parent();
+  co_return ok;
+}
+
+TEST(Context, ChildrenUnregisterAndAreFreedWithTheirHandles) {
+  test::LifeCounts counts;
+  EXPECT_TRUE(
+      run(children_are_freed_with_their_handles(&counts, test::scaled(10000)), with_procs(2)));
+  EXPECT_EQ(counts.alive(), 0);
+}
+
+Task<absl::StatusCode> read_once(int fd, io::IoOptions options) {
+  char buf[16];
+  auto n = co_await io::read(fd, buf, sizeof buf, options);
+  co_return n.ok() ? absl::StatusCode::kOk : n.status().code();
+}
+
+Task<bool> cancel_ends_an_inflight_read() {
+  struct {
+    int fd[2] = {-1, -1};
+  } sp;
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp.fd) != 0) std::abort();
+  absl::Cleanup close_both = [&sp] {
+    (void)io::close(sp.fd[0]);
+    (void)io::close(sp.fd[1]);
+  };
+  bool ok = true;
+  {
+    auto [ctx, cancel] = with_cancel(background());
+    auto reader = spawn(read_once(sp.fd[0], io::options_from(ctx)));
+    co_await goro::sleep(2ms);  // parked in the poller by now (or soon)
+    cancel();
+    ok = ok && co_await reader == absl::StatusCode::kCancelled;
+  }
+  {
+    // The stop token alone, as IoOptions::cancel; cancelled through a parent.
+    auto [parent, cancel] = with_cancel(background());
+    Context child = with_value(parent, kNumber, 1);
+    auto reader = spawn(read_once(sp.fd[0], io::IoOptions{.cancel = child.stop_token()}));
+    co_await goro::sleep(2ms);
+    cancel();
+    ok = ok && co_await reader == absl::StatusCode::kCancelled;
+  }
+  {
+    // A context deadline ends the read with DeadlineExceeded.
+    auto [ctx, cancel] = with_timeout(background(), 3ms);
+    const auto start = Clock::now();
+    ok = ok &&
+         co_await read_once(sp.fd[0], io::options_from(ctx)) == absl::StatusCode::kDeadlineExceeded;
+    ok = ok && Clock::now() - start >= 3ms;
+  }
+  {
+    // Already cancelled: fails at once; and the fd is still usable.
+    auto [ctx, cancel] = with_cancel(background());
+    cancel();
+    ok = ok && co_await read_once(sp.fd[0], io::options_from(ctx)) == absl::StatusCode::kCancelled;
+    ok = ok && ::write(sp.fd[1], "x", 1) == 1;
+    ok =
+        ok && co_await read_once(sp.fd[0], io::options_from(background())) == absl::StatusCode::kOk;
+  }
+  co_return ok;
+}
+
+TEST(Context, CancelEndsAnInFlightRead) {
+  EXPECT_TRUE(run(cancel_ends_an_inflight_read(), with_procs(2)));
+}
+
+Task<absl::Status> sleep_in(std::chrono::nanoseconds d, Context ctx) {
+  co_return co_await goro::sleep(d, std::move(ctx));
+}
+
+Task<bool> sleep_returns_early_when_cancelled() {
+  bool ok = true;
+  {
+    const auto start = Clock::now();
+    ok = ok && (co_await goro::sleep(2ms, background())).ok() && Clock::now() - start >= 2ms;
+    auto [ctx, cancel] = with_cancel(background());
+    ok = ok && (co_await goro::sleep(2ms, ctx)).ok() && Clock::now() - start >= 4ms;
+  }
+  {
+    auto [ctx, cancel] = with_cancel(background());
+    auto sleeper = spawn(sleep_in(1h, ctx));
+    co_await goro::sleep(1ms);
+    cancel();
+    absl::Status s = co_await sleeper;
+    ok = ok && s.code() == absl::StatusCode::kCancelled;
+    // Already cancelled: at once.
+    ok = ok && (co_await goro::sleep(1h, ctx)).code() == absl::StatusCode::kCancelled;
+  }
+  {
+    const auto start = Clock::now();
+    auto [ctx, cancel] = with_timeout(background(), 2ms);
+    absl::Status s = co_await goro::sleep_until(Clock::now() + 1h, ctx);
+    ok = ok && s.code() == absl::StatusCode::kDeadlineExceeded && Clock::now() - start >= 2ms;
+  }
+  co_return ok;
+}
+
+TEST(Context, SleepReturnsEarlyWhenCancelled) {
+  EXPECT_TRUE(run(sleep_returns_early_when_cancelled(), with_procs(2)));
+}
+
+// Stress: deadlines firing while goroutines make and drop children, select
+// on done and cancel (TSan).
+Task<void> churn(Context root, long n, std::atomic<long>* done) {
+  for (long i = 0; i < n; ++i) {
+    auto [ctx, cancel] = with_timeout(root, std::chrono::microseconds(i % 50));
+    auto [child, cancel_child] = with_cancel(ctx);
+    if (i % 2) {
+      (void)co_await select(recv_from(child.done()));
+      if (child.err().ok()) co_return;  // wrong: done closed with err OK
+    } else {
+      cancel();
+      if (child.err().code() != absl::StatusCode::kCancelled &&
+          child.err().code() != absl::StatusCode::kDeadlineExceeded) {
+        co_return;
+      }
+    }
+  }
+  done->fetch_add(1);
+}
+
+Task<bool> deadlines_under_churn(long n) {
+  test::Watchdog watchdog("deadline churn");
+  auto [root, cancel] = with_cancel(background());
+  std::atomic<long> done{0};
+  std::vector<JoinHandle<void>> workers;
+  for (int i = 0; i < 8; ++i) workers.push_back(spawn(churn(root, n, &done)));
+  for (auto& w : workers) co_await w;
+  co_return done.load() == 8;
+}
+
+TEST(Context, DeadlinesUnderChurn) {
+  EXPECT_TRUE(run(deadlines_under_churn(test::scaled(4000)), with_procs(4)));
+}
+
+}  // namespace
+}  // namespace goro
