@@ -26,6 +26,11 @@ namespace {
 using namespace std::chrono_literals;
 using test::with_procs;
 
+// Awaits are hoisted into named locals before the `ok = ok && ...` that uses
+// them: GCC 12 crashes (internal compiler error in lower_stmt) on a co_await
+// in a short-circuit operand next to temporaries with destructors, such as
+// the absl::Status of err().
+
 // Non-blocking: has ctx.done() closed?
 Task<bool> is_done(Context ctx) {
   auto r = co_await select(recv_from(ctx.done()), default_case());
@@ -36,7 +41,8 @@ Task<bool> background_is_never_done() {
   Context bg = background();
   bool ok = bg.err().ok() && !bg.cancelled() && bg.done().nil() && !bg.deadline().has_value();
   ok = ok && !bg.stop_token().stop_possible() && bg == Context();
-  ok = ok && !co_await is_done(bg);
+  auto bg_done = co_await is_done(bg);
+  ok = ok && !bg_done;
   co_return ok;
 }
 
@@ -55,25 +61,30 @@ Task<bool> cancelling_a_parent_cancels_the_tree() {
   auto [sibling, cancel_sibling] = with_cancel(background());
   std::stop_token token = grandchild.stop_token();
   bool ok = token.stop_possible() && !token.stop_requested();
-  for (const Context* c : {&root, &child, &valued, &grandchild}) {
-    ok = ok && c->err().ok() && !co_await is_done(*c);
+  const Context* const tree[] = {&root, &child, &valued, &grandchild};
+  for (const Context* c : tree) {
+    const bool done = co_await is_done(*c);
+    ok = ok && c->err().ok() && !done;
   }
   // Made before the cancel (grandchild's) and after it (the others').
   (void)grandchild.done();
   cancel_root();
-  for (const Context* c : {&root, &child, &valued, &grandchild}) {
+  for (const Context* c : tree) {
+    const bool done = co_await is_done(*c);
     ok = ok && c->cancelled() && c->err().code() == absl::StatusCode::kCancelled &&
-         c->err().message() == "context canceled" && co_await is_done(*c);
+         c->err().message() == "context canceled" && done;
   }
   ok = ok && token.stop_requested() && child.stop_token().stop_requested();
-  ok = ok && sibling.err().ok() && !co_await is_done(sibling);
+  auto sibling_done = co_await is_done(sibling);
+  ok = ok && sibling.err().ok() && !sibling_done;
   // Idempotent, and a child's cancel after its parent's changes nothing.
   cancel_root();
   cancel_child();
   ok = ok && grandchild.err().code() == absl::StatusCode::kCancelled;
   // A child of a cancelled context is born cancelled.
   auto [late, cancel_late] = with_cancel(grandchild);
-  ok = ok && late.cancelled() && co_await is_done(late);
+  auto late_done = co_await is_done(late);
+  ok = ok && late.cancelled() && late_done;
   co_return ok;
 }
 
@@ -87,7 +98,9 @@ Task<bool> cancelling_a_child_spares_the_parent() {
   auto [other, cancel_other] = with_cancel(parent);
   cancel_child();
   bool ok = child.cancelled() && !parent.cancelled() && !other.cancelled();
-  ok = ok && !co_await is_done(parent) && co_await is_done(child);
+  auto parent_done = co_await is_done(parent);
+  auto child_done = co_await is_done(child);
+  ok = ok && !parent_done && child_done;
   cancel_parent();
   ok = ok && other.cancelled();
   co_return ok;
@@ -111,7 +124,10 @@ Task<bool> done_wakes_a_waiting_select() {
   co_await goro::sleep(2ms);  // let them park
   cancel();
   bool ok = true;
-  for (auto& w : waiters) ok = ok && co_await w == 1;
+  for (auto& w : waiters) {
+    const int got = co_await w;
+    ok = ok && got == 1;
+  }
   co_return ok;
 }
 
@@ -181,7 +197,10 @@ Task<bool> cancel_is_idempotent_and_thread_safe(long rounds) {
     std::thread outside([cancel = cancel] { cancel(); });
     for (auto& c : cancellers) co_await c;
     outside.join();
-    for (auto& w : waiters) ok = ok && co_await w == 1;
+    for (auto& w : waiters) {
+      const int got = co_await w;
+      ok = ok && got == 1;
+    }
     for (auto& m : makers) co_await m;
     ok = ok && finished.load() == 3 && root.cancelled() && mid.cancelled();
     ok = ok && (mid.err().code() == absl::StatusCode::kCancelled);
@@ -232,7 +251,8 @@ Task<bool> child_deadline_is_capped_by_parent() {
        parent.err().code() == absl::StatusCode::kDeadlineExceeded;
   // A deadline already past: cancelled before it is returned, no timer.
   auto [past, cancel_past] = with_deadline(background(), Clock::now() - 1s);
-  ok = ok && past.err().code() == absl::StatusCode::kDeadlineExceeded && co_await is_done(past);
+  auto past_done = co_await is_done(past);
+  ok = ok && past.err().code() == absl::StatusCode::kDeadlineExceeded && past_done;
   // Cancelling before the deadline gives Cancelled, and the timer goes.
   auto [soon, cancel_soon] = with_timeout(background(), 2ms);
   cancel_soon();
@@ -268,7 +288,8 @@ Task<bool> values_chain() {
   ok = ok && d.value(local_key) == nullptr && background().value(kNumber) == nullptr;
   // Values share their parent's cancellation.
   cancel();
-  ok = ok && d.cancelled() && !b.cancelled() && co_await is_done(d);
+  auto d_done = co_await is_done(d);
+  ok = ok && d.cancelled() && !b.cancelled() && d_done;
   co_return ok;
 }
 
@@ -319,33 +340,36 @@ Task<bool> cancel_ends_an_inflight_read() {
     auto reader = spawn(read_once(sp.fd[0], io::options_from(ctx)));
     co_await goro::sleep(2ms);  // parked in the poller by now (or soon)
     cancel();
-    ok = ok && co_await reader == absl::StatusCode::kCancelled;
+    auto read_code = co_await reader;
+    ok = ok && read_code == absl::StatusCode::kCancelled;
   }
   {
     // The stop token alone, as IoOptions::cancel; cancelled through a parent.
     auto [parent, cancel] = with_cancel(background());
     Context child = with_value(parent, kNumber, 1);
-    auto reader = spawn(read_once(sp.fd[0], io::IoOptions{.cancel = child.stop_token()}));
+    auto reader = spawn(read_once(sp.fd[0], io::IoOptions(child.stop_token())));
     co_await goro::sleep(2ms);
     cancel();
-    ok = ok && co_await reader == absl::StatusCode::kCancelled;
+    auto read_code = co_await reader;
+    ok = ok && read_code == absl::StatusCode::kCancelled;
   }
   {
     // A context deadline ends the read with DeadlineExceeded.
     auto [ctx, cancel] = with_timeout(background(), 3ms);
     const auto start = Clock::now();
-    ok = ok &&
-         co_await read_once(sp.fd[0], io::options_from(ctx)) == absl::StatusCode::kDeadlineExceeded;
+    auto read_code = co_await read_once(sp.fd[0], io::options_from(ctx));
+    ok = ok && read_code == absl::StatusCode::kDeadlineExceeded;
     ok = ok && Clock::now() - start >= 3ms;
   }
   {
     // Already cancelled: fails at once; and the fd is still usable.
     auto [ctx, cancel] = with_cancel(background());
     cancel();
-    ok = ok && co_await read_once(sp.fd[0], io::options_from(ctx)) == absl::StatusCode::kCancelled;
+    auto cancelled_read = co_await read_once(sp.fd[0], io::options_from(ctx));
+    ok = ok && cancelled_read == absl::StatusCode::kCancelled;
     ok = ok && ::write(sp.fd[1], "x", 1) == 1;
-    ok =
-        ok && co_await read_once(sp.fd[0], io::options_from(background())) == absl::StatusCode::kOk;
+    auto plain_read = co_await read_once(sp.fd[0], io::options_from(background()));
+    ok = ok && plain_read == absl::StatusCode::kOk;
   }
   co_return ok;
 }
@@ -362,9 +386,11 @@ Task<bool> sleep_returns_early_when_cancelled() {
   bool ok = true;
   {
     const auto start = Clock::now();
-    ok = ok && (co_await goro::sleep(2ms, background())).ok() && Clock::now() - start >= 2ms;
+    auto slept_plain = co_await goro::sleep(2ms, background());
+    ok = ok && slept_plain.ok() && Clock::now() - start >= 2ms;
     auto [ctx, cancel] = with_cancel(background());
-    ok = ok && (co_await goro::sleep(2ms, ctx)).ok() && Clock::now() - start >= 4ms;
+    auto slept_ctx = co_await goro::sleep(2ms, ctx);
+    ok = ok && slept_ctx.ok() && Clock::now() - start >= 4ms;
   }
   {
     auto [ctx, cancel] = with_cancel(background());
@@ -374,7 +400,8 @@ Task<bool> sleep_returns_early_when_cancelled() {
     absl::Status s = co_await sleeper;
     ok = ok && s.code() == absl::StatusCode::kCancelled;
     // Already cancelled: at once.
-    ok = ok && (co_await goro::sleep(1h, ctx)).code() == absl::StatusCode::kCancelled;
+    auto slept_cancelled = co_await goro::sleep(1h, ctx);
+    ok = ok && slept_cancelled.code() == absl::StatusCode::kCancelled;
   }
   {
     const auto start = Clock::now();

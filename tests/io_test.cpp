@@ -191,7 +191,7 @@ Task<bool> read_times_out_then_fd_still_works() {
     co_return false;
   }
   // A deadline already in the past fails at once, the same way.
-  auto past = co_await io::read(s.fd[0], &c, 1, IoOptions{Clock::now() - 1s});
+  auto past = co_await io::read(s.fd[0], &c, 1, IoOptions(Clock::now() - 1s));
   if (past.status().code() != absl::StatusCode::kDeadlineExceeded) co_return false;
   // The fd still works, and nothing was lost.
   if (!(co_await io::write(s.fd[1], "x", 1)).ok()) co_return false;
@@ -223,7 +223,7 @@ Task<bool> stop_token_cancels_read() {
   std::stop_source source;
   go(request_stop_later(&source));
   char c = 0;
-  auto r = co_await io::read(s.fd[0], &c, 1, IoOptions{.cancel = source.get_token()});
+  auto r = co_await io::read(s.fd[0], &c, 1, IoOptions(source.get_token()));
   co_return r.status().code() == absl::StatusCode::kCancelled;
 }
 
@@ -250,7 +250,7 @@ Task<bool> cancel_races_completion(long rounds) {
     go(byte_writer(s.fd[1]));
     auto stopper = spawn(canceller(&source));  // joined below: `source` dies with the round
     char c = 0;
-    auto r = co_await io::read(s.fd[0], &c, 1, IoOptions{.cancel = source.get_token()});
+    auto r = co_await io::read(s.fd[0], &c, 1, IoOptions(source.get_token()));
     co_await stopper;
     if (!r.ok()) {
       if (r.status().code() != absl::StatusCode::kCancelled) co_return false;
@@ -302,7 +302,7 @@ Task<bool> cancel_from_outside_thread() {
     source.request_stop();
   });
   char c = 0;
-  auto r = co_await io::read(s.fd[0], &c, 1, IoOptions{.cancel = source.get_token()});
+  auto r = co_await io::read(s.fd[0], &c, 1, IoOptions(source.get_token()));
   co_await blocking([&outside] { outside.join(); });
   co_return r.status().code() == absl::StatusCode::kCancelled;
 }
@@ -500,7 +500,7 @@ Task<void> read_forever(int fd, test::LifeCounts* counts, std::atomic<long>* sta
   test::Guard guard(*counts);
   std::array<char, 256> buffer{};
   started->fetch_add(1);
-  (void)co_await io::read(fd, buffer.data(), buffer.size(), IoOptions{deadline});
+  (void)co_await io::read(fd, buffer.data(), buffer.size(), IoOptions(deadline));
 }
 
 Task<void> leave_reads_in_flight(int fd_a, int fd_b, test::LifeCounts* counts) {

@@ -56,6 +56,12 @@
 namespace goro::io {
 
 // When an operation gives up. Default: never, and not cancellable.
+//
+// Deliberately not an aggregate (it has constructors): GCC 12 destroys an
+// aggregate temporary made inside a co_await expression twice, so
+// `co_await io::read(fd, buf, n, IoOptions{...})` would free the stop
+// token's state twice. Constructors make the same call safe on every
+// compiler.
 struct IoOptions {
   // The operation fails with kDeadlineExceeded once the steady clock
   // passes this point.
@@ -63,10 +69,15 @@ struct IoOptions {
   // The operation fails with kCancelled once a stop is requested.
   std::stop_token cancel{};
 
+  IoOptions() noexcept {}
+  explicit IoOptions(Clock::time_point deadline, std::stop_token cancel = {}) noexcept
+      : deadline(deadline), cancel(std::move(cancel)) {}
+  explicit IoOptions(std::stop_token cancel) noexcept : cancel(std::move(cancel)) {}
+
   // Options with a deadline `timeout` from now.
   [[nodiscard]] static IoOptions timeout(std::chrono::nanoseconds timeout,
                                          std::stop_token cancel = {}) noexcept {
-    return IoOptions{Clock::now() + timeout, std::move(cancel)};
+    return IoOptions(Clock::now() + timeout, std::move(cancel));
   }
 };
 
