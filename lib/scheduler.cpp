@@ -182,9 +182,11 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
 }
 
 bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
-  if (placement == Placement::kRunNextIfFree && p.runnext.load(std::memory_order_relaxed) == 0) {
+  if (placement != Placement::kTail && p.runnext.load(std::memory_order_relaxed) == 0) {
     // Only this thread stores non-zero values, so a free slot stays free
-    // until our store. Release: a thief that CASes it out sees the record.
+    // until our store (thieves only ever turn a value into 0): no exchange
+    // needed, for kRunNext either. Release: a thief that CASes it out sees
+    // the record.
     p.runnext.store(entry, std::memory_order_release);
     return false;
   }

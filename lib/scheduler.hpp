@@ -255,8 +255,10 @@ class Scheduler {
   enum class Placement {
     // runnext, moving its previous occupant to the local queue's tail (Go's
     // runqput(next=true)): for a goroutine readied by the running one, whose
-    // prompt handoff matters. Costs an atomic exchange (thieves may be
-    // taking the occupant).
+    // prompt handoff matters. An empty slot takes a plain store (only this
+    // thread stores non-zero values); an occupied one an atomic exchange
+    // (thieves may be taking the occupant). The plain store saved a locked
+    // instruction per channel handoff: ping-pong 96 -> 74 ns.
     kRunNext,
     // runnext if it is free (a plain store: thieves only ever clear it),
     // otherwise the tail: for spawns. Go displaces the occupant for spawns
