@@ -163,16 +163,11 @@ G* Scheduler::decode(Entry entry) noexcept {
 }
 
 Scheduler::Found Scheduler::local_get(P& p) noexcept {
-  Entry next = p.runnext.load(std::memory_order_relaxed);
-  while (next != 0) {
-    // Only this thread stores non-zero values here, so the record behind
-    // the entry is already visible; acquire is belt and braces (free on
-    // x86). The CAS races with thieves taking runnext in their last round.
-    if (p.runnext.compare_exchange_weak(next, 0, std::memory_order_acquire,
-                                        std::memory_order_relaxed)) {
-      if (G* g = decode(next)) return {g, true};
-      break;
-    }
+  // Only this thread stores non-zero values here, so the record behind the
+  // entry is already visible.
+  const Entry next = p.runnext.load(std::memory_order_relaxed);
+  if (next != 0 && take_runnext(p, next)) {
+    if (G* g = decode(next)) return {g, true};
   }
   Entry entry;
   while (p.runq.pop(entry)) {
@@ -239,6 +234,41 @@ G* Scheduler::global_get(P& p, std::uint32_t max) {
   return result;
 }
 
+// Taking runnext, owner and thief (an asymmetric Dekker handshake, as the
+// spin/park one): the owner takes runnext on almost every handoff, a thief
+// only when the owner has left it alone for kRunnextGraceNanos. So the
+// owner pays plain stores and a compiler barrier, the thief a membarrier.
+//   Owner: a. taking = X; b. light fence; c. if no thief is announced
+//          (acquire), re-read runnext: still X, take it with a plain store
+//          of 0; otherwise race the thieves with a CAS X -> 0.
+//          d. taking = 0 (release).
+//   Thief: e. thieves++; f. heavy fence; g. if taking == X, the owner is
+//          taking it: back off; otherwise CAS runnext X -> 0. h. thieves--.
+// The fences make a-c and e-g a Dekker pair: either the owner sees the
+// thief (c) and uses the CAS, so exactly one CAS wins, or the thief sees
+// the owner's `taking` (g) and backs off. The owner may instead read the
+// count after a thief already left (h): that thief's CAS then happened
+// before, and the re-read in c sees its 0. A thief that reads taking == 0
+// because the owner already finished (d) also sees the owner's plain store
+// of 0 (d is a release after it, g an acquire), so its CAS fails.
+bool Scheduler::take_runnext(P& p, Entry next) noexcept {
+  p.runnext_taking.store(next, std::memory_order_relaxed);  // a
+  light_fence();                                            // b
+  bool taken;
+  // Acquire: if this reads a finished thief's decrement (h, a release), its
+  // CAS on runnext happens-before the re-read below, which then sees it.
+  if (p.runnext_thieves.load(std::memory_order_acquire) == 0) {  // c
+    taken = p.runnext.load(std::memory_order_relaxed) == next;
+    if (taken) p.runnext.store(0, std::memory_order_relaxed);
+  } else {
+    // Relaxed suffices: this thread published the record itself.
+    taken = p.runnext.compare_exchange_strong(next, 0, std::memory_order_relaxed,
+                                              std::memory_order_relaxed);
+  }
+  p.runnext_taking.store(0, std::memory_order_release);  // d
+  return taken;
+}
+
 bool Scheduler::steal_runnext(P& victim, Entry& out) noexcept {
   Entry next = victim.runnext.load(std::memory_order_relaxed);
   if (next == 0) return false;
@@ -250,12 +280,21 @@ bool Scheduler::steal_runnext(P& victim, Entry& out) noexcept {
     cpu_relax();
     if (victim.runnext.load(std::memory_order_relaxed) != next) return false;
   }
-  // Acquire: pairs with the owner's release exchange that stored it, making
-  // the goroutine's record visible.
-  if (!victim.runnext.compare_exchange_strong(next, 0, std::memory_order_acquire,
-                                              std::memory_order_relaxed)) {
-    return false;
+  // Steps e-h of the handshake above take_runnext. Seq_cst on the
+  // increment: the owner reads the counter after its light fence.
+  victim.runnext_thieves.fetch_add(1, std::memory_order_seq_cst);  // e
+  heavy_fence();                                                   // f
+  bool stolen = false;
+  // Acquire: pairs with the owner's release in d (see above).
+  if (victim.runnext_taking.load(std::memory_order_acquire) != next) {  // g
+    // Acquire: pairs with the owner's release store that put the entry
+    // there, making the goroutine's record visible.
+    stolen = victim.runnext.compare_exchange_strong(next, 0, std::memory_order_acquire,
+                                                    std::memory_order_relaxed);
   }
+  // Release: our CAS (if any) is done before the owner may see no thief.
+  victim.runnext_thieves.fetch_sub(1, std::memory_order_release);  // h
+  if (!stolen) return false;
   out = next;
   return true;
 }

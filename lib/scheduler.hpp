@@ -188,6 +188,11 @@ struct alignas(64) P {
   // A G readied by the running G that should run next (Go's p.runnext).
   // Owner stores non-zero; thieves CAS to 0 in their last steal round.
   alignas(64) std::atomic<Entry> runnext{0};
+  // The runnext take handshake (take_runnext / steal_runnext): the entry
+  // the owner is taking with plain stores, and how many thieves are trying
+  // to CAS runnext away. Same line as runnext: thieves touch it rarely.
+  std::atomic<Entry> runnext_taking{0};
+  std::atomic<std::uint32_t> runnext_thieves{0};
   // Schedule ticks; written by the owner only, read by thieves (relaxed) to
   // see whether the P is making progress.
   std::atomic<std::uint32_t> schedtick{0};
@@ -371,6 +376,8 @@ class Scheduler {
   G* global_get(P& p, std::uint32_t max);
   G* steal_work(P& p);
   bool steal_runnext(P& victim, Entry& out) noexcept;
+  // The owner takes `next` out of its runnext; false if a thief won it.
+  bool take_runnext(P& p, Entry next) noexcept;
   Found spin_on_poller(P& p) noexcept;
   bool any_work_visible() const noexcept;
   void reset_spinning(P& p) noexcept;

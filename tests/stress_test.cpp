@@ -142,6 +142,38 @@ TEST(Stress, WorkOfABusyProcIsAlwaysPickedUpByTheOthers) {
   }
 }
 
+// The runnext take race: each round starts a goroutine (into runnext),
+// holds the P for 0-7 us, then yields, so the owner's take of runnext and a
+// thief's (after its 3 us grace) overlap in every way. Every goroutine must
+// run exactly once: a double run would count twice (and resume a finished
+// coroutine, which the sanitizers catch), a lost one never.
+Task<void> count_run(std::atomic<long>* runs) {
+  runs->fetch_add(1);
+  co_return;
+}
+
+Task<long> runnext_take_race(long rounds) {
+  std::atomic<long> runs{0};
+  for (long r = 0; r < rounds; ++r) {
+    go(count_run(&runs));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(r % 8);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    co_await goro::yield();
+  }
+  (void)co_await yield_until_at_least(runs, rounds);
+  co_await goro::sleep(std::chrono::milliseconds(5));  // a double run would land by now
+  co_return runs.load();
+}
+
+TEST(Stress, RunnextIsTakenByItsOwnerOrOneThiefNeverBoth) {
+  Watchdog watchdog("RunnextIsTakenByItsOwnerOrOneThiefNeverBoth");
+  const long rounds = scaled(20'000, 2'000);
+  for (unsigned procs : {2u, 4u}) {
+    EXPECT_EQ(goro::run(runnext_take_race(rounds), with_procs(procs)), rounds) << procs << " procs";
+  }
+}
+
 TEST(Stress, SleepingProcsAreWokenForABusyProcsWork) {
   Watchdog watchdog("SleepingProcsAreWokenForABusyProcsWork");
   const long rounds = scaled(2'000, 200);
