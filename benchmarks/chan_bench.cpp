@@ -36,28 +36,11 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-goro::Config procs_config(unsigned procs) {
-  goro::Config config;
-  config.procs = procs;
-  return config;
-}
-
+using goro::bench::Clock;
+using goro::bench::procs_config;
+using goro::bench::run_batches;
+using goro::bench::seconds_since;
 using goro::bench::set_per_item;
-
-// Runs `make_batch(args...)` as the main goroutine once per iteration;
-// the batch returns the seconds its work took.
-template <class MakeBatch, class... Args>
-void run_batches(benchmark::State& state, unsigned procs, MakeBatch make_batch, Args... args) {
-  for (auto _ : state) {
-    state.SetIterationTime(goro::run(make_batch(args...), procs_config(procs)));
-  }
-}
 
 // --- Ping-pong -------------------------------------------------------------
 

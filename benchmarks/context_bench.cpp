@@ -22,21 +22,17 @@
 
 #include <goro/goro.hpp>
 
+#include "bench_util.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using goro::bench::Clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using goro::bench::seconds_since;
 
 void set_per_op(benchmark::State& state, std::int64_t ops_per_iteration) {
-  const double ops =
-      static_cast<double>(state.iterations()) * static_cast<double>(ops_per_iteration);
-  state.SetItemsProcessed(static_cast<std::int64_t>(ops));
-  state.counters["ns_per_op"] =
-      benchmark::Counter(ops, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  goro::bench::set_per_item(state, "ns_per_op", static_cast<double>(ops_per_iteration));
 }
 
 template <class MakeBatch>

@@ -30,34 +30,17 @@
 
 #include <goro/goro.hpp>
 
+#include "bench_util.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-goro::Config procs_config(unsigned procs) {
-  goro::Config config;
-  config.procs = procs;
-  return config;
-}
+using goro::bench::Clock;
+using goro::bench::run_batches;
+using goro::bench::seconds_since;
 
 // ns per op from manual time.
 void set_per_op(benchmark::State& state, std::int64_t ops_per_iteration) {
-  const double ops =
-      static_cast<double>(state.iterations()) * static_cast<double>(ops_per_iteration);
-  state.SetItemsProcessed(static_cast<std::int64_t>(ops));
-  state.counters["ns_per_op"] =
-      benchmark::Counter(ops, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
-
-template <class MakeBatch, class... Args>
-void run_batches(benchmark::State& state, unsigned procs, MakeBatch make_batch, Args... args) {
-  for (auto _ : state) {
-    state.SetIterationTime(goro::run(make_batch(args...), procs_config(procs)));
-  }
+  goro::bench::set_per_item(state, "ns_per_op", static_cast<double>(ops_per_iteration));
 }
 
 // The whole benchmark: make_batch(args..., ops) per iteration, on `procs`
