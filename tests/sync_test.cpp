@@ -131,7 +131,7 @@ struct Starvation {
 Task<void> hog(Starvation& s, long max_iterations) {
   for (long i = 0; i < max_iterations && !s.waiter_got_it.load(); ++i) {
     co_await s.mu.lock();
-    co_await goro::yield();  // the woken waiter runs now and finds the mutex held
+    co_await goro::yield();    // the woken waiter runs now and finds the mutex held
     s.hog_iterations = i + 1;  // under the mutex: the waiter reads it under it too
     s.mu.unlock();
   }
