@@ -338,7 +338,10 @@ class Scheduler {
   // After run(): the deadlock report, empty if the run ended normally.
   [[nodiscard]] const std::string& deadlock_report() const noexcept { return deadlock_report_; }
   // A goroutine was readied from a thread outside the runtime.
-  void count_outside_ready() noexcept { outside_readies_.fetch_add(1, std::memory_order_relaxed); }
+  void count_outside_ready() noexcept {
+    // Relaxed: a count; the deadlock check only compares two readings.
+    outside_readies_.fetch_add(1, std::memory_order_relaxed);
+  }
 
  private:
   friend class Sysmon;
