@@ -255,17 +255,18 @@ Task<void> rw_writer(RWState& s, long rounds) {
   }
 }
 
+Task<void> readers_and_writers(RWState& s, long rounds) {
+  std::vector<JoinHandle<void>> handles;
+  for (int i = 0; i < 6; ++i) handles.push_back(spawn(rw_reader(s, rounds)));
+  for (int i = 0; i < 3; ++i) handles.push_back(spawn(rw_writer(s, rounds)));
+  for (auto& h : handles) co_await h;
+}
+
 TEST(RWMutex, WritersAreExclusive) {
   test::Watchdog watchdog("RWMutex.WritersAreExclusive");
   RWState s;
   const long rounds = scaled(4000, 200);
-  auto main_task = [&]() -> Task<void> {
-    std::vector<JoinHandle<void>> handles;
-    for (int i = 0; i < 6; ++i) handles.push_back(spawn(rw_reader(s, rounds)));
-    for (int i = 0; i < 3; ++i) handles.push_back(spawn(rw_writer(s, rounds)));
-    for (auto& h : handles) co_await h;
-  };
-  run(main_task(), with_procs(4));
+  run(readers_and_writers(s, rounds), with_procs(4));
   EXPECT_EQ(s.violations.load(), 0);
   EXPECT_EQ(s.written, 3 * rounds);
   EXPECT_GE(s.max_readers.load(), 1);
@@ -412,6 +413,28 @@ Task<void> finish_later(WaitGroup& wg, int n) {
   }
 }
 
+Task<void> done_after(WaitGroup& wg, std::chrono::microseconds delay) {
+  co_await goro::sleep(delay);
+  wg.done();
+}
+
+// wait_blocking refuses a goroutine, and works inside goro::blocking.
+Task<int> wait_blocking_on_and_off_goroutines(WaitGroup& wg) {
+  co_await finish_later(wg, 20);
+  int threw = 0;
+  try {
+    wg.wait_blocking();  // on a goroutine: refused
+  } catch (const std::logic_error&) {
+    threw = 1;
+  }
+  // Inside goro::blocking the thread is a syscall thread: blocking is fine.
+  WaitGroup inner;
+  inner.add(1);
+  go(done_after(inner, std::chrono::microseconds(100)));
+  co_await goro::blocking([&inner] { inner.wait_blocking(); });
+  co_return threw;
+}
+
 TEST(WaitGroup, WaitBlockingFromOutsideTheRuntime) {
   test::Watchdog watchdog("WaitGroup.WaitBlockingFromOutsideTheRuntime");
   WaitGroup wg;
@@ -421,25 +444,7 @@ TEST(WaitGroup, WaitBlockingFromOutsideTheRuntime) {
     wg.wait_blocking();
     outside_done.store(true);
   });
-  auto main_task = [&]() -> Task<int> {
-    co_await finish_later(wg, 20);
-    int threw = 0;
-    try {
-      wg.wait_blocking();  // on a goroutine: refused
-    } catch (const std::logic_error&) {
-      threw = 1;
-    }
-    // Inside goro::blocking the thread is a syscall thread: blocking is fine.
-    WaitGroup inner;
-    inner.add(1);
-    go([](WaitGroup& g) -> Task<void> {
-      co_await goro::sleep(std::chrono::microseconds(100));
-      g.done();
-    }(inner));
-    co_await goro::blocking([&inner] { inner.wait_blocking(); });
-    co_return threw;
-  };
-  EXPECT_EQ(run(main_task(), with_procs(2)), 1);
+  EXPECT_EQ(run(wait_blocking_on_and_off_goroutines(wg), with_procs(2)), 1);
   outside.join();
   EXPECT_TRUE(outside_done.load());
 }
@@ -471,19 +476,20 @@ Task<void> call_once_plain(OnceState& s) {
   if (s.value == 42) s.saw_value.fetch_add(1);
 }
 
+Task<void> call_once_from_many(OnceState& s, int callers, bool task_fn) {
+  std::vector<JoinHandle<void>> handles;
+  for (int i = 0; i < callers; ++i) {
+    handles.push_back(spawn(task_fn ? call_once_task(s) : call_once_plain(s)));
+  }
+  for (auto& h : handles) co_await h;
+}
+
 TEST(Once, RunsExactlyOnceUnderContention) {
   test::Watchdog watchdog("Once.RunsExactlyOnceUnderContention");
   for (bool task_fn : {true, false}) {
     OnceState s;
     const int callers = 64;
-    auto main_task = [&]() -> Task<void> {
-      std::vector<JoinHandle<void>> handles;
-      for (int i = 0; i < callers; ++i) {
-        handles.push_back(spawn(task_fn ? call_once_task(s) : call_once_plain(s)));
-      }
-      for (auto& h : handles) co_await h;
-    };
-    run(main_task(), with_procs(4));
+    run(call_once_from_many(s, callers, task_fn), with_procs(4));
     EXPECT_EQ(s.runs.load(), 1);
     EXPECT_EQ(s.saw_value.load(), callers);
     EXPECT_TRUE(s.once.done());
@@ -675,20 +681,22 @@ Task<void> bounded_worker(Semaphore& sem, std::atomic<std::int64_t>& used,
   }
 }
 
+Task<void> bounded_workers(Semaphore& sem, std::atomic<std::int64_t>& used,
+                           std::atomic<long>& violations, long rounds) {
+  std::vector<JoinHandle<void>> handles;
+  for (int i = 0; i < 12; ++i) {
+    handles.push_back(spawn(bounded_worker(sem, used, violations, 1 + i % 5, rounds)));
+  }
+  for (auto& h : handles) co_await h;
+}
+
 TEST(Semaphore, NeverOverCommittedUnderStress) {
   test::Watchdog watchdog("Semaphore.NeverOverCommittedUnderStress");
   Semaphore sem(5);
   std::atomic<std::int64_t> used{0};
   std::atomic<long> violations{0};
   const long rounds = scaled(5000, 200);
-  auto main_task = [&]() -> Task<void> {
-    std::vector<JoinHandle<void>> handles;
-    for (int i = 0; i < 12; ++i) {
-      handles.push_back(spawn(bounded_worker(sem, used, violations, 1 + i % 5, rounds)));
-    }
-    for (auto& h : handles) co_await h;
-  };
-  run(main_task(), with_procs(4));
+  run(bounded_workers(sem, used, violations, rounds), with_procs(4));
   EXPECT_EQ(violations.load(), 0);
   EXPECT_EQ(used.load(), 0);
   EXPECT_TRUE(sem.try_acquire(5));  // everything was given back
