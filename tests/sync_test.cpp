@@ -128,8 +128,8 @@ struct Starvation {
   long hog_iterations = 0;          // guarded by mu
 };
 
-Task<void> hog(Starvation& s, long max_iterations) {
-  for (long i = 0; i < max_iterations && !s.waiter_got_it.load(); ++i) {
+Task<void> hog(Starvation& s, long iteration_cap) {
+  for (long i = 0; i < iteration_cap && !s.waiter_got_it.load(); ++i) {
     co_await s.mu.lock();
     co_await goro::yield();    // the woken waiter runs now and finds the mutex held
     s.hog_iterations = i + 1;  // under the mutex: the waiter reads it under it too
@@ -145,9 +145,9 @@ Task<void> starving_waiter(Starvation& s) {
   s.mu.unlock();
 }
 
-Task<long> starvation_scenario(long max_iterations) {
+Task<long> starvation_scenario(long iteration_cap) {
   Starvation s;
-  auto hog_handle = spawn(hog(s, max_iterations));
+  auto hog_handle = spawn(hog(s, iteration_cap));
   co_await goro::yield();  // let the hog take the mutex
   auto waiter = spawn(starving_waiter(s));
   co_await waiter;
@@ -157,11 +157,11 @@ Task<long> starvation_scenario(long max_iterations) {
 
 TEST(Mutex, StarvationModeLetsAContenderIn) {
   test::Watchdog watchdog("Mutex.StarvationModeLetsAContenderIn");
-  const long max_iterations = 2'000'000;
+  const long iteration_cap = 2'000'000;
   for (unsigned procs : {1u, 2u}) {
-    const long before = run(starvation_scenario(max_iterations), with_procs(procs));
+    const long before = run(starvation_scenario(iteration_cap), with_procs(procs));
     EXPECT_GE(before, 0) << "the waiter never got the mutex (" << procs << " Ps)";
-    EXPECT_LT(before, max_iterations / 2) << procs << " Ps";
+    EXPECT_LT(before, iteration_cap / 2) << procs << " Ps";
   }
 }
 
