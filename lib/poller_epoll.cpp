@@ -52,7 +52,10 @@ namespace {
 
 struct PollDesc {
   Mutex mu;
-  std::uint64_t epoch ABSL_GUARDED_BY(mu) = 0;  // 0: not registered in this run
+  // The run this fd was registered in (0: not registered in this run).
+  // Written under `mu`; read without it by io's fast path (epoll_try), so
+  // that an op on a registered fd takes no lock before its system call.
+  std::atomic<std::uint64_t> epoch{0};
   int epoll_fd ABSL_GUARDED_BY(mu) = -1;
   bool pollable ABSL_GUARDED_BY(mu) = true;  // false: epoll refuses it (a regular file)
   bool read_ready ABSL_GUARDED_BY(mu) = false;
@@ -230,8 +233,8 @@ bool retry_list(IoOp*& list, OpBatch& done) noexcept {
 
 // Resets a PollDesc left by an earlier run (its ops' frames are gone).
 void refresh(PollDesc& pd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
-  if (pd.epoch == live_epoch()) return;
-  pd.epoch = 0;
+  if (pd.epoch.load(std::memory_order_relaxed) == live_epoch()) return;  // under mu
+  pd.epoch.store(0, std::memory_order_relaxed);
   pd.epoll_fd = -1;
   pd.pollable = true;
   pd.read_ready = pd.write_ready = false;
@@ -311,7 +314,9 @@ class EpollPoller final : public Poller {
         return -errno;
       }
     }
-    pd.epoch = live_epoch();
+    // Release: publishes the registration (and O_NONBLOCK) to epoll_try's
+    // lock-free check.
+    pd.epoch.store(live_epoch(), std::memory_order_release);
     pd.epoll_fd = epoll_fd_;
     // Relaxed: a hint for poll().
     registrations_.fetch_add(1, std::memory_order_relaxed);
@@ -330,7 +335,7 @@ class EpollPoller final : public Poller {
         continue;
       }
       MutexLock lock(pd->mu);
-      if (pd->epoch != live_epoch()) continue;  // a stale registration
+      if (pd->epoch.load(std::memory_order_relaxed) != live_epoch()) continue;  // stale; under mu
       if (retry_list(pd->readers, done)) pd->read_ready = true;
       if (retry_list(pd->writers, done)) pd->write_ready = true;
     }
@@ -352,10 +357,13 @@ bool epoll_try(IoOp& op) noexcept {
     op.result = op.request.fd < 0 ? -EBADF : -ENOMEM;
     return true;
   }
-  {
+  // Acquire: pairs with register_fd's release, so a registered fd is also
+  // a non-blocking one. A stale "registered" (closed and reused since) is
+  // what io::close prevents by resetting the PollDesc first.
+  if (pd->epoch.load(std::memory_order_acquire) != live_epoch()) {
     MutexLock lock(pd->mu);
     refresh(*pd);
-    if (pd->epoch == 0) {
+    if (pd->epoch.load(std::memory_order_relaxed) == 0) {
       const int rc = static_cast<EpollPoller&>(*tls_p->poller).register_fd(*pd, op.request.fd);
       if (rc < 0) {
         op.result = rc;
@@ -377,7 +385,7 @@ bool epoll_commit(IoOp& op) noexcept {
     op.result = -ECANCELED;
     return false;
   }
-  if (pd.epoch != live_epoch()) {
+  if (pd.epoch.load(std::memory_order_relaxed) != live_epoch()) {  // under mu
     op.result = -EBADF;  // closed (epoll_forget_fd) since io_try
     return false;
   }
@@ -402,7 +410,7 @@ void epoll_cancel(IoOp& op) noexcept {
   bool removed;
   {
     MutexLock lock(pd->mu);
-    if (pd->epoch != live_epoch()) return;
+    if (pd->epoch.load(std::memory_order_relaxed) != live_epoch()) return;  // under mu
     removed = unlink(is_reader(op.request) ? pd->readers : pd->writers, &op);
     if (removed) {
       op.result = -ECANCELED;
@@ -418,7 +426,7 @@ void epoll_forget_fd(int fd) noexcept {
   OpBatch woken;
   {
     MutexLock lock(pd->mu);
-    if (pd->epoch == live_epoch()) {
+    if (pd->epoch.load(std::memory_order_relaxed) == live_epoch()) {  // under mu
       for (IoOp** list : {&pd->readers, &pd->writers}) {
         while (IoOp* op = *list) {
           *list = op->next;
@@ -430,7 +438,7 @@ void epoll_forget_fd(int fd) noexcept {
       }
       if (pd->pollable) epoll_ctl(pd->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
     }
-    pd->epoch = 0;
+    pd->epoch.store(0, std::memory_order_relaxed);  // under mu
     refresh(*pd);
   }
   for (IoOp* op : woken) ready_goroutine(op->g);
