@@ -232,6 +232,7 @@ void CancelNode::deregister() noexcept {
 void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
   // Steps 1-2.
   mu_.lock();
+  // Relaxed: code_ is written only under mu_, which we hold.
   if (code_.load(std::memory_order_relaxed) != 0) {
     mu_.unlock();
     return;
@@ -243,6 +244,9 @@ void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
       code = inherited;
     }
   }
+  // Release: err() and code() read it without the lock (acquire) and must
+  // see a cancelled context as cancelled from then on. The two flags are
+  // written only under mu_: relaxed reads under it suffice.
   code_.store(static_cast<std::uint8_t>(code), std::memory_order_release);
   const bool close_done = done_made_.load(std::memory_order_relaxed);
   const bool stop = stop_made_.load(std::memory_order_relaxed);
@@ -277,11 +281,13 @@ void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
 const RecvChan<std::monostate>& CancelNode::make_done() {
   Chan<std::monostate> chan = make_chan<std::monostate>(0);  // outside the lock: allocates
   mu_.lock();
+  // Relaxed reads: both flags and code_ change only under mu_.
   if (!done_made_.load(std::memory_order_relaxed)) {
     done_ = std::move(chan);
     // Already cancelled: made closed (C2). No waiter can be on it yet, so
     // closing under our lock calls nobody out (C5).
     if (code_.load(std::memory_order_relaxed) != 0) close_chan(done_.state());
+    // Release: a lock-free reader of done_made_ (acquire) sees done_ built.
     done_made_.store(true, std::memory_order_release);
   }
   mu_.unlock();
@@ -291,11 +297,13 @@ const RecvChan<std::monostate>& CancelNode::make_done() {
 std::stop_token CancelNode::make_stop_token() {
   std::stop_source source;  // outside the lock: allocates
   mu_.lock();
+  // Relaxed reads: both flags and code_ change only under mu_.
   if (!stop_made_.load(std::memory_order_relaxed)) {
     stop_ = std::move(source);
     // A fresh source has no callbacks: requesting under the lock runs
     // nothing (C5).
     if (code_.load(std::memory_order_relaxed) != 0) stop_.request_stop();
+    // Release: as done_made_ above.
     stop_made_.store(true, std::memory_order_release);
   }
   mu_.unlock();
