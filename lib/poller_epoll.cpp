@@ -271,8 +271,11 @@ class EpollPoller final : public Poller {
   bool cheap_to_poll() const noexcept override { return false; }
 
   void poll() override {
-    // Relaxed: a hint; an fd registered just now is polled next round.
-    if (registrations_.load(std::memory_order_relaxed) == 0) return;
+    // No op parked anywhere: an epoll_wait could only report edges nobody
+    // waits for, which stay queued in the instance until an op parks (as
+    // Go's netpollAnyWaiters). Relaxed: a hint; an op parked just now is
+    // seen at the next round or by wait().
+    if (parked_ops.load(std::memory_order_relaxed) == 0) return;
     epoll_event events[PollerTuning::kEpollBatch];
     const int n = epoll_wait(epoll_fd_, events, PollerTuning::kEpollBatch, 0);
     dispatch(events, n);
@@ -318,8 +321,6 @@ class EpollPoller final : public Poller {
     // lock-free check.
     pd.epoch.store(live_epoch(), std::memory_order_release);
     pd.epoll_fd = epoll_fd_;
-    // Relaxed: a hint for poll().
-    registrations_.fetch_add(1, std::memory_order_relaxed);
     return 0;
   }
 
@@ -344,7 +345,6 @@ class EpollPoller final : public Poller {
   }
 
   const int epoll_fd_;
-  std::atomic<std::uint32_t> registrations_{0};
 };
 
 std::unique_ptr<Poller> make_epoll_poller(P& p) { return std::make_unique<EpollPoller>(p); }
