@@ -1,9 +1,9 @@
 // lib/poller.hpp
 //
-// Defines: goro::detail::Poller (the per-P netpoller behind goro::io), its
-// two backends (UringPoller, EpollPoller, in poller_uring.cpp and
-// poller_epoll.cpp), choose_poller(), and the per-fd state of the epoll
-// backend (PollDesc, FdTable).
+// Defines: goro::detail::Poller (the per-P netpoller behind goro::io),
+// choose_poller(), and the entry points of its two backends (UringPoller in
+// poller_uring.cpp; EpollPoller with its per-fd PollDesc table in
+// poller_epoll.cpp).
 //
 // The netpoller, after Go's netpoll.go, with one poller per P because an
 // io_uring ring belongs to the thread that submits to it (BRIEF, "Threads
@@ -83,7 +83,6 @@
 
 #include "goro/config.hpp"
 #include "goro/detail/io_op.hpp"
-#include "mutex.hpp"
 
 namespace goro::detail {
 

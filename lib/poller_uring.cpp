@@ -152,10 +152,8 @@ class UringPoller final : public Poller {
     }
     ++in_flight_;
     while (in_flight_ > 0) {
-      io_uring_cqe* cqe = nullptr;
       const int rc = io_uring_submit_and_wait(&ring_, 1);
       if (rc < 0 && rc != -EINTR && rc != -ETIME) break;
-      (void)cqe;
       reap();
     }
     io_uring_queue_exit(&ring_);
