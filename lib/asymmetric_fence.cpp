@@ -1,6 +1,6 @@
 // lib/asymmetric_fence.cpp: membarrier-backed asymmetric fences (see
 // asymmetric_fence.hpp for the argument).
-#include "asymmetric_fence.hpp"
+#include "goro/detail/asymmetric_fence.hpp"
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>

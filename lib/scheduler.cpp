@@ -14,7 +14,8 @@
 
 #include "absl/container/inlined_vector.h"
 #include "alloc/allocator.hpp"
-#include "asymmetric_fence.hpp"
+#include "goro/detail/asymmetric_fence.hpp"
+#include "goro/detail/chan_lock.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
 
@@ -98,6 +99,7 @@ void Scheduler::run(G* main) {
 
 void Scheduler::worker_loop(P& p) {
   tls_p = &p;
+  assign_chan_lock_thread_id();
   // Timers wake idle workers through futex timeouts: no slack, so that a
   // sleep ends when asked rather than up to 50 us later (the default).
   const int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);

@@ -98,8 +98,10 @@
 // Rejected alternatives
 //   * A lock-free ring (Vyukov MPMC) for buffered channels: it cannot park
 //     waiters or keep FIFO order of waiters without a lock or a second
-//     protocol beside it, and Go's semantics need both; the uncontended lock
-//     is one atomic exchange.
+//     protocol beside it, and Go's semantics need both. The lock is cheap
+//     where it matters: a channel used from one worker thread is locked
+//     with plain stores (ChanLock, a biased lock), one shared across
+//     threads with one atomic exchange.
 //   * Allocating waiter nodes (a sudog cache): the awaiter already lives in
 //     the coroutine frame, which outlives the wait.
 //   * Waking under the lock: readying a goroutine may wake a P; doing it
@@ -118,8 +120,8 @@
 #include <utility>
 
 #include "goro/detail/frame_allocator.hpp"
+#include "goro/detail/chan_lock.hpp"
 #include "goro/detail/goroutine.hpp"
-#include "goro/detail/spinlock.hpp"
 
 namespace goro {
 
@@ -250,7 +252,7 @@ struct ChanCore {
   explicit ChanCore(std::size_t capacity, void (*destroy_fn)(ChanCore*) noexcept) noexcept
       : cap(capacity), destroy(destroy_fn) {}
 
-  SpinLock lock;
+  ChanLock lock;
   // Handles referring to this channel. Increments are relaxed (a new handle
   // is made from an existing one, which keeps the channel alive); the
   // decrement is acq_rel so that the last handle's destruction happens after

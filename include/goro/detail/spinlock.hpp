@@ -1,13 +1,14 @@
 // goro/detail/spinlock.hpp
 //
-// Defines: goro::detail::SpinLock, the lock of a channel (Go's hchan.lock).
+// Defines: goro::detail::SpinLock, the lock of the sync primitives' waiter
+// queues and the shared half of a channel's lock (chan_lock.hpp).
 //
-// A channel's critical sections are a handful of loads and stores (link a
-// waiter, move one value), so a test-and-test-and-set lock that spins with
+// The critical sections it guards are a handful of loads and stores (link
+// a waiter, move one value), so a test-and-test-and-set lock that spins with
 // `pause` and then yields the CPU is cheaper than a std::mutex (no futex,
 // one byte, no destructor work) and never parks a worker thread in the
-// kernel for long. It lives in a public header because Chan<T> is a
-// template; goro's other internal locks are lib/mutex.hpp's.
+// kernel for long. It lives in a public header because Chan<T> and the sync
+// primitives are inline; goro's other internal locks are lib/mutex.hpp's.
 //
 // Rejected alternative: std::mutex. Uncontended it costs the same atomic
 // exchange, but it is 40 bytes, and under contention it sleeps in futex(),

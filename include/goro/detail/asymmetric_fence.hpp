@@ -1,4 +1,4 @@
-// lib/asymmetric_fence.hpp
+// goro/detail/asymmetric_fence.hpp
 //
 // Defines: goro::detail::light_fence, heavy_fence and
 // enable_asymmetric_fences: a store-load fence split into a cheap half for
@@ -11,7 +11,10 @@
 // wakeup of a goroutine (millions per second); a seq_cst fence there
 // (`mfence`, or a locked instruction) was the single most expensive step of
 // a spawn. The worker's side runs once per trip to sleep, which costs a
-// futex syscall anyway.
+// futex syscall anyway. Channel locks use the same split (chan_lock.hpp):
+// the thread a lock is biased to takes it with the light half, a thread
+// revoking the bias pays the heavy half; that inline fast path is why this
+// header is public.
 //
 // How: Linux's membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) makes every
 // thread of this process that is running on a CPU execute a full memory
@@ -25,8 +28,8 @@
 // Fallback: where membarrier is unavailable (old kernels, seccomp) both
 // halves are seq_cst fences. Under ThreadSanitizer both halves are always
 // seq_cst fences, because TSan does not model membarrier.
-#ifndef GORO_LIB_ASYMMETRIC_FENCE_HPP_
-#define GORO_LIB_ASYMMETRIC_FENCE_HPP_
+#ifndef GORO_DETAIL_ASYMMETRIC_FENCE_HPP_
+#define GORO_DETAIL_ASYMMETRIC_FENCE_HPP_
 
 #include <atomic>
 
@@ -70,4 +73,4 @@ void heavy_fence() noexcept;
 
 }  // namespace goro::detail
 
-#endif  // GORO_LIB_ASYMMETRIC_FENCE_HPP_
+#endif  // GORO_DETAIL_ASYMMETRIC_FENCE_HPP_
