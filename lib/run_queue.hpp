@@ -130,7 +130,10 @@ class RunQueue {
   // this queue and the remaining one is stored in `out`; returns false when
   // the victim had nothing. This queue must have room for
   // victim.capacity()/2 entries (it is empty when a P steals).
-  bool steal_half_into(RunQueue& victim, Entry& out) noexcept {
+  //
+  // `held`: entry bits that mark an entry as held back. When every entry of
+  // the half would carry one of them, nothing is stolen (returns false).
+  bool steal_half_into(RunQueue& victim, Entry& out, Entry held = 0) noexcept {
     const std::uint32_t t = tail_.load(std::memory_order_relaxed);  // ours
     for (;;) {
       // Acquire on both: head to see other consumers' claims, tail to see
@@ -141,10 +144,14 @@ class RunQueue {
       n = n - n / 2;
       if (n == 0) return false;
       if (n > victim.capacity() / 2) continue;  // h and vt read at different times
+      Entry all_held = held;
       for (std::uint32_t i = 0; i < n; ++i) {
         const Entry e = victim.slots_[(h + i) & victim.mask_].load(std::memory_order_relaxed);
         slots_[(t + i) & mask_].store(e, std::memory_order_relaxed);
+        all_held &= e;
       }
+      // Nothing was claimed yet: backing out is just not committing.
+      if (all_held != 0) return false;
       // Release: commits the claim after our slot reads (invariant 4 for
       // the victim's owner, which acquires head before reusing slots).
       if (victim.head_.compare_exchange_strong(h, h + n, std::memory_order_release,
@@ -156,6 +163,12 @@ class RunQueue {
         return true;
       }
     }
+  }
+
+  // How many entries were ever consumed (popped, spilled or stolen): a
+  // change means the queue moved. Relaxed: sysmon compares snapshots.
+  [[nodiscard]] std::uint32_t consumed() const noexcept {
+    return head_.load(std::memory_order_relaxed);
   }
 
   // Owner only. The position the next push will use (for erase_at).
@@ -190,6 +203,22 @@ class RunQueue {
   }
 
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+
+  // Whether some entry lacks all of `bits` (any entry at all for bits 0).
+  // Racy, for the idle re-check: slots are read as a thief would, without
+  // claiming them.
+  [[nodiscard]] bool any_entry_without(Entry bits) const noexcept {
+    // Acquire on both, as in steal_half_into.
+    const std::uint32_t h = head_.load(std::memory_order_acquire);
+    const std::uint32_t t = tail_.load(std::memory_order_acquire);
+    const std::uint32_t n = t - h;
+    if (n == 0 || n > capacity()) return n != 0;  // inconsistent pair: say yes
+    if (bits == 0) return true;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if ((slots_[(h + i) & mask_].load(std::memory_order_relaxed) & bits) == 0) return true;
+    }
+    return false;
+  }
 
   // Owner only, with no thief running (runtime stopped): forgets every entry.
   void clear() noexcept {

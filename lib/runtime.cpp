@@ -248,7 +248,10 @@ void ready_goroutine(G* g) noexcept {
     // nothing. If the current goroutine instead runs on for long, sysmon's
     // stall check wakes an idle P, which takes runnext in its last steal
     // round.
-    if (p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kRunNext)) {
+    // The handoff bit keeps g near its partner, this goroutine: see
+    // kHandoffBit.
+    if (p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false) | kHandoffBit,
+                              Scheduler::Placement::kRunNext)) {
       p->scheduler.notify_work_available(p);
     }
     return;

@@ -149,7 +149,7 @@ void Scheduler::worker_loop(P& p) {
 
 G* Scheduler::decode(Entry entry) noexcept {
   if (entry == 0) return nullptr;  // tombstone
-  G* g = reinterpret_cast<G*>(entry & ~kClaimBit);
+  G* g = reinterpret_cast<G*>(entry & ~kEntryFlags);
   if ((entry & kClaimBit) == 0) return g;
   std::uint32_t expected = static_cast<std::uint32_t>(Claim::kUnclaimed);
   // Cheap check first: stale entries (the common loser) skip the RMW.
@@ -168,10 +168,19 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
   // Only this thread stores non-zero values here, so the record behind the
   // entry is already visible.
   const Entry next = p.runnext.load(std::memory_order_relaxed);
+  Entry entry;
+  if (next != 0 && ++p.runnext_chain > SchedulerTuning::kRunnextChain) {
+    // The chain is long enough: the queue's oldest first, if there is one
+    // (runnext stays where it is and goes next).
+    p.runnext_chain = 0;
+    while (p.runq.pop(entry)) {
+      if (G* g = decode(entry)) return {g, false};
+    }
+  }
   if (next != 0 && take_runnext(p, next)) {
     if (G* g = decode(next)) return {g, true};
   }
-  Entry entry;
+  p.runnext_chain = 0;
   while (p.runq.pop(entry)) {
     if (G* g = decode(entry)) return {g, false};
   }
@@ -198,11 +207,12 @@ bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
     if ((entry & kClaimBit) != 0) {
       // Remember where the claim entry goes so that an inline join on this
       // P can tombstone it in O(1). Relaxed: only this thread uses it.
-      G* g = reinterpret_cast<G*>(entry & ~kClaimBit);
+      G* g = reinterpret_cast<G*>(entry & ~kEntryFlags);
       g->queued_on.store(&p, std::memory_order_relaxed);
       g->queue_position.store(p.runq.next_position(), std::memory_order_relaxed);
     }
-    if (p.runq.push(entry)) return true;
+    // A handoff entry is held back from thieves: no point waking one.
+    if (p.runq.push(entry)) return (entry & kHandoffBit) == 0;
     // Full: move the older half and `entry` to the global queue in one
     // batch (Go's runqputslow), so that the next 128 pushes are lock-free.
     absl::InlinedVector<Entry, SchedulerTuning::kLocalQueueCapacity / 2 + 1> batch(
@@ -314,7 +324,10 @@ G* Scheduler::steal_work(P& p) {
       if (&victim == &p) continue;
       if (stopping()) return nullptr;
       Entry entry;
-      if (p.runq.steal_half_into(victim.runq, entry)) {
+      // Handoff entries stay with their partners unless sysmon saw the
+      // victim's queue stuck (ARCHITECTURE, "Keeping partners together").
+      const Entry held = victim.release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
+      if (p.runq.steal_half_into(victim.runq, entry, held)) {
         bump(p.stats.steals);
         bump(p.stats.stolen_goroutines, 1 + p.runq.size());
         if (G* g = decode(entry)) return g;
@@ -329,7 +342,8 @@ G* Scheduler::steal_work(P& p) {
           if (Found f = local_get(p); f.g != nullptr) return f.g;
         }
       }
-      if (last_round && steal_runnext(victim, entry)) {
+      if (last_round && (victim.runnext.load(std::memory_order_relaxed) & held) == 0 &&
+          steal_runnext(victim, entry)) {
         bump(p.stats.steals);
         bump(p.stats.stolen_goroutines);
         if (G* g = decode(entry)) return g;
@@ -342,7 +356,13 @@ G* Scheduler::steal_work(P& p) {
 bool Scheduler::any_work_visible() const noexcept {
   if (global_.size_hint() != 0) return true;
   for (const auto& p : ps_) {
-    if (!p->runq.empty() || p->runnext.load(std::memory_order_relaxed) != 0) return true;
+    // Handoff entries are held back from thieves (steal_work) unless sysmon
+    // released them, so they are no work for an idle P: counting them would
+    // have it spin through steal and re-check while their own P runs them.
+    const Entry held = p->release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
+    if (p->runq.any_entry_without(held)) return true;
+    const Entry next = p->runnext.load(std::memory_order_relaxed);
+    if (next != 0 && (next & held) == 0) return true;
   }
   return false;
 }

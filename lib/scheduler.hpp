@@ -137,6 +137,12 @@ struct SchedulerTuning {
   static constexpr int kStealRounds = 4;
   // How long a thief leaves a running victim to take its own runnext.
   static constexpr std::uint32_t kRunnextGraceNanos = 3000;
+  // Goroutines taken from runnext in a row, while the local queue holds
+  // others, before the queue's oldest goes first. Two goroutines handing
+  // each other the P through runnext would otherwise keep the queue waiting
+  // until sysmon's check (Go bounds the chain by the 10 ms time slice it
+  // inherits; a count is cheaper than a clock read per schedule).
+  static constexpr std::uint32_t kRunnextChain = 16;
   // Goroutine ids are handed to Ps in batches (Go: _GoidCacheBatch, 16).
   // Larger than Go's: the batch refill is a locked add on a line every P
   // shares, which showed at 5% of a spawn with batches of 16; ids only need
@@ -146,6 +152,13 @@ struct SchedulerTuning {
 
 using Entry = std::uintptr_t;
 inline constexpr Entry kClaimBit = 1;
+// On the entry of a goroutine that a goroutine running on this P readied
+// (a channel or sync handoff, detail::ready_goroutine): its partner runs
+// here, so it is held back from thieves while the P keeps working through
+// its queue (ARCHITECTURE, "Keeping partners together"). G records are
+// 64-byte aligned, so the low bits are free.
+inline constexpr Entry kHandoffBit = 2;
+inline constexpr Entry kEntryFlags = kClaimBit | kHandoffBit;
 
 inline Entry entry_for(G* g, bool claim) noexcept {
   return reinterpret_cast<Entry>(g) | (claim ? kClaimBit : 0);
@@ -196,10 +209,15 @@ struct alignas(64) P {
   // Schedule ticks; written by the owner only, read by thieves (relaxed) to
   // see whether the P is making progress.
   std::atomic<std::uint32_t> schedtick{0};
+  // Set by sysmon while this P's queue is stuck (its oldest entry was not
+  // taken during a whole sysmon round): thieves may then take handoff
+  // entries too. Written by sysmon only; relaxed everywhere, it is a hint.
+  std::atomic<bool> release_handoffs{false};
 
   // Owner-only state.
-  bool spinning = false;  // also written by a waker while the P is idle (under sched_mu_)
-  bool idle = false;      // guarded by Scheduler::sched_mu_
+  std::uint32_t runnext_chain = 0;  // runnext takes in a row (kRunnextChain)
+  bool spinning = false;            // also written by a waker while the P is idle (under sched_mu_)
+  bool idle = false;                // guarded by Scheduler::sched_mu_
   // Incremented each time the worker loop regains control from a goroutine
   // (see G::inline_epoch).
   std::uint64_t loop_epoch = 0;
@@ -347,6 +365,10 @@ class Scheduler {
   friend class Sysmon;
 
   // sysmon's view (sysmon.cpp, scheduler.cpp).
+  // How many Ps are idle now (relaxed: a hint, for sysmon).
+  [[nodiscard]] std::uint32_t idle_procs() const noexcept {
+    return npidle_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] bool all_idle() const noexcept {
     return npidle_.load(std::memory_order_seq_cst) == ps_.size();
   }

@@ -13,6 +13,7 @@ namespace goro::detail {
 
 void Sysmon::start() {
   watches_.assign(scheduler_.ps_.size(), Watch{});
+  queue_watches_.assign(scheduler_.ps_.size(), QueueWatch{});
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "goro-sysmon");
     loop();
@@ -44,6 +45,29 @@ bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
   w.reported = true;
   scheduler_.begin_stall(index, running, now - w.since);
   return true;
+}
+
+bool Sysmon::watch_queue(std::size_t index) {
+  P& p = *scheduler_.ps_[index];
+  QueueWatch& w = queue_watches_[index];
+  const std::uint32_t consumed = p.runq.consumed();
+  const bool nonempty = !p.runq.empty();
+  // Relaxed: snapshots compared with the previous round's.
+  const std::uintptr_t runnext = p.runnext.load(std::memory_order_relaxed);
+  const std::uint64_t schedules = p.stats.schedules.load(std::memory_order_relaxed);
+  // Stuck: entries were waiting a round ago and none has been taken since,
+  // or the same runnext waited while the P ran one goroutine throughout.
+  const bool stuck = (nonempty && w.nonempty && consumed == w.consumed) ||
+                     (runnext != 0 && runnext == w.runnext && schedules == w.schedules);
+  w = QueueWatch{consumed, nonempty, runnext, schedules};
+  // Relaxed: a hint for thieves (scheduler.hpp, P::release_handoffs).
+  if (p.release_handoffs.load(std::memory_order_relaxed) != stuck) {
+    p.release_handoffs.store(stuck, std::memory_order_relaxed);
+  }
+  if (stuck) scheduler_.notify_work_available(nullptr);
+  // While a P has queued goroutines and another is idle, keep looking
+  // every kMinDelayNanos: held-back handoffs wait for this check.
+  return (nonempty || runnext != 0) && scheduler_.idle_procs() != 0;
 }
 
 void Sysmon::loop() {
@@ -89,6 +113,7 @@ void Sysmon::loop() {
     now = monotonic_now_ns();
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
+    for (std::size_t i = 0; i < queue_watches_.size(); ++i) acted = watch_queue(i) || acted;
     acted = scheduler_.kick_global_queue() || acted;
     if (now >= next_scavenge) {
       alloc::PageHeap::instance().scavenge(SysmonTuning::kScavengeAgeNanos);

@@ -11,6 +11,11 @@
 //      goroutine through the global queue, and by the goroutine's next
 //      suspension), and wakes an idle worker, which steals the stalled P's
 //      queue (runnext included) and runs its due timers;
+//   1b. notices a P whose run queue is stuck (it held goroutines a round
+//      ago and has taken none since): it lets thieves take that queue's
+//      handoff entries (P::release_handoffs, which thieves otherwise leave
+//      with their partners) and wakes an idle worker. While some P has
+//      queued goroutines and another is idle, rounds stay 20 us apart;
 //   2. wakes a worker when the global queue holds work and nobody spins
 //      (a safety net: the submitters' handshake already does it);
 //   3. every kScavengePeriod, returns to the OS the allocator's pages that
@@ -77,10 +82,19 @@ class Sysmon {
     std::int64_t since = 0;
     bool reported = false;
   };
+  // What the previous round saw of a P's run queue (watch_queue).
+  struct QueueWatch {
+    std::uint32_t consumed = 0;
+    bool nonempty = false;
+    std::uintptr_t runnext = 0;
+    std::uint64_t schedules = 0;
+  };
 
   void loop();
   // Step 1 for one P; returns whether it acted.
   bool watch_p(std::size_t index, std::int64_t now);
+  // Step 1b for one P; returns whether sysmon should keep its short period.
+  bool watch_queue(std::size_t index);
 
   Scheduler& scheduler_;
   std::thread thread_;
@@ -88,6 +102,7 @@ class Sysmon {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> sleeping_{false};
   std::vector<Watch> watches_;
+  std::vector<QueueWatch> queue_watches_;
   // Deadlock detection: when the runtime was first seen quiescent (0: not
   // now) and its activity count then.
   std::int64_t quiet_since_ = 0;

@@ -1,6 +1,8 @@
 // Tests of goro::detail::ChanLock, the channel's biased lock: when it
 // biases, that a revocation hands the lock over without losing mutual
 // exclusion, and that channels stay correct across a revocation.
+#include "goro/detail/chan_lock.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,7 +14,6 @@
 #include <goro/goro.hpp>
 
 #include "goro/detail/asymmetric_fence.hpp"
-#include "goro/detail/chan_lock.hpp"
 #include "test_scale.hpp"
 
 namespace {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -464,6 +465,76 @@ TEST(Fairness, AYieldingGoroutineRunsAfterTheOnesQueuedBeforeIt) {
     EXPECT_LT(log[static_cast<std::size_t>(i)], 100) << "a goroutine resumed after its yield "
                                                         "before every other had its first turn";
   }
+}
+
+// Two goroutines handing each other the P through runnext (a channel
+// ping-pong) do not keep the local queue waiting: with one P (no thieves,
+// and sysmon sees goroutines switching, so no stall), a goroutine queued
+// behind them still gets its turn after a bounded number of round trips.
+Task<void> echo_until_closed(goro::RecvChan<int> in, goro::SendChan<int> out) {
+  while (auto v = co_await in.recv()) co_await out.send(*v);
+  out.close();
+}
+
+Task<void> set_flag(std::atomic<bool>* flag) {
+  flag->store(true);
+  co_return;
+}
+
+Task<long> ping_pong_until_flag(long max_rounds) {
+  goro::Chan<int> a = goro::make_chan<int>();
+  goro::Chan<int> b = goro::make_chan<int>();
+  goro::go(echo_until_closed(a, b));
+  co_await a.send(0);  // the echo goroutine is running: the pair is set up
+  (void)co_await b.recv();
+  std::atomic<bool> ran{false};
+  goro::go(set_flag(&ran));  // into runnext, displaced to the queue below
+  long rounds = 0;
+  while (!ran.load() && rounds < max_rounds) {
+    co_await a.send(1);
+    (void)co_await b.recv();
+    ++rounds;
+  }
+  a.close();
+  co_return rounds;
+}
+
+TEST(Fairness, AChannelPingPongDoesNotStarveTheLocalQueue) {
+  constexpr long kMaxRounds = 1'000'000;
+  const long rounds = goro::run(ping_pong_until_flag(kMaxRounds), with_procs(1));
+  EXPECT_LT(rounds, kMaxRounds) << "the queued goroutine never ran";
+}
+
+// Goroutines readied by a channel handoff stay on the readier's P while it
+// keeps working through its queue; once the queue is stuck behind a
+// goroutine that computes (no suspension), sysmon releases them to an idle
+// P. The readier spins until one of them ran: with the release broken it
+// would spin until the bound.
+Task<void> receive_then_flag(goro::RecvChan<int> in, std::atomic<int>* ran) {
+  (void)co_await in.recv();
+  ran->fetch_add(1);
+}
+
+Task<bool> hog_after_handoffs() {
+  constexpr int kReceivers = 3;
+  goro::Chan<int> c = goro::make_chan<int>();
+  std::atomic<int> ran{0};
+  for (int i = 0; i < kReceivers; ++i) goro::go(receive_then_flag(c, &ran));
+  // Let every receiver park (they may start on either P), so that each
+  // send below is a handoff that readies one onto this P.
+  co_await goro::sleep(std::chrono::milliseconds(10));
+  for (int i = 0; i < kReceivers; ++i) co_await c.send(i);  // readies them here, as handoffs
+  const auto bound = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ran.load() == 0 && std::chrono::steady_clock::now() < bound) {
+    // Compute without suspending: this P's queue is stuck behind us.
+  }
+  const bool ran_while_hogging = ran.load() > 0;
+  while (ran.load() < kReceivers) co_await goro::yield();
+  co_return ran_while_hogging;
+}
+
+TEST(Scheduler, HandoffGoroutinesStuckBehindAHogMoveToAnIdleProc) {
+  EXPECT_TRUE(goro::run(hog_after_handoffs(), with_procs(2)));
 }
 
 }  // namespace
