@@ -144,6 +144,7 @@ void Scheduler::worker_loop(P& p) {
   p.frame_cache.flush();
   alloc::tls_frame_cache = nullptr;
   if (old_slack > 0) prctl(PR_SET_TIMERSLACK, old_slack, 0, 0, 0);
+  release_chan_lock_thread_id();
   tls_p = nullptr;
 }
 
