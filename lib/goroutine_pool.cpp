@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <new>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -77,8 +78,17 @@ void GoroutinePool::add_slab_locked() {
   thread_slab_locked(slab);
 }
 
+void GoroutinePool::merge_batches_locked() {
+  for (const Batch& b : batches_) {
+    b.tail->next_free = free_;
+    free_ = b.head;
+  }
+  batches_.clear();
+}
+
 std::size_t GoroutinePool::release_free_slabs() noexcept {
   MutexLock lock(mu_);
+  merge_batches_locked();
   absl::flat_hash_map<G*, std::size_t> free_per_slab;
   for (G* g = free_; g != nullptr; g = g->next_free) ++free_per_slab[slab_of(g)];
   absl::flat_hash_set<G*> releasable;
@@ -102,9 +112,20 @@ std::size_t GoroutinePool::release_free_slabs() noexcept {
   return releasable.size() * GoroutinePoolTuning::kSlabBytes;
 }
 
-std::size_t GoroutinePool::take_batch(G*& head, std::size_t max) {
+std::size_t GoroutinePool::take_batch(G*& head, G*& tail, std::size_t max) {
   MutexLock lock(mu_);
-  if (free_ == nullptr) add_slab_locked();
+  if (!batches_.empty() && batches_.back().count <= max) {
+    const Batch b = batches_.back();  // O(1): the chain is already cut
+    batches_.pop_back();
+    head = b.head;
+    tail = b.tail;
+    free_count_ -= b.count;
+    return b.count;
+  }
+  if (free_ == nullptr) {
+    if (!batches_.empty()) merge_batches_locked();  // only asked for fewer
+    if (free_ == nullptr) add_slab_locked();
+  }
   head = free_;
   G* last = free_;
   std::size_t n = 1;
@@ -114,27 +135,42 @@ std::size_t GoroutinePool::take_batch(G*& head, std::size_t max) {
   }
   free_ = last->next_free;
   last->next_free = nullptr;
+  tail = last;
   free_count_ -= n;
   return n;
 }
 
 void GoroutinePool::give_batch(G* head, G* tail, std::size_t count) noexcept {
   MutexLock lock(mu_);
+  free_count_ += count;
+  if (count == GoroutinePoolTuning::kBatch) {
+    tail->next_free = nullptr;
+    batches_.push_back(Batch{head, tail, count});
+    return;
+  }
   tail->next_free = free_;
   free_ = head;
-  free_count_ += count;
 }
 
 G* GoroutinePool::allocate() {
   G* g = nullptr;
-  take_batch(g, 1);
+  G* tail = nullptr;
+  take_batch(g, tail, 1);
   return g;
 }
 
 void GoroutinePool::free(G* g) noexcept { give_batch(g, g, 1); }
 
 G* GoroutineCache::allocate(GoroutinePool& pool) {
-  if (head_ == nullptr) count_ = pool.take_batch(head_, GoroutinePoolTuning::kBatch);
+  if (head_ == nullptr) {
+    if (full_head_ != nullptr) {
+      head_ = std::exchange(full_head_, nullptr);
+      tail_ = std::exchange(full_tail_, nullptr);
+      count_ = GoroutinePoolTuning::kBatch;
+    } else {
+      count_ = pool.take_batch(head_, tail_, GoroutinePoolTuning::kBatch);
+    }
+  }
   G* g = head_;
   head_ = g->next_free;
   g->next_free = nullptr;
@@ -143,24 +179,23 @@ G* GoroutineCache::allocate(GoroutinePool& pool) {
 }
 
 void GoroutineCache::free(GoroutinePool& pool, G* g) noexcept {
+  if (head_ == nullptr) tail_ = g;
   g->next_free = head_;
   head_ = g;
-  if (++count_ <= GoroutinePoolTuning::kCacheLimit) return;
-  // Spill a batch so that a P where goroutines mostly die does not hoard.
-  G* first = head_;
-  G* last = head_;
-  for (std::size_t i = 1; i < GoroutinePoolTuning::kBatch; ++i) last = last->next_free;
-  head_ = last->next_free;
-  count_ -= GoroutinePoolTuning::kBatch;
-  pool.give_batch(first, last, GoroutinePoolTuning::kBatch);
+  if (++count_ < GoroutinePoolTuning::kBatch) return;
+  // A full chain: keep it as the full batch, handing the previous one (if
+  // any) to the pool, so that a P where goroutines mostly die does not
+  // hoard. Neither step walks the chain.
+  if (full_head_ != nullptr) pool.give_batch(full_head_, full_tail_, GoroutinePoolTuning::kBatch);
+  full_head_ = std::exchange(head_, nullptr);
+  full_tail_ = std::exchange(tail_, nullptr);
+  count_ = 0;
 }
 
 void GoroutineCache::flush(GoroutinePool& pool) noexcept {
-  if (head_ == nullptr) return;
-  G* last = head_;
-  while (last->next_free != nullptr) last = last->next_free;
-  pool.give_batch(head_, last, count_);
-  head_ = nullptr;
+  if (head_ != nullptr) pool.give_batch(head_, tail_, count_);
+  if (full_head_ != nullptr) pool.give_batch(full_head_, full_tail_, GoroutinePoolTuning::kBatch);
+  head_ = tail_ = full_head_ = full_tail_ = nullptr;
   count_ = 0;
 }
 

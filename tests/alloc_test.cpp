@@ -13,6 +13,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "alloc/page_heap.hpp"
 #include "alloc/size_classes.hpp"
 #include "goro/goro.hpp"
+#include "goroutine_pool.hpp"
 #include "test_scale.hpp"
 
 namespace goro {
@@ -364,6 +366,48 @@ TEST(Allocator, MemoryGoesBackToTheOsAfterABurst) {
   // What the allocator still holds resident: the other P's cache (bounded)
   // and partly used spans.
   EXPECT_LT(held, 16L << 20) << "resident bytes still held by the allocator";
+}
+
+// Goroutine records move between P caches and the pool in whole batches:
+// two caches, one allocating and one freeing (goroutines dying on another
+// P), exchange records for many rounds; no live record is ever handed out
+// twice, and every record stays a whole G.
+TEST(GoroutinePool, BatchesMoveWholeBetweenCachesAndNothingIsHandedOutTwice) {
+  using goro::detail::G;
+  using goro::detail::GoroutineCache;
+  using goro::detail::GoroutinePool;
+  GoroutinePool& pool = GoroutinePool::instance();
+  GoroutineCache producer;
+  GoroutineCache consumer;
+  std::set<G*> live;
+  std::vector<G*> order;
+  std::mt19937 rng(7);
+  for (int round = 0; round < 50; ++round) {
+    // A burst of allocations on one side (sizes around the batch size)...
+    const int n = 1 + static_cast<int>(rng() % 300);
+    for (int i = 0; i < n; ++i) {
+      G* g = producer.allocate(pool);
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(g) % alignof(G), 0u);
+      ASSERT_TRUE(live.insert(g).second) << "record handed out twice";
+      order.push_back(g);
+    }
+    // ...and frees of most of them on the other, oldest first.
+    const std::size_t frees = order.size() - order.size() / 4;
+    for (std::size_t i = 0; i < frees; ++i) {
+      live.erase(order[i]);
+      consumer.free(pool, order[i]);
+    }
+    order.erase(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(frees));
+  }
+  for (G* g : order) consumer.free(pool, g);
+  producer.flush(pool);
+  consumer.flush(pool);
+  // Everything went back: a fresh cache can take as many again, all distinct.
+  GoroutineCache again;
+  std::set<G*> seen;
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(seen.insert(again.allocate(pool)).second);
+  for (G* g : seen) again.free(pool, g);
+  again.flush(pool);
 }
 
 #if defined(GORO_ASAN) && !(defined(GORO_SYSTEM_FRAME_ALLOCATOR) && GORO_SYSTEM_FRAME_ALLOCATOR)
