@@ -42,7 +42,10 @@ bool Scheduler::quiescent(std::uint64_t& activity) noexcept {
                         outside_readies_.load(std::memory_order_relaxed);
   for (const auto& p : ps_) {
     // Relaxed loads: hints re-read after the grace period (see the top).
-    if (!p->runq.empty() || p->runnext.load(std::memory_order_relaxed) != 0) return false;
+    if (!p->runq.empty() || !p->spawned.empty() ||
+        p->runnext.load(std::memory_order_relaxed) != 0) {
+      return false;
+    }
     if (p->inbox_nonempty.load(std::memory_order_relaxed)) return false;
     if (p->next_timer.load(std::memory_order_relaxed) != TimerHeap::kNever) return false;
     if (p->poller->ops_waiting()) return false;

@@ -171,10 +171,13 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
   const Entry next = p.runnext.load(std::memory_order_relaxed);
   Entry entry;
   if (next != 0 && ++p.runnext_chain > SchedulerTuning::kRunnextChain) {
-    // The chain is long enough: the queue's oldest first, if there is one
+    // The chain is long enough: the queues' work first, if there is any
     // (runnext stays where it is and goes next).
     p.runnext_chain = 0;
     while (p.runq.pop(entry)) {
+      if (G* g = decode(entry)) return {g, false};
+    }
+    while (p.spawned.pop(entry)) {
       if (G* g = decode(entry)) return {g, false};
     }
   }
@@ -182,7 +185,18 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
     if (G* g = decode(next)) return {g, true};
   }
   p.runnext_chain = 0;
+  // New spawns, newest first, unless the local queue has waited through
+  // kSpawnChain of them.
+  if (++p.spawn_chain <= SchedulerTuning::kSpawnChain || p.runq.empty()) {
+    while (p.spawned.pop(entry)) {
+      if (G* g = decode(entry)) return {g, false};
+    }
+  }
+  p.spawn_chain = 0;
   while (p.runq.pop(entry)) {
+    if (G* g = decode(entry)) return {g, false};
+  }
+  while (p.spawned.pop(entry)) {  // skipped above for fairness
     if (G* g = decode(entry)) return {g, false};
   }
   return {};
@@ -203,6 +217,18 @@ bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
     // thief took it), so no acquire is needed.
     entry = p.runnext.exchange(entry, std::memory_order_release);
     if (entry == 0) return false;
+  }
+  if (placement == Placement::kSpawn) {
+    if ((entry & kClaimBit) != 0) {
+      // (spawn() uses kRunNextIfFree; this keeps a claim entry correct
+      // anyway.) Not in the local queue: an inline join has no slot to
+      // tombstone, and the stale entry fails its claim when popped or
+      // stolen. Relaxed: only this thread uses the hint.
+      reinterpret_cast<G*>(entry & ~kEntryFlags)
+          ->queued_on.store(nullptr, std::memory_order_relaxed);
+    }
+    if (p.spawned.push(entry)) return true;
+    // Full: the local queue's tail, below.
   }
   for (;;) {
     if ((entry & kClaimBit) != 0) {
@@ -335,6 +361,13 @@ G* Scheduler::steal_work(P& p) {
         if (Found f = local_get(p); f.g != nullptr) return f.g;
         continue;  // we stole only tombstones or stale claims
       }
+      // New spawns, oldest (the largest subtree) first, one at a time.
+      if (victim.spawned.steal(entry)) {
+        bump(p.stats.steals);
+        bump(p.stats.stolen_goroutines);
+        if (G* g = decode(entry)) return g;
+        continue;  // a stale claim: its goroutine was joined inline
+      }
       if (last_round && victim.next_timer.load(std::memory_order_relaxed) != TimerHeap::kNever) {
         // Run a busy victim's due timers here (Go steals timers too).
         if (now == 0) now = monotonic_now_ns();
@@ -362,6 +395,7 @@ bool Scheduler::any_work_visible() const noexcept {
     // have it spin through steal and re-check while their own P runs them.
     const Entry held = p->release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
     if (p->runq.any_entry_without(held)) return true;
+    if (!p->spawned.empty()) return true;
     const Entry next = p->runnext.load(std::memory_order_relaxed);
     if (next != 0 && (next & held) == 0) return true;
   }
@@ -621,6 +655,7 @@ void Scheduler::sweep_goroutines() noexcept {
   // what is alive.
   for (auto& p : ps_) {
     p->runq.clear();
+    p->spawned.clear();
     p->runnext.store(0, std::memory_order_relaxed);
     {
       MutexLock inbox_lock(p->inbox_mu);

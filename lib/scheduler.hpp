@@ -113,6 +113,7 @@
 #include "mutex.hpp"
 #include "poller.hpp"
 #include "run_queue.hpp"
+#include "spawn_stack.hpp"
 #include "sysmon.hpp"
 #include "timer_heap.hpp"
 
@@ -143,6 +144,12 @@ struct SchedulerTuning {
   // until sysmon's check (Go bounds the chain by the 10 ms time slice it
   // inherits; a count is cheaper than a clock read per schedule).
   static constexpr std::uint32_t kRunnextChain = 16;
+  // Goroutines taken from the spawn stack in a row, while the local queue
+  // holds others, before the queue's oldest goes first: new spawns run
+  // newest first for locality (spawn_stack.hpp), but cannot keep readied
+  // or yielding goroutines waiting without bound. Go's global-queue check
+  // uses the same 61.
+  static constexpr std::uint32_t kSpawnChain = 61;
   // Goroutine ids are handed to Ps in batches (Go: _GoidCacheBatch, 16).
   // Larger than Go's: the batch refill is a locked add on a line every P
   // shares, which showed at 5% of a spawn with batches of 16; ids only need
@@ -193,11 +200,14 @@ class Scheduler;
 
 struct alignas(64) P {
   P(Scheduler& scheduler, std::uint32_t index, std::uint32_t queue_capacity)
-      : scheduler(scheduler), index(index), runq(queue_capacity) {}
+      : scheduler(scheduler), index(index), runq(queue_capacity), spawned(queue_capacity) {}
 
   Scheduler& scheduler;
   const std::uint32_t index;
   RunQueue runq;
+  // Goroutines spawned here that have not started (spawn_stack.hpp): the
+  // owner takes the newest first, thieves the oldest.
+  SpawnStack spawned;
   // A G readied by the running G that should run next (Go's p.runnext).
   // Owner stores non-zero; thieves CAS to 0 in their last steal round.
   alignas(64) std::atomic<Entry> runnext{0};
@@ -216,6 +226,7 @@ struct alignas(64) P {
 
   // Owner-only state.
   std::uint32_t runnext_chain = 0;  // runnext takes in a row (kRunnextChain)
+  std::uint32_t spawn_chain = 0;    // spawn-stack takes in a row (kSpawnChain)
   bool spinning = false;            // also written by a waker while the P is idle (under sched_mu_)
   bool idle = false;                // guarded by Scheduler::sched_mu_
   // Incremented each time the worker loop regains control from a goroutine
@@ -289,6 +300,10 @@ class Scheduler {
     // spawns then runs oldest first, which is also what FIFO order would do,
     // and fork-join code joins its children inline anyway.
     kRunNextIfFree,
+    // runnext if it is free, otherwise the spawn stack (spawn_stack.hpp),
+    // otherwise the local queue's tail: for go() (spawn() keeps
+    // kRunNextIfFree, see start_goroutine).
+    kSpawn,
     // The local queue's tail (yield, redistributing a global batch).
     kTail,
   };

@@ -537,4 +537,59 @@ TEST(Scheduler, HandoffGoroutinesStuckBehindAHogMoveToAnIdleProc) {
   EXPECT_TRUE(goro::run(hog_after_handoffs(), with_procs(2)));
 }
 
+// Spawned goroutines that have not started run newest first (the spawn
+// stack), after the one that took the free runnext slot; a yielding
+// goroutine goes behind them (the FIFO queue).
+Task<void> log_id(int id, std::vector<int>* log) {
+  log->push_back(id);
+  co_return;
+}
+
+Task<std::vector<int>> spawn_five_then_yield() {
+  std::vector<int> log;
+  for (int i = 0; i < 5; ++i) goro::go(log_id(i, &log));
+  co_await goro::yield();
+  co_return log;
+}
+
+TEST(Scheduler, SpawnedGoroutinesRunNewestFirstAfterRunnext) {
+  const std::vector<int> log = goro::run(spawn_five_then_yield(), with_procs(1));
+  EXPECT_EQ(log, (std::vector<int>{0, 4, 3, 2, 1}));
+}
+
+// New spawns run newest first, but a goroutine in the FIFO queue (here one
+// that yielded) still gets its turn after a bounded number of them: each
+// link of a long chain first spawns a no-op (which takes runnext, so
+// runnext chains stay one long) and then the next link (the spawn stack,
+// which thus never fills and never spills). With one P, the yielder
+// resumes long before the chain is done.
+Task<void> noop() { co_return; }
+
+Task<void> spawn_chain(std::atomic<long>* nodes, long limit) {
+  if (nodes->fetch_add(1) >= limit) co_return;
+  goro::go(noop());
+  goro::go(spawn_chain(nodes, limit));
+}
+
+Task<void> yield_once_then_report(std::atomic<long>* nodes, goro::SendChan<long> seen) {
+  co_await goro::yield();
+  co_await seen.send(nodes->load());
+}
+
+Task<long> yielder_behind_a_spawn_chain(long limit) {
+  std::atomic<long> nodes{0};
+  goro::Chan<long> seen = goro::make_chan<long>(1);
+  goro::go(yield_once_then_report(&nodes, seen));
+  goro::go(spawn_chain(&nodes, limit));
+  const long nodes_when_it_resumed = *co_await seen.recv();
+  while (nodes.load() < limit) co_await goro::yield();  // let the chain finish
+  co_return nodes_when_it_resumed;
+}
+
+TEST(Fairness, NewSpawnsDoNotStarveTheLocalQueue) {
+  constexpr long kLimit = 200'000;
+  const long seen = goro::run(yielder_behind_a_spawn_chain(kLimit), with_procs(1));
+  EXPECT_LT(seen, kLimit / 10) << "the yielding goroutine waited for most of the chain";
+}
+
 }  // namespace
