@@ -119,8 +119,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "goro/detail/frame_allocator.hpp"
 #include "goro/detail/chan_lock.hpp"
+#include "goro/detail/frame_allocator.hpp"
 #include "goro/detail/goroutine.hpp"
 
 namespace goro {
