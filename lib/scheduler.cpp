@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <numeric>
@@ -165,21 +166,32 @@ G* Scheduler::decode(Entry entry) noexcept {
   return nullptr;
 }
 
+G* Scheduler::pop_local_queue(P& p) noexcept {
+  Entry entry;
+  while (p.runq.pop(entry)) {
+    if (G* g = decode(entry)) return g;
+  }
+  return nullptr;
+}
+
+G* Scheduler::pop_spawn_stack(P& p) noexcept {
+  Entry entry;
+  while (p.spawned.pop(entry)) {
+    if (G* g = decode(entry)) return g;
+  }
+  return nullptr;
+}
+
 Scheduler::Found Scheduler::local_get(P& p) noexcept {
   // Only this thread stores non-zero values here, so the record behind the
   // entry is already visible.
   const Entry next = p.runnext.load(std::memory_order_relaxed);
-  Entry entry;
   if (next != 0 && ++p.runnext_chain > SchedulerTuning::kRunnextChain) {
     // The chain is long enough: the queues' work first, if there is any
     // (runnext stays where it is and goes next).
     p.runnext_chain = 0;
-    while (p.runq.pop(entry)) {
-      if (G* g = decode(entry)) return {g, false};
-    }
-    while (p.spawned.pop(entry)) {
-      if (G* g = decode(entry)) return {g, false};
-    }
+    if (G* g = pop_local_queue(p)) return {g, false};
+    if (G* g = pop_spawn_stack(p)) return {g, false};
   }
   if (next != 0 && take_runnext(p, next)) {
     if (G* g = decode(next)) return {g, true};
@@ -188,18 +200,11 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
   // New spawns, newest first, unless the local queue has waited through
   // kSpawnChain of them.
   if (++p.spawn_chain <= SchedulerTuning::kSpawnChain || p.runq.empty()) {
-    while (p.spawned.pop(entry)) {
-      if (G* g = decode(entry)) return {g, false};
-    }
+    if (G* g = pop_spawn_stack(p)) return {g, false};
   }
   p.spawn_chain = 0;
-  while (p.runq.pop(entry)) {
-    if (G* g = decode(entry)) return {g, false};
-  }
-  while (p.spawned.pop(entry)) {  // skipped above for fairness
-    if (G* g = decode(entry)) return {g, false};
-  }
-  return {};
+  if (G* g = pop_local_queue(p)) return {g, false};
+  return {pop_spawn_stack(p), false};  // skipped above for fairness
 }
 
 bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
@@ -219,14 +224,9 @@ bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
     if (entry == 0) return false;
   }
   if (placement == Placement::kSpawn) {
-    if ((entry & kClaimBit) != 0) {
-      // (spawn() uses kRunNextIfFree; this keeps a claim entry correct
-      // anyway.) Not in the local queue: an inline join has no slot to
-      // tombstone, and the stale entry fails its claim when popped or
-      // stolen. Relaxed: only this thread uses the hint.
-      reinterpret_cast<G*>(entry & ~kEntryFlags)
-          ->queued_on.store(nullptr, std::memory_order_relaxed);
-    }
+    // Detached goroutines only (start_goroutine): a claim entry needs the
+    // local queue's positions for the inline join's tombstone.
+    assert((entry & kClaimBit) == 0);
     if (p.spawned.push(entry)) return true;
     // Full: the local queue's tail, below.
   }
@@ -353,7 +353,7 @@ G* Scheduler::steal_work(P& p) {
       Entry entry;
       // Handoff entries stay with their partners unless sysmon saw the
       // victim's queue stuck (ARCHITECTURE, "Keeping partners together").
-      const Entry held = victim.release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
+      const Entry held = held_entry_bits(victim);
       if (p.runq.steal_half_into(victim.runq, entry, held)) {
         bump(p.stats.steals);
         bump(p.stats.stolen_goroutines, 1 + p.runq.size());
@@ -376,6 +376,7 @@ G* Scheduler::steal_work(P& p) {
           if (Found f = local_get(p); f.g != nullptr) return f.g;
         }
       }
+      // Relaxed: a hint; steal_runnext re-reads runnext and CASes it.
       if (last_round && (victim.runnext.load(std::memory_order_relaxed) & held) == 0 &&
           steal_runnext(victim, entry)) {
         bump(p.stats.steals);
@@ -393,7 +394,7 @@ bool Scheduler::any_work_visible() const noexcept {
     // Handoff entries are held back from thieves (steal_work) unless sysmon
     // released them, so they are no work for an idle P: counting them would
     // have it spin through steal and re-check while their own P runs them.
-    const Entry held = p->release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
+    const Entry held = held_entry_bits(*p);
     if (p->runq.any_entry_without(held)) return true;
     if (!p->spawned.empty()) return true;
     const Entry next = p->runnext.load(std::memory_order_relaxed);

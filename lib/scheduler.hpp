@@ -418,6 +418,16 @@ class Scheduler {
   bool steal_runnext(P& victim, Entry& out) noexcept;
   // The owner takes `next` out of its runnext; false if a thief won it.
   bool take_runnext(P& p, Entry next) noexcept;
+  // Owner only: the first goroutine still to run from p's local queue /
+  // spawn stack (skipping tombstones and stale claims), or nullptr.
+  G* pop_local_queue(P& p) noexcept;
+  G* pop_spawn_stack(P& p) noexcept;
+  // The entry bits that thieves must leave in p's queues now: kHandoffBit,
+  // or none while sysmon has released them (P::release_handoffs; relaxed,
+  // a hint).
+  static Entry held_entry_bits(const P& p) noexcept {
+    return p.release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
+  }
   Found spin_on_poller(P& p) noexcept;
   bool any_work_visible() const noexcept;
   void reset_spinning(P& p) noexcept;
