@@ -48,49 +48,67 @@ Task<void> count_progress(std::atomic<long>* progress, std::atomic<bool>* stop) 
   }
 }
 
-Task<int> sleep_in_blocking_call(std::atomic<int>* running, std::atomic<int>* peak) {
-  co_return co_await blocking([running, peak] {
-    const int now = running->fetch_add(1) + 1;
-    int seen = peak->load();
-    while (now > seen && !peak->compare_exchange_weak(seen, now)) {
+// The calls of one round: how many are in their blocking function now, the
+// most that ever were at once, and the flag that lets them return.
+struct CallsInFlight {
+  std::atomic<long> running{0};
+  std::atomic<long> peak{0};
+  std::atomic<bool> release{false};
+};
+
+// A blocking call that stays in its function until the round releases it.
+// Holding on a flag rather than for a fixed time makes the test independent
+// of how fast the machine starts threads: with a timed call, a slow start
+// (a sanitizer build on a loaded machine) let the first calls return before
+// the last began, and "all at once" was never seen.
+Task<int> hold_until_released(CallsInFlight* calls) {
+  co_return co_await blocking([calls] {
+    const long now = calls->running.fetch_add(1) + 1;
+    long seen = calls->peak.load();
+    while (now > seen && !calls->peak.compare_exchange_weak(seen, now)) {
     }
-    std::this_thread::sleep_for(200ms);
-    running->fetch_sub(1);
+    // Bounded, so that a test failing elsewhere still ends.
+    const auto give_up = std::chrono::steady_clock::now() + 120s;
+    while (!calls->release.load() && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(1ms);
+    }
+    calls->running.fetch_sub(1);
     return 1;
   });
 }
 
 struct ProgressResult {
+  bool all_started = false;
   long progress_during = 0;
   int completed = 0;
-  int peak_concurrency = 0;
+  long peak_concurrency = 0;
 };
 
 Task<ProgressResult> others_progress_during_blocking_calls(int calls) {
   std::atomic<long> progress{0};
   std::atomic<bool> stop{false};
-  std::atomic<int> running{0};
-  std::atomic<int> peak{0};
+  CallsInFlight in_flight;
   go(count_progress(&progress, &stop));
   std::vector<JoinHandle<int>> all;
-  for (int i = 0; i < calls; ++i) all.push_back(spawn(sleep_in_blocking_call(&running, &peak)));
-  // Once every call is in flight (each sleeps 200 ms), the other goroutine
-  // must keep counting: wait for 1000 more counts, or for a call to return.
-  while (running.load() < calls) co_await yield();
-  const long base = progress.load();
-  while (progress.load() - base < 1000 && running.load() == calls) co_await yield();
-  const long while_blocked = progress.load();
-  const bool all_still_blocked = running.load() == calls;
+  for (int i = 0; i < calls; ++i) all.push_back(spawn(hold_until_released(&in_flight)));
   ProgressResult r;
+  // Every call in its function at once means each has its own thread.
+  r.all_started = co_await test::yield_until_at_least(in_flight.running, calls);
+  // While all of them block, the other goroutine must keep counting.
+  const long base = progress.load();
+  if (r.all_started && co_await test::yield_until_at_least(progress, base + 1000)) {
+    r.progress_during = progress.load() - base;
+  }
+  in_flight.release.store(true);
   for (auto& h : all) r.completed += co_await h;
-  r.progress_during = all_still_blocked ? while_blocked - base : 0;
-  r.peak_concurrency = peak.load();
+  r.peak_concurrency = in_flight.peak.load();
   stop.store(true);
   co_return r;
 }
 
 TEST(Blocking, OtherGoroutinesRunWhileCallsBlock) {
   const ProgressResult r = run(others_progress_during_blocking_calls(8), Config{.procs = 2});
+  EXPECT_TRUE(r.all_started);
   EXPECT_EQ(r.completed, 8);
   EXPECT_EQ(r.peak_concurrency, 8);
   EXPECT_GE(r.progress_during, 1000);  // counted while all 8 calls blocked
@@ -98,6 +116,7 @@ TEST(Blocking, OtherGoroutinesRunWhileCallsBlock) {
 
 TEST(Blocking, SixtyFourCallsEachGetAThread) {
   const ProgressResult r = run(others_progress_during_blocking_calls(64), Config{.procs = 2});
+  EXPECT_TRUE(r.all_started);
   EXPECT_EQ(r.completed, 64);
   EXPECT_EQ(r.peak_concurrency, 64);  // all at once: one thread each
   EXPECT_GE(detail::SyscallThreads::instance().threads(), 64u);
