@@ -161,7 +161,7 @@ Task<int> wait_for_outside(Chan<int> ch) { co_return (co_await ch.recv()).value_
 TEST(Deadlock, AnOutsideThreadWithinTheGraceIsNotADeadlock) {
   Chan<int> ch = make_chan<int>();
   Config config = quick();
-  config.deadlock_grace = 500ms;
+  config.deadlock_grace = 10s;  // far past the 50 ms, even on a loaded machine
   std::thread outside(start_sender_later, ch, 50ms);
   EXPECT_EQ(run(wait_for_outside(ch), config), 5);
   outside.join();
