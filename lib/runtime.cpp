@@ -255,9 +255,14 @@ void ready_goroutine(G* g) noexcept {
     // stall check wakes an idle P, which takes runnext in its last steal
     // round.
     // The handoff bit keeps g near its partner, this goroutine: see
-    // kHandoffBit.
-    if (p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false) | kHandoffBit,
-                              Scheduler::Placement::kRunNext)) {
+    // kHandoffBit. While sysmon sees this P's goroutines compute for
+    // microseconds between handoffs (P::spread_readies), g gets no bit:
+    // like any goroutine it wakes an idle P when displaced from runnext,
+    // and thieves may take it, so that a second core shares the work.
+    // Relaxed: a hint written by sysmon; a stale value costs one round.
+    const bool spread = p->spread_readies.load(std::memory_order_relaxed);
+    const Entry entry = entry_for(g, /*claim=*/false) | (spread ? 0 : kHandoffBit);
+    if (p->scheduler.runq_put(*p, entry, Scheduler::Placement::kRunNext)) {
       p->scheduler.notify_work_available(p);
     }
     return;

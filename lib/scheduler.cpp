@@ -101,6 +101,8 @@ void Scheduler::run(G* main) {
 void Scheduler::worker_loop(P& p) {
   tls_p = &p;
   assign_chan_lock_thread_id();
+  // Relaxed: sysmon reads it as a hint.
+  p.chan_lock_id.store(chan_lock_thread_id, std::memory_order_relaxed);
   // Timers wake idle workers through futex timeouts: no slack, so that a
   // sleep ends when asked rather than up to 50 us later (the default).
   const int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);

@@ -219,10 +219,17 @@ struct alignas(64) P {
   // Schedule ticks; written by the owner only, read by thieves (relaxed) to
   // see whether the P is making progress.
   std::atomic<std::uint32_t> schedtick{0};
-  // Set by sysmon while this P's queue is stuck (its oldest entry was not
-  // taken during a whole sysmon round): thieves may then take handoff
-  // entries too. Written by sysmon only; relaxed everywhere, it is a hint.
+  // Set while this P's handoffs are released (sysmon.hpp, step 1b):
+  // thieves may take handoff entries too. Set while the queue is stuck or
+  // while spread_readies is.
   std::atomic<bool> release_handoffs{false};
+  // Set while this P's goroutines compute for long between handoffs
+  // (sysmon.hpp, step 1b): its readies then carry no handoff bit, so that
+  // they wake idle Ps and are stolen like any other goroutine and a second
+  // core shares the work.
+  // Both flags are written by sysmon only; relaxed everywhere: they are
+  // hints.
+  std::atomic<bool> spread_readies{false};
 
   // Owner-only state.
   std::uint32_t runnext_chain = 0;  // runnext takes in a row (kRunnextChain)
@@ -268,6 +275,11 @@ struct alignas(64) P {
   std::vector<G*> inbox ABSL_GUARDED_BY(inbox_mu);
   std::vector<std::uint64_t> cancel_inbox ABSL_GUARDED_BY(inbox_mu);
   std::atomic<bool> inbox_nonempty{false};
+
+  // The ChanLock owner id of this P's worker thread (0: none), so that
+  // sysmon can read how often it synchronises (count_synchronisation). Set by the worker as
+  // it starts; relaxed, read by sysmon only.
+  std::atomic<std::uint32_t> chan_lock_id{0};
 };
 
 class Scheduler {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "goro/cond.hpp"
+#include "goro/detail/chan_lock.hpp"
 #include "goro/detail/sync_waiter.hpp"
 #include "goro/rwmutex.hpp"
 #include "goro/semaphore.hpp"
@@ -264,6 +265,7 @@ void Cond::WaitAwaiter::on_signal(void* frame) noexcept {
 }
 
 void Cond::signal() noexcept {
+  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
   lock_.lock();
   detail::SyncWaiter* w = waiters_.pop_front();
   lock_.unlock();
@@ -271,6 +273,7 @@ void Cond::signal() noexcept {
 }
 
 void Cond::broadcast() noexcept {
+  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
   detail::WakeList to_wake;
   lock_.lock();
   while (!waiters_.empty()) to_wake.push(waiters_.pop_front());
@@ -327,6 +330,7 @@ bool Semaphore::try_acquire(std::int64_t n) noexcept {
 }
 
 void Semaphore::release(std::int64_t n) {
+  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
   detail::WakeList to_wake;
   lock_.lock();
   if (n < 0 || n > cur_) {

@@ -12,9 +12,11 @@
 //      suspension), and wakes an idle worker, which steals the stalled P's
 //      queue (runnext included) and runs its due timers;
 //   1b. notices a P whose run queue is stuck (it held goroutines a round
-//      ago and has taken none since): it lets thieves take that queue's
-//      handoff entries (P::release_handoffs, which thieves otherwise leave
-//      with their partners) and wakes an idle worker. While some P has
+//      ago and has taken none since), or whose goroutines compute for
+//      microseconds between synchronisations while others wait: it lets
+//      thieves take that queue's handoff entries (P::release_handoffs,
+//      which thieves otherwise leave with their partners) and wakes an
+//      idle worker. While some P has
 //      queued goroutines and another is idle, rounds stay 20 us apart;
 //   2. wakes a worker when the global queue holds work and nobody spins
 //      (a safety net: the submitters' handshake already does it);
@@ -55,6 +57,16 @@ struct SysmonTuning {
   static constexpr std::int64_t kMinDelayNanos = 20'000;      // 20 us
   static constexpr std::int64_t kMaxDelayNanos = 10'000'000;  // 10 ms
   static constexpr int kIdleRoundsBeforeBackoff = 50;
+  // A P that spent on average this long or longer per synchronisation (a
+  // schedule, a channel lock, a sync primitive's release) over a round,
+  // with goroutines queued, spreads its handoffs over the idle Ps (step
+  // 1b): goroutines that
+  // compute this long between handoffs gain more from a second core than
+  // they lose to moving. A handoff between cores costs a few hundred ns;
+  // channel- or lock-bound work (a ping-pong, producers and a consumer, a
+  // select over busy channels, goroutines sharing a Mutex) synchronises
+  // every 5-100 ns.
+  static constexpr std::int64_t kComputeNanosPerSync = 500;
   static constexpr std::int64_t kScavengePeriodNanos = 1'000'000'000;  // 1 s
   static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s
 };
@@ -84,17 +96,19 @@ class Sysmon {
   };
   // What the previous round saw of a P's run queue (watch_queue).
   struct QueueWatch {
-    std::uint32_t consumed = 0;
-    bool nonempty = false;
+    std::uint32_t consumed = 0;  // RunQueue::consumed()
+    bool queued_fifo = false;    // the run queue held entries
     std::uintptr_t runnext = 0;
+    std::int64_t at = 0;  // when the round looked (monotonic ns)
     std::uint64_t schedules = 0;
+    std::uint32_t synchronisations = 0;  // count_synchronisation by the P's thread
   };
 
   void loop();
   // Step 1 for one P; returns whether it acted.
   bool watch_p(std::size_t index, std::int64_t now);
   // Step 1b for one P; returns whether sysmon should keep its short period.
-  bool watch_queue(std::size_t index);
+  bool watch_queue(std::size_t index, std::int64_t now);
 
   Scheduler& scheduler_;
   std::thread thread_;

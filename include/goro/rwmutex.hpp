@@ -55,6 +55,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "goro/detail/chan_lock.hpp"
 #include "goro/detail/sync_waiter.hpp"
 #include "goro/mutex.hpp"
 
@@ -133,7 +134,14 @@ class RWMutex {
     bool await_ready() noexcept {
       // Step 1. Acquire: a reader that gets in sees the last writer's
       // critical section (its unlock's add released).
-      return rw_->reader_count_.fetch_add(1, std::memory_order_acquire) + 1 >= 0;
+      const bool in = rw_->reader_count_.fetch_add(1, std::memory_order_acquire) + 1 >= 0;
+      // Counted for sysmon (chan_lock.hpp): goroutines that share an
+      // RWMutex are no pipeline to spread over idle Ps. Mutex counts only
+      // its slow paths: its uncontended lock is a CAS that a count would
+      // slow by a fifth, and a Mutex taken without contention is no reason
+      // to keep goroutines together.
+      detail::count_synchronisation();
+      return in;
     }
     bool await_suspend(std::coroutine_handle<> awaiting) {
       return detail::park_on(rw_->reader_sem_, waiter_, awaiting);  // step 2

@@ -120,6 +120,13 @@ struct ChanLockTuning {
 struct alignas(64) ChanLockOwnerSlot {
   // Written only by the slot's thread; read by revokers.
   std::atomic<const void*> held[ChanLockTuning::kHeldPerThread] = {};
+  // How often the slot's thread has synchronised (wrapping): ChanLocks
+  // taken, and sync primitives released (count_synchronisation). sysmon
+  // compares it with time to tell goroutines that compute between
+  // handoffs from goroutines that synchronise all the time (sysmon.hpp,
+  // step 1b). Written only by the slot's thread. It shares the owner's
+  // line because every channel operation writes that line anyway.
+  std::atomic<std::uint32_t> synchronisations{0};
 };
 
 // Indexed by chan_lock_thread_id; static storage, so a revoker may read the
@@ -143,6 +150,19 @@ void release_chan_lock_thread_id() noexcept;
 // Revocations so far in this process (for tests and benchmarks: each cost a
 // membarrier).
 [[nodiscard]] std::uint64_t chan_lock_revocations() noexcept;
+
+// Counts one synchronisation by the calling thread in its slot, if it has
+// an id (worker threads do): see ChanLockOwnerSlot::synchronisations.
+// Relaxed load and store, not an atomic add: only this thread writes the
+// count, and sysmon needs no ordering to read it (a plain add on a line
+// this thread owns).
+[[gnu::always_inline]] inline void count_synchronisation(std::uint32_t me) noexcept {
+  std::atomic<std::uint32_t>& count = chan_lock_owner_slots[me].synchronisations;
+  count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+[[gnu::always_inline]] inline void count_synchronisation() noexcept {
+  if (const std::uint32_t me = chan_lock_thread_id; me != 0) count_synchronisation(me);
+}
 
 // True when biasing is sound here: the asymmetric fence has its membarrier
 // half (or, under ThreadSanitizer, both halves are full fences).
@@ -178,6 +198,7 @@ class ChanLock {
     const std::uint32_t me = chan_lock_thread_id;
     // Relaxed: a hint; the reload after the fence decides (step 2).
     if (me != 0 && bias_.load(std::memory_order_relaxed) == me) [[likely]] {
+      count_synchronisation(me);
       // Entry 0 unless we already hold another biased lock (a select).
       // Relaxed: our own slot, which only this thread writes.
       std::atomic<const void*>& first = chan_lock_owner_slots[me].held[0];
@@ -238,6 +259,7 @@ class ChanLock {
   }
 
   [[gnu::noinline]] void lock_shared(std::uint32_t me) noexcept {
+    if (me != 0) count_synchronisation(me);
     spin_.lock();
     // Relaxed: bias_ changes only under spin (L2), which we hold.
     const std::uint32_t b = bias_.load(std::memory_order_relaxed);
