@@ -101,8 +101,11 @@ void Scheduler::run(G* main) {
 void Scheduler::worker_loop(P& p) {
   tls_p = &p;
   assign_chan_lock_thread_id();
-  // Relaxed: sysmon reads it as a hint.
+  // Relaxed: sysmon reads them as hints.
   p.chan_lock_id.store(chan_lock_thread_id, std::memory_order_relaxed);
+  if (clockid_t clock; pthread_getcpuclockid(pthread_self(), &clock) == 0) {
+    p.cpu_clock.store(clock, std::memory_order_relaxed);
+  }
   // Timers wake idle workers through futex timeouts: no slack, so that a
   // sleep ends when asked rather than up to 50 us later (the default).
   const int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
@@ -719,6 +722,7 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.stalls = stall_count_;
   }
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);
+  s.spread_rounds = spread_rounds_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -95,6 +95,8 @@
 #ifndef GORO_LIB_SCHEDULER_HPP_
 #define GORO_LIB_SCHEDULER_HPP_
 
+#include <time.h>
+
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
@@ -276,6 +278,12 @@ struct alignas(64) P {
   std::vector<std::uint64_t> cancel_inbox ABSL_GUARDED_BY(inbox_mu);
   std::atomic<bool> inbox_nonempty{false};
 
+  // The CPU-time clock of this P's worker thread, so that sysmon can tell
+  // a goroutine that computes from a thread the OS preempted. Set by the
+  // worker as it starts, before it runs any goroutine; relaxed, read by
+  // sysmon only, and only for a P that ran goroutines (so never the
+  // initial 0, CLOCK_REALTIME).
+  std::atomic<clockid_t> cpu_clock{0};
   // The ChanLock owner id of this P's worker thread (0: none), so that
   // sysmon can read how often it synchronises (count_synchronisation). Set by the worker as
   // it starts; relaxed, read by sysmon only.
@@ -505,6 +513,9 @@ class Scheduler {
   std::atomic<std::uint64_t> outside_started_{0};
   std::atomic<std::uint64_t> outside_wakeups_{0};
   std::atomic<std::uint64_t> outside_readies_{0};
+  // sysmon rounds in which a P spread its handoffs (SchedulerStats);
+  // written by sysmon only.
+  std::atomic<std::uint64_t> spread_rounds_{0};
   // Written by sysmon before it stops the runtime; read after the workers
   // and sysmon are joined.
   std::string deadlock_report_;

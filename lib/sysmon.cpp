@@ -2,6 +2,7 @@
 #include "sysmon.hpp"
 
 #include <pthread.h>
+#include <time.h>
 
 #include <algorithm>
 
@@ -48,6 +49,18 @@ bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
   return true;
 }
 
+namespace {
+
+// The CPU time of P's worker thread in ns, or -1 if it cannot be read.
+std::int64_t thread_cpu_nanos(const P& p) noexcept {
+  timespec t{};
+  // Relaxed: set by the worker before it runs any goroutine.
+  if (clock_gettime(p.cpu_clock.load(std::memory_order_relaxed), &t) != 0) return -1;
+  return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+}  // namespace
+
 bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   P& p = *scheduler_.ps_[index];
   QueueWatch& w = queue_watches_[index];
@@ -67,38 +80,73 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   //       none since, or the same runnext waited while the P ran one
   //       goroutine throughout (a goroutine that computes, or one that
   //       runs a long loop of channel operations that never park); or
-  //   (b) goroutines wait while the P spent kComputeNanosPerSync or more
-  //       per synchronisation (a schedule, a channel lock, a sync
-  //       primitive's release: count_synchronisation) over the round: a
-  //       pipeline whose stages compute microseconds per item keeps its
-  //       queue moving, but a second core would double its speed. Its readies then
-  //       spread too (P::spread_readies): no handoff bit, and an idle P
-  //       is woken, as Go does.
-  // Once spreading, a P stays so until a round shows frequent
-  // synchronisation: a spread pipeline often leaves nothing queued on
-  // either P at the instant sysmon looks, and gathering it back on one P
-  // would lose the second core again. Partners that hand off every few
-  // nanoseconds (a ping-pong, producers and a consumer, a select draining
-  // busy channels) synchronise thousands of times a round and stay
-  // together while their queue moves: spread over two cores they
-  // would contend for the same channels and run slower, not faster.
+  //   (b) the P spreads (P::spread_readies): goroutines wait while the P's
+  //       goroutines compute kComputeNanosPerSync or more per
+  //       synchronisation (a schedule, a channel lock, a sync primitive's
+  //       release: count_synchronisation). A pipeline whose stages compute
+  //       microseconds per item keeps its queue moving, but a second core
+  //       would double its speed. Its readies then carry no handoff bit.
+  // Partners that hand off every few nanoseconds (a ping-pong, producers
+  // and a consumer, a select draining busy channels) synchronise thousands
+  // of times a round and stay together while their queue moves: spread
+  // over two cores they would contend for the same channels and run
+  // slower, not faster.
+  //
+  // Spreading, step by step:
+  //   1. A round in which the P synchronised less than once per
+  //      kComputeNanosPerSync of wall-clock time, with goroutines queued,
+  //      makes it a candidate: sysmon reads its worker thread's CPU clock.
+  //   2. The next round confirms it from CPU time: the thread computed
+  //      kComputeNanosPerSync or more per synchronisation since step 1,
+  //      and the wall clock still says so. Wall-clock time alone would
+  //      take a thread the OS preempted (a loaded machine) for one that
+  //      computes. The P spreads.
+  //   3. It stays so until a round shows frequent synchronisation (wall
+  //      clock): a spread pipeline often leaves nothing queued on either
+  //      P at the instant sysmon looks, and gathering it back on one P
+  //      would lose the second core again. A round in which the P ran
+  //      nothing changes nothing.
   const bool stuck = (queued_fifo && w.queued_fifo && consumed == w.consumed) ||
                      (runnext != 0 && runnext == w.runnext && schedules == w.schedules);
   const auto syncs =
       static_cast<std::int64_t>(schedules - w.schedules) +
       static_cast<std::int64_t>(static_cast<std::uint32_t>(synchronisations - w.synchronisations));
-  const bool computes = now - w.at >= syncs * SysmonTuning::kComputeNanosPerSync;
-  // A P that ran nothing this round showed nothing either way: it keeps
-  // its state (a P of a spread pipeline idles between items, the more so
-  // on a loaded machine).
+  const bool rarely_syncs = now - w.at >= syncs * SysmonTuning::kComputeNanosPerSync;
   const bool idle =
       schedules == w.schedules && p.running_goroutine.load(std::memory_order_relaxed) == 0;
   // Relaxed: hints for thieves and ready_goroutine (scheduler.hpp, P).
   const bool was_spreading = p.spread_readies.load(std::memory_order_relaxed);
-  const bool spread = idle ? was_spreading : computes && (queued || was_spreading);
+  bool spread = was_spreading;
+  std::int64_t cpu = -1;  // the worker's CPU time, if read this round
+  if (!idle && was_spreading) {
+    spread = rarely_syncs;  // step 3
+  } else if (!idle && w.candidate_cpu >= 0 && queued && rarely_syncs) {
+    cpu = thread_cpu_nanos(p);  // step 2
+    const auto syncs_since = static_cast<std::int64_t>(schedules - w.candidate_schedules) +
+                             static_cast<std::int64_t>(static_cast<std::uint32_t>(
+                                 synchronisations - w.candidate_synchronisations));
+    spread = cpu - w.candidate_cpu >=
+             std::max<std::int64_t>(syncs_since, 1) * SysmonTuning::kComputeNanosPerSync;
+  }
+  w.candidate_cpu = -1;
+  if (!spread && !idle && queued && rarely_syncs) {  // step 1
+    w.candidate_cpu = cpu >= 0 ? cpu : thread_cpu_nanos(p);
+    w.candidate_schedules = schedules;
+    w.candidate_synchronisations = synchronisations;
+  }
   const bool release = stuck || spread;
-  w = QueueWatch{consumed, queued_fifo, runnext, now, schedules, synchronisations};
+  w.consumed = consumed;
+  w.queued_fifo = queued_fifo;
+  w.runnext = runnext;
+  w.at = now;
+  w.schedules = schedules;
+  w.synchronisations = synchronisations;
   if (was_spreading != spread) p.spread_readies.store(spread, std::memory_order_relaxed);
+  if (spread) {
+    // Relaxed load and store: sysmon is the only writer.
+    scheduler_.spread_rounds_.store(scheduler_.spread_rounds_.load(std::memory_order_relaxed) + 1,
+                                    std::memory_order_relaxed);
+  }
   if (p.release_handoffs.load(std::memory_order_relaxed) != release) {
     p.release_handoffs.store(release, std::memory_order_relaxed);
   }

@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "goro/detail/asymmetric_fence.hpp"  // GORO_TSAN
 #include "parker.hpp"
 
 namespace goro::detail {
@@ -66,7 +67,14 @@ struct SysmonTuning {
   // channel- or lock-bound work (a ping-pong, producers and a consumer, a
   // select over busy channels, goroutines sharing a Mutex) synchronises
   // every 5-100 ns.
+#if defined(GORO_TSAN)
+  // ThreadSanitizer makes every synchronisation 5-20 times slower, and its
+  // own bookkeeping comes in bursts of tens of microseconds: scaled with
+  // it, a workload is classified alike in every build.
+  static constexpr std::int64_t kComputeNanosPerSync = 20'000;
+#else
   static constexpr std::int64_t kComputeNanosPerSync = 500;
+#endif
   static constexpr std::int64_t kScavengePeriodNanos = 1'000'000'000;  // 1 s
   static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s
 };
@@ -102,6 +110,11 @@ class Sysmon {
     std::int64_t at = 0;  // when the round looked (monotonic ns)
     std::uint64_t schedules = 0;
     std::uint32_t synchronisations = 0;  // count_synchronisation by the P's thread
+    // Spreading, step 1 (watch_queue): the worker's CPU time when the P
+    // became a candidate (-1: not one), and its counts then.
+    std::int64_t candidate_cpu = -1;
+    std::uint64_t candidate_schedules = 0;
+    std::uint32_t candidate_synchronisations = 0;
   };
 
   void loop();

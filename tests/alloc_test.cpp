@@ -60,7 +60,9 @@ TEST(SizeClasses, EveryClassIsSixteenByteAlignedAndWastesLittleTail) {
     EXPECT_EQ(cls.size % 16, 0u) << c;
     EXPECT_EQ(cls.objects, span / cls.size) << c;
     EXPECT_LE(span % cls.size, span / 8) << c;
-    if (c > 1) EXPECT_GT(cls.size, kSizeClasses[c - 1].size) << c;
+    if (c > 1) {
+      EXPECT_GT(cls.size, kSizeClasses[c - 1].size) << c;
+    }
   }
 }
 

@@ -32,6 +32,11 @@ struct SchedulerStats {
   std::uint64_t io_waits = 0;               // goro::io operations that parked in the poller
   std::uint64_t io_completions = 0;         // goroutines the poller made runnable
   std::uint64_t stalls = 0;  // goroutines seen holding a P > 10 ms without suspending
+  // sysmon rounds that found a P whose goroutines compute (on its CPU) 500
+  // ns or more per synchronisation with others queued, and so spread its
+  // handoffs over the idle Ps (docs/ARCHITECTURE.md, "Keeping partners
+  // together"); counted once per P and round while it spreads.
+  std::uint64_t spread_rounds = 0;
 };
 
 // The counters of the running runtime, or of the last run() once it has
