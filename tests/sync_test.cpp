@@ -500,17 +500,26 @@ Task<int> once_throwing() {
   Once once;
   int runs = 0;
   int score = 0;
-  // A waiter that arrives while the throwing fn runs returns normally.
+  // A waiter that arrives while the throwing fn runs returns normally. It
+  // calls only once the fn has started (were it first, its own fn would
+  // run), and the fn lingers until the waiter is calling: no timing
+  // assumption decides who comes first.
   std::atomic<bool> waiter_ok{false};
-  auto waiter = spawn([](Once& o, std::atomic<bool>& ok) -> Task<void> {
-    co_await goro::sleep(std::chrono::microseconds(100));
+  std::atomic<bool> fn_started{false};
+  std::atomic<bool> waiter_calling{false};
+  auto waiter = spawn([](Once& o, std::atomic<bool>& ok, std::atomic<bool>& started,
+                         std::atomic<bool>& calling) -> Task<void> {
+    while (!started.load()) co_await goro::sleep(std::chrono::microseconds(50));
+    calling.store(true);
     co_await o.call([] { throw std::runtime_error("must not run"); });
     ok.store(true);
-  }(once, waiter_ok));
+  }(once, waiter_ok, fn_started, waiter_calling));
   try {
-    co_await once.call([&runs]() -> Task<void> {
+    co_await once.call([&runs, &fn_started, &waiter_calling]() -> Task<void> {
       ++runs;
-      co_await goro::sleep(std::chrono::milliseconds(2));
+      fn_started.store(true);
+      while (!waiter_calling.load()) co_await goro::sleep(std::chrono::microseconds(50));
+      co_await goro::sleep(std::chrono::milliseconds(2));  // the waiter parks meanwhile
       throw std::runtime_error("init failed");
     });
   } catch (const std::runtime_error& e) {
