@@ -95,17 +95,24 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   // Spreading, step by step:
   //   1. A round in which the P synchronised less than once per
   //      kComputeNanosPerSync of wall-clock time, with goroutines queued,
-  //      makes it a candidate: sysmon reads its worker thread's CPU clock.
-  //   2. The next round confirms it from CPU time: the thread computed
-  //      kComputeNanosPerSync or more per synchronisation since step 1,
-  //      and the wall clock still says so. Wall-clock time alone would
-  //      take a thread the OS preempted (a loaded machine) for one that
-  //      computes. The P spreads.
-  //   3. It stays so until a round shows frequent synchronisation (wall
-  //      clock): a spread pipeline often leaves nothing queued on either
-  //      P at the instant sysmon looks, and gathering it back on one P
-  //      would lose the second core again. A round in which the P ran
-  //      nothing changes nothing.
+  //      opens a CPU window: sysmon reads the worker thread's CPU clock.
+  //   2. Each following such round closes the window and opens the next.
+  //      A window counts when the thread computed kComputeNanosPerSync of
+  //      CPU time or more per synchronisation in it; two in a row make the
+  //      P spread. Wall-clock time alone would take a thread the OS
+  //      preempted (a loaded machine) for one that computes, and a single
+  //      window a one-off burst (one long computation in a goroutine that
+  //      otherwise synchronises, a ThreadSanitizer flush) for a pipeline.
+  //   3. A spreading P stops when a round shows frequent synchronisation
+  //      on the wall clock, or when a window of kSpreadRecheckNanos shows
+  //      that its thread no longer computes per synchronisation: partners
+  //      that only synchronise run slower once spread (a handoff may wake
+  //      a P) and can look rare on the wall clock, never on the CPU clock.
+  //      Until then it stays spreading, even while nothing is queued: a
+  //      spread pipeline often leaves nothing queued on either P at the
+  //      instant sysmon looks, and gathering it back on one P would lose
+  //      the second core again.
+  //   A round in which the P ran nothing changes nothing.
   const bool stuck = (queued_fifo && w.queued_fifo && consumed == w.consumed) ||
                      (runnext != 0 && runnext == w.runnext && schedules == w.schedules);
   const auto syncs =
@@ -114,25 +121,41 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   const bool rarely_syncs = now - w.at >= syncs * SysmonTuning::kComputeNanosPerSync;
   const bool idle =
       schedules == w.schedules && p.running_goroutine.load(std::memory_order_relaxed) == 0;
+  const auto mark = [&](std::int64_t cpu) {
+    return CpuWindow{cpu, now, schedules, synchronisations};
+  };
+  // Whether the thread computed enough per synchronisation since `from`.
+  const auto computed = [&](const CpuWindow& from, std::int64_t cpu) {
+    const auto n = static_cast<std::int64_t>(schedules - from.schedules) +
+                   static_cast<std::int64_t>(
+                       static_cast<std::uint32_t>(synchronisations - from.synchronisations));
+    return from.cpu >= 0 && cpu >= 0 &&
+           cpu - from.cpu >= std::max<std::int64_t>(n, 1) * SysmonTuning::kComputeNanosPerSync;
+  };
   // Relaxed: hints for thieves and ready_goroutine (scheduler.hpp, P).
   const bool was_spreading = p.spread_readies.load(std::memory_order_relaxed);
   bool spread = was_spreading;
-  std::int64_t cpu = -1;  // the worker's CPU time, if read this round
-  if (!idle && was_spreading) {
-    spread = rarely_syncs;  // step 3
-  } else if (!idle && w.candidate_cpu >= 0 && queued && rarely_syncs) {
-    cpu = thread_cpu_nanos(p);  // step 2
-    const auto syncs_since = static_cast<std::int64_t>(schedules - w.candidate_schedules) +
-                             static_cast<std::int64_t>(static_cast<std::uint32_t>(
-                                 synchronisations - w.candidate_synchronisations));
-    spread = cpu - w.candidate_cpu >=
-             std::max<std::int64_t>(syncs_since, 1) * SysmonTuning::kComputeNanosPerSync;
-  }
-  w.candidate_cpu = -1;
-  if (!spread && !idle && queued && rarely_syncs) {  // step 1
-    w.candidate_cpu = cpu >= 0 ? cpu : thread_cpu_nanos(p);
-    w.candidate_schedules = schedules;
-    w.candidate_synchronisations = synchronisations;
+  if (!idle && was_spreading) {  // step 3
+    if (!rarely_syncs) {
+      spread = false;
+    } else if (now - w.window.at >= SysmonTuning::kSpreadRecheckNanos) {
+      const std::int64_t cpu = thread_cpu_nanos(p);
+      spread = computed(w.window, cpu);
+      w.window = mark(cpu);
+    }
+    if (!spread) {
+      w.window = CpuWindow{};
+      w.computing_windows = 0;
+    }
+  } else if (!idle && queued && rarely_syncs) {  // steps 1 and 2
+    const std::int64_t cpu = thread_cpu_nanos(p);
+    w.computing_windows = computed(w.window, cpu) ? w.computing_windows + 1 : 0;
+    w.window = mark(cpu);
+    spread = w.computing_windows >= 2;
+    if (spread) w.computing_windows = 0;
+  } else if (!idle) {
+    w.window = CpuWindow{};
+    w.computing_windows = 0;
   }
   const bool release = stuck || spread;
   w.consumed = consumed;

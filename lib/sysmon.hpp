@@ -67,6 +67,10 @@ struct SysmonTuning {
   // channel- or lock-bound work (a ping-pong, producers and a consumer, a
   // select over busy channels, goroutines sharing a Mutex) synchronises
   // every 5-100 ns.
+  // How often a spreading P's CPU time per synchronisation is checked
+  // again (watch_queue, step 3): a clock read per spreading P per round
+  // would cost sysmon a syscall per P every 20 us.
+  static constexpr std::int64_t kSpreadRecheckNanos = 1'000'000;  // 1 ms
 #if defined(GORO_TSAN)
   // ThreadSanitizer makes every synchronisation 5-20 times slower, and its
   // own bookkeeping comes in bursts of tens of microseconds: scaled with
@@ -102,6 +106,13 @@ class Sysmon {
     std::int64_t since = 0;
     bool reported = false;
   };
+  // Where a CPU window of a P's worker thread opened (watch_queue).
+  struct CpuWindow {
+    std::int64_t cpu = -1;  // the thread's CPU time in ns (-1: no window)
+    std::int64_t at = 0;    // wall clock (monotonic ns)
+    std::uint64_t schedules = 0;
+    std::uint32_t synchronisations = 0;
+  };
   // What the previous round saw of a P's run queue (watch_queue).
   struct QueueWatch {
     std::uint32_t consumed = 0;  // RunQueue::consumed()
@@ -110,11 +121,10 @@ class Sysmon {
     std::int64_t at = 0;  // when the round looked (monotonic ns)
     std::uint64_t schedules = 0;
     std::uint32_t synchronisations = 0;  // count_synchronisation by the P's thread
-    // Spreading, step 1 (watch_queue): the worker's CPU time when the P
-    // became a candidate (-1: not one), and its counts then.
-    std::int64_t candidate_cpu = -1;
-    std::uint64_t candidate_schedules = 0;
-    std::uint32_t candidate_synchronisations = 0;
+    // Spreading (watch_queue, steps 1-3): the CPU window now open, and
+    // how many windows in a row showed computing.
+    CpuWindow window;
+    int computing_windows = 0;
   };
 
   void loop();

@@ -608,7 +608,14 @@ Task<long> ping_pong_rounds(long rounds) {
 TEST(Scheduler, PartnersThatOnlySynchroniseNeverSpread) {
   const long rounds = goro::test::scaled(1'000'000);
   EXPECT_EQ(goro::run(ping_pong_rounds(rounds), with_procs(2)), rounds);
-  EXPECT_EQ(goro::scheduler_stats().spread_rounds, 0u);
+  // Not under ThreadSanitizer: its synchronisations cost microseconds of
+  // CPU each, in bursts, and once its partners are on two Ps a worker
+  // spinning for the other's reply burns CPU between synchronisations, so
+  // a ping-pong can look like computing there. This build checks the
+  // run for races; the others check the classification.
+  if constexpr (!goro::test::kTsan) {
+    EXPECT_EQ(goro::scheduler_stats().spread_rounds, 0u);
+  }
 }
 
 // Spawned goroutines that have not started run newest first (the spawn
