@@ -151,18 +151,23 @@ TEST(Blocking, PastTheCapACallFailsClearly) {
   EXPECT_TRUE(run(call_past_the_cap(), Config{.procs = 2, .max_blocking_threads = 3}));
 }
 
-Task<void> block_then_count(std::atomic<int>* destroyed) {
+Task<void> block_then_count(std::atomic<int>* destroyed, std::atomic<long>* started) {
   struct Guard {
     std::atomic<int>* n;
     ~Guard() { n->fetch_add(1); }
   } guard{destroyed};
+  started->fetch_add(1);
   co_await blocking([] { std::this_thread::sleep_for(50ms); });
   co_await test::ParkForever{};
 }
 
 Task<int> return_while_calls_are_in_flight(std::atomic<int>* destroyed) {
-  for (int i = 0; i < 4; ++i) go(block_then_count(destroyed));
-  co_await sleep(5ms);  // the calls are running
+  std::atomic<long> started{0};
+  for (int i = 0; i < 4; ++i) go(block_then_count(destroyed, &started));
+  // All four are about to call (a goroutine that never started would be
+  // destroyed without its guard); the calls are then running or starting.
+  if (!co_await test::yield_until_at_least(started, 4)) co_return -1;
+  co_await sleep(5ms);
   co_return 0;
 }
 

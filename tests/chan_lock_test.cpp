@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -223,6 +224,9 @@ TEST(ChanLock, ChannelsSurviveARevocationByAnOutsideThread) {
   constexpr long kRounds = 4 * ChanLockTuning::kBiasAfter;
   goro::Config config;
   config.procs = 1;
+  // The outsider is what wakes the main goroutine: a long grace, so that a
+  // preempted outsider is not taken for a deadlock.
+  config.deadlock_grace = std::chrono::seconds(10);
   const long sum = goro::run(ping_pong_then_outside_sender(kRounds), config);
   EXPECT_EQ(sum, kRounds * (kRounds - 1) / 2 - 1 + kRounds);
 }

@@ -150,7 +150,11 @@ Task<bool> cancel_from_an_outside_thread() {
 }
 
 TEST(Context, CancelFromAThreadOutsideTheRuntime) {
-  EXPECT_TRUE(run(cancel_from_an_outside_thread(), with_procs(2)));
+  // Only the outside thread can wake the waiter: a long grace, so that a
+  // preempted outside thread is not taken for a deadlock.
+  Config config = with_procs(2);
+  config.deadlock_grace = 10s;
+  EXPECT_TRUE(run(cancel_from_an_outside_thread(), config));
 }
 
 Task<void> cancel_it(CancelFunc cancel, std::atomic<long>* started) {

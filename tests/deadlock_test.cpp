@@ -151,19 +151,27 @@ TEST(Deadlock, APendingBlockingCallIsNotADeadlock) {
 
 Task<void> send_one(Chan<int> ch) { co_await ch.send(5); }
 
-void start_sender_later(Chan<int> ch, std::chrono::milliseconds delay) {
+// The delay counts from when the runtime runs (go() from outside needs a
+// running runtime), whenever this thread or run() got the CPU.
+void start_sender_later(Chan<int> ch, std::chrono::milliseconds delay,
+                        const std::atomic<bool>* running) {
+  while (!running->load()) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(delay);
   go(send_one(ch));
 }
 
-Task<int> wait_for_outside(Chan<int> ch) { co_return (co_await ch.recv()).value_or(-1); }
+Task<int> wait_for_outside(Chan<int> ch, std::atomic<bool>* running) {
+  running->store(true);
+  co_return (co_await ch.recv()).value_or(-1);
+}
 
 TEST(Deadlock, AnOutsideThreadWithinTheGraceIsNotADeadlock) {
   Chan<int> ch = make_chan<int>();
   Config config = quick();
   config.deadlock_grace = 10s;  // far past the 50 ms, even on a loaded machine
-  std::thread outside(start_sender_later, ch, 50ms);
-  EXPECT_EQ(run(wait_for_outside(ch), config), 5);
+  std::atomic<bool> running{false};
+  std::thread outside(start_sender_later, ch, 50ms, &running);
+  EXPECT_EQ(run(wait_for_outside(ch, &running), config), 5);
   outside.join();
 }
 
@@ -171,8 +179,9 @@ TEST(Deadlock, DetectionCanBeTurnedOff) {
   Chan<int> ch = make_chan<int>();
   Config config = quick();
   config.detect_deadlocks = false;
-  std::thread outside(start_sender_later, ch, 150ms);  // far past the grace
-  EXPECT_EQ(run(wait_for_outside(ch), config), 5);
+  std::atomic<bool> running{false};
+  std::thread outside(start_sender_later, ch, 150ms, &running);  // far past the grace
+  EXPECT_EQ(run(wait_for_outside(ch, &running), config), 5);
   outside.join();
 }
 

@@ -78,13 +78,16 @@ Task<absl::Status> fail_when_told(RecvChan<int> go_ahead, std::string message) {
 }
 
 Task<bool> wait_returns_the_first_of_several() {
-  Group group;  // no context
+  auto [group, ctx] = Group::with_context(background());
   Chan<int> first = make_chan<int>(1);
   Chan<int> second = make_chan<int>(1);
   group.go(fail_when_told(second, "second"));
   group.go(fail_when_told(first, "first"));
   co_await first.send(1);
-  co_await goro::sleep(1ms);
+  // The group's context is cancelled once the first failure is recorded:
+  // only then may the second task fail (a sleep here let a preempted
+  // first task lose the race).
+  (void)co_await select(recv_from(ctx.done()));
   co_await second.send(1);
   absl::Status s = co_await group.wait();
   co_return s.message() == "first";

@@ -12,6 +12,7 @@
 
 #include "goro/goro.hpp"
 #include "test_scale.hpp"
+#include "test_util.hpp"
 
 namespace goro {
 namespace {
@@ -43,32 +44,37 @@ Task<int> non_positive_sleeps() {
 
 TEST(Sleep, NonPositiveDurationsReturnAtOnce) { EXPECT_EQ(run(non_positive_sleeps()), 7); }
 
+// Each sleeper logs the deadline its sleep returns, in the order the
+// sleepers wake. The deadlines are what the timers were armed with, so the
+// check holds however long the arming took (a preempted worker arms the
+// later timers later, which can reorder the deadlines themselves).
 struct FireLog {
   std::mutex mu;
-  std::vector<int> order;
+  std::vector<Clock::time_point> deadlines;
 };
 
-Task<void> sleep_then_log(FireLog* log, int index, std::chrono::microseconds d) {
-  co_await sleep(d);
+Task<void> sleep_then_log(FireLog* log, std::chrono::microseconds d) {
+  const Clock::time_point deadline = co_await sleep(d);
   std::lock_guard lock(log->mu);
-  log->order.push_back(index);
+  log->deadlines.push_back(deadline);
 }
 
-Task<std::vector<int>> timers_in_deadline_order(int n) {
+Task<std::vector<Clock::time_point>> timers_in_deadline_order(int n) {
   FireLog log;
   std::vector<JoinHandle<void>> all;
   // Deadlines 2 ms apart, armed in reverse order, all on this P.
   for (int i = n - 1; i >= 0; --i) {
-    all.push_back(spawn(sleep_then_log(&log, i, std::chrono::milliseconds(2 * (i + 1)))));
+    all.push_back(spawn(sleep_then_log(&log, std::chrono::milliseconds(2 * (i + 1)))));
   }
   for (auto& h : all) co_await h;
-  co_return log.order;
+  co_return log.deadlines;
 }
 
 TEST(Timers, FireInDeadlineOrder) {
-  const std::vector<int> order = run(timers_in_deadline_order(20), Config{.procs = 1});
-  ASSERT_EQ(order.size(), 20u);
-  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  const std::vector<Clock::time_point> fired =
+      run(timers_in_deadline_order(20), Config{.procs = 1});
+  ASSERT_EQ(fired.size(), 20u);
+  EXPECT_TRUE(std::is_sorted(fired.begin(), fired.end()));
 }
 
 Task<std::vector<bool>> timer_stop_and_reset() {
@@ -167,18 +173,23 @@ TEST(Timers, IdlePsRunTheTimersOfABusyP) {
   EXPECT_TRUE(run(idle_p_runs_a_busy_ps_timers(), Config{.procs = 2}));
 }
 
-Task<void> sleep_forever(std::atomic<int>* destroyed) {
+Task<void> sleep_forever(std::atomic<int>* destroyed, std::atomic<long>* started) {
   struct Guard {
     std::atomic<int>* n;
     ~Guard() { n->fetch_add(1); }
   } guard{destroyed};
+  started->fetch_add(1);
   co_await sleep(24h);
 }
 
 Task<int> leave_sleepers_behind(std::atomic<int>* destroyed) {
-  for (int i = 0; i < 100; ++i) go(sleep_forever(destroyed));
+  std::atomic<long> started{0};
+  for (int i = 0; i < 100; ++i) go(sleep_forever(destroyed, &started));
   Timer t(1h);
   Ticker k(1h);
+  // Every sleeper is asleep (a goroutine that never started would be
+  // destroyed without its guard).
+  if (!co_await test::yield_until_at_least(started, 100)) co_return -1;
   co_await sleep(1ms);
   co_return 0;
 }

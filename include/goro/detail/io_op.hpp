@@ -118,10 +118,13 @@ class IoAwaiter {
   ~IoAwaiter() { disarm(); }
 
   bool await_ready() noexcept {
-    if (stop_token_.stop_requested()) return cancel_now(IoCancel::kCancelled);
+    // The deadline first: a context whose deadline passed has cancelled its
+    // stop token too, and the operation reports the deadline (as Go's
+    // ctx.Err() does), however late this goroutine got here.
     if (has_deadline() && deadline_.node.when <= monotonic_now_ns()) {
       return cancel_now(IoCancel::kDeadline);
     }
+    if (stop_token_.stop_requested()) return cancel_now(IoCancel::kCancelled);
     return io_try(op_);
   }
 
@@ -131,7 +134,9 @@ class IoAwaiter {
       deadline_.node.fire = &Deadline::fire;
       arm_timer(&deadline_.node);
     }
-    if (stop_token_.stop_possible()) stop_callback_.emplace(stop_token_, StopCanceller{&op_});
+    if (stop_token_.stop_possible()) {
+      stop_callback_.emplace(stop_token_, StopCanceller{&op_, deadline_.node.when});
+    }
     // After a true return the goroutine may run anywhere at once.
     return io_commit(op_);
   }
@@ -156,9 +161,16 @@ class IoAwaiter {
       io_cancel(*reinterpret_cast<Deadline*>(node)->op, IoCancel::kDeadline);
     }
   };
+  // A stop request that arrives once the deadline has passed (a context
+  // cancelled by its own deadline) reports the deadline, as above.
   struct StopCanceller {
     IoOp* op;
-    void operator()() const noexcept { io_cancel(*op, IoCancel::kCancelled); }
+    std::int64_t deadline_ns;
+    void operator()() const noexcept {
+      io_cancel(*op, deadline_ns != kNoDeadline && deadline_ns <= monotonic_now_ns()
+                         ? IoCancel::kDeadline
+                         : IoCancel::kCancelled);
+    }
   };
 
   [[nodiscard]] bool has_deadline() const noexcept { return deadline_.node.when != kNoDeadline; }
