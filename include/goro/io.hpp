@@ -14,7 +14,10 @@
 //     (absl::ErrnoToStatus), never exceptions.
 //   * A deadline that passes ends the operation with
 //     absl::StatusCode::kDeadlineExceeded; a stop request on the
-//     std::stop_token ends it with kCancelled. Either way nothing the
+//     std::stop_token ends it with kCancelled, unless the deadline has
+//     passed by then (a context's deadline also cancels its stop token:
+//     the operation reports the deadline, as Go's ctx.Err() does). Either
+//     way nothing the
 //     operation did is lost: if it completed before the cancellation took
 //     effect, its result is returned instead, and an fd whose read timed out
 //     stays usable (no data was consumed).
