@@ -94,13 +94,14 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   //
   // Spreading, step by step:
   //   1. A round in which the P synchronised less than once per
-  //      kComputeNanosPerSync of wall-clock time, with goroutines queued,
-  //      opens a CPU window: sysmon reads the worker thread's CPU clock.
+  //      kComputeNanosPerSync of wall-clock time opens a CPU window:
+  //      sysmon reads the worker thread's CPU clock.
   //   2. Each following such round closes the window and opens the next.
   //      A window counts when the thread computed kComputeNanosPerSync of
   //      CPU time or more per synchronisation in it; two in a row make the
-  //      P spread. Wall-clock time alone would take a thread the OS
-  //      preempted (a loaded machine) for one that computes, and a single
+  //      P spread if goroutines were queued at one of those rounds (the
+  //      instant sysmon looks often finds a pipeline's queue empty). Wall-clock time alone would
+  //      take a thread the OS preempted (a loaded machine) for one that computes, and a single
   //      window a one-off burst (one long computation in a goroutine that
   //      otherwise synchronises, a ThreadSanitizer flush) for a pipeline.
   //   3. A spreading P stops when a round shows frequent synchronisation
@@ -147,11 +148,17 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
       w.window = CpuWindow{};
       w.computing_windows = 0;
     }
-  } else if (!idle && queued && rarely_syncs) {  // steps 1 and 2
+  } else if (!idle && rarely_syncs) {  // steps 1 and 2
     const std::int64_t cpu = thread_cpu_nanos(p);
-    w.computing_windows = computed(w.window, cpu) ? w.computing_windows + 1 : 0;
+    if (computed(w.window, cpu)) {
+      ++w.computing_windows;
+      w.saw_queued = w.saw_queued || queued;
+    } else {
+      w.computing_windows = 0;
+      w.saw_queued = queued;
+    }
     w.window = mark(cpu);
-    spread = w.computing_windows >= 2;
+    spread = w.computing_windows >= 2 && w.saw_queued;
     if (spread) w.computing_windows = 0;
   } else if (!idle) {
     w.window = CpuWindow{};

@@ -135,13 +135,16 @@ TEST(Group, ParentCancellationReachesTheGroup) {
   EXPECT_TRUE(run(parent_cancel_reaches_the_group(), with_procs(2)));
 }
 
+// Holds until `gate` is closed, so that the group stays busy while the
+// test checks what a busy group refuses, however slowly the test runs.
 Task<absl::Status> limited(std::atomic<long>* running, std::atomic<long>* peak,
-                           std::atomic<long>* ran) {
+                           std::atomic<long>* ran, RecvChan<int> gate) {
   const long now = running->fetch_add(1) + 1;
   long p = peak->load();
   while (now > p && !peak->compare_exchange_weak(p, now)) {
   }
   co_await goro::sleep(50us);
+  (void)co_await gate.recv();
   running->fetch_sub(1);
   ran->fetch_add(1);
   co_return absl::OkStatus();
@@ -151,20 +154,22 @@ Task<bool> limit_bounds_running_tasks() {
   std::atomic<long> running{0};
   std::atomic<long> peak{0};
   std::atomic<long> ran{0};
+  Chan<int> gate = make_chan<int>();
   Group group;
   group.set_limit(3);
-  for (int i = 0; i < 50; ++i) group.go(limited(&running, &peak, &ran));
-  bool ok = !group.try_go(limited(&running, &peak, &ran));  // full: not started
+  for (int i = 0; i < 50; ++i) group.go(limited(&running, &peak, &ran, gate));
+  bool ok = !group.try_go(limited(&running, &peak, &ran, gate));  // full: not started
   bool threw = false;
   try {
     group.set_limit(5);
   } catch (const std::logic_error&) {
     threw = true;
   }
+  gate.close();
   absl::Status s = co_await group.wait();
   ok = ok && threw && s.ok() && ran.load() == 50 && peak.load() <= 3 && peak.load() >= 1;
   // Idle again: try_go starts at once, and the limit may change.
-  ok = ok && group.try_go(limited(&running, &peak, &ran));
+  ok = ok && group.try_go(limited(&running, &peak, &ran, gate));
   s = co_await group.wait();
   group.set_limit(-1);
   co_return ok&& s.ok() && ran.load() == 51;
