@@ -120,6 +120,7 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
       static_cast<std::int64_t>(schedules - w.schedules) +
       static_cast<std::int64_t>(static_cast<std::uint32_t>(synchronisations - w.synchronisations));
   const bool rarely_syncs = now - w.at >= syncs * SysmonTuning::kComputeNanosPerSync;
+  // Relaxed: a snapshot, as in watch_p; a stale value misjudges one round.
   const bool idle =
       schedules == w.schedules && p.running_goroutine.load(std::memory_order_relaxed) == 0;
   const auto mark = [&](std::int64_t cpu) {
