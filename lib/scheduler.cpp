@@ -354,6 +354,10 @@ G* Scheduler::steal_work(P& p) {
     for (std::uint32_t i = 0; i < nprocs; ++i, pos = (pos + stride) % nprocs) {
       P& victim = *ps_[pos];
       if (&victim == &p) continue;
+      // Looking for work is synchronising, not computing: counted, so that
+      // sysmon does not take a worker that spins for its partner's next
+      // goroutine for one whose goroutines compute (sysmon.hpp, step 1b).
+      count_synchronisation();
       if (stopping()) return nullptr;
       Entry entry;
       // Handoff entries stay with their partners unless sysmon saw the
@@ -479,7 +483,9 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     if (was_spinning) nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
     // 6c. Full fence: orders the two writes above before the re-check
     // reads. The heavy half of the asymmetric pair: submitters pay only a
-    // compiler barrier (asymmetric_fence.hpp).
+    // compiler barrier (asymmetric_fence.hpp). Counted as a
+    // synchronisation, as the steal rounds are, with the park that follows.
+    count_synchronisation();
     heavy_fence();
     // 6d. Re-check every source of work (our inbox: see blocking.cpp).
     if (any_work_visible() || p.inbox_nonempty.load(std::memory_order_seq_cst)) {
@@ -506,6 +512,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
 Scheduler::Found Scheduler::spin_on_poller(P& p) noexcept {
   const std::int64_t deadline = monotonic_now_ns() + SchedulerTuning::kPollerSpinNanos;
   do {
+    count_synchronisation();  // as in steal_work
     for (int i = 0; i < 16; ++i) cpu_relax();
     p.poller->poll();
     if (Found f = local_get(p); f.g != nullptr) return f;
@@ -550,6 +557,7 @@ void Scheduler::notify_work_available(P* p) noexcept {
   }
   if (p != nullptr) {
     bump(p->stats.wakeups);
+    count_synchronisation();  // a wakeup, as in steal_work
   } else {
     outside_wakeups_.fetch_add(1, std::memory_order_relaxed);
   }
