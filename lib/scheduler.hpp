@@ -285,8 +285,8 @@ struct alignas(64) P {
   // initial 0, CLOCK_REALTIME).
   std::atomic<clockid_t> cpu_clock{0};
   // The ChanLock owner id of this P's worker thread (0: none), so that
-  // sysmon can read how often it synchronises (count_synchronisation). Set by the worker as
-  // it starts; relaxed, read by sysmon only.
+  // sysmon can read how often it synchronises (count_synchronisation).
+  // Set by the worker as it starts; relaxed, read by sysmon only.
   std::atomic<std::uint32_t> chan_lock_id{0};
 };
 

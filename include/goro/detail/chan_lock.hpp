@@ -198,7 +198,6 @@ class ChanLock {
     const std::uint32_t me = chan_lock_thread_id;
     // Relaxed: a hint; the reload after the fence decides (step 2).
     if (me != 0 && bias_.load(std::memory_order_relaxed) == me) [[likely]] {
-      count_synchronisation(me);
       // Entry 0 unless we already hold another biased lock (a select).
       // Relaxed: our own slot, which only this thread writes.
       std::atomic<const void*>& first = chan_lock_owner_slots[me].held[0];
@@ -239,6 +238,7 @@ class ChanLock {
     light_fence();
     if (bias_.load(std::memory_order_relaxed) == me) [[likely]] {
       held_slot_ = static_cast<std::int8_t>(i);
+      count_synchronisation(me);  // here, once: a failed entry counts in lock_shared
       return true;
     }
     // Revoked under us: step back and queue on spin like anyone else.
