@@ -76,6 +76,8 @@
 #ifndef GORO_LIB_POLLER_HPP_
 #define GORO_LIB_POLLER_HPP_
 
+#include <signal.h>
+
 #include <atomic>
 #include <cstdint>
 #include <limits>
@@ -139,6 +141,12 @@ class Poller {
   // (epoll: in any PollDesc). Exact whenever the P is idle.
   [[nodiscard]] virtual bool ops_waiting() const noexcept = 0;
 
+  // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker
+  // thread while it serves a runtime, and its previous mask restored after
+  // (poller.cpp, "SIGPIPE").
+  void block_sigpipe() noexcept;
+  void restore_signal_mask() noexcept;
+
   // Makes every P's poller for `kind`.
   static std::unique_ptr<Poller> make(P& p, const PollerChoice& choice);
 
@@ -153,12 +161,19 @@ class Poller {
 
   P& p_;
   const int wake_fd_;
+  sigset_t saved_signal_mask_{};
+  bool signal_mask_saved_ = false;
   std::uint32_t readied_ = 0;  // goroutines readied in the current batch
   bool stealable_ = false;     // one of them went where a thief can take it
 
  private:
   std::atomic<bool> wake_pending_{false};
 };
+
+// Worker thread, after an op failed with EPIPE: takes the SIGPIPE that the
+// failing write raised on this thread, where it is blocked, so that it is
+// neither delivered later nor left pending (poller.cpp, "SIGPIPE").
+void consume_sigpipe() noexcept;
 
 // --- io_uring backend entry points (poller_uring.cpp), owner thread only.
 // Sends on a socket are tried at once (MSG_DONTWAIT): they almost always
