@@ -383,6 +383,23 @@ class EpollPoller final : public Poller {
     dispatch(events, n);
   }
 
+  std::uint32_t rescue() noexcept override {
+    // Step 2 of "Rescuing a busy P's I/O" (poller.hpp), on sysmon's thread.
+    if (parked_ops.load(std::memory_order_relaxed) == 0) return 0;  // a hint, as in poll()
+    epoll_event events[PollerTuning::kEpollBatch];
+    const int n = epoll_wait(epoll_fd_, events, PollerTuning::kEpollBatch, 0);
+    OpBatch done;
+    collect(events, n, /*owner=*/false, done);
+    for (IoOp* op : done) {
+      // The owner's queue is its own: through the global queue instead.
+      if (p_.scheduler.global_put_from_outside(entry_for(op->g, /*claim=*/false))) {
+        p_.scheduler.count_outside_ready();
+      }
+    }
+    if (!done.empty()) p_.scheduler.notify_work_available(nullptr);
+    return static_cast<std::uint32_t>(done.size());
+  }
+
   void wait(std::int64_t deadline_ns) override {
     epoll_event events[PollerTuning::kEpollBatch];
     int n;
@@ -411,9 +428,18 @@ class EpollPoller final : public Poller {
  private:
   void dispatch(epoll_event* events, int n) noexcept {
     OpBatch done;
+    collect(events, n, /*owner=*/true, done);
+    for (IoOp* op : done) ready(*op);
+    finish_batch();
+  }
+
+  // Step 3 of the top for each event: the completed ops go to `done`. The
+  // wake eventfd is drained by its owner only.
+  void collect(epoll_event* events, int n, bool owner, OpBatch& done) noexcept {
     for (int i = 0; i < n; ++i) {
       auto* pd = static_cast<PollDesc*>(events[i].data.ptr);
       if (pd == nullptr) {
+        if (!owner) continue;
         std::uint64_t count = 0;
         [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
         wake_consumed();
@@ -424,8 +450,6 @@ class EpollPoller final : public Poller {
       if (retry_list(*pd, pd->readers, done)) pd->read_ready = true;
       if (retry_list(*pd, pd->writers, done)) pd->write_ready = true;
     }
-    for (IoOp* op : done) ready(*op);
-    finish_batch();
   }
 
   const int epoll_fd_;

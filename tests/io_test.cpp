@@ -21,6 +21,7 @@
 #include <cstring>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
@@ -701,6 +702,48 @@ TEST(Io, ReusedFdNumberOfABlockingSocketDoesNotBlockTheWorker) {
   config.poller = PollerBackend::kEpoll;
   test::Watchdog watchdog("Io.ReusedFdNumberOfABlockingSocketDoesNotBlockTheWorker", 60s);
   EXPECT_TRUE(run(reused_blocking_fd_does_not_block_the_worker(), config));
+}
+
+// --- I/O beside a goroutine that computes ---
+
+// The reader of the test below: announces itself, then reads one byte.
+Task<void> read_then_flag(int fd, std::atomic<bool>* reading, std::atomic<bool>* done) {
+  char c = 0;
+  reading->store(true);
+  auto n = co_await io::read(fd, &c, 1, IoOptions::timeout(60s));
+  done->store(n.ok() && *n == 1);
+}
+
+// The main goroutine registers the socket with its own P's epoll (a read
+// that completes at once: no suspension, so it stays on that P), then
+// computes without ever suspending until the reader's read has completed.
+// The byte arrives while it computes: only a rescue of the busy P's I/O
+// can complete the read, so a missing rescue shows as the 30 s bound.
+Task<bool> read_completes_while_its_p_computes() {
+  SocketPair s;
+  char c = 0;
+  if (::write(s.fd[1], "r", 1) != 1) co_return false;
+  auto first = co_await io::read(s.fd[0], &c, 1);
+  if (!first.ok() || *first != 1) co_return false;
+  std::atomic<bool> reading{false};
+  std::atomic<bool> done{false};
+  go(read_then_flag(s.fd[0], &reading, &done));
+  std::thread writer([&] {
+    while (!reading.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(20ms);  // lets the reader park (a pass needs no sleep)
+    (void)::write(s.fd[1], "w", 1);
+  });
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (!done.load() && std::chrono::steady_clock::now() < give_up) {
+  }
+  writer.join();
+  co_return done.load();
+}
+
+TEST(Io, ReadCompletesWhileItsPComputesUnderEpoll) {
+  Config config = test::with_procs(2);
+  config.poller = PollerBackend::kEpoll;
+  EXPECT_TRUE(run(read_completes_while_its_p_computes(), config));
 }
 
 // --- shutdown with operations in flight ---
