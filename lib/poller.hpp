@@ -85,7 +85,9 @@
 //   run the completion work, with sysmon then reaping the CQ under a lock
 //   the owner takes too and handing resubmissions back; it installs a
 //   process-wide handler, and SQEs queued but not yet submitted by the
-//   busy thread stay invisible to the kernel. Rings without DEFER_TASKRUN
+//   busy thread stay invisible to the kernel (an op parked just before the
+//   goroutine that computes was scheduled is often one: SQEs go out when
+//   the P polls). Rings without DEFER_TASKRUN
 //   post completions from the kernel (through task work run at the busy
 //   thread's next interrupt), which another thread could reap under the
 //   same lock, at the cost of the batching DEFER_TASKRUN gives every

@@ -39,14 +39,17 @@
 // RWF_NOWAIT (a would-block is EAGAIN whatever O_NONBLOCK says), recv and
 // send pass MSG_DONTWAIT, and accept, connect and the fds that refuse
 // RWF_NOWAIT (EOPNOTSUPP: ttys, some devices, older kernels) have their
-// O_NONBLOCK checked before the call. Before an op parks, its fd's
-// O_NONBLOCK is checked (one fcntl): registration set it, so a clear flag
-// means another file holds the number now, and the fd is registered again
-// before the op waits for an edge that would otherwise never come.
-// Rejected: an fcntl or fstat before every attempt (a system call per
-// operation where the fast path makes one), and an epoll_ctl before every
-// park (it also detects a reuse by a non-blocking file, at several times
-// the cost).
+// O_NONBLOCK checked before the call. Such a file is not in the epoll
+// instance either, so an op parked on it waits for an edge that never
+// comes, until its deadline or a stop: when an op is cancelled while
+// parked, its fd's O_NONBLOCK is checked (one fcntl): registration set it,
+// so a clear flag means another file holds the number now, and the fd is
+// registered again; the caller's next operation works.
+// Rejected: an fcntl or fstat before every attempt or every park, and an
+// epoll_ctl before every park (it would also detect a reuse by a
+// non-blocking file): a system call more per operation, where the fast
+// path makes one (measured on the development machine, where a system
+// call costs microseconds, as a visible slowdown of the socket ping-pong).
 //
 // The PollDesc table: three levels of 1024 (top, directories, chunks of
 // PollDescs), allocated on first use and kept, so fds up to 2^30 (above
@@ -501,20 +504,6 @@ bool epoll_commit(IoOp& op) noexcept {
   const bool reader = is_reader(op.request);
   bool& ready_flag = reader ? pd.read_ready : pd.write_ready;
   const bool pollable = pd.pollable.load(std::memory_order_relaxed);  // under mu
-  if (pollable) {
-    // Registration set O_NONBLOCK: if it is clear, another file holds the
-    // fd number now (closed behind goro's back and reused), which epoll
-    // does not watch. Register it again, and try once more: it may have
-    // been ready all along.
-    const int fl = fcntl(op.request.fd, F_GETFL);
-    if (fl >= 0 && (fl & O_NONBLOCK) == 0) {
-      if (const int rc = register_with(pd.epoll_fd, pd, op.request.fd); rc < 0) {
-        op.result = rc;
-        return false;
-      }
-      ready_flag = true;
-    }
-  }
   if (ready_flag || !pollable) {
     ready_flag = false;
     const int r = attempt(pd, op);
@@ -539,6 +528,12 @@ void epoll_cancel(IoOp& op) noexcept {
     if (removed) {
       op.result = -ECANCELED;
       parked_ops.fetch_sub(1, std::memory_order_relaxed);
+      // An op that waited until its deadline or a stop may have waited on
+      // an fd number reused behind goro's back (the top of this file).
+      if (pd->pollable.load(std::memory_order_relaxed)) {  // under mu
+        const int fl = fcntl(op.request.fd, F_GETFL);
+        if (fl >= 0 && (fl & O_NONBLOCK) == 0) (void)register_with(pd->epoll_fd, *pd, op.request.fd);
+      }
     }
   }
   if (removed) ready_goroutine(op.g);

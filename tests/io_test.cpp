@@ -655,9 +655,10 @@ TEST(Io, FdsAboveTwoToTheTwentyWorkUnderEpoll) {
 }
 
 // A goroutine's fd closed behind goro's back (::close, not io::close) and its
-// number reused by a blocking socket: a read on it must not block the worker
-// thread (procs=1: a timer goroutine must keep running), and the new socket
-// works.
+// number reused by a blocking socket that epoll has never seen: a read on
+// it must not block the worker thread (procs=1: a timer goroutine must keep
+// running while it waits), it ends at its deadline, and the fd is then
+// registered again: the next read completes when the byte arrives.
 Task<void> count_ticks(std::atomic<int>* ticks, std::atomic<bool>* stop) {
   while (!stop->load()) {
     co_await sleep(1ms);
@@ -684,17 +685,23 @@ Task<bool> reused_blocking_fd_does_not_block_the_worker() {
   std::atomic<int> ticks{0};
   std::atomic<bool> stop{false};
   auto ticker = spawn(count_ticks(&ticks, &stop));
-  // Blocks the only worker in read(2) without the check; with it, the read
-  // parks and the ticker keeps running while it waits.
+  // Blocks the only worker in read(2) without the precautions; with them
+  // the read parks and the ticker runs until the deadline.
+  const int ticks_before = ticks.load();
+  auto waited = co_await io::read(fresh[0], &c, 1, IoOptions::timeout(50ms));
+  const bool deadline = waited.status().code() == absl::StatusCode::kDeadlineExceeded;
+  const bool ticked = ticks.load() > ticks_before;
+  // Registered again: a parked read completes when the byte arrives.
   auto reader = spawn(read_task(fresh[0], &c, IoOptions::timeout(30s)));
-  while (ticks.load() < 5) co_await sleep(1ms);
-  ::write(fresh[1], "r", 1);
+  const int parked_at = ticks.load();
+  while (ticks.load() < parked_at + 5) co_await sleep(1ms);
+  (void)::write(fresh[1], "r", 1);
   auto n = co_await reader;
   stop.store(true);
   co_await ticker;
   (void)io::close(fresh[0]);
   (void)io::close(fresh[1]);
-  co_return n.ok() && *n == 1 && c == 'r';
+  co_return deadline && ticked && n.ok() && *n == 1 && c == 'r';
 }
 
 TEST(Io, ReusedFdNumberOfABlockingSocketDoesNotBlockTheWorker) {
