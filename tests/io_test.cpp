@@ -591,7 +591,11 @@ Task<bool> huge_writes_progress(const void* buffer, std::size_t length) {
   Pipe p;
   auto some = co_await io::write_some(p.fd[1], buffer, length, IoOptions::timeout(10s));
   if (!some.ok() || *some == 0) co_return false;
-  // write() loops over the clamped writes (to /dev/null: nothing is copied).
+  // write() loops over the clamped writes (to /dev/null: nothing is
+  // copied). io_uring only: under epoll the same length goes to write(2),
+  // which clamps it itself, and a sanitizer's write(2) interceptor would
+  // check every one of the 4 GiB it reports written.
+  if (std::string(io::poller_backend()) != "io_uring") co_return true;
   const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   absl::Status all = co_await io::write(null_fd, buffer, length, IoOptions::timeout(20s));
   (void)io::close(null_fd);
@@ -644,14 +648,17 @@ TEST(Io, FdsAboveTwoToTheTwentyWorkUnderEpoll) {
   EXPECT_TRUE(run(echo_on(s.fd[1], kHighFd), config));
   EXPECT_TRUE(run(echo_on(kHighFd, s.fd[1]), config));
   (void)io::close(kHighFd);
-  // Beyond any fd the kernel can hand out: a clear EBADF.
-  Task<bool> (*beyond)() = []() -> Task<bool> {
-    char c = 0;
-    auto r = co_await io::read((1 << 30) + 1, &c, 1);
-    co_return r.status().code() == absl::ErrnoToStatusCode(EBADF);
-  };
-  EXPECT_TRUE(run(beyond(), config));
   ::setrlimit(RLIMIT_NOFILE, &old_limit);
+}
+
+Task<bool> read_of_an_impossible_fd_is_ebadf() {
+  char c = 0;
+  auto r = co_await io::read((1 << 30) + 1, &c, 1);  // above the largest nr_open
+  co_return r.status().code() == absl::ErrnoToStatusCode(EBADF);
+}
+
+TEST(Io, FdAboveAnyPossibleFdIsEbadfNotResourceExhausted) {
+  EXPECT_TRUE(on_both_pollers(read_of_an_impossible_fd_is_ebadf));
 }
 
 // A goroutine's fd closed behind goro's back (::close, not io::close) and its
