@@ -37,8 +37,11 @@
 //   * They must be awaited from a goroutine. The fd may be blocking or
 //     not; under epoll goro makes it non-blocking the first time it is used,
 //     and no operation blocks a worker thread even when the fd number was
-//     closed with ::close and reused by a blocking file (it is registered
-//     again). Under epoll any fd the kernel hands out works (up to 2^30).
+//     closed with ::close (not io::close) and reused by a blocking file.
+//     Such a file is unknown to epoll: an operation parked on it ends only
+//     at its deadline or stop, and then goro registers the new file, so
+//     the next operation works. Under epoll any fd the kernel hands out
+//     works (up to 2^30).
 //
 // Closing: close(fd) wakes operations parked on fd under epoll (they fail
 // with EBADF). Under io_uring an operation in flight keeps its file open
