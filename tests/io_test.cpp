@@ -514,6 +514,24 @@ bool on_both_pollers(Make make, unsigned procs = 2) {
   return all;
 }
 
+// SIGPIPE's default disposition (terminate) while it lives, whatever the
+// test runner set.
+class DefaultSigpipe {
+ public:
+  DefaultSigpipe() {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    ::sigaction(SIGPIPE, &default_action, &saved_);
+  }
+  DefaultSigpipe(const DefaultSigpipe&) = delete;
+  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
+  ~DefaultSigpipe() { ::sigaction(SIGPIPE, &saved_, nullptr); }
+
+ private:
+  struct sigaction saved_ {};
+};
+
 bool sigpipe_is_default() {
   struct sigaction current {};
   ::sigaction(SIGPIPE, nullptr, &current);
@@ -545,6 +563,7 @@ Task<bool> write_to_socket_whose_peer_closed() {
 }
 
 TEST(Io, WriteToAPipeWithoutReaderIsEpipeNotASignal) {
+  DefaultSigpipe default_disposition;
   ASSERT_TRUE(sigpipe_is_default());
   EXPECT_TRUE(on_both_pollers(write_to_pipe_without_reader));
   EXPECT_TRUE(sigpipe_is_default());
@@ -554,6 +573,7 @@ TEST(Io, WriteToAPipeWithoutReaderIsEpipeNotASignal) {
 }
 
 TEST(Io, WriteToASocketWhosePeerClosedIsEpipeNotASignal) {
+  DefaultSigpipe default_disposition;
   ASSERT_TRUE(sigpipe_is_default());
   EXPECT_TRUE(on_both_pollers(write_to_socket_whose_peer_closed));
   EXPECT_TRUE(sigpipe_is_default());
