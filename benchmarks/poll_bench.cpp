@@ -36,8 +36,8 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <thread>
 #include <vector>

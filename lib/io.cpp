@@ -149,14 +149,12 @@ SizeAwaiter read(int fd, void* buffer, std::size_t length, const IoOptions& opti
 }
 
 SizeAwaiter recv(int fd, void* buffer, std::size_t length, int flags, const IoOptions& options) {
-  return SizeAwaiter(
-      IoRequest{
-          .kind = IoKind::kRecv,
-          .fd = fd,
-          .flags = flags,
-          .buffer = buffer,
-          .length = clamp_length(length)},
-      options);
+  return SizeAwaiter(IoRequest{.kind = IoKind::kRecv,
+                               .fd = fd,
+                               .flags = flags,
+                               .buffer = buffer,
+                               .length = clamp_length(length)},
+                     options);
 }
 
 SizeAwaiter write_some(int fd, const void* data, std::size_t length, const IoOptions& options) {

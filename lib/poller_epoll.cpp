@@ -324,7 +324,8 @@ void refresh(PollDesc& pd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
 }
 
 // Sets O_NONBLOCK on fd and adds it to `epoll_fd` for pd (pd locked).
-int register_with(int epoll_fd, PollDesc& pd, int fd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
+int register_with(int epoll_fd, PollDesc& pd, int fd) noexcept
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
   if (const int rc = ensure_nonblocking(fd); rc < 0) return rc;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -532,7 +533,9 @@ void epoll_cancel(IoOp& op) noexcept {
       // an fd number reused behind goro's back (the top of this file).
       if (pd->pollable.load(std::memory_order_relaxed)) {  // under mu
         const int fl = fcntl(op.request.fd, F_GETFL);
-        if (fl >= 0 && (fl & O_NONBLOCK) == 0) (void)register_with(pd->epoll_fd, *pd, op.request.fd);
+        if (fl >= 0 && (fl & O_NONBLOCK) == 0) {
+          (void)register_with(pd->epoll_fd, *pd, op.request.fd);
+        }
       }
     }
   }

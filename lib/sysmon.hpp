@@ -91,8 +91,8 @@ struct SysmonTuning {
   // poll per busy P per period. The threshold keeps a worker thread that
   // the OS preempted for a moment from losing its I/O to the global queue
   // (which costs another P's wakeup).
-  static constexpr std::int64_t kIoRescueNanos = 1'000'000;      // 1 ms
-  static constexpr std::int64_t kIoRescuePeriodNanos = 200'000;  // 200 us
+  static constexpr std::int64_t kIoRescueNanos = 1'000'000;            // 1 ms
+  static constexpr std::int64_t kIoRescuePeriodNanos = 200'000;        // 200 us
   static constexpr std::int64_t kScavengePeriodNanos = 1'000'000'000;  // 1 s
   static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s
 };

@@ -13,10 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <csignal>
-
 #include <array>
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <stop_token>
@@ -508,7 +507,8 @@ bool on_both_pollers(Make make, unsigned procs = 2) {
     Config config = test::with_procs(procs);
     config.poller = backend;
     const bool ok = run(make(), config);
-    if (!ok) ADD_FAILURE() << "failed under " << (backend == PollerBackend::kEpoll ? "epoll" : "io_uring");
+    if (!ok)
+      ADD_FAILURE() << "failed under " << (backend == PollerBackend::kEpoll ? "epoll" : "io_uring");
     all = all && ok;
   }
   return all;
@@ -657,7 +657,8 @@ TEST(Io, FdsAboveTwoToTheTwentyWorkUnderEpoll) {
   raised.rlim_cur = raised.rlim_max = std::max<rlim_t>(old_limit.rlim_max, kHighFd + 16);
   if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
     raised.rlim_cur = old_limit.rlim_max;
-    if (raised.rlim_cur <= static_cast<rlim_t>(kHighFd) || ::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    if (raised.rlim_cur <= static_cast<rlim_t>(kHighFd) ||
+        ::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
       GTEST_SKIP() << "cannot raise RLIMIT_NOFILE above " << kHighFd;
     }
   }
@@ -728,7 +729,7 @@ Task<bool> reused_blocking_fd_does_not_block_the_worker() {
   co_await ticker;
   (void)io::close(fresh[0]);
   (void)io::close(fresh[1]);
-  co_return deadline && ticked && n.ok() && *n == 1 && c == 'r';
+  co_return deadline&& ticked&& n.ok() && *n == 1 && c == 'r';
 }
 
 TEST(Io, ReusedFdNumberOfABlockingSocketDoesNotBlockTheWorker) {
