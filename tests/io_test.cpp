@@ -507,8 +507,9 @@ bool on_both_pollers(Make make, unsigned procs = 2) {
     Config config = test::with_procs(procs);
     config.poller = backend;
     const bool ok = run(make(), config);
-    if (!ok)
+    if (!ok) {
       ADD_FAILURE() << "failed under " << (backend == PollerBackend::kEpoll ? "epoll" : "io_uring");
+    }
     all = all && ok;
   }
   return all;
