@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -132,23 +133,35 @@ absl::Status error_status(int result, IoCancel reason, IoKind kind) {
 using goro::detail::IoKind;
 using goro::detail::IoRequest;
 
+namespace {
+
+// What one operation may move (goro/detail/io_op.hpp, kMaxIoLength).
+std::size_t clamp_length(std::size_t length) noexcept {
+  return std::min(length, goro::detail::kMaxIoLength);
+}
+
+}  // namespace
+
 SizeAwaiter read(int fd, void* buffer, std::size_t length, const IoOptions& options) {
-  return SizeAwaiter(IoRequest{.kind = IoKind::kRead, .fd = fd, .buffer = buffer, .length = length},
-                     options);
+  return SizeAwaiter(
+      IoRequest{.kind = IoKind::kRead, .fd = fd, .buffer = buffer, .length = clamp_length(length)},
+      options);
 }
 
 SizeAwaiter recv(int fd, void* buffer, std::size_t length, int flags, const IoOptions& options) {
-  return SizeAwaiter(
-      IoRequest{
-          .kind = IoKind::kRecv, .fd = fd, .flags = flags, .buffer = buffer, .length = length},
-      options);
+  return SizeAwaiter(IoRequest{.kind = IoKind::kRecv,
+                               .fd = fd,
+                               .flags = flags,
+                               .buffer = buffer,
+                               .length = clamp_length(length)},
+                     options);
 }
 
 SizeAwaiter write_some(int fd, const void* data, std::size_t length, const IoOptions& options) {
   return SizeAwaiter(IoRequest{.kind = IoKind::kWrite,
                                .fd = fd,
                                .buffer = const_cast<void*>(data),  // only read from
-                               .length = length},
+                               .length = clamp_length(length)},
                      options);
 }
 
@@ -158,7 +171,7 @@ SizeAwaiter send_some(int fd, const void* data, std::size_t length, int flags,
                                .fd = fd,
                                .flags = flags,
                                .buffer = const_cast<void*>(data),  // only read from
-                               .length = length},
+                               .length = clamp_length(length)},
                      options);
 }
 

@@ -1,8 +1,40 @@
 // lib/poller.cpp: the backend choice and what both pollers share (the wake
-// eventfd, readying goroutines). The design is at the top of poller.hpp.
+// eventfd, readying goroutines, SIGPIPE). The design is at the top of
+// poller.hpp.
+//
+// SIGPIPE
+//   A write to a pipe whose reader is gone, or to a socket whose peer shut
+//   down, fails with EPIPE and also raises SIGPIPE on the writing thread,
+//   whose default action kills the process. goro's I/O returns EPIPE as a
+//   value (as Go and Rust do) without touching the process's disposition of
+//   SIGPIPE, which belongs to the program:
+//   1. Each worker thread blocks SIGPIPE in its own signal mask while it
+//      serves a runtime (attach() to detach(); the thread that called run()
+//      gets its previous mask back when run() returns). The signal a failed
+//      write raises is directed at the writing thread, so it stays pending
+//      there instead of being delivered. io_uring runs a write either on
+//      the submitting worker (inline, or in its task work: the same
+//      thread) or on an io-wq thread, which blocks every signal.
+//   2. When an op completes with EPIPE, its worker takes the pending
+//      SIGPIPE with a zero-timeout sigtimedwait, so that it is not
+//      delivered when the mask is restored.
+//   3. When the thread leaves the runtime, a SIGPIPE still pending on it
+//      (raised by a goroutine's own write(2) outside goro::io, which got
+//      EPIPE too) is taken the same way before the mask is restored.
+//   send and send_some pass MSG_NOSIGNAL as well, which raises nothing.
+//   The one visible effect: a SIGPIPE sent to the whole process (kill(2))
+//   while every thread blocks it, the caller of run() included, may be
+//   taken by step 2 instead of being delivered.
+//   Rejected: ignoring SIGPIPE process-wide (Go's choice for fds other than
+//   stdout and stderr): it changes what the program's own writes outside
+//   goro do; and a MSG_NOSIGNAL send instead of write(2) everywhere: it
+//   works for sockets only, and an fstat per registration would still leave
+//   pipes.
 #include "poller.hpp"
 
 #include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -104,6 +136,35 @@ void Poller::wake() noexcept {
   const std::uint64_t one = 1;
   // Cannot fail short of a counter overflow (2^64 - 2 unread wakes).
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Poller::block_sigpipe() noexcept {
+  if (signal_mask_saved_) return;
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  signal_mask_saved_ = pthread_sigmask(SIG_BLOCK, &pipe_only, &saved_signal_mask_) == 0;
+}
+
+void Poller::restore_signal_mask() noexcept {
+  if (!signal_mask_saved_) return;
+  signal_mask_saved_ = false;
+  // One raised by a raw write(2) in a goroutine: that write saw EPIPE too.
+  consume_sigpipe();
+  pthread_sigmask(SIG_SETMASK, &saved_signal_mask_, nullptr);
+}
+
+void consume_sigpipe() noexcept {
+  const int saved_errno = errno;  // callers report the EPIPE from errno
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  const timespec now{};
+  // A zero timeout: returns at once whether or not one was pending (a
+  // writer that saw EPIPE on a socket sent with MSG_NOSIGNAL raised none).
+  while (sigtimedwait(&pipe_only, nullptr, &now) < 0 && errno == EINTR) {
+  }
+  errno = saved_errno;
 }
 
 void Poller::ready(IoOp& op) noexcept {

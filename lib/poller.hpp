@@ -52,6 +52,47 @@
 //      output, with the epoll of the P that first waits on it; its waiter
 //      lists and ready flags are guarded by its PollDesc lock.
 //
+// Rescuing a busy P's I/O
+//   A P polls when its goroutines park and every kPollInterval schedules,
+//   so while one goroutine computes without suspending, the ops in its
+//   poller complete for nobody. Timers do not have that problem (idle Ps
+//   run a busy P's due timers); I/O is rescued by sysmon:
+//   1. Each round, a P that has run the same goroutine for kIoRescueNanos
+//      or longer (its schedule count has not moved, so it has not polled)
+//      while ops wait in a poller is a rescue candidate; while there is
+//      one, sysmon's rounds stay at most kIoRescuePeriodNanos apart
+//      instead of backing off.
+//   2. epoll: sysmon polls the candidate's epoll instance itself, with a
+//      zero timeout: epoll_wait may be called on one instance from several
+//      threads, the waiter lists are under their PollDesc locks, and each
+//      edge goes to one caller. The completed goroutines go to the global
+//      queue and an idle P is woken to run them (the owner cannot take
+//      them: it is busy). The owner's wake eventfd, if it is ready, stays
+//      ready for its owner (it is level-triggered).
+//   3. io_uring: not rescued. With SINGLE_ISSUER|DEFER_TASKRUN only the
+//      ring's thread may run the kernel's completion work (io_uring_enter
+//      from any other task fails), and a goroutine that computes cannot be
+//      preempted (goro is cooperative: P::preempt is honoured at yield()
+//      and at suspension only). Its ops complete when it suspends.
+//   Rejected for epoll: nesting each P's epoll instance in the others'
+//   (an idle P would wake at once, but every event of a P that polls for
+//   itself would wake the idle ones too, and epoll refuses the loops two
+//   busy Ps would make); one epoll instance for all Ps, as Go (every
+//   wait would contend on one instance, where a P's own edges now stay
+//   with it).
+//   Considered for io_uring, not done: a signal (as Go's async
+//   preemption) whose handler, on the ring's thread, enters the ring to
+//   run the completion work, with sysmon then reaping the CQ under a lock
+//   the owner takes too and handing resubmissions back; it installs a
+//   process-wide handler, and SQEs queued but not yet submitted by the
+//   busy thread stay invisible to the kernel (an op parked just before the
+//   goroutine that computes was scheduled is often one: SQEs go out when
+//   the P polls). Rings without DEFER_TASKRUN
+//   post completions from the kernel (through task work run at the busy
+//   thread's next interrupt), which another thread could reap under the
+//   same lock, at the cost of the batching DEFER_TASKRUN gives every
+//   enter call.
+//
 // Choosing a backend (choose_poller, when a runtime starts): Config::poller,
 // else GORO_POLLER=epoll|uring, else io_uring if the probe (once per
 // process) allows it. The probe creates a ring with
@@ -75,6 +116,8 @@
 //     runtime's timers already wake workers on time.
 #ifndef GORO_LIB_POLLER_HPP_
 #define GORO_LIB_POLLER_HPP_
+
+#include <signal.h>
 
 #include <atomic>
 #include <cstdint>
@@ -138,6 +181,17 @@ class Poller {
   // Any thread (sysmon's deadlock check): whether ops wait in this poller
   // (epoll: in any PollDesc). Exact whenever the P is idle.
   [[nodiscard]] virtual bool ops_waiting() const noexcept = 0;
+  // Sysmon, while the owner runs one goroutine and so does not poll (see
+  // "Rescuing a busy P's I/O" above): makes the goroutines of ops that
+  // completed runnable through the global queue, so that idle Ps run them.
+  // Returns how many; 0 where the backend cannot (io_uring).
+  virtual std::uint32_t rescue() noexcept { return 0; }
+
+  // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker
+  // thread while it serves a runtime, and its previous mask restored after
+  // (poller.cpp, "SIGPIPE").
+  void block_sigpipe() noexcept;
+  void restore_signal_mask() noexcept;
 
   // Makes every P's poller for `kind`.
   static std::unique_ptr<Poller> make(P& p, const PollerChoice& choice);
@@ -153,12 +207,19 @@ class Poller {
 
   P& p_;
   const int wake_fd_;
+  sigset_t saved_signal_mask_{};
+  bool signal_mask_saved_ = false;
   std::uint32_t readied_ = 0;  // goroutines readied in the current batch
   bool stealable_ = false;     // one of them went where a thief can take it
 
  private:
   std::atomic<bool> wake_pending_{false};
 };
+
+// Worker thread, after an op failed with EPIPE: takes the SIGPIPE that the
+// failing write raised on this thread, where it is blocked, so that it is
+// neither delivered later nor left pending (poller.cpp, "SIGPIPE").
+void consume_sigpipe() noexcept;
 
 // --- io_uring backend entry points (poller_uring.cpp), owner thread only.
 // Sends on a socket are tried at once (MSG_DONTWAIT): they almost always

@@ -32,10 +32,34 @@
 //      completing already, or step 2 will see its cancel word.
 //   Step 2's check and step 4 both run under the PollDesc lock, and the
 //   cancel word is set before step 4 takes it, so no cancel is lost.
+//
+// No attempt blocks its worker, even when the fd number was closed behind
+// goro's back (::close, not io::close) and reused by a blocking file that
+// epoll never saw: read and write go through preadv2/pwritev2 with
+// RWF_NOWAIT (a would-block is EAGAIN whatever O_NONBLOCK says), recv and
+// send pass MSG_DONTWAIT, and accept, connect and the fds that refuse
+// RWF_NOWAIT (EOPNOTSUPP: ttys, some devices, older kernels) have their
+// O_NONBLOCK checked before the call. Such a file is not in the epoll
+// instance either, so an op parked on it waits for an edge that never
+// comes, until its deadline or a stop: when an op is cancelled while
+// parked, its fd's O_NONBLOCK is checked (one fcntl): registration set it,
+// so a clear flag means another file holds the number now, and the fd is
+// registered again; the caller's next operation works.
+// Rejected: an fcntl or fstat before every attempt or every park, and an
+// epoll_ctl before every park (it would also detect a reuse by a
+// non-blocking file): a system call more per operation, where the fast
+// path makes one (measured on the development machine, where a system
+// call costs microseconds, as a visible slowdown of the socket ping-pong).
+//
+// The PollDesc table: three levels of 1024 (top, directories, chunks of
+// PollDescs), allocated on first use and kept, so fds up to 2^30 (above
+// the largest nr_open Linux allows) work while a table for 2^20 fds costs
+// one directory. An fd beyond that cannot exist: EBADF.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,44 +81,65 @@ struct PollDesc {
   // that an op on a registered fd takes no lock before its system call.
   std::atomic<std::uint64_t> epoch{0};
   int epoll_fd ABSL_GUARDED_BY(mu) = -1;
-  bool pollable ABSL_GUARDED_BY(mu) = true;  // false: epoll refuses it (a regular file)
+  // false: epoll refuses the fd (a regular file, whose calls never say
+  // EAGAIN). Written under `mu` before `epoch` publishes the registration;
+  // read without the lock by attempts (relaxed: ordered by that epoch).
+  std::atomic<bool> pollable{true};
+  // The fd refused RWF_NOWAIT: its attempts check O_NONBLOCK instead.
+  // Relaxed: a hint, set once per registration.
+  std::atomic<bool> no_nowait{false};
   bool read_ready ABSL_GUARDED_BY(mu) = false;
   bool write_ready ABSL_GUARDED_BY(mu) = false;
   IoOp* readers ABSL_GUARDED_BY(mu) = nullptr;
   IoOp* writers ABSL_GUARDED_BY(mu) = nullptr;
 };
 
-// The fd -> PollDesc table: chunks allocated on first use and kept for the
-// life of the process (fd numbers are dense and reused).
+// The fd -> PollDesc table (the top of this file): directories and chunks
+// allocated on first use and kept for the life of the process (fd numbers
+// are dense and reused).
 class FdTable {
  public:
-  static constexpr int kChunkBits = 10;
-  static constexpr int kChunkSize = 1 << kChunkBits;
-  static constexpr int kChunks = 1024;  // fds below 2^20 (Linux's default nr_open)
+  static constexpr int kLevelBits = 10;
+  static constexpr int kLevelSize = 1 << kLevelBits;
+  static constexpr int kLimit = 1 << (3 * kLevelBits);  // fds below 2^30
 
+  // The fd's PollDesc; nullptr if fd is out of range or (create: memory
+  // ran out; !create: none was ever made).
   PollDesc* find(int fd, bool create) noexcept {
-    if (fd < 0 || fd >= kChunkSize * kChunks) return nullptr;
-    std::atomic<PollDesc*>& slot = chunks_[fd >> kChunkBits];
-    // Acquire: pairs with the release below, so the chunk is constructed.
-    PollDesc* chunk = slot.load(std::memory_order_acquire);
-    if (chunk == nullptr) {
-      if (!create) return nullptr;
-      auto* fresh = new (std::nothrow) PollDesc[kChunkSize];
-      if (fresh == nullptr) return nullptr;
-      // Release on success publishes the constructed chunk; acquire on
-      // failure sees the winner's.
-      if (!slot.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel,
-                                        std::memory_order_acquire)) {
-        delete[] fresh;
-      } else {
-        chunk = fresh;
-      }
-    }
-    return &chunk[fd & (kChunkSize - 1)];
+    if (fd < 0 || fd >= kLimit) return nullptr;
+    Directory* directory = load_or_make(top_[fd >> (2 * kLevelBits)], create);
+    if (directory == nullptr) return nullptr;
+    Chunk* chunk = load_or_make(directory->chunks[(fd >> kLevelBits) & (kLevelSize - 1)], create);
+    if (chunk == nullptr) return nullptr;
+    return &chunk->descs[fd & (kLevelSize - 1)];
   }
 
  private:
-  std::atomic<PollDesc*> chunks_[kChunks] = {};
+  struct Chunk {
+    PollDesc descs[kLevelSize];
+  };
+  struct Directory {
+    std::atomic<Chunk*> chunks[kLevelSize] = {};
+  };
+
+  template <class Node>
+  static Node* load_or_make(std::atomic<Node*>& slot, bool create) noexcept {
+    // Acquire: pairs with the release below, so the node is constructed.
+    Node* node = slot.load(std::memory_order_acquire);
+    if (node != nullptr || !create) return node;
+    auto* fresh = new (std::nothrow) Node;
+    if (fresh == nullptr) return nullptr;
+    // Release on success publishes the constructed node; acquire on
+    // failure sees the winner's.
+    if (!slot.compare_exchange_strong(node, fresh, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      delete fresh;
+      return node;
+    }
+    return fresh;
+  }
+
+  std::atomic<Directory*> top_[kLevelSize] = {};
 };
 
 // Ops parked in any PollDesc (sysmon's deadlock check). Changed under the
@@ -139,17 +184,48 @@ bool is_reader(const IoRequest& r) noexcept {
 
 int errno_result() noexcept { return errno == EWOULDBLOCK ? -EAGAIN : -errno; }
 
+// Sets O_NONBLOCK on fd if it is clear; returns 0 or -errno.
+int ensure_nonblocking(int fd) noexcept {
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -errno;
+  if ((fl & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -errno;
+  return 0;
+}
+
+// read(2) or write(2) that never blocks (the top of this file); returns
+// what the call returns, errno set on failure.
+ssize_t transfer(PollDesc& pd, const IoRequest& r, bool write) noexcept {
+  // Relaxed: written before the registration's epoch was published.
+  if (!pd.pollable.load(std::memory_order_relaxed)) {
+    // A regular file: its calls never say EAGAIN, and RWF_NOWAIT would
+    // (on a page-cache miss).
+    return write ? ::write(r.fd, r.buffer, r.length) : ::read(r.fd, r.buffer, r.length);
+  }
+  if (!pd.no_nowait.load(std::memory_order_relaxed)) {
+    iovec vector{r.buffer, r.length};
+    const ssize_t n = write ? ::pwritev2(r.fd, &vector, 1, -1, RWF_NOWAIT)
+                            : ::preadv2(r.fd, &vector, 1, -1, RWF_NOWAIT);
+    if (n >= 0 || errno != EOPNOTSUPP) return n;
+    pd.no_nowait.store(true, std::memory_order_relaxed);
+  }
+  if (const int rc = ensure_nonblocking(r.fd); rc < 0) {
+    errno = -rc;
+    return -1;
+  }
+  return write ? ::write(r.fd, r.buffer, r.length) : ::read(r.fd, r.buffer, r.length);
+}
+
 // One non-blocking attempt: the result, or -EAGAIN.
-int attempt(IoOp& op) noexcept {
+int attempt(PollDesc& pd, IoOp& op) noexcept {
   const IoRequest& r = op.request;
   for (;;) {
     ssize_t n = 0;
     switch (r.kind) {
       case IoKind::kRead:
-        n = ::read(r.fd, r.buffer, r.length);
+        n = transfer(pd, r, /*write=*/false);
         break;
       case IoKind::kWrite:
-        n = ::write(r.fd, r.buffer, r.length);
+        n = transfer(pd, r, /*write=*/true);
         break;
       case IoKind::kRecv:
         n = ::recv(r.fd, r.buffer, r.length, r.flags | MSG_DONTWAIT);
@@ -158,10 +234,12 @@ int attempt(IoOp& op) noexcept {
         n = ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
         break;
       case IoKind::kAccept:
+        if (const int rc = ensure_nonblocking(r.fd); rc < 0) return rc;
         n = ::accept4(r.fd, static_cast<sockaddr*>(r.buffer), r.address_length_out, SOCK_CLOEXEC);
         break;
       case IoKind::kConnect: {
         if (!op.connect_started) {
+          if (const int rc = ensure_nonblocking(r.fd); rc < 0) return rc;
           if (::connect(r.fd, r.address, r.address_length) == 0) return 0;
           if (errno == EINTR) continue;
           if (errno != EINPROGRESS) return -errno;
@@ -193,6 +271,8 @@ int attempt(IoOp& op) noexcept {
     }
     if (n >= 0) return static_cast<int>(n);
     if (errno == EINTR) continue;
+    // A write(2) that failed with EPIPE raised SIGPIPE on this thread.
+    if (errno == EPIPE) consume_sigpipe();
     return errno_result();
   }
 }
@@ -218,9 +298,9 @@ bool unlink(IoOp*& list, IoOp* op) noexcept {
 using OpBatch = absl::InlinedVector<IoOp*, 8>;
 
 // Step 3 for one list; returns whether it ran dry without an EAGAIN.
-bool retry_list(IoOp*& list, OpBatch& done) noexcept {
+bool retry_list(PollDesc& pd, IoOp*& list, OpBatch& done) noexcept {
   while (IoOp* op = list) {
-    const int r = attempt(*op);
+    const int r = attempt(pd, *op);
     if (r == -EAGAIN) return false;
     list = op->next;
     op->next = nullptr;
@@ -236,9 +316,35 @@ void refresh(PollDesc& pd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
   if (pd.epoch.load(std::memory_order_relaxed) == live_epoch()) return;  // under mu
   pd.epoch.store(0, std::memory_order_relaxed);
   pd.epoll_fd = -1;
-  pd.pollable = true;
+  // Relaxed: published by the epoch store of the next registration.
+  pd.pollable.store(true, std::memory_order_relaxed);
+  pd.no_nowait.store(false, std::memory_order_relaxed);
   pd.read_ready = pd.write_ready = false;
   pd.readers = pd.writers = nullptr;
+}
+
+// Sets O_NONBLOCK on fd and adds it to `epoll_fd` for pd (pd locked).
+int register_with(int epoll_fd, PollDesc& pd, int fd) noexcept
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
+  if (const int rc = ensure_nonblocking(fd); rc < 0) return rc;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &pd;
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    if (errno == EPERM) {
+      // A regular file or directory: always "ready"; its calls do not
+      // return EAGAIN. Relaxed: published with the registration.
+      pd.pollable.store(false, std::memory_order_relaxed);
+    } else if (errno == EEXIST) {
+      // Already in this epoll: registered by a PollDesc of an earlier run
+      // on an epoll whose fd number was reused, or still registered when
+      // its O_NONBLOCK was cleared: take it over.
+      if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0) return -errno;
+    } else {
+      return -errno;
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -258,10 +364,10 @@ class EpollPoller final : public Poller {
   }
   ~EpollPoller() override { ::close(epoll_fd_); }
 
-  // Nothing to set up or drain: no op is in the kernel. Parked ops are in
+  // No ring to set up or drain: no op is in the kernel. Parked ops are in
   // PollDescs, which epoll_new_epoch() invalidates before the sweep.
-  void attach() override {}
-  void detach() override {}
+  void attach() override { block_sigpipe(); }
+  void detach() override { restore_signal_mask(); }
 
   // epoll_wait is a system call even when nothing is ready: no spinning.
   bool has_ops_in_flight() const noexcept override { return false; }
@@ -281,6 +387,23 @@ class EpollPoller final : public Poller {
     dispatch(events, n);
   }
 
+  std::uint32_t rescue() noexcept override {
+    // Step 2 of "Rescuing a busy P's I/O" (poller.hpp), on sysmon's thread.
+    if (parked_ops.load(std::memory_order_relaxed) == 0) return 0;  // a hint, as in poll()
+    epoll_event events[PollerTuning::kEpollBatch];
+    const int n = epoll_wait(epoll_fd_, events, PollerTuning::kEpollBatch, 0);
+    OpBatch done;
+    collect(events, n, /*owner=*/false, done);
+    for (IoOp* op : done) {
+      // The owner's queue is its own: through the global queue instead.
+      if (p_.scheduler.global_put_from_outside(entry_for(op->g, /*claim=*/false))) {
+        p_.scheduler.count_outside_ready();
+      }
+    }
+    if (!done.empty()) p_.scheduler.notify_work_available(nullptr);
+    return static_cast<std::uint32_t>(done.size());
+  }
+
   void wait(std::int64_t deadline_ns) override {
     epoll_event events[PollerTuning::kEpollBatch];
     int n;
@@ -298,27 +421,9 @@ class EpollPoller final : public Poller {
 
   // Registers fd (pd locked, not yet registered in this epoch).
   int register_fd(PollDesc& pd, int fd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
-    const int fl = fcntl(fd, F_GETFL);
-    if (fl < 0) return -errno;
-    if ((fl & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -errno;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.ptr = &pd;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      if (errno == EPERM) {
-        // A regular file or directory: always "ready"; its calls do not
-        // return EAGAIN.
-        pd.pollable = false;
-      } else if (errno == EEXIST) {
-        // Registered by a PollDesc of an earlier run on an epoll whose fd
-        // number was reused: take it over.
-        if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) return -errno;
-      } else {
-        return -errno;
-      }
-    }
-    // Release: publishes the registration (and O_NONBLOCK) to epoll_try's
-    // lock-free check.
+    if (const int rc = register_with(epoll_fd_, pd, fd); rc < 0) return rc;
+    // Release: publishes the registration (and O_NONBLOCK, `pollable`) to
+    // epoll_try's lock-free check.
     pd.epoch.store(live_epoch(), std::memory_order_release);
     pd.epoll_fd = epoll_fd_;
     return 0;
@@ -327,9 +432,18 @@ class EpollPoller final : public Poller {
  private:
   void dispatch(epoll_event* events, int n) noexcept {
     OpBatch done;
+    collect(events, n, /*owner=*/true, done);
+    for (IoOp* op : done) ready(*op);
+    finish_batch();
+  }
+
+  // Step 3 of the top for each event: the completed ops go to `done`. The
+  // wake eventfd is drained by its owner only.
+  void collect(epoll_event* events, int n, bool owner, OpBatch& done) noexcept {
     for (int i = 0; i < n; ++i) {
       auto* pd = static_cast<PollDesc*>(events[i].data.ptr);
       if (pd == nullptr) {
+        if (!owner) continue;
         std::uint64_t count = 0;
         [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
         wake_consumed();
@@ -337,11 +451,9 @@ class EpollPoller final : public Poller {
       }
       MutexLock lock(pd->mu);
       if (pd->epoch.load(std::memory_order_relaxed) != live_epoch()) continue;  // stale; under mu
-      if (retry_list(pd->readers, done)) pd->read_ready = true;
-      if (retry_list(pd->writers, done)) pd->write_ready = true;
+      if (retry_list(*pd, pd->readers, done)) pd->read_ready = true;
+      if (retry_list(*pd, pd->writers, done)) pd->write_ready = true;
     }
-    for (IoOp* op : done) ready(*op);
-    finish_batch();
   }
 
   const int epoll_fd_;
@@ -354,7 +466,8 @@ void epoll_new_epoch() noexcept { new_epoch(); }
 bool epoll_try(IoOp& op) noexcept {
   PollDesc* pd = fd_table().find(op.request.fd, /*create=*/true);
   if (pd == nullptr) {
-    op.result = op.request.fd < 0 ? -EBADF : -ENOMEM;
+    const bool in_range = op.request.fd >= 0 && op.request.fd < FdTable::kLimit;
+    op.result = in_range ? -ENOMEM : -EBADF;
     return true;
   }
   // Acquire: pairs with register_fd's release, so a registered fd is also
@@ -371,7 +484,7 @@ bool epoll_try(IoOp& op) noexcept {
       }
     }
   }
-  const int r = attempt(op);
+  const int r = attempt(*pd, op);
   if (r == -EAGAIN && !io_never_waits(op.request)) return false;
   op.result = r;
   return true;
@@ -391,10 +504,11 @@ bool epoll_commit(IoOp& op) noexcept {
   }
   const bool reader = is_reader(op.request);
   bool& ready_flag = reader ? pd.read_ready : pd.write_ready;
-  if (ready_flag || !pd.pollable) {
+  const bool pollable = pd.pollable.load(std::memory_order_relaxed);  // under mu
+  if (ready_flag || !pollable) {
     ready_flag = false;
-    const int r = attempt(op);
-    if (r != -EAGAIN || !pd.pollable) {
+    const int r = attempt(pd, op);
+    if (r != -EAGAIN || !pollable) {
       op.result = r;
       return false;
     }
@@ -415,6 +529,14 @@ void epoll_cancel(IoOp& op) noexcept {
     if (removed) {
       op.result = -ECANCELED;
       parked_ops.fetch_sub(1, std::memory_order_relaxed);
+      // An op that waited until its deadline or a stop may have waited on
+      // an fd number reused behind goro's back (the top of this file).
+      if (pd->pollable.load(std::memory_order_relaxed)) {  // under mu
+        const int fl = fcntl(op.request.fd, F_GETFL);
+        if (fl >= 0 && (fl & O_NONBLOCK) == 0) {
+          (void)register_with(pd->epoll_fd, *pd, op.request.fd);
+        }
+      }
     }
   }
   if (removed) ready_goroutine(op.g);
@@ -436,7 +558,9 @@ void epoll_forget_fd(int fd) noexcept {
           woken.push_back(op);
         }
       }
-      if (pd->pollable) epoll_ctl(pd->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+      if (pd->pollable.load(std::memory_order_relaxed)) {  // under mu
+        epoll_ctl(pd->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+      }
     }
     pd->epoch.store(0, std::memory_order_relaxed);  // under mu
     refresh(*pd);

@@ -138,11 +138,15 @@ class UringPoller final : public Poller {
     const int rc = io_uring_queue_init_params(PollerTuning::kSubmissionEntries, &ring_, &params);
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "goro: io_uring_setup");
     attached_ = true;
+    block_sigpipe();
     arm_wake_read();
   }
 
   void detach() override {
-    if (!attached_) return;
+    if (!attached_) {
+      restore_signal_mask();
+      return;
+    }
     draining_ = true;
     io_uring_sqe* sqe = get_sqe();
     {
@@ -158,6 +162,7 @@ class UringPoller final : public Poller {
     }
     io_uring_queue_exit(&ring_);
     attached_ = false;
+    restore_signal_mask();
   }
 
   // Publishes the ops in flight for ops_waiting(). Release: an owner that
@@ -364,6 +369,9 @@ class UringPoller final : public Poller {
         res = -ECANCELED;
       }
     }
+    // The write ran on this thread (inline or in its task work), where
+    // SIGPIPE is blocked: take the signal it raised.
+    if (res == -EPIPE) consume_sigpipe();
     op.result = res;
     op.repoll = false;
     if (!draining_) ready(op);

@@ -2,6 +2,7 @@
 #include "sysmon.hpp"
 
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
@@ -18,6 +19,13 @@ void Sysmon::start() {
   queue_watches_.assign(scheduler_.ps_.size(), QueueWatch{});
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "goro-sysmon");
+    // Step 1c makes system calls on goroutines' fds: as on the workers, a
+    // write that fails with EPIPE leaves its SIGPIPE pending here, where
+    // the poller takes it (poller.cpp, "SIGPIPE").
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
     loop();
   });
 }
@@ -46,6 +54,21 @@ bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
   if (w.reported || now - w.since < SysmonTuning::kStallNanos) return false;
   w.reported = true;
   scheduler_.begin_stall(index, running, now - w.since);
+  return true;
+}
+
+bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
+  // Only the epoll backend can be rescued (poller.hpp).
+  if (scheduler_.poller_kind() != PollerKind::kEpoll) return false;
+  P& p = *scheduler_.ps_[index];
+  const Watch& w = watches_[index];  // watch_p refreshed it this round
+  // Relaxed: a snapshot, as in watch_p. The same goroutine has run since
+  // w.since: no schedule, so no poll.
+  if (p.running_goroutine.load(std::memory_order_relaxed) == 0 ||
+      now - w.since < SysmonTuning::kIoRescueNanos || !p.poller->ops_waiting()) {
+    return false;
+  }
+  p.poller->rescue();
   return true;
 }
 
@@ -197,6 +220,7 @@ void Sysmon::loop() {
     } else {
       delay = SysmonTuning::kMinDelayNanos;
     }
+    if (rescuing_) delay = std::min(delay, SysmonTuning::kIoRescuePeriodNanos);
     std::int64_t now = monotonic_now_ns();
     if (scheduler_.all_idle()) {
       // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
@@ -230,6 +254,8 @@ void Sysmon::loop() {
     now = monotonic_now_ns();
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
+    rescuing_ = false;
+    for (std::size_t i = 0; i < watches_.size(); ++i) rescuing_ = rescue_io(i, now) || rescuing_;
     for (std::size_t i = 0; i < queue_watches_.size(); ++i) acted = watch_queue(i, now) || acted;
     acted = scheduler_.kick_global_queue() || acted;
     if (now >= next_scavenge) {

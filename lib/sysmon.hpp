@@ -18,6 +18,11 @@
 //      which thieves otherwise leave with their partners) and wakes an
 //      idle worker. While some P has
 //      queued goroutines and another is idle, rounds stay 20 us apart;
+//   1c. rescues the I/O of a P that has run one goroutine for
+//      kIoRescueNanos or more while ops wait in pollers (poller.hpp,
+//      "Rescuing a busy P's I/O"): the P does not poll meanwhile, so
+//      sysmon polls for it where the backend allows, and keeps its rounds
+//      at most kIoRescuePeriodNanos apart while such a P exists;
 //   2. wakes a worker when the global queue holds work and nobody spins
 //      (a safety net: the submitters' handshake already does it);
 //   3. every kScavengePeriod, returns to the OS the allocator's pages that
@@ -79,6 +84,15 @@ struct SysmonTuning {
 #else
   static constexpr std::int64_t kComputeNanosPerSync = 500;
 #endif
+  // Step 1c: a P that has run one goroutine this long without polling has
+  // its I/O rescued, and sysmon looks again this often while one does:
+  // an op that completes beside a computing goroutine waits at most about
+  // a period (plus an idle P's wakeup), at the price of a zero-timeout
+  // poll per busy P per period. The threshold keeps a worker thread that
+  // the OS preempted for a moment from losing its I/O to the global queue
+  // (which costs another P's wakeup).
+  static constexpr std::int64_t kIoRescueNanos = 1'000'000;            // 1 ms
+  static constexpr std::int64_t kIoRescuePeriodNanos = 200'000;        // 200 us
   static constexpr std::int64_t kScavengePeriodNanos = 1'000'000'000;  // 1 s
   static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s
 };
@@ -133,6 +147,8 @@ class Sysmon {
   bool watch_p(std::size_t index, std::int64_t now);
   // Step 1b for one P; returns whether sysmon should keep its short period.
   bool watch_queue(std::size_t index, std::int64_t now);
+  // Step 1c for one P (after watch_p); returns whether it is a candidate.
+  bool rescue_io(std::size_t index, std::int64_t now);
 
   Scheduler& scheduler_;
   std::thread thread_;
@@ -141,6 +157,8 @@ class Sysmon {
   std::atomic<bool> sleeping_{false};
   std::vector<Watch> watches_;
   std::vector<QueueWatch> queue_watches_;
+  // Whether the last round found a P whose I/O needs rescuing (step 1c).
+  bool rescuing_ = false;
   // Deadlock detection: when the runtime was first seen quiescent (0: not
   // now) and its activity count then.
   std::int64_t quiet_since_ = 0;

@@ -8,15 +8,19 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
@@ -492,6 +496,291 @@ Task<bool> bad_fd_is_an_error() {
 }
 
 TEST(Io, BadFdIsAnErrorValue) { EXPECT_TRUE(run(bad_fd_is_an_error(), test::with_procs(1))); }
+
+// --- errors that must be values on both backends ---
+
+// Runs `make()` once under each poller backend; true if both returned true.
+template <class Make>
+bool on_both_pollers(Make make, unsigned procs = 2) {
+  bool all = true;
+  for (PollerBackend backend : {PollerBackend::kIoUring, PollerBackend::kEpoll}) {
+    Config config = test::with_procs(procs);
+    config.poller = backend;
+    const bool ok = run(make(), config);
+    if (!ok) {
+      ADD_FAILURE() << "failed under " << (backend == PollerBackend::kEpoll ? "epoll" : "io_uring");
+    }
+    all = all && ok;
+  }
+  return all;
+}
+
+// SIGPIPE's default disposition (terminate) while it lives, whatever the
+// test runner set.
+class DefaultSigpipe {
+ public:
+  DefaultSigpipe() {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    ::sigaction(SIGPIPE, &default_action, &saved_);
+  }
+  DefaultSigpipe(const DefaultSigpipe&) = delete;
+  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
+  ~DefaultSigpipe() { ::sigaction(SIGPIPE, &saved_, nullptr); }
+
+ private:
+  struct sigaction saved_ {};
+};
+
+bool sigpipe_is_default() {
+  struct sigaction current {};
+  ::sigaction(SIGPIPE, nullptr, &current);
+  return current.sa_handler == SIG_DFL;
+}
+
+// write_some and write to `fd`, whose reader is gone, give EPIPE; the
+// runtime keeps serving afterwards.
+Task<bool> writes_give_epipe(int fd) {
+  auto some = co_await io::write_some(fd, "data", 4);
+  absl::Status all = co_await io::write(fd, "more", 4);
+  co_await sleep(1ms);  // a SIGPIPE left pending would be delivered by now
+  co_return !some.ok() && some.status().code() == absl::ErrnoToStatusCode(EPIPE) && !all.ok() &&
+      all.code() == absl::ErrnoToStatusCode(EPIPE);
+}
+
+Task<bool> write_to_pipe_without_reader() {
+  Pipe p;
+  (void)io::close(p.fd[0]);
+  p.fd[0] = -1;
+  co_return co_await writes_give_epipe(p.fd[1]);
+}
+
+Task<bool> write_to_socket_whose_peer_closed() {
+  SocketPair s;
+  (void)io::close(s.fd[1]);
+  s.fd[1] = -1;
+  co_return co_await writes_give_epipe(s.fd[0]);
+}
+
+TEST(Io, WriteToAPipeWithoutReaderIsEpipeNotASignal) {
+  DefaultSigpipe default_disposition;
+  ASSERT_TRUE(sigpipe_is_default());
+  EXPECT_TRUE(on_both_pollers(write_to_pipe_without_reader));
+  EXPECT_TRUE(sigpipe_is_default());
+  sigset_t pending;
+  ::sigpending(&pending);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+}
+
+TEST(Io, WriteToASocketWhosePeerClosedIsEpipeNotASignal) {
+  DefaultSigpipe default_disposition;
+  ASSERT_TRUE(sigpipe_is_default());
+  EXPECT_TRUE(on_both_pollers(write_to_socket_whose_peer_closed));
+  EXPECT_TRUE(sigpipe_is_default());
+  // The calling thread's signal mask is as it was (it ran P 0).
+  sigset_t mask;
+  ::pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+  EXPECT_FALSE(sigismember(&mask, SIGPIPE));
+}
+
+// --- lengths beyond what one system call or SQE carries ---
+
+// An address range of `length` bytes that costs no memory until touched.
+struct HugeSparseBuffer {
+  std::size_t length;
+  void* data;
+  explicit HugeSparseBuffer(std::size_t length)
+      : length(length),
+        data(::mmap(nullptr, length, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)) {}
+  ~HugeSparseBuffer() {
+    if (data != MAP_FAILED) ::munmap(data, length);
+  }
+};
+
+constexpr std::size_t kFourGiB = std::size_t{1} << 32;
+
+Task<bool> huge_read_gets_the_message(void* buffer, std::size_t length) {
+  Pipe p;
+  (void)co_await io::write(p.fd[1], "hello", 5);
+  auto n = co_await io::read(p.fd[0], buffer, length, IoOptions::timeout(10s));
+  co_return n.ok() && *n == 5 && std::memcmp(buffer, "hello", 5) == 0;
+}
+
+Task<bool> huge_writes_progress(const void* buffer, std::size_t length) {
+  Pipe p;
+  auto some = co_await io::write_some(p.fd[1], buffer, length, IoOptions::timeout(10s));
+  if (!some.ok() || *some == 0) co_return false;
+  // write() loops over the clamped writes (to /dev/null: nothing is
+  // copied). io_uring only: under epoll the same length goes to write(2),
+  // which clamps it itself, and a sanitizer's write(2) interceptor would
+  // check every one of the 4 GiB it reports written.
+  if (std::string(io::poller_backend()) != "io_uring") co_return true;
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  absl::Status all = co_await io::write(null_fd, buffer, length, IoOptions::timeout(20s));
+  (void)io::close(null_fd);
+  co_return all.ok();
+}
+
+TEST(Io, ReadIntoAFourGibibyteBufferIsNotEndOfFile) {
+  for (std::size_t length : {kFourGiB, kFourGiB + 1}) {
+    HugeSparseBuffer buffer(length);
+    ASSERT_NE(buffer.data, MAP_FAILED);
+    EXPECT_TRUE(on_both_pollers([&] { return huge_read_gets_the_message(buffer.data, length); }))
+        << length;
+  }
+}
+
+TEST(Io, WritesOfFourGibibytesProgress) {
+  for (std::size_t length : {kFourGiB, kFourGiB + 1}) {
+    HugeSparseBuffer buffer(length);
+    ASSERT_NE(buffer.data, MAP_FAILED);
+    EXPECT_TRUE(on_both_pollers([&] { return huge_writes_progress(buffer.data, length); }))
+        << length;
+  }
+}
+
+// --- epoll: fd numbers and reuse ---
+
+Task<bool> echo_on(int a, int b) {
+  if (!(co_await io::write(a, "ping", 4)).ok()) co_return false;
+  char buf[4] = {};
+  auto n = co_await io::read(b, buf, sizeof buf, IoOptions::timeout(10s));
+  co_return n.ok() && *n == 4 && std::memcmp(buf, "ping", 4) == 0;
+}
+
+TEST(Io, FdsAboveTwoToTheTwentyWorkUnderEpoll) {
+  constexpr int kHighFd = (1 << 20) + 5;
+  rlimit old_limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  rlimit raised = old_limit;
+  raised.rlim_cur = raised.rlim_max = std::max<rlim_t>(old_limit.rlim_max, kHighFd + 16);
+  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    raised.rlim_cur = old_limit.rlim_max;
+    if (raised.rlim_cur <= static_cast<rlim_t>(kHighFd) ||
+        ::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+      GTEST_SKIP() << "cannot raise RLIMIT_NOFILE above " << kHighFd;
+    }
+  }
+  SocketPair s;
+  ASSERT_EQ(::dup2(s.fd[0], kHighFd), kHighFd);
+  Config config = test::with_procs(2);
+  config.poller = PollerBackend::kEpoll;
+  EXPECT_TRUE(run(echo_on(s.fd[1], kHighFd), config));
+  EXPECT_TRUE(run(echo_on(kHighFd, s.fd[1]), config));
+  (void)io::close(kHighFd);
+  ::setrlimit(RLIMIT_NOFILE, &old_limit);
+}
+
+Task<bool> read_of_an_impossible_fd_is_ebadf() {
+  char c = 0;
+  auto r = co_await io::read((1 << 30) + 1, &c, 1);  // above the largest nr_open
+  co_return r.status().code() == absl::ErrnoToStatusCode(EBADF);
+}
+
+TEST(Io, FdAboveAnyPossibleFdIsEbadfNotResourceExhausted) {
+  EXPECT_TRUE(on_both_pollers(read_of_an_impossible_fd_is_ebadf));
+}
+
+// A goroutine's fd closed behind goro's back (::close, not io::close) and its
+// number reused by a blocking socket that epoll has never seen: a read on
+// it must not block the worker thread (procs=1: a timer goroutine must keep
+// running while it waits), it ends at its deadline, and the fd is then
+// registered again: the next read completes when the byte arrives.
+Task<void> count_ticks(std::atomic<int>* ticks, std::atomic<bool>* stop) {
+  while (!stop->load()) {
+    co_await sleep(1ms);
+    ticks->fetch_add(1);
+  }
+}
+
+Task<bool> reused_blocking_fd_does_not_block_the_worker() {
+  SocketPair first;
+  char c = 0;
+  // Registers the fd with the epoll and makes it non-blocking.
+  auto timed_out = co_await io::read(first.fd[0], &c, 1, IoOptions::timeout(1ms));
+  if (timed_out.ok()) co_return false;
+  const int number = first.fd[0];
+  ::close(first.fd[0]);
+  int fresh[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh) != 0) co_return false;
+  first.fd[0] = -1;
+  if (fresh[0] != number) {  // the number must be reused for the test to mean anything
+    ::close(fresh[0]);
+    ::close(fresh[1]);
+    co_return false;
+  }
+  std::atomic<int> ticks{0};
+  std::atomic<bool> stop{false};
+  auto ticker = spawn(count_ticks(&ticks, &stop));
+  // Blocks the only worker in read(2) without the precautions; with them
+  // the read parks and the ticker runs until the deadline.
+  const int ticks_before = ticks.load();
+  auto waited = co_await io::read(fresh[0], &c, 1, IoOptions::timeout(50ms));
+  const bool deadline = waited.status().code() == absl::StatusCode::kDeadlineExceeded;
+  const bool ticked = ticks.load() > ticks_before;
+  // Registered again: a parked read completes when the byte arrives.
+  auto reader = spawn(read_task(fresh[0], &c, IoOptions::timeout(30s)));
+  const int parked_at = ticks.load();
+  while (ticks.load() < parked_at + 5) co_await sleep(1ms);
+  (void)::write(fresh[1], "r", 1);
+  auto n = co_await reader;
+  stop.store(true);
+  co_await ticker;
+  (void)io::close(fresh[0]);
+  (void)io::close(fresh[1]);
+  co_return deadline&& ticked&& n.ok() && *n == 1 && c == 'r';
+}
+
+TEST(Io, ReusedFdNumberOfABlockingSocketDoesNotBlockTheWorker) {
+  Config config = test::with_procs(1);
+  config.poller = PollerBackend::kEpoll;
+  test::Watchdog watchdog("Io.ReusedFdNumberOfABlockingSocketDoesNotBlockTheWorker", 60s);
+  EXPECT_TRUE(run(reused_blocking_fd_does_not_block_the_worker(), config));
+}
+
+// --- I/O beside a goroutine that computes ---
+
+// The reader of the test below: announces itself, then reads one byte.
+Task<void> read_then_flag(int fd, std::atomic<bool>* reading, std::atomic<bool>* done) {
+  char c = 0;
+  reading->store(true);
+  auto n = co_await io::read(fd, &c, 1, IoOptions::timeout(60s));
+  done->store(n.ok() && *n == 1);
+}
+
+// The main goroutine registers the socket with its own P's epoll (a read
+// that completes at once: no suspension, so it stays on that P), then
+// computes without ever suspending until the reader's read has completed.
+// The byte arrives while it computes: only a rescue of the busy P's I/O
+// can complete the read, so a missing rescue shows as the 30 s bound.
+Task<bool> read_completes_while_its_p_computes() {
+  SocketPair s;
+  char c = 0;
+  if (::write(s.fd[1], "r", 1) != 1) co_return false;
+  auto first = co_await io::read(s.fd[0], &c, 1);
+  if (!first.ok() || *first != 1) co_return false;
+  std::atomic<bool> reading{false};
+  std::atomic<bool> done{false};
+  go(read_then_flag(s.fd[0], &reading, &done));
+  std::thread writer([&] {
+    while (!reading.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(20ms);  // lets the reader park (a pass needs no sleep)
+    (void)::write(s.fd[1], "w", 1);
+  });
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (!done.load() && std::chrono::steady_clock::now() < give_up) {
+  }
+  writer.join();
+  co_return done.load();
+}
+
+TEST(Io, ReadCompletesWhileItsPComputesUnderEpoll) {
+  Config config = test::with_procs(2);
+  config.poller = PollerBackend::kEpoll;
+  EXPECT_TRUE(run(read_completes_while_its_p_computes(), config));
+}
 
 // --- shutdown with operations in flight ---
 

@@ -22,11 +22,26 @@
 //     effect, its result is returned instead, and an fd whose read timed out
 //     stays usable (no data was consumed).
 //   * read/recv return 0 at end of file; write_some/send_some may write
-//     less than asked; write/send loop until everything is written.
-//     send and send_some add MSG_NOSIGNAL (a reset peer gives EPIPE, never
-//     SIGPIPE).
+//     less than asked; write/send loop until everything is written. One
+//     operation moves at most detail::kMaxIoLength bytes (2 GiB - 4 KiB,
+//     what read(2) and write(2) move at most): longer requests are short
+//     transfers, never a false 0.
+//   * A write to a pipe without a reader or to a socket whose peer shut
+//     down fails with EPIPE, as a value, and never kills the process with
+//     SIGPIPE: the process's disposition of SIGPIPE is left alone; instead
+//     goro's worker threads block SIGPIPE while they serve a runtime (the
+//     thread that calls run() too, until run() returns: its mask is then
+//     restored) and take the signal such a write raised on them. So a
+//     goroutine's own write(2) outside goro::io gets EPIPE without a
+//     signal too. send and send_some add MSG_NOSIGNAL as well.
 //   * They must be awaited from a goroutine. The fd may be blocking or
-//     not; under epoll goro makes it non-blocking the first time it is used.
+//     not; under epoll goro makes it non-blocking the first time it is used,
+//     and no operation blocks a worker thread even when the fd number was
+//     closed with ::close (not io::close) and reused by a blocking file.
+//     Such a file is unknown to epoll: an operation parked on it ends only
+//     at its deadline or stop, and then goro registers the new file, so
+//     the next operation works. Under epoll any fd the kernel hands out
+//     works (up to 2^30).
 //
 // Closing: close(fd) wakes operations parked on fd under epoll (they fail
 // with EBADF). Under io_uring an operation in flight keeps its file open

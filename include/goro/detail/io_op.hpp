@@ -64,6 +64,13 @@ struct IoRequest {
   socklen_t* address_length_out = nullptr;  // kAccept (address in `buffer`; both may be null)
 };
 
+// The most bytes one operation moves: Linux's MAX_RW_COUNT (INT_MAX rounded
+// down to a 4 KiB page), which read(2) and write(2) never exceed anyway.
+// Longer requests are clamped to it, so that the length fits an SQE's
+// 32-bit field and the result fits IoOp::result; the caller sees a short
+// transfer, as from the kernel.
+inline constexpr std::size_t kMaxIoLength = 0x7ffff000;
+
 // Whether the caller asked not to wait (recv/send with MSG_DONTWAIT): then
 // EAGAIN is the answer, not a reason to park.
 inline bool io_never_waits(const IoRequest& r) noexcept {
