@@ -316,7 +316,7 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
     // after the other goroutines', as a normal shutdown would order it.
     g->root = nullptr;
     recycle_goroutine(nullptr, g);
-    main.destroy();
+    destroy_frame_chain(main, *promise);  // in constant stack (task.hpp)
     throw goro::Deadlock(scheduler->deadlock_report());
   }
   // The frame stays: run() reads the result and destroys it.

@@ -695,7 +695,8 @@ void Scheduler::sweep_goroutines() noexcept {
     }
     // Runs the destructors of the goroutine's frames; they may drop other
     // handles (recycling finished records) but cannot start goroutines.
-    if (root) root.destroy();
+    // A chain of awaits however deep goes in constant stack (task.hpp).
+    if (root) destroy_frame_chain(root, *promise);
     if (recycle_now) recycle_goroutine(nullptr, &g);
   });
 }
