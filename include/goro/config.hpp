@@ -31,8 +31,11 @@ struct Config {
   // available_procs().
   unsigned procs = 0;
 
-  // Called, on the worker thread, when an exception escapes a goroutine
-  // started with goro::go (nobody can observe it otherwise). When empty, goro
+  // Called when an exception escapes a goroutine and nobody can observe it
+  // otherwise: one started with goro::go (on the worker thread, as it
+  // finishes), or one started with goro::spawn whose JoinHandle was dropped
+  // without being awaited (on the worker as it finishes if the handle went
+  // first, else on the thread that drops the handle). When empty, goro
   // prints "goroutine N: uncaught exception: <what()>" to stderr and calls
   // std::abort(), as an unrecovered panic ends a Go program. The handler
   // must not throw.
