@@ -235,7 +235,9 @@ class TaskPromise<void> final : public TaskPromiseBase {
 //  * Destroying a Task that has not run, or one suspended mid-body, destroys
 //    its frame and, with it, every frame it owns. A chain of Tasks awaiting
 //    one another is destroyed innermost frame first, in constant stack
-//    space however deep it is.
+//    space however deep it is. A Task must not be destroyed while another
+//    Task awaits it (by lvalue, from outside its frame): the awaiting one
+//    could never resume, and destroying it afterwards is undefined.
 //  * T must not be a reference type; use a pointer or std::reference_wrapper.
 template <class T>
 class [[nodiscard]] Task {
