@@ -82,6 +82,36 @@ void set_stats_counters(benchmark::State& state) {
 goro::Task<int> leaf(int x) { co_return x + 1; }
 
 // ---------------------------------------------------------------------------
+// BM_TaskAwait: plain `co_await` of Tasks, no goroutine spawned: a binary
+// tree of awaits (fib(25): 242,785 Tasks, each awaited once, most finishing
+// without suspending), the path every call in a coroutine takes.
+
+goro::Task<long> fib_task(int n) {
+  if (n < 2) co_return n;
+  const long a = co_await fib_task(n - 1);
+  const long b = co_await fib_task(n - 2);
+  co_return a + b;
+}
+
+constexpr int kFibN = 25;
+constexpr long kFibTasks = 242'785;  // calls of fib_task(25)
+
+goro::Task<double> task_await_tree() {
+  const auto start = Clock::now();
+  const long result = co_await fib_task(kFibN);
+  const double took = seconds_since(start);
+  benchmark::DoNotOptimize(result);
+  co_return took;
+}
+
+void BM_TaskAwait(benchmark::State& state) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state) state.SetIterationTime(goro::run(task_await_tree(), config));
+  set_per_item(state, "ns_per_await", kFibTasks);
+}
+BENCHMARK(BM_TaskAwait)->ArgName("procs")->Arg(1)->UseManualTime();
+
+// ---------------------------------------------------------------------------
 // BM_SpawnJoin_Serial: spawn one child and co_await it at once. The child
 // sits in runnext, unstarted, so the join normally runs it in place (the
 // inline-join path); with procs=2 an idle P may steal it first.

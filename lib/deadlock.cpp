@@ -10,8 +10,11 @@
 //     goro cannot know whether one will. So quiescence must last a grace
 //     period (Config::deadlock_grace, 100 ms by default) during which the
 //     activity count (schedules on every P, goroutines started and readied
-//     from outside) does not move. Programs that rely on longer silences
-//     turn detection off (Config::detect_deadlocks).
+//     from outside, OutsideWakers made and dropped) does not move. A
+//     thread that may stay silent longer says so with a goro::OutsideWaker
+//     (Go needs none: there every waker is a goroutine, or an M in a cgo
+//     call, which checkdead counts); programs may also turn detection off
+//     (Config::detect_deadlocks).
 //   * Instead of killing the process, run() throws goro::Deadlock after a
 //     normal shutdown (every goroutine destroyed, main last), so tests and
 //     embedding programs can recover.
@@ -20,26 +23,42 @@
 //   1. no run queue, runnext, inbox or the global queue holds a goroutine;
 //   2. no P has an armed timer (a sleep, a Timer, a deadline could fire);
 //   3. no poller has an op waiting (I/O could complete);
-//   4. no blocking call is in flight (it will ready its goroutine).
+//   4. no blocking call is in flight (it will ready its goroutine);
+//   5. no OutsideWaker is alive (its thread promised it may wake one).
 // Each is read with the loads its owner's protocol already uses; a stale
 // "busy" only delays the decision, and a stale "quiet" cannot survive the
 // grace period, because anything that changes it also moves the activity
 // count (a goroutine must run to arm a timer or start an op).
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
+#include "goro/run.hpp"
 #include "goroutine_pool.hpp"
 #include "scheduler.hpp"
 
 namespace goro::detail {
+namespace {
+
+// Process-wide, as OutsideWakers may outlive a runtime or precede one.
+// Relaxed everywhere: like the other activity sources these are hints read
+// twice, a grace period apart; a waker made or dropped in between moves
+// `outside_waker_events`, so a stale read cannot end in a false deadlock.
+std::atomic<std::uint64_t> outside_wakers{0};        // alive now
+std::atomic<std::uint64_t> outside_waker_events{0};  // made + dropped, ever
+
+}  // namespace
 
 bool Scheduler::quiescent(std::uint64_t& activity) noexcept {
   if (stopping() || !all_idle()) return false;
   // Acquire: pairs with complete_blocking's release decrement.
   if (blocking_in_flight_.load(std::memory_order_acquire) != 0) return false;
   if (global_.size_hint() != 0) return false;
+  if (outside_wakers.load(std::memory_order_relaxed) != 0) return false;
   std::uint64_t count = outside_started_.load(std::memory_order_relaxed) +
-                        outside_readies_.load(std::memory_order_relaxed);
+                        outside_readies_.load(std::memory_order_relaxed) +
+                        outside_waker_events.load(std::memory_order_relaxed);
   for (const auto& p : ps_) {
     // Relaxed loads: hints re-read after the grace period (see the top).
     if (!p->runq.empty() || !p->spawned.empty() ||
@@ -81,3 +100,21 @@ void Scheduler::declare_deadlock() noexcept {
 }
 
 }  // namespace goro::detail
+
+namespace goro {
+
+OutsideWaker::OutsideWaker() noexcept : active_(true) {
+  detail::outside_wakers.fetch_add(1, std::memory_order_relaxed);
+  detail::outside_waker_events.fetch_add(1, std::memory_order_relaxed);
+}
+
+void OutsideWaker::release() noexcept {
+  if (!active_) return;
+  active_ = false;
+  // An event too: the detector, which compares activity counts a grace
+  // apart, waits a full grace after the last waker goes.
+  detail::outside_waker_events.fetch_add(1, std::memory_order_relaxed);
+  detail::outside_wakers.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace goro

@@ -173,6 +173,10 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
   const std::uintptr_t previous = g->join_state.exchange(kJoinDone, std::memory_order_acq_rel);
   if (previous == kJoinRunning) return std::noop_coroutine();
   if (previous == kJoinDetached) {
+    // Its handle was dropped: nobody can read an exception any more.
+    if (const std::exception_ptr& error = g->root_promise->exception()) {
+      s.report_uncaught(g->id, error);
+    }
     g->root.destroy();
     recycle_goroutine(p, g);
     return std::noop_coroutine();
@@ -215,6 +219,23 @@ void drop_join_handle(G* child) noexcept {
   const std::uintptr_t previous =
       child->join_state.exchange(kJoinDetached, std::memory_order_acq_rel);
   if (previous != kJoinDone) return;  // the child frees itself when it finishes
+  // Finished, result unread: an exception goes to the hook of the runtime
+  // this thread works for, or of the one running now (an outside thread);
+  // with none, the default (print and abort). A goroutine destroyed by the
+  // shutdown sweep has no promise (and no exception).
+  if (child->root_promise != nullptr && child->root_promise->exception()) {
+    std::exception_ptr error = child->root_promise->exception();
+    if (P* p = tls_p) {
+      p->scheduler.report_uncaught(child->id, std::move(error));
+    } else {
+      UncaughtExceptionHook hook;
+      {
+        MutexLock lock(runtime_mu);
+        if (running != nullptr) hook = running->uncaught_exception_hook();
+      }
+      Scheduler::report_uncaught(hook, child->id, std::move(error));  // outside the lock
+    }
+  }
   if (child->root) child->root.destroy();
   recycle_goroutine(tls_p, child);
 }
@@ -316,7 +337,7 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
     // after the other goroutines', as a normal shutdown would order it.
     g->root = nullptr;
     recycle_goroutine(nullptr, g);
-    main.destroy();
+    destroy_frame_chain(main, *promise);  // in constant stack (task.hpp)
     throw goro::Deadlock(scheduler->deadlock_report());
   }
   // The frame stays: run() reads the result and destroys it.

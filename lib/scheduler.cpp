@@ -644,9 +644,10 @@ bool Scheduler::claim_for_inline_join(P& p, G* child) noexcept {
   return true;
 }
 
-void Scheduler::report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept {
-  if (config_.on_uncaught_exception) {
-    config_.on_uncaught_exception(id, error);
+void Scheduler::report_uncaught(const UncaughtExceptionHook& hook, std::uint64_t id,
+                                std::exception_ptr error) noexcept {
+  if (hook) {
+    hook(id, error);
     return;
   }
   std::string what = "unknown exception";
@@ -686,7 +687,7 @@ void Scheduler::sweep_goroutines() noexcept {
     // A finished joinable goroutine keeps its frame for its handle.
     if (g.joinable && g.join_state.load(std::memory_order_acquire) == kJoinDone) return;
     std::coroutine_handle<> root = std::exchange(g.root, nullptr);
-    g.root_promise = nullptr;
+    TaskPromiseBase* promise = std::exchange(g.root_promise, nullptr);
     bool recycle_now = true;
     if (g.joinable) {
       // Mark it finished (result: none) so that its handle, when dropped,
@@ -695,7 +696,8 @@ void Scheduler::sweep_goroutines() noexcept {
     }
     // Runs the destructors of the goroutine's frames; they may drop other
     // handles (recycling finished records) but cannot start goroutines.
-    if (root) root.destroy();
+    // A chain of awaits however deep goes in constant stack (task.hpp).
+    if (root) destroy_frame_chain(root, *promise);
     if (recycle_now) recycle_goroutine(nullptr, &g);
   });
 }

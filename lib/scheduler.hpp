@@ -290,6 +290,9 @@ struct alignas(64) P {
   std::atomic<std::uint32_t> chan_lock_id{0};
 };
 
+// What Config::on_uncaught_exception holds.
+using UncaughtExceptionHook = decltype(Config::on_uncaught_exception);
+
 class Scheduler {
  public:
   Scheduler(const Config& config, unsigned procs);
@@ -361,7 +364,17 @@ class Scheduler {
   // queue. Returns false when someone else started the child first.
   bool claim_for_inline_join(P& p, G* child) noexcept;
 
-  void report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept;
+  // An exception nobody can read any more (a detached goroutine's, or one
+  // a dropped JoinHandle never read) goes to `hook`, or, when it is empty,
+  // is printed with the goroutine's id before std::abort().
+  static void report_uncaught(const UncaughtExceptionHook& hook, std::uint64_t id,
+                              std::exception_ptr error) noexcept;
+  void report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept {
+    report_uncaught(config_.on_uncaught_exception, id, std::move(error));
+  }
+  [[nodiscard]] const UncaughtExceptionHook& uncaught_exception_hook() const noexcept {
+    return config_.on_uncaught_exception;
+  }
 
   // Timers (timers.cpp describes the protocol).
   void arm_timer(P& p, TimerNode* node);

@@ -75,16 +75,21 @@ bool Sema::acquire_or_queue(SyncWaiter* w) noexcept {
 void Sema::release(std::uint32_t n) noexcept {
   WakeList to_wake;
   lock_.lock();
-  for (; n > 0 && !waiters_.empty(); --n) to_wake.push(waiters_.pop_front());
+  for (; n > 0 && !waiters_.empty(); --n) {
+    SyncWaiter* w = waiters_.pop_front();
+    w->granted = true;  // S4: a unit is the waiter's now
+    to_wake.push(w);
+  }
   banked_ += n;
   lock_.unlock();
   to_wake.wake_all();
 }
 
-void Sema::withdraw(SyncWaiter* w) noexcept {
+bool Sema::withdraw(SyncWaiter* w) noexcept {
   lock_.lock();
-  waiters_.remove(w);
+  const bool removed = waiters_.remove(w);
   lock_.unlock();
+  return removed;
 }
 
 }  // namespace goro::detail
@@ -170,6 +175,32 @@ void RWMutex::runlock_slow(std::int32_t r) {
   if (reader_wait_.fetch_sub(1, std::memory_order_acq_rel) - 1 == 0) writer_sem_.release(1);
 }
 
+void RWMutex::withdraw_reader(detail::SyncWaiter* w) noexcept {
+  if (w->granted) {
+    w->granted = false;
+    runlock();  // a read lock it never used; counted, so this cannot throw
+    return;
+  }
+  // Relaxed: shutdown, no worker runs; nothing is published.
+  if (reader_sem_.withdraw(w)) reader_count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void RWMutex::withdraw_writer(detail::SyncWaiter* w) noexcept {
+  if (w->granted) {
+    w->granted = false;
+    unlock();  // the write lock it never used; held, so this cannot throw
+    return;
+  }
+  if (!writer_sem_.withdraw(w)) return;
+  // Undo lock step 2. Relaxed: shutdown, no worker runs (see the file
+  // comment for outside threads); the releases below order the wakeups.
+  const std::int32_t counted =
+      reader_count_.fetch_add(kMaxReaders, std::memory_order_relaxed) + kMaxReaders;
+  const std::int32_t holding = reader_wait_.exchange(0, std::memory_order_relaxed);
+  if (counted > holding) reader_sem_.release(static_cast<std::uint32_t>(counted - holding));
+  w_.unlock();
+}
+
 // --- WaitGroup (steps: goro/wait_group.hpp) ---------------------------------
 
 namespace {
@@ -219,6 +250,20 @@ void WaitGroup::check_not_reused() const {
   // Relaxed: a misuse check; the wakeup itself came through the sema.
   if (state_.load(std::memory_order_relaxed) != 0) {
     throw std::logic_error("sync: WaitGroup is reused before previous Wait has returned");
+  }
+}
+
+void WaitGroup::withdraw(detail::SyncWaiter* w) noexcept {
+  if (!sema_.withdraw(w)) return;  // released: the adder already reset the word
+  // Still queued, so the adder that brings the counter to 0 has not reset
+  // the word yet and counts us: uncount. Relaxed: nothing is published (the
+  // waiter is gone); the CAS keeps a concurrent add from being lost. A zero
+  // count means that adder reset the word after our dequeue check: its
+  // release banks the unit meant for us, as for any waiter it missed.
+  std::uint64_t state = state_.load(std::memory_order_relaxed);
+  while (static_cast<std::uint32_t>(state) != 0 &&
+         !state_.compare_exchange_weak(state, state - 1, std::memory_order_relaxed,
+                                       std::memory_order_relaxed)) {
   }
 }
 
@@ -338,20 +383,33 @@ void Semaphore::release(std::int64_t n) {
     throw std::logic_error("semaphore: released more than held");
   }
   cur_ -= n;
-  // E2: grant from the front only.
-  while (!waiters_.empty() && size_ - cur_ >= waiters_.front()->weight) {
-    detail::SyncWaiter* w = waiters_.pop_front();
-    cur_ += w->weight;
-    to_wake.push(w);
-  }
+  grant_locked(to_wake);
   lock_.unlock();
   to_wake.wake_all();
 }
 
+void Semaphore::grant_locked(detail::WakeList& to_wake) noexcept {
+  // E2: grant from the front only.
+  while (!waiters_.empty() && size_ - cur_ >= waiters_.front()->weight) {
+    detail::SyncWaiter* w = waiters_.pop_front();
+    cur_ += w->weight;
+    w->granted = true;  // S4: the units go back if it never runs
+    to_wake.push(w);
+  }
+}
+
 void Semaphore::withdraw(detail::SyncWaiter* w) noexcept {
+  if (w->granted) {
+    w->granted = false;
+    release(w->weight);  // units it never used; held, so this cannot throw
+    return;
+  }
+  detail::WakeList to_wake;
   lock_.lock();
-  waiters_.remove(w);
+  const bool was_front = waiters_.front() == w;
+  if (waiters_.remove(w) && was_front) grant_locked(to_wake);
   lock_.unlock();
+  to_wake.wake_all();
 }
 
 }  // namespace goro

@@ -107,10 +107,13 @@ void Mutex::unlock_slow(std::uint32_t old) {
     // Step 4. Release: publishes the critical section to the next owner.
     if (state_.compare_exchange_weak(old, old & ~kLocked, std::memory_order_release,
                                      std::memory_order_relaxed)) {
-      old &= ~kLocked;
-      break;
+      wake_one(old & ~kLocked);
+      return;
     }
   }
+}
+
+void Mutex::wake_one(std::uint32_t old) noexcept {
   for (;;) {
     if ((old >> kWaiterShift) == 0 || (old & (kLocked | kWoken | kStarving)) != 0) return;
     // Grab the right to wake someone. Relaxed: the woken waiter acquires
@@ -119,6 +122,8 @@ void Mutex::unlock_slow(std::uint32_t old) {
                                      std::memory_order_relaxed)) {
       qlock_.lock();
       detail::SyncWaiter* w = waiters_.pop_front();  // non-null by M1
+      w->awoke = true;    // it holds kWoken now (M3)
+      w->granted = true;  // S4: kWoken goes back if it never runs
       qlock_.unlock();
       detail::wake(w, w->retry);  // competes again: lock step 5
       return;
@@ -143,14 +148,41 @@ void Mutex::hand_off() noexcept {
       break;
     }
   }
+  w->granted = true;  // S4: the mutex goes back if it never runs (`awoke` is false)
   qlock_.unlock();
-  detail::wake(w, w->continuation);  // as the owner
+  detail::wake(w, w->retry);  // as the owner: the hook clears `granted` and goes on
 }
 
 void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
+  if (w->granted) {
+    // Dequeued by an unlocker, never resumed (sync_waiter.hpp, Withdrawal).
+    w->granted = false;
+    if (!w->awoke) {
+      unlock();  // handed the mutex (starvation mode): pass it on; locked by M2
+      return;
+    }
+    // Woken to compete, holding kWoken (M3): drop it, and wake the next
+    // waiter if the mutex is free, as the unlock that woke us would have
+    // done had we not been woken. Relaxed: see wake_one.
+    wake_one(state_.fetch_and(~kWoken, std::memory_order_relaxed) & ~kWoken);
+    return;
+  }
   qlock_.lock();
-  // Relaxed: only at shutdown, with no goroutine running (M1 holds by qlock).
-  if (waiters_.remove(w)) state_.fetch_sub(kWaiterOne, std::memory_order_relaxed);
+  if (waiters_.remove(w)) {
+    // Uncount `w`; the last waiter gone takes starvation mode with it (M2),
+    // or an unlock would hand the mutex to an empty queue. Relaxed: only at
+    // shutdown, with no goroutine running; M1 holds by qlock, and the CAS
+    // keeps an outside thread's concurrent unlock from being lost.
+    std::uint32_t old = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      std::uint32_t next = old - kWaiterOne;
+      if ((next >> kWaiterShift) == 0) next &= ~kStarving;
+      if (state_.compare_exchange_weak(old, next, std::memory_order_relaxed,
+                                       std::memory_order_relaxed)) {
+        break;
+      }
+    }
+  }
   qlock_.unlock();
 }
 
@@ -166,10 +198,15 @@ bool MutexWaiter::acquire(std::coroutine_handle<> then) {
 }
 
 void MutexWaiter::on_wake(void* frame) noexcept {
-  // Lock step 5: woken in normal mode, running on our goroutine.
+  // Lock step 5, running on our goroutine.
   auto* self = ResumeHook::owner_of<MutexWaiter>(frame);
   SyncWaiter& w = self->node_;
-  w.awoke = true;
+  w.granted = false;  // S4: we run
+  if (!w.awoke) {
+    // Handed the mutex in starvation mode (unlock step 3): we own it.
+    w.continuation.resume();
+    return;
+  }
   if (!w.starving) {
     w.starving = monotonic_now_ns() - w.wait_start > goro::Mutex::kStarvationThresholdNs;
   }

@@ -185,5 +185,71 @@ TEST(Deadlock, DetectionCanBeTurnedOff) {
   outside.join();
 }
 
+// --- OutsideWaker --------------------------------------------------------------
+
+// Feeds `ch` from outside the runtime `delay` after the runtime runs, with
+// try_send (main is parked receiving, so it succeeds), holding `waker`
+// until then.
+void feed_later_holding(OutsideWaker waker, Chan<int> ch, std::chrono::milliseconds delay,
+                        const std::atomic<bool>* running, std::atomic<bool>* sent) {
+  while (!running->load()) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(delay);
+  while (!ch.try_send(5)) std::this_thread::sleep_for(1ms);  // main may not be parked yet
+  sent->store(true);
+  waker.release();
+}
+
+TEST(Deadlock, AnOutsideThreadHoldingAnOutsideWakerIsWaitedForPastTheGrace) {
+  Chan<int> ch = make_chan<int>();
+  std::atomic<bool> running{false};
+  std::atomic<bool> sent{false};
+  // 300 ms of silence, fifteen graces of 20 ms.
+  std::thread outside(feed_later_holding, OutsideWaker(), ch, 300ms, &running, &sent);
+  EXPECT_EQ(run(wait_for_outside(ch, &running), quick()), 5);
+  EXPECT_TRUE(sent.load());
+  outside.join();
+}
+
+// The same program without the waker and without the feeding is a deadlock.
+TEST(Deadlock, WithoutAnOutsideWakerASilentChannelIsStillADeadlock) {
+  Chan<int> ch = make_chan<int>();
+  std::atomic<bool> running{false};
+  EXPECT_THROW(run(wait_for_outside(ch, &running), quick()), Deadlock);
+  EXPECT_TRUE(running.load());
+}
+
+// A waker that goes without feeding anything lets the detector decide.
+void hold_then_drop(OutsideWaker waker, const std::atomic<bool>* running,
+                    std::atomic<bool>* dropped) {
+  while (!running->load()) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(100ms);
+  dropped->store(true);
+  waker.release();
+}
+
+TEST(Deadlock, ADroppedOutsideWakerNoLongerHoldsOffTheDetector) {
+  Chan<int> ch = make_chan<int>();
+  std::atomic<bool> running{false};
+  std::atomic<bool> dropped{false};
+  std::thread outside(hold_then_drop, OutsideWaker(), &running, &dropped);
+  EXPECT_THROW(run(wait_for_outside(ch, &running), quick()), Deadlock);
+  EXPECT_TRUE(dropped.load());  // not declared while the waker lived
+  outside.join();
+}
+
+TEST(Deadlock, OutsideWakerIsMovableAndReleasesOnce) {
+  OutsideWaker first;
+  OutsideWaker second(std::move(first));
+  first.release();  // moved-from: promises nothing, releases nothing
+  OutsideWaker third;
+  third = std::move(second);
+  third.release();
+  third.release();  // idempotent
+  // Every promise ended: the detector works again.
+  Chan<int> ch = make_chan<int>();
+  std::atomic<bool> running{false};
+  EXPECT_THROW(run(wait_for_outside(ch, &running), quick()), Deadlock);
+}
+
 }  // namespace
 }  // namespace goro

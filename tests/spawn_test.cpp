@@ -363,27 +363,100 @@ TEST(JoinHandle, DetachingAFinishedChildFreesIt) {
   EXPECT_TRUE(goro::run(drop_after_finish(), with_procs(2)));
 }
 
-Task<bool> drop_throwing_children(std::atomic<long>* finished) {
-  for (int i = 0; i < 50; ++i) {
-    (void)goro::spawn(throw_after_yields(i, i % 2));
+// Records what Config::on_uncaught_exception receives.
+struct UncaughtRecord {
+  std::mutex mu;
+  std::set<std::uint64_t> ids;  // guarded by mu
+  std::set<int> codes;          // guarded by mu
+  std::atomic<long> count{0};
+
+  goro::Config config(unsigned procs) {
+    goro::Config config = with_procs(procs);
+    config.on_uncaught_exception = [this](std::uint64_t id, std::exception_ptr error) {
+      int code = -1;
+      try {
+        std::rethrow_exception(error);
+      } catch (const CodedError& e) {
+        code = e.code;
+      } catch (...) {
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ids.insert(id);
+        codes.insert(code);
+      }
+      count.fetch_add(1);  // last: the sets are filled in
+    };
+    return config;
   }
-  // A marker goroutine queued after them: when it has run, the others ran too
-  // (one P, FIFO), so their exceptions were discarded, not reported.
-  goro::go(bump_after_yields(finished, 3));
-  co_return co_await yield_until_at_least(*finished, 1);
+};
+
+// Handles dropped before their goroutines throw (each child yields first;
+// spawn queues it unstarted).
+Task<bool> drop_handles_then_children_throw(long n, std::set<std::uint64_t>* ids,
+                                            const std::atomic<long>* reported) {
+  for (int i = 0; i < n; ++i) {
+    auto handle = goro::spawn(throw_after_yields(i, 1 + i % 2));
+    ids->insert(handle.id());
+  }  // each handle dropped here, its child not finished
+  co_return co_await yield_until_at_least(*reported, n);
 }
 
-TEST(JoinHandle, ExceptionOfADroppedHandlesGoroutineIsDiscarded) {
-  std::atomic<long> reported{0};
-  std::atomic<long> finished{0};
-  goro::Config config = with_procs(1);
-  config.on_uncaught_exception = [&reported](std::uint64_t, std::exception_ptr) {
-    reported.fetch_add(1);
-  };
-  EXPECT_TRUE(goro::run(drop_throwing_children(&finished), config));
-  EXPECT_EQ(reported.load(), 0);
-  const goro::SchedulerStats stats = goro::scheduler_stats();
-  EXPECT_EQ(stats.goroutines_finished, stats.goroutines_started);
+// Children that throw and finish before their handles are dropped.
+Task<bool> children_throw_then_handles_dropped(long n, std::set<std::uint64_t>* ids,
+                                               const std::atomic<long>* reported) {
+  std::vector<JoinHandle<int>> handles;
+  for (int i = 0; i < n; ++i) {
+    handles.push_back(goro::spawn(throw_after_yields(i, i % 2)));
+    ids->insert(handles.back().id());
+  }
+  for (auto& handle : handles) {
+    while (!handle.is_finished()) co_await goro::yield();
+  }
+  if (reported->load() != 0) co_return false;  // nothing reported while a handle could read it
+  handles.clear();  // drops them: each reports its child's exception
+  co_return reported->load() == n;
+}
+
+TEST(JoinHandle, ExceptionOfAGoroutineWhoseHandleWasDroppedIsReported) {
+  constexpr long kChildren = 20;
+  for (unsigned procs : {1u, 3u}) {
+    for (bool handle_dropped_first : {true, false}) {
+      UncaughtRecord record;
+      std::set<std::uint64_t> ids;
+      const goro::Config config = record.config(procs);
+      const bool ok =
+          handle_dropped_first
+              ? goro::run(drop_handles_then_children_throw(kChildren, &ids, &record.count), config)
+              : goro::run(children_throw_then_handles_dropped(kChildren, &ids, &record.count),
+                          config);
+      EXPECT_TRUE(ok) << "procs=" << procs << " handle_dropped_first=" << handle_dropped_first;
+      EXPECT_EQ(record.count.load(), kChildren);
+      std::lock_guard<std::mutex> lock(record.mu);
+      EXPECT_EQ(record.ids, ids);
+      EXPECT_EQ(record.codes.size(), static_cast<std::size_t>(kChildren));
+      const goro::SchedulerStats stats = goro::scheduler_stats();
+      EXPECT_EQ(stats.goroutines_finished, stats.goroutines_started);
+    }
+  }
+}
+
+Task<bool> await_throwing_children(long n) {
+  long caught = 0;
+  for (int i = 0; i < n; ++i) {
+    try {
+      (void)co_await goro::spawn(throw_after_yields(i, i % 2));
+    } catch (const CodedError&) {
+      ++caught;
+    }
+  }
+  co_return caught == n;
+}
+
+TEST(JoinHandle, ExceptionReadThroughTheHandleIsNotReported) {
+  UncaughtRecord record;
+  EXPECT_TRUE(goro::run(await_throwing_children(20), record.config(2)));
+  EXPECT_EQ(record.count.load(), 0);
 }
 
 // --- from outside the runtime -----------------------------------------------------
@@ -493,6 +566,33 @@ TEST(UncaughtExceptionDeathTest, WithoutAHandlerPrintsTheGoroutineAndAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(goro::run(wait_forever_for_abort(), with_procs(2)),
                "goroutine [0-9]+: uncaught exception: boom-in-goroutine");
+}
+
+// Yields until the report aborts the process; returns (and so fails the
+// death test) if none came within a minute.
+Task<void> yield_for_a_minute() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (std::chrono::steady_clock::now() < deadline) co_await goro::yield();
+}
+
+Task<void> drop_handle_of_thrower_and_wait() {
+  (void)goro::spawn(throw_after_yields(7, 1));
+  co_await yield_for_a_minute();
+}
+
+Task<void> drop_handle_of_finished_thrower() {
+  auto handle = goro::spawn(throw_after_yields(7, 0));
+  while (!handle.is_finished()) co_await goro::yield();
+  handle.detach();
+  co_await yield_for_a_minute();
+}
+
+TEST(UncaughtExceptionDeathTest, DroppedHandleWithoutAHandlerPrintsTheGoroutineAndAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(goro::run(drop_handle_of_thrower_and_wait(), with_procs(2)),
+               "goroutine [0-9]+: uncaught exception: child failed");
+  EXPECT_DEATH(goro::run(drop_handle_of_finished_thrower(), with_procs(2)),
+               "goroutine [0-9]+: uncaught exception: child failed");
 }
 
 // --- shutdown with live goroutines ----------------------------------------------------

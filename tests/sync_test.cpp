@@ -190,6 +190,64 @@ TEST(Mutex, WaitersAreWokenInFifoOrder) {
   EXPECT_EQ(run(normal_mode_fifo_wakeups(), with_procs(1)), (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
+// A waiter that turned on starvation mode is destroyed by the shutdown
+// sweep while the goroutine holding the mutex is parked with a LockGuard:
+// the guard's unlock, later in the same sweep, finds no waiter to hand the
+// mutex to. Withdrawing the last waiter must leave starvation mode (M2), so
+// that the unlock is a plain one and the mutex is usable by the next run.
+struct StarvingAtShutdown {
+  Mutex mu;
+  std::atomic<bool> holder_has_it{false};
+  std::atomic<bool> holder_relocked{false};
+};
+
+Task<void> starving_locker(StarvingAtShutdown& s) {
+  if (!co_await test::yield_until_set(s.holder_has_it)) co_return;
+  co_await s.mu.lock();  // queued; woken once in normal mode, loses, queues starving
+  s.mu.unlock();
+}
+
+Task<void> holder_that_relocks(StarvingAtShutdown& s) {
+  co_await s.mu.lock();
+  s.holder_has_it.store(true);
+  co_await goro::sleep(std::chrono::milliseconds(5));  // the locker waits over 1 ms
+  s.mu.unlock();                                       // wakes the locker (normal mode)
+  auto guard = co_await s.mu.scoped_lock();            // one P: ours before it runs
+  s.holder_relocked.store(true);
+  co_await goro::sleep(std::chrono::hours(1));  // destroyed here, guard held
+}
+
+Task<int> leave_a_starving_waiter(StarvingAtShutdown& s, bool holder_first = false) {
+  if (holder_first) {
+    go(holder_that_relocks(s));
+    go(starving_locker(s));
+  } else {
+    go(starving_locker(s));
+    go(holder_that_relocks(s));
+  }
+  if (!co_await test::yield_until_set(s.holder_relocked)) co_return 1;
+  // The woken locker runs before this goroutine's next turns (it was readied
+  // first), finds the mutex held and queues again, now starving.
+  for (int i = 0; i < 10; ++i) co_await goro::yield();
+  co_return 0;  // the sweep destroys the locker, then (or before) the holder
+}
+
+Task<int> lock_and_unlock(Mutex& mu) {
+  co_await mu.lock();
+  mu.unlock();
+  const bool free_again = mu.try_lock();
+  if (free_again) mu.unlock();
+  co_return free_again ? 1 : 0;
+}
+
+TEST(Mutex, StarvingWaiterDestroyedAtShutdownLeavesUnlockSafe) {
+  test::Watchdog watchdog("Mutex.StarvingWaiterDestroyedAtShutdownLeavesUnlockSafe");
+  StarvingAtShutdown s;
+  EXPECT_EQ(run(leave_a_starving_waiter(s), with_procs(1)), 0);
+  EXPECT_FALSE(s.mu.is_locked());  // the guard unlocked it during the sweep
+  EXPECT_EQ(run(lock_and_unlock(s.mu), with_procs(1)), 1);
+}
+
 // --- RWMutex -------------------------------------------------------------------
 
 Task<void> reader_waits_for_all(RWMutex& rw, std::atomic<long>& inside, long readers,
@@ -709,6 +767,257 @@ TEST(Semaphore, NeverOverCommittedUnderStress) {
   EXPECT_EQ(violations.load(), 0);
   EXPECT_EQ(used.load(), 0);
   EXPECT_TRUE(sem.try_acquire(5));  // everything was given back
+}
+
+// --- Waiters destroyed at shutdown -------------------------------------------
+//
+// The shutdown sweep destroys parked goroutines one after another; wakeups
+// made during the sweep (an unlock in a guard's destructor) are refused, so
+// a waiter may be destroyed still queued, or granted (dequeued with the
+// lock or units) but never resumed. Each test parks a holder and a waiter,
+// returns from main, and checks, after run() and in a second run (the
+// primitive outlives the first), that the primitive is as good as new. Each
+// runs with both spawn orders, so that the sweep meets the holder first in
+// one and the waiter first in the other.
+
+struct Parked {
+  std::atomic<bool> held{false};
+  std::atomic<long> parked{0};  // goroutines about to park (one P: parked)
+};
+
+// Starts the holder and the waiter in the given order, waits until both
+// are parked, and returns: the sweep destroys them.
+Task<int> park_holder_and_waiter(Task<void> holder, Task<void> waiter, bool waiter_first,
+                                 Parked& p) {
+  if (waiter_first) {
+    go(std::move(waiter));
+    go(std::move(holder));
+  } else {
+    go(std::move(holder));
+    go(std::move(waiter));
+  }
+  co_return co_await test::yield_until_at_least(p.parked, 2) ? 0 : 1;
+}
+
+Task<void> park_forever_marked(Parked& p) {
+  p.parked.fetch_add(1);
+  co_await goro::sleep(std::chrono::hours(1));
+}
+
+Task<void> hold_mutex(Mutex& mu, Parked& p) {
+  auto guard = co_await mu.scoped_lock();
+  p.held.store(true);
+  co_await park_forever_marked(p);
+}
+
+Task<void> wait_for_mutex(Mutex& mu, Parked& p) {
+  if (!co_await test::yield_until_set(p.held)) co_return;
+  p.parked.fetch_add(1);
+  co_await mu.lock();
+  mu.unlock();
+}
+
+Task<void> lock_and_unlock_mutex(Mutex& mu) {
+  co_await mu.lock();
+  mu.unlock();
+}
+
+// A second locker queues behind main and must be woken when main unlocks:
+// it would hang if a stale kWoken told unlock that a waiter is awake.
+Task<int> mutex_as_good_as_new(Mutex& mu) {
+  co_await mu.lock();
+  auto other = spawn(lock_and_unlock_mutex(mu));
+  co_await goro::yield();  // one P: it queues
+  mu.unlock();
+  co_await other;
+  const bool free_again = mu.try_lock();
+  if (free_again) mu.unlock();
+  co_return free_again ? 1 : 0;
+}
+
+TEST(Mutex, WaiterDestroyedAtShutdownLeavesMutexUsable) {
+  test::Watchdog watchdog("Mutex.WaiterDestroyedAtShutdownLeavesMutexUsable");
+  for (bool waiter_first : {false, true}) {
+    Mutex mu;
+    Parked p;
+    EXPECT_EQ(run(park_holder_and_waiter(hold_mutex(mu, p), wait_for_mutex(mu, p), waiter_first,
+                                         p),
+                  with_procs(1)),
+              0);
+    EXPECT_FALSE(mu.is_locked()) << "waiter_first=" << waiter_first;
+    EXPECT_EQ(run(mutex_as_good_as_new(mu), with_procs(1)), 1) << "waiter_first=" << waiter_first;
+  }
+}
+
+// As StarvingWaiterDestroyedAtShutdownLeavesUnlockSafe, with the holder
+// started first: the sweep may destroy it first, and its guard hands the
+// mutex to the starving waiter, which is destroyed without running.
+TEST(Mutex, MutexHandedToWaiterDestroyedAtShutdownIsUnlocked) {
+  test::Watchdog watchdog("Mutex.MutexHandedToWaiterDestroyedAtShutdownIsUnlocked");
+  StarvingAtShutdown s;
+  EXPECT_EQ(run(leave_a_starving_waiter(s, /*holder_first=*/true), with_procs(1)), 0);
+  EXPECT_FALSE(s.mu.is_locked());
+  EXPECT_EQ(run(mutex_as_good_as_new(s.mu), with_procs(1)), 1);
+}
+
+Task<void> hold_write_lock(RWMutex& rw, Parked& p) {
+  auto guard = co_await rw.scoped_lock();
+  p.held.store(true);
+  co_await park_forever_marked(p);
+}
+
+Task<void> wait_for_read_lock(RWMutex& rw, Parked& p) {
+  if (!co_await test::yield_until_set(p.held)) co_return;
+  p.parked.fetch_add(1);
+  auto guard = co_await rw.scoped_rlock();
+}
+
+Task<void> hold_read_lock(RWMutex& rw, Parked& p) {
+  auto guard = co_await rw.scoped_rlock();
+  p.held.store(true);
+  co_await park_forever_marked(p);
+}
+
+Task<void> wait_for_write_lock(RWMutex& rw, Parked& p) {
+  if (!co_await test::yield_until_set(p.held)) co_return;
+  p.parked.fetch_add(1);
+  auto guard = co_await rw.scoped_lock();
+}
+
+Task<int> rwmutex_as_good_as_new(RWMutex& rw) {
+  int ok = 0;
+  {
+    auto writer = co_await rw.scoped_lock();  // hangs on a phantom reader
+    ok += 1;
+  }
+  {
+    auto reader = co_await rw.scoped_rlock();  // hangs on a phantom writer
+    ok += 2;
+  }
+  if (rw.try_lock()) {
+    rw.unlock();
+    ok += 4;
+  }
+  co_return ok;
+}
+
+TEST(RWMutex, ReaderDestroyedAtShutdownLeavesNoPhantomReader) {
+  test::Watchdog watchdog("RWMutex.ReaderDestroyedAtShutdownLeavesNoPhantomReader");
+  for (bool waiter_first : {false, true}) {
+    RWMutex rw;
+    Parked p;
+    EXPECT_EQ(run(park_holder_and_waiter(hold_write_lock(rw, p), wait_for_read_lock(rw, p),
+                                         waiter_first, p),
+                  with_procs(1)),
+              0);
+    EXPECT_TRUE(rw.try_lock()) << "waiter_first=" << waiter_first;
+    rw.unlock();
+    EXPECT_EQ(run(rwmutex_as_good_as_new(rw), with_procs(1)), 7) << "waiter_first=" << waiter_first;
+  }
+}
+
+TEST(RWMutex, WriterDestroyedAtShutdownLeavesNoPhantomWriter) {
+  test::Watchdog watchdog("RWMutex.WriterDestroyedAtShutdownLeavesNoPhantomWriter");
+  for (bool waiter_first : {false, true}) {
+    RWMutex rw;
+    Parked p;
+    EXPECT_EQ(run(park_holder_and_waiter(hold_read_lock(rw, p), wait_for_write_lock(rw, p),
+                                         waiter_first, p),
+                  with_procs(1)),
+              0);
+    EXPECT_TRUE(rw.try_lock()) << "waiter_first=" << waiter_first;
+    rw.unlock();
+    EXPECT_EQ(run(rwmutex_as_good_as_new(rw), with_procs(1)), 7) << "waiter_first=" << waiter_first;
+  }
+}
+
+// A reader parks behind a pending writer that waits for a reader holding
+// the lock; the sweep destroys all three in some order.
+Task<int> park_reader_writer_reader(RWMutex& rw, Parked& p) {
+  go(hold_read_lock(rw, p));
+  if (!co_await test::yield_until_at_least(p.parked, 1)) co_return 1;
+  go(wait_for_write_lock(rw, p));
+  if (!co_await test::yield_until_at_least(p.parked, 2)) co_return 1;
+  go(wait_for_read_lock(rw, p));
+  co_return co_await test::yield_until_at_least(p.parked, 3) ? 0 : 1;
+}
+
+TEST(RWMutex, PendingWriterAndLateReaderDestroyedAtShutdown) {
+  test::Watchdog watchdog("RWMutex.PendingWriterAndLateReaderDestroyedAtShutdown");
+  RWMutex rw;
+  Parked p;
+  EXPECT_EQ(run(park_reader_writer_reader(rw, p), with_procs(1)), 0);
+  EXPECT_TRUE(rw.try_lock());
+  rw.unlock();
+  EXPECT_EQ(run(rwmutex_as_good_as_new(rw), with_procs(1)), 7);
+}
+
+Task<void> wait_for_group(WaitGroup& wg, Parked& p) {
+  p.parked.fetch_add(1);
+  co_await wg.wait();
+}
+
+Task<int> park_group_waiter(WaitGroup& wg, Parked& p) {
+  wg.add(1);
+  go(wait_for_group(wg, p));
+  co_return co_await test::yield_until_at_least(p.parked, 1) ? 0 : 1;
+}
+
+Task<void> call_done(WaitGroup& wg) {
+  wg.done();
+  co_return;
+}
+
+Task<int> wait_group_as_good_as_new(WaitGroup& wg) {
+  wg.done();  // the first run's add: the counter is 0 again
+  wg.add(1);
+  go(call_done(wg));
+  co_await wg.wait();  // throws "reused before previous Wait has returned"
+                       // if the first run's waiter is still counted
+  co_return 1;
+}
+
+TEST(WaitGroup, WaiterDestroyedAtShutdownIsNotCounted) {
+  test::Watchdog watchdog("WaitGroup.WaiterDestroyedAtShutdownIsNotCounted");
+  WaitGroup wg;
+  Parked p;
+  EXPECT_EQ(run(park_group_waiter(wg, p), with_procs(1)), 0);
+  EXPECT_EQ(run(wait_group_as_good_as_new(wg), with_procs(1)), 1);
+}
+
+// Releases its units when destroyed, as user code that holds units across
+// a co_await would.
+struct SemaphoreUnits {
+  Semaphore* sem;
+  std::int64_t n;
+  ~SemaphoreUnits() { sem->release(n); }
+};
+
+Task<void> hold_semaphore(Semaphore& sem, Parked& p) {
+  co_await sem.acquire(sem.size());
+  SemaphoreUnits units{&sem, sem.size()};
+  p.held.store(true);
+  co_await park_forever_marked(p);
+}
+
+Task<void> wait_for_semaphore(Semaphore& sem, std::int64_t n, Parked& p) {
+  if (!co_await test::yield_until_set(p.held)) co_return;
+  p.parked.fetch_add(1);
+  co_await sem.acquire(n);
+  SemaphoreUnits units{&sem, n};
+}
+
+TEST(Semaphore, WaiterDestroyedAtShutdownGivesItsUnitsBack) {
+  test::Watchdog watchdog("Semaphore.WaiterDestroyedAtShutdownGivesItsUnitsBack");
+  for (bool waiter_first : {false, true}) {
+    Semaphore sem(3);
+    Parked p;
+    EXPECT_EQ(run(park_holder_and_waiter(hold_semaphore(sem, p), wait_for_semaphore(sem, 2, p),
+                                         waiter_first, p),
+                  with_procs(1)),
+              0);
+    EXPECT_TRUE(sem.try_acquire(3)) << "waiter_first=" << waiter_first;
+  }
 }
 
 }  // namespace

@@ -441,4 +441,90 @@ TEST(Task, TenMillionSynchronousAwaitsRunInConstantStack) {
       << "the stack grew across synchronously completing awaits (no symmetric transfer?)";
 }
 
+// --- destroying deep suspended chains ----------------------------------------
+//
+// A chain of a million Tasks awaiting one another, suspended at the bottom,
+// is destroyed without one nested destroy() per frame (which overflows an
+// 8 MiB stack at -O0 long before a million), innermost frame first.
+
+constexpr long kDeepChain = 1'000'000;
+
+// Records destruction order: level `depth` (0 at the top) must go right
+// after level depth + 1 (innermost first).
+struct DestroyOrder {
+  long next_expected = kDeepChain;
+  long out_of_order = 0;
+  long destroyed = 0;
+};
+
+struct LevelGuard {
+  DestroyOrder* order;
+  long depth;
+  ~LevelGuard() {
+    if (depth != order->next_expected) ++order->out_of_order;
+    order->next_expected = depth - 1;
+    ++order->destroyed;
+  }
+};
+
+std::atomic<bool> deep_chain_parked{false};
+
+// Descends to kDeepChain, then parks on `bottom` (by value: the chain shares
+// the channel) forever.
+Task<void> descend_and_park(long depth, DestroyOrder* order, goro::Chan<int> bottom,
+                            bool on_channel) {
+  LevelGuard guard{order, depth};
+  if (depth == kDeepChain) {
+    deep_chain_parked.store(true);
+    if (on_channel) {
+      (void)co_await bottom.recv();
+    } else {
+      co_await ParkForever{};
+    }
+    co_return;
+  }
+  co_await descend_and_park(depth + 1, order, std::move(bottom), on_channel);
+}
+
+TEST(Task, MillionDeepSuspendedChainIsDestroyedInnermostFirstInConstantStack) {
+  DestroyOrder order;
+  bool done = false;
+  deep_chain_parked = false;
+  Driver driver = drive_void(descend_and_park(0, &order, goro::Chan<int>(), false), &done);
+  ASSERT_TRUE(deep_chain_parked.load());
+  EXPECT_FALSE(done);
+  driver.reset();  // destroys the Task it holds, and the chain with it
+  EXPECT_EQ(order.destroyed, kDeepChain + 1);
+  EXPECT_EQ(order.out_of_order, 0);
+}
+
+Task<int> start_deep_goroutine(DestroyOrder* order, goro::Chan<int> bottom) {
+  goro::go(descend_and_park(0, order, bottom, true));
+  co_return co_await goro::test::yield_until_set(deep_chain_parked) ? 0 : 1;
+}
+
+TEST(Task, GoroutineParkedAMillionAwaitsDeepIsDestroyedAtShutdown) {
+  DestroyOrder order;
+  deep_chain_parked = false;
+  auto bottom = goro::make_chan<int>();
+  EXPECT_EQ(goro::run(start_deep_goroutine(&order, bottom), goro::test::with_procs(1)), 0);
+  EXPECT_EQ(order.destroyed, kDeepChain + 1);
+  EXPECT_EQ(order.out_of_order, 0);
+}
+
+Task<int> main_parked_deep(DestroyOrder* order, goro::Chan<int> bottom) {
+  co_await descend_and_park(0, order, std::move(bottom), true);
+  co_return 0;
+}
+
+TEST(Task, DeadlockedMainAMillionAwaitsDeepIsDestroyed) {
+  DestroyOrder order;
+  deep_chain_parked = false;
+  auto bottom = goro::make_chan<int>();
+  EXPECT_THROW(goro::run(main_parked_deep(&order, bottom), goro::test::with_procs(1)),
+               goro::Deadlock);
+  EXPECT_EQ(order.destroyed, kDeepChain + 1);
+  EXPECT_EQ(order.out_of_order, 0);
+}
+
 }  // namespace

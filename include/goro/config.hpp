@@ -31,8 +31,11 @@ struct Config {
   // available_procs().
   unsigned procs = 0;
 
-  // Called, on the worker thread, when an exception escapes a goroutine
-  // started with goro::go (nobody can observe it otherwise). When empty, goro
+  // Called when an exception escapes a goroutine and nobody can observe it
+  // otherwise: one started with goro::go (on the worker thread, as it
+  // finishes), or one started with goro::spawn whose JoinHandle was dropped
+  // without being awaited (on the worker as it finishes if the handle went
+  // first, else on the thread that drops the handle). When empty, goro
   // prints "goroutine N: uncaught exception: <what()>" to stderr and calls
   // std::abort(), as an unrecovered panic ends a Go program. The handler
   // must not throw.
@@ -54,10 +57,14 @@ struct Config {
   // Deadlock detection (Go's "all goroutines are asleep"): when every
   // goroutine has stayed parked for Config::deadlock_grace with nothing
   // that could wake one (no runnable goroutine, timer, I/O operation or
-  // blocking call, and no goroutine started or readied from outside the
-  // runtime), run() prints the goroutines and what each waits for to
-  // stderr and throws goro::Deadlock. Turn it off when goroutines wait for
-  // a thread outside the runtime that may stay silent longer than that.
+  // blocking call, no goroutine started or readied from outside the
+  // runtime, and no goro::OutsideWaker alive), run() prints the goroutines
+  // and what each waits for to stderr and throws goro::Deadlock. The rule
+  // for threads outside the runtime: one that will wake a goroutine after
+  // a silence longer than the grace (a channel it feeds, a WaitGroup it
+  // counts down, a context it cancels) holds an OutsideWaker until it is
+  // done; one that holds none is trusted only for the grace. Turning
+  // detection off is the alternative.
   bool detect_deadlocks = true;
   std::chrono::milliseconds deadlock_grace{100};
 };

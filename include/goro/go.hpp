@@ -25,9 +25,10 @@ namespace goro {
 void go(Task<void> task);
 
 // Starts `task` as a new goroutine, like go(), and returns a JoinHandle whose
-// co_await gives the task's value or rethrows its exception. While the
-// runtime is shutting down the task is destroyed unrun and the handle is
-// empty.
+// co_await gives the task's value or rethrows its exception. If the handle
+// is dropped unread, an exception goes to Config::on_uncaught_exception (or
+// aborts), as go()'s do. While the runtime is shutting down the task is
+// destroyed unrun and the handle is empty.
 template <class T>
 JoinHandle<T> spawn(Task<T> task) {
   auto root = task.release();

@@ -31,8 +31,15 @@ JoinHandle<T> spawn(Task<T> task);
 //    first, as with TBB's or rayon's lazy tasks). Goroutines that were
 //    already started, or stolen, are waited for by parking.
 //  * Destroying (or `detach()`-ing) a handle without awaiting it detaches the
-//    goroutine: it runs to completion and its result is discarded; an
-//    exception it throws is discarded too.
+//    goroutine: it runs to completion and its result is discarded. An
+//    exception it throws cannot be read any more, so it is reported as a
+//    detached goroutine's is: to Config::on_uncaught_exception, or printed
+//    with the goroutine's id before the process aborts when no handler is
+//    set. That holds in both orders: dropped before the goroutine throws
+//    (reported on the worker as it finishes), or after (reported by the
+//    thread that drops the handle; on a thread outside the runtime, with
+//    the handler of the runtime running then, or the default when none
+//    runs). Await the handle to handle the exception yourself.
 //  * Awaiting an empty handle throws std::logic_error.
 template <class T>
 class [[nodiscard]] JoinHandle {
@@ -63,7 +70,8 @@ class [[nodiscard]] JoinHandle {
     return g_ != nullptr && g_->join_state.load(std::memory_order_acquire) == detail::kJoinDone;
   }
 
-  // Lets the goroutine run on without anyone waiting for it.
+  // Lets the goroutine run on without anyone waiting for it (an exception
+  // it throws is reported as uncaught: see the contract above).
   void detach() noexcept { reset(); }
 
   class Awaiter {

@@ -37,7 +37,8 @@
 //   M2. kStarving implies kLocked and at least one counted waiter: it is set
 //       only by a queuing waiter while the mutex is locked, a starvation
 //       handoff keeps kLocked (the owner changes, the mutex is never free),
-//       and the handoff that takes the last waiter clears kStarving.
+//       and the handoff that takes the last waiter clears kStarving, as
+//       does withdrawing the last waiter (a frame destroyed at shutdown).
 //       (Go clears mutexLocked during a handoff and lets the woken waiter
 //       set it; here the unlocker does the whole handoff, so `state` never
 //       says "unlocked" while someone owns the mutex.)
@@ -58,20 +59,25 @@
 //     4. If we do not queue, CAS; on success we own it. If we queue, take
 //        qlock, CAS, and link us: at the back the first time, at the front
 //        after a wakeup (Go's queueLifo). Release qlock, park.
-//     5. Woken in normal mode (through our hook, `retry`): note whether we
-//        have now waited over 1 ms, go to 2.
-//        Handed the mutex in starvation mode: we own it; continue.
+//     5. Woken through our hook (`retry`). In normal mode (`awoke`: the
+//        unlocker gave us kWoken): note whether we have now waited over
+//        1 ms, go to 2. Handed the mutex in starvation mode: we own it;
+//        continue.
 //   unlock:
 //     1. Fast path: CAS kLocked -> 0 (release). Done.
 //     2. Not locked: throw (Go: "fatal error: sync: unlock of unlocked
 //        mutex").
 //     3. Starving: take qlock, pop the first waiter, decrement the count
 //        and clear kStarving if that waiter is the last or waited under
-//        1 ms, release qlock, resume the waiter as the owner.
+//        1 ms, release qlock, ready the waiter as the owner.
 //     4. Normal: CAS kLocked off (release). If nobody waits, or someone is
 //        awake (kWoken), or the mutex is already taken again, done.
 //        Otherwise CAS (count - 1) | kWoken, pop the first waiter under
 //        qlock and ready it at its hook: it competes again (lock step 5).
+//   withdraw (a parked waiter's frame destroyed at shutdown):
+//     queued: unlink and uncount it, clearing kStarving with the last one;
+//     handed the mutex: unlock it; woken holding kWoken: clear kWoken and
+//     do unlock step 4's wakeup.
 //
 // Rejected alternatives: see sync_waiter.hpp (why the hook, why not always
 // hand off, why a per-mutex queue rather than Go's semaphore table).
@@ -100,10 +106,10 @@ class MutexWaiter {
   MutexWaiter(const MutexWaiter&) = delete;
   MutexWaiter& operator=(const MutexWaiter&) = delete;
   // Only does something for a frame destroyed while parked (runtime
-  // shutdown); `in_queue` is read unlocked because that happens only with
-  // the runtime stopped.
+  // shutdown): see sync_waiter.hpp, Withdrawal. The flags are read unlocked
+  // because that happens only with the runtime stopped.
   ~MutexWaiter() {
-    if (node_.in_queue) [[unlikely]]
+    if (node_.in_queue || node_.granted) [[unlikely]]
       withdraw();
   }
 
@@ -256,6 +262,10 @@ class Mutex {
   bool lock_slow(detail::SyncWaiter* w) noexcept;  // true: owned; false: queued
   void unlock_slow(std::uint32_t old);
   void hand_off() noexcept;
+  // Unlock step 4 after kLocked is off: wakes the first waiter to compete,
+  // unless none waits or one is awake (kWoken) or the mutex is taken.
+  void wake_one(std::uint32_t old) noexcept;
+  // A waiter's frame destroyed while parked (sync_waiter.hpp, Withdrawal).
   void withdraw(detail::SyncWaiter* w) noexcept;
 
   std::atomic<std::uint32_t> state_{0};

@@ -1,7 +1,9 @@
 // goro/run.hpp
 //
-// Defines: goro::run, the entry point that starts the runtime, and
-// goro::Deadlock, what it throws when every goroutine is stuck.
+// Defines: goro::run, the entry point that starts the runtime,
+// goro::Deadlock, what it throws when every goroutine is stuck, and
+// goro::OutsideWaker, which tells the deadlock detector that a thread
+// outside the runtime may still wake a goroutine.
 #ifndef GORO_RUN_HPP_
 #define GORO_RUN_HPP_
 
@@ -19,6 +21,44 @@ namespace goro {
 class Deadlock : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// OutsideWaker: a promise, by a thread outside the runtime, that it may
+// still wake a goroutine (send on a channel, WaitGroup::done, cancel a
+// context, go(), ...). While any OutsideWaker lives in the process, the
+// deadlock detector never declares a deadlock, however long every
+// goroutine stays parked.
+//
+// Contract: create one before the goroutines start waiting for the thread
+// (typically where the thread is started, and move it into the thread) and
+// destroy it once the thread will wake nobody any more. Its creation and
+// destruction count as activity, so the detector waits a full
+// Config::deadlock_grace after the last one goes before it decides.
+// Move-only; a moved-from OutsideWaker promises nothing. Usable from any
+// thread, with or without a runtime running (it is process-wide, as the
+// runtime is). Without one, a thread outside the runtime is trusted only
+// for the grace period: see Config::detect_deadlocks.
+class [[nodiscard("an OutsideWaker promises only while it lives")]] OutsideWaker {
+ public:
+  OutsideWaker() noexcept;
+  OutsideWaker(OutsideWaker&& other) noexcept : active_(other.active_) { other.active_ = false; }
+  OutsideWaker& operator=(OutsideWaker&& other) noexcept {
+    if (this != &other) {
+      release();
+      active_ = other.active_;
+      other.active_ = false;
+    }
+    return *this;
+  }
+  OutsideWaker(const OutsideWaker&) = delete;
+  OutsideWaker& operator=(const OutsideWaker&) = delete;
+  ~OutsideWaker() { release(); }
+
+  // Ends the promise now (idempotent).
+  void release() noexcept;
+
+ private:
+  bool active_;
 };
 
 namespace detail {
@@ -40,7 +80,9 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
 //    next suspends (coroutines cannot be preempted).
 //  * If every goroutine stays parked with nothing that could wake one (a
 //    deadlock, Config::detect_deadlocks), run destroys them all, main
-//    included, and throws goro::Deadlock.
+//    included, and throws goro::Deadlock. A goroutine waiting for a thread
+//    outside the runtime is not deadlocked while that thread holds an
+//    OutsideWaker.
 //  * One runtime at a time per process: calling run while another run is
 //    active throws std::logic_error. run may be called again after it
 //    returns.

@@ -43,6 +43,21 @@
 //            2. Release readerSem r times (wakes them, or banks the wakeup
 //               of a reader that counted itself but has not queued yet).
 //            3. Unlock w.
+//   withdraw (an awaiter destroyed while parked, at shutdown, with every
+//   worker stopped; sync_waiter.hpp, Withdrawal):
+//     reader queued on readerSem: unlink it, readerCount -= 1 (it arrived
+//            after the pending writer announced, so readerWait never
+//            counted it). Granted (released, never resumed): runlock.
+//     writer queued on writerSem (it holds w and announced): undo the
+//            announcement: readerCount += kMaxReaders; the readers still
+//            holding the lock are readerWait (set it to 0: they leave
+//            through runlock's fast path now); release readerSem for the
+//            rest, which arrived after the announcement; unlock w.
+//            Granted (the last reader released it, never resumed): unlock.
+//     A writer in step 1 is a Mutex waiter and withdraws as one.
+//     The arithmetic assumes no runlock or unlock runs meanwhile on an
+//     outside thread; a program that unlocks from an outside thread while
+//     run() returns may leave a stale count in the lock.
 //
 // Rejected alternative: one queue of readers and writers under a spin lock
 // (simpler to argue, but every rlock/runlock would take the lock; here a
@@ -91,9 +106,12 @@ class RWMutex {
     explicit LockAwaiter(RWMutex* rw) noexcept : rw_(rw), mutex_waiter_(&rw->w_) {}
     LockAwaiter(const LockAwaiter&) = delete;
     LockAwaiter& operator=(const LockAwaiter&) = delete;
+    // A frame destroyed while parked (shutdown; sync_waiter.hpp,
+    // Withdrawal): in stage 1 mutex_waiter_ takes care of w; in stage 2 the
+    // write lock, pending or granted, is given up.
     ~LockAwaiter() {
-      if (sem_waiter_.in_queue) [[unlikely]]
-        rw_->writer_sem_.withdraw(&sem_waiter_);  // shutdown
+      if (sem_waiter_.in_queue || sem_waiter_.granted) [[unlikely]]
+        rw_->withdraw_writer(&sem_waiter_);
     }
     bool await_ready() noexcept {
       if (!rw_->w_.try_lock()) return false;
@@ -101,7 +119,7 @@ class RWMutex {
       return rw_->announce_writer();
     }
     bool await_suspend(std::coroutine_handle<> awaiting);
-    void await_resume() const noexcept {}
+    void await_resume() noexcept { sem_waiter_.granted = false; }  // S4: we run
 
    protected:
     RWMutex* rw_;
@@ -118,7 +136,10 @@ class RWMutex {
   class [[nodiscard]] ScopedLockAwaiter : public LockAwaiter {
    public:
     using LockAwaiter::LockAwaiter;
-    LockGuard<RWMutex> await_resume() const noexcept { return LockGuard<RWMutex>(*rw_); }
+    LockGuard<RWMutex> await_resume() noexcept {
+      LockAwaiter::await_resume();
+      return LockGuard<RWMutex>(*rw_);
+    }
   };
 
   // co_await rw.rlock(): a read lock (Go's RLock).
@@ -127,9 +148,11 @@ class RWMutex {
     explicit RLockAwaiter(RWMutex* rw) noexcept : rw_(rw) {}
     RLockAwaiter(const RLockAwaiter&) = delete;
     RLockAwaiter& operator=(const RLockAwaiter&) = delete;
+    // A frame destroyed while parked (shutdown; sync_waiter.hpp,
+    // Withdrawal): the read lock, pending or granted, is given up.
     ~RLockAwaiter() {
-      if (waiter_.in_queue) [[unlikely]]
-        rw_->reader_sem_.withdraw(&waiter_);  // shutdown
+      if (waiter_.in_queue || waiter_.granted) [[unlikely]]
+        rw_->withdraw_reader(&waiter_);
     }
     bool await_ready() noexcept {
       // Step 1. Acquire: a reader that gets in sees the last writer's
@@ -146,7 +169,7 @@ class RWMutex {
     bool await_suspend(std::coroutine_handle<> awaiting) {
       return detail::park_on(rw_->reader_sem_, waiter_, awaiting);  // step 2
     }
-    void await_resume() const noexcept {}
+    void await_resume() noexcept { waiter_.granted = false; }  // S4: we run
 
    protected:
     RWMutex* rw_;
@@ -157,7 +180,10 @@ class RWMutex {
   class [[nodiscard]] ScopedRLockAwaiter : public RLockAwaiter {
    public:
     using RLockAwaiter::RLockAwaiter;
-    ReadLockGuard await_resume() const noexcept { return ReadLockGuard(*rw_); }
+    ReadLockGuard await_resume() noexcept {
+      RLockAwaiter::await_resume();
+      return ReadLockGuard(*rw_);
+    }
   };
 
   RWMutex() noexcept = default;
@@ -189,6 +215,9 @@ class RWMutex {
   // Lock steps 2-3 without parking: true if no reader remains.
   bool announce_writer() noexcept;
   void runlock_slow(std::int32_t r);
+  // Awaiters destroyed while parked (see "withdraw" in the file comment).
+  void withdraw_reader(detail::SyncWaiter* w) noexcept;
+  void withdraw_writer(detail::SyncWaiter* w) noexcept;
 
   Mutex w_;
   detail::Sema writer_sem_;

@@ -32,6 +32,11 @@
 //   release(n): lock; cur -= n (below 0: undo and throw, x/sync panics
 //               "semaphore: released more than held"); while the front
 //               waiter fits: cur += its weight, dequeue it; unlock; wake them.
+//   withdraw (an awaiter destroyed while parked, at shutdown;
+//               sync_waiter.hpp, Withdrawal): queued: unlink it, and if it
+//               was the front, grant the waiters behind it that now fit (as
+//               x/sync does when an acquire is cancelled); granted (units
+//               added to cur for it, never resumed): release them.
 //
 // Rejected alternative: Go's runtime semaphore (detail::Sema) counts single
 // units and has no weights; granting n units one at a time would let two
@@ -63,7 +68,7 @@ class Semaphore {
     AcquireAwaiter(const AcquireAwaiter&) = delete;
     AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
     ~AcquireAwaiter() {
-      if (waiter_.in_queue) [[unlikely]]
+      if (waiter_.in_queue || waiter_.granted) [[unlikely]]
         sem_->withdraw(&waiter_);  // shutdown
     }
     // Step 2. Returns false with the lock held: await_suspend queues under it.
@@ -71,7 +76,7 @@ class Semaphore {
     void await_suspend(std::coroutine_handle<> awaiting) noexcept {
       sem_->queue_and_unlock(&waiter_, awaiting);
     }
-    void await_resume() const noexcept {}
+    void await_resume() noexcept { waiter_.granted = false; }  // S4: we run
 
    private:
     Semaphore* sem_;
@@ -94,6 +99,8 @@ class Semaphore {
  private:
   bool acquire_or_lock(std::int64_t n);
   void queue_and_unlock(detail::SyncWaiter* w, std::coroutine_handle<> awaiting) noexcept;
+  // Release step "while the front waiter fits", with lock_ held.
+  void grant_locked(detail::WakeList& to_wake) noexcept;
   void withdraw(detail::SyncWaiter* w) noexcept;
 
   const std::int64_t size_;

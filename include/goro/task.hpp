@@ -23,6 +23,27 @@
 //    the frame; destroying a frame destroys its locals, among them the Task
 //    it may be awaiting, so tearing down a suspended chain destroys every
 //    frame in it exactly once.
+//  * Destroying a suspended chain in constant stack. Left to the frames'
+//    own destructors, a chain of N awaits suspended at its bottom (a
+//    goroutine parked deep in a recursion, destroyed at shutdown) would be
+//    torn down by N nested destroy() calls, and a deep enough chain
+//    overflows the thread's stack. So each await of a Task by a Task links
+//    the two frames: the parent's promise points at the child's (`awaited`)
+//    and the child's at the Task object in the parent that owns it
+//    (`owner`); the parent unlinks when it resumes. A frame with no
+//    `awaited` link (finished, never started, or suspended on anything but
+//    a Task: the usual case) is destroyed directly; otherwise:
+//      1. Walk the `awaited` links down to the innermost frame, reversing
+//         them as we go, so that each frame now points at its parent.
+//      2. From the innermost frame up, take each frame's handle out of its
+//         owner Task (which so becomes empty) and destroy the frame: its
+//         own awaited Task is empty by then, so no destroy() nests.
+//      3. Destroy the top frame.
+//    Frames are destroyed innermost first, as the nested destructors would,
+//    so a frame below may still use its parent's locals (a channel, a
+//    mutex) while it is torn down. The one difference: a parent's
+//    temporaries made after the awaited Task in the same full-expression
+//    (the awaiter) now outlive the frames below.
 //  * Goroutine roots. A Task started as a goroutine has no awaiter; its
 //    promise points at the goroutine record instead, and its final suspend
 //    asks the scheduler what to run next (a joiner waiting on it, or
@@ -31,7 +52,10 @@
 // Rejected alternatives: eager tasks (a race between completion and
 // co_await needs an atomic per await); resuming the awaiter with
 // handle.resume() from final_suspend (recursion: the stack grows by one
-// frame per synchronously completing await).
+// frame per synchronously completing await); deferring nested destroy()
+// calls to a thread-local list drained by the outermost one (constant
+// stack, but a parent's locals would die before the frames below it that
+// may still refer to them).
 #ifndef GORO_TASK_HPP_
 #define GORO_TASK_HPP_
 
@@ -98,6 +122,14 @@ class TaskPromiseBase {
   void set_continuation(std::coroutine_handle<> continuation) noexcept {
     continuation_ = continuation;
   }
+  // Links this (suspending) frame to `child`, the Task frame it awaits,
+  // whose handle is kept in `*owner` (see "Destroying a suspended chain").
+  void link_awaited(TaskPromiseBase& child, std::coroutine_handle<>* owner) noexcept {
+    awaited_ = &child;
+    child.owner_ = owner;
+  }
+  // This frame resumed: it awaits no Task any more.
+  void unlink_awaited() noexcept { awaited_ = nullptr; }
   void set_goroutine(G* goroutine) noexcept { goroutine_ = goroutine; }
   [[nodiscard]] const std::exception_ptr& exception() const noexcept { return exception_; }
   void rethrow_if_exception() const {
@@ -105,10 +137,52 @@ class TaskPromiseBase {
   }
 
  private:
+  friend void destroy_frame_chain(std::coroutine_handle<> frame,
+                                  TaskPromiseBase& promise) noexcept;
+  friend void destroy_awaiting_chain(std::coroutine_handle<> frame,
+                                     TaskPromiseBase& promise) noexcept;
+
   std::coroutine_handle<> continuation_;
   G* goroutine_ = nullptr;
   std::exception_ptr exception_;
+  TaskPromiseBase* awaited_ = nullptr;       // the Task frame this one awaits now
+  std::coroutine_handle<>* owner_ = nullptr;  // the handle in the Task awaited as this frame
 };
+
+void destroy_awaiting_chain(std::coroutine_handle<> frame, TaskPromiseBase& promise) noexcept;
+
+// Destroys the coroutine frame `frame`, whose promise is `promise`, and, if
+// it is suspended awaiting a Task, the whole chain below it, innermost
+// first, in constant stack space (steps in the file comment). Used by
+// ~Task and by the runtime for goroutine roots.
+inline void destroy_frame_chain(std::coroutine_handle<> frame, TaskPromiseBase& promise) noexcept {
+  if (promise.awaited_ == nullptr) [[likely]] {
+    frame.destroy();
+  } else {
+    destroy_awaiting_chain(frame, promise);
+  }
+}
+
+// destroy_frame_chain's steps, for a frame that awaits a Task. Out of line:
+// it is rare, and inlined in every ~Task it would bloat the hot paths.
+[[gnu::noinline, gnu::cold]] inline void destroy_awaiting_chain(std::coroutine_handle<> frame,
+                                                                TaskPromiseBase& promise) noexcept {
+  // Step 1: reverse the links; `above` ends at the innermost frame.
+  TaskPromiseBase* above = nullptr;
+  for (TaskPromiseBase* at = &promise; at != nullptr;) {
+    TaskPromiseBase* below = at->awaited_;
+    at->awaited_ = above;
+    above = at;
+    at = below;
+  }
+  // Step 2: innermost first; each frame's `awaited_` now names its parent.
+  for (TaskPromiseBase* at = above; at != &promise;) {
+    TaskPromiseBase* parent = at->awaited_;
+    std::exchange(*at->owner_, nullptr).destroy();  // frees `at`
+    at = parent;
+  }
+  frame.destroy();  // step 3
+}
 
 template <class T>
 class TaskPromise final : public TaskPromiseBase {
@@ -159,7 +233,11 @@ class TaskPromise<void> final : public TaskPromiseBase {
 //    the returned value or by rethrowing the body's exception. A Task can be
 //    awaited at most once; awaiting an empty Task is undefined behaviour.
 //  * Destroying a Task that has not run, or one suspended mid-body, destroys
-//    its frame and, with it, every frame it owns.
+//    its frame and, with it, every frame it owns. A chain of Tasks awaiting
+//    one another is destroyed innermost frame first, in constant stack
+//    space however deep it is. A Task must not be destroyed while another
+//    Task awaits it (by lvalue, from outside its frame): the awaiting one
+//    could never resume, and destroying it afterwards is undefined.
 //  * T must not be a reference type; use a pointer or std::reference_wrapper.
 template <class T>
 class [[nodiscard]] Task {
@@ -173,48 +251,69 @@ class [[nodiscard]] Task {
   Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
-      if (handle_) handle_.destroy();
+      destroy();
       handle_ = std::exchange(other.handle_, nullptr);
     }
     return *this;
   }
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
-  ~Task() {
-    if (handle_) handle_.destroy();
-  }
+  ~Task() { destroy(); }
 
   // True when this Task owns a coroutine frame.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
 
   class Awaiter {
    public:
-    explicit Awaiter(std::coroutine_handle<promise_type> child) noexcept : child_(child) {}
+    // `owner`: the handle in the awaited Task, which outlives the await.
+    explicit Awaiter(std::coroutine_handle<>* owner) noexcept
+        : child_(typed(*owner)), owner_(owner) {}
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    template <class AwaitingPromise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<AwaitingPromise> awaiting) noexcept {
       child_.promise().set_continuation(awaiting);
+      if constexpr (std::is_base_of_v<detail::TaskPromiseBase, AwaitingPromise>) {
+        // A Task awaits a Task: link the frames for destroy_frame_chain.
+        parent_ = &awaiting.promise();
+        parent_->link_awaited(child_.promise(), owner_);
+      }
       return child_;
     }
-    T await_resume() { return child_.promise().take_result(); }
+    T await_resume() {
+      if (parent_ != nullptr) parent_->unlink_awaited();
+      return child_.promise().take_result();
+    }
 
    private:
     std::coroutine_handle<promise_type> child_;
+    std::coroutine_handle<>* owner_;
+    detail::TaskPromiseBase* parent_ = nullptr;  // the awaiting Task's promise, if it is one
   };
 
-  Awaiter operator co_await() & noexcept { return Awaiter(handle_); }
-  Awaiter operator co_await() && noexcept { return Awaiter(handle_); }
+  Awaiter operator co_await() & noexcept { return Awaiter(&handle_); }
+  Awaiter operator co_await() && noexcept { return Awaiter(&handle_); }
 
   // Gives up ownership of the frame (used by the scheduler to start a
-  // goroutine). The caller becomes responsible for destroying it.
+  // goroutine). The caller becomes responsible for destroying it (with
+  // detail::destroy_frame_chain if it may be suspended).
   [[nodiscard]] std::coroutine_handle<promise_type> release() noexcept {
-    return std::exchange(handle_, nullptr);
+    return typed(std::exchange(handle_, nullptr));
   }
 
  private:
   friend class detail::TaskPromise<T>;
   explicit Task(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
 
-  std::coroutine_handle<promise_type> handle_;
+  static std::coroutine_handle<promise_type> typed(std::coroutine_handle<> handle) noexcept {
+    return std::coroutine_handle<promise_type>::from_address(handle.address());
+  }
+  void destroy() noexcept {
+    if (handle_) detail::destroy_frame_chain(handle_, typed(handle_).promise());
+  }
+
+  // Untyped, so that a child frame awaited through this Task can point at
+  // it (TaskPromiseBase::owner_) whatever T is.
+  std::coroutine_handle<> handle_;
 };
 
 namespace detail {

@@ -31,6 +31,10 @@
 //   wait:   1. Counter 0: done (one acquire load). 2. CAS waiters + 1; on
 //           failure reload and retry. 3. Park on the sema (a goroutine) or
 //           block the thread (wait_blocking).
+//   withdraw (a parked waiter's frame destroyed at shutdown): take the
+//           waiter out of the sema's queue and, if it was still there (no
+//           release is on its way to it), uncount it, so that the word
+//           counts only waiters that exist and the group can be reused.
 //
 // Rejected alternative: a list of waiters under a lock (no semaphore): the
 // count in the word keeps add()/done() one atomic add when nobody waits.
@@ -63,7 +67,7 @@ class WaitGroup {
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
     ~WaitAwaiter() {
       if (waiter_.in_queue) [[unlikely]]
-        wg_->sema_.withdraw(&waiter_);  // shutdown
+        wg_->withdraw(&waiter_);  // shutdown
     }
     bool await_ready() const noexcept { return wg_->counter_is_zero(); }
     bool await_suspend(std::coroutine_handle<> awaiting) {
@@ -104,6 +108,8 @@ class WaitGroup {
   // Wait step 2: counts a waiter; false if the counter is 0 (no need to wait).
   bool count_waiter() noexcept;
   void check_not_reused() const;
+  // A parked waiter's frame is destroyed (shutdown): see withdraw above.
+  void withdraw(detail::SyncWaiter* w) noexcept;
 
   std::atomic<std::uint64_t> state_{0};
   detail::Sema sema_;

@@ -44,6 +44,22 @@
 //       once on another thread). Wakeups happen after the lock is released.
 //   S3. A goroutine that queues itself touches nothing of its awaiter after
 //       releasing the queue's lock (it may already be running elsewhere).
+//   S4. A waker that dequeues a waiter to give it something that must be
+//       given back if it never runs (a lock, semaphore units, a Mutex's
+//       kWoken flag) sets `granted` before waking it; the goroutine clears
+//       it when it resumes.
+//
+// Withdrawal. The shutdown sweep destroys the frames of parked goroutines,
+// and with them their awaiters. A waiter is then in one of three states,
+// and its awaiter's destructor leaves the primitive as if the goroutine had
+// gone on its way at once: still queued (`in_queue`): unlink it and undo
+// whatever counted it (a Mutex's waiter count, and the starvation flag with
+// the last waiter; a WaitGroup's waiter count; an RWMutex's reader count or
+// pending writer); granted but never resumed (`granted`, S4; wakeups made
+// during the sweep are refused, so this is common there): give the grant
+// back (unlock, release); or neither: nothing to do. These destructors run
+// only with every worker stopped, so they read the two flags without the
+// queue's lock.
 //
 // Rejected alternatives
 //   * A slow-path coroutine (a Task per contended lock) for multi-stage
@@ -102,10 +118,11 @@ void unpark(ThreadParker* parker) noexcept;
 
 // One goroutine (or outside thread) waiting on a sync primitive.
 //
-// Only `in_queue` is initialised on construction: an awaiter holds one in
-// every frame that locks, and most locks never wait, so the fields are
-// filled in by whoever queues the waiter (prepare(), then the primitive's
-// own fields) — construction is one store.
+// Only `in_queue` and `granted` are initialised on construction: an awaiter
+// holds one in every frame that locks, and most locks never wait, so the
+// fields are filled in by whoever queues the waiter (prepare(), then the
+// primitive's own fields) — construction is one store of two adjacent
+// bytes.
 struct SyncWaiter {
   G* g;                                  // the parked goroutine, or nullptr:
   ThreadParker* thread;                  // the parked outside thread
@@ -117,7 +134,8 @@ struct SyncWaiter {
   std::int64_t wait_start;  // Mutex: when it first queued (0: not yet)
   std::int64_t weight;      // Semaphore: units it waits for
   bool in_queue = false;
-  bool starving;  // Mutex: waited over 1 ms
+  bool granted = false;  // S4: dequeued with a grant, not yet resumed
+  bool starving;         // Mutex: waited over 1 ms
   bool awoke;     // Mutex: holds the "woken" flag
 
   // Fills in the fields every waiter needs, for goroutine `goroutine`.
@@ -236,8 +254,9 @@ class Sema {
   [[nodiscard]] bool acquire_or_queue(SyncWaiter* w) noexcept;
   void release(std::uint32_t n = 1) noexcept;
   // Takes `w` out of the queue if it is still there (a parked frame torn
-  // down at shutdown).
-  void withdraw(SyncWaiter* w) noexcept;
+  // down at shutdown); returns whether it was (false: a release already
+  // dequeued it, and its unit is spent on it).
+  bool withdraw(SyncWaiter* w) noexcept;
 
  private:
   SpinLock lock_;
