@@ -27,7 +27,8 @@ void fail_runtime_thread_starts_after(int successes) noexcept;
 [[nodiscard]] bool runtime_thread_start_refused() noexcept;
 
 // Starts a thread of the runtime running `body`. Throws std::system_error
-// naming `what` (e.g. "worker for P 3") when the thread cannot be created.
+// naming `what` (e.g. "worker thread for P 3") when the thread cannot be
+// created.
 template <class Body>
 std::thread start_runtime_thread(const std::string& what, Body&& body) {
   try {
@@ -36,7 +37,7 @@ std::thread start_runtime_thread(const std::string& what, Body&& body) {
     }
     return std::thread(std::forward<Body>(body));
   } catch (const std::system_error& e) {
-    throw std::system_error(e.code(), std::string("goro: cannot start the ") + what + " thread");
+    throw std::system_error(e.code(), "goro: cannot start the " + what);
   }
 }
 

@@ -148,7 +148,7 @@ int Scheduler::start(P& p0) {
     p0_entered = true;
     threads_.reserve(ps_.size() - 1);  // push_back below cannot throw
     for (std::size_t i = 1; i < ps_.size(); ++i) {  // step 2
-      threads_.push_back(start_runtime_thread("worker for P " + std::to_string(i),
+      threads_.push_back(start_runtime_thread("worker thread for P " + std::to_string(i),
                                               [this, i] { worker_main(*ps_[i]); }));
     }
     {

@@ -17,7 +17,7 @@ namespace goro::detail {
 void Sysmon::start() {
   watches_.assign(scheduler_.ps_.size(), Watch{});
   queue_watches_.assign(scheduler_.ps_.size(), QueueWatch{});
-  thread_ = start_runtime_thread("sysmon", [this] {
+  thread_ = start_runtime_thread("sysmon thread", [this] {
     pthread_setname_np(pthread_self(), "goro-sysmon");
     loop();
   });
