@@ -188,34 +188,51 @@ int in_child(Body body) {
 
 // --- go()/spawn() from outside threads while run() returns ---------------
 
-Task<void> outside_body(Guard guard, std::atomic<long>* ran, bool park) {
-  (void)guard;
-  ran->fetch_add(1);
-  if (park) co_await ParkForever{};  // destroyed by the shutdown sweep
+// What a goroutine started from outside does after counting itself.
+enum class Then { kFinish, kParkForever, kReceive };
+
+Task<void> wait_as_told(Then then, goro::Chan<int>* channel) {
+  if (then == Then::kParkForever) co_await ParkForever{};  // destroyed by the sweep
+  if (then == Then::kReceive) (void)co_await channel->recv();  // readied from outside
 }
 
-Task<int> outside_value(Guard guard, std::atomic<long>* ran, bool park) {
+Task<void> outside_body(Guard guard, std::atomic<long>* ran, Then then, goro::Chan<int>* channel) {
   (void)guard;
   ran->fetch_add(1);
-  if (park) co_await ParkForever{};
+  co_await wait_as_told(then, channel);
+}
+
+Task<int> outside_value(Guard guard, std::atomic<long>* ran, Then then,
+                        goro::Chan<int>* channel) {
+  (void)guard;
+  ran->fetch_add(1);
+  co_await wait_as_told(then, channel);
   co_return 7;
 }
 
+struct Hammer {
+  LifeCounts* counts;
+  std::atomic<long>* ran;
+  goro::Chan<int>* channel;
+  std::atomic<bool> stop{false};
+};
+
 // Starts goroutines from this thread until `stop`, alternating go() and
 // spawn(), keeping a few handles and dropping them later (some during the
-// shutdown sweep, some after run() returned). Refusals are expected: during
-// shutdown the task is destroyed unrun, after it go()/spawn() throw.
-void hammer(LifeCounts* counts, std::atomic<long>* ran, const std::atomic<bool>* stop,
-            std::atomic<long>* refused_empty) {
+// shutdown sweep, some after run() returned), and readies receivers from
+// outside with try_send. Refusals are expected: during shutdown the task is
+// destroyed unrun, after it go()/spawn() throw.
+void hammer(Hammer* h) {
   std::vector<goro::JoinHandle<int>> kept;
-  for (long i = 0; !stop->load(); ++i) {
-    const bool park = i % 3 == 0;
-    try {
+  for (long i = 0; !h->stop.load(); ++i) {
+    const Then then = static_cast<Then>((i / 2) % 3);
+    (void)h->channel->try_send(static_cast<int>(i));
+    try {  // refused during shutdown: destroyed unrun (an empty handle for spawn)
       if (i % 2 == 0) {
-        goro::go(outside_body(Guard(*counts), ran, park));
+        goro::go(outside_body(Guard(*h->counts), h->ran, then, h->channel));
       } else {
-        goro::JoinHandle<int> handle = goro::spawn(outside_value(Guard(*counts), ran, park));
-        if (!handle.valid()) refused_empty->fetch_add(1);
+        goro::JoinHandle<int> handle =
+            goro::spawn(outside_value(Guard(*h->counts), h->ran, then, h->channel));
         kept.push_back(std::move(handle));
         if (kept.size() > 8) kept.erase(kept.begin());
       }
@@ -226,24 +243,22 @@ void hammer(LifeCounts* counts, std::atomic<long>* ran, const std::atomic<bool>*
   }
 }
 
-Task<void> main_until_outside_ran(std::atomic<long>* ran, long target,
-                                  std::vector<std::thread>* threads, LifeCounts* counts,
-                                  std::atomic<bool>* stop, std::atomic<long>* refused_empty) {
-  for (int t = 0; t < 3; ++t) threads->emplace_back(hammer, counts, ran, stop, refused_empty);
+Task<void> main_until_outside_ran(Hammer* h, long target, std::vector<std::thread>* threads) {
+  for (int t = 0; t < 3; ++t) threads->emplace_back(hammer, h);
   // Return (and so shut down) while the outside threads keep starting.
-  (void)co_await goro::test::yield_until_at_least(*ran, target);
+  (void)co_await goro::test::yield_until_at_least(*h->ran, target);
 }
 
 TEST(Runtime, OutsideGoAndSpawnRacingShutdownRunOrAreDestroyedExactlyOnce) {
   LifeCounts counts;
-  std::atomic<long> refused_empty{0};
   const long iterations = goro::test::scaled(200, 20);
   for (long iteration = 0; iteration < iterations; ++iteration) {
     std::atomic<long> ran{0};
-    std::atomic<bool> stop{false};
+    auto channel = goro::make_chan<int>();
+    Hammer h{&counts, &ran, &channel};
     std::vector<std::thread> threads;
-    goro::run(main_until_outside_ran(&ran, 20, &threads, &counts, &stop, &refused_empty));
-    stop = true;
+    goro::run(main_until_outside_ran(&h, 20, &threads));
+    h.stop = true;
     for (auto& t : threads) t.join();
     ASSERT_EQ(counts.alive(), 0) << "iteration " << iteration;
   }
