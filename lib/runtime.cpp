@@ -192,7 +192,8 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
 
 std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting) {
   G* self = tls_g;
-  if (self == nullptr) [[unlikely]] throw_not_in_goroutine("goro::JoinHandle (co_await)");
+  if (self == nullptr) [[unlikely]]
+    throw_not_in_goroutine("goro::JoinHandle (co_await)");
   P* p = tls_p;
   self->resume = awaiting;
   self->wait_reason = "join";
@@ -243,7 +244,8 @@ void release_finished(G* child) noexcept {
 
 void yield_suspend(std::coroutine_handle<> awaiting) {
   G* g = tls_g;
-  if (g == nullptr) [[unlikely]] throw_not_in_goroutine("goro::yield");
+  if (g == nullptr) [[unlikely]]
+    throw_not_in_goroutine("goro::yield");
   P* p = tls_p;
   g->resume = awaiting;
   bump(p->stats.yields);

@@ -25,7 +25,8 @@ namespace goro::detail {
 namespace {
 
 // The test seam of runtime_threads.hpp: starts left before refusals begin
-// (negative: never refuse). Relaxed: tests set it before run() starts.
+// (negative: never refuse). Relaxed: tests set it before run() starts, and
+// the starts that consume it need only the compare-exchange's atomicity.
 std::atomic<int> thread_starts_before_refusal{-1};
 
 inline void cpu_relax() noexcept {
@@ -146,7 +147,8 @@ int Scheduler::start(P& p0) {
   try {
     old_timer_slack = enter_worker(p0);  // step 1
     p0_entered = true;
-    threads_.reserve(ps_.size() - 1);  // push_back below cannot throw
+    // Reserved, so that push_back cannot throw once a thread runs.
+    threads_.reserve(ps_.size() - 1);
     for (std::size_t i = 1; i < ps_.size(); ++i) {  // step 2
       threads_.push_back(start_runtime_thread("worker thread for P " + std::to_string(i),
                                               [this, i] { worker_main(*ps_[i]); }));

@@ -7,7 +7,10 @@
 // Resource-limit tests either use the test seam of lib/runtime_threads.hpp
 // (the tests run as root, which RLIMIT_NPROC does not bind) or lower a limit
 // in a forked child, so that the test process keeps its own limits.
+#include <dirent.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <liburing.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -17,19 +20,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdlib>
-#include <dirent.h>
-#include <iterator>
 #include <exception>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -192,7 +191,7 @@ int in_child(Body body) {
 enum class Then { kFinish, kParkForever, kReceive };
 
 Task<void> wait_as_told(Then then, goro::Chan<int>* channel) {
-  if (then == Then::kParkForever) co_await ParkForever{};  // destroyed by the sweep
+  if (then == Then::kParkForever) co_await ParkForever{};      // destroyed by the sweep
   if (then == Then::kReceive) (void)co_await channel->recv();  // readied from outside
 }
 
@@ -202,8 +201,7 @@ Task<void> outside_body(Guard guard, std::atomic<long>* ran, Then then, goro::Ch
   co_await wait_as_told(then, channel);
 }
 
-Task<int> outside_value(Guard guard, std::atomic<long>* ran, Then then,
-                        goro::Chan<int>* channel) {
+Task<int> outside_value(Guard guard, std::atomic<long>* ran, Then then, goro::Chan<int>* channel) {
   (void)guard;
   ran->fetch_add(1);
   co_await wait_as_told(then, channel);

@@ -21,9 +21,7 @@ namespace goro {
 class [[nodiscard]] YieldAwaiter {
  public:
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> awaiting) const {
-    detail::yield_suspend(awaiting);
-  }
+  void await_suspend(std::coroutine_handle<> awaiting) const { detail::yield_suspend(awaiting); }
   void await_resume() const noexcept {}
 };
 

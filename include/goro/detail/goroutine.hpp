@@ -109,7 +109,8 @@ struct alignas(64) G {
 // One predictable branch on the parking path only.
 [[nodiscard]] inline G* require_goroutine(const char* what) {
   G* g = current_goroutine();
-  if (g == nullptr) [[unlikely]] throw_not_in_goroutine(what);
+  if (g == nullptr) [[unlikely]]
+    throw_not_in_goroutine(what);
   return g;
 }
 
