@@ -299,13 +299,15 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
   // 1. Reserve the process's runtime slot before touching anything: the
   // Scheduler's constructor resets process-wide state (the active poller
   // kind, the epoll registration epoch) that a running runtime relies on.
+  bool refused = false;
   {
     MutexLock lock(runtime_mu);
-    if (runtime_reserved || tls_p != nullptr) {
-      main.destroy();
-      throw std::logic_error("goro::run: a runtime is already running in this process");
-    }
-    runtime_reserved = true;
+    refused = runtime_reserved || tls_p != nullptr;
+    if (!refused) runtime_reserved = true;
+  }
+  if (refused) {
+    main.destroy();  // outside the lock: its destructors may call go()
+    throw std::logic_error("goro::run: a runtime is already running in this process");
   }
   // Released last, once the scheduler is destroyed (declared first, so
   // destroyed after it): a later run() finds nothing of this one.
