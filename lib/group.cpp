@@ -272,8 +272,8 @@ void Group::set_limit(long n) { state_->set_limit(n); }
 
 bool GroupWaitAwaiter::await_ready() const noexcept { return state_->idle(); }
 
-bool GroupWaitAwaiter::await_suspend(std::coroutine_handle<> awaiting) noexcept {
-  detail::G* g = detail::current_goroutine();
+bool GroupWaitAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
+  detail::G* g = detail::require_goroutine("goro::Group::wait");
   g->resume = awaiting;
   g->wait_reason = "group wait";  // for the deadlock report
   waiter_.g = g;

@@ -42,8 +42,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <system_error>
 
+#include "mutex.hpp"
 #include "scheduler.hpp"
 
 namespace goro::detail {
@@ -60,8 +62,21 @@ int probe_ring(unsigned flags) noexcept {
   return rc;
 }
 
+// What probing io_uring found: the backend to use and, when io_uring was
+// refused, the error (0 when a ring was created).
+struct UringProbe {
+  PollerChoice choice;
+  int error = 0;
+};
+
+// Errors that say nothing about the kernel, only about this moment (out of
+// fds or memory): a later probe may succeed.
+bool transient_probe_error(int error) noexcept {
+  return error == EMFILE || error == ENFILE || error == ENOMEM || error == EAGAIN;
+}
+
 // Which io_uring setup flags this kernel accepts; kind kEpoll if none.
-PollerChoice probe_uring() noexcept {
+UringProbe probe_uring() noexcept {
   struct Candidate {
     unsigned flags;
     const char* description;
@@ -73,17 +88,33 @@ PollerChoice probe_uring() noexcept {
        "io_uring (COOP_TASKRUN|TASKRUN_FLAG)"},
       {0, "io_uring (no setup flags)"},
   };
+  int error = EINVAL;
   for (const Candidate& c : kCandidates) {
     const int rc = probe_ring(c.flags);
-    if (rc == 0) return {PollerKind::kIoUring, c.flags, c.description};
-    if (rc != -EINVAL) break;  // EPERM, ENOSYS, ENOMEM...: io_uring is not for us
+    if (rc == 0) return {{PollerKind::kIoUring, c.flags, c.description}, 0};
+    error = -rc;
+    if (rc != -EINVAL) break;  // EPERM, ENOSYS, EMFILE...: no point trying fewer flags
   }
-  return {PollerKind::kEpoll, 0, "epoll (io_uring unavailable)"};
+  if (transient_probe_error(error)) {
+    return {{PollerKind::kEpoll, 0, "epoll (io_uring probe failed for now; probed again next run)"},
+            error};
+  }
+  return {{PollerKind::kEpoll, 0, "epoll (io_uring unavailable)"}, error};
 }
 
-const PollerChoice& uring_probe() noexcept {
-  static const PollerChoice probed = probe_uring();  // thread-safe, once
-  return probed;
+// The probe's answer is kept once it is lasting (a ring was created, or
+// the kernel refused for good); a transient failure is not kept, so the
+// next runtime probes again instead of settling on epoll for the life of
+// the process.
+Mutex probe_mu;
+std::optional<UringProbe> lasting_probe ABSL_GUARDED_BY(probe_mu);
+
+UringProbe uring_probe() noexcept {
+  MutexLock lock(probe_mu);
+  if (lasting_probe.has_value()) return *lasting_probe;
+  const UringProbe probe = probe_uring();
+  if (!transient_probe_error(probe.error)) lasting_probe = probe;
+  return probe;
 }
 
 // Relaxed: a hint for calls from outside the runtime; a runtime's own
@@ -92,7 +123,12 @@ std::atomic<PollerKind> active_kind{PollerKind::kEpoll};
 
 }  // namespace
 
-PollerChoice choose_poller(PollerBackend requested) noexcept {
+void forget_uring_probe() noexcept {
+  MutexLock lock(probe_mu);
+  lasting_probe.reset();
+}
+
+PollerChoice choose_poller(PollerBackend requested) {
   if (requested == PollerBackend::kAuto) {
     if (const char* env = std::getenv("GORO_POLLER")) {
       if (std::strcmp(env, "epoll") == 0) requested = PollerBackend::kEpoll;
@@ -105,10 +141,15 @@ PollerChoice choose_poller(PollerBackend requested) noexcept {
   if (requested == PollerBackend::kEpoll) {
     choice = {PollerKind::kEpoll, 0, "epoll (requested)"};
   } else {
-    choice = uring_probe();
-    if (requested == PollerBackend::kIoUring && choice.kind != PollerKind::kIoUring) {
-      std::fprintf(stderr, "goro: io_uring was requested but is unavailable; using epoll\n");
+    const UringProbe probe = uring_probe();
+    if (requested == PollerBackend::kIoUring && probe.choice.kind != PollerKind::kIoUring) {
+      // Asked for by name: running on another backend would hide the
+      // problem (and change the program's behaviour) without a word.
+      throw std::system_error(probe.error, std::generic_category(),
+                              "goro: io_uring was requested (Config::poller or GORO_POLLER) "
+                              "but cannot be used");
     }
+    choice = probe.choice;
   }
   if (const char* log = std::getenv("GORO_DEBUG"); log != nullptr && *log != '\0') {
     std::fprintf(stderr, "goro: poller %s\n", choice.description);

@@ -94,11 +94,14 @@
 //   enter call.
 //
 // Choosing a backend (choose_poller, when a runtime starts): Config::poller,
-// else GORO_POLLER=epoll|uring, else io_uring if the probe (once per
-// process) allows it. The probe creates a ring with
-// SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG; on EINVAL (older kernels) with
-// COOP_TASKRUN|TASKRUN_FLAG, then with no flags; EPERM/ENOSYS (seccomp,
-// kernel.io_uring_disabled, no io_uring) selects epoll.
+// else GORO_POLLER=epoll|uring, else io_uring if the probe allows it. The
+// probe creates a ring with SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG; on
+// EINVAL (older kernels) with COOP_TASKRUN|TASKRUN_FLAG, then with no
+// flags; EPERM/ENOSYS (seccomp, kernel.io_uring_disabled, no io_uring)
+// selects epoll. That answer is kept for the process; a transient refusal
+// (EMFILE, ENFILE, ENOMEM, EAGAIN) is not, and the next runtime probes
+// again. io_uring asked for by name and refused makes run() throw
+// std::system_error rather than run on epoll.
 //
 // Rejected alternatives
 //   * One ring shared by all workers under a lock: every submission
@@ -140,9 +143,13 @@ struct PollerChoice {
   const char* description = "";
 };
 
-// The backend for a runtime with `requested` (the io_uring probe runs once
-// per process; see the top of this file).
-PollerChoice choose_poller(PollerBackend requested) noexcept;
+// The backend for a runtime with `requested` (see the top of this file).
+// Throws std::system_error when io_uring was requested by name (Config or
+// GORO_POLLER) and cannot be used.
+PollerChoice choose_poller(PollerBackend requested);
+// Tests: forgets the probe's kept answer, so that the next runtime probes
+// io_uring again as the first one in a process does.
+void forget_uring_probe() noexcept;
 // The backend of the runtime running now, or of the last one (epoll before
 // any): for calls that may come from outside the runtime (io::close).
 PollerKind active_poller_kind() noexcept;

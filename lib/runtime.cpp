@@ -31,6 +31,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "absl/cleanup/cleanup.h"
 #include "alloc/page_heap.hpp"
 #include "goro/go.hpp"
 #include "goro/memory.hpp"
@@ -50,6 +51,10 @@ namespace {
 // outside, scheduler_stats) and for run() itself. Never taken on a hot path.
 Mutex runtime_mu;
 Scheduler* running ABSL_GUARDED_BY(runtime_mu) = nullptr;
+// Whether a run() holds the process's one runtime slot: set before its
+// scheduler is built, cleared after it is destroyed. `running` is set only
+// in between, while the scheduler accepts goroutines.
+bool runtime_reserved ABSL_GUARDED_BY(runtime_mu) = false;
 SchedulerStats last_run_stats ABSL_GUARDED_BY(runtime_mu);
 std::vector<Stall> last_run_stalls ABSL_GUARDED_BY(runtime_mu);
 
@@ -81,7 +86,7 @@ inline void switch_to(P* p, G* g) noexcept {
 }
 
 void recycle_goroutine(P* p, G* g) noexcept {
-  g->live = false;
+  g->live.store(false, std::memory_order_relaxed);  // see G::live
   g->root = nullptr;
   g->root_promise = nullptr;
   // Relaxed: the record was claimed (kClaimed) since it started, so a stale
@@ -95,6 +100,11 @@ void recycle_goroutine(P* p, G* g) noexcept {
 }
 
 G* current_goroutine() noexcept { return tls_g; }
+
+void throw_not_in_goroutine(const char* what) {
+  throw std::logic_error(std::string(what) +
+                         ": must wait, but not called from a goroutine (no goroutine to park)");
+}
 
 G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable) {
   if (P* p = tls_p) {
@@ -116,20 +126,18 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
   }
   G* g = nullptr;
   bool no_runtime = false;
-  {
+  try {
+    // Under the lock the scheduler cannot go away; start_from_outside
+    // refuses once it stops accepting work (see there).
     MutexLock lock(runtime_mu);
     if (running == nullptr) {
       no_runtime = true;
     } else {
-      g = running->new_goroutine(nullptr, root, promise, joinable);
-      if (running->global_put_from_outside(entry_for(g, joinable))) {
-        running->count_outside_start();
-        running->notify_work_available(nullptr);
-      } else {
-        recycle_goroutine(nullptr, g);
-        g = nullptr;
-      }
+      g = running->start_from_outside(root, promise, joinable);
     }
+  } catch (...) {
+    root.destroy();  // no record for it (out of memory)
+    throw;
   }
   if (g == nullptr) {
     root.destroy();  // outside the lock: its destructors may call go()
@@ -186,8 +194,10 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
   return waiter->resume;
 }
 
-std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting) noexcept {
+std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting) {
   G* self = tls_g;
+  if (self == nullptr) [[unlikely]]
+    throw_not_in_goroutine("goro::JoinHandle (co_await)");
   P* p = tls_p;
   self->resume = awaiting;
   self->wait_reason = "join";
@@ -214,12 +224,20 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
 }
 
 void drop_join_handle(G* child) noexcept {
-  // Acq_rel: acquire so that, if the child finished, its frame is ours to
-  // destroy; release so that, if not, the child sees we are gone.
-  const std::uintptr_t previous =
-      child->join_state.exchange(kJoinDetached, std::memory_order_acq_rel);
-  if (previous != kJoinDone) return;  // the child frees itself when it finishes
-  // Finished, result unread: an exception goes to the hook of the runtime
+  // Acquire: if the child finished, its frame is ours to destroy.
+  std::uintptr_t state = child->join_state.load(std::memory_order_acquire);
+  while (state != kJoinDone) {
+    // Release on success: the child, finishing, sees we are gone and frees
+    // itself. Acquire on failure: it may have just finished (as above).
+    if (child->join_state.compare_exchange_weak(state, kJoinDetached, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+      return;
+    }
+  }
+  // Finished: the record is ours. kJoinDone stays, so that a shutdown sweep
+  // walking the records on another thread now (this may be a thread outside
+  // the runtime) leaves it to us.
+  // Its result was never read: an exception goes to the hook of the runtime
   // this thread works for, or of the one running now (an outside thread);
   // with none, the default (print and abort). A goroutine destroyed by the
   // shutdown sweep has no promise (and no exception).
@@ -245,8 +263,10 @@ void release_finished(G* child) noexcept {
   recycle_goroutine(tls_p, child);
 }
 
-void yield_suspend(std::coroutine_handle<> awaiting) noexcept {
+void yield_suspend(std::coroutine_handle<> awaiting) {
   G* g = tls_g;
+  if (g == nullptr) [[unlikely]]
+    throw_not_in_goroutine("goro::yield");
   P* p = tls_p;
   g->resume = awaiting;
   bump(p->stats.yields);
@@ -297,6 +317,26 @@ void ready_goroutine(G* g) noexcept {
 }
 
 void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config) {
+  // 1. Reserve the process's runtime slot before touching anything: the
+  // Scheduler's constructor resets process-wide state (the active poller
+  // kind, the epoll registration epoch) that a running runtime relies on.
+  bool refused = false;
+  {
+    MutexLock lock(runtime_mu);
+    refused = runtime_reserved || tls_p != nullptr;
+    if (!refused) runtime_reserved = true;
+  }
+  if (refused) {
+    main.destroy();  // outside the lock: its destructors may call go()
+    throw std::logic_error("goro::run: a runtime is already running in this process");
+  }
+  // Released last, once the scheduler is destroyed (declared first, so
+  // destroyed after it): a later run() finds nothing of this one.
+  absl::Cleanup release_reservation = [] {
+    MutexLock lock(runtime_mu);
+    runtime_reserved = false;
+  };
+  // 2. Build the scheduler (the Ps and their pollers).
   std::unique_ptr<Scheduler> scheduler;
   try {
     validate(config);
@@ -307,10 +347,6 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
   }
   {
     MutexLock lock(runtime_mu);
-    if (running != nullptr || tls_p != nullptr) {
-      main.destroy();
-      throw std::logic_error("goro::run: a runtime is already running in this process");
-    }
     running = scheduler.get();
   }
   GoroutinePool& pool = GoroutinePool::instance();
@@ -321,24 +357,39 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
   g->id = 1;
   g->joinable = false;
   g->is_main = true;
-  g->live = true;
+  g->live.store(true, std::memory_order_relaxed);
   g->join_state.store(kJoinRunning, std::memory_order_relaxed);
   g->claim.store(static_cast<std::uint32_t>(Claim::kClaimed), std::memory_order_relaxed);
   promise->set_goroutine(g);
-  scheduler->run(g);
+  // 3. Run. A runtime that cannot start throws here with nothing running;
+  // main never ran.
+  try {
+    scheduler->run(g);
+  } catch (...) {
+    {
+      MutexLock lock(runtime_mu);
+      running = nullptr;
+    }
+    g->root = nullptr;
+    recycle_goroutine(nullptr, g);
+    main.destroy();
+    throw;
+  }
   {
     MutexLock lock(runtime_mu);
     last_run_stats = scheduler->stats();
     last_run_stalls = scheduler->recent_stalls();
     running = nullptr;
   }
-  if (!scheduler->deadlock_report().empty()) {
+  std::string deadlock_report = scheduler->deadlock_report();
+  scheduler.reset();
+  if (!deadlock_report.empty()) {
     // Main never finished: its frame (and every frame it awaits) goes now,
     // after the other goroutines', as a normal shutdown would order it.
     g->root = nullptr;
     recycle_goroutine(nullptr, g);
     destroy_frame_chain(main, *promise);  // in constant stack (task.hpp)
-    throw goro::Deadlock(scheduler->deadlock_report());
+    throw goro::Deadlock(deadlock_report);
   }
   // The frame stays: run() reads the result and destroys it.
   g->root = nullptr;

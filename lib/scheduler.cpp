@@ -19,9 +19,15 @@
 #include "goro/detail/chan_lock.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
+#include "runtime_threads.hpp"
 
 namespace goro::detail {
 namespace {
+
+// The test seam of runtime_threads.hpp: starts left before refusals begin
+// (negative: never refuse). Relaxed: tests set it before run() starts, and
+// the starts that consume it need only the compare-exchange's atomicity.
+std::atomic<int> thread_starts_before_refusal{-1};
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -50,11 +56,18 @@ Scheduler::Scheduler(const Config& config, unsigned procs)
                                      ? SchedulerTuning::kLocalQueueCapacity
                                      : config.local_run_queue_capacity;
   ps_.reserve(procs);
-  for (unsigned i = 0; i < procs; ++i) {
-    ps_.push_back(std::make_unique<P>(*this, i, capacity));
-    ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
-    ps_.back()->poller = Poller::make(*ps_.back(), poller_);
-    alloc::register_cache(&ps_.back()->frame_cache);
+  try {
+    for (unsigned i = 0; i < procs; ++i) {
+      ps_.push_back(std::make_unique<P>(*this, i, capacity));
+      ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
+      ps_.back()->poller = Poller::make(*ps_.back(), poller_);  // an eventfd (and epoll) each
+      alloc::register_cache(&ps_.back()->frame_cache);
+    }
+  } catch (...) {
+    // Out of fds or memory: no destructor runs for a half-built object, so
+    // the registry must not keep caches that die with their Ps here.
+    for (auto& p : ps_) alloc::unregister_cache(&p->frame_cache);
+    throw;
   }
   {
     MutexLock lock(stall_mu_);
@@ -74,6 +87,21 @@ Scheduler::~Scheduler() {
   }
 }
 
+void fail_runtime_thread_starts_after(int successes) noexcept {
+  thread_starts_before_refusal.store(successes, std::memory_order_relaxed);
+}
+
+bool runtime_thread_start_refused() noexcept {
+  int left = thread_starts_before_refusal.load(std::memory_order_relaxed);
+  while (left > 0) {
+    if (thread_starts_before_refusal.compare_exchange_weak(left, left - 1,
+                                                           std::memory_order_relaxed)) {
+      return false;
+    }
+  }
+  return left == 0;
+}
+
 P* Scheduler::current_p() noexcept { return tls_p; }
 
 void Scheduler::run(G* main) {
@@ -81,12 +109,9 @@ void Scheduler::run(G* main) {
   bump(p0.stats.goroutines_started);
   const bool pushed = p0.runq.push(entry_for(main, /*claim=*/false));
   (void)pushed;  // an empty queue always has room
-  sysmon_.start();
-  threads_.reserve(ps_.size() - 1);
-  for (std::size_t i = 1; i < ps_.size(); ++i) {
-    threads_.emplace_back([this, i] { worker_loop(*ps_[i]); });
-  }
-  worker_loop(p0);
+  const int old_timer_slack = start(p0);
+  schedule(p0);
+  leave_worker(p0, old_timer_slack);
   for (auto& t : threads_) t.join();
   threads_.clear();
   // Every ring is drained (each worker did it as it left); epoll's parked
@@ -98,7 +123,86 @@ void Scheduler::run(G* main) {
   sweep_goroutines();
 }
 
-void Scheduler::worker_loop(P& p) {
+// Starting is all or nothing, so that run() either runs or throws with
+// nothing left behind (no thread running, no ring or fd open):
+//   1. This thread becomes P 0's worker and attaches its poller (an
+//      io_uring ring is created on the thread that will submit to it).
+//   2. The other workers start; each attaches its P's poller and reports
+//      (report_started), then waits for the verdict. None runs a goroutine
+//      before the verdict, so none can have touched main or another P.
+//   3. Once all have reported without error, sysmon starts, and the
+//      verdict "run" releases the workers.
+//   4. On any failure (a thread refused, a ring or fd refused): the
+//      verdict "abandon" sends the started workers to detach and exit;
+//      they are joined, P 0 detaches, and begin_stop plus the sweep destroy
+//      the goroutines that outside threads started meanwhile (they never
+//      ran). The error goes up to run_main as a std::system_error.
+// Rejected: starting the workers straight into their loops and stopping
+// them on failure, as a normal shutdown does: a worker could already have
+// stolen main from P 0 and run it, so user code would run in a runtime
+// whose run() then reports that it never started.
+int Scheduler::start(P& p0) {
+  bool p0_entered = false;
+  int old_timer_slack = -1;
+  try {
+    old_timer_slack = enter_worker(p0);  // step 1
+    p0_entered = true;
+    // Reserved, so that push_back cannot throw once a thread runs.
+    threads_.reserve(ps_.size() - 1);
+    for (std::size_t i = 1; i < ps_.size(); ++i) {  // step 2
+      threads_.push_back(start_runtime_thread("worker thread for P " + std::to_string(i),
+                                              [this, i] { worker_main(*ps_[i]); }));
+    }
+    {
+      std::unique_lock lock(start_mu_);
+      start_cv_.wait(lock, [&] { return start_reports_ == threads_.size(); });
+      if (start_error_) std::rethrow_exception(start_error_);
+    }
+    sysmon_.start();  // step 3
+  } catch (...) {
+    {  // step 4
+      std::lock_guard lock(start_mu_);
+      start_verdict_ = StartVerdict::kAbandon;
+    }
+    start_cv_.notify_all();
+    begin_stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    if (p0_entered) leave_worker(p0, old_timer_slack);
+    if (poller_.kind == PollerKind::kEpoll) epoll_new_epoch();
+    sweep_goroutines();
+    throw;
+  }
+  {
+    std::lock_guard lock(start_mu_);
+    start_verdict_ = StartVerdict::kRun;
+  }
+  start_cv_.notify_all();
+  return old_timer_slack;
+}
+
+void Scheduler::worker_main(P& p) {
+  int old_timer_slack;
+  try {
+    old_timer_slack = enter_worker(p);
+  } catch (...) {
+    (void)report_started(std::current_exception());
+    return;
+  }
+  if (report_started(nullptr)) schedule(p);
+  leave_worker(p, old_timer_slack);
+}
+
+bool Scheduler::report_started(std::exception_ptr error) {
+  std::unique_lock lock(start_mu_);
+  ++start_reports_;
+  if (error && !start_error_) start_error_ = std::move(error);
+  start_cv_.notify_all();
+  start_cv_.wait(lock, [this] { return start_verdict_ != StartVerdict::kPending; });
+  return start_verdict_ == StartVerdict::kRun;
+}
+
+int Scheduler::enter_worker(P& p) {
   tls_p = &p;
   assign_chan_lock_thread_id();
   // Relaxed: sysmon reads them as hints.
@@ -108,14 +212,26 @@ void Scheduler::worker_loop(P& p) {
   }
   // Timers wake idle workers through futex timeouts: no slack, so that a
   // sleep ends when asked rather than up to 50 us later (the default).
-  const int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+  const int old_timer_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
   alloc::tls_frame_cache = &p.frame_cache;
-  p.poller->attach();
+  try {
+    p.poller->attach();
+  } catch (...) {
+    alloc::tls_frame_cache = nullptr;
+    if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
+    release_chan_lock_thread_id();
+    tls_p = nullptr;
+    throw;
+  }
   if (p.index != 0) {
     const std::string name = "goro-p" + std::to_string(p.index);
     pthread_setname_np(pthread_self(), name.c_str());
   }
+  return old_timer_slack;
+}
+
+void Scheduler::schedule(P& p) {
   for (;;) {
     const Found found = find_runnable(p);
     if (found.g == nullptr) break;  // stopping
@@ -143,13 +259,16 @@ void Scheduler::worker_loop(P& p) {
     p.spinning = false;
     nmspinning_.fetch_sub(1, std::memory_order_relaxed);  // stopping: nobody waits on it
   }
+}
+
+void Scheduler::leave_worker(P& p, int old_timer_slack) noexcept {
   // Cancel and reap every op in this P's ring before any frame goes.
   p.poller->detach();
   p.g_cache.flush(GoroutinePool::instance());
   // Frames freed from now on (the shutdown sweep) go to the central lists.
   p.frame_cache.flush();
   alloc::tls_frame_cache = nullptr;
-  if (old_slack > 0) prctl(PR_SET_TIMERSLACK, old_slack, 0, 0, 0);
+  if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
   release_chan_lock_thread_id();
   tls_p = nullptr;
 }
@@ -586,6 +705,24 @@ bool Scheduler::global_put_from_outside(Entry entry) {
   return true;
 }
 
+G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* promise,
+                                 bool joinable) {
+  G* g;
+  {
+    // The record is born under the lock that begin_stop takes to refuse
+    // outside work: a refused start never marks a record live, and an
+    // accepted one happens-before the stop (and so before the sweep, which
+    // then owns it).
+    MutexLock lock(sched_mu_);
+    if (!accepting_outside_) return nullptr;
+    g = new_goroutine(nullptr, root, promise, joinable);
+    global_.push(entry_for(g, joinable));
+  }
+  count_outside_start();
+  notify_work_available(nullptr);
+  return g;
+}
+
 G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase* promise,
                             bool joinable) {
   G* g = p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
@@ -594,7 +731,7 @@ G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase*
   g->root_promise = promise;
   g->joinable = joinable;
   g->is_main = false;
-  g->live = true;
+  g->live.store(true, std::memory_order_relaxed);  // see G::live
   g->inline_on = nullptr;
   g->id = p != nullptr ? next_goroutine_id(*p) : id_source_.fetch_add(1, std::memory_order_relaxed);
   // Relaxed: published together with the record by the release below and
@@ -664,10 +801,14 @@ void Scheduler::report_uncaught(const UncaughtExceptionHook& hook, std::uint64_t
 }
 
 void Scheduler::sweep_goroutines() noexcept {
-  // Every worker has exited: this thread is the only one touching the
-  // queues, timers and records. Queue entries and timers are dropped (a
-  // timer's node lives in a frame about to be destroyed); the records say
-  // what is alive.
+  // Every worker has exited and outside threads can no longer start
+  // goroutines (begin_stop refused them): this thread is the only one
+  // touching the queues and timers, and no record is born meanwhile. Queue
+  // entries and timers are dropped (a timer's node lives in a frame about
+  // to be destroyed); the records say what is alive. An outside thread may
+  // still release a finished goroutine by dropping its JoinHandle: it
+  // leaves join_state at kJoinDone (drop_join_handle), which this walk
+  // leaves alone.
   for (auto& p : ps_) {
     p->runq.clear();
     p->spawned.clear();
@@ -683,7 +824,7 @@ void Scheduler::sweep_goroutines() noexcept {
   }
   global_.clear();
   GoroutinePool::instance().for_each_record([](G& g) {
-    if (!g.live || g.is_main) return;
+    if (!g.live.load(std::memory_order_relaxed) || g.is_main) return;
     // A finished joinable goroutine keeps its frame for its handle.
     if (g.joinable && g.join_state.load(std::memory_order_acquire) == kJoinDone) return;
     std::coroutine_handle<> root = std::exchange(g.root, nullptr);

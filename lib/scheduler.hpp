@@ -98,9 +98,12 @@
 #include <time.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -300,7 +303,11 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Runs the runtime until `main` finishes (called by run_main).
+  // Runs the runtime until `main` finishes (called by run_main). If the
+  // runtime cannot start (a thread or a poller refused), throws
+  // std::system_error having stopped and joined whatever it had started and
+  // destroyed the goroutines started from outside meanwhile; `main` never
+  // ran and stays with the caller.
   void run(G* main);
 
   // The Scheduler whose worker is the current thread, or nullptr.
@@ -339,6 +346,12 @@ class Scheduler {
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // if the runtime no longer accepts work.
   bool global_put_from_outside(Entry entry);
+  // go()/spawn() from a thread outside the runtime: creates the goroutine
+  // and queues it on the global queue, or returns nullptr, touching no
+  // record, once the runtime stops accepting work (begin_stop). The check
+  // and the record's birth share sched_mu_ with begin_stop, so the shutdown
+  // sweep sees every record born before it and none after.
+  G* start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
   // Puts a yielding goroutine that was asked to give its P back onto the
   // global queue and wakes a worker.
   void yield_to_global(G* g) noexcept {
@@ -442,7 +455,24 @@ class Scheduler {
     bool inherit_time = false;
   };
 
-  void worker_loop(P& p);
+  // Starting (Scheduler::start in scheduler.cpp): attaches P 0 on this
+  // thread, starts the other workers, each of which attaches its P and
+  // reports, then sysmon; returns P 0's saved timer slack. On any failure
+  // it undoes everything and throws.
+  int start(P& p0);
+  // A worker thread's whole life: enter, report, run if the start
+  // succeeded, leave.
+  void worker_main(P& p);
+  // Reports this worker's start (`error` null: attached) and waits for
+  // the verdict: true to run, false to leave at once.
+  bool report_started(std::exception_ptr error);
+  // Binds this thread to p and attaches p's poller; returns the thread's
+  // previous timer slack. On failure undoes the binding and throws.
+  int enter_worker(P& p);
+  // Runs goroutines until the runtime stops.
+  void schedule(P& p);
+  // Detaches p's poller and unbinds this thread (the inverse of enter).
+  void leave_worker(P& p, int old_timer_slack) noexcept;
   Found find_runnable(P& p);
   G* decode(Entry entry) noexcept;
   Found local_get(P& p) noexcept;
@@ -492,6 +522,14 @@ class Scheduler {
   const PollerChoice poller_;
   std::vector<std::unique_ptr<P>> ps_;
   std::vector<std::thread> threads_;
+  // The start handshake (start / report_started): how many workers have
+  // reported, the first error, and the verdict they wait for.
+  enum class StartVerdict { kPending, kRun, kAbandon };
+  std::mutex start_mu_;
+  std::condition_variable start_cv_;
+  std::size_t start_reports_ = 0;
+  std::exception_ptr start_error_;
+  StartVerdict start_verdict_ = StartVerdict::kPending;
   std::vector<std::uint32_t> coprimes_;  // strides for the random steal order
   GlobalQueue global_;
 

@@ -10,6 +10,7 @@
 #include "alloc/page_heap.hpp"
 #include "goro/detail/chan_lock.hpp"
 #include "goro/detail/timer.hpp"
+#include "runtime_threads.hpp"
 #include "scheduler.hpp"
 
 namespace goro::detail {
@@ -17,7 +18,7 @@ namespace goro::detail {
 void Sysmon::start() {
   watches_.assign(scheduler_.ps_.size(), Watch{});
   queue_watches_.assign(scheduler_.ps_.size(), QueueWatch{});
-  thread_ = std::thread([this] {
+  thread_ = start_runtime_thread("sysmon thread", [this] {
     pthread_setname_np(pthread_self(), "goro-sysmon");
     // Step 1c makes system calls on goroutines' fds: as on the workers, a
     // write that fails with EPIPE leaves its SIGPIPE pending here, where

@@ -101,8 +101,12 @@ class SendAwaiter {
     return false;  // keep the lock: await_suspend enqueues under it
   }
 
-  void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+  void await_suspend(std::coroutine_handle<> awaiting) {
     G* g = current_goroutine();
+    if (g == nullptr) [[unlikely]] {
+      if (chan_ != nullptr) chan_->lock.unlock();  // taken by await_ready
+      throw_not_in_goroutine("goro::Chan::send");
+    }
     if (chan_ == nullptr) {
       g->wait_reason = "chan send (nil chan)";
       return;  // never readied
@@ -161,8 +165,12 @@ class RecvAwaiter {
     return false;  // keep the lock: await_suspend enqueues under it
   }
 
-  void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+  void await_suspend(std::coroutine_handle<> awaiting) {
     G* g = current_goroutine();
+    if (g == nullptr) [[unlikely]] {
+      if (chan_ != nullptr) chan_->lock.unlock();  // taken by await_ready
+      throw_not_in_goroutine("goro::Chan::recv");
+    }
     if (chan_ == nullptr) {
       g->wait_reason = "chan receive (nil chan)";
       return;  // never readied

@@ -16,9 +16,15 @@ namespace goro {
 // Which netpoller backend a runtime uses (goro/io.hpp).
 enum class PollerBackend : unsigned char {
   // io_uring where the kernel allows it, else epoll; the environment
-  // variable GORO_POLLER=uring|epoll overrides.
+  // variable GORO_POLLER=uring|epoll overrides (uring then counts as
+  // kIoUring). Whether io_uring is allowed is probed once and kept for the
+  // process, unless the probe failed for a passing reason (out of file
+  // descriptors or memory: EMFILE, ENFILE, ENOMEM, EAGAIN): then that run
+  // uses epoll and the next one probes again.
   kAuto,
-  // io_uring; epoll (with a warning on stderr) if the kernel refuses it.
+  // io_uring. If it cannot be used (the kernel or a sandbox refuses it, or
+  // a passing shortage as above), run() throws std::system_error with the
+  // error of the refusal rather than running on epoll.
   kIoUring,
   // epoll.
   kEpoll,

@@ -63,7 +63,7 @@ class GroupWaitAwaiter {
   GroupWaitAwaiter& operator=(const GroupWaitAwaiter&) = delete;
 
   bool await_ready() const noexcept;
-  bool await_suspend(std::coroutine_handle<> awaiting) noexcept;
+  bool await_suspend(std::coroutine_handle<> awaiting);
   absl::Status await_resume();
 
  private:

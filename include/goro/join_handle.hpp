@@ -82,7 +82,7 @@ class [[nodiscard]] JoinHandle {
         throw std::logic_error("goro::JoinHandle: awaiting an empty handle");
       return handle_.is_finished();
     }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
       return detail::join_suspend(handle_.g_, awaiting);
     }
     T await_resume() {

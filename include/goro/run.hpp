@@ -65,7 +65,8 @@ namespace detail {
 // Runs the runtime until the goroutine made from `main` finishes. Leaves
 // main's frame suspended at its final point (the caller reads the result
 // and destroys it). Throws std::logic_error, after destroying `main`, if a
-// runtime is already running in this process.
+// runtime is already running in this process, and std::system_error, after
+// destroying `main`, if the runtime cannot start.
 void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config);
 }  // namespace detail
 
@@ -84,8 +85,16 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
 //    outside the runtime is not deadlocked while that thread holds an
 //    OutsideWaker.
 //  * One runtime at a time per process: calling run while another run is
-//    active throws std::logic_error. run may be called again after it
-//    returns.
+//    active (from a goroutine or from another thread) throws
+//    std::logic_error and changes nothing of the runtime that runs. run may
+//    be called again after it returns.
+//  * If the runtime cannot start (the system refuses a worker or sysmon
+//    thread, file descriptors run out for the pollers, io_uring was asked
+//    for by name and is refused: Config::poller), run throws
+//    std::system_error with the system's error. main never ran and was
+//    destroyed, as were goroutines that other threads started meanwhile;
+//    every thread it started is joined and every descriptor it opened is
+//    closed, so run may be called again.
 template <class T>
 T run(Task<T> main, Config config = {}) {
   auto handle = main.release();

@@ -167,13 +167,12 @@ class SelectCore {
     return nullptr;
   }
 
-  // Step 3, locks held: enqueue and release the locks. After this returns
-  // the caller must not touch the awaiter.
+  // Step 3, locks held: enqueue goroutine g and release the locks. After
+  // this returns the caller must not touch the awaiter.
   template <std::size_t kMax>
-  static void park(SelectCaseBase* const* cases, std::size_t n, SelectState* state,
+  static void park(G* g, SelectCaseBase* const* cases, std::size_t n, SelectState* state,
                    const std::array<ChanCore*, kMax>& locks, std::size_t nlocks,
                    std::coroutine_handle<> awaiting) noexcept {
-    G* g = current_goroutine();
     g->wait_reason = "select";
     g->resume = awaiting;
     for (std::size_t i = 0; i < n; ++i) {
@@ -381,13 +380,18 @@ class SelectAwaiter {
     return false;  // locks held for await_suspend
   }
 
-  void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+  void await_suspend(std::coroutine_handle<> awaiting) {
+    G* g = current_goroutine();
+    if (g == nullptr) [[unlikely]] {
+      if (active_ != 0) SelectCore::unlock_all(locks_.data(), nlocks_);  // taken by await_ready
+      throw_not_in_goroutine("goro::select");
+    }
     if (active_ == 0) {
-      current_goroutine()->wait_reason = "select (no cases)";
+      g->wait_reason = "select (no cases)";
       return;  // only nil cases: never readied
     }
     parked_ = true;
-    SelectCore::park(poll_.data(), active_, &state_, locks_, nlocks_, awaiting);
+    SelectCore::park(g, poll_.data(), active_, &state_, locks_, nlocks_, awaiting);
   }
 
   SelectResult<Cases...> await_resume() {

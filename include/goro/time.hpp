@@ -51,7 +51,7 @@ class SleepAwaiter {
 
   bool await_ready() const noexcept { return node_.when <= monotonic_now_ns(); }
   void await_suspend(std::coroutine_handle<> awaiting) {
-    g_ = current_goroutine();
+    g_ = require_goroutine("goro::sleep");
     g_->wait_reason = "sleep";
     g_->resume = awaiting;
     node_.fire = &SleepAwaiter::fire;

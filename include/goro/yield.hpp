@@ -16,13 +16,12 @@ namespace goro {
 // that steals it). When goroutines wait in the global queue, or sysmon has
 // asked this goroutine to give its P back, it goes through the global queue
 // instead (as Gosched always does), so that work waiting there gets its
-// turn. Must be awaited from inside a goroutine.
+// turn. Must be awaited from inside a goroutine (std::logic_error
+// otherwise).
 class [[nodiscard]] YieldAwaiter {
  public:
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> awaiting) const noexcept {
-    detail::yield_suspend(awaiting);
-  }
+  void await_suspend(std::coroutine_handle<> awaiting) const { detail::yield_suspend(awaiting); }
   void await_resume() const noexcept {}
 };
 

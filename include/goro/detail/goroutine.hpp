@@ -60,9 +60,12 @@ struct alignas(64) G {
   std::atomic<std::uint32_t> claim{static_cast<std::uint32_t>(Claim::kFree)};
   bool joinable = false;
   bool is_main = false;
-  // True between allocation and release; read only with the runtime
-  // stopped (shutdown sweep), so it needs no atomicity.
-  bool live = false;
+  // True between allocation and release. Read with the runtime stopped (the
+  // shutdown sweep, the deadlock report), while a thread outside the
+  // runtime may still release a finished goroutine's record by dropping its
+  // JoinHandle: hence atomic; relaxed, because whoever acts on a record
+  // also reads join_state, which orders the rest.
+  std::atomic<bool> live{false};
   // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
   std::atomic<std::uintptr_t> join_state{kJoinRunning};
   // Where the claim entry was last pushed into a local queue: the P (as an
@@ -93,6 +96,24 @@ struct alignas(64) G {
 // goroutine may continue on another thread).
 [[nodiscard]] G* current_goroutine() noexcept;
 
+// Throws std::logic_error: `what` (e.g. "goro::Chan::send") must park, but
+// the coroutine awaiting it is not a goroutine.
+[[noreturn]] void throw_not_in_goroutine(const char* what);
+
+// For an awaitable about to park the awaiting goroutine: that goroutine.
+// Throws std::logic_error (via throw_not_in_goroutine) when the awaiting
+// coroutine is not a goroutine (a Task resumed by hand outside goro::run,
+// a plain coroutine on some thread): nothing could ever resume it. Called
+// from await_suspend, where a throw resumes the awaiting coroutine with the
+// exception (so a caller holding locks for the park releases them first).
+// One predictable branch on the parking path only.
+[[nodiscard]] inline G* require_goroutine(const char* what) {
+  G* g = current_goroutine();
+  if (g == nullptr) [[unlikely]]
+    throw_not_in_goroutine(what);
+  return g;
+}
+
 // Creates a goroutine for `root` (whose promise is `promise`) and makes it
 // runnable: from inside the runtime into the current P's runnext slot, from
 // outside onto the global queue, waking an idle worker. Returns the record.
@@ -102,8 +123,9 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
 
 // co_await on a JoinHandle: returns the coroutine to transfer to: `awaiting`
 // if the child already finished, the child's root if the joiner may run it
-// inline (not started by anyone yet), or noop_coroutine() to park.
-std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting) noexcept;
+// inline (not started by anyone yet), or noop_coroutine() to park. Throws
+// std::logic_error when the awaiting coroutine is not a goroutine.
+std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting);
 
 // The JoinHandle for `child` is gone: frees the record now if the child has
 // finished, otherwise lets the child free itself when it finishes.
@@ -114,8 +136,9 @@ void drop_join_handle(G* child) noexcept;
 void release_finished(G* child) noexcept;
 
 // co_await goro::yield(): puts the current goroutine at the tail of its P's
-// run queue, to be continued at `awaiting`.
-void yield_suspend(std::coroutine_handle<> awaiting) noexcept;
+// run queue, to be continued at `awaiting`. Throws std::logic_error when
+// the awaiting coroutine is not a goroutine.
+void yield_suspend(std::coroutine_handle<> awaiting);
 
 // Makes parked goroutine `g` runnable; `g->resume` must already say where it
 // continues, and the caller's hand-over of `g` (a lock, an atomic exchange)
