@@ -148,11 +148,21 @@ struct AfterTimer {
   }
 };
 
+// The channel handle a TimeRecvAwaiter holds. A base listed before the
+// receive, so that it is released after the receive's own teardown.
+struct TimeChannelHold {
+  RecvChan<Clock::time_point> channel;
+};
+
 // What `co_await goro::after(d)`, `timer.wait()` and `ticker.tick()` do:
-// receive from a timer's channel, giving the time it carried.
-class TimeRecvAwaiter : public RecvAwaiter<Clock::time_point, false> {
+// receive from a timer's channel, giving the time it carried. It holds a
+// handle of its own, so a Timer destroyed while another goroutine waits
+// leaves that goroutine parked on a live channel (as in Go: nothing more
+// arrives), never on freed memory.
+class TimeRecvAwaiter : private TimeChannelHold, public RecvAwaiter<Clock::time_point, false> {
  public:
-  using RecvAwaiter::RecvAwaiter;
+  explicit TimeRecvAwaiter(const RecvChan<Clock::time_point>& channel) noexcept
+      : TimeChannelHold{channel}, RecvAwaiter(channel.state()) {}
   Clock::time_point await_resume() noexcept {
     // Engaged: nobody closes a timer's channel.
     return *RecvAwaiter::await_resume();
@@ -174,7 +184,7 @@ class AfterChan : public RecvChan<Clock::time_point> {
   AfterChan() noexcept = default;
 
   [[nodiscard]] detail::TimeRecvAwaiter operator co_await() const noexcept {
-    return detail::TimeRecvAwaiter(state());
+    return detail::TimeRecvAwaiter(*this);
   }
 
  private:
@@ -268,7 +278,7 @@ class ChannelTimer {
   }
   [[nodiscard]] const RecvChan<Clock::time_point>& channel() const noexcept { return channel_; }
   [[nodiscard]] TimeRecvAwaiter receive() const noexcept {
-    return TimeRecvAwaiter(channel_.state());
+    return TimeRecvAwaiter(channel_);
   }
 
  private:
@@ -301,7 +311,8 @@ class ChannelTimer {
 //    the others keep waiting (for a reset's fire). The channel has one
 //    slot: a fire nobody waits for stays there until received, stopped or
 //    reset. Copies of the handle may outlive the timer (nothing more
-//    arrives then).
+//    arrives then); a goroutine that receives from c() while another
+//    destroys the timer must hold such a copy (wait() holds one).
 //  * `co_await timer.wait()` receives from c(): parks until the fire, or
 //    returns at once with one already in the slot. Gives the fire's time.
 //  * stop() prevents the fire, or discards it if it happened and nobody
