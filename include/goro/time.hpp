@@ -285,9 +285,15 @@ class ChannelTimer {
   static void fire(TimerNode* node) noexcept {
     send_fire_time(reinterpret_cast<ChannelTimer*>(node)->channel_.state());
   }
-  // Empties the slot; true if it held a fire.
+  // Empties the slot; true if it held a fire. Called after the disarm.
   bool discard_unreceived() noexcept {
     ChanState<Clock::time_point>* chan = channel_.state();
+    // Relaxed is enough to skip the lock when the slot is empty: every
+    // fire's send happens-before this load (it ran under the owner's timer
+    // lock, which the disarm took or whose release of the owner it
+    // acquired), so a slot filled by a fire reads 1 unless a receiver has
+    // emptied it since, and nothing else fills it.
+    if (chan->count.load(std::memory_order_relaxed) == 0) return false;
     std::optional<Clock::time_point> stale;
     G* to_wake = nullptr;  // stays null: nobody ever waits to send
     chan->lock.lock();
@@ -310,7 +316,7 @@ class ChannelTimer {
 //    (`goro::recv_from(timer.c())`); one fire reaches exactly one of them,
 //    the others keep waiting (for a reset's fire). The channel has one
 //    slot: a fire nobody waits for stays there until received, stopped or
-//    reset. Copies of the handle may outlive the timer (nothing more
+//    reset (c().len() is 1 then, where Go 1.23 reports 0). Copies of the handle may outlive the timer (nothing more
 //    arrives then); a goroutine that receives from c() while another
 //    destroys the timer must hold such a copy (wait() holds one).
 //  * `co_await timer.wait()` receives from c(): parks until the fire, or
