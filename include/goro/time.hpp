@@ -15,6 +15,7 @@
 #define GORO_TIME_HPP_
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -155,14 +156,18 @@ struct TimeChannelHold {
 };
 
 // What `co_await goro::after(d)`, `timer.wait()` and `ticker.tick()` do:
-// receive from a timer's channel, giving the time it carried. It holds a
-// handle of its own, so a Timer destroyed while another goroutine waits
-// leaves that goroutine parked on a live channel (as in Go: nothing more
-// arrives), never on freed memory.
+// receive from a timer's channel, giving the time it carried. For a Timer
+// or Ticker it holds a handle of its own, so a timer destroyed while
+// another goroutine waits leaves that goroutine parked on a live channel
+// (as in Go: nothing more arrives), never on freed memory.
 class TimeRecvAwaiter : private TimeChannelHold, public RecvAwaiter<Clock::time_point, false> {
  public:
-  explicit TimeRecvAwaiter(const RecvChan<Clock::time_point>& channel) noexcept
-      : TimeChannelHold{channel}, RecvAwaiter(channel.state()) {}
+  explicit TimeRecvAwaiter(RecvChan<Clock::time_point> handle) noexcept
+      : TimeChannelHold{std::move(handle)}, RecvAwaiter(channel.state()) {}
+  // Borrows the channel of a handle that outlives the await (an awaited
+  // AfterChan lives to the end of its co_await expression).
+  explicit TimeRecvAwaiter(ChanState<Clock::time_point>* borrowed) noexcept
+      : RecvAwaiter(borrowed) {}
   Clock::time_point await_resume() noexcept {
     // Engaged: nobody closes a timer's channel.
     return *RecvAwaiter::await_resume();
@@ -184,7 +189,7 @@ class AfterChan : public RecvChan<Clock::time_point> {
   AfterChan() noexcept = default;
 
   [[nodiscard]] detail::TimeRecvAwaiter operator co_await() const noexcept {
-    return detail::TimeRecvAwaiter(*this);
+    return detail::TimeRecvAwaiter(state());
   }
 
  private:
@@ -231,6 +236,13 @@ class AfterChan : public RecvChan<Clock::time_point> {
 
 namespace detail {
 
+// A RecvChan made from a channel pointer and a reference already taken on
+// it (RecvChan's adopting constructor is for its own family only).
+class AdoptedRecvChan : public RecvChan<Clock::time_point> {
+ public:
+  explicit AdoptedRecvChan(ChanState<Clock::time_point>* state) noexcept : RecvChan(state) {}
+};
+
 // What Timer and Ticker share: a heap node and the channel its fires go to
 // (capacity 1, as goro::after's). Standard-layout (all data here, none in
 // the derived classes), so the node's address is the object's and fire()
@@ -247,17 +259,28 @@ namespace detail {
 //   * "was the timer pending" (stop's and reset's result) counts a fire
 //     still in the slot: from the receivers' side that fire has not
 //     happened yet, and its discarding is what stop prevented.
-// The node lives here, not in the channel: the Timer's destructor disarms
-// it. Channel handles copied from c() may outlive the Timer; nothing is
-// sent to them afterwards.
+// The channel is made on first need, by c() (wait(), tick()) or by the
+// first fire, whichever comes first: a timer that is stopped before it
+// fires and never received from (a deadline that was met) costs no
+// channel. Both parties publish with a CAS on `channel_`; the loser frees
+// its own. The Timer holds one reference; handles from c() hold theirs and
+// may outlive it (nothing is sent to them afterwards). The node lives
+// here, not in the channel: the destructor disarms it.
 class ChannelTimer {
  public:
   ChannelTimer(const ChannelTimer&) = delete;
   ChannelTimer& operator=(const ChannelTimer&) = delete;
 
  protected:
-  ChannelTimer() : channel_(make_chan<Clock::time_point>(1)) {}
-  ~ChannelTimer() { disarm_timer(&node_); }
+  ChannelTimer() = default;
+  ~ChannelTimer() {
+    disarm_timer(&node_);
+    // Relaxed: the disarm ordered any fire's publication before us, and
+    // c() racing the destructor is outside the contract.
+    if (ChanState<Clock::time_point>* chan = channel_.load(std::memory_order_relaxed)) {
+      chan->release();
+    }
+  }
 
   // Arms the node: first deadline `d` from now (saturated), then every
   // `period` (0: once).
@@ -276,24 +299,43 @@ class ChannelTimer {
     const bool discarded = discard_unreceived();
     return was_armed || discarded;
   }
-  [[nodiscard]] const RecvChan<Clock::time_point>& channel() const noexcept { return channel_; }
-  [[nodiscard]] TimeRecvAwaiter receive() const noexcept {
-    return TimeRecvAwaiter(channel_);
+  [[nodiscard]] RecvChan<Clock::time_point> channel() const {
+    ChanState<Clock::time_point>* chan = channel_state();
+    chan->add_ref();  // the handle's own reference
+    return AdoptedRecvChan(chan);
   }
+  [[nodiscard]] TimeRecvAwaiter receive() const { return TimeRecvAwaiter(channel()); }
 
  private:
+  // The channel, made now if nobody has made it yet. Throws std::bad_alloc.
+  ChanState<Clock::time_point>* channel_state() const {
+    // Acquire: pairs with the publishing CAS, so the channel's
+    // initialisation is visible.
+    ChanState<Clock::time_point>* chan = channel_.load(std::memory_order_acquire);
+    if (chan != nullptr) return chan;
+    ChanState<Clock::time_point>* fresh = ChanState<Clock::time_point>::create(1);
+    // Acq_rel: release publishes `fresh`; acquire, on failure, sees the
+    // winner's.
+    if (channel_.compare_exchange_strong(chan, fresh, std::memory_order_acq_rel)) return fresh;
+    fresh->release();  // the other party won: ours was never shared
+    return chan;
+  }
+
+  // A fire that finds no channel makes it: allocation failure here, on a
+  // worker with no caller to throw to, ends the process (noexcept), as
+  // running out of memory anywhere in the scheduler does.
   static void fire(TimerNode* node) noexcept {
-    send_fire_time(reinterpret_cast<ChannelTimer*>(node)->channel_.state());
+    send_fire_time(reinterpret_cast<ChannelTimer*>(node)->channel_state());
   }
   // Empties the slot; true if it held a fire. Called after the disarm.
   bool discard_unreceived() noexcept {
-    ChanState<Clock::time_point>* chan = channel_.state();
-    // Relaxed is enough to skip the lock when the slot is empty: every
-    // fire's send happens-before this load (it ran under the owner's timer
-    // lock, which the disarm took or whose release of the owner it
-    // acquired), so a slot filled by a fire reads 1 unless a receiver has
-    // emptied it since, and nothing else fills it.
-    if (chan->count.load(std::memory_order_relaxed) == 0) return false;
+    // Relaxed is enough for both loads: every fire (the channel's making
+    // and its send included) happens-before this point (it ran under the
+    // owner's timer lock, which the disarm took or whose release of the
+    // owner it acquired). A slot filled by a fire reads 1 unless a
+    // receiver has emptied it since, and nothing else fills it.
+    ChanState<Clock::time_point>* chan = channel_.load(std::memory_order_relaxed);
+    if (chan == nullptr || chan->count.load(std::memory_order_relaxed) == 0) return false;
     std::optional<Clock::time_point> stale;
     G* to_wake = nullptr;  // stays null: nobody ever waits to send
     chan->lock.lock();
@@ -303,7 +345,8 @@ class ChannelTimer {
   }
 
   TimerNode node_;  // first member: fire() casts back
-  RecvChan<Clock::time_point> channel_;
+  // Null until first needed; then owns one reference.
+  mutable std::atomic<ChanState<Clock::time_point>*> channel_{nullptr};
 };
 
 }  // namespace detail
@@ -311,14 +354,14 @@ class ChannelTimer {
 // Timer: fires once, `d` after it is started, like Go's time.Timer, with
 // Go 1.23's channel semantics.
 //
-//  * c() is the timer's channel (Go's t.C): the fire sends the time to it.
+//  * c() is a handle to the timer's channel (Go's t.C; made on first use,
+//    so it may throw std::bad_alloc): the fire sends the time to it.
 //    Any number of goroutines may receive from it, directly or in a select
 //    (`goro::recv_from(timer.c())`); one fire reaches exactly one of them,
 //    the others keep waiting (for a reset's fire). The channel has one
 //    slot: a fire nobody waits for stays there until received, stopped or
 //    reset (c().len() is 1 then, where Go 1.23 reports 0). Copies of the handle may outlive the timer (nothing more
-//    arrives then); a goroutine that receives from c() while another
-//    destroys the timer must hold such a copy (wait() holds one).
+//    arrives then).
 //  * `co_await timer.wait()` receives from c(): parks until the fire, or
 //    returns at once with one already in the slot. Gives the fire's time.
 //  * stop() prevents the fire, or discards it if it happened and nobody
@@ -340,10 +383,10 @@ class Timer : private detail::ChannelTimer {
   explicit Timer(std::chrono::nanoseconds d) { arm(d, 0); }
 
   [[nodiscard("the timer's channel, for recv_from or to receive from")]]
-  const RecvChan<Clock::time_point>& c() const noexcept {
+  RecvChan<Clock::time_point> c() const {
     return channel();
   }
-  [[nodiscard("co_await it: receives the fire")]] detail::TimeRecvAwaiter wait() const noexcept {
+  [[nodiscard("co_await it: receives the fire")]] detail::TimeRecvAwaiter wait() const {
     return receive();
   }
   bool stop() noexcept { return disarm(); }
@@ -374,11 +417,10 @@ class Ticker : private detail::ChannelTimer {
   }
 
   [[nodiscard("the ticker's channel, for recv_from or to receive from")]]
-  const RecvChan<Clock::time_point>& c() const noexcept {
+  RecvChan<Clock::time_point> c() const {
     return channel();
   }
-  [[nodiscard("co_await it: receives the next tick")]] detail::TimeRecvAwaiter tick()
-      const noexcept {
+  [[nodiscard("co_await it: receives the next tick")]] detail::TimeRecvAwaiter tick() const {
     return receive();
   }
   void stop() noexcept { (void)disarm(); }
