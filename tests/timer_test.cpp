@@ -398,6 +398,21 @@ TEST(Context, TimeoutTooLongToAddNeverExpires) {
   EXPECT_TRUE(run(never_expiring_timeout_context(), Config{.procs = 2}));
 }
 
+Task<absl::Status> sleep_with_context(Context ctx) { co_return co_await sleep(kForever, ctx); }
+
+Task<bool> context_sleep_lasts_until_cancelled() {
+  auto [ctx, cancel] = with_cancel(background());
+  JoinHandle<absl::Status> sleeper = spawn(sleep_with_context(ctx));
+  co_await sleep(2ms);  // a wrapped deadline would have ended the sleep by now
+  cancel();
+  const absl::Status status = co_await sleeper;
+  co_return status.code() == absl::StatusCode::kCancelled;
+}
+
+TEST(Context, SleepTooLongToAddLastsUntilCancelled) {
+  EXPECT_TRUE(run(context_sleep_lasts_until_cancelled(), Config{.procs = 2}));
+}
+
 Task<bool> read_with_endless_timeout(int read_end) {
   std::byte buffer[1];
   absl::StatusOr<std::size_t> n =
