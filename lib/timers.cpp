@@ -136,7 +136,9 @@ bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
       // missed (Go's tickers do not catch up). Saturating: a period too
       // long to add never fires again.
       std::int64_t next = deadline_after(node->when, node->period);
-      if (next <= now) next = deadline_after(next, ((now - next) / node->period + 1) * node->period);
+      if (next <= now) {
+        next = deadline_after(next, ((now - next) / node->period + 1) * node->period);
+      }
       victim.timers.update(node, next);
     } else {
       victim.timers.pop();

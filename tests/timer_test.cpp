@@ -263,7 +263,7 @@ Task<void> churn_timers(std::atomic<long>* done, std::atomic<long>* failures, un
         break;
       case 2:
         if (!t.reset(std::chrono::microseconds(next() % 50))) failures->fetch_add(1);
-        co_await t.wait();  // the reset timer fires
+        co_await t.wait();                     // the reset timer fires
         if (t.stop()) failures->fetch_add(1);  // received: nothing pending
         break;
       default:
@@ -331,8 +331,8 @@ TEST(TimerDeadline, SaturatesInsteadOfOverflowing) {
   constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
   static_assert(deadline_after(1000, 5) == 1005);
   static_assert(deadline_after(1000, 0) == 1000);
-  static_assert(deadline_after(1000, -5) == 1000);     // due at once, as Go's when()
-  static_assert(deadline_after(1000, kMin) == 1000);   // no underflow
+  static_assert(deadline_after(1000, -5) == 1000);    // due at once, as Go's when()
+  static_assert(deadline_after(1000, kMin) == 1000);  // no underflow
   static_assert(deadline_after(1000, kMax) == kLatestDeadline);
   static_assert(deadline_after(kLatestDeadline, 1) == kLatestDeadline);
   static_assert(detail::saturating_add(kMax - 1, 2) == kMax);
@@ -359,7 +359,7 @@ Task<bool> never_firing_sleeps() {
   std::atomic<bool> woke{false};
   go(sleep_forever_then_set(&woke));
   go(sleep_until_max_then_set(&woke));
-  co_await sleep(5ms);  // a wrapped deadline would have fired by now
+  co_await sleep(5ms);     // a wrapped deadline would have fired by now
   co_return !woke.load();  // the sleepers are destroyed at shutdown
 }
 
@@ -454,16 +454,17 @@ Task<std::vector<bool>> stop_and_reset_after_an_unreceived_fire() {
   std::vector<bool> r;
   Timer a(1ms);
   r.push_back(co_await until_fire_pending(a.c()));
-  r.push_back(a.stop());             // the fire nobody received is discarded: true
-  r.push_back(!a.c().try_recv());    // and is gone
-  r.push_back(!a.stop());            // nothing left to stop
+  r.push_back(a.stop());           // the fire nobody received is discarded: true
+  r.push_back(!a.c().try_recv());  // and is gone
+  r.push_back(!a.stop());          // nothing left to stop
   Timer b(1ms);
   r.push_back(co_await until_fire_pending(b.c()));
   const auto before_reset = Clock::now();
-  r.push_back(b.reset(1ms));         // discarded and re-armed: true
+  r.push_back(b.reset(1ms));  // discarded and re-armed: true
   const std::optional<Clock::time_point> fired = co_await receive_within(b.c());
-  r.push_back(fired.has_value() && *fired >= before_reset + 1ms);  // the new fire, not the stale one
-  r.push_back(!b.stop());            // received: nothing pending
+  // The new fire, not the stale one.
+  r.push_back(fired.has_value() && *fired >= before_reset + 1ms);
+  r.push_back(!b.stop());  // received: nothing pending
   co_return r;
 }
 
@@ -494,8 +495,7 @@ Task<int> timer_modified_earlier(int timers) {
 }
 
 TEST(Timer, ModifiedEarlierFiresAndStopDrainIdiomNeverBlocks) {
-  EXPECT_EQ(run(timer_modified_earlier(static_cast<int>(test::scaled(50, 20))),
-                Config{.procs = 2}),
+  EXPECT_EQ(run(timer_modified_earlier(static_cast<int>(test::scaled(50, 20))), Config{.procs = 2}),
             0);
 }
 

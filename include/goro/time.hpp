@@ -360,8 +360,8 @@ class ChannelTimer {
 //    (`goro::recv_from(timer.c())`); one fire reaches exactly one of them,
 //    the others keep waiting (for a reset's fire). The channel has one
 //    slot: a fire nobody waits for stays there until received, stopped or
-//    reset (c().len() is 1 then, where Go 1.23 reports 0). Copies of the handle may outlive the timer (nothing more
-//    arrives then).
+//    reset (c().len() is 1 then, where Go 1.23 reports 0). Copies of the
+//    handle may outlive the timer (nothing more arrives then).
 //  * `co_await timer.wait()` receives from c(): parks until the fire, or
 //    returns at once with one already in the slot. Gives the fire's time.
 //  * stop() prevents the fire, or discards it if it happened and nobody
@@ -382,8 +382,7 @@ class Timer : private detail::ChannelTimer {
  public:
   explicit Timer(std::chrono::nanoseconds d) { arm(d, 0); }
 
-  [[nodiscard("the timer's channel, for recv_from or to receive from")]]
-  RecvChan<Clock::time_point> c() const {
+  [[nodiscard("the timer's channel: receive from it")]] RecvChan<Clock::time_point> c() const {
     return channel();
   }
   [[nodiscard("co_await it: receives the fire")]] detail::TimeRecvAwaiter wait() const {
@@ -416,8 +415,7 @@ class Ticker : private detail::ChannelTimer {
     arm(period, period.count());
   }
 
-  [[nodiscard("the ticker's channel, for recv_from or to receive from")]]
-  RecvChan<Clock::time_point> c() const {
+  [[nodiscard("the ticker's channel: receive from it")]] RecvChan<Clock::time_point> c() const {
     return channel();
   }
   [[nodiscard("co_await it: receives the next tick")]] detail::TimeRecvAwaiter tick() const {

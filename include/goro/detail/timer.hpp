@@ -63,7 +63,8 @@ inline constexpr std::int64_t kLatestDeadline = std::numeric_limits<std::int64_t
   using Clock = std::chrono::steady_clock;
   static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>,
                 "goro's timers count the steady clock in nanoseconds");
-  return Clock::time_point(Clock::duration(saturating_add(t.time_since_epoch().count(), d.count())));
+  return Clock::time_point(
+      Clock::duration(saturating_add(t.time_since_epoch().count(), d.count())));
 }
 
 struct TimerNode {
