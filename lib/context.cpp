@@ -397,13 +397,16 @@ Task<absl::Status> sleep_until(Clock::time_point t, Context ctx) {
     co_await goro::sleep_until(t);
     co_return absl::OkStatus();
   }
-  auto r = co_await select(recv_from(after(t - Clock::now())), recv_from(ctx.done()));
+  // Saturating: t may be as far off as time_point::min() or max().
+  const std::chrono::nanoseconds left(
+      detail::saturating_add(detail::to_ns(t), -detail::monotonic_now_ns()));
+  auto r = co_await select(recv_from(after(left)), recv_from(ctx.done()));
   if (r.index() == 0) co_return absl::OkStatus();
   co_return ctx.err();
 }
 
 Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx) {
-  return sleep_until(Clock::now() + d, std::move(ctx));
+  return sleep_until(detail::saturating_time_add(Clock::now(), d), std::move(ctx));
 }
 
 }  // namespace goro

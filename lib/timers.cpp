@@ -22,6 +22,10 @@
 //   3. A fire callback runs with the owner's timer_mu held, on a worker
 //      thread, with a one-shot node already out of the heap (a periodic one
 //      already re-armed).
+//   4. No node's deadline is TimerHeap::kNever: deadlines saturate at
+//      kLatestDeadline (goro/detail/timer.hpp), so a timer that never fires
+//      still shows in next_timer (the deadlock detector sees it armed) and
+//      the ticker re-arm cannot overflow.
 //
 // Who runs a due timer
 //   1. Its owner, at the top of each trip through the scheduler
@@ -58,7 +62,7 @@
 namespace goro::detail {
 
 static_assert(std::is_standard_layout_v<SleepAwaiter>, "fire() casts the node back to its owner");
-static_assert(std::is_standard_layout_v<SignalTimer>, "fire() casts the node back to its owner");
+static_assert(std::is_standard_layout_v<ChannelTimer>, "fire() casts the node back to its owner");
 
 std::int64_t monotonic_now_ns() noexcept {
   timespec ts{};
@@ -129,9 +133,12 @@ bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
     if (node->when > now) break;
     if (node->period > 0) {
       // A ticker: next deadline one period on, skipping ticks already
-      // missed (Go's tickers do not catch up).
-      std::int64_t next = node->when + node->period;
-      if (next <= now) next += ((now - next) / node->period + 1) * node->period;
+      // missed (Go's tickers do not catch up). Saturating: a period too
+      // long to add never fires again.
+      std::int64_t next = deadline_after(node->when, node->period);
+      if (next <= now) {
+        next = deadline_after(next, ((now - next) / node->period + 1) * node->period);
+      }
       victim.timers.update(node, next);
     } else {
       victim.timers.pop();
@@ -239,9 +246,8 @@ void Scheduler::idle_sleep(P& p) noexcept {
 
 namespace goro {
 
-void Ticker::start(std::chrono::nanoseconds period) {
+void Ticker::check_period(std::chrono::nanoseconds period) {
   if (period.count() <= 0) throw std::invalid_argument("goro::Ticker: period must be positive");
-  arm(period, period.count());
 }
 
 }  // namespace goro

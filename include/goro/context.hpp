@@ -209,10 +209,11 @@ struct ContextWithCancel {
 // (std::logic_error otherwise).
 [[nodiscard]] ContextWithCancel with_deadline(const Context& parent, Clock::time_point deadline);
 
-// Go's context.WithTimeout: with_deadline(parent, now + timeout).
+// Go's context.WithTimeout: with_deadline(parent, now + timeout). A
+// timeout too long to add to now saturates to no deadline of its own.
 [[nodiscard]] inline ContextWithCancel with_timeout(const Context& parent,
                                                     std::chrono::nanoseconds timeout) {
-  return with_deadline(parent, Clock::now() + timeout);
+  return with_deadline(parent, detail::saturating_time_add(Clock::now(), timeout));
 }
 
 // Go's context.WithValue: a child of `parent` that carries `value` under

@@ -92,10 +92,11 @@ struct IoOptions {
       : deadline(deadline), cancel(std::move(cancel)) {}
   explicit IoOptions(std::stop_token cancel) noexcept : cancel(std::move(cancel)) {}
 
-  // Options with a deadline `timeout` from now.
+  // Options with a deadline `timeout` from now. A timeout too long to add
+  // to now means no deadline (it saturates, never wrapping into the past).
   [[nodiscard]] static IoOptions timeout(std::chrono::nanoseconds timeout,
                                          std::stop_token cancel = {}) noexcept {
-    return IoOptions(Clock::now() + timeout, std::move(cancel));
+    return IoOptions(goro::detail::saturating_time_add(Clock::now(), timeout), std::move(cancel));
   }
 };
 

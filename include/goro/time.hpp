@@ -2,21 +2,26 @@
 //
 // Defines: goro::sleep, goro::sleep_until, goro::after (Go's time.After: a
 // channel usable in select) and its type goro::AfterChan, goro::Timer and
-// goro::Ticker: waiting for time to pass without blocking a worker thread.
+// goro::Ticker (each with a channel, c(), as Go 1.23's): waiting for time
+// to pass without blocking a worker thread.
 //
-// Time is std::chrono::steady_clock. Timers never fire early; how late they
+// Time is std::chrono::steady_clock. Durations too long to add to now
+// saturate to a deadline that never comes (goro/detail/timer.hpp), never
+// wrapping into the past. Timers never fire early; how late they
 // fire depends on how busy the runtime is (an idle runtime wakes within
 // microseconds: workers sleep with nanosecond timeouts and no timer slack,
 // unlike Go's epoll path, which rounds sleeps under 1 ms up to 1 ms).
 #ifndef GORO_TIME_HPP_
 #define GORO_TIME_HPP_
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <optional>
 #include <utility>
 
 #include "goro/chan.hpp"
@@ -39,17 +44,22 @@ inline Clock::time_point from_ns(std::int64_t ns) noexcept {
       std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
-// Parks the awaiting goroutine until `when`.
+// Parks the awaiting goroutine until `when`. A sleep made to park does so
+// even when its deadline has passed by the time it is awaited: it then
+// comes back through the timer heap at the P's next trip through the
+// scheduler, behind the goroutines already queued, so that a loop of
+// short sleeps cannot starve the goroutine it waits for (Go's time.Sleep
+// parks for any positive duration).
 class SleepAwaiter {
  public:
-  explicit SleepAwaiter(std::int64_t when) noexcept { node_.when = when; }
+  SleepAwaiter(std::int64_t when, bool parks) noexcept : parks_(parks) { node_.when = when; }
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
   // Waits, if need be, for the fire that resumed us to finish with the node
   // (one relaxed load when it has).
   ~SleepAwaiter() { disarm_timer(&node_); }
 
-  bool await_ready() const noexcept { return node_.when <= monotonic_now_ns(); }
+  bool await_ready() const noexcept { return !parks_; }
   void await_suspend(std::coroutine_handle<> awaiting) {
     g_ = require_goroutine("goro::sleep");
     g_->wait_reason = "sleep";
@@ -67,82 +77,44 @@ class SleepAwaiter {
 
   TimerNode node_;  // first member: fire() casts back
   G* g_ = nullptr;
+  bool parks_;
 };
 
-// The channel-like half of Timer and Ticker: a fire either resumes the
-// goroutine waiting in wait() or is kept (at most one) for the next wait().
-class TimerSignal {
- public:
-  // 0: nothing pending, nobody waiting; 1: a fire is pending; otherwise
-  // the waiting G.
-  static constexpr std::uintptr_t kPending = 1;
-
-  void fire() noexcept {
-    std::uintptr_t state = state_.load(std::memory_order_acquire);
-    for (;;) {
-      if (state == kPending) return;  // already pending: drop (as a full channel)
-      if (state == 0) {
-        // Release: a wait() that acquires the pending mark sees the fire's time.
-        if (state_.compare_exchange_weak(state, kPending, std::memory_order_acq_rel)) return;
-        continue;
-      }
-      // Acq_rel: acquire the waiter's resume point, release to it.
-      if (state_.compare_exchange_weak(state, 0, std::memory_order_acq_rel)) {
-        ready_from_timer(reinterpret_cast<G*>(state));
-        return;
-      }
-    }
-  }
-
-  // Discards a pending fire.
-  void clear() noexcept {
-    std::uintptr_t pending = kPending;
-    state_.compare_exchange_strong(pending, 0, std::memory_order_acq_rel);
-  }
-
-  class Awaiter {
-   public:
-    explicit Awaiter(TimerSignal& signal) noexcept : signal_(signal) {}
-    bool await_ready() noexcept {
-      std::uintptr_t pending = kPending;
-      return signal_.state_.compare_exchange_strong(pending, 0, std::memory_order_acq_rel);
-    }
-    bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
-      G* g = current_goroutine();
-      g->wait_reason = "timer wait";
-      g->resume = awaiting;
-      std::uintptr_t state = 0;
-      // Release: publishes g->resume to the firing thread.
-      if (signal_.state_.compare_exchange_strong(state, reinterpret_cast<std::uintptr_t>(g),
-                                                 std::memory_order_acq_rel)) {
-        return true;  // parked until the fire
-      }
-      // A fire is pending: consume it and continue.
-      signal_.state_.store(0, std::memory_order_release);
-      return false;
-    }
-    void await_resume() const noexcept {}
-
-   private:
-    TimerSignal& signal_;
-  };
-
- private:
-  std::atomic<std::uintptr_t> state_{0};
-};
+// What a timer's fire does to its channel (goro::after, Timer, Ticker):
+// sends the time if a receiver waits or the one-slot buffer is free, and
+// otherwise drops it (a Ticker's receiver that is behind keeps one tick).
+// Runs on a worker with the owner's timer lock held; never blocks.
+inline void send_fire_time(ChanState<Clock::time_point>* chan) noexcept {
+  Clock::time_point now = Clock::now();
+  G* to_wake = nullptr;
+  chan->lock.lock();
+  (void)chan->send_locked(now, &to_wake);  // kWouldBlock: full, dropped
+  chan->lock.unlock();
+  if (to_wake != nullptr) ready_from_timer(to_wake);
+}
 
 }  // namespace detail
 
-// `co_await goro::sleep(d)` parks the goroutine for at least `d` (a
-// non-positive d yields nothing and returns at once). Gives the deadline.
-// Must be awaited in a goroutine.
+// `co_await goro::sleep(d)` parks the goroutine for at least `d`. Gives
+// the deadline. A positive d always parks, however short (even when the
+// deadline has passed by the time the sleep is awaited, the goroutine goes
+// behind the goroutines already runnable), so `while (!flag) co_await
+// sleep(1ns);` lets the goroutine that sets the flag run, as in Go. A
+// non-positive d returns at once without yielding. A d too long to add to
+// now (near nanoseconds::max()) never ends: the deadline saturates at
+// "never" instead of overflowing. Must be awaited in a goroutine.
 [[nodiscard]] inline detail::SleepAwaiter sleep(std::chrono::nanoseconds d) noexcept {
-  return detail::SleepAwaiter(detail::monotonic_now_ns() + d.count());
+  return detail::SleepAwaiter(detail::deadline_after(detail::monotonic_now_ns(), d.count()),
+                              /*parks=*/d.count() > 0);
 }
 
 // `co_await goro::sleep_until(t)` parks the goroutine until `t` has passed.
+// If `t` is still ahead when sleep_until is called, the await parks (as a
+// positive sleep); if it has passed already, the await returns at once.
+// Time points beyond the latest deadline (time_point::max()) never end.
 [[nodiscard]] inline detail::SleepAwaiter sleep_until(Clock::time_point t) noexcept {
-  return detail::SleepAwaiter(detail::to_ns(t));
+  const std::int64_t when = std::min(detail::to_ns(t), detail::kLatestDeadline);
+  return detail::SleepAwaiter(when, /*parks=*/when > detail::monotonic_now_ns());
 }
 
 namespace detail {
@@ -160,16 +132,10 @@ struct AfterTimer {
   ChanState<Clock::time_point>* chan = nullptr;
 
   // Runs on a worker with the owner's timer lock held: sends the time into
-  // the empty one-slot buffer (never blocks: this is the only send) and
-  // wakes a receiver parked on it, if any.
+  // the empty one-slot buffer (this is the only send: it always lands) or
+  // to a receiver parked on it.
   static void fire(TimerNode* node) noexcept {
-    ChanState<Clock::time_point>* chan = reinterpret_cast<AfterTimer*>(node)->chan;
-    Clock::time_point now = Clock::now();
-    G* to_wake = nullptr;
-    chan->lock.lock();
-    chan->send_locked(now, &to_wake);
-    chan->lock.unlock();
-    if (to_wake != nullptr) ready_from_timer(to_wake);
+    send_fire_time(reinterpret_cast<AfterTimer*>(node)->chan);
   }
 
   // The channel's last handle is gone: disarm (waiting for a fire in
@@ -183,13 +149,27 @@ struct AfterTimer {
   }
 };
 
-// What `co_await goro::after(d)` does: receive from the channel, giving the
-// time it carried.
-class AfterAwaiter : public RecvAwaiter<Clock::time_point, false> {
+// The channel handle a TimeRecvAwaiter holds. A base listed before the
+// receive, so that it is released after the receive's own teardown.
+struct TimeChannelHold {
+  RecvChan<Clock::time_point> channel;
+};
+
+// What `co_await goro::after(d)`, `timer.wait()` and `ticker.tick()` do:
+// receive from a timer's channel, giving the time it carried. For a Timer
+// or Ticker it holds a handle of its own, so a timer destroyed while
+// another goroutine waits leaves that goroutine parked on a live channel
+// (as in Go: nothing more arrives), never on freed memory.
+class TimeRecvAwaiter : private TimeChannelHold, public RecvAwaiter<Clock::time_point, false> {
  public:
-  using RecvAwaiter::RecvAwaiter;
+  explicit TimeRecvAwaiter(RecvChan<Clock::time_point> handle) noexcept
+      : TimeChannelHold{std::move(handle)}, RecvAwaiter(channel.state()) {}
+  // Borrows the channel of a handle that outlives the await (an awaited
+  // AfterChan lives to the end of its co_await expression).
+  explicit TimeRecvAwaiter(ChanState<Clock::time_point>* borrowed) noexcept
+      : RecvAwaiter(borrowed) {}
   Clock::time_point await_resume() noexcept {
-    // Engaged: nobody closes an after() channel.
+    // Engaged: nobody closes a timer's channel.
     return *RecvAwaiter::await_resume();
   }
 };
@@ -208,8 +188,8 @@ class AfterChan : public RecvChan<Clock::time_point> {
  public:
   AfterChan() noexcept = default;
 
-  [[nodiscard]] detail::AfterAwaiter operator co_await() const noexcept {
-    return detail::AfterAwaiter(state());
+  [[nodiscard]] detail::TimeRecvAwaiter operator co_await() const noexcept {
+    return detail::TimeRecvAwaiter(state());
   }
 
  private:
@@ -238,7 +218,7 @@ class AfterChan : public RecvChan<Clock::time_point> {
   }
   void* memory = detail::allocate_frame(sizeof(detail::AfterTimer));
   auto* timer = ::new (memory) detail::AfterTimer{};
-  timer->node.when = detail::monotonic_now_ns() + d.count();
+  timer->node.when = detail::deadline_after(detail::monotonic_now_ns(), d.count());
   timer->node.fire = &detail::AfterTimer::fire;
   timer->attachment.detach = &detail::AfterTimer::detach;
   timer->chan = chan.state();
@@ -256,88 +236,201 @@ class AfterChan : public RecvChan<Clock::time_point> {
 
 namespace detail {
 
-// What Timer and Ticker share: a heap node and the channel-like signal its
-// fires go to. Standard-layout (all data here, none in the derived
-// classes), so the node's address is the object's and fire() casts back.
-class SignalTimer {
+// A RecvChan made from a channel pointer and a reference already taken on
+// it (RecvChan's adopting constructor is for its own family only).
+class AdoptedRecvChan : public RecvChan<Clock::time_point> {
  public:
-  SignalTimer(const SignalTimer&) = delete;
-  SignalTimer& operator=(const SignalTimer&) = delete;
+  explicit AdoptedRecvChan(ChanState<Clock::time_point>* state) noexcept : RecvChan(state) {}
+};
+
+// What Timer and Ticker share: a heap node and the channel its fires go to
+// (capacity 1, as goro::after's). Standard-layout (all data here, none in
+// the derived classes), so the node's address is the object's and fire()
+// casts back.
+//
+// Go 1.23's timer channels, built on an ordinary channel:
+//   * a fire sends the time if a receiver waits (any number may: they are
+//     the channel's FIFO receive queue, select cases included) or the slot
+//     is free, and otherwise is dropped: a Ticker's slow receiver finds one
+//     tick waiting and the rest skipped;
+//   * stop and reset disarm the node (waiting for a fire in progress) and
+//     then empty the slot under the channel lock, so no value from before
+//     them is received after them;
+//   * "was the timer pending" (stop's and reset's result) counts a fire
+//     still in the slot: from the receivers' side that fire has not
+//     happened yet, and its discarding is what stop prevented.
+// The channel is made on first need, by c() (wait(), tick()) or by the
+// first fire, whichever comes first: a timer that is stopped before it
+// fires and never received from (a deadline that was met) costs no
+// channel. Both parties publish with a CAS on `channel_`; the loser frees
+// its own. The Timer holds one reference; handles from c() hold theirs and
+// may outlive it (nothing is sent to them afterwards). The node lives
+// here, not in the channel: the destructor disarms it.
+class ChannelTimer {
+ public:
+  ChannelTimer(const ChannelTimer&) = delete;
+  ChannelTimer& operator=(const ChannelTimer&) = delete;
 
  protected:
-  SignalTimer() = default;
-  ~SignalTimer() { disarm_timer(&node_); }
+  ChannelTimer() = default;
+  ~ChannelTimer() {
+    disarm_timer(&node_);
+    // Relaxed: the disarm ordered any fire's publication before us, and
+    // c() racing the destructor is outside the contract.
+    if (ChanState<Clock::time_point>* chan = channel_.load(std::memory_order_relaxed)) {
+      chan->release();
+    }
+  }
 
-  // Arms the node: first deadline `d` from now, then every `period` (0:
-  // once).
+  // Arms the node: first deadline `d` from now (saturated), then every
+  // `period` (0: once).
   void arm(std::chrono::nanoseconds d, std::int64_t period) {
-    node_.when = monotonic_now_ns() + d.count();
+    node_.when = deadline_after(monotonic_now_ns(), d.count());
     node_.period = period;
-    node_.fire = &SignalTimer::fire;
+    node_.fire = &ChannelTimer::fire;
     arm_timer(&node_);
   }
-  // Disarms and discards an unconsumed fire; true if it was armed.
+  // Disarms the node and discards a fire nobody received. True if either
+  // was there: the timer was pending as its receivers see it.
   bool disarm() noexcept {
     const bool was_armed = disarm_timer(&node_);
-    signal_.clear();
-    return was_armed;
+    // After the disarm: no fire is in progress and none will come, so the
+    // slot is final once emptied.
+    const bool discarded = discard_unreceived();
+    return was_armed || discarded;
   }
-  [[nodiscard]] TimerSignal::Awaiter next_fire() noexcept { return TimerSignal::Awaiter(signal_); }
+  [[nodiscard]] RecvChan<Clock::time_point> channel() const {
+    ChanState<Clock::time_point>* chan = channel_state();
+    chan->add_ref();  // the handle's own reference
+    return AdoptedRecvChan(chan);
+  }
+  [[nodiscard]] TimeRecvAwaiter receive() const { return TimeRecvAwaiter(channel()); }
 
  private:
+  // The channel, made now if nobody has made it yet. Throws std::bad_alloc.
+  ChanState<Clock::time_point>* channel_state() const {
+    // Acquire: pairs with the publishing CAS, so the channel's
+    // initialisation is visible.
+    ChanState<Clock::time_point>* chan = channel_.load(std::memory_order_acquire);
+    if (chan != nullptr) return chan;
+    ChanState<Clock::time_point>* fresh = ChanState<Clock::time_point>::create(1);
+    // Acq_rel: release publishes `fresh`; acquire, on failure, sees the
+    // winner's.
+    if (channel_.compare_exchange_strong(chan, fresh, std::memory_order_acq_rel)) return fresh;
+    fresh->release();  // the other party won: ours was never shared
+    return chan;
+  }
+
+  // A fire that finds no channel makes it: allocation failure here, on a
+  // worker with no caller to throw to, ends the process (noexcept), as
+  // running out of memory anywhere in the scheduler does.
   static void fire(TimerNode* node) noexcept {
-    reinterpret_cast<SignalTimer*>(node)->signal_.fire();
+    send_fire_time(reinterpret_cast<ChannelTimer*>(node)->channel_state());
+  }
+  // Empties the slot; true if it held a fire. Called after the disarm.
+  bool discard_unreceived() noexcept {
+    // Relaxed is enough for both loads: every fire (the channel's making
+    // and its send included) happens-before this point (it ran under the
+    // owner's timer lock, which the disarm took or whose release of the
+    // owner it acquired). A slot filled by a fire reads 1 unless a
+    // receiver has emptied it since, and nothing else fills it.
+    ChanState<Clock::time_point>* chan = channel_.load(std::memory_order_relaxed);
+    if (chan == nullptr || chan->count.load(std::memory_order_relaxed) == 0) return false;
+    std::optional<Clock::time_point> stale;
+    G* to_wake = nullptr;  // stays null: nobody ever waits to send
+    chan->lock.lock();
+    (void)chan->recv_locked(stale, &to_wake);
+    chan->lock.unlock();
+    return stale.has_value();
   }
 
   TimerNode node_;  // first member: fire() casts back
-  TimerSignal signal_;
+  // Null until first needed; then owns one reference.
+  mutable std::atomic<ChanState<Clock::time_point>*> channel_{nullptr};
 };
 
 }  // namespace detail
 
-// Timer: fires once, `d` after it is started, like Go's time.Timer.
+// Timer: fires once, `d` after it is started, like Go's time.Timer, with
+// Go 1.23's channel semantics.
 //
-//  * `co_await timer.wait()` parks until the timer fires (at once if it
-//    already has and nobody consumed it). Like receiving from Go's t.C.
-//  * stop() prevents the fire; returns true if the timer was running.
-//  * reset(d) restarts it to fire `d` from now; returns true if it was
-//    running. stop and reset discard a fire not yet consumed (Go 1.23).
-//  * Must be created and restarted in a goroutine; the methods must not be
-//    called concurrently with each other (firing happens concurrently with
-//    them and is handled). Destroying a running timer stops it.
-class Timer : private detail::SignalTimer {
+//  * c() is a handle to the timer's channel (Go's t.C; made on first use,
+//    so it may throw std::bad_alloc): the fire sends the time to it.
+//    Any number of goroutines may receive from it, directly or in a select
+//    (`goro::recv_from(timer.c())`); one fire reaches exactly one of them,
+//    the others keep waiting (for a reset's fire). The channel has one
+//    slot: a fire nobody waits for stays there until received, stopped or
+//    reset (c().len() is 1 then, where Go 1.23 reports 0). Copies of the
+//    handle may outlive the timer (nothing more arrives then).
+//  * `co_await timer.wait()` receives from c(): parks until the fire, or
+//    returns at once with one already in the slot. Gives the fire's time.
+//  * stop() prevents the fire, or discards it if it happened and nobody
+//    received it. Returns true exactly then (the timer was running, or its
+//    fire was discarded); false if the fire was received or the timer was
+//    already stopped. After stop() no value from before it is received,
+//    so `if (!t.stop()) co_await t.wait();` is never needed (and would
+//    block: the value is gone).
+//  * reset(d) does what stop() does, returns the same, and then starts the
+//    timer again to fire `d` from now.
+//  * d <= 0 fires at once; a d too long to add to now never fires.
+//  * Must be created and reset in a goroutine (std::logic_error
+//    otherwise). stop, reset and the destructor must not run concurrently
+//    with each other; receiving from c() may happen on any goroutine at any
+//    time (fires and receives race stop and reset safely). Destroying a
+//    running timer stops it.
+class Timer : private detail::ChannelTimer {
  public:
   explicit Timer(std::chrono::nanoseconds d) { arm(d, 0); }
 
-  [[nodiscard]] detail::TimerSignal::Awaiter wait() noexcept { return next_fire(); }
+  [[nodiscard("the timer's channel: receive from it")]] RecvChan<Clock::time_point> c() const {
+    return channel();
+  }
+  [[nodiscard("co_await it: receives the fire")]] detail::TimeRecvAwaiter wait() const {
+    return receive();
+  }
   bool stop() noexcept { return disarm(); }
   bool reset(std::chrono::nanoseconds d) {
-    const bool was_running = disarm();
+    const bool was_pending = disarm();
     arm(d, 0);
-    return was_running;
+    return was_pending;
   }
 };
 
-// Ticker: fires every `period`, like Go's time.Ticker. A ticker whose
-// waiter falls behind keeps at most one tick pending and skips the rest.
+// Ticker: fires every `period`, like Go's time.Ticker, with Go 1.23's
+// channel semantics.
 //
-//  * `co_await ticker.tick()` parks until the next tick.
-//  * stop() stops it; reset(period) restarts it with a new period.
-//  * period must be positive (std::invalid_argument otherwise). The same
-//    threading rules as Timer.
-class Ticker : private detail::SignalTimer {
+//  * c() is the ticker's channel; each tick goes to one receiver. A tick
+//    nobody waits for stays in the one slot; later ticks are dropped until
+//    it is received (a slow receiver skips ticks, it never gets a burst).
+//  * `co_await ticker.tick()` receives from c(), giving the tick's time.
+//  * stop() stops it and discards an unreceived tick; reset(period) does
+//    the same and starts it again with the new period.
+//  * period must be positive: the constructor and reset throw
+//    std::invalid_argument otherwise, and reset then changes nothing (the
+//    ticker keeps ticking). The same threading rules as Timer.
+class Ticker : private detail::ChannelTimer {
  public:
-  explicit Ticker(std::chrono::nanoseconds period) { start(period); }
+  explicit Ticker(std::chrono::nanoseconds period) {
+    check_period(period);
+    arm(period, period.count());
+  }
 
-  [[nodiscard]] detail::TimerSignal::Awaiter tick() noexcept { return next_fire(); }
-  void stop() noexcept { disarm(); }
+  [[nodiscard("the ticker's channel: receive from it")]] RecvChan<Clock::time_point> c() const {
+    return channel();
+  }
+  [[nodiscard("co_await it: receives the next tick")]] detail::TimeRecvAwaiter tick() const {
+    return receive();
+  }
+  void stop() noexcept { (void)disarm(); }
   void reset(std::chrono::nanoseconds period) {
-    disarm();
-    start(period);
+    check_period(period);
+    (void)disarm();
+    arm(period, period.count());
   }
 
  private:
-  void start(std::chrono::nanoseconds period);
+  // Throws std::invalid_argument unless period > 0.
+  static void check_period(std::chrono::nanoseconds period);
 };
 
 }  // namespace goro

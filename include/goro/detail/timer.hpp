@@ -9,14 +9,63 @@
 // scheduler; an idle P runs the timers of a P that is busy (a goroutine
 // hogging it), as Go steals timers; and one idle worker sleeps until the
 // earliest timer of all Ps, so an idle runtime still wakes on time.
+//
+// Deadlines saturate. Every "now + d" of the timers, contexts and I/O goes
+// through the helpers below, so a duration near nanoseconds::max() gives a
+// deadline of "never" instead of a signed overflow that wraps into the past
+// and fires at once (Go's when() clamps the same way). A timer's saturated
+// deadline is kLatestDeadline, one below the heap's "no timer" value: the
+// timer stays armed and visible (a goroutine sleeping for ever is asleep,
+// not deadlocked, as in Go) but the steady clock never reaches it. A time
+// point saturates to time_point::max(), which I/O and contexts read as "no
+// deadline".
 #ifndef GORO_DETAIL_TIMER_HPP_
 #define GORO_DETAIL_TIMER_HPP_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace goro::detail {
+
+// The latest deadline a timer is armed with: what saturated deadlines
+// become. One below std::int64_t's maximum, which the timer heap uses for
+// "no timer at all".
+inline constexpr std::int64_t kLatestDeadline = std::numeric_limits<std::int64_t>::max() - 1;
+
+// a + b, clamped to std::int64_t's range instead of overflowing.
+[[nodiscard]] constexpr std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(a, b, &sum)) {
+    return b > 0 ? std::numeric_limits<std::int64_t>::max()
+                 : std::numeric_limits<std::int64_t>::min();
+  }
+  return sum;
+}
+
+// The deadline of a timer armed at `from` (steady-clock nanoseconds) to
+// fire `d` nanoseconds later: `from` itself when d <= 0 (due at once), and
+// never later than kLatestDeadline (a duration too long to add never
+// fires).
+[[nodiscard]] constexpr std::int64_t deadline_after(std::int64_t from, std::int64_t d) noexcept {
+  if (d <= 0) return from;
+  const std::int64_t sum = saturating_add(from, d);
+  return sum < kLatestDeadline ? sum : kLatestDeadline;
+}
+
+// t + d on the steady clock, clamped to the time points it can represent:
+// time_point::max() ("no deadline" to I/O and contexts) when d is too long,
+// time_point::min() when d is too far negative.
+[[nodiscard]] constexpr std::chrono::steady_clock::time_point saturating_time_add(
+    std::chrono::steady_clock::time_point t, std::chrono::nanoseconds d) noexcept {
+  using Clock = std::chrono::steady_clock;
+  static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>,
+                "goro's timers count the steady clock in nanoseconds");
+  return Clock::time_point(
+      Clock::duration(saturating_add(t.time_since_epoch().count(), d.count())));
+}
 
 struct TimerNode {
   static constexpr std::uint32_t kNotInHeap = std::numeric_limits<std::uint32_t>::max();
