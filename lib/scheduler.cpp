@@ -251,6 +251,11 @@ bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
         p.runq.capacity() / 2 + 1);
     const std::uint32_t n = p.runq.spill_half(batch.data());
     if (n == 0) continue;  // a thief made room
+    // Entries of goroutines joined inline already stay out of the global
+    // queue, which a P busy with inline joins may not pop for a long time.
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (entry_is_stale(batch[i])) batch[i] = 0;
+    }
     batch[n] = entry;
     global_.push_batch(batch.data(), n + 1);
     bump(p.stats.local_queue_overflows);
@@ -731,6 +736,7 @@ SchedulerStats Scheduler::stats() const noexcept {
   }
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);
   s.spread_rounds = spread_rounds_.load(std::memory_order_relaxed);
+  s.global_queue_capacity = global_.capacity();
   return s;
 }
 

@@ -648,4 +648,94 @@ TEST(Fairness, NewSpawnsDoNotStarveTheLocalQueue) {
   EXPECT_LT(seen, kLimit / 10) << "the yielding goroutine waited for most of the chain";
 }
 
+// --- Memory: bounded work uses bounded memory ---------------------------------
+
+Task<void> noop_child() { co_return; }
+
+// Each round spawns more children than the local queue holds, so half of
+// them spill to the global queue, and then joins them all inline: the
+// spilled entries go stale there, and with one P whose goroutine never
+// returns to the scheduler nothing pops them.
+Task<std::uint64_t> spill_then_join_inline(int rounds, int children) {
+  std::vector<goro::JoinHandle<void>> handles;
+  for (int r = 0; r < rounds; ++r) {
+    for (int i = 0; i < children; ++i) handles.push_back(goro::spawn(noop_child()));
+    for (auto& h : handles) co_await h;
+    handles.clear();
+  }
+  co_return goro::scheduler_stats().global_queue_capacity;
+}
+
+TEST(Scheduler, SpilledEntriesOfGoroutinesJoinedInlineDoNotAccumulateInTheGlobalQueue) {
+  const int rounds = static_cast<int>(goro::test::scaled(20'000));
+  const std::uint64_t capacity =
+      goro::run(spill_then_join_inline(rounds, 8), with_procs(1, /*local_run_queue_capacity=*/4));
+  const goro::SchedulerStats stats = goro::scheduler_stats();
+  ASSERT_GE(stats.local_queue_overflows, static_cast<std::uint64_t>(rounds));
+  EXPECT_EQ(stats.inline_joins, static_cast<std::uint64_t>(rounds) * 8);
+  // The initial ring (64 slots): the stale entries were compacted away.
+  EXPECT_LE(capacity, 64u);
+}
+
+Task<long> skynet_node(long num, long size) {
+  if (size == 1) co_return num;
+  std::vector<goro::JoinHandle<long>> children;
+  children.reserve(10);
+  for (long i = 0; i < 10; ++i) {
+    children.push_back(goro::spawn(skynet_node(num + i * (size / 10), size / 10)));
+  }
+  long sum = 0;
+  for (auto& child : children) sum += co_await child;
+  co_return sum;
+}
+
+struct AfterTree {
+  std::uint64_t global_queue_capacity = 0;
+  std::uint64_t frame_bytes_mapped = 0;
+};
+
+Task<std::vector<AfterTree>> skynet_trees(int trees, long size) {
+  std::vector<AfterTree> after;
+  for (int t = 0; t < trees; ++t) {
+    const long sum = co_await goro::spawn(skynet_node(0, size));
+    EXPECT_EQ(sum, size * (size - 1) / 2);
+    after.push_back({goro::scheduler_stats().global_queue_capacity,
+                     goro::memory_stats().bytes_mapped});
+  }
+  co_return after;
+}
+
+// Runs 60 skynet trees and checks that what the runtime holds after the
+// first few trees does not grow with the goroutines run since.
+void expect_memory_bounded_over_skynet_trees(unsigned procs) {
+  constexpr int kTrees = 60;
+  constexpr int kWarmup = 5;
+  // 1M goroutines per tree in release, fewer under sanitizers.
+  long size = 1;
+  const int depth = goro::test::kTsan ? 4 : goro::test::scaled_depth(6, 2);
+  for (int i = 0; i < depth; ++i) size *= 10;
+  const std::vector<AfterTree> after = goro::run(skynet_trees(kTrees, size), with_procs(procs));
+  ASSERT_EQ(after.size(), static_cast<std::size_t>(kTrees));
+  AfterTree warm;
+  for (int t = 0; t < kWarmup; ++t) {
+    warm.global_queue_capacity = std::max(warm.global_queue_capacity, after[t].global_queue_capacity);
+    warm.frame_bytes_mapped = std::max(warm.frame_bytes_mapped, after[t].frame_bytes_mapped);
+  }
+  const goro::SchedulerStats stats = goro::scheduler_stats();
+  EXPECT_GT(stats.local_queue_overflows, 0u) << "the trees never spilled: the test tests nothing";
+  for (int t = kWarmup; t < kTrees; ++t) {
+    EXPECT_LE(after[t].global_queue_capacity, std::max<std::uint64_t>(warm.global_queue_capacity, 1024))
+        << "after tree " << t;
+    EXPECT_LE(after[t].frame_bytes_mapped, warm.frame_bytes_mapped) << "after tree " << t;
+  }
+}
+
+TEST(Memory, SkynetTreesOnOneProcDoNotGrowTheRuntimesMemory) {
+  expect_memory_bounded_over_skynet_trees(1);
+}
+
+TEST(Memory, SkynetTreesOnTwoProcsDoNotGrowTheRuntimesMemory) {
+  expect_memory_bounded_over_skynet_trees(2);
+}
+
 }  // namespace
