@@ -632,10 +632,13 @@ Task<bool> socket_ping_pong(int rounds) {
   co_return pong_ok && ping_ok;
 }
 
-TEST(Scheduler, ASocketPingPongIsNeverSpread) {
+TEST(Scheduler, ASocketPingPongIsNotSpread) {
   const int rounds = static_cast<int>(goro::test::scaled(100'000));
   ASSERT_TRUE(goro::run(socket_ping_pong(rounds), with_procs(2)));
-  EXPECT_EQ(goro::scheduler_stats().spread_rounds, 0u);
+  // The only handoffs are the joins at the very end (a finished child
+  // readies main); sysmon may catch one of them queued in its last round
+  // or two. Spreading the ping-pong itself shows as thousands of rounds.
+  EXPECT_LE(goro::scheduler_stats().spread_rounds, 2u);
 }
 
 // Spawned goroutines that have not started run newest first (the spawn
