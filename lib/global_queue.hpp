@@ -16,7 +16,9 @@
 // never return to the scheduler (a tree of inline joins on one P) never
 // pops the queue, while its overflows keep pushing. So:
 //   1. Tombstones (0) are never stored.
-//   2. A push that finds the ring full first compacts it: the entries the
+//   2. A push that finds the ring full compacts it first, if the scheduler
+//      noted (note_stale) at least a quarter of a ring's worth of entries
+//      gone stale since the last compaction: the entries the
 //      scheduler's stale test rejects (a claim entry whose goroutine was
 //      claimed) are dropped, and so is every repeat of an entry already
 //      kept, in place, keeping the order of the rest. Repeats are stale
@@ -93,6 +95,15 @@ class GlobalQueue {
     return n;
   }
 
+  // An entry that may wait in this queue went stale (its goroutine was
+  // joined inline, and its entry had left the joiner's local queue). A
+  // full ring compacts only once such notes add up to a quarter of it, so
+  // that a ring full of live entries (a burst of spawns) just doubles.
+  void note_stale() noexcept {
+    // Relaxed: a hint; a compaction reads it under the lock.
+    stale_hint_.fetch_add(1, std::memory_order_relaxed);
+  }
+
   // Racy estimate of the number of entries; 0 is reliable only when paired
   // with the scheduler's fences (see the spin/park protocol).
   [[nodiscard]] std::size_t size_hint() const noexcept {
@@ -118,7 +129,11 @@ class GlobalQueue {
  private:
   void push_locked(Entry entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (count_ == ring_.size()) {
-      compact_locked();
+      // Relaxed: a hint (note_stale).
+      if (4 * stale_hint_.load(std::memory_order_relaxed) >= count_) {
+        stale_hint_.store(0, std::memory_order_relaxed);
+        compact_locked();
+      }
       if (2 * count_ > ring_.size()) {
         resize_locked(2 * ring_.size());
       } else {
@@ -168,6 +183,7 @@ class GlobalQueue {
   std::size_t count_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<std::size_t> size_hint_{0};
   std::atomic<std::size_t> capacity_{kInitialSize};
+  std::atomic<std::size_t> stale_hint_{0};
 };
 
 }  // namespace goro::detail

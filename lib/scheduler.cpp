@@ -642,9 +642,13 @@ bool Scheduler::claim_for_inline_join(P& p, G* child) noexcept {
     // A plain store is safe: only this thread stores non-zero values, so
     // the slot holds `entry` or, if a thief took it meanwhile, 0.
     p.runnext.store(0, std::memory_order_relaxed);
-  } else if (child->queued_on.load(std::memory_order_relaxed) == &p) {
-    // Relaxed: the hint is written by this very thread (see G::queued_on).
-    p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry);
+  } else if (child->queued_on.load(std::memory_order_relaxed) != &p ||
+             // Relaxed: the hint is written by this very thread (see G::queued_on).
+             !p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry)) {
+    // The entry left this P's queues (spilled to the global queue, or
+    // stolen into another P's queue, where it is dropped when met): it is
+    // stale now, and the global queue may be holding it.
+    global_.note_stale();
   }
   return true;
 }

@@ -505,7 +505,11 @@ TEST(GlobalQueue, ClearGivesTheGrownRingBack) {
 // Entries below this go stale (the stand-in for claim entries whose
 // goroutines were joined inline while they waited in the queue).
 std::atomic<Entry> stale_below{0};
-bool below_threshold(Entry e) noexcept { return e < stale_below.load(); }
+std::atomic<long> stale_tests{0};
+bool below_threshold(Entry e) noexcept {
+  stale_tests.fetch_add(1);
+  return e < stale_below.load();
+}
 
 TEST(GlobalQueue, AFullRingDropsStaleEntriesInsteadOfGrowing) {
   GlobalQueue q(&below_threshold);
@@ -515,7 +519,10 @@ TEST(GlobalQueue, AFullRingDropsStaleEntriesInsteadOfGrowing) {
   constexpr Entry kPushes = 100'000;
   for (Entry e = 1; e <= kPushes; ++e) {
     q.push(e);
-    if (e > 10) stale_below = e - 10;
+    if (e > 10) {
+      stale_below = e - 10;
+      q.note_stale();
+    }
   }
   EXPECT_EQ(q.capacity(), GlobalQueue::kInitialSize);
   // What is left: the live entries in order, after some stale ones that
@@ -535,6 +542,7 @@ TEST(GlobalQueue, AFullRingKeepsOneOfEachRepeatedEntry) {
   for (int round = 0; round < 10'000; ++round) {
     const auto same = iota_entries(1, 8);
     q.push_batch(same.data(), same.size());
+    for (int i = 0; i < 8; ++i) q.note_stale();  // the previous round's copies
   }
   EXPECT_EQ(q.capacity(), GlobalQueue::kInitialSize);
   const std::vector<Entry> left = drain(q);
@@ -547,8 +555,23 @@ TEST(GlobalQueue, AFullRingOfLiveEntriesStillGrows) {
   GlobalQueue q(&below_threshold);
   stale_below = 0;
   const auto burst = iota_entries(1, 1000);
-  q.push_batch(burst.data(), burst.size());
+  for (Entry e : burst) {
+    q.push(e);
+    if (e % 8 == 0) q.note_stale();  // notes of entries elsewhere, not here
+  }
   EXPECT_GE(q.capacity(), burst.size());
+  EXPECT_EQ(drain(q), burst);
+}
+
+TEST(GlobalQueue, AFullRingWithoutStaleNotesGrowsWithoutScanning) {
+  // A burst of live entries (a million spawns overflowing): no entry was
+  // noted stale, so a full ring doubles without testing its entries.
+  GlobalQueue q(&below_threshold);
+  stale_below = 0;
+  stale_tests = 0;
+  const auto burst = iota_entries(1, 100'000);
+  q.push_batch(burst.data(), burst.size());
+  EXPECT_EQ(stale_tests.load(), 0);
   EXPECT_EQ(drain(q), burst);
 }
 
