@@ -629,7 +629,8 @@ Task<bool> socket_ping_pong(int rounds) {
   const bool ping_ok = co_await ping;
   (void)goro::io::close(fds[0]);
   (void)goro::io::close(fds[1]);
-  co_return pong_ok && ping_ok;
+  const bool both_ok = pong_ok && ping_ok;
+  co_return both_ok;
 }
 
 TEST(Scheduler, ASocketPingPongIsNotSpread) {
@@ -748,8 +749,8 @@ Task<std::vector<AfterTree>> skynet_trees(int trees, long size) {
     const long sum = co_await goro::spawn(skynet_node(0, size));
     EXPECT_EQ(sum, size * (size - 1) / 2);
     const goro::MemoryStats memory = goro::memory_stats();
-    after.push_back({goro::scheduler_stats().global_queue_capacity,
-                     memory.bytes_in_use + memory.bytes_free});
+    after.push_back(
+        {goro::scheduler_stats().global_queue_capacity, memory.bytes_in_use + memory.bytes_free});
   }
   co_return after;
 }
@@ -767,9 +768,9 @@ void expect_memory_bounded_over_skynet_trees(unsigned procs) {
   ASSERT_EQ(after.size(), static_cast<std::size_t>(kTrees));
   AfterTree warm;
   for (int t = 0; t < kWarmup; ++t) {
-    warm.global_queue_capacity = std::max(warm.global_queue_capacity, after[t].global_queue_capacity);
-    warm.frame_bytes_resident =
-        std::max(warm.frame_bytes_resident, after[t].frame_bytes_resident);
+    warm.global_queue_capacity =
+        std::max(warm.global_queue_capacity, after[t].global_queue_capacity);
+    warm.frame_bytes_resident = std::max(warm.frame_bytes_resident, after[t].frame_bytes_resident);
   }
   const goro::SchedulerStats stats = goro::scheduler_stats();
   EXPECT_GT(stats.local_queue_overflows, 0u) << "the trees never spilled: the test tests nothing";
