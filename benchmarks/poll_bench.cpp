@@ -16,6 +16,9 @@
 //                          two goroutines bounce 8 bytes over a Unix
 //                          socketpair (goro::io::send + recv): ns per round
 //                          trip, with the io_uring and the epoll backend.
+//   BM_SocketPingPongProcs/<backend>
+//                          one pair on 1 P and on 2 Ps in turn: counters
+//                          us_1p, us_2p and ratio_2p_1p (guard: <= 1.3).
 //   BM_SocketPingPongPairs/<backend>
 //                          the same with 64 pairs at once: ns per round trip
 //                          of the whole runtime (where batching SQEs pays).
@@ -187,6 +190,44 @@ BENCHMARK_CAPTURE(BM_SocketPingPong, uring, goro::PollerBackend::kIoUring)
 BENCHMARK_CAPTURE(BM_SocketPingPong, epoll, goro::PollerBackend::kEpoll)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
+
+// The guard for the P count: one pair on 1 P and on 2 Ps, alternately in
+// each iteration (so that both see the same machine load). Counters us_1p
+// and us_2p (medians per round trip) and ratio_2p_1p, which should stay
+// within 1.3: with two Ps the pair must not be pulled apart, each message
+// then waking a thread.
+void BM_SocketPingPongProcs(benchmark::State& state, goro::PollerBackend backend) {
+  constexpr int kRounds = 20000;
+  std::vector<double> one, two;
+  for (auto _ : state) {
+    double seconds[2] = {0, 0};
+    for (unsigned procs : {1u, 2u}) {
+      goro::Config config = goro::bench::procs_config(procs);
+      config.poller = backend;
+      seconds[procs - 1] = goro::run(socket_ping_pong(1, kRounds), config);
+      if (seconds[procs - 1] < 0) {
+        state.SkipWithError("I/O error");
+        return;
+      }
+    }
+    one.push_back(seconds[0] * 1e6 / kRounds);
+    two.push_back(seconds[1] * 1e6 / kRounds);
+    state.SetIterationTime(seconds[1]);
+  }
+  std::sort(one.begin(), one.end());
+  std::sort(two.begin(), two.end());
+  state.counters["us_1p"] = one[one.size() / 2];
+  state.counters["us_2p"] = two[two.size() / 2];
+  state.counters["ratio_2p_1p"] = two[two.size() / 2] / one[one.size() / 2];
+}
+BENCHMARK_CAPTURE(BM_SocketPingPongProcs, uring, goro::PollerBackend::kIoUring)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
+BENCHMARK_CAPTURE(BM_SocketPingPongProcs, epoll, goro::PollerBackend::kEpoll)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
 
 void BM_SocketPingPongPairs(benchmark::State& state, goro::PollerBackend backend) {
   socket_ping_pong_bench(state, backend, 64, 1000);

@@ -220,6 +220,20 @@ class RunQueue {
     return false;
   }
 
+  // Whether some entry has one of `bits`. Racy, as any_entry_without: for
+  // sysmon's look at a P's queue.
+  [[nodiscard]] bool any_entry_with(Entry bits) const noexcept {
+    // Acquire on both, as in steal_half_into.
+    const std::uint32_t h = head_.load(std::memory_order_acquire);
+    const std::uint32_t t = tail_.load(std::memory_order_acquire);
+    const std::uint32_t n = t - h;
+    if (n > capacity()) return false;  // inconsistent pair: the next look decides
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if ((slots_[(h + i) & mask_].load(std::memory_order_relaxed) & bits) != 0) return true;
+    }
+    return false;
+  }
+
   // Owner only, with no thief running (runtime stopped): forgets every entry.
   void clear() noexcept {
     head_.store(tail_.load(std::memory_order_relaxed), std::memory_order_relaxed);

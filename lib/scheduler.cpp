@@ -370,6 +370,11 @@ bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
         p.runq.capacity() / 2 + 1);
     const std::uint32_t n = p.runq.spill_half(batch.data());
     if (n == 0) continue;  // a thief made room
+    // Entries of goroutines joined inline already stay out of the global
+    // queue, which a P busy with inline joins may not pop for a long time.
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (entry_is_stale(batch[i])) batch[i] = 0;
+    }
     batch[n] = entry;
     global_.push_batch(batch.data(), n + 1);
     bump(p.stats.local_queue_overflows);
@@ -774,9 +779,13 @@ bool Scheduler::claim_for_inline_join(P& p, G* child) noexcept {
     // A plain store is safe: only this thread stores non-zero values, so
     // the slot holds `entry` or, if a thief took it meanwhile, 0.
     p.runnext.store(0, std::memory_order_relaxed);
-  } else if (child->queued_on.load(std::memory_order_relaxed) == &p) {
-    // Relaxed: the hint is written by this very thread (see G::queued_on).
-    p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry);
+  } else if (child->queued_on.load(std::memory_order_relaxed) != &p ||
+             // Relaxed: the hint is written by this very thread (see G::queued_on).
+             !p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry)) {
+    // The entry left this P's queues (spilled to the global queue, or
+    // stolen into another P's queue, where it is dropped when met): it is
+    // stale now, and the global queue may be holding it.
+    global_.note_stale();
   }
   return true;
 }
@@ -874,6 +883,7 @@ SchedulerStats Scheduler::stats() const noexcept {
   }
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);
   s.spread_rounds = spread_rounds_.load(std::memory_order_relaxed);
+  s.global_queue_capacity = global_.capacity();
   return s;
 }
 

@@ -176,6 +176,19 @@ inline Entry entry_for(G* g, bool claim) noexcept {
   return reinterpret_cast<Entry>(g) | (claim ? kClaimBit : 0);
 }
 
+// Whether a queue entry can no longer run anything: a tombstone, or a claim
+// entry whose goroutine was claimed already (its joiner ran it inline, or
+// another entry started it). Such an entry may be dropped wherever it waits.
+inline bool entry_is_stale(Entry entry) noexcept {
+  if (entry == 0) return true;
+  if ((entry & kClaimBit) == 0) return false;
+  const G* g = reinterpret_cast<const G*>(entry & ~kEntryFlags);
+  // Relaxed: records are type-stable, so the claim word is always readable;
+  // any value but kUnclaimed means this entry would lose its claim, or win
+  // that of a recycled record, which has its own entry queued.
+  return g->claim.load(std::memory_order_relaxed) != static_cast<std::uint32_t>(Claim::kUnclaimed);
+}
+
 // Per-P counters, written only by the owner with relaxed load+store (no
 // read-modify-write on the hot path), read by anyone with relaxed loads.
 struct PStats {
@@ -531,7 +544,7 @@ class Scheduler {
   std::exception_ptr start_error_;
   StartVerdict start_verdict_ = StartVerdict::kPending;
   std::vector<std::uint32_t> coprimes_;  // strides for the random steal order
-  GlobalQueue global_;
+  GlobalQueue global_{&entry_is_stale};
 
   // Protects the idle list and the stop decision (Go's sched.lock).
   Mutex sched_mu_;

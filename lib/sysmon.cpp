@@ -99,6 +99,9 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
           ? 0
           : chan_lock_owner_slots[chan_lock_id].synchronisations.load(std::memory_order_relaxed);
   const bool queued = queued_fifo || runnext != 0;
+  // Handoff entries: what spreading would let thieves take (step 2).
+  const bool queued_handoffs =
+      (runnext & kHandoffBit) != 0 || (queued_fifo && p.runq.any_entry_with(kHandoffBit));
   // Whether thieves may take this P's handoff entries. Yes when
   //   (a) the queue is stuck: it held goroutines a round ago and has taken
   //       none since, or the same runnext waited while the P ran one
@@ -123,11 +126,18 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   //   2. Each following such round closes the window and opens the next.
   //      A window counts when the thread computed kComputeNanosPerSync of
   //      CPU time or more per synchronisation in it; two in a row make the
-  //      P spread if goroutines were queued at one of those rounds (the
-  //      instant sysmon looks often finds a pipeline's queue empty). Wall-clock time alone would
-  //      take a thread the OS preempted (a loaded machine) for one that computes, and a single
-  //      window a one-off burst (one long computation in a goroutine that
-  //      otherwise synchronises, a ThreadSanitizer flush) for a pipeline.
+  //      P spread if handoff goroutines were queued at one of those rounds
+  //      (the instant sysmon looks often finds a pipeline's queue empty).
+  //      Wall-clock time alone would take a thread the OS preempted (a
+  //      loaded machine) for one that computes, and a single window a
+  //      one-off burst (one long computation in a goroutine that otherwise
+  //      synchronises, a ThreadSanitizer flush) for a pipeline. Only
+  //      handoff entries count: the others are stealable already, and the
+  //      CPU clock also counts system calls, so goroutines that only do
+  //      I/O (a socket ping-pong, whose poller readies carry no handoff
+  //      bit) look like computing; spreading them would wake idle Ps to
+  //      take goroutines whose next readiness comes back to this P's
+  //      epoll, a thread wakeup on every message.
   //   3. A spreading P stops when a round shows frequent synchronisation
   //      on the wall clock, or when a window of kSpreadRecheckNanos shows
   //      that its thread no longer computes per synchronisation: partners
@@ -177,10 +187,10 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
     const std::int64_t cpu = thread_cpu_nanos(p);
     if (computed(w.window, cpu)) {
       ++w.computing_windows;
-      w.saw_queued = w.saw_queued || queued;
+      w.saw_queued = w.saw_queued || queued_handoffs;
     } else {
       w.computing_windows = 0;
-      w.saw_queued = queued;
+      w.saw_queued = queued_handoffs;
     }
     w.window = mark(cpu);
     spread = w.computing_windows >= 2 && w.saw_queued;

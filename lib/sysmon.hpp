@@ -139,7 +139,7 @@ class Sysmon {
     // how many windows in a row showed computing.
     CpuWindow window;
     int computing_windows = 0;
-    bool saw_queued = false;  // goroutines were queued in one of them
+    bool saw_queued = false;  // handoff goroutines were queued in one of them
   };
 
   void loop();

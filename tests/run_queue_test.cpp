@@ -472,6 +472,109 @@ TEST(GlobalQueue, ClearForgetsEveryEntry) {
   EXPECT_EQ(drain(q), std::vector<Entry>{7});
 }
 
+TEST(GlobalQueue, ShrinksAsItDrainsAfterABurst) {
+  GlobalQueue q;
+  EXPECT_EQ(q.capacity(), GlobalQueue::kInitialSize);
+  const auto burst = iota_entries(1, 20'000);
+  q.push_batch(burst.data(), burst.size());
+  const std::size_t grown = q.capacity();
+  EXPECT_GE(grown, burst.size());
+  // Pop to just under a quarter: the ring halves (at least once) and keeps
+  // the rest in order.
+  std::vector<Entry> out(burst.size());
+  const std::size_t keep = grown / 4 - 1;
+  ASSERT_EQ(q.pop_batch(out.data(), burst.size() - keep), burst.size() - keep);
+  EXPECT_LE(q.capacity(), grown / 2);
+  EXPECT_GE(q.capacity(), keep);
+  // Drained: back to the initial ring, and still a working FIFO.
+  EXPECT_EQ(drain(q), iota_entries(burst.size() - keep + 1, keep));
+  EXPECT_EQ(q.capacity(), GlobalQueue::kInitialSize);
+  q.push_batch(burst.data(), 100);
+  EXPECT_EQ(drain(q), iota_entries(1, 100));
+}
+
+TEST(GlobalQueue, ClearGivesTheGrownRingBack) {
+  GlobalQueue q;
+  const auto burst = iota_entries(1, 5000);
+  q.push_batch(burst.data(), burst.size());
+  ASSERT_GT(q.capacity(), GlobalQueue::kInitialSize);
+  q.clear();
+  EXPECT_EQ(q.capacity(), GlobalQueue::kInitialSize);
+}
+
+// Entries below this go stale (the stand-in for claim entries whose
+// goroutines were joined inline while they waited in the queue).
+std::atomic<Entry> stale_below{0};
+std::atomic<long> stale_tests{0};
+bool below_threshold(Entry e) noexcept {
+  stale_tests.fetch_add(1);
+  return e < stale_below.load();
+}
+
+TEST(GlobalQueue, AFullRingDropsStaleEntriesInsteadOfGrowing) {
+  GlobalQueue q(&below_threshold);
+  stale_below = 0;
+  // Nobody pops; every entry goes stale soon after it was pushed, as on a
+  // P whose goroutines join their spilled children inline.
+  constexpr Entry kPushes = 100'000;
+  for (Entry e = 1; e <= kPushes; ++e) {
+    q.push(e);
+    if (e > 10) {
+      stale_below = e - 10;
+      q.note_stale();
+    }
+  }
+  EXPECT_EQ(q.capacity(), GlobalQueue::kInitialSize);
+  // What is left: the live entries in order, after some stale ones that
+  // were pushed since the last compaction (consumers drop those).
+  std::vector<Entry> left = drain(q);
+  ASSERT_LE(left.size(), GlobalQueue::kInitialSize);
+  ASSERT_TRUE(std::is_sorted(left.begin(), left.end()));
+  left.erase(left.begin(), std::lower_bound(left.begin(), left.end(), stale_below.load()));
+  EXPECT_EQ(left, iota_entries(kPushes - 10, 11));
+}
+
+TEST(GlobalQueue, AFullRingKeepsOneOfEachRepeatedEntry) {
+  // Stale claim entries whose records were recycled for new goroutines:
+  // the same bits, again and again, that pass the stale test.
+  GlobalQueue q(&below_threshold);
+  stale_below = 0;
+  for (int round = 0; round < 10'000; ++round) {
+    const auto same = iota_entries(1, 8);
+    q.push_batch(same.data(), same.size());
+    for (int i = 0; i < 8; ++i) q.note_stale();  // the previous round's copies
+  }
+  EXPECT_EQ(q.capacity(), GlobalQueue::kInitialSize);
+  const std::vector<Entry> left = drain(q);
+  ASSERT_GE(left.size(), 8u);
+  EXPECT_EQ(std::vector<Entry>(left.begin(), left.begin() + 8), iota_entries(1, 8));
+  for (Entry e : left) EXPECT_TRUE(e >= 1 && e <= 8) << e;
+}
+
+TEST(GlobalQueue, AFullRingOfLiveEntriesStillGrows) {
+  GlobalQueue q(&below_threshold);
+  stale_below = 0;
+  const auto burst = iota_entries(1, 1000);
+  for (Entry e : burst) {
+    q.push(e);
+    if (e % 8 == 0) q.note_stale();  // notes of entries elsewhere, not here
+  }
+  EXPECT_GE(q.capacity(), burst.size());
+  EXPECT_EQ(drain(q), burst);
+}
+
+TEST(GlobalQueue, AFullRingWithoutStaleNotesGrowsWithoutScanning) {
+  // A burst of live entries (a million spawns overflowing): no entry was
+  // noted stale, so a full ring doubles without testing its entries.
+  GlobalQueue q(&below_threshold);
+  stale_below = 0;
+  stale_tests = 0;
+  const auto burst = iota_entries(1, 100'000);
+  q.push_batch(burst.data(), burst.size());
+  EXPECT_EQ(stale_tests.load(), 0);
+  EXPECT_EQ(drain(q), burst);
+}
+
 TEST(GlobalQueue, ConcurrentProducersAndConsumersSeeEveryEntryOnceInProducerOrder) {
   GlobalQueue q;
   constexpr int kProducers = 2;

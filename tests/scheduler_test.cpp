@@ -2,6 +2,7 @@
 // Config (procs, GORO_MAXPROCS, queue capacity), scheduler_stats(), and
 // fairness with one P.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -593,6 +594,54 @@ TEST(Scheduler, AComputingPipelineSpreadsOverIdleProcs) {
   EXPECT_GT(stats.steals, 0u);
 }
 
+// Two goroutines bouncing a message over a socketpair spend their CPU time
+// in system calls, which the worker's CPU clock counts as computing; but
+// nothing they queue is a handoff (the poller's readies carry no handoff
+// bit), so there is nothing to spread, and spreading would only wake the
+// idle P to take goroutines whose next readiness comes back to this P.
+Task<bool> socket_pong(int fd, int rounds) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < rounds; ++i) {
+    auto n = co_await goro::io::recv(fd, &value, sizeof value, MSG_WAITALL);
+    if (!n.ok() || *n != sizeof value) co_return false;
+    if (!(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
+  }
+  co_return true;
+}
+
+Task<bool> socket_ping(int fd, int rounds) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < rounds; ++i) {
+    if (!(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
+    auto n = co_await goro::io::recv(fd, &value, sizeof value, MSG_WAITALL);
+    if (!n.ok() || *n != sizeof value || value != static_cast<std::uint64_t>(i)) co_return false;
+    ++value;
+  }
+  co_return true;
+}
+
+Task<bool> socket_ping_pong(int rounds) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) co_return false;
+  auto pong = goro::spawn(socket_pong(fds[1], rounds));
+  auto ping = goro::spawn(socket_ping(fds[0], rounds));
+  const bool pong_ok = co_await pong;
+  const bool ping_ok = co_await ping;
+  (void)goro::io::close(fds[0]);
+  (void)goro::io::close(fds[1]);
+  const bool both_ok = pong_ok && ping_ok;
+  co_return both_ok;
+}
+
+TEST(Scheduler, ASocketPingPongIsNotSpread) {
+  const int rounds = static_cast<int>(goro::test::scaled(100'000));
+  ASSERT_TRUE(goro::run(socket_ping_pong(rounds), with_procs(2)));
+  // The only handoffs are the joins at the very end (a finished child
+  // readies main); sysmon may catch one of them queued in its last round
+  // or two. Spreading the ping-pong itself shows as thousands of rounds.
+  EXPECT_LE(goro::scheduler_stats().spread_rounds, 2u);
+}
+
 // Spawned goroutines that have not started run newest first (the spawn
 // stack), after the one that took the free runnext slot; a yielding
 // goroutine goes behind them (the FIFO queue).
@@ -646,6 +695,103 @@ TEST(Fairness, NewSpawnsDoNotStarveTheLocalQueue) {
   constexpr long kLimit = 200'000;
   const long seen = goro::run(yielder_behind_a_spawn_chain(kLimit), with_procs(1));
   EXPECT_LT(seen, kLimit / 10) << "the yielding goroutine waited for most of the chain";
+}
+
+// --- Memory: bounded work uses bounded memory ---------------------------------
+
+Task<void> noop_child() { co_return; }
+
+// Each round spawns more children than the local queue holds, so half of
+// them spill to the global queue, and then joins them all inline: the
+// spilled entries go stale there, and with one P whose goroutine never
+// returns to the scheduler nothing pops them.
+Task<std::uint64_t> spill_then_join_inline(int rounds, int children) {
+  std::vector<goro::JoinHandle<void>> handles;
+  for (int r = 0; r < rounds; ++r) {
+    for (int i = 0; i < children; ++i) handles.push_back(goro::spawn(noop_child()));
+    for (auto& h : handles) co_await h;
+    handles.clear();
+  }
+  co_return goro::scheduler_stats().global_queue_capacity;
+}
+
+TEST(Scheduler, SpilledEntriesOfGoroutinesJoinedInlineDoNotAccumulateInTheGlobalQueue) {
+  const int rounds = static_cast<int>(goro::test::scaled(20'000));
+  const std::uint64_t capacity =
+      goro::run(spill_then_join_inline(rounds, 8), with_procs(1, /*local_run_queue_capacity=*/4));
+  const goro::SchedulerStats stats = goro::scheduler_stats();
+  ASSERT_GE(stats.local_queue_overflows, static_cast<std::uint64_t>(rounds));
+  EXPECT_EQ(stats.inline_joins, static_cast<std::uint64_t>(rounds) * 8);
+  // The initial ring (64 slots): the stale entries were compacted away.
+  EXPECT_LE(capacity, 64u);
+}
+
+Task<long> skynet_node(long num, long size) {
+  if (size == 1) co_return num;
+  std::vector<goro::JoinHandle<long>> children;
+  children.reserve(10);
+  for (long i = 0; i < 10; ++i) {
+    children.push_back(goro::spawn(skynet_node(num + i * (size / 10), size / 10)));
+  }
+  long sum = 0;
+  for (auto& child : children) sum += co_await child;
+  co_return sum;
+}
+
+struct AfterTree {
+  std::uint64_t global_queue_capacity = 0;
+  std::uint64_t frame_bytes_resident = 0;  // the frame allocator's, in use or free
+};
+
+Task<std::vector<AfterTree>> skynet_trees(int trees, long size) {
+  std::vector<AfterTree> after;
+  for (int t = 0; t < trees; ++t) {
+    const long sum = co_await goro::spawn(skynet_node(0, size));
+    EXPECT_EQ(sum, size * (size - 1) / 2);
+    const goro::MemoryStats memory = goro::memory_stats();
+    after.push_back(
+        {goro::scheduler_stats().global_queue_capacity, memory.bytes_in_use + memory.bytes_free});
+  }
+  co_return after;
+}
+
+// Runs 60 skynet trees and checks that what the runtime holds after the
+// first few trees does not grow with the goroutines run since.
+void expect_memory_bounded_over_skynet_trees(unsigned procs) {
+  constexpr int kTrees = 60;
+  constexpr int kWarmup = 5;
+  // 1M goroutines per tree in release, fewer under sanitizers.
+  long size = 1;
+  const int depth = goro::test::kTsan ? 4 : goro::test::scaled_depth(6, 2);
+  for (int i = 0; i < depth; ++i) size *= 10;
+  const std::vector<AfterTree> after = goro::run(skynet_trees(kTrees, size), with_procs(procs));
+  ASSERT_EQ(after.size(), static_cast<std::size_t>(kTrees));
+  AfterTree warm;
+  for (int t = 0; t < kWarmup; ++t) {
+    warm.global_queue_capacity =
+        std::max(warm.global_queue_capacity, after[t].global_queue_capacity);
+    warm.frame_bytes_resident = std::max(warm.frame_bytes_resident, after[t].frame_bytes_resident);
+  }
+  const goro::SchedulerStats stats = goro::scheduler_stats();
+  EXPECT_GT(stats.local_queue_overflows, 0u) << "the trees never spilled: the test tests nothing";
+  // Slack: with 2 Ps a later tree may by chance hold a few more frames at
+  // once, or spill a few more goroutines, than the first ones did; what
+  // grows with the goroutines run grows without bound.
+  constexpr std::uint64_t kFrameSlack = 256 << 10;
+  const std::uint64_t queue_bound = std::max<std::uint64_t>(warm.global_queue_capacity, 1024);
+  for (int t = kWarmup; t < kTrees; ++t) {
+    EXPECT_LE(after[t].global_queue_capacity, queue_bound) << "after tree " << t;
+    EXPECT_LE(after[t].frame_bytes_resident, warm.frame_bytes_resident + kFrameSlack)
+        << "after tree " << t;
+  }
+}
+
+TEST(Memory, SkynetTreesOnOneProcDoNotGrowTheRuntimesMemory) {
+  expect_memory_bounded_over_skynet_trees(1);
+}
+
+TEST(Memory, SkynetTreesOnTwoProcsDoNotGrowTheRuntimesMemory) {
+  expect_memory_bounded_over_skynet_trees(2);
 }
 
 }  // namespace

@@ -37,6 +37,10 @@ struct SchedulerStats {
   // handoffs over the idle Ps (docs/ARCHITECTURE.md, "Keeping partners
   // together"); counted once per P and round while it spreads.
   std::uint64_t spread_rounds = 0;
+  // Slots of the global run queue's ring now (not a counter): it grows with
+  // the goroutines waiting there and shrinks once they have gone, so bounded
+  // work keeps it bounded.
+  std::uint64_t global_queue_capacity = 0;
 };
 
 // The counters of the running runtime, or of the last run() once it has
