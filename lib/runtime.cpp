@@ -238,20 +238,26 @@ void drop_join_handle(G* child) noexcept {
   // walking the records on another thread now (this may be a thread outside
   // the runtime) leaves it to us.
   // Its result was never read: an exception goes to the hook of the runtime
-  // this thread works for, or of the one running now (an outside thread);
-  // with none, the default (print and abort). A goroutine destroyed by the
-  // shutdown sweep has no promise (and no exception).
+  // this thread works for, or of the one running now (an outside thread).
+  // Once that runtime stops (the shutdown sweep destroys the goroutine that
+  // held the handle, or run() returned) nothing is reported: the program is
+  // ending. A goroutine destroyed by the sweep has no promise (and no
+  // exception).
   if (child->root_promise != nullptr && child->root_promise->exception()) {
     std::exception_ptr error = child->root_promise->exception();
     if (P* p = tls_p) {
       p->scheduler.report_uncaught(child->id, std::move(error));
     } else {
       UncaughtExceptionHook hook;
+      bool report = false;
       {
         MutexLock lock(runtime_mu);
-        if (running != nullptr) hook = running->uncaught_exception_hook();
+        if (running != nullptr && !running->stopping()) {
+          hook = running->uncaught_exception_hook();
+          report = true;
+        }
       }
-      Scheduler::report_uncaught(hook, child->id, std::move(error));  // outside the lock
+      if (report) Scheduler::report_uncaught(hook, child->id, std::move(error));  // unlocked
     }
   }
   if (child->root) child->root.destroy();

@@ -38,8 +38,11 @@ JoinHandle<T> spawn(Task<T> task);
 //    set. That holds in both orders: dropped before the goroutine throws
 //    (reported on the worker as it finishes), or after (reported by the
 //    thread that drops the handle; on a thread outside the runtime, with
-//    the handler of the runtime running then, or the default when none
-//    runs). Await the handle to handle the exception yourself.
+//    the handler of the runtime running then). A handle dropped once its
+//    runtime is stopping (the shutdown sweep destroying the goroutine that
+//    held it, or after run() returned) reports nothing: the program is
+//    ending, as in Go when main returns. Await the handle to handle the
+//    exception yourself.
 //  * Awaiting an empty handle throws std::logic_error.
 template <class T>
 class [[nodiscard]] JoinHandle {
