@@ -391,22 +391,44 @@ ContextWithCancel with_deadline(const Context& parent, Clock::time_point deadlin
   return {ContextAccess::adopt(node), ContextAccess::adopt_cancel(node)};
 }
 
-Task<absl::Status> sleep_until(Clock::time_point t, Context ctx) {
+namespace {
+
+// The context-aware sleep. `parks`: the sleep was positive when asked for
+// (sleep(d > 0), or sleep_until a time still ahead), so it gives the P up
+// even if its deadline has passed by the time it runs, as the plain sleep
+// does: `while (!flag) co_await sleep(1ns, ctx);` must let others run.
+Task<absl::Status> sleep_until_or_done(Clock::time_point t, Context ctx, bool parks) {
   if (absl::Status e = ctx.err(); !e.ok()) co_return e;
   if (ctx.done().nil()) {  // cannot be cancelled: a plain sleep
-    co_await goro::sleep_until(t);
+    if (parks && t <= Clock::now()) {
+      co_await goro::sleep(std::chrono::nanoseconds(1));  // parks (time.hpp)
+    } else {
+      co_await goro::sleep_until(t);
+    }
     co_return absl::OkStatus();
   }
   // Saturating: t may be as far off as time_point::min() or max().
   const std::chrono::nanoseconds left(
       detail::saturating_add(detail::to_ns(t), -detail::monotonic_now_ns()));
+  if (left <= std::chrono::nanoseconds::zero() && parks) {
+    // Due already: a select on a fired `after` would not park.
+    co_await goro::sleep(std::chrono::nanoseconds(1));
+    co_return absl::OkStatus();
+  }
   auto r = co_await select(recv_from(after(left)), recv_from(ctx.done()));
   if (r.index() == 0) co_return absl::OkStatus();
   co_return ctx.err();
 }
 
+}  // namespace
+
+Task<absl::Status> sleep_until(Clock::time_point t, Context ctx) {
+  return sleep_until_or_done(t, std::move(ctx), /*parks=*/t > Clock::now());
+}
+
 Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx) {
-  return sleep_until(detail::saturating_time_add(Clock::now(), d), std::move(ctx));
+  return sleep_until_or_done(detail::saturating_time_add(Clock::now(), d), std::move(ctx),
+                             /*parks=*/d > std::chrono::nanoseconds::zero());
 }
 
 }  // namespace goro

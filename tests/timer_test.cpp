@@ -448,6 +448,29 @@ TEST(Sleep, PositiveSleepParksEvenWhenAlreadyDue) {
   EXPECT_TRUE(run(spin_on_short_sleeps(), Config{.procs = 1}));
 }
 
+// The same with a context that can be cancelled, and one that cannot.
+Task<bool> spin_on_short_context_sleeps(bool cancellable) {
+  std::atomic<bool> flag{false};
+  auto [cancellable_ctx, cancel] = with_cancel(background());
+  const Context ctx = cancellable ? cancellable_ctx : background();
+  go([](std::atomic<bool>* f) -> Task<void> {
+    f->store(true);
+    co_return;
+  }(&flag));
+  const auto deadline = Clock::now() + 20s;
+  bool all_ok = true;
+  while (!flag.load() && Clock::now() < deadline) {
+    all_ok = all_ok && (co_await sleep(1ns, ctx)).ok();
+  }
+  cancel();
+  co_return flag.load() && all_ok;
+}
+
+TEST(Sleep, PositiveContextSleepParksEvenWhenAlreadyDue) {
+  EXPECT_TRUE(run(spin_on_short_context_sleeps(/*cancellable=*/true), Config{.procs = 1}));
+  EXPECT_TRUE(run(spin_on_short_context_sleeps(/*cancellable=*/false), Config{.procs = 1}));
+}
+
 // --- stop and reset report a discarded fire (Go 1.23) ----------------------
 
 Task<std::vector<bool>> stop_and_reset_after_an_unreceived_fire() {

@@ -247,11 +247,14 @@ requires std::is_constructible_v<T, U&&> Context with_value(const Context& paren
 
 // `co_await goro::sleep(d, ctx)`: sleeps for `d` unless `ctx` is cancelled
 // first. Gives OK when the time has passed, ctx.err() when the context was
-// (or already is) cancelled. Must be awaited from a goroutine. Takes the
-// context by value: the task keeps it alive.
+// (or already is) cancelled. As the plain sleep, a positive `d` always
+// parks (gives the P up at least once), even if `d` has passed by the time
+// the task is awaited. Must be awaited from a goroutine. Takes the context
+// by value: the task keeps it alive.
 [[nodiscard]] Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
 
-// `co_await goro::sleep_until(t, ctx)`: as sleep(d, ctx), until `t`.
+// `co_await goro::sleep_until(t, ctx)`: as sleep(d, ctx), until `t`; parks
+// if `t` was still ahead when sleep_until was called.
 [[nodiscard]] Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
 
 namespace io {
