@@ -741,6 +741,7 @@ Task<long> skynet_node(long num, long size) {
 struct AfterTree {
   std::uint64_t global_queue_capacity = 0;
   std::uint64_t frame_bytes_resident = 0;  // the frame allocator's, in use or free
+  std::uint64_t frame_bytes_in_use = 0;
 };
 
 Task<std::vector<AfterTree>> skynet_trees(int trees, long size) {
@@ -749,8 +750,8 @@ Task<std::vector<AfterTree>> skynet_trees(int trees, long size) {
     const long sum = co_await goro::spawn(skynet_node(0, size));
     EXPECT_EQ(sum, size * (size - 1) / 2);
     const goro::MemoryStats memory = goro::memory_stats();
-    after.push_back(
-        {goro::scheduler_stats().global_queue_capacity, memory.bytes_in_use + memory.bytes_free});
+    after.push_back({goro::scheduler_stats().global_queue_capacity,
+                     memory.bytes_in_use + memory.bytes_free, memory.bytes_in_use});
   }
   co_return after;
 }
@@ -774,15 +775,24 @@ void expect_memory_bounded_over_skynet_trees(unsigned procs) {
   }
   const goro::SchedulerStats stats = goro::scheduler_stats();
   EXPECT_GT(stats.local_queue_overflows, 0u) << "the trees never spilled: the test tests nothing";
-  // Slack: with 2 Ps a later tree may by chance hold a few more frames at
-  // once, or spill a few more goroutines, than the first ones did; what
-  // grows with the goroutines run grows without bound.
+  // Slack: with 2 Ps a later tree may by chance spill a few more goroutines
+  // than the first ones did; what grows with the goroutines run grows
+  // without bound.
   constexpr std::uint64_t kFrameSlack = 256 << 10;
   const std::uint64_t queue_bound = std::max<std::uint64_t>(warm.global_queue_capacity, 1024);
   for (int t = kWarmup; t < kTrees; ++t) {
     EXPECT_LE(after[t].global_queue_capacity, queue_bound) << "after tree " << t;
-    EXPECT_LE(after[t].frame_bytes_resident, warm.frame_bytes_resident + kFrameSlack)
+    // Every tree's frames are freed once it is joined.
+    EXPECT_LE(after[t].frame_bytes_in_use, after[0].frame_bytes_in_use + kFrameSlack)
         << "after tree " << t;
+    // One P runs each tree depth first, so the frames alive at once, and
+    // with them the allocator's resident bytes, are the same for every
+    // tree. With 2 Ps how many are alive at once depends on the steals, and
+    // the resident bytes keep the peak of any tree (a peak, not growth).
+    if (procs == 1) {
+      EXPECT_LE(after[t].frame_bytes_resident, warm.frame_bytes_resident + kFrameSlack)
+          << "after tree " << t;
+    }
   }
 }
 
