@@ -41,6 +41,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <thread>
 #include <vector>
@@ -195,10 +196,13 @@ BENCHMARK_CAPTURE(BM_SocketPingPong, epoll, goro::PollerBackend::kEpoll)
 // each iteration (so that both see the same machine load). Counters us_1p
 // and us_2p (medians per round trip) and ratio_2p_1p, which should stay
 // within 1.3: with two Ps the pair must not be pulled apart, each message
-// then waking a thread.
+// then waking a thread. Counter spread_rounds_2p (the most in any 2-P run):
+// sysmon must not take the pair's system-call time for computing and spread
+// it; only queued handoff goroutines make a P spread.
 void BM_SocketPingPongProcs(benchmark::State& state, goro::PollerBackend backend) {
   constexpr int kRounds = 20000;
   std::vector<double> one, two;
+  std::uint64_t most_spread_rounds = 0;
   for (auto _ : state) {
     double seconds[2] = {0, 0};
     for (unsigned procs : {1u, 2u}) {
@@ -210,6 +214,7 @@ void BM_SocketPingPongProcs(benchmark::State& state, goro::PollerBackend backend
         return;
       }
     }
+    most_spread_rounds = std::max(most_spread_rounds, goro::scheduler_stats().spread_rounds);
     one.push_back(seconds[0] * 1e6 / kRounds);
     two.push_back(seconds[1] * 1e6 / kRounds);
     state.SetIterationTime(seconds[1]);
@@ -219,6 +224,7 @@ void BM_SocketPingPongProcs(benchmark::State& state, goro::PollerBackend backend
   state.counters["us_1p"] = one[one.size() / 2];
   state.counters["us_2p"] = two[two.size() / 2];
   state.counters["ratio_2p_1p"] = two[two.size() / 2] / one[one.size() / 2];
+  state.counters["spread_rounds_2p"] = static_cast<double>(most_spread_rounds);
 }
 BENCHMARK_CAPTURE(BM_SocketPingPongProcs, uring, goro::PollerBackend::kIoUring)
     ->UseManualTime()

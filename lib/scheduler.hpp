@@ -176,8 +176,8 @@ inline Entry entry_for(G* g, bool claim) noexcept {
   return reinterpret_cast<Entry>(g) | (claim ? kClaimBit : 0);
 }
 
-// Whether a queue entry can no longer run anything: a tombstone, or a claim
-// entry whose goroutine was claimed already (its joiner ran it inline, or
+// Whether a queue entry is dead (it can run nothing): a tombstone, or a
+// claim entry whose goroutine is claimed already (its joiner ran it inline, or
 // another entry started it). Such an entry may be dropped wherever it waits.
 inline bool entry_is_stale(Entry entry) noexcept {
   if (entry == 0) return true;
@@ -357,7 +357,7 @@ class Scheduler {
   // only then is waking an idle P worth its cost.
   bool runq_put(P& p, Entry entry, Placement placement);
   // Makes `entry` runnable from a thread outside the runtime. Returns false
-  // if the runtime no longer accepts work.
+  // once the runtime stops accepting work.
   bool global_put_from_outside(Entry entry);
   // go()/spawn() from a thread outside the runtime: creates the goroutine
   // and queues it on the global queue, or returns nullptr, touching no

@@ -122,8 +122,8 @@ void Mutex::wake_one(std::uint32_t old) noexcept {
                                      std::memory_order_relaxed)) {
       qlock_.lock();
       detail::SyncWaiter* w = waiters_.pop_front();  // non-null by M1
-      w->awoke = true;    // it holds kWoken now (M3)
-      w->granted = true;  // S4: kWoken goes back if it never runs
+      w->awoke = true;                               // it holds kWoken now (M3)
+      w->granted = true;                             // S4: kWoken goes back if it never runs
       qlock_.unlock();
       detail::wake(w, w->retry);  // competes again: lock step 5
       return;

@@ -594,54 +594,6 @@ TEST(Scheduler, AComputingPipelineSpreadsOverIdleProcs) {
   EXPECT_GT(stats.steals, 0u);
 }
 
-// Two goroutines bouncing a message over a socketpair spend their CPU time
-// in system calls, which the worker's CPU clock counts as computing; but
-// nothing they queue is a handoff (the poller's readies carry no handoff
-// bit), so there is nothing to spread, and spreading would only wake the
-// idle P to take goroutines whose next readiness comes back to this P.
-Task<bool> socket_pong(int fd, int rounds) {
-  std::uint64_t value = 0;
-  for (int i = 0; i < rounds; ++i) {
-    auto n = co_await goro::io::recv(fd, &value, sizeof value, MSG_WAITALL);
-    if (!n.ok() || *n != sizeof value) co_return false;
-    if (!(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
-  }
-  co_return true;
-}
-
-Task<bool> socket_ping(int fd, int rounds) {
-  std::uint64_t value = 0;
-  for (int i = 0; i < rounds; ++i) {
-    if (!(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
-    auto n = co_await goro::io::recv(fd, &value, sizeof value, MSG_WAITALL);
-    if (!n.ok() || *n != sizeof value || value != static_cast<std::uint64_t>(i)) co_return false;
-    ++value;
-  }
-  co_return true;
-}
-
-Task<bool> socket_ping_pong(int rounds) {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) co_return false;
-  auto pong = goro::spawn(socket_pong(fds[1], rounds));
-  auto ping = goro::spawn(socket_ping(fds[0], rounds));
-  const bool pong_ok = co_await pong;
-  const bool ping_ok = co_await ping;
-  (void)goro::io::close(fds[0]);
-  (void)goro::io::close(fds[1]);
-  const bool both_ok = pong_ok && ping_ok;
-  co_return both_ok;
-}
-
-TEST(Scheduler, ASocketPingPongIsNotSpread) {
-  const int rounds = static_cast<int>(goro::test::scaled(100'000));
-  ASSERT_TRUE(goro::run(socket_ping_pong(rounds), with_procs(2)));
-  // The only handoffs are the joins at the very end (a finished child
-  // readies main); sysmon may catch one of them queued in its last round
-  // or two. Spreading the ping-pong itself shows as thousands of rounds.
-  EXPECT_LE(goro::scheduler_stats().spread_rounds, 2u);
-}
-
 // Spawned goroutines that have not started run newest first (the spawn
 // stack), after the one that took the free runnext slot; a yielding
 // goroutine goes behind them (the FIFO queue).

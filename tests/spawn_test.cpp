@@ -414,7 +414,7 @@ Task<bool> children_throw_then_handles_dropped(long n, std::set<std::uint64_t>* 
     while (!handle.is_finished()) co_await goro::yield();
   }
   if (reported->load() != 0) co_return false;  // nothing reported while a handle could read it
-  handles.clear();  // drops them: each reports its child's exception
+  handles.clear();                             // drops them: each reports its child's exception
   co_return reported->load() == n;
 }
 
@@ -463,8 +463,8 @@ Task<bool> return_while_a_goroutine_holds_a_thrown_result(std::atomic<bool>* hol
 TEST(JoinHandle, HandleDroppedByTheShutdownSweepReportsNothing) {
   for (unsigned procs : {1u, 2u}) {
     std::atomic<bool> holding{false};
-    EXPECT_TRUE(goro::run(return_while_a_goroutine_holds_a_thrown_result(&holding),
-                          with_procs(procs)));
+    EXPECT_TRUE(
+        goro::run(return_while_a_goroutine_holds_a_thrown_result(&holding), with_procs(procs)));
     EXPECT_TRUE(holding.load());
   }
 }

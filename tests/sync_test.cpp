@@ -846,8 +846,7 @@ TEST(Mutex, WaiterDestroyedAtShutdownLeavesMutexUsable) {
   for (bool waiter_first : {false, true}) {
     Mutex mu;
     Parked p;
-    EXPECT_EQ(run(park_holder_and_waiter(hold_mutex(mu, p), wait_for_mutex(mu, p), waiter_first,
-                                         p),
+    EXPECT_EQ(run(park_holder_and_waiter(hold_mutex(mu, p), wait_for_mutex(mu, p), waiter_first, p),
                   with_procs(1)),
               0);
     EXPECT_FALSE(mu.is_locked()) << "waiter_first=" << waiter_first;

@@ -5,9 +5,8 @@
 // ported from Go's time/sleep_test.go and tick_test.go), idle Ps run the
 // timers of a P whose goroutine does not give it back, and shutdown with
 // timers armed. None asserts on how late anything is.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -391,7 +390,7 @@ Task<bool> never_expiring_timeout_context() {
   co_await sleep(5ms);  // a wrapped deadline would have cancelled it by now
   const bool ok = ctx.err().ok();
   cancel();
-  co_return ok && ctx.err().code() == absl::StatusCode::kCancelled;
+  co_return ok&& ctx.err().code() == absl::StatusCode::kCancelled;
 }
 
 TEST(Context, TimeoutTooLongToAddNeverExpires) {
@@ -532,7 +531,7 @@ Task<bool> after_stop() {
   co_await sleep(3ms);
   ok = ok && (co_await c.recv()).has_value();
   auto r = co_await select(recv_from(t0.c()), recv_from(t1.c()), recv_from(c), default_case());
-  co_return ok && r.index() == 3;
+  co_return ok&& r.index() == 3;
 }
 
 TEST(Timer, AfterStopNothingIsDelivered) { EXPECT_TRUE(run(after_stop(), Config{.procs = 2})); }
@@ -614,8 +613,8 @@ Task<bool> ticker_shared_by_receivers(long n) {
   ticker.stop();
   // Every tick went to exactly one receiver: no time was delivered twice.
   std::sort(ticks.begin(), ticks.end());
-  co_return static_cast<long>(ticks.size()) >= n &&
-      std::adjacent_find(ticks.begin(), ticks.end()) == ticks.end();
+  co_return static_cast<long>(ticks.size()) >= n&& std::adjacent_find(ticks.begin(), ticks.end()) ==
+      ticks.end();
 }
 
 TEST(Ticker, ReceiversShareTheTicksEachTickOnce) {

@@ -41,7 +41,7 @@ class Deadlock : public std::runtime_error {
 class [[nodiscard("an OutsideWaker promises only while it lives")]] OutsideWaker {
  public:
   OutsideWaker() noexcept;
-  OutsideWaker(OutsideWaker&& other) noexcept : active_(other.active_) { other.active_ = false; }
+  OutsideWaker(OutsideWaker && other) noexcept : active_(other.active_) { other.active_ = false; }
   OutsideWaker& operator=(OutsideWaker&& other) noexcept {
     if (this != &other) {
       release();

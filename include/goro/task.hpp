@@ -137,15 +137,14 @@ class TaskPromiseBase {
   }
 
  private:
-  friend void destroy_frame_chain(std::coroutine_handle<> frame,
-                                  TaskPromiseBase& promise) noexcept;
+  friend void destroy_frame_chain(std::coroutine_handle<> frame, TaskPromiseBase& promise) noexcept;
   friend void destroy_awaiting_chain(std::coroutine_handle<> frame,
                                      TaskPromiseBase& promise) noexcept;
 
   std::coroutine_handle<> continuation_;
   G* goroutine_ = nullptr;
   std::exception_ptr exception_;
-  TaskPromiseBase* awaited_ = nullptr;       // the Task frame this one awaits now
+  TaskPromiseBase* awaited_ = nullptr;        // the Task frame this one awaits now
   std::coroutine_handle<>* owner_ = nullptr;  // the handle in the Task awaited as this frame
 };
 
@@ -270,7 +269,8 @@ class [[nodiscard]] Task {
         : child_(typed(*owner)), owner_(owner) {}
     bool await_ready() const noexcept { return false; }
     template <class AwaitingPromise>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<AwaitingPromise> awaiting) noexcept {
+    std::coroutine_handle<> await_suspend(
+        std::coroutine_handle<AwaitingPromise> awaiting) noexcept {
       child_.promise().set_continuation(awaiting);
       if constexpr (std::is_base_of_v<detail::TaskPromiseBase, AwaitingPromise>) {
         // A Task awaits a Task: link the frames for destroy_frame_chain.

@@ -136,7 +136,7 @@ struct SyncWaiter {
   bool in_queue = false;
   bool granted = false;  // S4: dequeued with a grant, not yet resumed
   bool starving;         // Mutex: waited over 1 ms
-  bool awoke;     // Mutex: holds the "woken" flag
+  bool awoke;            // Mutex: holds the "woken" flag
 
   // Fills in the fields every waiter needs, for goroutine `goroutine`.
   void prepare(G* goroutine, std::coroutine_handle<> then) noexcept {
