@@ -173,6 +173,7 @@ class GlobalQueue {
     for (std::size_t i = 0; i < count_; ++i) resized[i] = ring_[(head_ + i) & (ring_.size() - 1)];
     ring_.swap(resized);
     head_ = 0;
+    // Relaxed: read only as a statistic (SchedulerStats).
     capacity_.store(size, std::memory_order_relaxed);
   }
 
