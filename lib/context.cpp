@@ -134,6 +134,8 @@
 #include <new>
 
 #include "goro/go.hpp"
+#include "goro/select.hpp"
+#include "goro/time.hpp"
 
 namespace goro::detail {
 namespace {

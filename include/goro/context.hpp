@@ -2,9 +2,10 @@
 //
 // Defines: goro::Context, goro::CancelFunc, goro::ContextWithCancel,
 // goro::ContextKey<T>, goro::background, goro::with_cancel,
-// goro::with_deadline, goro::with_timeout, goro::with_value, the
-// context-aware goro::sleep / goro::sleep_until overloads, and
-// goro::io::options_from: Go's context package.
+// goro::with_deadline, goro::with_timeout, goro::with_value: Go's context
+// package. The operations that honour a context live with their kind:
+// goro::sleep(d, ctx) in goro/time.hpp, goro::io::options_from(ctx) in
+// goro/io.hpp, select on ctx.done() in goro/select.hpp.
 //
 //   goro::Task<absl::Status> handler(goro::Context ctx, int fd) {
 //     auto [child, cancel] = goro::with_timeout(ctx, 2s);
@@ -44,11 +45,9 @@
 
 #include "absl/status/status.h"
 #include "goro/chan.hpp"
+#include "goro/clock.hpp"
 #include "goro/detail/context_node.hpp"
-#include "goro/io.hpp"
-#include "goro/select.hpp"
-#include "goro/task.hpp"
-#include "goro/time.hpp"
+#include "goro/detail/timer.hpp"
 
 namespace goro {
 
@@ -245,32 +244,6 @@ requires std::is_constructible_v<T, U&&> Context with_value(const Context& paren
   return ContextAccess::adopt(node);
 }
 
-// `co_await goro::sleep(d, ctx)`: sleeps for `d` unless `ctx` is cancelled
-// first. Gives OK when the time has passed, ctx.err() when the context was
-// (or already is) cancelled. As the plain sleep, a positive `d` always
-// parks (gives the P up at least once), even if `d` has passed by the time
-// the task is awaited. Must be awaited from a goroutine. Takes the context
-// by value: the task keeps it alive.
-[[nodiscard]] Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
-
-// `co_await goro::sleep_until(t, ctx)`: as sleep(d, ctx), until `t`; parks
-// if `t` was still ahead when sleep_until was called.
-[[nodiscard]] Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
-
-namespace io {
-
-// IoOptions that end an operation when `ctx` is done: its deadline (the
-// operation fails with kDeadlineExceeded) and its cancellation (kCancelled,
-// at once, even for a read parked in the poller). As Go's net package
-// honours a context.
-[[nodiscard]] inline IoOptions options_from(const Context& ctx) {
-  IoOptions options;
-  if (auto deadline = ctx.deadline()) options.deadline = *deadline;
-  options.cancel = ctx.stop_token();
-  return options;
-}
-
-}  // namespace io
 }  // namespace goro
 
 #endif  // GORO_CONTEXT_HPP_

@@ -6,6 +6,7 @@
 
 #include "goro/blocking.hpp"
 #include "goro/chan.hpp"
+#include "goro/clock.hpp"
 #include "goro/cond.hpp"
 #include "goro/config.hpp"
 #include "goro/context.hpp"

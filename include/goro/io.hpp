@@ -2,7 +2,8 @@
 //
 // Defines: goro::io::IoOptions and the asynchronous operations on file
 // descriptors: read, recv, write_some, send_some, write, send, accept,
-// connect, poll and close. goro::net builds its sockets on these.
+// connect, poll and close, and io::options_from (the options that honour a
+// goro::Context). goro::net builds its sockets on these.
 //
 // Each operation parks the calling goroutine, not its worker thread, until
 // the operation completes: the P goes on running other goroutines. Under
@@ -67,6 +68,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "goro/context.hpp"
 #include "goro/detail/io_op.hpp"
 #include "goro/task.hpp"
 #include "goro/time.hpp"
@@ -197,6 +199,17 @@ absl::Status close(int fd) noexcept;
 // kernel allows it. GORO_DEBUG=1 logs the choice (and the ring flags) to
 // stderr.
 [[nodiscard]] const char* poller_backend() noexcept;
+
+// IoOptions that end an operation when `ctx` is done: its deadline (the
+// operation fails with kDeadlineExceeded) and its cancellation (kCancelled,
+// at once, even for a read parked in the poller). As Go's net package
+// honours a context.
+[[nodiscard]] inline IoOptions options_from(const Context& ctx) {
+  IoOptions options;
+  if (auto deadline = ctx.deadline()) options.deadline = *deadline;
+  options.cancel = ctx.stop_token();
+  return options;
+}
 
 }  // namespace goro::io
 

@@ -1,6 +1,7 @@
 // goro/time.hpp
 //
-// Defines: goro::sleep, goro::sleep_until, goro::after (Go's time.After: a
+// Defines: goro::sleep, goro::sleep_until (plain, and ending early when a
+// goro::Context is cancelled), goro::after (Go's time.After: a
 // channel usable in select) and its type goro::AfterChan, goro::Timer and
 // goro::Ticker (each with a channel, c(), as Go 1.23's): waiting for time
 // to pass without blocking a worker thread.
@@ -24,25 +25,19 @@
 #include <optional>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "goro/chan.hpp"
+#include "goro/clock.hpp"
+#include "goro/context.hpp"
 #include "goro/detail/chan_core.hpp"
 #include "goro/detail/frame_allocator.hpp"
 #include "goro/detail/goroutine.hpp"
 #include "goro/detail/timer.hpp"
+#include "goro/task.hpp"
 
 namespace goro {
 
-using Clock = std::chrono::steady_clock;
-
 namespace detail {
-
-inline std::int64_t to_ns(Clock::time_point t) noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-inline Clock::time_point from_ns(std::int64_t ns) noexcept {
-  return Clock::time_point(
-      std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
-}
 
 // Parks the awaiting goroutine until `when`. A sleep made to park does so
 // even when its deadline has passed by the time it is awaited: it then
@@ -116,6 +111,18 @@ inline void send_fire_time(ChanState<Clock::time_point>* chan) noexcept {
   const std::int64_t when = std::min(detail::to_ns(t), detail::kLatestDeadline);
   return detail::SleepAwaiter(when, /*parks=*/when > detail::monotonic_now_ns());
 }
+
+// `co_await goro::sleep(d, ctx)`: sleeps for `d` unless `ctx` is cancelled
+// first. Gives OK when the time has passed, ctx.err() when the context was
+// (or already is) cancelled. As the plain sleep, a positive `d` always
+// parks (gives the P up at least once), even if `d` has passed by the time
+// the task is awaited. Must be awaited from a goroutine. Takes the context
+// by value: the task keeps it alive.
+[[nodiscard]] Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
+
+// `co_await goro::sleep_until(t, ctx)`: as sleep(d, ctx), until `t`; parks
+// if `t` was still ahead when sleep_until was called.
+[[nodiscard]] Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
 
 namespace detail {
 
