@@ -111,15 +111,12 @@ void Scheduler::drain_inbox(P& p) noexcept {
   // goroutines themselves, and the idle re-check uses seq_cst.
   if (!p.inbox_nonempty.load(std::memory_order_relaxed)) return;
   std::vector<G*> arrived;
-  std::vector<std::uint64_t> cancels;
   {
     MutexLock lock(p.inbox_mu);
     arrived.swap(p.inbox);
-    cancels.swap(p.cancel_inbox);
     p.inbox_nonempty.store(false, std::memory_order_relaxed);  // under the inbox lock
   }
   for (G* g : arrived) runq_put(p, entry_for(g, /*claim=*/false), Placement::kTail);
-  for (std::uint64_t user_data : cancels) uring_cancel(p, user_data);
 }
 
 void Scheduler::wait_for_blocking_calls() noexcept {

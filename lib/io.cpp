@@ -1,17 +1,15 @@
 // lib/io.cpp: goro::io's operations and the awaiter entry points
-// (goro/detail/io_op.hpp), dispatching to the process's poller backend
-// (poller.hpp). Cancellation, step by step:
+// (goro/detail/io_op.hpp), which hand each step of an operation to the
+// current P's poller (poller.hpp) without asking which backend it is.
+// Cancellation, step by step:
 //   1. A deadline timer or a stop callback calls io_cancel(op, reason). The
 //      first compare-exchange of op.cancel from kNone wins; later calls stop.
-//   2. epoll: epoll_cancel takes the op out of its fd's waiter list (if it is
-//      still there) and readies it with -ECANCELED.
-//   3. io_uring, on the ring owner's thread: an ASYNC_CANCEL SQE at once.
-//      On any other thread (a thief P running the owner's timers, a thread
-//      outside the runtime calling request_stop): the op's user_data goes
-//      to the owner's inbox and the owner is woken; it queues the
-//      ASYNC_CANCEL when it drains the inbox. The owner has to: with
-//      SINGLE_ISSUER only it may submit to its ring.
-//   4. The op completes through the poller as always; its awaiter maps
+//   2. The winner asks the poller that holds the op (op.poller, set by
+//      io_start) to end it: epoll takes it out of its fd's waiter list (if
+//      it is still there) and readies it with -ECANCELED; io_uring queues an
+//      ASYNC_CANCEL, at once on the ring owner's thread, through the owner
+//      otherwise (with SINGLE_ISSUER only the owner may submit to its ring).
+//   3. The op completes through the poller as always; its awaiter maps
 //      -ECANCELED to DeadlineExceeded or Cancelled by the reason in step 1.
 #include "goro/io.hpp"
 
@@ -26,20 +24,14 @@
 #include "scheduler.hpp"
 
 namespace goro::detail {
-namespace {
-
-// Called on a worker thread (tls_p set): this runtime's backend.
-bool uring() noexcept { return tls_p->scheduler.poller_kind() == PollerKind::kIoUring; }
-
-}  // namespace
 
 bool io_try(IoOp& op) noexcept {
-  if (tls_p == nullptr || tls_g == nullptr) {
+  P* p = tls_p;
+  if (p == nullptr || tls_g == nullptr) {
     op.result = -EPERM;  // not in a goroutine: nothing could resume us
     return true;
   }
-  if (uring()) return uring_try(op);
-  return epoll_try(op);
+  return p->poller->try_now(op);
 }
 
 bool io_start(IoOp& op, std::coroutine_handle<> awaiting) noexcept {
@@ -48,51 +40,26 @@ bool io_start(IoOp& op, std::coroutine_handle<> awaiting) noexcept {
   g->resume = awaiting;
   g->wait_reason = "IO wait";
   op.g = g;
+  op.poller = p->poller.get();
   bump(p->stats.io_waits);
-  if (uring()) uring_submit(*p, op);
+  p->poller->start(op);
   return true;
 }
 
-bool io_commit(IoOp& op) noexcept {
-  // io_uring: the SQE goes out at the next scheduling round, on this very
-  // thread, so nothing can have completed yet.
-  if (uring()) return true;
-  return epoll_commit(op);
-}
+bool io_commit(IoOp& op) noexcept { return static_cast<Poller*>(op.poller)->commit(op); }
 
 void io_cancel(IoOp& op, IoCancel reason) noexcept {
   std::uint32_t none = 0;
   // Acq_rel: the poller's acquire load of the word sees the reason; and
-  // ring_owner/user_data, written before the timer or callback that calls
-  // us was set up, are visible through that set-up (a lock, or the stop
-  // state's own synchronisation).
+  // op.poller and what start() wrote, written before the timer or callback
+  // that calls us was set up, are visible through that set-up (a lock, or
+  // the stop state's own synchronisation). This may run on a thread
+  // outside the runtime: the op, not tls_p, says which poller holds it.
   if (!op.cancel.compare_exchange_strong(none, static_cast<std::uint32_t>(reason),
                                          std::memory_order_acq_rel)) {
     return;
   }
-  // io_uring ops record their ring's P when submitted, and a cancel is
-  // only ever armed after that; epoll ops never set it. (This may run on a
-  // thread outside the runtime: no tls_p to ask.)
-  P* owner = static_cast<P*>(op.ring_owner);
-  if (owner == nullptr) {
-    epoll_cancel(op);
-    return;
-  }
-  if (tls_p == owner) {
-    uring_cancel(*owner, op.user_data);
-  } else {
-    owner->scheduler.post_cancel(*owner, op.user_data);
-  }
-}
-
-void Scheduler::post_cancel(P& owner, std::uint64_t user_data) noexcept {
-  {
-    MutexLock lock(owner.inbox_mu);
-    owner.cancel_inbox.push_back(user_data);
-    // seq_cst: read by the owner's idle re-check, as for blocking calls.
-    owner.inbox_nonempty.store(true, std::memory_order_seq_cst);
-  }
-  owner.poller->wake();
+  static_cast<Poller*>(op.poller)->cancel(op);
 }
 
 bool Scheduler::ready_io(P& p, G* g) noexcept {
@@ -110,9 +77,7 @@ namespace goro::io {
 namespace detail_io {
 
 absl::Status error_status(int result, IoCancel reason, IoKind kind) {
-  static constexpr const char* kNames[] = {"read",   "write",   "recv", "send",
-                                           "accept", "connect", "poll"};
-  const char* name = kNames[static_cast<int>(kind)];
+  const char* name = goro::detail::kIoKinds[static_cast<std::size_t>(kind)].name;
   if (result == -ECANCELED) {
     if (reason == IoCancel::kDeadline) {
       return absl::DeadlineExceededError(std::string("goro::io::") + name + ": deadline exceeded");
@@ -219,18 +184,12 @@ EventsAwaiter poll(int fd, short events, const IoOptions& options) {
 }
 
 absl::Status close(int fd) noexcept {
-  // Under io_uring nothing is parked in PollDescs: nothing to wake.
-  if (goro::detail::active_poller_kind() == goro::detail::PollerKind::kEpoll) {
-    goro::detail::epoll_forget_fd(fd);
-  }
+  goro::detail::active_poller_driver().forget_fd(fd);
   // Linux releases the fd even when close reports EINTR: never retry.
   if (::close(fd) != 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "goro::io::close");
   return absl::OkStatus();
 }
 
-const char* poller_backend() noexcept {
-  return goro::detail::active_poller_kind() == goro::detail::PollerKind::kIoUring ? "io_uring"
-                                                                                  : "epoll";
-}
+const char* poller_backend() noexcept { return goro::detail::active_poller_driver().name(); }
 
 }  // namespace goro::io

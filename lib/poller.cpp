@@ -75,7 +75,7 @@ bool transient_probe_error(int error) noexcept {
   return error == EMFILE || error == ENFILE || error == ENOMEM || error == EAGAIN;
 }
 
-// Which io_uring setup flags this kernel accepts; kind kEpoll if none.
+// Which io_uring setup flags this kernel accepts; the epoll driver if none.
 UringProbe probe_uring() noexcept {
   struct Candidate {
     unsigned flags;
@@ -91,15 +91,15 @@ UringProbe probe_uring() noexcept {
   int error = EINVAL;
   for (const Candidate& c : kCandidates) {
     const int rc = probe_ring(c.flags);
-    if (rc == 0) return {{PollerKind::kIoUring, c.flags, c.description}, 0};
+    if (rc == 0) return {{&uring_driver(), c.flags, c.description}, 0};
     error = -rc;
     if (rc != -EINVAL) break;  // EPERM, ENOSYS, EMFILE...: no point trying fewer flags
   }
   if (transient_probe_error(error)) {
-    return {{PollerKind::kEpoll, 0, "epoll (io_uring probe failed for now; probed again next run)"},
+    return {{&epoll_driver(), 0, "epoll (io_uring probe failed for now; probed again next run)"},
             error};
   }
-  return {{PollerKind::kEpoll, 0, "epoll (io_uring unavailable)"}, error};
+  return {{&epoll_driver(), 0, "epoll (io_uring unavailable)"}, error};
 }
 
 // The probe's answer is kept once it is lasting (a ring was created, or
@@ -117,9 +117,9 @@ UringProbe uring_probe() noexcept {
   return probe;
 }
 
-// Relaxed: a hint for calls from outside the runtime; a runtime's own
-// threads use their Scheduler's choice.
-std::atomic<PollerKind> active_kind{PollerKind::kEpoll};
+// Relaxed: the drivers are static objects, and a runtime's own threads use
+// their P's poller; this is for calls that may come from outside.
+std::atomic<const PollerDriver*> active_driver{nullptr};
 
 }  // namespace
 
@@ -139,10 +139,10 @@ PollerChoice choose_poller(PollerBackend requested) {
   }
   PollerChoice choice;
   if (requested == PollerBackend::kEpoll) {
-    choice = {PollerKind::kEpoll, 0, "epoll (requested)"};
+    choice = {&epoll_driver(), 0, "epoll (requested)"};
   } else {
     const UringProbe probe = uring_probe();
-    if (requested == PollerBackend::kIoUring && probe.choice.kind != PollerKind::kIoUring) {
+    if (requested == PollerBackend::kIoUring && probe.choice.driver != &uring_driver()) {
       // Asked for by name: running on another backend would hide the
       // problem (and change the program's behaviour) without a word.
       throw std::system_error(probe.error, std::generic_category(),
@@ -157,10 +157,13 @@ PollerChoice choose_poller(PollerBackend requested) {
   return choice;
 }
 
-PollerKind active_poller_kind() noexcept { return active_kind.load(std::memory_order_relaxed); }
+const PollerDriver& active_poller_driver() noexcept {
+  const PollerDriver* driver = active_driver.load(std::memory_order_relaxed);
+  return driver != nullptr ? *driver : epoll_driver();
+}
 
-void set_active_poller_kind(PollerKind kind) noexcept {
-  active_kind.store(kind, std::memory_order_relaxed);
+void set_active_poller_driver(const PollerDriver& driver) noexcept {
+  active_driver.store(&driver, std::memory_order_relaxed);
 }
 
 Poller::Poller(P& p) : p_(p), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
@@ -219,18 +222,6 @@ void Poller::finish_batch() noexcept {
   readied_ = 0;
   if (stealable_) p_.scheduler.notify_work_available(&p_);
   stealable_ = false;
-}
-
-}  // namespace goro::detail
-
-namespace goro::detail {
-
-std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags);
-std::unique_ptr<Poller> make_epoll_poller(P& p);
-
-std::unique_ptr<Poller> Poller::make(P& p, const PollerChoice& choice) {
-  if (choice.kind == PollerKind::kIoUring) return make_uring_poller(p, choice.uring_flags);
-  return make_epoll_poller(p);
 }
 
 }  // namespace goro::detail

@@ -21,23 +21,51 @@
 //              the poller's eventfd, which the worker keeps a read armed on
 //              (io_uring) or has registered (epoll).
 //
-// The contract (what the scheduler relies on)
-//   attach()     on the worker thread, before anything else: io_uring
-//                creates its ring here (SINGLE_ISSUER ties it to the thread).
-//   poll()       owner thread, never blocks: submits what is queued and
-//                makes the goroutines of completed ops runnable on this P
-//                (runnext if free, then the local queue, in completion
-//                order), waking an idle P if any is stealable. Cheap when
-//                there is nothing to do.
-//   wait(t)      owner thread: as poll(), but first sleeps until an op
-//                completes, wake() is called, or the steady clock reaches t
-//                (nanoseconds; kNever for no deadline). May return early.
-//   wake()       any thread: makes the current or next wait() return. A wake
-//                before the wait is not lost (the eventfd counter keeps it);
-//                a flag makes repeated wakes cost one write.
-//   detach()     owner thread, at shutdown: cancels every op in flight and
-//                reaps every completion without readying anyone, so that
-//                the sweep can destroy the frames (and their buffers).
+// The interface (one abstract class per level, one implementation per
+// backend; nothing outside the backends asks which backend runs):
+//   PollerDriver   the process-wide half, one static instance per backend:
+//                  its name, the factory of per-P pollers, the start and
+//                  end of a run (epoll's registration epoch), and what
+//                  io::close asks (forget_fd), which may come from any
+//                  thread, inside a runtime or not.
+//   Poller         one per P. The scheduler's side:
+//     attach()     on the worker thread, before anything else: io_uring
+//                  creates its ring here (SINGLE_ISSUER ties it to the thread).
+//     poll()       owner thread, never blocks: submits what is queued and
+//                  makes the goroutines of completed ops runnable on this P
+//                  (runnext if free, then the local queue, in completion
+//                  order), waking an idle P if any is stealable. Cheap when
+//                  there is nothing to do.
+//     wait(t)      owner thread: as poll(), but first sleeps until an op
+//                  completes, wake() is called, or the steady clock reaches t
+//                  (nanoseconds; kNever for no deadline). May return early.
+//     wake()       any thread: makes the current or next wait() return. A wake
+//                  before the wait is not lost (the eventfd counter keeps it);
+//                  a flag makes repeated wakes cost one write.
+//     detach()     owner thread, at shutdown: cancels every op in flight and
+//                  reaps every completion without readying anyone, so that
+//                  the sweep can destroy the frames (and their buffers).
+//   and the operations' side (goro::io's awaiters, through io.cpp):
+//     try_now(op)  the goroutine, on the owner thread: one attempt that does
+//                  not wait (epoll: the non-blocking system call; io_uring: a
+//                  send with MSG_DONTWAIT, nothing for other kinds). True
+//                  when the op is complete.
+//     start(op)    the goroutine, about to park: io_uring queues the SQE.
+//     commit(op)   after the deadline and stop callback are set up: parks
+//                  the op (epoll: in its fd's waiter list) unless it
+//                  completed or was cancelled meanwhile; false to continue.
+//     cancel(op)   any thread, once per op (io_cancel's compare-exchange
+//                  decides): ends the op early; it completes with
+//                  -ECANCELED unless its result came first.
+//   The per-op calls are virtual: one indirect call per step of an op that
+//   already costs a system call or a trip through the ring.
+//
+// Adding an operation (the net library's multishot accept, provided
+// buffer rings, cancel-on-close): its IoKind and request fields in
+// goro/detail/io_op.hpp; its name and direction in kIoKinds below; its SQE
+// in UringPoller::prep and its system call in the epoll backend's
+// attempt(); a new step of an op's life is a new virtual here, which both
+// backends implement. Nothing else in the runtime changes.
 //
 // Invariants
 //   1. An op's goroutine is made runnable exactly once, after the poller is
@@ -114,16 +142,23 @@
 //   * EPOLLONESHOT re-arming per wait: an epoll_ctl call for every park;
 //     edge-triggered registration once per fd (as Go) costs nothing per
 //     wait.
+//   * A switch on the backend's kind at each call site (io, the scheduler,
+//     blocking calls): every new operation or backend touches them all.
+//   * A per-runtime table of function pointers for the per-op calls: the
+//     same indirect call as a virtual one, without the type that groups a
+//     backend's state with its code.
 //   * io_uring linked timeouts (IORING_OP_LINK_TIMEOUT) for deadlines:
 //     kernel-only, so they would not serve the epoll backend, and the
 //     runtime's timers already wake workers on time.
 #ifndef GORO_LIB_POLLER_HPP_
 #define GORO_LIB_POLLER_HPP_
 
+#include <poll.h>
 #include <signal.h>
 
 #include <atomic>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <memory>
 
@@ -134,14 +169,71 @@ namespace goro::detail {
 
 struct P;
 struct G;
+class Poller;
+class PollerDriver;
 
-enum class PollerKind : std::uint8_t { kIoUring, kEpoll };
+// Which way an operation moves data, for readiness: a reader waits for
+// input (POLLIN), a writer for output (POLLOUT).
+enum class IoDirection : std::uint8_t { kRead, kWrite };
 
+// What the runtime knows of each IoKind, in IoKind's order: the name its
+// errors carry (goro::io::<name>) and its direction. kPoll's direction
+// depends on the events asked for (io_direction).
+struct IoKindInfo {
+  const char* name;
+  IoDirection direction;
+};
+inline constexpr IoKindInfo kIoKinds[] = {
+    {"read", IoDirection::kRead},  {"write", IoDirection::kWrite}, {"recv", IoDirection::kRead},
+    {"send", IoDirection::kWrite}, {"accept", IoDirection::kRead}, {"connect", IoDirection::kWrite},
+    {"poll", IoDirection::kRead},
+};
+static_assert(std::size(kIoKinds) == static_cast<std::size_t>(IoKind::kPoll) + 1,
+              "one kIoKinds row per IoKind");
+
+[[nodiscard]] inline IoDirection io_direction(const IoRequest& r) noexcept {
+  if (r.kind == IoKind::kPoll) {
+    // Output only when output alone is asked for.
+    return (r.flags & POLLIN) == 0 && (r.flags & POLLOUT) != 0 ? IoDirection::kWrite
+                                                               : IoDirection::kRead;
+  }
+  return kIoKinds[static_cast<std::size_t>(r.kind)].direction;
+}
+
+// The backend a runtime runs on: its driver, the io_uring setup flags the
+// probe accepted, and what to log.
 struct PollerChoice {
-  PollerKind kind = PollerKind::kEpoll;
-  unsigned uring_flags = 0;  // the io_uring setup flags the probe accepted
+  const PollerDriver* driver = nullptr;
+  unsigned uring_flags = 0;
   const char* description = "";
 };
+
+// The process-wide half of a backend (the top of this file). One static
+// instance per backend; any thread.
+class PollerDriver {
+ public:
+  PollerDriver() = default;
+  PollerDriver(const PollerDriver&) = delete;
+  PollerDriver& operator=(const PollerDriver&) = delete;
+
+  // "io_uring" or "epoll" (goro::io::poller_backend()).
+  [[nodiscard]] virtual const char* name() const noexcept = 0;
+  // The poller of P `p` (not attached yet).
+  [[nodiscard]] virtual std::unique_ptr<Poller> make_poller(P& p,
+                                                            const PollerChoice& choice) const = 0;
+  // A runtime on this backend is about to start, or its workers have all
+  // exited (before the sweep frees the frames its ops are in).
+  virtual void new_run() const noexcept {}
+  // io::close(fd), before the fd is closed: wakes every op parked on fd
+  // with -EBADF and forgets what the backend knows of it.
+  virtual void forget_fd(int fd) const noexcept = 0;
+
+ protected:
+  ~PollerDriver() = default;
+};
+
+const PollerDriver& uring_driver() noexcept;  // poller_uring.cpp
+const PollerDriver& epoll_driver() noexcept;  // poller_epoll.cpp
 
 // The backend for a runtime with `requested` (see the top of this file).
 // Throws std::system_error when io_uring was requested by name (Config or
@@ -152,8 +244,8 @@ PollerChoice choose_poller(PollerBackend requested);
 void forget_uring_probe() noexcept;
 // The backend of the runtime running now, or of the last one (epoll before
 // any): for calls that may come from outside the runtime (io::close).
-PollerKind active_poller_kind() noexcept;
-void set_active_poller_kind(PollerKind kind) noexcept;
+const PollerDriver& active_poller_driver() noexcept;
+void set_active_poller_driver(const PollerDriver& driver) noexcept;
 
 // Ring and epoll sizes.
 struct PollerTuning {
@@ -166,6 +258,7 @@ struct PollerTuning {
   static constexpr int kEpollBatch = 128;
 };
 
+// The per-P half of a backend (the top of this file).
 class Poller {
  public:
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
@@ -175,6 +268,7 @@ class Poller {
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
 
+  // The scheduler's side.
   virtual void attach() = 0;
   virtual void detach() = 0;
   virtual void poll() = 0;
@@ -188,22 +282,27 @@ class Poller {
   // Any thread (sysmon's deadlock check): whether ops wait in this poller
   // (epoll: in any PollDesc). Exact whenever the P is idle.
   [[nodiscard]] virtual bool ops_waiting() const noexcept = 0;
-  // Sysmon, while the owner runs one goroutine and so does not poll (see
-  // "Rescuing a busy P's I/O" above): makes the goroutines of ops that
-  // completed runnable through the global queue, so that idle Ps run them.
-  // Returns how many; 0 where the backend cannot (io_uring).
+  // Whether another thread can take this poller's completions while its
+  // owner runs a goroutine (see "Rescuing a busy P's I/O" above).
+  [[nodiscard]] virtual bool rescuable() const noexcept { return false; }
+  // Sysmon, while the owner runs one goroutine and so does not poll:
+  // makes the goroutines of ops that completed runnable through the global
+  // queue, so that idle Ps run them. Returns how many; 0 where the backend
+  // cannot (rescuable() is false).
   virtual std::uint32_t rescue() noexcept { return 0; }
 
+  // The operations' side (io.cpp).
+  [[nodiscard]] virtual bool try_now(IoOp& op) noexcept = 0;
+  virtual void start(IoOp& op) noexcept = 0;
+  [[nodiscard]] virtual bool commit(IoOp& op) noexcept = 0;
+  virtual void cancel(IoOp& op) noexcept = 0;
+
+ protected:
   // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker
   // thread while it serves a runtime, and its previous mask restored after
   // (poller.cpp, "SIGPIPE").
   void block_sigpipe() noexcept;
   void restore_signal_mask() noexcept;
-
-  // Makes every P's poller for `kind`.
-  static std::unique_ptr<Poller> make(P& p, const PollerChoice& choice);
-
- protected:
   // Makes op's goroutine runnable on this P (owner thread).
   void ready(IoOp& op) noexcept;
   // After a batch: wakes an idle P if goroutines were readied.
@@ -227,30 +326,6 @@ class Poller {
 // failing write raised on this thread, where it is blocked, so that it is
 // neither delivered later nor left pending (poller.cpp, "SIGPIPE").
 void consume_sigpipe() noexcept;
-
-// --- io_uring backend entry points (poller_uring.cpp), owner thread only.
-// Sends on a socket are tried at once (MSG_DONTWAIT): they almost always
-// fit in the socket buffer. Returns true when complete.
-bool uring_try(IoOp& op) noexcept;
-// Queues op for submission at the next poll/wait.
-void uring_submit(P& p, IoOp& op) noexcept;
-// Cancels the op whose SQE carries `user_data`, if it is still in flight.
-void uring_cancel(P& p, std::uint64_t user_data) noexcept;
-
-// --- epoll backend (poller_epoll.cpp): per-fd state, any thread.
-// Tries op's system call once (non-blocking). Returns true when complete.
-bool epoll_try(IoOp& op) noexcept;
-// Parks op in its fd's waiter list unless it completed or was cancelled
-// meanwhile. Returns false to continue at once.
-bool epoll_commit(IoOp& op) noexcept;
-// Takes op out of its fd's waiter list and readies it with -ECANCELED.
-void epoll_cancel(IoOp& op) noexcept;
-// Wakes every op parked on fd with -EBADF and forgets the fd's registration.
-void epoll_forget_fd(int fd) noexcept;
-// Starts a new registration epoch: every PollDesc of the run before is
-// reset on its next use. Called when an epoll runtime starts and once its
-// workers have exited (before the sweep frees the frames its ops are in).
-void epoll_new_epoch() noexcept;
 
 }  // namespace goro::detail
 

@@ -15,9 +15,9 @@
 //                     of an earlier run() is reset before use.
 //
 // The life of an op:
-//   1. io_try (await_ready): register the fd if needed, then try the call.
+//   1. try_now (await_ready): register the fd if needed, then try the call.
 //      Done unless it says EAGAIN (or EINPROGRESS for connect).
-//   2. io_start/io_commit (await_suspend): the deadline timer and stop
+//   2. commit (await_suspend): the deadline timer and stop
 //      callback are set up, then, under the PollDesc lock: if the op was
 //      cancelled meanwhile, complete it with -ECANCELED; if an edge arrived
 //      since step 1 (ready flag), clear it and try again; otherwise append
@@ -77,7 +77,7 @@ namespace {
 struct PollDesc {
   Mutex mu;
   // The run this fd was registered in (0: not registered in this run).
-  // Written under `mu`; read without it by io's fast path (epoll_try), so
+  // Written under `mu`; read without it by io's fast path (try_now), so
   // that an op on a registered fd takes no lock before its system call.
   std::atomic<std::uint64_t> epoch{0};
   int epoll_fd ABSL_GUARDED_BY(mu) = -1;
@@ -169,18 +169,7 @@ void new_epoch() noexcept {
                       std::memory_order_release);
 }
 
-bool is_reader(const IoRequest& r) noexcept {
-  switch (r.kind) {
-    case IoKind::kRead:
-    case IoKind::kRecv:
-    case IoKind::kAccept:
-      return true;
-    case IoKind::kPoll:
-      return (r.flags & POLLIN) != 0 || (r.flags & POLLOUT) == 0;
-    default:
-      return false;
-  }
-}
+bool is_reader(const IoRequest& r) noexcept { return io_direction(r) == IoDirection::kRead; }
 
 int errno_result() noexcept { return errno == EWOULDBLOCK ? -EAGAIN : -errno; }
 
@@ -364,8 +353,14 @@ class EpollPoller final : public Poller {
   }
   ~EpollPoller() override { ::close(epoll_fd_); }
 
+  // The steps of the top of this file.
+  bool try_now(IoOp& op) noexcept override;  // step 1
+  void start(IoOp&) noexcept override {}     // nothing to queue: the goroutine made the call
+  bool commit(IoOp& op) noexcept override;   // step 2
+  void cancel(IoOp& op) noexcept override;   // step 4
+
   // No ring to set up or drain: no op is in the kernel. Parked ops are in
-  // PollDescs, which epoll_new_epoch() invalidates before the sweep.
+  // PollDescs, which the driver's new_run() invalidates before the sweep.
   void attach() override { block_sigpipe(); }
   void detach() override { restore_signal_mask(); }
 
@@ -375,6 +370,7 @@ class EpollPoller final : public Poller {
     return parked_ops.load(std::memory_order_relaxed) != 0;
   }
   bool cheap_to_poll() const noexcept override { return false; }
+  bool rescuable() const noexcept override { return true; }
 
   void poll() override {
     // No op parked anywhere: an epoll_wait could only report edges nobody
@@ -423,7 +419,7 @@ class EpollPoller final : public Poller {
   int register_fd(PollDesc& pd, int fd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
     if (const int rc = register_with(epoll_fd_, pd, fd); rc < 0) return rc;
     // Release: publishes the registration (and O_NONBLOCK, `pollable`) to
-    // epoll_try's lock-free check.
+    // try_now's lock-free check.
     pd.epoch.store(live_epoch(), std::memory_order_release);
     pd.epoll_fd = epoll_fd_;
     return 0;
@@ -459,11 +455,7 @@ class EpollPoller final : public Poller {
   const int epoll_fd_;
 };
 
-std::unique_ptr<Poller> make_epoll_poller(P& p) { return std::make_unique<EpollPoller>(p); }
-
-void epoll_new_epoch() noexcept { new_epoch(); }
-
-bool epoll_try(IoOp& op) noexcept {
+bool EpollPoller::try_now(IoOp& op) noexcept {
   PollDesc* pd = fd_table().find(op.request.fd, /*create=*/true);
   if (pd == nullptr) {
     const bool in_range = op.request.fd >= 0 && op.request.fd < FdTable::kLimit;
@@ -477,7 +469,7 @@ bool epoll_try(IoOp& op) noexcept {
     MutexLock lock(pd->mu);
     refresh(*pd);
     if (pd->epoch.load(std::memory_order_relaxed) == 0) {
-      const int rc = static_cast<EpollPoller&>(*tls_p->poller).register_fd(*pd, op.request.fd);
+      const int rc = register_fd(*pd, op.request.fd);
       if (rc < 0) {
         op.result = rc;
         return true;
@@ -490,7 +482,7 @@ bool epoll_try(IoOp& op) noexcept {
   return true;
 }
 
-bool epoll_commit(IoOp& op) noexcept {
+bool EpollPoller::commit(IoOp& op) noexcept {
   PollDesc& pd = *fd_table().find(op.request.fd, /*create=*/false);
   MutexLock lock(pd.mu);
   // Acquire: pairs with io_cancel's compare-exchange (step 4 of the top).
@@ -499,7 +491,7 @@ bool epoll_commit(IoOp& op) noexcept {
     return false;
   }
   if (pd.epoch.load(std::memory_order_relaxed) != live_epoch()) {  // under mu
-    op.result = -EBADF;  // closed (epoll_forget_fd) since io_try
+    op.result = -EBADF;  // closed (forget_fd) since try_now
     return false;
   }
   const bool reader = is_reader(op.request);
@@ -518,7 +510,7 @@ bool epoll_commit(IoOp& op) noexcept {
   return true;
 }
 
-void epoll_cancel(IoOp& op) noexcept {
+void EpollPoller::cancel(IoOp& op) noexcept {
   PollDesc* pd = fd_table().find(op.request.fd, /*create=*/false);
   if (pd == nullptr) return;
   bool removed;
@@ -542,7 +534,11 @@ void epoll_cancel(IoOp& op) noexcept {
   if (removed) ready_goroutine(op.g);
 }
 
-void epoll_forget_fd(int fd) noexcept {
+namespace {
+
+// io::close(fd) (PollerDriver::forget_fd): wakes every op parked on fd with
+// -EBADF and forgets the fd's registration.
+void forget_fd(int fd) noexcept {
   PollDesc* pd = fd_table().find(fd, /*create=*/false);
   if (pd == nullptr) return;
   OpBatch woken;
@@ -566,6 +562,25 @@ void epoll_forget_fd(int fd) noexcept {
     refresh(*pd);
   }
   for (IoOp* op : woken) ready_goroutine(op->g);
+}
+
+class EpollDriver final : public PollerDriver {
+ public:
+  const char* name() const noexcept override { return "epoll"; }
+  std::unique_ptr<Poller> make_poller(P& p, const PollerChoice&) const override {
+    return std::make_unique<EpollPoller>(p);
+  }
+  // A new registration epoch: every PollDesc of the run before is reset on
+  // its next use (the ops parked in it are forgotten with the run).
+  void new_run() const noexcept override { new_epoch(); }
+  void forget_fd(int fd) const noexcept override { goro::detail::forget_fd(fd); }
+};
+
+}  // namespace
+
+const PollerDriver& epoll_driver() noexcept {
+  static constinit const EpollDriver driver;
+  return driver;
 }
 
 }  // namespace goro::detail

@@ -2,12 +2,12 @@
 // is at the top of poller.hpp).
 //
 // One ring per P, created on the P's worker thread. The life of an op:
-//   0. A send is first tried at once with MSG_DONTWAIT (uring_try): it
+//   0. A send is first tried at once with MSG_DONTWAIT (try_now): it
 //      nearly always fits in the socket buffer, and completing it in place
 //      saves parking the goroutine and a trip through the ring. (Measured:
 //      a socket ping-pong between two Ps went from 5.9 to 2.4 us per round
 //      trip.) Everything else, and a send that would block, goes on:
-//   1. io_start (goroutine, on the owner thread): the op gets a user_data
+//   1. start (goroutine, on the owner thread): the op gets a user_data
 //      (its address, plus a 16-bit sequence number in the top bits) and an
 //      SQE. The goroutine parks. Nothing is submitted yet (unless the SQ is
 //      full: then what it holds goes to the kernel early).
@@ -24,10 +24,12 @@
 //      result: stored in the op, and the goroutine goes to this P's queue.
 //   4. Cancelling (a deadline timer or a stop callback, on any thread):
 //      the op's cancel word is set first; on the owner thread an
-//      ASYNC_CANCEL SQE for its user_data is queued; on another
-//      thread the user_data goes to the owner's inbox and the owner is woken
-//      (drain_inbox calls uring_cancel). The op still completes through its
-//      own CQE (step 3), with -ECANCELED or, if it won the race, its result.
+//      ASYNC_CANCEL SQE for its user_data is queued; on another thread
+//      (SINGLE_ISSUER: only the owner may submit) the user_data goes to
+//      the poller's cancel requests and the owner is woken; its next
+//      poll() or wait() queues the ASYNC_CANCEL before it submits. The op
+//      still completes through its own CQE (step 3), with -ECANCELED or, if
+//      it won the race, its result.
 //      A stale request (the op completed, its frame reused an address for
 //      a new op) cannot hit the new op: the sequence number differs.
 //   5. wake() writes the P's eventfd; a READ on it is kept armed in the
@@ -46,13 +48,15 @@
 // in the queue (tests/io_test.cpp, MoreOperationsThanTheCompletionQueue).
 #include <liburing.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <vector>
 
+#include "mutex.hpp"
 #include "poller.hpp"
-#include "scheduler.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -72,6 +76,9 @@ extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 #endif
 
 namespace goro::detail {
+
+class UringPoller;
+
 namespace {
 
 // Marks a scope that reads or writes ring memory (SQEs, CQEs, the kernel's
@@ -110,17 +117,13 @@ IoOp* op_of(std::uint64_t user_data) noexcept {
 }
 
 short poll_events_for(const IoRequest& r) noexcept {
-  switch (r.kind) {
-    case IoKind::kRead:
-    case IoKind::kRecv:
-    case IoKind::kAccept:
-      return POLLIN;
-    case IoKind::kPoll:
-      return static_cast<short>(r.flags);
-    default:
-      return POLLOUT;
-  }
+  if (r.kind == IoKind::kPoll) return static_cast<short>(r.flags);
+  return io_direction(r) == IoDirection::kRead ? POLLIN : POLLOUT;
 }
+
+// The ring this thread owns (attach() to detach()), so that a cancel knows
+// whether it may submit itself.
+constinit thread_local const UringPoller* tls_ring = nullptr;
 
 }  // namespace
 
@@ -138,6 +141,7 @@ class UringPoller final : public Poller {
     const int rc = io_uring_queue_init_params(PollerTuning::kSubmissionEntries, &ring_, &params);
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "goro: io_uring_setup");
     attached_ = true;
+    tls_ring = this;
     block_sigpipe();
     arm_wake_read();
   }
@@ -162,6 +166,7 @@ class UringPoller final : public Poller {
     }
     io_uring_queue_exit(&ring_);
     attached_ = false;
+    tls_ring = nullptr;
     restore_signal_mask();
   }
 
@@ -172,6 +177,7 @@ class UringPoller final : public Poller {
   }
 
   void poll() override {
+    take_cancel_requests();
     // Nothing but the wake read in flight: nothing to do (a wake that
     // completed meanwhile is reaped by the next wait()).
     if (in_flight_ == (wake_armed_ ? 1U : 0U) && io_uring_sq_ready(&ring_) == 0) return;
@@ -192,6 +198,7 @@ class UringPoller final : public Poller {
   }
 
   void wait(std::int64_t deadline_ns) override {
+    take_cancel_requests();
     arm_wake_read();
     io_uring_cqe* cqe = nullptr;
     if (deadline_ns == kNever) {
@@ -223,8 +230,25 @@ class UringPoller final : public Poller {
   // directly. Either way a poll with nothing to do is a few memory reads.
   bool cheap_to_poll() const noexcept override { return true; }
 
-  void submit(IoOp& op) noexcept {
-    op.ring_owner = &p_;
+  // Step 0.
+  bool try_now(IoOp& op) noexcept override {
+    const IoRequest& r = op.request;
+    if (r.kind != IoKind::kSend) return false;
+    for (;;) {
+      const ssize_t n = ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        op.result = static_cast<int>(n);
+        return true;
+      }
+      if (errno == EINTR) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && !io_never_waits(r)) return false;
+      op.result = -errno;
+      return true;
+    }
+  }
+
+  // Step 1.
+  void start(IoOp& op) noexcept override {
     op.user_data = reinterpret_cast<std::uintptr_t>(&op) |
                    (static_cast<std::uint64_t>(++sequence_) << kSequenceShift);
     op.repoll = false;
@@ -232,7 +256,28 @@ class UringPoller final : public Poller {
     publish_in_flight();
   }
 
-  void cancel(std::uint64_t user_data) noexcept {
+  // The SQE goes out at the next poll or wait, on this very thread, so
+  // nothing can have completed yet.
+  bool commit(IoOp&) noexcept override { return true; }
+
+  // Step 4.
+  void cancel(IoOp& op) noexcept override {
+    if (tls_ring == this) {
+      queue_cancel(op.user_data);
+      return;
+    }
+    {
+      MutexLock lock(cancel_mu_);
+      cancel_requests_.push_back(op.user_data);
+      // Release: the owner's acquire load in take_cancel_requests sees a
+      // request whenever it sees the flag; the lock orders the rest.
+      cancel_requested_.store(true, std::memory_order_release);
+    }
+    wake();
+  }
+
+ private:
+  void queue_cancel(std::uint64_t user_data) noexcept {
     io_uring_sqe* sqe = get_sqe();
     RingMemoryScope ring_memory;
     io_uring_prep_cancel64(sqe, user_data, 0);
@@ -240,7 +285,21 @@ class UringPoller final : public Poller {
     ++in_flight_;
   }
 
- private:
+  // Owner thread, before it submits: the cancels other threads asked for.
+  // A request that arrives after this look comes with a wake(), which ends
+  // the wait that follows, so the next poll or wait takes it.
+  void take_cancel_requests() noexcept {
+    // Acquire: pairs with the release in cancel().
+    if (!cancel_requested_.load(std::memory_order_acquire)) return;
+    std::vector<std::uint64_t> requests;
+    {
+      MutexLock lock(cancel_mu_);
+      requests.swap(cancel_requests_);
+      cancel_requested_.store(false, std::memory_order_relaxed);  // under the lock
+    }
+    for (std::uint64_t user_data : requests) queue_cancel(user_data);
+  }
+
   unsigned kernel_flags() const noexcept {
     RingMemoryScope ring_memory;
     return IO_URING_READ_ONCE(*ring_.sq.kflags);
@@ -386,32 +445,30 @@ class UringPoller final : public Poller {
   unsigned in_flight_ = 0;                  // SQEs queued or submitted whose CQE is not reaped
   std::atomic<unsigned> ops_in_flight_{0};  // in_flight_ less the wake read
   std::uint16_t sequence_ = 0;
+  // Cancels asked for by other threads (step 4), for the owner to submit.
+  Mutex cancel_mu_;
+  std::vector<std::uint64_t> cancel_requests_ ABSL_GUARDED_BY(cancel_mu_);
+  std::atomic<bool> cancel_requested_{false};
 };
 
-std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags) {
-  return std::make_unique<UringPoller>(p, setup_flags);
-}
+namespace {
 
-bool uring_try(IoOp& op) noexcept {
-  const IoRequest& r = op.request;
-  if (r.kind != IoKind::kSend) return false;
-  for (;;) {
-    const ssize_t n = ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) {
-      op.result = static_cast<int>(n);
-      return true;
-    }
-    if (errno == EINTR) continue;
-    if ((errno == EAGAIN || errno == EWOULDBLOCK) && !io_never_waits(r)) return false;
-    op.result = -errno;
-    return true;
+class UringDriver final : public PollerDriver {
+ public:
+  const char* name() const noexcept override { return "io_uring"; }
+  std::unique_ptr<Poller> make_poller(P& p, const PollerChoice& choice) const override {
+    return std::make_unique<UringPoller>(p, choice.uring_flags);
   }
-}
+  // Nothing parks outside the rings: an op on a closed fd completes with
+  // its error through its own CQE.
+  void forget_fd(int) const noexcept override {}
+};
 
-void uring_submit(P& p, IoOp& op) noexcept { static_cast<UringPoller&>(*p.poller).submit(op); }
+}  // namespace
 
-void uring_cancel(P& p, std::uint64_t user_data) noexcept {
-  static_cast<UringPoller&>(*p.poller).cancel(user_data);
+const PollerDriver& uring_driver() noexcept {
+  static constinit const UringDriver driver;
+  return driver;
 }
 
 }  // namespace goro::detail

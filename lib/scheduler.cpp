@@ -50,8 +50,8 @@ inline std::uint64_t next_random(std::uint64_t& state) noexcept {
 Scheduler::Scheduler(const Config& config, unsigned procs)
     : config_(config), poller_(choose_poller(config.poller)) {
   enable_asymmetric_fences();
-  set_active_poller_kind(poller_.kind);
-  if (poller_.kind == PollerKind::kEpoll) epoll_new_epoch();
+  set_active_poller_driver(*poller_.driver);
+  poller_.driver->new_run();
   const std::uint32_t capacity = config.local_run_queue_capacity == 0
                                      ? SchedulerTuning::kLocalQueueCapacity
                                      : config.local_run_queue_capacity;
@@ -60,7 +60,7 @@ Scheduler::Scheduler(const Config& config, unsigned procs)
     for (unsigned i = 0; i < procs; ++i) {
       ps_.push_back(std::make_unique<P>(*this, i, capacity));
       ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
-      ps_.back()->poller = Poller::make(*ps_.back(), poller_);  // an eventfd (and epoll) each
+      ps_.back()->poller = poller_.driver->make_poller(*ps_.back(), poller_);  // an eventfd each
       alloc::register_cache(&ps_.back()->frame_cache);
     }
   } catch (...) {
@@ -116,7 +116,7 @@ void Scheduler::run(G* main) {
   threads_.clear();
   // Every ring is drained (each worker did it as it left); epoll's parked
   // ops are forgotten before the sweep frees their frames.
-  if (poller_.kind == PollerKind::kEpoll) epoll_new_epoch();
+  poller_.driver->new_run();
   sysmon_.stop();
   // Frames of goroutines parked in blocking calls hold the calls' jobs.
   wait_for_blocking_calls();
@@ -169,7 +169,7 @@ int Scheduler::start(P& p0) {
     for (auto& t : threads_) t.join();
     threads_.clear();
     if (p0_entered) leave_worker(p0, old_timer_slack);
-    if (poller_.kind == PollerKind::kEpoll) epoll_new_epoch();
+    poller_.driver->new_run();
     sweep_goroutines();
     throw;
   }

@@ -285,13 +285,10 @@ struct alignas(64) P {
   // to decide when to wake.
   std::atomic<std::int64_t> next_timer{TimerHeap::kNever};
 
-  // Requests from other threads, drained by the owner: goroutines made
-  // runnable for this P while it was idle (a blocking call returning to its
-  // previous P), and io_uring cancels for ops in this P's ring (the user_data
-  // of each; only the owner may submit to the ring).
+  // Goroutines made runnable for this P by other threads while it was idle
+  // (a blocking call returning to its previous P), drained by the owner.
   Mutex inbox_mu;
   std::vector<G*> inbox ABSL_GUARDED_BY(inbox_mu);
-  std::vector<std::uint64_t> cancel_inbox ABSL_GUARDED_BY(inbox_mu);
   std::atomic<bool> inbox_nonempty{false};
 
   // The CPU-time clock of this P's worker thread, so that sysmon can tell
@@ -412,10 +409,8 @@ class Scheduler {
   void ready(P& p, G* g) noexcept;
 
   // The netpoller (io.cpp): makes a goroutine whose op completed runnable
-  // on p (owner thread; the return value as runq_put's), and asks `owner` to
-  // cancel the op with `user_data` in its ring (any thread).
+  // on p (owner thread; the return value as runq_put's).
   bool ready_io(P& p, G* g) noexcept;
-  void post_cancel(P& owner, std::uint64_t user_data) noexcept;
 
   // goro::blocking (blocking.cpp).
   void submit_blocking(P& p, G* g, BlockingJob* job);
@@ -426,7 +421,6 @@ class Scheduler {
   [[nodiscard]] SchedulerStats stats() const noexcept;
   [[nodiscard]] std::vector<Stall> recent_stalls() noexcept;
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
-  [[nodiscard]] PollerKind poller_kind() const noexcept { return poller_.kind; }
   // After run(): the deadlock report, empty if the run ended normally.
   [[nodiscard]] const std::string& deadlock_report() const noexcept { return deadlock_report_; }
   // A goroutine was readied from a thread outside the runtime.

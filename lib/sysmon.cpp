@@ -59,9 +59,9 @@ bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
 }
 
 bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
-  // Only the epoll backend can be rescued (poller.hpp).
-  if (scheduler_.poller_kind() != PollerKind::kEpoll) return false;
   P& p = *scheduler_.ps_[index];
+  // Only some backends can be rescued (poller.hpp).
+  if (!p.poller->rescuable()) return false;
   const Watch& w = watches_[index];  // watch_p refreshed it this round
   // Relaxed: a snapshot, as in watch_p. The same goroutine has run since
   // w.since: no schedule, so no poll.

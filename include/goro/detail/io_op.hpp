@@ -86,10 +86,12 @@ struct IoOp {
   // An IoCancel value; set once, by a compare-exchange from kNone, from any
   // thread (a deadline timer, a stop callback).
   std::atomic<std::uint32_t> cancel{0};
-  // io_uring: the P whose ring holds the operation, and the user_data its
-  // SQE carries (the address plus a sequence number in the top 16 bits, so
-  // a stale cancel can never hit a later operation at the same address).
-  void* ring_owner = nullptr;
+  // The poller that holds the operation (opaque; set by io_start), which
+  // io_cancel asks to end it from any thread.
+  void* poller = nullptr;
+  // io_uring: the user_data its SQE carries (the address plus a sequence
+  // number in the top 16 bits, so a stale cancel can never hit a later
+  // operation at the same address).
   std::uint64_t user_data = 0;
   // Poller-private links and flags.
   IoOp* next = nullptr;
