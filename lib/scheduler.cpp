@@ -17,6 +17,7 @@
 #include "alloc/allocator.hpp"
 #include "goro/detail/asymmetric_fence.hpp"
 #include "goro/detail/chan_lock.hpp"
+#include "goro/detail/synchronisation_count.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
 #include "runtime_threads.hpp"
@@ -205,10 +206,10 @@ bool Scheduler::report_started(std::exception_ptr error) {
 int Scheduler::enter_worker(P& p) {
   tls_p = &p;
   assign_chan_lock_thread_id();
-  // Relaxed: sysmon reads them as hints.
-  p.chan_lock_id.store(chan_lock_thread_id, std::memory_order_relaxed);
+  tls_synchronisations = &p.spread_probe.synchronisations;
+  // Relaxed: sysmon reads it as a hint.
   if (clockid_t clock; pthread_getcpuclockid(pthread_self(), &clock) == 0) {
-    p.cpu_clock.store(clock, std::memory_order_relaxed);
+    p.spread_probe.cpu_clock.store(clock, std::memory_order_relaxed);
   }
   // Timers wake idle workers through futex timeouts: no slack, so that a
   // sleep ends when asked rather than up to 50 us later (the default).
@@ -220,6 +221,7 @@ int Scheduler::enter_worker(P& p) {
   } catch (...) {
     alloc::tls_frame_cache = nullptr;
     if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
+    tls_synchronisations = nullptr;
     release_chan_lock_thread_id();
     tls_p = nullptr;
     throw;
@@ -269,6 +271,7 @@ void Scheduler::leave_worker(P& p, int old_timer_slack) noexcept {
   p.frame_cache.flush();
   alloc::tls_frame_cache = nullptr;
   if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
+  tls_synchronisations = nullptr;
   release_chan_lock_thread_id();
   tls_p = nullptr;
 }

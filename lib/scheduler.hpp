@@ -291,16 +291,8 @@ struct alignas(64) P {
   std::vector<G*> inbox ABSL_GUARDED_BY(inbox_mu);
   std::atomic<bool> inbox_nonempty{false};
 
-  // The CPU-time clock of this P's worker thread, so that sysmon can tell
-  // a goroutine that computes from a thread the OS preempted. Set by the
-  // worker as it starts, before it runs any goroutine; relaxed, read by
-  // sysmon only, and only for a P that ran goroutines (so never the
-  // initial 0, CLOCK_REALTIME).
-  std::atomic<clockid_t> cpu_clock{0};
-  // The ChanLock owner id of this P's worker thread (0: none), so that
-  // sysmon can read how often it synchronises (count_synchronisation).
-  // Set by the worker as it starts; relaxed, read by sysmon only.
-  std::atomic<std::uint32_t> chan_lock_id{0};
+  // What sysmon reads of this P's worker thread (sysmon.hpp).
+  SpreadProbe spread_probe;
 };
 
 // What Config::on_uncaught_exception holds.

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "goro/cond.hpp"
-#include "goro/detail/chan_lock.hpp"
 #include "goro/detail/sync_waiter.hpp"
+#include "goro/detail/synchronisation_count.hpp"
 #include "goro/rwmutex.hpp"
 #include "goro/semaphore.hpp"
 #include "goro/wait_group.hpp"
@@ -310,7 +310,7 @@ void Cond::WaitAwaiter::on_signal(void* frame) noexcept {
 }
 
 void Cond::signal() noexcept {
-  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
+  detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
   lock_.lock();
   detail::SyncWaiter* w = waiters_.pop_front();
   lock_.unlock();
@@ -318,7 +318,7 @@ void Cond::signal() noexcept {
 }
 
 void Cond::broadcast() noexcept {
-  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
+  detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
   detail::WakeList to_wake;
   lock_.lock();
   while (!waiters_.empty()) to_wake.push(waiters_.pop_front());
@@ -375,7 +375,7 @@ bool Semaphore::try_acquire(std::int64_t n) noexcept {
 }
 
 void Semaphore::release(std::int64_t n) {
-  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
+  detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
   detail::WakeList to_wake;
   lock_.lock();
   if (n < 0 || n > cur_) {

@@ -5,7 +5,7 @@
 // the step numbers below refer to it.
 #include <stdexcept>
 
-#include "goro/detail/chan_lock.hpp"
+#include "goro/detail/synchronisation_count.hpp"
 #include "goro/detail/timer.hpp"
 #include "goro/mutex.hpp"
 
@@ -38,7 +38,7 @@ bool Mutex::try_lock() noexcept {
 }
 
 bool Mutex::lock_slow(detail::SyncWaiter* w) noexcept {
-  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
+  detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
   int iter = 0;
   // Relaxed loads of `state` in this loop are guesses: every decision is
   // made by a CAS, which fails (and reloads) if the guess was stale.
@@ -96,7 +96,7 @@ bool Mutex::lock_slow(detail::SyncWaiter* w) noexcept {
 }
 
 void Mutex::unlock_slow(std::uint32_t old) {
-  detail::count_synchronisation();  // for sysmon (chan_lock.hpp)
+  detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
   for (;;) {
     // Step 2.
     if ((old & kLocked) == 0) throw std::logic_error("sync: unlock of unlocked mutex");

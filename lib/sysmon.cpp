@@ -8,12 +8,14 @@
 #include <algorithm>
 
 #include "alloc/page_heap.hpp"
-#include "goro/detail/chan_lock.hpp"
+#include "goro/detail/synchronisation_count.hpp"
 #include "goro/detail/timer.hpp"
 #include "runtime_threads.hpp"
 #include "scheduler.hpp"
 
 namespace goro::detail {
+
+constinit thread_local std::atomic<std::uint32_t>* tls_synchronisations = nullptr;
 
 void Sysmon::start() {
   watches_.assign(scheduler_.ps_.size(), Watch{});
@@ -79,7 +81,7 @@ namespace {
 std::int64_t thread_cpu_nanos(const P& p) noexcept {
   timespec t{};
   // Relaxed: set by the worker before it runs any goroutine.
-  if (clock_gettime(p.cpu_clock.load(std::memory_order_relaxed), &t) != 0) return -1;
+  if (clock_gettime(p.spread_probe.cpu_clock.load(std::memory_order_relaxed), &t) != 0) return -1;
   return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
@@ -93,11 +95,8 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   // Relaxed: snapshots compared with the previous round's.
   const std::uintptr_t runnext = p.runnext.load(std::memory_order_relaxed);
   const std::uint64_t schedules = p.stats.schedules.load(std::memory_order_relaxed);
-  const std::uint32_t chan_lock_id = p.chan_lock_id.load(std::memory_order_relaxed);
   const std::uint32_t synchronisations =
-      chan_lock_id == 0
-          ? 0
-          : chan_lock_owner_slots[chan_lock_id].synchronisations.load(std::memory_order_relaxed);
+      p.spread_probe.synchronisations.load(std::memory_order_relaxed);
   const bool queued = queued_fifo || runnext != 0;
   // Handoff entries: what spreading would let thieves take (step 2).
   const bool queued_handoffs =

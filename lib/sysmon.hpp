@@ -46,6 +46,8 @@
 #ifndef GORO_LIB_SYSMON_HPP_
 #define GORO_LIB_SYSMON_HPP_
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -57,6 +59,22 @@
 namespace goro::detail {
 
 class Scheduler;
+
+// What sysmon reads of a P's worker thread to judge whether its goroutines
+// compute or synchronise (step 1b). Owned by the P; written by its worker,
+// read by sysmon only, relaxed everywhere.
+struct SpreadProbe {
+  // The thread's CPU-time clock, so that sysmon can tell a goroutine that
+  // computes from a thread the OS preempted. Set by the worker as it
+  // starts, before it runs any goroutine; read only for a P that ran
+  // goroutines (so never the initial 0, CLOCK_REALTIME).
+  std::atomic<clockid_t> cpu_clock{0};
+  // How often the thread has synchronised (wrapping): channel locks taken,
+  // sync primitives released, steal rounds, wakeups
+  // (goro/detail/synchronisation_count.hpp, which points this thread's
+  // tls_synchronisations here while it is the P's worker).
+  std::atomic<std::uint32_t> synchronisations{0};
+};
 
 struct SysmonTuning {
   static constexpr std::int64_t kStallNanos = 10'000'000;     // Go's forcePreemptNS
@@ -134,7 +152,7 @@ class Sysmon {
     std::uintptr_t runnext = 0;
     std::int64_t at = 0;  // when the round looked (monotonic ns)
     std::uint64_t schedules = 0;
-    std::uint32_t synchronisations = 0;  // count_synchronisation by the P's thread
+    std::uint32_t synchronisations = 0;  // SpreadProbe::synchronisations
     // Spreading (watch_queue, steps 1-3): the CPU window now open, and
     // how many windows in a row showed computing.
     CpuWindow window;

@@ -70,8 +70,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "goro/detail/chan_lock.hpp"
 #include "goro/detail/sync_waiter.hpp"
+#include "goro/detail/synchronisation_count.hpp"
 #include "goro/mutex.hpp"
 
 namespace goro {
@@ -158,7 +158,7 @@ class RWMutex {
       // Step 1. Acquire: a reader that gets in sees the last writer's
       // critical section (its unlock's add released).
       const bool in = rw_->reader_count_.fetch_add(1, std::memory_order_acquire) + 1 >= 0;
-      // Counted for sysmon (chan_lock.hpp): goroutines that share an
+      // Counted for sysmon (synchronisation_count.hpp): goroutines that share an
       // RWMutex are no pipeline to spread over idle Ps. Mutex counts only
       // its slow paths: its uncontended lock is a CAS that a count would
       // slow by a fifth, and a Mutex taken without contention is no reason

@@ -95,6 +95,7 @@
 
 #include "goro/detail/asymmetric_fence.hpp"
 #include "goro/detail/spinlock.hpp"
+#include "goro/detail/synchronisation_count.hpp"
 
 namespace goro::detail {
 
@@ -120,13 +121,6 @@ struct ChanLockTuning {
 struct alignas(64) ChanLockOwnerSlot {
   // Written only by the slot's thread; read by revokers.
   std::atomic<const void*> held[ChanLockTuning::kHeldPerThread] = {};
-  // How often the slot's thread has synchronised (wrapping): ChanLocks
-  // taken, and sync primitives released (count_synchronisation). sysmon
-  // compares it with time to tell goroutines that compute between
-  // handoffs from goroutines that synchronise all the time (sysmon.hpp,
-  // step 1b). Written only by the slot's thread. It shares the owner's
-  // line because every channel operation writes that line anyway.
-  std::atomic<std::uint32_t> synchronisations{0};
 };
 
 // Indexed by chan_lock_thread_id; static storage, so a revoker may read the
@@ -150,19 +144,6 @@ void release_chan_lock_thread_id() noexcept;
 // Revocations so far in this process (for tests and benchmarks: each cost a
 // membarrier).
 [[nodiscard]] std::uint64_t chan_lock_revocations() noexcept;
-
-// Counts one synchronisation by the calling thread in its slot, if it has
-// an id (worker threads do): see ChanLockOwnerSlot::synchronisations.
-// Relaxed load and store, not an atomic add: only this thread writes the
-// count, and sysmon needs no ordering to read it (a plain add on a line
-// this thread owns).
-[[gnu::always_inline]] inline void count_synchronisation(std::uint32_t me) noexcept {
-  std::atomic<std::uint32_t>& count = chan_lock_owner_slots[me].synchronisations;
-  count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-[[gnu::always_inline]] inline void count_synchronisation() noexcept {
-  if (const std::uint32_t me = chan_lock_thread_id; me != 0) count_synchronisation(me);
-}
 
 // True when biasing is sound here: the asymmetric fence has its membarrier
 // half (or, under ThreadSanitizer, both halves are full fences).
@@ -238,7 +219,7 @@ class ChanLock {
     light_fence();
     if (bias_.load(std::memory_order_relaxed) == me) [[likely]] {
       held_slot_ = static_cast<std::int8_t>(i);
-      count_synchronisation(me);  // here, once: a failed entry counts in lock_shared
+      count_synchronisation();  // here, once: a failed entry counts in lock_shared
       return true;
     }
     // Revoked under us: step back and queue on spin like anyone else.
@@ -259,7 +240,7 @@ class ChanLock {
   }
 
   [[gnu::noinline]] void lock_shared(std::uint32_t me) noexcept {
-    if (me != 0) count_synchronisation(me);
+    count_synchronisation();
     spin_.lock();
     // Relaxed: bias_ changes only under spin (L2), which we hold.
     const std::uint32_t b = bias_.load(std::memory_order_relaxed);
