@@ -25,6 +25,8 @@
 //   3. no poller has an op waiting (I/O could complete);
 //   4. no blocking call is in flight (it will ready its goroutine);
 //   5. no OutsideWaker is alive (its thread promised it may wake one).
+// The scheduler core answers 1 (Scheduler::nothing_runnable), the P's
+// timer queues 2, its pollers 3, BlockingCalls 4, and this file 5.
 // Each is read with the loads its owner's protocol already uses; a stale
 // "busy" only delays the decision, and a stale "quiet" cannot survive the
 // grace period, because anything that changes it also moves the activity
@@ -36,7 +38,7 @@
 
 #include "goro/run.hpp"
 #include "goroutine_pool.hpp"
-#include "scheduler.hpp"
+#include "runtime.hpp"
 
 namespace goro::detail {
 namespace {
@@ -50,31 +52,22 @@ std::atomic<std::uint64_t> outside_waker_events{0};  // made + dropped, ever
 
 }  // namespace
 
-bool Scheduler::quiescent(std::uint64_t& activity) noexcept {
-  if (stopping() || !all_idle()) return false;
-  // Acquire: pairs with complete_blocking's release decrement.
-  if (blocking_in_flight_.load(std::memory_order_acquire) != 0) return false;
-  if (global_.size_hint() != 0) return false;
-  if (outside_wakers.load(std::memory_order_relaxed) != 0) return false;
-  std::uint64_t count = outside_started_.load(std::memory_order_relaxed) +
-                        outside_readies_.load(std::memory_order_relaxed) +
-                        outside_waker_events.load(std::memory_order_relaxed);
-  for (const auto& p : ps_) {
-    // Relaxed loads: hints re-read after the grace period (see the top).
-    if (!p->runq.empty() || !p->spawned.empty() ||
-        p->runnext.load(std::memory_order_relaxed) != 0) {
-      return false;
-    }
-    if (p->inbox_nonempty.load(std::memory_order_relaxed)) return false;
-    if (p->next_timer.load(std::memory_order_relaxed) != TimerHeap::kNever) return false;
-    if (p->poller->ops_waiting()) return false;
-    count += p->stats.schedules.load(std::memory_order_relaxed);
+bool Runtime::quiescent(std::uint64_t& activity) noexcept {
+  if (scheduler_.stopping() || !scheduler_.all_idle()) return false;
+  if (blocking_calls_.any_in_flight()) return false;                      // 4
+  if (outside_wakers.load(std::memory_order_relaxed) != 0) return false;  // 5
+  std::uint64_t count = outside_waker_events.load(std::memory_order_relaxed);
+  if (!scheduler_.nothing_runnable(count)) return false;  // 1
+  for (const P* p : p_list_) {
+    // Relaxed: hints re-read after the grace period (see the top).
+    if (p->timers.next.load(std::memory_order_relaxed) != TimerHeap::kNever) return false;  // 2
+    if (p->poller->ops_waiting()) return false;                                             // 3
   }
   activity = count;
   return true;
 }
 
-void Scheduler::declare_deadlock() noexcept {
+void Runtime::declare_deadlock() noexcept {
   std::string report = "goro: fatal error: all goroutines are asleep - deadlock!\n";
   std::size_t listed = 0;
   std::size_t live = 0;
@@ -96,7 +89,7 @@ void Scheduler::declare_deadlock() noexcept {
   std::fputs(report.c_str(), stderr);
   std::fflush(stderr);
   deadlock_report_ = std::move(report);
-  begin_stop();
+  scheduler_.begin_stop();
 }
 
 }  // namespace goro::detail

@@ -19,9 +19,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "p.hpp"
 #include "poller.hpp"
 #include "runtime_state.hpp"
-#include "scheduler.hpp"
 
 namespace goro::detail {
 
@@ -60,14 +60,6 @@ void io_cancel(IoOp& op, IoCancel reason) noexcept {
     return;
   }
   static_cast<Poller*>(op.poller)->cancel(op);
-}
-
-bool Scheduler::ready_io(P& p, G* g) noexcept {
-  // The first goroutine of a batch takes runnext if it is free (an echo
-  // server's reader runs next, on this P), the rest go to the tail in
-  // completion order; finish_batch() wakes a P once per batch, if any went
-  // where a thief can take them (see ready_goroutine).
-  return runq_put(p, entry_for(g, /*claim=*/false), Placement::kRunNextIfFree);
 }
 
 }  // namespace goro::detail

@@ -46,7 +46,8 @@
 #include <system_error>
 
 #include "mutex.hpp"
-#include "scheduler.hpp"
+#include "p_core.hpp"
+#include "scheduler_interface.hpp"
 
 namespace goro::detail {
 namespace {
@@ -166,7 +167,7 @@ void set_active_poller_driver(const PollerDriver& driver) noexcept {
   active_driver.store(&driver, std::memory_order_relaxed);
 }
 
-Poller::Poller(P& p) : p_(p), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+Poller::Poller(PCore& p) : p_(p), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "goro: eventfd");
 }
 
@@ -212,7 +213,11 @@ void consume_sigpipe() noexcept {
 }
 
 void Poller::ready(IoOp& op) noexcept {
-  if (p_.scheduler.ready_io(p_, op.g)) stealable_ = true;
+  // The first goroutine of a batch takes runnext if it is free (an echo
+  // server's reader runs next, on this P), the rest go to the tail in
+  // completion order; finish_batch() wakes a P once per batch, if any went
+  // where a thief can take them (see ready_goroutine).
+  if (make_runnable(p_, op.g, Placement::kRunNextIfFree)) stealable_ = true;
   ++readied_;
 }
 
@@ -220,7 +225,7 @@ void Poller::finish_batch() noexcept {
   if (readied_ == 0) return;
   bump(p_.stats.io_completions, readied_);
   readied_ = 0;
-  if (stealable_) p_.scheduler.notify_work_available(&p_);
+  if (stealable_) notify_work_available(p_);
   stealable_ = false;
 }
 

@@ -100,7 +100,7 @@
 //   3. io_uring: not rescued. With SINGLE_ISSUER|DEFER_TASKRUN only the
 //      ring's thread may run the kernel's completion work (io_uring_enter
 //      from any other task fails), and a goroutine that computes cannot be
-//      preempted (goro is cooperative: P::preempt is honoured at yield()
+//      preempted (goro is cooperative: PCore::preempt is honoured at yield()
 //      and at suspension only). Its ops complete when it suspends.
 //   Rejected for epoll: nesting each P's epoll instance in the others'
 //   (an idle P would wake at once, but every event of a P that polls for
@@ -167,7 +167,7 @@
 
 namespace goro::detail {
 
-struct P;
+struct PCore;
 struct G;
 class Poller;
 class PollerDriver;
@@ -218,8 +218,9 @@ class PollerDriver {
 
   // "io_uring" or "epoll" (goro::io::poller_backend()).
   [[nodiscard]] virtual const char* name() const noexcept = 0;
-  // The poller of P `p` (not attached yet).
-  [[nodiscard]] virtual std::unique_ptr<Poller> make_poller(P& p,
+  // The poller of P `p` (not attached yet), whose completed goroutines go
+  // to p's queues.
+  [[nodiscard]] virtual std::unique_ptr<Poller> make_poller(PCore& p,
                                                             const PollerChoice& choice) const = 0;
   // A runtime on this backend is about to start, or its workers have all
   // exited (before the sweep frees the frames its ops are in).
@@ -263,7 +264,7 @@ class Poller {
  public:
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 
-  explicit Poller(P& p);
+  explicit Poller(PCore& p);
   virtual ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
@@ -311,7 +312,7 @@ class Poller {
   // what the wakers wrote before waking.
   void wake_consumed() noexcept { wake_pending_.exchange(false, std::memory_order_acq_rel); }
 
-  P& p_;
+  PCore& p_;
   const int wake_fd_;
   sigset_t saved_signal_mask_{};
   bool signal_mask_saved_ = false;

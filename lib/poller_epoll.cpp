@@ -67,9 +67,10 @@
 #include <system_error>
 
 #include "absl/container/inlined_vector.h"
+#include "mutex.hpp"
 #include "poller.hpp"
 #include "runtime_state.hpp"
-#include "scheduler.hpp"
+#include "scheduler_interface.hpp"
 
 namespace goro::detail {
 namespace {
@@ -340,7 +341,7 @@ int register_with(int epoll_fd, PollDesc& pd, int fd) noexcept
 
 class EpollPoller final : public Poller {
  public:
-  explicit EpollPoller(P& p) : Poller(p), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+  explicit EpollPoller(PCore& p) : Poller(p), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
     if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "goro: epoll");
     epoll_event ev{};
     ev.events = EPOLLIN;  // level-triggered: read until drained
@@ -392,11 +393,9 @@ class EpollPoller final : public Poller {
     collect(events, n, /*owner=*/false, done);
     for (IoOp* op : done) {
       // The owner's queue is its own: through the global queue instead.
-      if (p_.scheduler.global_put_from_outside(entry_for(op->g, /*claim=*/false))) {
-        p_.scheduler.count_outside_ready();
-      }
+      (void)make_runnable_through_global_queue(p_, op->g);  // stopping: left for the sweep
     }
-    if (!done.empty()) p_.scheduler.notify_work_available(nullptr);
+    if (!done.empty()) notify_work_available_from_outside(p_);
     return static_cast<std::uint32_t>(done.size());
   }
 
@@ -567,7 +566,7 @@ void forget_fd(int fd) noexcept {
 class EpollDriver final : public PollerDriver {
  public:
   const char* name() const noexcept override { return "epoll"; }
-  std::unique_ptr<Poller> make_poller(P& p, const PollerChoice&) const override {
+  std::unique_ptr<Poller> make_poller(PCore& p, const PollerChoice&) const override {
     return std::make_unique<EpollPoller>(p);
   }
   // A new registration epoch: every PollDesc of the run before is reset on

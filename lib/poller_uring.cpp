@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "mutex.hpp"
+#include "p_core.hpp"
 #include "poller.hpp"
 
 #if defined(__has_feature)
@@ -129,7 +130,7 @@ constinit thread_local const UringPoller* tls_ring = nullptr;
 
 class UringPoller final : public Poller {
  public:
-  UringPoller(P& p, unsigned setup_flags) : Poller(p), setup_flags_(setup_flags) {}
+  UringPoller(PCore& p, unsigned setup_flags) : Poller(p), setup_flags_(setup_flags) {}
   ~UringPoller() override {
     if (attached_) io_uring_queue_exit(&ring_);
   }
@@ -456,7 +457,7 @@ namespace {
 class UringDriver final : public PollerDriver {
  public:
   const char* name() const noexcept override { return "io_uring"; }
-  std::unique_ptr<Poller> make_poller(P& p, const PollerChoice& choice) const override {
+  std::unique_ptr<Poller> make_poller(PCore& p, const PollerChoice& choice) const override {
     return std::make_unique<UringPoller>(p, choice.uring_flags);
   }
   // Nothing parks outside the rings: an op on a closed fd completes with

@@ -26,6 +26,8 @@
 //      dropped unread, exchanges kJoinDetached and frees them if the child
 //      had already finished.
 // Exactly one of steps 4 and 5 frees: whichever exchange comes second.
+#include "runtime.hpp"
+
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -38,7 +40,6 @@
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "runtime_state.hpp"
-#include "scheduler.hpp"
 
 namespace goro::detail {
 
@@ -50,10 +51,10 @@ namespace {
 // Guards which runtime is running, for threads outside it (go/spawn from
 // outside, scheduler_stats) and for run() itself. Never taken on a hot path.
 Mutex runtime_mu;
-Scheduler* running ABSL_GUARDED_BY(runtime_mu) = nullptr;
+Runtime* running ABSL_GUARDED_BY(runtime_mu) = nullptr;
 // Whether a run() holds the process's one runtime slot: set before its
-// scheduler is built, cleared after it is destroyed. `running` is set only
-// in between, while the scheduler accepts goroutines.
+// Runtime is built, cleared after it is destroyed. `running` is set only
+// in between, while its scheduler accepts goroutines.
 bool runtime_reserved ABSL_GUARDED_BY(runtime_mu) = false;
 SchedulerStats last_run_stats ABSL_GUARDED_BY(runtime_mu);
 std::vector<Stall> last_run_stalls ABSL_GUARDED_BY(runtime_mu);
@@ -80,12 +81,12 @@ void validate(const Config& config) {
 
 // This thread is about to transfer into `g` (an inline child, or a joiner
 // its child resumes). Relaxed: sysmon's view of who runs, a hint.
-inline void switch_to(P* p, G* g) noexcept {
+inline void switch_to(PCore* p, G* g) noexcept {
   tls_g = g;
   p->running_goroutine.store(g->id, std::memory_order_relaxed);
 }
 
-void recycle_goroutine(P* p, G* g) noexcept {
+void recycle_goroutine(PCore* p, G* g) noexcept {
   g->live.store(false, std::memory_order_relaxed);  // see G::live
   g->root = nullptr;
   g->root_promise = nullptr;
@@ -120,7 +121,7 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
     // and thieves taking them one by one from the stack's old end collided
     // with exactly those joins (BM_SpawnJoin_Batch1000, 2 Ps: 9.5 -> 14 ms).
     s.runq_put(*p, entry_for(g, joinable),
-               joinable ? Scheduler::Placement::kRunNextIfFree : Scheduler::Placement::kSpawn);
+               joinable ? Placement::kRunNextIfFree : Placement::kSpawn);
     s.notify_work_available(p);
     return g;
   }
@@ -133,7 +134,7 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
     if (running == nullptr) {
       no_runtime = true;
     } else {
-      g = running->start_from_outside(root, promise, joinable);
+      g = running->scheduler().start_from_outside(root, promise, joinable);
     }
   } catch (...) {
     root.destroy();  // no record for it (out of memory)
@@ -151,6 +152,7 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
 std::coroutine_handle<> finish_goroutine(G* g) noexcept {
   P* p = tls_p;
   Scheduler& s = p->scheduler;
+  Runtime& runtime = p->runtime;
   bump(p->stats.goroutines_finished);
   if (g->is_main) {
     // run() reads the result after joining the workers; begin_stop's
@@ -161,7 +163,7 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
   }
   if (!g->joinable) {
     if (const std::exception_ptr& error = g->root_promise->exception()) {
-      s.report_uncaught(g->id, error);
+      runtime.report_uncaught(g->id, error);
     }
     g->root.destroy();  // we are in its final suspend: allowed
     recycle_goroutine(p, g);
@@ -183,7 +185,7 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
   if (previous == kJoinDetached) {
     // Its handle was dropped: nobody can read an exception any more.
     if (const std::exception_ptr& error = g->root_promise->exception()) {
-      s.report_uncaught(g->id, error);
+      runtime.report_uncaught(g->id, error);
     }
     g->root.destroy();
     recycle_goroutine(p, g);
@@ -246,18 +248,18 @@ void drop_join_handle(G* child) noexcept {
   if (child->root_promise != nullptr && child->root_promise->exception()) {
     std::exception_ptr error = child->root_promise->exception();
     if (P* p = tls_p) {
-      p->scheduler.report_uncaught(child->id, std::move(error));
+      p->runtime.report_uncaught(child->id, std::move(error));
     } else {
       UncaughtExceptionHook hook;
       bool report = false;
       {
         MutexLock lock(runtime_mu);
-        if (running != nullptr && !running->stopping()) {
+        if (running != nullptr && !running->scheduler().stopping()) {
           hook = running->uncaught_exception_hook();
           report = true;
         }
       }
-      if (report) Scheduler::report_uncaught(hook, child->id, std::move(error));  // unlocked
+      if (report) Runtime::report_uncaught(hook, child->id, std::move(error));  // unlocked
     }
   }
   if (child->root) child->root.destroy();
@@ -285,10 +287,10 @@ void yield_suspend(std::coroutine_handle<> awaiting) {
     // there before it comes back. Otherwise the local tail is enough and
     // needs no lock.
     p->preempt.store(false, std::memory_order_relaxed);
-    p->scheduler.yield_to_global(g);
+    p->scheduler.yield_to_global(*p, g);
     return;
   }
-  p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Scheduler::Placement::kTail);
+  p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Placement::kTail);
 }
 
 void ready_goroutine(G* g) noexcept {
@@ -303,28 +305,30 @@ void ready_goroutine(G* g) noexcept {
     // round.
     // The handoff bit keeps g near its partner, this goroutine: see
     // kHandoffBit. While sysmon sees this P's goroutines compute for
-    // microseconds between handoffs (P::spread_readies), g gets no bit:
+    // microseconds between handoffs (PCore::spread_readies), g gets no bit:
     // like any goroutine it wakes an idle P when displaced from runnext,
     // and thieves may take it, so that a second core shares the work.
     // Relaxed: a hint written by sysmon; a stale value costs one round.
     const bool spread = p->spread_readies.load(std::memory_order_relaxed);
     const Entry entry = entry_for(g, /*claim=*/false) | (spread ? 0 : kHandoffBit);
-    if (p->scheduler.runq_put(*p, entry, Scheduler::Placement::kRunNext)) {
+    if (p->scheduler.runq_put(*p, entry, Placement::kRunNext)) {
       p->scheduler.notify_work_available(p);
     }
     return;
   }
   // Under the lock, as start_goroutine: the scheduler cannot go away.
   MutexLock lock(runtime_mu);
-  if (running != nullptr && running->global_put_from_outside(entry_for(g, /*claim=*/false))) {
-    running->count_outside_ready();
-    running->notify_work_available(nullptr);
+  if (running == nullptr) return;
+  Scheduler& s = running->scheduler();
+  if (s.global_put_from_outside(entry_for(g, /*claim=*/false))) {
+    s.count_outside_ready();
+    s.notify_work_available(nullptr);
   }
 }
 
 void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config) {
   // 1. Reserve the process's runtime slot before touching anything: the
-  // Scheduler's constructor resets process-wide state (the active poller
+  // Runtime's constructor resets process-wide state (the active poller
   // kind, the epoll registration epoch) that a running runtime relies on.
   bool refused = false;
   {
@@ -336,24 +340,24 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
     main.destroy();  // outside the lock: its destructors may call go()
     throw std::logic_error("goro::run: a runtime is already running in this process");
   }
-  // Released last, once the scheduler is destroyed (declared first, so
+  // Released last, once the runtime is destroyed (declared first, so
   // destroyed after it): a later run() finds nothing of this one.
   absl::Cleanup release_reservation = [] {
     MutexLock lock(runtime_mu);
     runtime_reserved = false;
   };
-  // 2. Build the scheduler (the Ps and their pollers).
-  std::unique_ptr<Scheduler> scheduler;
+  // 2. Build the runtime (the Ps and their pollers).
+  std::unique_ptr<Runtime> runtime;
   try {
     validate(config);
-    scheduler = std::make_unique<Scheduler>(config, resolve_procs(config));
+    runtime = std::make_unique<Runtime>(config, resolve_procs(config));
   } catch (...) {
     main.destroy();
     throw;
   }
   {
     MutexLock lock(runtime_mu);
-    running = scheduler.get();
+    running = runtime.get();
   }
   GoroutinePool& pool = GoroutinePool::instance();
   G* g = pool.allocate();
@@ -370,7 +374,7 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
   // 3. Run. A runtime that cannot start throws here with nothing running;
   // main never ran.
   try {
-    scheduler->run(g);
+    runtime->run(g);
   } catch (...) {
     {
       MutexLock lock(runtime_mu);
@@ -383,12 +387,12 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
   }
   {
     MutexLock lock(runtime_mu);
-    last_run_stats = scheduler->stats();
-    last_run_stalls = scheduler->recent_stalls();
+    last_run_stats = runtime->stats();
+    last_run_stalls = runtime->recent_stalls();
     running = nullptr;
   }
-  std::string deadlock_report = scheduler->deadlock_report();
-  scheduler.reset();
+  std::string deadlock_report = runtime->deadlock_report();
+  runtime.reset();
   if (!deadlock_report.empty()) {
     // Main never finished: its frame (and every frame it awaits) goes now,
     // after the other goroutines', as a normal shutdown would order it.
@@ -400,6 +404,32 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
   // The frame stays: run() reads the result and destroys it.
   g->root = nullptr;
   recycle_goroutine(nullptr, g);
+}
+
+void Runtime::report_uncaught(const UncaughtExceptionHook& hook, std::uint64_t id,
+                              std::exception_ptr error) noexcept {
+  if (hook) {
+    hook(id, error);
+    return;
+  }
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "goroutine %llu: uncaught exception: %s\n",
+               static_cast<unsigned long long>(id), what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+SchedulerStats Runtime::stats() const noexcept {
+  SchedulerStats s = scheduler_.stats();
+  s.stalls = sysmon_.stall_count();
+  s.spread_rounds = sysmon_.spread_rounds();
+  return s;
 }
 
 }  // namespace goro::detail
@@ -424,14 +454,14 @@ std::size_t release_memory() {
 }
 
 std::vector<Stall> recent_stalls() {
-  if (detail::P* p = detail::tls_p) return p->scheduler.recent_stalls();
+  if (detail::P* p = detail::tls_p) return p->runtime.recent_stalls();
   detail::MutexLock lock(detail::runtime_mu);
   if (detail::running != nullptr) return detail::running->recent_stalls();
   return detail::last_run_stalls;
 }
 
 SchedulerStats scheduler_stats() noexcept {
-  if (detail::P* p = detail::tls_p) return p->scheduler.stats();
+  if (detail::P* p = detail::tls_p) return p->runtime.stats();
   detail::MutexLock lock(detail::runtime_mu);
   if (detail::running != nullptr) return detail::running->stats();
   return detail::last_run_stats;

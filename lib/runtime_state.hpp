@@ -14,6 +14,7 @@
 namespace goro::detail {
 
 struct P;
+struct PCore;
 
 // The P whose worker is this thread; nullptr on other threads.
 extern constinit thread_local P* tls_p;
@@ -22,7 +23,7 @@ extern constinit thread_local G* tls_g;
 
 // Returns a finished (or swept) goroutine's record to `p`'s cache, or to the
 // shared pool when p is nullptr.
-void recycle_goroutine(P* p, G* g) noexcept;
+void recycle_goroutine(PCore* p, G* g) noexcept;
 
 }  // namespace goro::detail
 

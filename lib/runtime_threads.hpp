@@ -5,7 +5,7 @@
 //
 // The operating system may refuse a thread (RLIMIT_NPROC, a pids cgroup, no
 // memory for a stack): std::thread then throws std::system_error. run()
-// turns that into a clean failure (Scheduler::start says how), and the seam
+// turns that into a clean failure (Runtime::start says how, runtime_threads.cpp), and the seam
 // lets tests reach every such failure point without changing the limits of
 // the whole test process (root is exempt from RLIMIT_NPROC anyway).
 #ifndef GORO_LIB_RUNTIME_THREADS_HPP_

@@ -1,34 +1,22 @@
-// lib/scheduler.cpp: the G/M/P scheduler. The design, its invariants and
-// the spin/park handshake are described at the top of scheduler.hpp; the
-// comments here say why each step and memory order is what it is.
+// lib/scheduler.cpp: the G/M/P scheduler core. The design, its invariants
+// and the spin/park handshake are described at the top of scheduler.hpp;
+// the comments here say why each step and memory order is what it is.
 #include "scheduler.hpp"
-
-#include <pthread.h>
-#include <sys/prctl.h>
 
 #include <algorithm>
 #include <cassert>
 #include <chrono>
-#include <cstdio>
 #include <numeric>
-#include <string>
 
 #include "absl/container/inlined_vector.h"
-#include "alloc/allocator.hpp"
 #include "goro/detail/asymmetric_fence.hpp"
-#include "goro/detail/chan_lock.hpp"
 #include "goro/detail/synchronisation_count.hpp"
+#include "goro/detail/timer.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
-#include "runtime_threads.hpp"
 
 namespace goro::detail {
 namespace {
-
-// The test seam of runtime_threads.hpp: starts left before refusals begin
-// (negative: never refuse). Relaxed: tests set it before run() starts, and
-// the starts that consume it need only the compare-exchange's atomicity.
-std::atomic<int> thread_starts_before_refusal{-1};
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,192 +36,17 @@ inline std::uint64_t next_random(std::uint64_t& state) noexcept {
 
 }  // namespace
 
-Scheduler::Scheduler(const Config& config, unsigned procs)
-    : config_(config), poller_(choose_poller(config.poller)) {
-  enable_asymmetric_fences();
-  set_active_poller_driver(*poller_.driver);
-  poller_.driver->new_run();
-  const std::uint32_t capacity = config.local_run_queue_capacity == 0
-                                     ? SchedulerTuning::kLocalQueueCapacity
-                                     : config.local_run_queue_capacity;
-  ps_.reserve(procs);
-  try {
-    for (unsigned i = 0; i < procs; ++i) {
-      ps_.push_back(std::make_unique<P>(*this, i, capacity));
-      ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
-      ps_.back()->poller = poller_.driver->make_poller(*ps_.back(), poller_);  // an eventfd each
-      alloc::register_cache(&ps_.back()->frame_cache);
-    }
-  } catch (...) {
-    // Out of fds or memory: no destructor runs for a half-built object, so
-    // the registry must not keep caches that die with their Ps here.
-    for (auto& p : ps_) alloc::unregister_cache(&p->frame_cache);
-    throw;
-  }
-  {
-    MutexLock lock(stall_mu_);
-    open_stall_.assign(procs, 0);
-  }
+Scheduler::Scheduler(std::vector<PCore*> ps) : ps_(std::move(ps)) {
+  const auto procs = static_cast<std::uint32_t>(ps_.size());
+  for (PCore* p : ps_) p->rng = 0x243f6a8885a308d3ULL * (p->index + 1);
   // Strides coprime to the number of Ps visit every P exactly once from any
   // starting point (Go's randomOrder).
   for (std::uint32_t s = 1; s <= procs; ++s) {
-    if (std::gcd(s, static_cast<std::uint32_t>(procs)) == 1) coprimes_.push_back(s);
+    if (std::gcd(s, procs) == 1) coprimes_.push_back(s);
   }
 }
 
-Scheduler::~Scheduler() {
-  for (auto& p : ps_) {
-    p->frame_cache.flush();
-    alloc::unregister_cache(&p->frame_cache);
-  }
-}
-
-void fail_runtime_thread_starts_after(int successes) noexcept {
-  thread_starts_before_refusal.store(successes, std::memory_order_relaxed);
-}
-
-bool runtime_thread_start_refused() noexcept {
-  int left = thread_starts_before_refusal.load(std::memory_order_relaxed);
-  while (left > 0) {
-    if (thread_starts_before_refusal.compare_exchange_weak(left, left - 1,
-                                                           std::memory_order_relaxed)) {
-      return false;
-    }
-  }
-  return left == 0;
-}
-
-P* Scheduler::current_p() noexcept { return tls_p; }
-
-void Scheduler::run(G* main) {
-  P& p0 = *ps_[0];
-  bump(p0.stats.goroutines_started);
-  const bool pushed = p0.runq.push(entry_for(main, /*claim=*/false));
-  (void)pushed;  // an empty queue always has room
-  const int old_timer_slack = start(p0);
-  schedule(p0);
-  leave_worker(p0, old_timer_slack);
-  for (auto& t : threads_) t.join();
-  threads_.clear();
-  // Every ring is drained (each worker did it as it left); epoll's parked
-  // ops are forgotten before the sweep frees their frames.
-  poller_.driver->new_run();
-  sysmon_.stop();
-  // Frames of goroutines parked in blocking calls hold the calls' jobs.
-  wait_for_blocking_calls();
-  sweep_goroutines();
-}
-
-// Starting is all or nothing, so that run() either runs or throws with
-// nothing left behind (no thread running, no ring or fd open):
-//   1. This thread becomes P 0's worker and attaches its poller (an
-//      io_uring ring is created on the thread that will submit to it).
-//   2. The other workers start; each attaches its P's poller and reports
-//      (report_started), then waits for the verdict. None runs a goroutine
-//      before the verdict, so none can have touched main or another P.
-//   3. Once all have reported without error, sysmon starts, and the
-//      verdict "run" releases the workers.
-//   4. On any failure (a thread refused, a ring or fd refused): the
-//      verdict "abandon" sends the started workers to detach and exit;
-//      they are joined, P 0 detaches, and begin_stop plus the sweep destroy
-//      the goroutines that outside threads started meanwhile (they never
-//      ran). The error goes up to run_main as a std::system_error.
-// Rejected: starting the workers straight into their loops and stopping
-// them on failure, as a normal shutdown does: a worker could already have
-// stolen main from P 0 and run it, so user code would run in a runtime
-// whose run() then reports that it never started.
-int Scheduler::start(P& p0) {
-  bool p0_entered = false;
-  int old_timer_slack = -1;
-  try {
-    old_timer_slack = enter_worker(p0);  // step 1
-    p0_entered = true;
-    // Reserved, so that push_back cannot throw once a thread runs.
-    threads_.reserve(ps_.size() - 1);
-    for (std::size_t i = 1; i < ps_.size(); ++i) {  // step 2
-      threads_.push_back(start_runtime_thread("worker thread for P " + std::to_string(i),
-                                              [this, i] { worker_main(*ps_[i]); }));
-    }
-    {
-      std::unique_lock lock(start_mu_);
-      start_cv_.wait(lock, [&] { return start_reports_ == threads_.size(); });
-      if (start_error_) std::rethrow_exception(start_error_);
-    }
-    sysmon_.start();  // step 3
-  } catch (...) {
-    {  // step 4
-      std::lock_guard lock(start_mu_);
-      start_verdict_ = StartVerdict::kAbandon;
-    }
-    start_cv_.notify_all();
-    begin_stop();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-    if (p0_entered) leave_worker(p0, old_timer_slack);
-    poller_.driver->new_run();
-    sweep_goroutines();
-    throw;
-  }
-  {
-    std::lock_guard lock(start_mu_);
-    start_verdict_ = StartVerdict::kRun;
-  }
-  start_cv_.notify_all();
-  return old_timer_slack;
-}
-
-void Scheduler::worker_main(P& p) {
-  int old_timer_slack;
-  try {
-    old_timer_slack = enter_worker(p);
-  } catch (...) {
-    (void)report_started(std::current_exception());
-    return;
-  }
-  if (report_started(nullptr)) schedule(p);
-  leave_worker(p, old_timer_slack);
-}
-
-bool Scheduler::report_started(std::exception_ptr error) {
-  std::unique_lock lock(start_mu_);
-  ++start_reports_;
-  if (error && !start_error_) start_error_ = std::move(error);
-  start_cv_.notify_all();
-  start_cv_.wait(lock, [this] { return start_verdict_ != StartVerdict::kPending; });
-  return start_verdict_ == StartVerdict::kRun;
-}
-
-int Scheduler::enter_worker(P& p) {
-  tls_p = &p;
-  assign_chan_lock_thread_id();
-  tls_synchronisations = &p.spread_probe.synchronisations;
-  // Relaxed: sysmon reads it as a hint.
-  if (clockid_t clock; pthread_getcpuclockid(pthread_self(), &clock) == 0) {
-    p.spread_probe.cpu_clock.store(clock, std::memory_order_relaxed);
-  }
-  // Timers wake idle workers through futex timeouts: no slack, so that a
-  // sleep ends when asked rather than up to 50 us later (the default).
-  const int old_timer_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-  prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
-  alloc::tls_frame_cache = &p.frame_cache;
-  try {
-    p.poller->attach();
-  } catch (...) {
-    alloc::tls_frame_cache = nullptr;
-    if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
-    tls_synchronisations = nullptr;
-    release_chan_lock_thread_id();
-    tls_p = nullptr;
-    throw;
-  }
-  if (p.index != 0) {
-    const std::string name = "goro-p" + std::to_string(p.index);
-    pthread_setname_np(pthread_self(), name.c_str());
-  }
-  return old_timer_slack;
-}
-
-void Scheduler::schedule(P& p) {
+void Scheduler::schedule(PCore& p) {
   for (;;) {
     const Found found = find_runnable(p);
     if (found.g == nullptr) break;  // stopping
@@ -263,19 +76,6 @@ void Scheduler::schedule(P& p) {
   }
 }
 
-void Scheduler::leave_worker(P& p, int old_timer_slack) noexcept {
-  // Cancel and reap every op in this P's ring before any frame goes.
-  p.poller->detach();
-  p.g_cache.flush(GoroutinePool::instance());
-  // Frames freed from now on (the shutdown sweep) go to the central lists.
-  p.frame_cache.flush();
-  alloc::tls_frame_cache = nullptr;
-  if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
-  tls_synchronisations = nullptr;
-  release_chan_lock_thread_id();
-  tls_p = nullptr;
-}
-
 G* Scheduler::decode(Entry entry) noexcept {
   if (entry == 0) return nullptr;  // tombstone
   G* g = reinterpret_cast<G*>(entry & ~kEntryFlags);
@@ -293,7 +93,7 @@ G* Scheduler::decode(Entry entry) noexcept {
   return nullptr;
 }
 
-G* Scheduler::pop_local_queue(P& p) noexcept {
+G* Scheduler::pop_local_queue(PCore& p) noexcept {
   Entry entry;
   while (p.runq.pop(entry)) {
     if (G* g = decode(entry)) return g;
@@ -301,7 +101,7 @@ G* Scheduler::pop_local_queue(P& p) noexcept {
   return nullptr;
 }
 
-G* Scheduler::pop_spawn_stack(P& p) noexcept {
+G* Scheduler::pop_spawn_stack(PCore& p) noexcept {
   Entry entry;
   while (p.spawned.pop(entry)) {
     if (G* g = decode(entry)) return g;
@@ -309,7 +109,7 @@ G* Scheduler::pop_spawn_stack(P& p) noexcept {
   return nullptr;
 }
 
-Scheduler::Found Scheduler::local_get(P& p) noexcept {
+Scheduler::Found Scheduler::local_get(PCore& p) noexcept {
   // Only this thread stores non-zero values here, so the record behind the
   // entry is already visible.
   const Entry next = p.runnext.load(std::memory_order_relaxed);
@@ -334,7 +134,7 @@ Scheduler::Found Scheduler::local_get(P& p) noexcept {
   return {pop_spawn_stack(p), false};  // skipped above for fairness
 }
 
-bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
+bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
   if (placement != Placement::kTail && p.runnext.load(std::memory_order_relaxed) == 0) {
     // Only this thread stores non-zero values, so a free slot stays free
     // until our store (thieves only ever turn a value into 0): no exchange
@@ -385,7 +185,7 @@ bool Scheduler::runq_put(P& p, Entry entry, Placement placement) {
   }
 }
 
-G* Scheduler::global_get(P& p, std::uint32_t max) {
+G* Scheduler::global_get(PCore& p, std::uint32_t max) {
   const std::size_t queued = global_.size_hint();
   if (queued == 0) return nullptr;
   std::size_t n = std::min<std::size_t>(queued / ps_.size() + 1, p.runq.capacity() / 2);
@@ -422,7 +222,7 @@ G* Scheduler::global_get(P& p, std::uint32_t max) {
 // before, and the re-read in c sees its 0. A thief that reads taking == 0
 // because the owner already finished (d) also sees the owner's plain store
 // of 0 (d is a release after it, g an acquire), so its CAS fails.
-bool Scheduler::take_runnext(P& p, Entry next) noexcept {
+bool Scheduler::take_runnext(PCore& p, Entry next) noexcept {
   p.runnext_taking.store(next, std::memory_order_relaxed);  // a
   light_fence();                                            // b
   bool taken;
@@ -440,7 +240,7 @@ bool Scheduler::take_runnext(P& p, Entry next) noexcept {
   return taken;
 }
 
-bool Scheduler::steal_runnext(P& victim, Entry& out) noexcept {
+bool Scheduler::steal_runnext(PCore& victim, Entry& out) noexcept {
   Entry next = victim.runnext.load(std::memory_order_relaxed);
   if (next == 0) return false;
   // The victim put it there to run it next: give it a few microseconds to
@@ -470,7 +270,7 @@ bool Scheduler::steal_runnext(P& victim, Entry& out) noexcept {
   return true;
 }
 
-G* Scheduler::steal_work(P& p) {
+G* Scheduler::steal_work(PCore& p) {
   const auto nprocs = static_cast<std::uint32_t>(ps_.size());
   std::int64_t now = 0;  // read once, in the last round, if a victim has timers
   for (int round = 0; round < SchedulerTuning::kStealRounds; ++round) {
@@ -479,7 +279,7 @@ G* Scheduler::steal_work(P& p) {
     std::uint32_t pos = static_cast<std::uint32_t>(r % nprocs);
     const std::uint32_t stride = coprimes_[(r >> 32) % coprimes_.size()];
     for (std::uint32_t i = 0; i < nprocs; ++i, pos = (pos + stride) % nprocs) {
-      P& victim = *ps_[pos];
+      PCore& victim = *ps_[pos];
       if (&victim == &p) continue;
       // Looking for work is synchronising, not computing: counted, so that
       // sysmon does not take a worker that spins for its partner's next
@@ -504,13 +304,9 @@ G* Scheduler::steal_work(P& p) {
         if (G* g = decode(entry)) return g;
         continue;  // a stale claim: its goroutine was joined inline
       }
-      if (last_round && victim.next_timer.load(std::memory_order_relaxed) != TimerHeap::kNever) {
-        // Run a busy victim's due timers here (Go steals timers too).
-        if (now == 0) now = monotonic_now_ns();
-        if (victim.next_timer.load(std::memory_order_relaxed) <= now &&
-            run_timers(victim, p, now)) {
-          if (Found f = local_get(p); f.g != nullptr) return f.g;
-        }
+      // Run a busy victim's due timers here (Go steals timers too).
+      if (last_round && PMechanisms::steal_due_timers(victim, p, now)) {
+        if (Found f = local_get(p); f.g != nullptr) return f.g;
       }
       // Relaxed: a hint; steal_runnext re-reads runnext and CASes it.
       if (last_round && (victim.runnext.load(std::memory_order_relaxed) & held) == 0 &&
@@ -539,12 +335,12 @@ bool Scheduler::any_work_visible() const noexcept {
   return false;
 }
 
-Scheduler::Found Scheduler::find_runnable(P& p) {
+Scheduler::Found Scheduler::find_runnable(PCore& p) {
   for (;;) {
     if (stopping()) return {};
     // 0. Due timers of this P (they may ready goroutines into runnext), and
     // goroutines handed to this P while it was idle.
-    check_timers(p);
+    PMechanisms::run_due_timers(p);
     drain_inbox(p);
     // The netpoller every kPollInterval schedules even while there is
     // other work, so that completions are not starved by a long queue (or
@@ -553,7 +349,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     // only once the queue has run lets SQEs from many goroutines go to the
     // kernel in one enter.
     if (p.stats.schedules.load(std::memory_order_relaxed) % SchedulerTuning::kPollInterval == 0) {
-      p.poller->poll();
+      PMechanisms::poll_io(p);
     }
 
     // 1. Fairness: the global queue first every 61st tick.
@@ -569,7 +365,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
       if (G* g = global_get(p, 0)) return {g, false};
     }
     // 4. The netpoller, without blocking (submits what goroutines queued).
-    p.poller->poll();
+    PMechanisms::poll_io(p);
     if (Found f = local_get(p); f.g != nullptr) return f;
     // 5. Steal, limiting spinners to half of the busy Ps.
     const std::uint32_t busy =
@@ -587,7 +383,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
     // memory read): a completion is often microseconds away (a peer's
     // reply). Poll for a while before paying for going idle: a full fence,
     // a sleep in the kernel and a wakeup.
-    if (p.poller->cheap_to_poll() && p.poller->has_ops_in_flight()) {
+    if (PMechanisms::io_completion_near(p)) {
       if (Found f = spin_on_poller(p); f.g != nullptr) return f;
     }
 
@@ -621,7 +417,7 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
         idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
         p.idle = false;
         npidle_.fetch_sub(1, std::memory_order_seq_cst);
-        note_busy();
+        PMechanisms::note_busy(p);
         p.spinning = true;
         nmspinning_.fetch_add(1, std::memory_order_seq_cst);
       }
@@ -630,25 +426,26 @@ Scheduler::Found Scheduler::find_runnable(P& p) {
       // loop tolerates.
       continue;
     }
-    // 6e. Sleep until wakep (which makes us spinning), begin_stop, or the
-    // earliest timer of any P.
-    idle_sleep(p);
+    // 6e. Sleep until wakep (which makes us spinning), begin_stop, an I/O
+    // completion, or the earliest timer of any P.
+    bump(p.stats.parks);
+    PMechanisms::sleep_idle(p);
   }
 }
 
-Scheduler::Found Scheduler::spin_on_poller(P& p) noexcept {
+Scheduler::Found Scheduler::spin_on_poller(PCore& p) noexcept {
   const std::int64_t deadline = monotonic_now_ns() + SchedulerTuning::kPollerSpinNanos;
   do {
     count_synchronisation();  // as in steal_work
     for (int i = 0; i < 16; ++i) cpu_relax();
-    p.poller->poll();
+    PMechanisms::poll_io(p);
     if (Found f = local_get(p); f.g != nullptr) return f;
     if (global_.size_hint() != 0 || p.inbox_nonempty.load(std::memory_order_relaxed)) break;
   } while (monotonic_now_ns() < deadline);
   return {};
 }
 
-void Scheduler::reset_spinning(P& p) noexcept {
+void Scheduler::reset_spinning(PCore& p) noexcept {
   p.spinning = false;
   nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
   // We found work; there may be more. Keep one spinner looking (Go's
@@ -656,7 +453,7 @@ void Scheduler::reset_spinning(P& p) noexcept {
   notify_work_available(&p);
 }
 
-void Scheduler::notify_work_available(P* p) noexcept {
+void Scheduler::notify_work_available(PCore* p) noexcept {
   // Step g: the enqueue (already done) must be ordered before the loads of
   // npidle/nmspinning below. The light half of the asymmetric fence pairs
   // with the idle worker's heavy half (6c).
@@ -666,7 +463,7 @@ void Scheduler::notify_work_available(P* p) noexcept {
   if (nmspinning_.load(std::memory_order_relaxed) != 0) return;
   std::uint32_t none = 0;
   if (!nmspinning_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) return;
-  P* woken = nullptr;
+  PCore* woken = nullptr;
   {
     MutexLock lock(sched_mu_);
     if (!idle_.empty()) {
@@ -675,7 +472,7 @@ void Scheduler::notify_work_available(P* p) noexcept {
       woken->idle = false;
       woken->spinning = true;  // it owns the nmspinning slot we just took
       npidle_.fetch_sub(1, std::memory_order_seq_cst);
-      note_busy();
+      PMechanisms::note_busy(*woken);
     }
   }
   if (woken == nullptr) {
@@ -688,11 +485,11 @@ void Scheduler::notify_work_available(P* p) noexcept {
   } else {
     outside_wakeups_.fetch_add(1, std::memory_order_relaxed);
   }
-  woken->poller->wake();
+  PMechanisms::wake(*woken);
 }
 
 void Scheduler::begin_stop() noexcept {
-  std::vector<P*> sleepers;
+  std::vector<PCore*> sleepers;
   {
     MutexLock lock(sched_mu_);
     // Release: a worker that acquires `stopping` also sees everything the
@@ -700,10 +497,10 @@ void Scheduler::begin_stop() noexcept {
     stopping_.store(true, std::memory_order_release);
     accepting_outside_ = false;
     sleepers.swap(idle_);
-    for (P* p : sleepers) p->idle = false;
+    for (PCore* p : sleepers) p->idle = false;
     npidle_.store(0, std::memory_order_relaxed);
   }
-  for (P* p : sleepers) p->poller->wake();
+  for (PCore* p : sleepers) PMechanisms::wake(*p);
 }
 
 bool Scheduler::global_put_from_outside(Entry entry) {
@@ -731,7 +528,7 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
   return g;
 }
 
-G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase* promise,
+G* Scheduler::new_goroutine(PCore* p, std::coroutine_handle<> root, TaskPromiseBase* promise,
                             bool joinable) {
   G* g = p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
   g->root = root;
@@ -757,7 +554,7 @@ G* Scheduler::new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase*
   return g;
 }
 
-std::uint64_t Scheduler::next_goroutine_id(P& p) noexcept {
+std::uint64_t Scheduler::next_goroutine_id(PCore& p) noexcept {
   if (p.next_id == p.end_id) {
     // Relaxed: ids need uniqueness only, which the RMW gives.
     p.next_id = id_source_.fetch_add(SchedulerTuning::kIdBatch, std::memory_order_relaxed);
@@ -766,7 +563,7 @@ std::uint64_t Scheduler::next_goroutine_id(P& p) noexcept {
   return p.next_id++;
 }
 
-bool Scheduler::claim_for_inline_join(P& p, G* child) noexcept {
+bool Scheduler::claim_for_inline_join(PCore& p, G* child) noexcept {
   std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
   // Acquire on success: pairs with new_goroutine's release store. The
   // handle pins the record, so the claim word is about this very child
@@ -793,72 +590,10 @@ bool Scheduler::claim_for_inline_join(P& p, G* child) noexcept {
   return true;
 }
 
-void Scheduler::report_uncaught(const UncaughtExceptionHook& hook, std::uint64_t id,
-                                std::exception_ptr error) noexcept {
-  if (hook) {
-    hook(id, error);
-    return;
-  }
-  std::string what = "unknown exception";
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    what = e.what();
-  } catch (...) {
-  }
-  std::fprintf(stderr, "goroutine %llu: uncaught exception: %s\n",
-               static_cast<unsigned long long>(id), what.c_str());
-  std::fflush(stderr);
-  std::abort();
-}
-
-void Scheduler::sweep_goroutines() noexcept {
-  // Every worker has exited and outside threads can no longer start
-  // goroutines (begin_stop refused them): this thread is the only one
-  // touching the queues and timers, and no record is born meanwhile. Queue
-  // entries and timers are dropped (a timer's node lives in a frame about
-  // to be destroyed); the records say what is alive. An outside thread may
-  // still release a finished goroutine by dropping its JoinHandle: it
-  // leaves join_state at kJoinDone (drop_join_handle), which this walk
-  // leaves alone.
-  for (auto& p : ps_) {
-    p->runq.clear();
-    p->spawned.clear();
-    p->runnext.store(0, std::memory_order_relaxed);
-    {
-      MutexLock inbox_lock(p->inbox_mu);
-      p->inbox.clear();
-      p->inbox_nonempty.store(false, std::memory_order_relaxed);
-    }
-    MutexLock lock(p->timer_mu);
-    p->timers.clear([](TimerNode* node) { node->owner.store(nullptr, std::memory_order_relaxed); });
-    p->next_timer.store(TimerHeap::kNever, std::memory_order_relaxed);
-  }
-  global_.clear();
-  GoroutinePool::instance().for_each_record([](G& g) {
-    if (!g.live.load(std::memory_order_relaxed) || g.is_main) return;
-    // A finished joinable goroutine keeps its frame for its handle.
-    if (g.joinable && g.join_state.load(std::memory_order_acquire) == kJoinDone) return;
-    std::coroutine_handle<> root = std::exchange(g.root, nullptr);
-    TaskPromiseBase* promise = std::exchange(g.root_promise, nullptr);
-    bool recycle_now = true;
-    if (g.joinable) {
-      // Mark it finished (result: none) so that its handle, when dropped,
-      // recycles the record; a handle already dropped leaves it to us.
-      recycle_now = g.join_state.exchange(kJoinDone, std::memory_order_acq_rel) == kJoinDetached;
-    }
-    // Runs the destructors of the goroutine's frames; they may drop other
-    // handles (recycling finished records) but cannot start goroutines.
-    // A chain of awaits however deep goes in constant stack (task.hpp).
-    if (root) destroy_frame_chain(root, *promise);
-    if (recycle_now) recycle_goroutine(nullptr, &g);
-  });
-}
-
 SchedulerStats Scheduler::stats() const noexcept {
   SchedulerStats s;
   s.procs = static_cast<std::uint32_t>(ps_.size());
-  for (const auto& p : ps_) {
+  for (const PCore* p : ps_) {
     const PStats& c = p->stats;
     auto get = [](const std::atomic<std::uint64_t>& v) {
       return v.load(std::memory_order_relaxed);
@@ -880,48 +615,15 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.io_completions += get(c.io_completions);
   }
   s.goroutines_started += outside_started_.load(std::memory_order_relaxed);
-  {
-    MutexLock lock(stall_mu_);
-    s.stalls = stall_count_;
-  }
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);
-  s.spread_rounds = spread_rounds_.load(std::memory_order_relaxed);
   s.global_queue_capacity = global_.capacity();
   return s;
 }
 
-}  // namespace goro::detail
-
-namespace goro::detail {
-
-void Scheduler::begin_stall(std::size_t p, std::uint64_t goroutine, std::int64_t nanos) {
-  {
-    MutexLock lock(stall_mu_);
-    if (stalls_.size() == kStallHistory) stalls_.erase(stalls_.begin());
-    stalls_.push_back(
-        Stall{goroutine, std::chrono::nanoseconds(nanos), static_cast<std::uint32_t>(p)});
-    open_stall_[p] = ++stall_count_;
-  }
-  // Ask the goroutine to give the P back at its next chance, and get an
-  // idle worker to take what waits behind it (its queue, runnext, timers).
-  ps_[p]->preempt.store(true, std::memory_order_relaxed);
-  P* woken = nullptr;
-  {
-    MutexLock lock(sched_mu_);
-    if (!idle_.empty()) woken = claim_idle_locked(idle_.back());
-  }
-  if (woken != nullptr) woken->poller->wake();
-}
-
-void Scheduler::end_stall(std::size_t p, std::int64_t nanos) {
-  MutexLock lock(stall_mu_);
-  // Update the record if it is still in the history.
-  const std::uint64_t number = open_stall_[p];
-  const std::uint64_t oldest = stall_count_ - stalls_.size() + 1;
-  if (number >= oldest && number <= stall_count_) {
-    stalls_[number - oldest].duration = std::chrono::nanoseconds(nanos);
-  }
-  open_stall_[p] = 0;
+void Scheduler::preempt(PCore& p) noexcept {
+  // Relaxed: a hint the owner reads at yield() and after each goroutine.
+  p.preempt.store(true, std::memory_order_relaxed);
+  wake_idle_p();
 }
 
 bool Scheduler::kick_global_queue() noexcept {
@@ -933,9 +635,137 @@ bool Scheduler::kick_global_queue() noexcept {
   return true;
 }
 
-std::vector<Stall> Scheduler::recent_stalls() noexcept {
-  MutexLock lock(stall_mu_);
-  return stalls_;
+PCore* Scheduler::claim_idle_locked(PCore* w) noexcept {
+  idle_.erase(std::find(idle_.begin(), idle_.end(), w));
+  w->idle = false;
+  w->spinning = true;  // it owns the nmspinning slot added here
+  npidle_.fetch_sub(1, std::memory_order_seq_cst);
+  nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+  PMechanisms::note_busy(*w);
+  return w;
 }
+
+void Scheduler::wake_idle_p() noexcept {
+  PCore* woken = nullptr;
+  {
+    MutexLock lock(sched_mu_);
+    // As wakep: it looks for work, then sleeps again.
+    if (!idle_.empty()) woken = claim_idle_locked(idle_.back());
+  }
+  if (woken != nullptr) PMechanisms::wake(*woken);
+}
+
+void Scheduler::leave_idle(PCore& p) noexcept {
+  MutexLock lock(sched_mu_);
+  if (!p.idle) return;
+  idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
+  p.idle = false;
+  npidle_.fetch_sub(1, std::memory_order_seq_cst);  // as every npidle change (handshake)
+  PMechanisms::note_busy(p);
+}
+
+// A P's inbox: how a goroutine made runnable by another thread reaches an
+// idle P (a blocking call returning to its previous P, blocking.cpp).
+// Why no wakeup is lost: the submitter decides under sched_mu_ whether the
+// P is idle, and a worker joins the idle list under the same lock and
+// afterwards re-checks its inbox flag (step d): either the submitter sees
+// it idle (and wakes it) or the worker's re-check sees the flag set before
+// the submitter took the lock.
+void Scheduler::make_runnable_at_home(PCore& home, G* g) noexcept {
+  PCore* woken = nullptr;
+  {
+    MutexLock lock(sched_mu_);
+    if (home.idle) {
+      {
+        MutexLock inbox_lock(home.inbox_mu);
+        home.inbox.push_back(g);
+        // seq_cst: read by the home worker's idle re-check.
+        home.inbox_nonempty.store(true, std::memory_order_seq_cst);
+      }
+      woken = claim_idle_locked(&home);
+    }
+  }
+  if (woken != nullptr) {
+    PMechanisms::wake(*woken);
+  } else if (global_put_from_outside(entry_for(g, /*claim=*/false))) {
+    notify_work_available(nullptr);
+  } else {
+    // Stopping: put it in the inbox all the same; the shutdown sweep will
+    // destroy it with the other live goroutines.
+    MutexLock inbox_lock(home.inbox_mu);
+    home.inbox.push_back(g);
+  }
+}
+
+void Scheduler::drain_inbox(PCore& p) noexcept {
+  // Relaxed: a hint checked every schedule; the inbox lock orders the
+  // goroutines themselves, and the idle re-check uses seq_cst.
+  if (!p.inbox_nonempty.load(std::memory_order_relaxed)) return;
+  std::vector<G*> arrived;
+  {
+    MutexLock lock(p.inbox_mu);
+    arrived.swap(p.inbox);
+    p.inbox_nonempty.store(false, std::memory_order_relaxed);  // under the inbox lock
+  }
+  for (G* g : arrived) runq_put(p, entry_for(g, /*claim=*/false), Placement::kTail);
+}
+
+bool Scheduler::nothing_runnable(std::uint64_t& activity) const noexcept {
+  if (global_.size_hint() != 0) return false;
+  std::uint64_t count = outside_started_.load(std::memory_order_relaxed) +
+                        outside_readies_.load(std::memory_order_relaxed);
+  for (const PCore* p : ps_) {
+    // Relaxed loads: hints re-read after the grace period (deadlock.cpp).
+    if (!p->runq.empty() || !p->spawned.empty() ||
+        p->runnext.load(std::memory_order_relaxed) != 0) {
+      return false;
+    }
+    if (p->inbox_nonempty.load(std::memory_order_relaxed)) return false;
+    count += p->stats.schedules.load(std::memory_order_relaxed);
+  }
+  activity += count;
+  return true;
+}
+
+void Scheduler::drop_queued() noexcept {
+  for (PCore* p : ps_) {
+    p->runq.clear();
+    p->spawned.clear();
+    p->runnext.store(0, std::memory_order_relaxed);
+    MutexLock inbox_lock(p->inbox_mu);
+    p->inbox.clear();
+    p->inbox_nonempty.store(false, std::memory_order_relaxed);
+  }
+  global_.clear();
+}
+
+// The interface of the mechanisms (scheduler_interface.hpp).
+
+bool make_runnable(PCore& p, G* g, Placement placement) noexcept {
+  return p.scheduler.runq_put(p, entry_for(g, /*claim=*/false), placement);
+}
+
+void notify_work_available(PCore& p) noexcept { p.scheduler.notify_work_available(&p); }
+
+bool make_runnable_through_global_queue(PCore& any, G* g) noexcept {
+  Scheduler& s = any.scheduler;
+  if (!s.global_put_from_outside(entry_for(g, /*claim=*/false))) return false;
+  s.count_outside_ready();
+  return true;
+}
+
+void notify_work_available_from_outside(PCore& any) noexcept {
+  any.scheduler.notify_work_available(nullptr);
+}
+
+void make_runnable_at_home(PCore& home, G* g) noexcept {
+  home.scheduler.make_runnable_at_home(home, g);
+}
+
+void wake_idle_p(PCore& any) noexcept { any.scheduler.wake_idle_p(); }
+
+void leave_idle(PCore& p) noexcept { p.scheduler.leave_idle(p); }
+
+bool stopping(const PCore& p) noexcept { return p.scheduler.stopping(); }
 
 }  // namespace goro::detail

@@ -1,21 +1,27 @@
 // lib/scheduler.hpp
 //
-// Defines: goro::detail::P (a processor), goro::detail::Scheduler (the
-// runtime: Ps, their worker threads, the global queue, the idle list).
+// Defines: goro::detail::Scheduler (the scheduler core: the worker loop,
+// the global queue, stealing, the idle list and the spin/park handshake).
 //
-// Goroutine scheduler, after Go's proc.go.
+// Goroutine scheduler, after Go's proc.go. The core depends on nothing
+// above it: it runs on PCores (p_core.hpp), reaches each P's timers and
+// poller through PMechanisms (p_core.hpp), which P's layer defines (p.cpp), and the
+// mechanisms reach it back through scheduler_interface.hpp. Starting and
+// stopping the worker threads, sysmon and the shutdown sweep belong to the
+// runtime that owns a Scheduler and its Ps (runtime.hpp).
 //
 // Glossary
 //   G  a goroutine: a root Task and the chain of Tasks it awaits, described
 //      by a G record (goro/detail/goroutine.hpp).
 //   M  a worker thread. Unlike Go, each M is bound to one P for the life of
 //      the runtime: an io_uring ring belongs to the thread that submits to
-//      it, so the P that owns a ring cannot move between threads (BRIEF,
-//      "Threads and who owns what"). Blocking calls go to separate syscall
-//      threads that hold no P (a later issue).
-//   P  a processor: the right to run goroutines, with a local run queue, a
-//      runnext slot, a goroutine-record cache, counters, and (later) a
-//      timer heap, a poller and an allocator cache.
+//      it, so the P that owns a ring cannot move between threads
+//      (ARCHITECTURE, "Why one thread per P"). Blocking calls go to
+//      separate syscall threads that hold no P (blocking.cpp).
+//   P  a processor: the right to run goroutines. Its core part (PCore) has
+//      a local run queue, a runnext slot, a spawn stack, a goroutine-record
+//      cache and counters; P (p.hpp) adds a timer heap, a poller, sysmon's
+//      probe and an allocator cache.
 //
 // Run queue entries
 //   Queues hold uintptr_t entries: a G address, with bit 0 set for the
@@ -39,22 +45,30 @@
 //      it from the list, under sched_mu_.
 //
 // Finding work (find_runnable), as findRunnable in proc.go:
+//   0. This P's due timers (PMechanisms::run_due_timers) and the
+//      goroutines other threads handed to it (its inbox); every
+//      kPollInterval schedules, also the netpoller.
 //   1. Every 61st schedule tick, one G from the global queue first, so that
 //      goroutines that keep readying each other cannot starve it.
 //   2. runnext (the G inherits the current time slice: the tick is not
-//      advanced), then the local queue.
+//      advanced), then the spawn stack and the local queue (local_get says
+//      in which order).
 //   3. The global queue: a batch of min(len/nprocs + 1, capacity/2).
-//   4. The netpoller, without blocking: submits the SQEs the goroutines
-//      queued since the last poll, in one enter, and readies the goroutines
-//      of completed ops. (Also every kPollInterval schedules at the top.)
+//   4. The netpoller, without blocking (PMechanisms::poll_io): submits the
+//      SQEs the goroutines queued since the last poll, in one enter, and
+//      readies the goroutines of completed ops.
 //   5. Steal, if this worker is spinning or fewer than half of the busy Ps
 //      are spinning: 4 rounds over the other Ps in a random order with a
-//      stride coprime to their number, taking half of a victim's queue;
-//      in the last round also its runnext, but only after giving the
-//      victim ~3 microseconds to run it itself.
+//      stride coprime to their number, taking half of a victim's queue,
+//      else the oldest of its spawn stack; in the last round also its due
+//      timers (PMechanisms::steal_due_timers) and its runnext, but runnext
+//      only after giving the victim ~3 microseconds to run it itself.
 //   5b. If this P's poller is cheap to poll (io_uring) and has ops in
-//      flight, poll it for up to kPollerSpinNanos first.
-//   6. Go idle (the spin/park handshake below), then sleep.
+//      flight (PMechanisms::io_completion_near), poll it for up to
+//      kPollerSpinNanos first.
+//   6. Go idle (the spin/park handshake below, steps a-e), then sleep in
+//      the poller until woken or until the earliest timer
+//      (PMechanisms::sleep_idle: timers.cpp has that handshake).
 //
 // Spin/park handshake: no wakeup is lost.
 //   Going idle (worker W):
@@ -66,8 +80,9 @@
 //     d. Re-check every P's queue and runnext and the global queue. If any
 //        has work: leave the idle list (or, if a waker already removed W,
 //        accept the spinning state it gave) and start again at 1.
-//     e. Otherwise sleep in the Parker until woken.
-//   Submitting work (spawn, ready, yield-to-global, overflow):
+//     e. Otherwise sleep (PMechanisms::sleep_idle) until woken
+//        (PMechanisms::wake: the poller's eventfd).
+//   Submitting work (spawn, ready, yield-to-global, overflow, a P's inbox):
 //     f. Enqueue (release store of tail / runnext / under the queue lock).
 //     g. Full fence (seq_cst).
 //     h. wakep: if npidle == 0 or nmspinning != 0, stop: a spinner exists
@@ -84,45 +99,38 @@
 // Rejected alternatives
 //   * One shared queue under a lock (the simplest design): every spawn
 //     contends on one cache line; Go and Tokio both moved away from it.
-//   * Work-first LIFO deques (Cilk, Chase-Lev): good fork-join locality but
-//     no FIFO fairness; goro keeps Go's FIFO queue and gets fork-join
-//     locality from runnext plus inline joins instead.
+//   * Work-first LIFO deques (Cilk, Chase-Lev) as the only queue: good
+//     fork-join locality but no FIFO fairness. goro keeps Go's FIFO queue
+//     for readied and yielding goroutines and gets fork-join locality from
+//     runnext, inline joins and the spawn stack, a LIFO for new spawns
+//     only, bounded by kSpawnChain (spawn_stack.hpp).
 //   * Migrating Ps between threads as Go does at syscalls: impossible with
 //     a ring per P; blocking work moves to syscall threads instead.
 //   * A registry of live goroutines (a locked list) for shutdown: two
 //     atomic read-modify-writes per spawn; type-stable records let the
 //     shutdown sweep find live goroutines by walking the slabs instead.
+//   * Calling the mechanisms through virtual functions of an interface
+//     object: an indirect call at every schedule (step 0). PMechanisms'
+//     functions are plain functions that the layer above defines, as
+//     direct a call as when the core called the timers itself.
 #ifndef GORO_LIB_SCHEDULER_HPP_
 #define GORO_LIB_SCHEDULER_HPP_
 
-#include <time.h>
-
 #include <atomic>
-#include <condition_variable>
 #include <coroutine>
 #include <cstdint>
-#include <exception>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <thread>
 #include <vector>
 
-#include "alloc/frame_cache.hpp"
 #include "global_queue.hpp"
-#include "goro/blocking.hpp"
-#include "goro/config.hpp"
 #include "goro/detail/goroutine.hpp"
 #include "goro/scheduler_stats.hpp"
-#include "goroutine_pool.hpp"
 #include "mutex.hpp"
-#include "poller.hpp"
-#include "run_queue.hpp"
-#include "spawn_stack.hpp"
-#include "sysmon.hpp"
-#include "timer_heap.hpp"
+#include "p_core.hpp"
+#include "scheduler_interface.hpp"
 
 namespace goro::detail {
+
+class TaskPromiseBase;
 
 // Go's scheduler constants (proc.go), named.
 struct SchedulerTuning {
@@ -157,194 +165,27 @@ struct SchedulerTuning {
   static constexpr std::uint32_t kSpawnChain = 61;
   // Goroutine ids are handed to Ps in batches (Go: _GoidCacheBatch, 16).
   // Larger than Go's: the batch refill is a locked add on a line every P
-  // shares, which showed at 5% of a spawn with batches of 16; ids only need
-  // to be unique.
+  // shares, which is a visible part of a spawn with batches of 16; ids
+  // only need to be unique.
   static constexpr std::uint64_t kIdBatch = 1024;
 };
 
-using Entry = std::uintptr_t;
-inline constexpr Entry kClaimBit = 1;
-// On the entry of a goroutine that a goroutine running on this P readied
-// (a channel or sync handoff, detail::ready_goroutine): its partner runs
-// here, so it is held back from thieves while the P keeps working through
-// its queue (ARCHITECTURE, "Keeping partners together"). G records are
-// 64-byte aligned, so the low bits are free.
-inline constexpr Entry kHandoffBit = 2;
-inline constexpr Entry kEntryFlags = kClaimBit | kHandoffBit;
-
-inline Entry entry_for(G* g, bool claim) noexcept {
-  return reinterpret_cast<Entry>(g) | (claim ? kClaimBit : 0);
-}
-
-// Whether a queue entry is dead (it can run nothing): a tombstone, or a
-// claim entry whose goroutine is claimed already (its joiner ran it inline, or
-// another entry started it). Such an entry may be dropped wherever it waits.
-inline bool entry_is_stale(Entry entry) noexcept {
-  if (entry == 0) return true;
-  if ((entry & kClaimBit) == 0) return false;
-  const G* g = reinterpret_cast<const G*>(entry & ~kEntryFlags);
-  // Relaxed: records are type-stable, so the claim word is always readable;
-  // any value but kUnclaimed means this entry would lose its claim, or win
-  // that of a recycled record, which has its own entry queued.
-  return g->claim.load(std::memory_order_relaxed) != static_cast<std::uint32_t>(Claim::kUnclaimed);
-}
-
-// Per-P counters, written only by the owner with relaxed load+store (no
-// read-modify-write on the hot path), read by anyone with relaxed loads.
-struct PStats {
-  std::atomic<std::uint64_t> goroutines_started{0};
-  std::atomic<std::uint64_t> goroutines_finished{0};
-  std::atomic<std::uint64_t> schedules{0};
-  std::atomic<std::uint64_t> inline_joins{0};
-  std::atomic<std::uint64_t> yields{0};
-  std::atomic<std::uint64_t> steals{0};
-  std::atomic<std::uint64_t> stolen_goroutines{0};
-  std::atomic<std::uint64_t> global_queue_takes{0};
-  std::atomic<std::uint64_t> local_queue_overflows{0};
-  std::atomic<std::uint64_t> parks{0};
-  std::atomic<std::uint64_t> wakeups{0};
-  std::atomic<std::uint64_t> timers_fired{0};
-  std::atomic<std::uint64_t> blocking_calls{0};
-  std::atomic<std::uint64_t> io_waits{0};
-  std::atomic<std::uint64_t> io_completions{0};
-};
-
-inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
-  // Owner-only counter: a relaxed load and store avoid a locked instruction.
-  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
-class Scheduler;
-
-struct alignas(64) P {
-  P(Scheduler& scheduler, std::uint32_t index, std::uint32_t queue_capacity)
-      : scheduler(scheduler), index(index), runq(queue_capacity), spawned(queue_capacity) {}
-
-  Scheduler& scheduler;
-  const std::uint32_t index;
-  RunQueue runq;
-  // Goroutines spawned here that have not started (spawn_stack.hpp): the
-  // owner takes the newest first, thieves the oldest.
-  SpawnStack spawned;
-  // A G readied by the running G that should run next (Go's p.runnext).
-  // Owner stores non-zero; thieves CAS to 0 in their last steal round.
-  alignas(64) std::atomic<Entry> runnext{0};
-  // The runnext take handshake (take_runnext / steal_runnext): the entry
-  // the owner is taking with plain stores, and how many thieves are trying
-  // to CAS runnext away. Same line as runnext: thieves touch it rarely.
-  std::atomic<Entry> runnext_taking{0};
-  std::atomic<std::uint32_t> runnext_thieves{0};
-  // Schedule ticks; written by the owner only, read by thieves (relaxed) to
-  // see whether the P is making progress.
-  std::atomic<std::uint32_t> schedtick{0};
-  // Set while this P's handoffs are released (sysmon.hpp, step 1b):
-  // thieves may take handoff entries too. Set while the queue is stuck or
-  // while spread_readies is.
-  std::atomic<bool> release_handoffs{false};
-  // Set while this P's goroutines compute for long between handoffs
-  // (sysmon.hpp, step 1b): its readies then carry no handoff bit, so that
-  // they wake idle Ps and are stolen like any other goroutine and a second
-  // core shares the work.
-  // Both flags are written by sysmon only; relaxed everywhere: they are
-  // hints.
-  std::atomic<bool> spread_readies{false};
-
-  // Owner-only state.
-  std::uint32_t runnext_chain = 0;  // runnext takes in a row (kRunnextChain)
-  std::uint32_t spawn_chain = 0;    // spawn-stack takes in a row (kSpawnChain)
-  bool spinning = false;            // also written by a waker while the P is idle (under sched_mu_)
-  bool idle = false;                // guarded by Scheduler::sched_mu_
-  // Incremented each time the worker loop regains control from a goroutine
-  // (see G::inline_epoch).
-  std::uint64_t loop_epoch = 0;
-  // The id of the goroutine the worker resumed, 0 between goroutines.
-  // Written by the owner (relaxed stores), read by sysmon.
-  std::atomic<std::uint64_t> running_goroutine{0};
-  // Set by sysmon when the running goroutine has held the P too long;
-  // cleared by the owner when it honours it (yield, next suspension).
-  std::atomic<bool> preempt{false};
-  std::uint64_t rng = 0;
-  std::uint64_t next_id = 0;
-  std::uint64_t end_id = 0;
-  GoroutineCache g_cache;
-  GoroutinePool* const g_pool = &GoroutinePool::instance();  // saves a guard check per use
-  alloc::FrameCache frame_cache;
-  // The netpoller: an idle worker sleeps in it, and wake() is how other
-  // threads rouse it (poller.hpp). Created with the P, attached to the ring
-  // on the worker thread.
-  std::unique_ptr<Poller> poller;
-  PStats stats;
-
-  // Timers armed on this P. Any thread may take the lock: the owner runs
-  // due timers at each schedule, idle Ps run a busy P's due timers, and a
-  // timer is stopped from wherever its owner goroutine runs now.
-  Mutex timer_mu;
-  TimerHeap timers ABSL_GUARDED_BY(timer_mu);
-  // timers.earliest(), readable without the lock: the owner checks it at
-  // every schedule (no clock read when it is kNever), idle workers use it
-  // to decide when to wake.
-  std::atomic<std::int64_t> next_timer{TimerHeap::kNever};
-
-  // Goroutines made runnable for this P by other threads while it was idle
-  // (a blocking call returning to its previous P), drained by the owner.
-  Mutex inbox_mu;
-  std::vector<G*> inbox ABSL_GUARDED_BY(inbox_mu);
-  std::atomic<bool> inbox_nonempty{false};
-
-  // What sysmon reads of this P's worker thread (sysmon.hpp).
-  SpreadProbe spread_probe;
-};
-
-// What Config::on_uncaught_exception holds.
-using UncaughtExceptionHook = decltype(Config::on_uncaught_exception);
-
 class Scheduler {
  public:
-  Scheduler(const Config& config, unsigned procs);
-  ~Scheduler();
+  // A scheduler for `ps`, made and owned by the runtime, each with this
+  // scheduler as its own.
+  explicit Scheduler(std::vector<PCore*> ps);
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Runs the runtime until `main` finishes (called by run_main). If the
-  // runtime cannot start (a thread or a poller refused), throws
-  // std::system_error having stopped and joined whatever it had started and
-  // destroyed the goroutines started from outside meanwhile; `main` never
-  // ran and stays with the caller.
-  void run(G* main);
+  // The worker loop of p: runs goroutines until the runtime stops.
+  void schedule(PCore& p);
 
-  // The Scheduler whose worker is the current thread, or nullptr.
-  static P* current_p() noexcept;
-
-  G* new_goroutine(P* p, std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
-  void free_goroutine(P* p, G* g) noexcept;
-  // Where runq_put places an entry.
-  enum class Placement {
-    // runnext, moving its previous occupant to the local queue's tail (Go's
-    // runqput(next=true)): for a goroutine readied by the running one, whose
-    // prompt handoff matters. An empty slot takes a plain store (only this
-    // thread stores non-zero values); an occupied one an atomic exchange
-    // (thieves may be taking the occupant). The plain store saved a locked
-    // instruction per channel handoff: ping-pong 96 -> 74 ns.
-    kRunNext,
-    // runnext if it is free (a plain store: thieves only ever clear it),
-    // otherwise the tail: for spawns. Go displaces the occupant for spawns
-    // too; goro does not, saving the exchange on the hottest path. A burst of
-    // spawns then runs oldest first, which is also what FIFO order would do,
-    // and fork-join code joins its children inline anyway.
-    kRunNextIfFree,
-    // runnext if it is free, otherwise the spawn stack (spawn_stack.hpp),
-    // otherwise the local queue's tail: for go() (spawn() keeps
-    // kRunNextIfFree, see start_goroutine).
-    kSpawn,
-    // The local queue's tail (yield, redistributing a global batch).
-    kTail,
-  };
+  G* new_goroutine(PCore* p, std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
   // Makes `entry` runnable from p's worker, spilling half of the local queue
   // to the global queue when it is full. Returns whether a goroutine landed
-  // where other Ps can steal it (the local or global queue) rather than
-  // only in runnext, which thieves leave alone until their last round:
-  // only then is waking an idle P worth its cost.
-  bool runq_put(P& p, Entry entry, Placement placement);
+  // where other Ps can steal it (see make_runnable).
+  bool runq_put(PCore& p, Entry entry, Placement placement);
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // once the runtime stops accepting work.
   bool global_put_from_outside(Entry entry);
@@ -354,18 +195,23 @@ class Scheduler {
   // and the record's birth share sched_mu_ with begin_stop, so the shutdown
   // sweep sees every record born before it and none after.
   G* start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
-  // Puts a yielding goroutine that was asked to give its P back onto the
-  // global queue and wakes a worker.
-  void yield_to_global(G* g) noexcept {
+  // Puts a goroutine yielding on p that was asked to give its P back onto
+  // the global queue and wakes a worker.
+  void yield_to_global(PCore& p, G* g) noexcept {
     global_.push(entry_for(g, /*claim=*/false));
-    notify_work_available(current_p());
+    notify_work_available(&p);
   }
   // A hint (relaxed): whether goroutines wait in the global queue.
   [[nodiscard]] bool global_queue_has_work() const noexcept { return global_.size_hint() != 0; }
-  // Counts a goroutine from outside the runtime that the global queue took.
-  void count_outside_start() noexcept { outside_started_.fetch_add(1, std::memory_order_relaxed); }
-  // Step g-h of the handshake.
-  void notify_work_available(P* p) noexcept;
+  // Steps g-h of the handshake; p is the submitter's P, nullptr outside
+  // the runtime.
+  void notify_work_available(PCore* p) noexcept;
+  // make_runnable_at_home (scheduler_interface.hpp).
+  void make_runnable_at_home(PCore& home, G* g) noexcept;
+  // wake_idle_p (scheduler_interface.hpp).
+  void wake_idle_p() noexcept;
+  // leave_idle (scheduler_interface.hpp).
+  void leave_idle(PCore& p) noexcept;
 
   // Called when main finishes: stops accepting work and wakes every worker.
   void begin_stop() noexcept;
@@ -377,198 +223,92 @@ class Scheduler {
   // For an inline join: wins the first run of `child` (the claim CAS) and
   // tombstones its claim entry if that is still in p's runnext or local
   // queue. Returns false when someone else started the child first.
-  bool claim_for_inline_join(P& p, G* child) noexcept;
+  bool claim_for_inline_join(PCore& p, G* child) noexcept;
 
-  // An exception nobody can read any more (a detached goroutine's, or one
-  // a dropped JoinHandle never read) goes to `hook`, or, when it is empty,
-  // is printed with the goroutine's id before std::abort().
-  static void report_uncaught(const UncaughtExceptionHook& hook, std::uint64_t id,
-                              std::exception_ptr error) noexcept;
-  void report_uncaught(std::uint64_t id, std::exception_ptr error) noexcept {
-    report_uncaught(config_.on_uncaught_exception, id, std::move(error));
-  }
-  [[nodiscard]] const UncaughtExceptionHook& uncaught_exception_hook() const noexcept {
-    return config_.on_uncaught_exception;
-  }
+  // Counters for work that arrives from outside the runtime. Relaxed: the
+  // deadlock check only compares two readings, the stats only add up.
+  void count_outside_start() noexcept { outside_started_.fetch_add(1, std::memory_order_relaxed); }
+  void count_outside_ready() noexcept { outside_readies_.fetch_add(1, std::memory_order_relaxed); }
 
-  // Timers (timers.cpp describes the protocol).
-  void arm_timer(P& p, TimerNode* node);
-  // Disarms `node` if it is still in `owner`'s heap (owner was loaded from
-  // node->owner before the call).
-  bool disarm_timer(P& owner, TimerNode* node) noexcept;
-  // Makes `g` (woken by a timer) runnable on the current worker's P, at
-  // the tail of its queue, and wakes a worker.
-  void ready(P& p, G* g) noexcept;
-
-  // The netpoller (io.cpp): makes a goroutine whose op completed runnable
-  // on p (owner thread; the return value as runq_put's).
-  bool ready_io(P& p, G* g) noexcept;
-
-  // goro::blocking (blocking.cpp).
-  void submit_blocking(P& p, G* g, BlockingJob* job);
-  // On the syscall thread, after the call: makes the goroutine runnable,
-  // on its previous P if that P is idle, else through the global queue.
-  void complete_blocking(BlockingJob* job) noexcept;
-
-  [[nodiscard]] SchedulerStats stats() const noexcept;
-  [[nodiscard]] std::vector<Stall> recent_stalls() noexcept;
-  [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
-  // After run(): the deadlock report, empty if the run ended normally.
-  [[nodiscard]] const std::string& deadlock_report() const noexcept { return deadlock_report_; }
-  // A goroutine was readied from a thread outside the runtime.
-  void count_outside_ready() noexcept {
-    // Relaxed: a count; the deadlock check only compares two readings.
-    outside_readies_.fetch_add(1, std::memory_order_relaxed);
-  }
-
- private:
-  friend class Sysmon;
-
-  // sysmon's view (sysmon.cpp, scheduler.cpp).
-  // How many Ps are idle now (relaxed: a hint, for sysmon).
+  // What sysmon asks (through the runtime's SysmonView).
+  // How many Ps are idle now (relaxed: a hint).
   [[nodiscard]] std::uint32_t idle_procs() const noexcept {
     return npidle_.load(std::memory_order_relaxed);
   }
   [[nodiscard]] bool all_idle() const noexcept {
     return npidle_.load(std::memory_order_seq_cst) == ps_.size();
   }
-  void begin_stall(std::size_t p, std::uint64_t goroutine, std::int64_t nanos);
-  void end_stall(std::size_t p, std::int64_t nanos);
+  // p's goroutine has held it too long: asks it to give the P back at its
+  // next chance, and gets an idle worker to take what waits behind it (its
+  // queue, runnext, timers).
+  void preempt(PCore& p) noexcept;
   // Wakes a worker if the global queue has work and nobody looks for it.
   bool kick_global_queue() noexcept;
-  // Deadlock detection (deadlock.cpp). If nothing could wake any goroutine
-  // now, stores in `activity` a count that changes whenever anything runs
-  // or arrives, and returns true.
-  bool quiescent(std::uint64_t& activity) noexcept;
-  // Prints the report, stops the runtime, and makes run_main throw.
-  void declare_deadlock() noexcept;
-  [[nodiscard]] bool detect_deadlocks() const noexcept { return config_.detect_deadlocks; }
-  [[nodiscard]] std::int64_t deadlock_grace_nanos() const noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(config_.deadlock_grace).count();
-  }
-  // An idle P became busy (npidle was decremented).
-  void note_busy() noexcept { sysmon_.note_busy(); }
 
+  // The deadlock check (deadlock.cpp), with every P idle: whether no
+  // goroutine waits in any run queue, runnext, spawn stack, inbox or the
+  // global queue; if so adds to `activity` a count that moves whenever a
+  // goroutine runs or arrives from outside.
+  [[nodiscard]] bool nothing_runnable(std::uint64_t& activity) const noexcept;
+  // After the workers exited: drops every queue entry (the records say
+  // what is alive; the sweep destroys it).
+  void drop_queued() noexcept;
+
+  // The core's counters summed over the Ps.
+  [[nodiscard]] SchedulerStats stats() const noexcept;
+  [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
+
+ private:
   struct Found {
     G* g = nullptr;
     bool inherit_time = false;
   };
 
-  // Starting (Scheduler::start in scheduler.cpp): attaches P 0 on this
-  // thread, starts the other workers, each of which attaches its P and
-  // reports, then sysmon; returns P 0's saved timer slack. On any failure
-  // it undoes everything and throws.
-  int start(P& p0);
-  // A worker thread's whole life: enter, report, run if the start
-  // succeeded, leave.
-  void worker_main(P& p);
-  // Reports this worker's start (`error` null: attached) and waits for
-  // the verdict: true to run, false to leave at once.
-  bool report_started(std::exception_ptr error);
-  // Binds this thread to p and attaches p's poller; returns the thread's
-  // previous timer slack. On failure undoes the binding and throws.
-  int enter_worker(P& p);
-  // Runs goroutines until the runtime stops.
-  void schedule(P& p);
-  // Detaches p's poller and unbinds this thread (the inverse of enter).
-  void leave_worker(P& p, int old_timer_slack) noexcept;
-  Found find_runnable(P& p);
+  Found find_runnable(PCore& p);
   G* decode(Entry entry) noexcept;
-  Found local_get(P& p) noexcept;
-  G* global_get(P& p, std::uint32_t max);
-  G* steal_work(P& p);
-  bool steal_runnext(P& victim, Entry& out) noexcept;
+  Found local_get(PCore& p) noexcept;
+  G* global_get(PCore& p, std::uint32_t max);
+  G* steal_work(PCore& p);
+  bool steal_runnext(PCore& victim, Entry& out) noexcept;
   // The owner takes `next` out of its runnext; false if a thief won it.
-  bool take_runnext(P& p, Entry next) noexcept;
+  bool take_runnext(PCore& p, Entry next) noexcept;
   // Owner only: the first goroutine still to run from p's local queue /
   // spawn stack (skipping tombstones and stale claims), or nullptr.
-  G* pop_local_queue(P& p) noexcept;
-  G* pop_spawn_stack(P& p) noexcept;
+  G* pop_local_queue(PCore& p) noexcept;
+  G* pop_spawn_stack(PCore& p) noexcept;
   // The entry bits that thieves must leave in p's queues now: kHandoffBit,
-  // or none while sysmon has released them (P::release_handoffs; relaxed,
-  // a hint).
-  static Entry held_entry_bits(const P& p) noexcept {
+  // or none while sysmon has released them (PCore::release_handoffs;
+  // relaxed, a hint).
+  static Entry held_entry_bits(const PCore& p) noexcept {
     return p.release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
   }
-  Found spin_on_poller(P& p) noexcept;
+  Found spin_on_poller(PCore& p) noexcept;
   bool any_work_visible() const noexcept;
-  void reset_spinning(P& p) noexcept;
-  void wakep() noexcept;
-  std::uint64_t next_goroutine_id(P& p) noexcept;
-  // Runs the due timers of `victim` on this worker's P `p`; returns whether
-  // any fired.
-  bool run_timers(P& victim, P& p, std::int64_t now) noexcept;
-  // Runs p's own due timers; no clock read when it has none.
-  void check_timers(P& p) noexcept;
-  // Runs every P's due timers; returns whether any fired.
-  bool run_all_due_timers(P& p, std::int64_t now) noexcept;
-  [[nodiscard]] std::int64_t earliest_timer() const noexcept;
-  // A timer earlier than every sleeping worker's deadline was armed.
-  void wake_for_timer(std::int64_t when) noexcept;
-  // Sleeps an idle worker until woken or until the earliest timer.
-  void idle_sleep(P& p) noexcept;
-  // Takes p off the idle list if it is still on it (it woke by itself).
-  void leave_idle(P& p) noexcept;
+  void reset_spinning(PCore& p) noexcept;
+  std::uint64_t next_goroutine_id(PCore& p) noexcept;
   // Takes idle worker `w` off the idle list, makes it spinning (it owns a
-  // new nmspinning slot) and returns it for unpark().
-  P* claim_idle_locked(P* w) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(sched_mu_);
-  void drain_inbox(P& p) noexcept;
-  // Waits until no blocking call of this runtime is in flight.
-  void wait_for_blocking_calls() noexcept;
-  void sweep_goroutines() noexcept;
+  // new nmspinning slot) and returns it for PMechanisms::wake.
+  PCore* claim_idle_locked(PCore* w) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(sched_mu_);
+  // Makes the goroutines in p's inbox runnable on p.
+  void drain_inbox(PCore& p) noexcept;
 
-  Config config_;
-  const PollerChoice poller_;
-  std::vector<std::unique_ptr<P>> ps_;
-  std::vector<std::thread> threads_;
-  // The start handshake (start / report_started): how many workers have
-  // reported, the first error, and the verdict they wait for.
-  enum class StartVerdict { kPending, kRun, kAbandon };
-  std::mutex start_mu_;
-  std::condition_variable start_cv_;
-  std::size_t start_reports_ = 0;
-  std::exception_ptr start_error_;
-  StartVerdict start_verdict_ = StartVerdict::kPending;
+  const std::vector<PCore*> ps_;
   std::vector<std::uint32_t> coprimes_;  // strides for the random steal order
   GlobalQueue global_{&entry_is_stale};
 
   // Protects the idle list and the stop decision (Go's sched.lock).
   Mutex sched_mu_;
-  std::vector<P*> idle_ ABSL_GUARDED_BY(sched_mu_);
+  std::vector<PCore*> idle_ ABSL_GUARDED_BY(sched_mu_);
   bool accepting_outside_ ABSL_GUARDED_BY(sched_mu_) = true;
 
   alignas(64) std::atomic<std::uint32_t> nmspinning_{0};
   std::atomic<std::uint32_t> npidle_{0};
   std::atomic<bool> stopping_{false};
   alignas(64) std::atomic<std::uint64_t> id_source_{2};  // 1 is main
-  // The deadline of the one idle worker that sleeps until the earliest
-  // timer (0: none does; the others sleep without a deadline), and that
-  // worker. Go's sched.pollUntil.
-  alignas(64) std::atomic<std::int64_t> timer_sleeper_deadline_{0};
-  std::atomic<P*> timer_sleeper_{nullptr};
-  // Blocking calls submitted and not yet completed.
-  std::atomic<std::int64_t> blocking_in_flight_{0};
-
-  Sysmon sysmon_{*this};
-  // Stalls sysmon saw (the most recent kStallHistory), and per P the index
-  // of its stall in progress in stall_ids_ terms.
-  static constexpr std::size_t kStallHistory = 64;
-  // Goroutines listed by name in a deadlock report (the rest are counted).
-  static constexpr std::size_t kDeadlockReportLimit = 100;
-  mutable Mutex stall_mu_;
-  std::vector<Stall> stalls_ ABSL_GUARDED_BY(stall_mu_);
-  std::uint64_t stall_count_ ABSL_GUARDED_BY(stall_mu_) = 0;
-  std::vector<std::uint64_t> open_stall_ ABSL_GUARDED_BY(stall_mu_);  // stall number per P
   // Counters for work submitted from outside the runtime.
   std::atomic<std::uint64_t> outside_started_{0};
   std::atomic<std::uint64_t> outside_wakeups_{0};
   std::atomic<std::uint64_t> outside_readies_{0};
-  // sysmon rounds in which a P spread its handoffs (SchedulerStats);
-  // written by sysmon only.
-  std::atomic<std::uint64_t> spread_rounds_{0};
-  // Written by sysmon before it stops the runtime; read after the workers
-  // and sysmon are joined.
-  std::string deadlock_report_;
 };
 
 }  // namespace goro::detail

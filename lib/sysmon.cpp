@@ -10,16 +10,21 @@
 #include "alloc/page_heap.hpp"
 #include "goro/detail/synchronisation_count.hpp"
 #include "goro/detail/timer.hpp"
+#include "p.hpp"
 #include "runtime_threads.hpp"
-#include "scheduler.hpp"
 
 namespace goro::detail {
 
 constinit thread_local std::atomic<std::uint32_t>* tls_synchronisations = nullptr;
 
 void Sysmon::start() {
-  watches_.assign(scheduler_.ps_.size(), Watch{});
-  queue_watches_.assign(scheduler_.ps_.size(), QueueWatch{});
+  const std::size_t procs = view_.ps().size();
+  watches_.assign(procs, Watch{});
+  queue_watches_.assign(procs, QueueWatch{});
+  {
+    MutexLock lock(stall_mu_);
+    open_stall_.assign(procs, 0);
+  }
   thread_ = start_runtime_thread("sysmon thread", [this] {
     pthread_setname_np(pthread_self(), "goro-sysmon");
     // Step 1c makes system calls on goroutines' fds: as on the workers, a
@@ -43,25 +48,55 @@ void Sysmon::stop() noexcept {
 }
 
 bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
-  P& p = *scheduler_.ps_[index];
+  P& p = *view_.ps()[index];
   Watch& w = watches_[index];
   // Relaxed: both are written by the worker with relaxed stores; a stale
   // value only delays detection by a round.
   const std::uint64_t running = p.running_goroutine.load(std::memory_order_relaxed);
   const std::uint64_t schedules = p.stats.schedules.load(std::memory_order_relaxed);
   if (running == 0 || schedules != w.schedules) {
-    if (w.reported) scheduler_.end_stall(index, now - w.since);
+    if (w.reported) end_stall(index, now - w.since);
     w = Watch{schedules, now, false};
     return false;
   }
   if (w.reported || now - w.since < SysmonTuning::kStallNanos) return false;
   w.reported = true;
-  scheduler_.begin_stall(index, running, now - w.since);
+  begin_stall(index, running, now - w.since);
+  view_.preempt(p);
   return true;
 }
 
+void Sysmon::begin_stall(std::size_t index, std::uint64_t goroutine, std::int64_t nanos) {
+  MutexLock lock(stall_mu_);
+  if (stalls_.size() == kStallHistory) stalls_.erase(stalls_.begin());
+  stalls_.push_back(
+      Stall{goroutine, std::chrono::nanoseconds(nanos), static_cast<std::uint32_t>(index)});
+  open_stall_[index] = ++stall_count_;
+}
+
+void Sysmon::end_stall(std::size_t index, std::int64_t nanos) {
+  MutexLock lock(stall_mu_);
+  // Update the record if it is still in the history.
+  const std::uint64_t number = open_stall_[index];
+  const std::uint64_t oldest = stall_count_ - stalls_.size() + 1;
+  if (number >= oldest && number <= stall_count_) {
+    stalls_[number - oldest].duration = std::chrono::nanoseconds(nanos);
+  }
+  open_stall_[index] = 0;
+}
+
+std::vector<Stall> Sysmon::recent_stalls() const {
+  MutexLock lock(stall_mu_);
+  return stalls_;
+}
+
+std::uint64_t Sysmon::stall_count() const {
+  MutexLock lock(stall_mu_);
+  return stall_count_;
+}
+
 bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
-  P& p = *scheduler_.ps_[index];
+  P& p = *view_.ps()[index];
   // Only some backends can be rescued (poller.hpp).
   if (!p.poller->rescuable()) return false;
   const Watch& w = watches_[index];  // watch_p refreshed it this round
@@ -88,7 +123,7 @@ std::int64_t thread_cpu_nanos(const P& p) noexcept {
 }  // namespace
 
 bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
-  P& p = *scheduler_.ps_[index];
+  P& p = *view_.ps()[index];
   QueueWatch& w = queue_watches_[index];
   const std::uint32_t consumed = p.runq.consumed();
   const bool queued_fifo = !p.runq.empty();
@@ -106,7 +141,7 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   //       none since, or the same runnext waited while the P ran one
   //       goroutine throughout (a goroutine that computes, or one that
   //       runs a long loop of channel operations that never park); or
-  //   (b) the P spreads (P::spread_readies): goroutines wait while the P's
+  //   (b) the P spreads (PCore::spread_readies): goroutines wait while the P's
   //       goroutines compute kComputeNanosPerSync or more per
   //       synchronisation (a schedule, a channel lock, a sync primitive's
   //       release: count_synchronisation). A pipeline whose stages compute
@@ -167,7 +202,7 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
     return from.cpu >= 0 && cpu >= 0 &&
            cpu - from.cpu >= std::max<std::int64_t>(n, 1) * SysmonTuning::kComputeNanosPerSync;
   };
-  // Relaxed: hints for thieves and ready_goroutine (scheduler.hpp, P).
+  // Relaxed: hints for thieves and ready_goroutine (p_core.hpp, PCore).
   const bool was_spreading = p.spread_readies.load(std::memory_order_relaxed);
   bool spread = was_spreading;
   if (!idle && was_spreading) {  // step 3
@@ -208,16 +243,16 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   if (was_spreading != spread) p.spread_readies.store(spread, std::memory_order_relaxed);
   if (spread) {
     // Relaxed load and store: sysmon is the only writer.
-    scheduler_.spread_rounds_.store(scheduler_.spread_rounds_.load(std::memory_order_relaxed) + 1,
-                                    std::memory_order_relaxed);
+    spread_rounds_.store(spread_rounds_.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
   }
   if (p.release_handoffs.load(std::memory_order_relaxed) != release) {
     p.release_handoffs.store(release, std::memory_order_relaxed);
   }
-  if (release && queued) scheduler_.notify_work_available(nullptr);
+  if (release && queued) view_.notify_work_available();
   // While a P has queued goroutines and another is idle, keep looking
   // every kMinDelayNanos: held-back handoffs wait for this check.
-  return queued && scheduler_.idle_procs() != 0;
+  return queued && view_.idle_procs() != 0;
 }
 
 void Sysmon::loop() {
@@ -232,28 +267,28 @@ void Sysmon::loop() {
     }
     if (rescuing_) delay = std::min(delay, SysmonTuning::kIoRescuePeriodNanos);
     std::int64_t now = monotonic_now_ns();
-    if (scheduler_.all_idle()) {
+    if (view_.all_idle()) {
       // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
       std::uint64_t activity = 0;
       std::int64_t wake_at = next_scavenge;
-      if (scheduler_.detect_deadlocks() && scheduler_.quiescent(activity)) {
+      if (view_.detect_deadlocks() && view_.quiescent(activity)) {
         if (quiet_since_ != 0 && activity == quiet_activity_ &&
-            now - quiet_since_ >= scheduler_.deadlock_grace_nanos()) {
-          scheduler_.declare_deadlock();
+            now - quiet_since_ >= view_.deadlock_grace_nanos()) {
+          view_.declare_deadlock();
           break;
         }
         if (quiet_since_ == 0 || activity != quiet_activity_) {
           quiet_since_ = now;
           quiet_activity_ = activity;
         }
-        wake_at = std::min(wake_at, quiet_since_ + scheduler_.deadlock_grace_nanos());
+        wake_at = std::min(wake_at, quiet_since_ + view_.deadlock_grace_nanos());
       } else {
         quiet_since_ = 0;
       }
       // Sleep until a P gets busy, the grace period ends, or it is time to
       // scavenge.
       sleeping_.store(true, std::memory_order_seq_cst);
-      if (scheduler_.all_idle()) parker_.park_until(wake_at);
+      if (view_.all_idle()) parker_.park_until(wake_at);
       sleeping_.store(false, std::memory_order_relaxed);
       idle_rounds = 0;
     } else {
@@ -267,7 +302,7 @@ void Sysmon::loop() {
     rescuing_ = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) rescuing_ = rescue_io(i, now) || rescuing_;
     for (std::size_t i = 0; i < queue_watches_.size(); ++i) acted = watch_queue(i, now) || acted;
-    acted = scheduler_.kick_global_queue() || acted;
+    acted = view_.kick_global_queue() || acted;
     if (now >= next_scavenge) {
       alloc::PageHeap::instance().scavenge(SysmonTuning::kScavengeAgeNanos);
       next_scavenge = now + SysmonTuning::kScavengePeriodNanos;

@@ -1,9 +1,12 @@
 // lib/sysmon.hpp
 //
 // Defines: goro::detail::Sysmon, the runtime's background monitor thread
-// (Go's sysmon, proc.go).
+// (Go's sysmon, proc.go), SysmonView (what it sees of the runtime and may
+// ask of it) and SpreadProbe (its per-P state).
 //
-// It holds no P and runs no goroutines. Each round it:
+// It holds no P and runs no goroutines. It reads the Ps (their core part
+// and their probes) and acts through SysmonView, which the runtime
+// implements (runtime.hpp). Each round it:
 //   1. notices a P whose goroutine has run for more than kStallNanos (10 ms)
 //      without suspending: C++ coroutines cannot be preempted, so it
 //      records a stall (goroutine id, duration, P) for diagnostics, sets the
@@ -14,7 +17,7 @@
 //   1b. notices a P whose run queue is stuck (it held goroutines a round
 //      ago and has taken none since), or whose goroutines compute for
 //      microseconds between synchronisations while others wait: it lets
-//      thieves take that queue's handoff entries (P::release_handoffs,
+//      thieves take that queue's handoff entries (PCore::release_handoffs,
 //      which thieves otherwise leave with their partners) and wakes an
 //      idle worker. While some P has
 //      queued goroutines and another is idle, rounds stay 20 us apart;
@@ -28,7 +31,7 @@
 //   3. every kScavengePeriod, returns to the OS the allocator's pages that
 //      have been free for kScavengeAge;
 //   4. (sleeping when every P is idle, below);
-//   5. detects deadlocks: when every P is idle and Scheduler::quiescent()
+//   5. detects deadlocks: when every P is idle and SysmonView::quiescent()
 //      says nothing could wake any goroutine (no runnable goroutine, timer,
 //      I/O op in a poller, blocking call, or inbox entry), it remembers the
 //      activity count and sleeps Config::deadlock_grace; if the runtime is
@@ -54,11 +57,13 @@
 #include <vector>
 
 #include "goro/detail/asymmetric_fence.hpp"  // GORO_TSAN
+#include "goro/scheduler_stats.hpp"
+#include "mutex.hpp"
 #include "parker.hpp"
 
 namespace goro::detail {
 
-class Scheduler;
+struct P;
 
 // What sysmon reads of a P's worker thread to judge whether its goroutines
 // compute or synchronise (step 1b). Owned by the P; written by its worker,
@@ -115,9 +120,38 @@ struct SysmonTuning {
   static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s
 };
 
+// What sysmon sees of the runtime and may ask of it, beyond reading the Ps
+// (implemented by the runtime, runtime.hpp). Any of it may be called from
+// sysmon's thread at any time while sysmon runs.
+class SysmonView {
+ public:
+  // The runtime's Ps, fixed for its life.
+  [[nodiscard]] virtual const std::vector<P*>& ps() const noexcept = 0;
+  // Whether every P is idle (seq_cst: the Dekker pair of the sleep
+  // decision in Sysmon::loop with note_busy), and how many are (a hint).
+  [[nodiscard]] virtual bool all_idle() const noexcept = 0;
+  [[nodiscard]] virtual std::uint32_t idle_procs() const noexcept = 0;
+  // Step 1: asks p's goroutine to give the P back at its next chance and
+  // gets an idle worker to take what waits behind it.
+  virtual void preempt(P& p) noexcept = 0;
+  // Step 1b: wakes an idle P if nobody looks for work.
+  virtual void notify_work_available() noexcept = 0;
+  // Step 2: wakes a worker if the global queue has work and nobody looks
+  // for it; returns whether it did.
+  virtual bool kick_global_queue() noexcept = 0;
+  // Step 5 (deadlock.cpp).
+  [[nodiscard]] virtual bool detect_deadlocks() const noexcept = 0;
+  [[nodiscard]] virtual std::int64_t deadlock_grace_nanos() const noexcept = 0;
+  virtual bool quiescent(std::uint64_t& activity) noexcept = 0;
+  virtual void declare_deadlock() noexcept = 0;
+
+ protected:
+  ~SysmonView() = default;
+};
+
 class Sysmon {
  public:
-  explicit Sysmon(Scheduler& scheduler) : scheduler_(scheduler) {}
+  explicit Sysmon(SysmonView& view) : view_(view) {}
   Sysmon(const Sysmon&) = delete;
   Sysmon& operator=(const Sysmon&) = delete;
   ~Sysmon() { stop(); }
@@ -130,6 +164,15 @@ class Sysmon {
   void note_busy() noexcept {
     // seq_cst: the Dekker pair with the sleep decision in loop().
     if (sleeping_.load(std::memory_order_seq_cst)) parker_.unpark();
+  }
+
+  // The stalls seen (the most recent kStallHistory, oldest first), and the
+  // counts for SchedulerStats: stalls ever, and rounds in which a P spread
+  // its handoffs. Any thread.
+  [[nodiscard]] std::vector<Stall> recent_stalls() const;
+  [[nodiscard]] std::uint64_t stall_count() const;
+  [[nodiscard]] std::uint64_t spread_rounds() const noexcept {
+    return spread_rounds_.load(std::memory_order_relaxed);  // a statistic
   }
 
  private:
@@ -167,8 +210,14 @@ class Sysmon {
   bool watch_queue(std::size_t index, std::int64_t now);
   // Step 1c for one P (after watch_p); returns whether it is a candidate.
   bool rescue_io(std::size_t index, std::int64_t now);
+  // Step 1's record of a stall of P `index`: opened when seen, its duration
+  // updated when it ends (if it is still in the history).
+  void begin_stall(std::size_t index, std::uint64_t goroutine, std::int64_t nanos);
+  void end_stall(std::size_t index, std::int64_t nanos);
 
-  Scheduler& scheduler_;
+  static constexpr std::size_t kStallHistory = 64;
+
+  SysmonView& view_;
   std::thread thread_;
   Parker parker_;
   std::atomic<bool> stopping_{false};
@@ -181,6 +230,13 @@ class Sysmon {
   // now) and its activity count then.
   std::int64_t quiet_since_ = 0;
   std::uint64_t quiet_activity_ = 0;
+  // Stall records, per P the number of its stall in progress (0: none).
+  mutable Mutex stall_mu_;
+  std::vector<Stall> stalls_ ABSL_GUARDED_BY(stall_mu_);
+  std::uint64_t stall_count_ ABSL_GUARDED_BY(stall_mu_) = 0;
+  std::vector<std::uint64_t> open_stall_ ABSL_GUARDED_BY(stall_mu_);
+  // Rounds in which a P spread its handoffs; written by sysmon only.
+  std::atomic<std::uint64_t> spread_rounds_{0};
 };
 
 }  // namespace goro::detail

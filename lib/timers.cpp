@@ -1,7 +1,8 @@
 // lib/timers.cpp
 //
-// Timers: per-P heaps, who runs them, and how an idle runtime wakes up on
-// time (Go's time.go and the timer parts of findRunnable).
+// Timers: per-P heaps (TimerQueue), who runs them, and how an idle runtime
+// wakes up on time (Timers, timers.hpp; Go's time.go and the timer parts of
+// findRunnable).
 //
 // Glossary
 //   node           a TimerNode, embedded in what waits (a sleeping
@@ -15,29 +16,32 @@
 //
 // Invariants
 //   1. node.owner is non-null while the node is in its owner's heap and
-//      while its fire runs; it changes only under the owner's timer_mu.
+//      while its fire runs; it changes only under the owner's TimerQueue
+//      lock.
 //      Whoever owns a node disarms it before freeing it (destructors do),
 //      so a node is never freed while it is armed or firing.
-//   2. P.next_timer equals P.timers.earliest() whenever timer_mu is free.
-//   3. A fire callback runs with the owner's timer_mu held, on a worker
+//   2. TimerQueue::next equals heap.earliest() whenever its lock is free.
+//   3. A fire callback runs with the owner's TimerQueue lock held, on a worker
 //      thread, with a one-shot node already out of the heap (a periodic one
 //      already re-armed).
 //   4. No node's deadline is TimerHeap::kNever: deadlines saturate at
 //      kLatestDeadline (goro/detail/timer.hpp), so a timer that never fires
-//      still shows in next_timer (the deadlock detector sees it armed) and
+//      still shows in TimerQueue::next (the deadlock detector sees it armed) and
 //      the ticker re-arm cannot overflow.
 //
 // Who runs a due timer
 //   1. Its owner, at the top of each trip through the scheduler
-//      (check_timers: one relaxed load when the P has no timers, a clock
-//      read when it has).
-//   2. An idle P in the last steal round, when the owner is busy with a
-//      goroutine that does not give the P back.
+//      (PMechanisms::run_due_timers, scheduler.hpp step 0: one relaxed load
+//      when the P has no timers, a clock read when it has).
+//   2. An idle P in the last steal round (PMechanisms::steal_due_timers,
+//      step 5), when the owner is busy with a goroutine that does not give
+//      the P back.
 //   3. The timer sleeper, when its deadline passes: it runs every P's due
 //      timers.
 //
 // Waking on time (the timer sleeper handshake)
-//   Arming: a. push the node and store the owner's next_timer (seq_cst);
+//   Arming: a. push the node and store the owner's TimerQueue::next
+//   (seq_cst);
 //   b. if the node is the owner's new earliest, load the sleeper's deadline
 //   (seq_cst): if it is set and not later than the node, done; if it is
 //   later, unpark the sleeper (it recomputes); if nobody sleeps on a
@@ -50,14 +54,17 @@
 //   seq_cst, so they cannot both miss each other.
 //   Leaving: the sleeper clears the registration, runs what is due, and, if
 //   timers remain, makes sure another idle worker takes the role.
+#include "timers.hpp"
+
 #include <algorithm>
 #include <ctime>
 #include <stdexcept>
 #include <type_traits>
 
 #include "goro/time.hpp"
+#include "p.hpp"
 #include "runtime_state.hpp"
-#include "scheduler.hpp"
+#include "scheduler_interface.hpp"
 
 namespace goro::detail {
 
@@ -75,7 +82,7 @@ void arm_timer(TimerNode* node) {
   if (p == nullptr || tls_g == nullptr) {
     throw std::logic_error("goro: timers (sleep, Timer, Ticker) must be used inside a goroutine");
   }
-  p->scheduler.arm_timer(*p, node);
+  p->all_timers.arm(*p, node);
 }
 
 bool disarm_timer(TimerNode* node) noexcept {
@@ -83,53 +90,48 @@ bool disarm_timer(TimerNode* node) noexcept {
   // any moment. The P itself outlives the node's goroutine.
   P* owner = static_cast<P*>(node->owner.load(std::memory_order_acquire));
   if (owner == nullptr) return false;
-  return owner->scheduler.disarm_timer(*owner, node);
+  return Timers::disarm(*owner, node);
 }
 
 void ready_from_timer(G* g) noexcept {
   P* p = tls_p;
-  p->scheduler.ready(*p, g);
-}
-
-void Scheduler::ready(P& p, G* g) noexcept {
   // The tail, not runnext: timers that come due together wake their
   // goroutines in deadline order (runnext would run the last one first).
-  runq_put(p, entry_for(g, /*claim=*/false), Placement::kTail);
-  notify_work_available(&p);
+  make_runnable(*p, g, Placement::kTail);
+  notify_work_available(*p);
 }
 
-void Scheduler::arm_timer(P& p, TimerNode* node) {
+void Timers::arm(P& p, TimerNode* node) {
   // Read before the lock is released: from then on the node may fire, and
   // its goroutine run on and reuse the memory.
   const std::int64_t when = node->when;
   bool new_earliest;
   {
-    MutexLock lock(p.timer_mu);
-    p.timers.push(node);
+    MutexLock lock(p.timers.mu);
+    p.timers.heap.push(node);
     node->owner.store(&p, std::memory_order_relaxed);  // under the lock (invariant 1)
-    new_earliest = p.timers.top() == node;
+    new_earliest = p.timers.heap.top() == node;
     // Step a (seq_cst: the Dekker pair with the sleeper's steps c-d).
-    p.next_timer.store(p.timers.earliest(), std::memory_order_seq_cst);
+    p.timers.next.store(p.timers.heap.earliest(), std::memory_order_seq_cst);
   }
-  if (new_earliest) wake_for_timer(when);
+  if (new_earliest) wake_for(p, when);
 }
 
-bool Scheduler::disarm_timer(P& owner_p, TimerNode* node) noexcept {
-  P* owner = &owner_p;
-  MutexLock lock(owner->timer_mu);
+bool Timers::disarm(P& owner, TimerNode* node) noexcept {
+  MutexLock lock(owner.timers.mu);
   // It may have fired (or been disarmed) between our load and the lock.
-  if (node->owner.load(std::memory_order_relaxed) != owner) return false;
-  owner->timers.remove(node);
+  if (node->owner.load(std::memory_order_relaxed) != &owner) return false;
+  owner.timers.heap.remove(node);
   node->owner.store(nullptr, std::memory_order_relaxed);
   // Relaxed: a later (or no) deadline never needs anyone woken.
-  owner->next_timer.store(owner->timers.earliest(), std::memory_order_relaxed);
+  owner.timers.next.store(owner.timers.heap.earliest(), std::memory_order_relaxed);
   return true;
 }
 
-bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
+bool Timers::run_due(P& victim, P& p, std::int64_t now) noexcept {
   bool fired = false;
-  MutexLock lock(victim.timer_mu);
-  while (TimerNode* node = victim.timers.top()) {
+  MutexLock lock(victim.timers.mu);
+  while (TimerNode* node = victim.timers.heap.top()) {
     if (node->when > now) break;
     if (node->period > 0) {
       // A ticker: next deadline one period on, skipping ticks already
@@ -139,13 +141,13 @@ bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
       if (next <= now) {
         next = deadline_after(next, ((now - next) / node->period + 1) * node->period);
       }
-      victim.timers.update(node, next);
+      victim.timers.heap.update(node, next);
     } else {
-      victim.timers.pop();
+      victim.timers.heap.pop();
     }
     // Relaxed: firing only makes the earliest deadline later; nobody needs
     // waking for that (invariant 2 holds once the lock is released).
-    victim.next_timer.store(victim.timers.earliest(), std::memory_order_relaxed);
+    victim.timers.next.store(victim.timers.heap.earliest(), std::memory_order_relaxed);
     fired = true;
     bump(p.stats.timers_fired);
     node->fire(node);
@@ -161,85 +163,70 @@ bool Scheduler::run_timers(P& victim, P& p, std::int64_t now) noexcept {
   return fired;
 }
 
-void Scheduler::check_timers(P& p) noexcept {
-  // Relaxed: the owner re-reads under the lock in run_timers; a stale
-  // value only delays a timer to the next schedule.
-  const std::int64_t next = p.next_timer.load(std::memory_order_relaxed);
-  if (next == TimerHeap::kNever) return;
-  const std::int64_t now = monotonic_now_ns();
-  if (next <= now) run_timers(p, p, now);
-}
-
-bool Scheduler::run_all_due_timers(P& p, std::int64_t now) noexcept {
+bool Timers::run_all_due(P& p, std::int64_t now) noexcept {
   bool fired = false;
-  for (auto& victim : ps_) {
-    if (victim->next_timer.load(std::memory_order_relaxed) <= now) {  // re-read under its lock
-      fired = run_timers(*victim, p, now) || fired;
+  for (P* victim : ps_) {
+    if (victim->timers.next.load(std::memory_order_relaxed) <= now) {  // re-read under its lock
+      fired = run_due(*victim, p, now) || fired;
     }
   }
   return fired;
 }
 
-std::int64_t Scheduler::earliest_timer() const noexcept {
+std::int64_t Timers::earliest() const noexcept {
   std::int64_t earliest = TimerHeap::kNever;
-  for (const auto& p : ps_) {
+  for (const P* p : ps_) {
     // seq_cst: step d of the handshake.
-    const std::int64_t next = p->next_timer.load(std::memory_order_seq_cst);
+    const std::int64_t next = p->timers.next.load(std::memory_order_seq_cst);
     if (next < earliest) earliest = next;
   }
   return earliest;
 }
 
-void Scheduler::wake_for_timer(std::int64_t when) noexcept {
+void Timers::wake_for(P& p, std::int64_t when) noexcept {
   // Step b.
-  const std::int64_t deadline = timer_sleeper_deadline_.load(std::memory_order_seq_cst);
+  const std::int64_t deadline = sleeper_deadline_.load(std::memory_order_seq_cst);
   if (deadline != 0) {
     if (deadline <= when) return;  // the sleeper wakes in time anyway
-    if (P* sleeper = timer_sleeper_.load(std::memory_order_seq_cst)) sleeper->poller->wake();
+    if (P* sleeper = sleeper_.load(std::memory_order_seq_cst)) sleeper->poller->wake();
     // A sleeper not yet published re-reads the deadlines (step d).
     return;
   }
-  // Nobody sleeps on a deadline: wake an idle worker to take the role.
-  P* woken = nullptr;
-  {
-    MutexLock lock(sched_mu_);
-    // As wakep: it looks for work, then sleeps again, on the deadline.
-    if (!idle_.empty()) woken = claim_idle_locked(idle_.back());
-  }
-  if (woken != nullptr) woken->poller->wake();
+  // Nobody sleeps on a deadline: wake an idle worker to take the role (it
+  // looks for work, then sleeps again, on the deadline).
+  wake_idle_p(p);
 }
 
-void Scheduler::leave_idle(P& p) noexcept {
-  MutexLock lock(sched_mu_);
-  if (!p.idle) return;
-  idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
-  p.idle = false;
-  npidle_.fetch_sub(1, std::memory_order_seq_cst);  // as every npidle change (handshake)
-  note_busy();
-}
-
-void Scheduler::idle_sleep(P& p) noexcept {
-  bump(p.stats.parks);
-  const std::int64_t deadline = earliest_timer();
+void Timers::idle_sleep(P& p) noexcept {
+  const std::int64_t deadline = earliest();
   std::int64_t none = 0;
   // seq_cst CAS: step c of the handshake.
   if (deadline == TimerHeap::kNever ||
-      !timer_sleeper_deadline_.compare_exchange_strong(none, deadline, std::memory_order_seq_cst)) {
+      !sleeper_deadline_.compare_exchange_strong(none, deadline, std::memory_order_seq_cst)) {
     // No timers, or another worker already sleeps until the earliest one.
     p.poller->wait(Poller::kNever);
     leave_idle(p);  // an I/O completion or a spurious return leaves us on the idle list
     return;
   }
   // Step c: we are the timer sleeper.
-  timer_sleeper_.store(&p, std::memory_order_seq_cst);
+  sleeper_.store(&p, std::memory_order_seq_cst);
   // Step d: something armed meanwhile may be earlier still.
-  if (earliest_timer() >= deadline) p.poller->wait(deadline);
-  timer_sleeper_.store(nullptr, std::memory_order_seq_cst);
-  timer_sleeper_deadline_.store(0, std::memory_order_seq_cst);
+  if (earliest() >= deadline) p.poller->wait(deadline);
+  sleeper_.store(nullptr, std::memory_order_seq_cst);
+  sleeper_deadline_.store(0, std::memory_order_seq_cst);
   leave_idle(p);
-  run_all_due_timers(p, monotonic_now_ns());
+  run_all_due(p, monotonic_now_ns());
   // Hand the role on if timers remain: we may be about to run goroutines.
-  if (const std::int64_t next = earliest_timer(); next != TimerHeap::kNever) wake_for_timer(next);
+  if (const std::int64_t next = earliest(); next != TimerHeap::kNever) wake_for(p, next);
+}
+
+void Timers::clear() noexcept {
+  for (P* p : ps_) {
+    MutexLock lock(p->timers.mu);
+    p->timers.heap.clear(
+        [](TimerNode* node) { node->owner.store(nullptr, std::memory_order_relaxed); });
+    p->timers.next.store(TimerHeap::kNever, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace goro::detail

@@ -26,7 +26,7 @@ struct BlockingJob {
   void (*run)(BlockingJob* job) = nullptr;  // runs the call, stores its outcome
   G* g = nullptr;                           // the parked goroutine
   void* home = nullptr;                     // its P when it parked (opaque)
-  void* scheduler = nullptr;                // the runtime it belongs to (opaque)
+  void* calls = nullptr;                    // its runtime's blocking calls (opaque)
   BlockingJob* next = nullptr;              // queue link
 };
 
