@@ -75,7 +75,7 @@ void Runtime::declare_deadlock() noexcept {
   // records are quiet. (A go() from outside racing this walk could show a
   // half-made record; it would also have made the runtime not deadlocked,
   // and the report is only diagnostics.)
-  GoroutinePool::instance().for_each_record([&](G& g) {
+  GoroutinePool::instance().for_each_record([&](GoroutineRecord& g) {
     if (!g.live) return;
     ++live;
     if (listed == kDeadlockReportLimit) return;

@@ -40,16 +40,16 @@ void* map_chunk() {
   return reinterpret_cast<void*>(aligned);
 }
 
-G* slab_of(G* g) noexcept {
-  return reinterpret_cast<G*>(reinterpret_cast<std::uintptr_t>(g) &
-                              ~(GoroutinePoolTuning::kSlabBytes - 1));
+GoroutineRecord* slab_of(GoroutineRecord* g) noexcept {
+  return reinterpret_cast<GoroutineRecord*>(reinterpret_cast<std::uintptr_t>(g) &
+                                            ~(GoroutinePoolTuning::kSlabBytes - 1));
 }
 
 }  // namespace
 
-void GoroutinePool::thread_slab_locked(G* slab) {
+void GoroutinePool::thread_slab_locked(GoroutineRecord* slab) {
   for (std::size_t i = GoroutinePoolTuning::kSlabRecords; i-- > 0;) {
-    G* g = new (&slab[i]) G();
+    GoroutineRecord* g = new (&slab[i]) GoroutineRecord();
     g->next_free = free_;
     free_ = g;
   }
@@ -59,7 +59,7 @@ void GoroutinePool::thread_slab_locked(G* slab) {
 void GoroutinePool::add_slab_locked() {
   if (!released_slabs_.empty()) {
     // Reuse released pages first: they fault back in, zeroed.
-    G* slab = released_slabs_.back();
+    GoroutineRecord* slab = released_slabs_.back();
     released_slabs_.pop_back();
     thread_slab_locked(slab);
     return;
@@ -67,13 +67,15 @@ void GoroutinePool::add_slab_locked() {
   if (unused_slabs_.empty()) {
     auto* chunk = static_cast<char*>(map_chunk());
     for (std::size_t i = GoroutinePoolTuning::kSlabsPerChunk; i-- > 0;) {
-      unused_slabs_.push_back(reinterpret_cast<G*>(chunk + i * GoroutinePoolTuning::kSlabBytes));
+      unused_slabs_.push_back(
+          reinterpret_cast<GoroutineRecord*>(chunk + i * GoroutinePoolTuning::kSlabBytes));
     }
     for (std::size_t i = 0; i < GoroutinePoolTuning::kSlabsPerChunk; ++i) {
-      slabs_.push_back(reinterpret_cast<G*>(chunk + i * GoroutinePoolTuning::kSlabBytes));
+      slabs_.push_back(
+          reinterpret_cast<GoroutineRecord*>(chunk + i * GoroutinePoolTuning::kSlabBytes));
     }
   }
-  G* slab = unused_slabs_.back();
+  GoroutineRecord* slab = unused_slabs_.back();
   unused_slabs_.pop_back();
   thread_slab_locked(slab);
 }
@@ -89,15 +91,15 @@ void GoroutinePool::merge_batches_locked() {
 std::size_t GoroutinePool::release_free_slabs() noexcept {
   MutexLock lock(mu_);
   merge_batches_locked();
-  absl::flat_hash_map<G*, std::size_t> free_per_slab;
-  for (G* g = free_; g != nullptr; g = g->next_free) ++free_per_slab[slab_of(g)];
-  absl::flat_hash_set<G*> releasable;
+  absl::flat_hash_map<GoroutineRecord*, std::size_t> free_per_slab;
+  for (GoroutineRecord* g = free_; g != nullptr; g = g->next_free) ++free_per_slab[slab_of(g)];
+  absl::flat_hash_set<GoroutineRecord*> releasable;
   for (const auto& [slab, n] : free_per_slab) {
     if (n == GoroutinePoolTuning::kSlabRecords) releasable.insert(slab);
   }
   if (releasable.empty()) return 0;
   // Unthread their records, then give the pages back.
-  for (G** link = &free_; *link != nullptr;) {
+  for (GoroutineRecord** link = &free_; *link != nullptr;) {
     if (releasable.contains(slab_of(*link))) {
       *link = (*link)->next_free;
       --free_count_;
@@ -105,14 +107,15 @@ std::size_t GoroutinePool::release_free_slabs() noexcept {
       link = &(*link)->next_free;
     }
   }
-  for (G* slab : releasable) {
+  for (GoroutineRecord* slab : releasable) {
     madvise(slab, GoroutinePoolTuning::kSlabBytes, MADV_DONTNEED);
     released_slabs_.push_back(slab);
   }
   return releasable.size() * GoroutinePoolTuning::kSlabBytes;
 }
 
-std::size_t GoroutinePool::take_batch(G*& head, G*& tail, std::size_t max) {
+std::size_t GoroutinePool::take_batch(GoroutineRecord*& head, GoroutineRecord*& tail,
+                                      std::size_t max) {
   MutexLock lock(mu_);
   if (!batches_.empty() && batches_.back().count <= max) {
     const Batch b = batches_.back();  // O(1): the chain is already cut
@@ -127,7 +130,7 @@ std::size_t GoroutinePool::take_batch(G*& head, G*& tail, std::size_t max) {
     if (free_ == nullptr) add_slab_locked();
   }
   head = free_;
-  G* last = free_;
+  GoroutineRecord* last = free_;
   std::size_t n = 1;
   while (n < max && last->next_free != nullptr) {
     last = last->next_free;
@@ -140,7 +143,8 @@ std::size_t GoroutinePool::take_batch(G*& head, G*& tail, std::size_t max) {
   return n;
 }
 
-void GoroutinePool::give_batch(G* head, G* tail, std::size_t count) noexcept {
+void GoroutinePool::give_batch(GoroutineRecord* head, GoroutineRecord* tail,
+                               std::size_t count) noexcept {
   MutexLock lock(mu_);
   free_count_ += count;
   if (count == GoroutinePoolTuning::kBatch) {
@@ -152,16 +156,16 @@ void GoroutinePool::give_batch(G* head, G* tail, std::size_t count) noexcept {
   free_ = head;
 }
 
-G* GoroutinePool::allocate() {
-  G* g = nullptr;
-  G* tail = nullptr;
+GoroutineRecord* GoroutinePool::allocate() {
+  GoroutineRecord* g = nullptr;
+  GoroutineRecord* tail = nullptr;
   take_batch(g, tail, 1);
   return g;
 }
 
-void GoroutinePool::free(G* g) noexcept { give_batch(g, g, 1); }
+void GoroutinePool::free(GoroutineRecord* g) noexcept { give_batch(g, g, 1); }
 
-G* GoroutineCache::allocate(GoroutinePool& pool) {
+GoroutineRecord* GoroutineCache::allocate(GoroutinePool& pool) {
   if (head_ == nullptr) {
     if (full_head_ != nullptr) {
       head_ = std::exchange(full_head_, nullptr);
@@ -171,14 +175,14 @@ G* GoroutineCache::allocate(GoroutinePool& pool) {
       count_ = pool.take_batch(head_, tail_, GoroutinePoolTuning::kBatch);
     }
   }
-  G* g = head_;
+  GoroutineRecord* g = head_;
   head_ = g->next_free;
   g->next_free = nullptr;
   --count_;
   return g;
 }
 
-void GoroutineCache::free(GoroutinePool& pool, G* g) noexcept {
+void GoroutineCache::free(GoroutinePool& pool, GoroutineRecord* g) noexcept {
   if (head_ == nullptr) tail_ = g;
   g->next_free = head_;
   head_ = g;

@@ -39,16 +39,16 @@
 #include <cstddef>
 #include <vector>
 
-#include "goro/detail/goroutine.hpp"
+#include "goroutine.hpp"
 #include "mutex.hpp"
 
 namespace goro::detail {
 
 struct GoroutinePoolTuning {
-  // Records per slab: 16 KiB, a whole number of OS pages, so a free slab
+  // Records per slab: 32 KiB, a whole number of OS pages, so a free slab
   // can be released.
   static constexpr std::size_t kSlabRecords = 256;
-  static constexpr std::size_t kSlabBytes = kSlabRecords * sizeof(G);
+  static constexpr std::size_t kSlabBytes = kSlabRecords * sizeof(GoroutineRecord);
   // Slabs mapped from the system at a time (1 MiB).
   static constexpr std::size_t kSlabsPerChunk = 64;
   // Records moved per refill or spill; a P's cache holds at most two
@@ -65,20 +65,20 @@ class GoroutineCache {
   GoroutineCache(const GoroutineCache&) = delete;
   GoroutineCache& operator=(const GoroutineCache&) = delete;
 
-  G* allocate(GoroutinePool& pool);
-  void free(GoroutinePool& pool, G* g) noexcept;
+  GoroutineRecord* allocate(GoroutinePool& pool);
+  void free(GoroutinePool& pool, GoroutineRecord* g) noexcept;
   // Returns every cached record to the pool (runtime stopping).
   void flush(GoroutinePool& pool) noexcept;
 
  private:
   // The chain allocate() pops from and free() pushes onto; tail_ is its
   // last record (valid while head_ is not null).
-  G* head_ = nullptr;
-  G* tail_ = nullptr;
+  GoroutineRecord* head_ = nullptr;
+  GoroutineRecord* tail_ = nullptr;
   std::size_t count_ = 0;
   // A full batch kept back (kBatch records), or null.
-  G* full_head_ = nullptr;
-  G* full_tail_ = nullptr;
+  GoroutineRecord* full_head_ = nullptr;
+  GoroutineRecord* full_tail_ = nullptr;
 };
 
 class GoroutinePool {
@@ -87,15 +87,15 @@ class GoroutinePool {
   static GoroutinePool& instance() noexcept;
 
   // Thread-safe paths for threads without a P.
-  G* allocate();
-  void free(G* g) noexcept;
+  GoroutineRecord* allocate();
+  void free(GoroutineRecord* g) noexcept;
 
-  // Calls fn(G&) for every record ever made. Only with no other thread
+  // Calls fn(GoroutineRecord&) for every record ever made. Only with no other thread
   // using the pool (the shutdown sweep); fn may allocate or free records.
   template <class Fn>
   void for_each_record(Fn&& fn) {
     for (std::size_t s = 0;; ++s) {
-      G* slab = nullptr;
+      GoroutineRecord* slab = nullptr;
       {
         MutexLock lock(mu_);
         if (s == slabs_.size()) return;
@@ -113,28 +113,29 @@ class GoroutinePool {
   friend class GoroutineCache;
   // Takes up to `max` records as a null-terminated list from head to tail;
   // returns the count (at least 1).
-  std::size_t take_batch(G*& head, G*& tail, std::size_t max);
+  std::size_t take_batch(GoroutineRecord*& head, GoroutineRecord*& tail, std::size_t max);
   // Gives back a linked list of `count` records ending at `tail`.
-  void give_batch(G* head, G* tail, std::size_t count) noexcept;
+  void give_batch(GoroutineRecord* head, GoroutineRecord* tail, std::size_t count) noexcept;
   // Links every whole batch into free_ (release_free_slabs walks free_).
   void merge_batches_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   struct Batch {
-    G* head;
-    G* tail;
+    GoroutineRecord* head;
+    GoroutineRecord* tail;
     std::size_t count;
   };
   void add_slab_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void thread_slab_locked(G* slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void thread_slab_locked(GoroutineRecord* slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Mutex mu_;
-  std::vector<G*> slabs_ ABSL_GUARDED_BY(mu_);           // every slab, in order
-  std::vector<G*> released_slabs_ ABSL_GUARDED_BY(mu_);  // off the free list, pages released
-  std::vector<G*> unused_slabs_ ABSL_GUARDED_BY(mu_);    // mapped, never threaded yet
+  std::vector<GoroutineRecord*> slabs_ ABSL_GUARDED_BY(mu_);  // every slab, in order
+  std::vector<GoroutineRecord*> released_slabs_
+      ABSL_GUARDED_BY(mu_);  // off the free list, pages released
+  std::vector<GoroutineRecord*> unused_slabs_ ABSL_GUARDED_BY(mu_);  // mapped, never threaded yet
   // Free records: whole batches, and single records (partial batches,
   // frees from threads without a P, fresh slabs). free_count_ counts both.
   std::vector<Batch> batches_ ABSL_GUARDED_BY(mu_);
-  G* free_ ABSL_GUARDED_BY(mu_) = nullptr;
+  GoroutineRecord* free_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::size_t free_count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -21,7 +21,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "goro/detail/goroutine.hpp"
+#include "goroutine.hpp"
 #include "goroutine_pool.hpp"
 #include "mutex.hpp"
 #include "run_queue.hpp"
@@ -54,7 +54,7 @@ inline Entry entry_for(G* g, bool claim) noexcept {
 inline bool entry_is_stale(Entry entry) noexcept {
   if (entry == 0) return true;
   if ((entry & kClaimBit) == 0) return false;
-  const G* g = reinterpret_cast<const G*>(entry & ~kEntryFlags);
+  const auto* g = reinterpret_cast<const GoroutineRecord*>(entry & ~kEntryFlags);
   // Relaxed: records are type-stable, so the claim word is always readable;
   // any value but kUnclaimed means this entry would lose its claim, or win
   // that of a recycled record, which has its own entry queued.
@@ -129,7 +129,7 @@ struct alignas(64) PCore {
   bool spinning = false;            // also written by a waker while the P is idle (under sched_mu_)
   bool idle = false;                // guarded by Scheduler::sched_mu_
   // Incremented each time the worker loop regains control from a goroutine
-  // (see G::inline_epoch).
+  // (see GoroutineRecord::inline_epoch).
   std::uint64_t loop_epoch = 0;
   // The id of the goroutine the worker resumed, 0 between goroutines.
   // Written by the owner (relaxed stores), read by sysmon.

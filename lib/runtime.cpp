@@ -86,8 +86,9 @@ inline void switch_to(PCore* p, G* g) noexcept {
   p->running_goroutine.store(g->id, std::memory_order_relaxed);
 }
 
-void recycle_goroutine(PCore* p, G* g) noexcept {
-  g->live.store(false, std::memory_order_relaxed);  // see G::live
+void recycle_goroutine(PCore* p, G* goroutine) noexcept {
+  GoroutineRecord* g = record_of(goroutine);
+  g->live.store(false, std::memory_order_relaxed);  // see GoroutineRecord::live
   g->root = nullptr;
   g->root_promise = nullptr;
   // Relaxed: the record was claimed (kClaimed) since it started, so a stale
@@ -149,7 +150,8 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
   return g;
 }
 
-std::coroutine_handle<> finish_goroutine(G* g) noexcept {
+std::coroutine_handle<> finish_goroutine(G* goroutine) noexcept {
+  GoroutineRecord* g = record_of(goroutine);
   P* p = tls_p;
   Scheduler& s = p->scheduler;
   Runtime& runtime = p->runtime;
@@ -196,7 +198,8 @@ std::coroutine_handle<> finish_goroutine(G* g) noexcept {
   return waiter->resume;
 }
 
-std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting) {
+std::coroutine_handle<> join_suspend(G* joined, std::coroutine_handle<> awaiting) {
+  GoroutineRecord* child = record_of(joined);
   G* self = tls_g;
   if (self == nullptr) [[unlikely]]
     throw_not_in_goroutine("goro::JoinHandle (co_await)");
@@ -225,7 +228,8 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
   return awaiting;
 }
 
-void drop_join_handle(G* child) noexcept {
+void drop_join_handle(G* joined) noexcept {
+  GoroutineRecord* child = record_of(joined);
   // Acquire: if the child finished, its frame is ours to destroy.
   std::uintptr_t state = child->join_state.load(std::memory_order_acquire);
   while (state != kJoinDone) {
@@ -266,7 +270,8 @@ void drop_join_handle(G* child) noexcept {
   recycle_goroutine(tls_p, child);
 }
 
-void release_finished(G* child) noexcept {
+void release_finished(G* finished) noexcept {
+  GoroutineRecord* child = record_of(finished);
   if (child->root) child->root.destroy();
   recycle_goroutine(tls_p, child);
 }
@@ -360,7 +365,7 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
     running = runtime.get();
   }
   GoroutinePool& pool = GoroutinePool::instance();
-  G* g = pool.allocate();
+  GoroutineRecord* g = pool.allocate();
   g->root = main;
   g->resume = main;
   g->root_promise = promise;

@@ -251,7 +251,7 @@ void Runtime::sweep_goroutines() noexcept {
   // leaves alone.
   scheduler_.drop_queued();
   timers_.clear();
-  GoroutinePool::instance().for_each_record([](G& g) {
+  GoroutinePool::instance().for_each_record([](GoroutineRecord& g) {
     if (!g.live.load(std::memory_order_relaxed) || g.is_main) return;
     // A finished joinable goroutine keeps its frame for its handle.
     if (g.joinable && g.join_state.load(std::memory_order_acquire) == kJoinDone) return;

@@ -78,7 +78,7 @@ void Scheduler::schedule(PCore& p) {
 
 G* Scheduler::decode(Entry entry) noexcept {
   if (entry == 0) return nullptr;  // tombstone
-  G* g = reinterpret_cast<G*>(entry & ~kEntryFlags);
+  auto* g = reinterpret_cast<GoroutineRecord*>(entry & ~kEntryFlags);
   if ((entry & kClaimBit) == 0) return g;
   std::uint32_t expected = static_cast<std::uint32_t>(Claim::kUnclaimed);
   // Cheap check first: stale entries (the common loser) skip the RMW.
@@ -161,7 +161,7 @@ bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
     if ((entry & kClaimBit) != 0) {
       // Remember where the claim entry goes so that an inline join on this
       // P can tombstone it in O(1). Relaxed: only this thread uses it.
-      G* g = reinterpret_cast<G*>(entry & ~kEntryFlags);
+      auto* g = reinterpret_cast<GoroutineRecord*>(entry & ~kEntryFlags);
       g->queued_on.store(&p, std::memory_order_relaxed);
       g->queue_position.store(p.runq.next_position(), std::memory_order_relaxed);
     }
@@ -530,13 +530,14 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
 
 G* Scheduler::new_goroutine(PCore* p, std::coroutine_handle<> root, TaskPromiseBase* promise,
                             bool joinable) {
-  G* g = p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
+  GoroutineRecord* g =
+      p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
   g->root = root;
   g->resume = root;
   g->root_promise = promise;
   g->joinable = joinable;
   g->is_main = false;
-  g->live.store(true, std::memory_order_relaxed);  // see G::live
+  g->live.store(true, std::memory_order_relaxed);  // see GoroutineRecord::live
   g->inline_on = nullptr;
   g->id = p != nullptr ? next_goroutine_id(*p) : id_source_.fetch_add(1, std::memory_order_relaxed);
   // Relaxed: published together with the record by the release below and
@@ -563,7 +564,8 @@ std::uint64_t Scheduler::next_goroutine_id(PCore& p) noexcept {
   return p.next_id++;
 }
 
-bool Scheduler::claim_for_inline_join(PCore& p, G* child) noexcept {
+bool Scheduler::claim_for_inline_join(PCore& p, G* joined) noexcept {
+  GoroutineRecord* child = record_of(joined);
   std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
   // Acquire on success: pairs with new_goroutine's release store. The
   // handle pins the record, so the claim word is about this very child
@@ -580,7 +582,7 @@ bool Scheduler::claim_for_inline_join(PCore& p, G* child) noexcept {
     // the slot holds `entry` or, if a thief took it meanwhile, 0.
     p.runnext.store(0, std::memory_order_relaxed);
   } else if (child->queued_on.load(std::memory_order_relaxed) != &p ||
-             // Relaxed: the hint is written by this very thread (see G::queued_on).
+             // Relaxed: the hint is written by this very thread (see GoroutineRecord::queued_on).
              !p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry)) {
     // The entry left this P's queues (spilled to the global queue, or
     // stolen into another P's queue, where it is dropped when met): it is

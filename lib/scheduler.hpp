@@ -12,7 +12,7 @@
 //
 // Glossary
 //   G  a goroutine: a root Task and the chain of Tasks it awaits, described
-//      by a G record (goro/detail/goroutine.hpp).
+//      by a record (goroutine.hpp; the templates see its G part).
 //   M  a worker thread. Unlike Go, each M is bound to one P for the life of
 //      the runtime: an io_uring ring belongs to the thread that submits to
 //      it, so the P that owns a ring cannot move between threads

@@ -373,9 +373,9 @@ TEST(Allocator, MemoryGoesBackToTheOsAfterABurst) {
 // Goroutine records move between P caches and the pool in whole batches:
 // two caches, one allocating and one freeing (goroutines dying on another
 // P), exchange records for many rounds; no live record is ever handed out
-// twice, and every record stays a whole G.
+// twice, and every record stays a whole record.
 TEST(GoroutinePool, BatchesMoveWholeBetweenCachesAndNothingIsHandedOutTwice) {
-  using goro::detail::G;
+  using G = goro::detail::GoroutineRecord;
   using goro::detail::GoroutineCache;
   using goro::detail::GoroutinePool;
   GoroutinePool& pool = GoroutinePool::instance();

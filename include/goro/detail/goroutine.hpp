@@ -1,15 +1,16 @@
 // goro/detail/goroutine.hpp
 //
-// Defines: goro::detail::G (the goroutine record) and the entry points the
-// public templates (spawn, JoinHandle, yield, run) call into the scheduler.
+// Defines: goro::detail::G (what the public templates see of a goroutine)
+// and the entry points the public templates (spawn, JoinHandle, yield,
+// run, channels, select, sync) call into the scheduler.
 //
-// A goroutine is a root Task plus the chain of Tasks it awaits. The record
-// below is what the scheduler queues: run queues hold G pointers, never
-// coroutine handles. Records are type-stable: they are carved from slabs
-// that live as long as the process and are recycled through per-P free
-// lists, as Go recycles its g structs. Type stability is what makes the
-// first-run claim below safe (a stale queue entry may point at a record
-// that has since been recycled; it only ever touches the atomic `claim`).
+// A goroutine is a root Task plus the chain of Tasks it awaits. The
+// scheduler queues its record, never coroutine handles. G is the part of
+// that record the templates use: where to resume the goroutine and what
+// it waits for (every parking awaiter writes both), and what its
+// JoinHandle reads (its id, the join state, the root promise). The rest
+// of the record, and why records are type-stable, is the runtime's own
+// (lib/goroutine.hpp).
 //
 // Glossary
 //   root task   the Task handed to go()/spawn()/run(); its frame holds the
@@ -17,9 +18,6 @@
 //   resume      the coroutine to resume when the goroutine is scheduled: the
 //               root task before its first run, afterwards the innermost
 //               coroutine that parked.
-//   claim       who runs a joinable goroutine for the first time: the
-//               scheduler (through its queue entry) or a joiner running it
-//               inline. Exactly one compare-exchange wins.
 //   join state  the rendezvous between the goroutine finishing and its
 //               JoinHandle: running, done, detached, or the G waiting in
 //               co_await.
@@ -34,13 +32,6 @@ namespace goro::detail {
 
 class TaskPromiseBase;
 
-// Values of G::claim.
-enum class Claim : std::uint32_t {
-  kFree = 0,       // record is on a free list (no goroutine)
-  kUnclaimed = 1,  // joinable goroutine queued, not yet started
-  kClaimed = 2,    // started (by the scheduler or inline by its joiner)
-};
-
 // Values of G::join_state other than a waiting G's address (records are
 // aligned to 64 bytes, so these never collide with a pointer).
 inline constexpr std::uintptr_t kJoinRunning = 0;
@@ -52,43 +43,16 @@ struct alignas(64) G {
   // read by the thread that resumes it. The hand-over always goes through a
   // run queue or a join state (release/acquire), so a plain field suffices.
   std::coroutine_handle<> resume;
-  // The root task's frame, owned by this record while the goroutine is live.
-  std::coroutine_handle<> root;
-  TaskPromiseBase* root_promise = nullptr;
-  std::uint64_t id = 0;
-  // First-run arbitration for joinable goroutines (see Claim).
-  std::atomic<std::uint32_t> claim{static_cast<std::uint32_t>(Claim::kFree)};
-  bool joinable = false;
-  bool is_main = false;
-  // True between allocation and release. Read with the runtime stopped (the
-  // shutdown sweep, the deadlock report), while a thread outside the
-  // runtime may still release a finished goroutine's record by dropping its
-  // JoinHandle: hence atomic; relaxed, because whoever acts on a record
-  // also reads join_state, which orders the rest.
-  std::atomic<bool> live{false};
-  // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
-  std::atomic<std::uintptr_t> join_state{kJoinRunning};
-  // Where the claim entry was last pushed into a local queue: the P (as an
-  // opaque pointer) and the queue position. A hint, written by that P's
-  // owner and used only by it, so that an inline join can tombstone the
-  // entry in O(1); atomics only because a stale entry may write the hint of
-  // a recycled record from another thread.
-  std::atomic<void*> queued_on{nullptr};
-  std::atomic<std::uint32_t> queue_position{0};
-  // Set when a joiner runs the goroutine inline: the joiner's P (opaque) and
-  // that P's loop epoch at that moment. If the goroutine finishes on the
-  // same P in the same epoch, it never left the joiner's thread, so nobody
-  // else can have seen its join state and finishing needs no atomic RMW.
-  // Plain fields: written before the transfer into the goroutine, read by
-  // whichever thread finishes it, which got it through a queue.
-  void* inline_on = nullptr;
-  std::uint64_t inline_epoch = 0;
   // What the goroutine waits for while parked ("chan receive", "IO wait",
   // ...), for the deadlock report (Go's waitreason). A static string, set by
   // whatever parks it; stale while the goroutine runs.
   const char* wait_reason = nullptr;
-  // Free-list link while the record is free.
-  G* next_free = nullptr;
+  // The root task's promise, for the JoinHandle's result; null once the
+  // shutdown sweep has destroyed the frame.
+  TaskPromiseBase* root_promise = nullptr;
+  std::uint64_t id = 0;
+  // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
+  std::atomic<std::uintptr_t> join_state{kJoinRunning};
 };
 
 // The goroutine running on this thread, or nullptr outside the runtime.

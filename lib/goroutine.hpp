@@ -1,0 +1,79 @@
+// lib/goroutine.hpp
+//
+// Defines: goro::detail::GoroutineRecord (a goroutine's whole record: the
+// public G plus what only the runtime uses), Claim, and record_of.
+//
+// Records are type-stable: they are carved from slabs that live as long
+// as the process and are recycled through per-P free lists
+// (goroutine_pool.hpp), as Go recycles its g structs. Type stability is
+// what makes the first-run claim below safe (a stale queue entry may point
+// at a record that has since been recycled; it only ever touches the
+// atomic `claim`).
+//
+// Glossary (beside goro/detail/goroutine.hpp's)
+//   claim       who runs a joinable goroutine for the first time: the
+//               scheduler (through its queue entry) or a joiner running it
+//               inline. Exactly one compare-exchange wins.
+//
+// Every G is a GoroutineRecord (the pool makes nothing else), so
+// record_of's downcast is always right.
+#ifndef GORO_LIB_GOROUTINE_HPP_
+#define GORO_LIB_GOROUTINE_HPP_
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+
+#include "goro/detail/goroutine.hpp"
+
+namespace goro::detail {
+
+// Values of GoroutineRecord::claim.
+enum class Claim : std::uint32_t {
+  kFree = 0,       // record is on a free list (no goroutine)
+  kUnclaimed = 1,  // joinable goroutine queued, not yet started
+  kClaimed = 2,    // started (by the scheduler or inline by its joiner)
+};
+
+struct alignas(64) GoroutineRecord final : G {
+  // The root task's frame, owned by this record while the goroutine is live.
+  std::coroutine_handle<> root;
+  // First-run arbitration for joinable goroutines (see Claim).
+  std::atomic<std::uint32_t> claim{static_cast<std::uint32_t>(Claim::kFree)};
+  bool joinable = false;
+  bool is_main = false;
+  // True between allocation and release. Read with the runtime stopped (the
+  // shutdown sweep, the deadlock report), while a thread outside the
+  // runtime may still release a finished goroutine's record by dropping its
+  // JoinHandle: hence atomic; relaxed, because whoever acts on a record
+  // also reads join_state, which orders the rest.
+  std::atomic<bool> live{false};
+  // Where the claim entry was last pushed into a local queue: the P (as an
+  // opaque pointer) and the queue position. A hint, written by that P's
+  // owner and used only by it, so that an inline join can tombstone the
+  // entry in O(1); atomics only because a stale entry may write the hint of
+  // a recycled record from another thread.
+  std::atomic<void*> queued_on{nullptr};
+  std::atomic<std::uint32_t> queue_position{0};
+  // Set when a joiner runs the goroutine inline: the joiner's P (opaque) and
+  // that P's loop epoch at that moment. If the goroutine finishes on the
+  // same P in the same epoch, it never left the joiner's thread, so nobody
+  // else can have seen its join state and finishing needs no atomic RMW.
+  // Plain fields: written before the transfer into the goroutine, read by
+  // whichever thread finishes it, which got it through a queue.
+  void* inline_on = nullptr;
+  std::uint64_t inline_epoch = 0;
+  // Free-list link while the record is free.
+  GoroutineRecord* next_free = nullptr;
+};
+
+static_assert(sizeof(GoroutineRecord) == 128, "two cache lines per record");
+
+inline GoroutineRecord* record_of(G* g) noexcept { return static_cast<GoroutineRecord*>(g); }
+inline const GoroutineRecord* record_of(const G* g) noexcept {
+  return static_cast<const GoroutineRecord*>(g);
+}
+
+}  // namespace goro::detail
+
+#endif  // GORO_LIB_GOROUTINE_HPP_
