@@ -3,10 +3,10 @@
 // The syscall handoff (goro::blocking), step by step:
 //   1. The goroutine records where to resume, its P ("home") and its
 //      runtime's BlockingCalls in the job (inside its awaiter), counts the
-//      call in flight, and hands
-//      the job to a syscall thread (syscall_threads.hpp). await_suspend
-//      returns: the goroutine is parked, and its P's worker goes straight
-//      back to the scheduler to run other goroutines.
+//      call in flight, and hands the job to a syscall thread
+//      (syscall_threads.hpp). await_suspend returns: the goroutine is
+//      parked, and its P's worker goes straight back to the scheduler to
+//      run other goroutines.
 //   2. The syscall thread runs the call and stores its value or exception
 //      in the awaiter.
 //   3. complete, still on the syscall thread (make_runnable_at_home,

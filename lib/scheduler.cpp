@@ -410,7 +410,7 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
     // synchronisation, as the steal rounds are, with the park that follows.
     count_synchronisation();
     heavy_fence();
-    // 6d. Re-check every source of work (our inbox: see blocking.cpp).
+    // 6d. Re-check every source of work (our inbox: see make_runnable_at_home).
     if (any_work_visible() || p.inbox_nonempty.load(std::memory_order_seq_cst)) {
       MutexLock lock(sched_mu_);
       if (p.idle) {
