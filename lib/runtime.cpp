@@ -117,8 +117,9 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
     // Detached goroutines go to the spawn stack (newest first: a tree of
     // go()s runs depth-first, see spawn_stack.hpp). Joinable ones keep the
     // FIFO queue: their parent usually joins them inline in spawn order,
-    // and thieves taking them one by one from the stack's old end collided
-    // with exactly those joins (BM_SpawnJoin_Batch1000, 2 Ps: 9.5 -> 14 ms).
+    // and thieves taking them one by one from the stack's old end would
+    // collide with exactly those joins (BM_SpawnJoin_Batch1000 with 2 Ps;
+    // docs/PERFORMANCE.md).
     s.runq_put(*p, entry_for(g, joinable),
                joinable ? Scheduler::Placement::kRunNextIfFree : Scheduler::Placement::kSpawn);
     s.notify_work_available(p);

@@ -17,6 +17,8 @@
 #include "alloc/allocator.hpp"
 #include "goro/detail/asymmetric_fence.hpp"
 #include "goro/detail/chan_lock.hpp"
+#include "goro/detail/cpu_relax.hpp"
+#include "goro/detail/fast_random.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
 #include "runtime_threads.hpp"
@@ -28,22 +30,6 @@ namespace {
 // (negative: never refuse). Relaxed: tests set it before run() starts, and
 // the starts that consume it need only the compare-exchange's atomicity.
 std::atomic<int> thread_starts_before_refusal{-1};
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// splitmix64: a fast per-P generator for the steal order.
-inline std::uint64_t next_random(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 }  // namespace
 

@@ -10,11 +10,11 @@
 //      by a G record (goro/detail/goroutine.hpp).
 //   M  a worker thread. Unlike Go, each M is bound to one P for the life of
 //      the runtime: an io_uring ring belongs to the thread that submits to
-//      it, so the P that owns a ring cannot move between threads (BRIEF,
-//      "Threads and who owns what"). Blocking calls go to separate syscall
-//      threads that hold no P (a later issue).
+//      it, so the P that owns a ring cannot move between threads
+//      (docs/ARCHITECTURE.md, "Why one thread per P"). Blocking calls go to
+//      separate syscall threads that hold no P (syscall_threads.hpp).
 //   P  a processor: the right to run goroutines, with a local run queue, a
-//      runnext slot, a goroutine-record cache, counters, and (later) a
+//      runnext slot, a spawn stack, a goroutine-record cache, counters, a
 //      timer heap, a poller and an allocator cache.
 //
 // Run queue entries
@@ -157,7 +157,8 @@ struct SchedulerTuning {
   static constexpr std::uint32_t kSpawnChain = 61;
   // Goroutine ids are handed to Ps in batches (Go: _GoidCacheBatch, 16).
   // Larger than Go's: the batch refill is a locked add on a line every P
-  // shares, which showed at 5% of a spawn with batches of 16; ids only need
+  // shares, a visible part of a spawn with batches of 16
+  // (docs/PERFORMANCE.md, "Figures behind design choices"); ids only need
   // to be unique.
   static constexpr std::uint64_t kIdBatch = 1024;
 };
@@ -334,8 +335,9 @@ class Scheduler {
     // runqput(next=true)): for a goroutine readied by the running one, whose
     // prompt handoff matters. An empty slot takes a plain store (only this
     // thread stores non-zero values); an occupied one an atomic exchange
-    // (thieves may be taking the occupant). The plain store saved a locked
-    // instruction per channel handoff: ping-pong 96 -> 74 ns.
+    // (thieves may be taking the occupant). The plain store saves a locked
+    // instruction per channel handoff (docs/PERFORMANCE.md, "Channels and
+    // select").
     kRunNext,
     // runnext if it is free (a plain store: thieves only ever clear it),
     // otherwise the tail: for spawns. Go displaces the occupant for spawns

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "goro/detail/chan_lock.hpp"
+#include "goro/detail/cpu_relax.hpp"
 #include "goro/detail/timer.hpp"
 #include "goro/mutex.hpp"
 
@@ -18,11 +19,7 @@ constexpr int kSpinIterations = 4;
 constexpr int kSpinPauses = 30;
 
 void spin_pause() noexcept {
-  for (int i = 0; i < kSpinPauses; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
+  for (int i = 0; i < kSpinPauses; ++i) detail::cpu_relax();
 }
 
 }  // namespace
