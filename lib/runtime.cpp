@@ -39,6 +39,7 @@
 #include "goro/scheduler_stats.hpp"
 #include "runtime_state.hpp"
 #include "scheduler.hpp"
+#include "thread_census.hpp"
 
 namespace goro::detail {
 
@@ -343,6 +344,9 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
     MutexLock lock(runtime_mu);
     runtime_reserved = false;
   };
+  // This thread serves the runtime (it becomes P 0's worker) until run()
+  // returns: the deadlock detector does not count it as a possible waker.
+  RuntimeThreadMark mark;
   // 2. Build the scheduler (the Ps and their pollers).
   std::unique_ptr<Scheduler> scheduler;
   try {
