@@ -70,6 +70,10 @@ class Guard {
 
 // Yields until `value` >= `target`; gives up (returning false) after
 // `timeout`, so that a scheduler bug fails the test instead of hanging it.
+// A coroutine that tests the answer of this or yield_until_set in an if
+// condition and declares no named local variable is miscompiled by g++ 12
+// (goro/detail/frame_allocator.hpp, Frame layout check): name the answer
+// first, `const bool set = co_await yield_until_set(flag); if (!set) ...`.
 inline Task<bool> yield_until_at_least(const std::atomic<long>& value, long target,
                                        std::chrono::seconds timeout = std::chrono::seconds(120)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
