@@ -82,6 +82,7 @@
 #include <thread>
 #include <type_traits>
 
+#include <goro/detail/cpu_relax.hpp>
 #include <goro/detail/frame_allocator.hpp>
 
 #include "alloc/frame_cache.hpp"
@@ -209,9 +210,7 @@ class Ring {
   // empty ring.
   static void backoff(unsigned spins) noexcept {
     if (spins < 256) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      goro::detail::cpu_relax();
       return;
     }
     std::this_thread::yield();

@@ -1,7 +1,7 @@
 // alloc_burst: resident memory before, at the peak of, and after a burst of
-// 1M live goroutines followed by goro::release_memory() (issue 3's target:
-// after the release, RSS within 2x of before). docs/PERFORMANCE.md, "Frame
-// allocator"; run by scripts/bench-alloc.sh.
+// 1M live goroutines followed by goro::release_memory() (the allocator's
+// target: after the release, RSS within 2x of before). docs/PERFORMANCE.md,
+// "Frame allocator"; run by scripts/bench-alloc.sh.
 //
 // usage: alloc_burst [GOROUTINES] [PROCS]   (defaults 1000000 and 0 = default)
 //

@@ -45,6 +45,7 @@
 #include <goro/goro.hpp>
 
 #include "bench_util.hpp"
+#include "skynet.hpp"
 
 namespace {
 
@@ -170,26 +171,15 @@ void BM_SpawnJoin_Batch1000(benchmark::State& state) {
 BENCHMARK(BM_SpawnJoin_Batch1000)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
 
 // ---------------------------------------------------------------------------
-// BM_Skynet1M: 1M goroutines in a 10-ary spawn/join tree, the same code as
-// examples/skynet.cpp. Time per tree.
-
-goro::Task<long> skynet(long num, long size, long div) {
-  if (size == 1) co_return num;
-  std::vector<goro::JoinHandle<long>> children;
-  children.reserve(static_cast<std::size_t>(div));
-  for (long i = 0; i < div; ++i) {
-    children.push_back(goro::spawn(skynet(num + i * (size / div), size / div, div)));
-  }
-  long sum = 0;
-  for (auto& child : children) sum += co_await child;
-  co_return sum;
-}
+// BM_Skynet1M: 1M goroutines in a 10-ary spawn/join tree, the tree of
+// examples/skynet.cpp (examples/skynet.hpp). Time per tree.
 
 goro::Task<double> skynet_tree() {
+  constexpr long kLeaves = 1'000'000;
   const auto start = Clock::now();
-  const long result = co_await goro::spawn(skynet(0, 1'000'000, 10));
+  const long result = co_await goro::spawn(skynet::spawn_join_tree(0, kLeaves, 10));
   const double took = seconds_since(start);
-  if (result != 499'999'500'000) {
+  if (result != skynet::leaf_sum(kLeaves)) {
     std::fprintf(stderr, "skynet: bad sum %ld\n", result);
     std::abort();
   }

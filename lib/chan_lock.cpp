@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "goro/detail/cpu_relax.hpp"
 #include "mutex.hpp"
 
 namespace goro::detail {
@@ -72,9 +73,7 @@ void ChanLock::revoke(std::uint32_t biased_to) noexcept {
     // its critical section happens before ours.
     for (unsigned spins = 0; slot.held[i].load(std::memory_order_acquire) == this; ++spins) {
       if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        cpu_relax();
       } else {
         std::this_thread::yield();  // the owner may have been preempted inside
       }

@@ -2,19 +2,24 @@
 //
 // Go reports "all goroutines are asleep - deadlock!" when no M runs and no
 // goroutine can become runnable. goro decides the same from sysmon
-// (sysmon.hpp, step 5), with two differences that come from being a
-// library:
+// (sysmon.hpp, step 5), with differences that come from being a library:
 //
 //   * Threads outside the runtime may start or ready goroutines at any
-//     moment (go() from another thread, a WaitGroup done from outside), and
-//     goro cannot know whether one will. So quiescence must last a grace
-//     period (Config::deadlock_grace, 100 ms by default) during which the
-//     activity count (schedules on every P, goroutines started and readied
-//     from outside, OutsideWakers made and dropped) does not move. A
-//     thread that may stay silent longer says so with a goro::OutsideWaker
-//     (Go needs none: there every waker is a goroutine, or an M in a cgo
-//     call, which checkdead counts); programs may also turn detection off
-//     (Config::detect_deadlocks).
+//     moment (go() from another thread, a channel fed with try_send, a
+//     WaitGroup done or a context cancelled from outside), and goro cannot
+//     know whether one will. In Go such a waker is a goroutine, or an M in
+//     a cgo call, which checkdead counts as running. goro counts them the
+//     same way: while any thread of the process that is not the runtime's
+//     own lives, no deadlock is declared (the thread census,
+//     thread_census.hpp). The census reads /proc, so it is taken only when
+//     a decision is due, as the last check.
+//   * Quiescence must also last a grace period (Config::deadlock_grace,
+//     100 ms by default) during which the activity count (schedules on
+//     every P, goroutines started and readied from outside, OutsideWakers
+//     made and dropped) does not move: a waker that is no live thread when
+//     the census is taken (a thread started later, on demand) is trusted
+//     for that long, or for as long as a goro::OutsideWaker speaks for it.
+//     Programs may also turn detection off (Config::detect_deadlocks).
 //   * Instead of killing the process, run() throws goro::Deadlock after a
 //     normal shutdown (every goroutine destroyed, main last), so tests and
 //     embedding programs can recover.
@@ -24,13 +29,23 @@
 //   2. no P has an armed timer (a sleep, a Timer, a deadline could fire);
 //   3. no poller has an op waiting (I/O could complete);
 //   4. no blocking call is in flight (it will ready its goroutine);
-//   5. no OutsideWaker is alive (its thread promised it may wake one).
+//   5. no OutsideWaker is alive (it promised a waker the census cannot see).
 // The scheduler core answers 1 (Scheduler::nothing_runnable), the P's
 // timer queues 2, its pollers 3, BlockingCalls 4, and this file 5.
 // Each is read with the loads its owner's protocol already uses; a stale
 // "busy" only delays the decision, and a stale "quiet" cannot survive the
 // grace period, because anything that changes it also moves the activity
 // count (a goroutine must run to arm a timer or start an op).
+//
+// The decision, once the runtime has been quiescent with the same count
+// for the grace period (sysmon.cpp):
+//   6. no thread outside the runtime lives (outside_thread_alive). If one
+//      does, the census is taken again later: one grace after the first,
+//      then twice as long each time, up to kMaxCensusPeriodNanos
+//      (sysmon.hpp), for as long as the count stays put;
+//   7. quiescence is read once more, with the same count: a thread that
+//      woke a goroutine and ended just before the census moved it.
+// Then the deadlock is declared (declare_deadlock).
 #include <atomic>
 #include <cstdint>
 #include <cstdio>

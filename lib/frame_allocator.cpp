@@ -1,9 +1,12 @@
 // lib/frame_allocator.cpp
 //
 // Coroutine frame allocation (see goro/detail/frame_allocator.hpp): the
-// one switch between goro's allocator (lib/alloc/) and the system's.
+// one switch between goro's allocator (lib/alloc/) and the system's; and
+// the report of the frame layout check.
 #include "goro/detail/frame_allocator.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <new>
 
 #include "alloc/allocator.hpp"
@@ -30,6 +33,23 @@ void* allocate_frame_aligned(std::size_t size, std::size_t align) {
 }
 void free_frame_aligned(void* frame, std::size_t size, std::size_t align) noexcept {
   alloc::free_aligned(frame, size, align);
+}
+
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+
+void report_misplaced_frame(void* allocated, void* handle_address) noexcept {
+  void* resume_function = *static_cast<void**>(handle_address);
+  std::fprintf(stderr,
+               "goro: g++ laid out a coroutine frame with its promise out of place "
+               "(frame %p, handle %p), so the coroutine cannot be resumed. The coroutine "
+               "(resume function %p; gdb: info symbol %p) co_awaits in an if or switch "
+               "condition and declares no named local variable, which g++ 12 miscompiles: "
+               "name the awaited value first (const bool ok = co_await f(); if (!ok) ...).\n",
+               allocated, handle_address, resume_function, resume_function);
+  std::fflush(stderr);
+  std::abort();
 }
 
 #endif

@@ -31,8 +31,9 @@
 // Batches move whole: a cache fills a chain of kBatch records, remembering
 // its tail, and the pool keeps such chains as {head, tail, count}, so a
 // refill or a spill is O(1) under the lock. Walking a chain to split it
-// cost 12% of skynet with channels on 2 Ps: the records are cold by the
-// time they are reused, and each step was a cache miss under the lock.
+// would take a cache miss per record under the lock: the records are cold
+// by the time they are reused (docs/PERFORMANCE.md, "Figures behind design
+// choices").
 #ifndef GORO_LIB_GOROUTINE_POOL_HPP_
 #define GORO_LIB_GOROUTINE_POOL_HPP_
 

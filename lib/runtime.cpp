@@ -40,6 +40,7 @@
 #include "goro/run.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "runtime_state.hpp"
+#include "thread_census.hpp"
 
 namespace goro::detail {
 
@@ -119,8 +120,9 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
     // Detached goroutines go to the spawn stack (newest first: a tree of
     // go()s runs depth-first, see spawn_stack.hpp). Joinable ones keep the
     // FIFO queue: their parent usually joins them inline in spawn order,
-    // and thieves taking them one by one from the stack's old end collided
-    // with exactly those joins (BM_SpawnJoin_Batch1000, 2 Ps: 9.5 -> 14 ms).
+    // and thieves taking them one by one from the stack's old end would
+    // collide with exactly those joins (BM_SpawnJoin_Batch1000 with 2 Ps;
+    // docs/PERFORMANCE.md).
     s.runq_put(*p, entry_for(g, joinable),
                joinable ? Placement::kRunNextIfFree : Placement::kSpawn);
     s.notify_work_available(p);
@@ -351,6 +353,9 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
     MutexLock lock(runtime_mu);
     runtime_reserved = false;
   };
+  // This thread serves the runtime (it becomes P 0's worker) until run()
+  // returns: the deadlock detector does not count it as a possible waker.
+  RuntimeThreadMark mark;
   // 2. Build the runtime (the Ps and their pollers).
   std::unique_ptr<Runtime> runtime;
   try {

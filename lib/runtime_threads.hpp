@@ -17,6 +17,8 @@
 #include <thread>
 #include <utility>
 
+#include "thread_census.hpp"
+
 namespace goro::detail {
 
 // Test seam: the next `successes` runtime thread starts succeed and every
@@ -26,16 +28,20 @@ void fail_runtime_thread_starts_after(int successes) noexcept;
 // Consumes one start from the seam; true when this start must fail.
 [[nodiscard]] bool runtime_thread_start_refused() noexcept;
 
-// Starts a thread of the runtime running `body`. Throws std::system_error
-// naming `what` (e.g. "worker thread for P 3") when the thread cannot be
-// created.
+// Starts a thread of the runtime running `body`, marked as the runtime's
+// own for the deadlock detector's thread census (thread_census.hpp) while
+// `body` runs. Throws std::system_error naming `what` (e.g. "worker thread
+// for P 3") when the thread cannot be created.
 template <class Body>
 std::thread start_runtime_thread(const std::string& what, Body&& body) {
   try {
     if (runtime_thread_start_refused()) {
       throw std::system_error(EAGAIN, std::generic_category());
     }
-    return std::thread(std::forward<Body>(body));
+    return std::thread([body = std::forward<Body>(body)]() mutable {
+      RuntimeThreadMark mark;
+      body();
+    });
   } catch (const std::system_error& e) {
     throw std::system_error(e.code(), "goro: cannot start the " + what);
   }

@@ -10,31 +10,14 @@
 
 #include "absl/container/inlined_vector.h"
 #include "goro/detail/asymmetric_fence.hpp"
+#include "goro/detail/cpu_relax.hpp"
+#include "goro/detail/fast_random.hpp"
 #include "goro/detail/synchronisation_count.hpp"
 #include "goro/detail/timer.hpp"
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
 
 namespace goro::detail {
-namespace {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// splitmix64: a fast per-P generator for the steal order.
-inline std::uint64_t next_random(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
 
 Scheduler::Scheduler(std::vector<PCore*> ps) : ps_(std::move(ps)) {
   const auto procs = static_cast<std::uint32_t>(ps_.size());

@@ -16,8 +16,8 @@
 //   M  a worker thread. Unlike Go, each M is bound to one P for the life of
 //      the runtime: an io_uring ring belongs to the thread that submits to
 //      it, so the P that owns a ring cannot move between threads
-//      (ARCHITECTURE, "Why one thread per P"). Blocking calls go to
-//      separate syscall threads that hold no P (blocking.cpp).
+//      (docs/ARCHITECTURE.md, "Why one thread per P"). Blocking calls go to
+//      separate syscall threads that hold no P (syscall_threads.hpp).
 //   P  a processor: the right to run goroutines. Its core part (PCore) has
 //      a local run queue, a runnext slot, a spawn stack, a goroutine-record
 //      cache and counters; P (p.hpp) adds a timer heap, a poller, sysmon's
@@ -165,8 +165,9 @@ struct SchedulerTuning {
   static constexpr std::uint32_t kSpawnChain = 61;
   // Goroutine ids are handed to Ps in batches (Go: _GoidCacheBatch, 16).
   // Larger than Go's: the batch refill is a locked add on a line every P
-  // shares, which is a visible part of a spawn with batches of 16; ids
-  // only need to be unique.
+  // shares, a visible part of a spawn with batches of 16
+  // (docs/PERFORMANCE.md, "Figures behind design choices"); ids only need
+  // to be unique.
   static constexpr std::uint64_t kIdBatch = 1024;
 };
 

@@ -24,8 +24,9 @@ enum class Placement {
   // runqput(next=true)): for a goroutine readied by the running one, whose
   // prompt handoff matters. An empty slot takes a plain store (only this
   // thread stores non-zero values); an occupied one an atomic exchange
-  // (thieves may be taking the occupant), which costs a locked instruction
-  // per channel handoff.
+  // (thieves may be taking the occupant). The plain store saves a locked
+  // instruction per channel handoff (docs/PERFORMANCE.md, "Channels and
+  // select").
   kRunNext,
   // runnext if it is free (a plain store: thieves only ever clear it),
   // otherwise the tail: for spawns and I/O completions. Go displaces the

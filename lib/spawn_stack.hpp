@@ -10,16 +10,15 @@
 // the FIFO queue every new child queues behind everything the P already
 // had, so a tree runs almost breadth-first: by the time a leaf reports to
 // its parent's channel, the parent's channel, frame and G record have left
-// the cache. skynet with channels took 95 ms on 2 Ps that way and 46-51 ms
-// with the owner taking its newest work first. Cilk, TBB and Rayon run
-// their owners' work this way (work-first, LIFO for the owner, FIFO for
-// thieves, who then take the oldest, biggest subtrees). Goroutines readied
-// by a channel, a timer or I/O, and yielding ones, keep Go's FIFO queue;
-// only goroutines started by go() that have not run yet go here (spawn()'s
-// joinable children keep the FIFO queue: their parent joins them inline,
-// in order, which thieves taking the oldest would collide with), and the
-// scheduler bounds how long they may keep the FIFO queue waiting
-// (scheduler.cpp, local_get).
+// the cache (docs/PERFORMANCE.md, "Channels and select", has skynet with
+// channels both ways). Cilk, TBB and Rayon run their owners' work this way
+// (work-first, LIFO for the owner, FIFO for thieves, who then take the
+// oldest, biggest subtrees). Goroutines readied by a channel, a timer or
+// I/O, and yielding ones, keep Go's FIFO queue; only goroutines started by
+// go() that have not run yet go here (spawn()'s joinable children keep the
+// FIFO queue: their parent joins them inline, in order, which thieves
+// taking the oldest would collide with), and the scheduler bounds how long
+// they may keep the FIFO queue waiting (scheduler.cpp, local_get).
 //
 // The algorithm is the bounded Chase-Lev deque in the C11 formulation of
 // Lê, Pop, Cohen and Zappa Nardelli ("Correct and efficient work-stealing
@@ -66,8 +65,9 @@
 //   * Stealing half of a spawn stack: the same race; thieves take one
 //     entry, which for a tree is the oldest and largest subtree.
 //   * Asymmetric fences for pop (membarrier on the thief side): steals
-//     would cost ~1.5 us each; the owner's full fence costs about what the
-//     FIFO queue's compare-exchange does.
+//     would cost a membarrier (an interrupt to every CPU running the
+//     process) each; the owner's full fence costs about what the FIFO
+//     queue's compare-exchange does.
 #ifndef GORO_LIB_SPAWN_STACK_HPP_
 #define GORO_LIB_SPAWN_STACK_HPP_
 

@@ -5,6 +5,7 @@
 // the step numbers below refer to it.
 #include <stdexcept>
 
+#include "goro/detail/cpu_relax.hpp"
 #include "goro/detail/synchronisation_count.hpp"
 #include "goro/detail/timer.hpp"
 #include "goro/mutex.hpp"
@@ -18,11 +19,7 @@ constexpr int kSpinIterations = 4;
 constexpr int kSpinPauses = 30;
 
 void spin_pause() noexcept {
-  for (int i = 0; i < kSpinPauses; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
+  for (int i = 0; i < kSpinPauses; ++i) detail::cpu_relax();
 }
 
 }  // namespace

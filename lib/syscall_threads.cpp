@@ -7,6 +7,8 @@
 #include <system_error>
 #include <thread>
 
+#include "thread_census.hpp"
+
 namespace goro::detail {
 
 SyscallThreads& SyscallThreads::instance() noexcept {
@@ -45,6 +47,7 @@ std::size_t SyscallThreads::threads() noexcept {
 }
 
 void SyscallThreads::thread_main() {
+  RuntimeThreadMark mark;
   pthread_setname_np(pthread_self(), "goro-syscall");
   std::unique_lock lock(mu_);
   for (;;) {

@@ -4,10 +4,10 @@
 // calls for goro::blocking (Go's Ms in syscalls).
 //
 // Why separate threads: a worker owns its P's io_uring ring and must never
-// block in a syscall (BRIEF, "Threads and who owns what"), so a blocking
-// call cannot run on it, and a P cannot move to another thread as Go's does
-// at a syscall. Instead the call moves: the goroutine parks, a syscall
-// thread runs the call, and the goroutine is made runnable again.
+// block in a syscall (docs/ARCHITECTURE.md, "Why one thread per P"), so a
+// blocking call cannot run on it, and a P cannot move to another thread as
+// Go's does at a syscall. Instead the call moves: the goroutine parks, a
+// syscall thread runs the call, and the goroutine is made runnable again.
 //
 // Threads are made on demand with no fixed pool size (Go: "no limit to the
 // number of threads that can be blocked in system calls"), up to a cap

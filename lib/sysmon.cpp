@@ -12,6 +12,7 @@
 #include "goro/detail/timer.hpp"
 #include "p.hpp"
 #include "runtime_threads.hpp"
+#include "thread_census.hpp"
 
 namespace goro::detail {
 
@@ -271,22 +272,42 @@ void Sysmon::loop() {
       // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
       std::uint64_t activity = 0;
       std::int64_t wake_at = next_scavenge;
-      if (view_.detect_deadlocks() && view_.quiescent(activity)) {
-        if (quiet_since_ != 0 && activity == quiet_activity_ &&
-            now - quiet_since_ >= view_.deadlock_grace_nanos()) {
-          view_.declare_deadlock();
-          break;
+      bool quiet = view_.detect_deadlocks() && view_.quiescent(activity);
+      if (quiet && quiet_since_ != 0 && activity == quiet_activity_ && now >= decide_at_) {
+        if (!outside_thread_alive()) {
+          // Quiescence is read again after the census: a thread that woke
+          // a goroutine and then ended just before it moved the count (the
+          // kernel orders its exit before the listing that lacks it).
+          std::uint64_t again = 0;
+          quiet = view_.quiescent(again);
+          if (quiet && again == activity) {
+            view_.declare_deadlock();
+            break;
+          }
+          activity = again;  // something moved: start over, below
+        } else {
+          // A thread outside the runtime may still wake a goroutine.
+          const std::int64_t grace = view_.deadlock_grace_nanos();
+          census_period_ = census_period_ == 0
+                               ? grace
+                               : std::min(census_period_ * 2,
+                                          std::max(grace, SysmonTuning::kMaxCensusPeriodNanos));
+          decide_at_ = now + census_period_;
         }
+      }
+      if (!quiet) {
+        quiet_since_ = 0;
+      } else {
         if (quiet_since_ == 0 || activity != quiet_activity_) {
           quiet_since_ = now;
           quiet_activity_ = activity;
+          decide_at_ = now + view_.deadlock_grace_nanos();
+          census_period_ = 0;
         }
-        wake_at = std::min(wake_at, quiet_since_ + view_.deadlock_grace_nanos());
-      } else {
-        quiet_since_ = 0;
+        wake_at = std::min(wake_at, decide_at_);
       }
-      // Sleep until a P gets busy, the grace period ends, or it is time to
-      // scavenge.
+      // Sleep until a P gets busy, the deadlock decision is due, or it is
+      // time to scavenge.
       sleeping_.store(true, std::memory_order_seq_cst);
       if (view_.all_idle()) parker_.park_until(wake_at);
       sleeping_.store(false, std::memory_order_relaxed);

@@ -36,7 +36,11 @@
 //      I/O op in a poller, blocking call, or inbox entry), it remembers the
 //      activity count and sleeps Config::deadlock_grace; if the runtime is
 //      still quiescent then with the same count (nothing ran, nothing came
-//      from outside threads), it declares the deadlock (deadlock.cpp).
+//      from outside threads), it takes the thread census
+//      (thread_census.hpp). While a thread outside the runtime lives, it
+//      looks again later (kMaxCensusPeriodNanos); once none does, and the
+//      runtime is still quiescent with the same count, it declares the
+//      deadlock (deadlock.cpp).
 // It sleeps between rounds, 20 us at first and doubling after 50 rounds
 // with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
 // (or until the next scavenge) while every P is idle.
@@ -118,6 +122,11 @@ struct SysmonTuning {
   static constexpr std::int64_t kIoRescuePeriodNanos = 200'000;        // 200 us
   static constexpr std::int64_t kScavengePeriodNanos = 1'000'000'000;  // 1 s
   static constexpr std::int64_t kScavengeAgeNanos = 5'000'000'000;     // free for 5 s
+  // Step 5: while a thread outside the runtime lives, the census is taken
+  // again after one grace, then after twice as long each time, up to this
+  // (or the grace, if longer): a program that waits for such a thread for
+  // hours costs a few /proc reads a second at first, then one.
+  static constexpr std::int64_t kMaxCensusPeriodNanos = 1'000'000'000;  // 1 s
 };
 
 // What sysmon sees of the runtime and may ask of it, beyond reading the Ps
@@ -227,9 +236,12 @@ class Sysmon {
   // Whether the last round found a P whose I/O needs rescuing (step 1c).
   bool rescuing_ = false;
   // Deadlock detection: when the runtime was first seen quiescent (0: not
-  // now) and its activity count then.
+  // now) and its activity count then; when the next decision is due, and
+  // how long the last census that found an outside thread put it off.
   std::int64_t quiet_since_ = 0;
   std::uint64_t quiet_activity_ = 0;
+  std::int64_t decide_at_ = 0;
+  std::int64_t census_period_ = 0;
   // Stall records, per P the number of its stall in progress (0: none).
   mutable Mutex stall_mu_;
   std::vector<Stall> stalls_ ABSL_GUARDED_BY(stall_mu_);

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Frame allocator benchmarks (issue 3, items 9 and 10; docs/PERFORMANCE.md,
-# "Frame allocator").
+# Frame allocator benchmarks (docs/PERFORMANCE.md, "Frame allocator").
 #
 #   scripts/bench-alloc.sh [ROUNDS]     (default 3)
 #

@@ -15,6 +15,7 @@
 #include <goro/goro.hpp>
 
 #include "goro/detail/asymmetric_fence.hpp"
+#include "goro/detail/cpu_relax.hpp"
 #include "test_scale.hpp"
 
 namespace {
@@ -25,11 +26,9 @@ using goro::detail::ChanLockTuning;
 // Burns a few hundred nanoseconds without touching memory.
 void stay_a_while() {
   for (int i = 0; i < 64; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
+    goro::detail::cpu_relax();
+    // Keeps the loop where cpu_relax() is empty.
     std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
   }
 }
 

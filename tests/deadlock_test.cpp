@@ -3,14 +3,20 @@
 // operation, a blocking call or a thread outside the runtime can still
 // wake one.
 #include <gtest/gtest.h>
+#include <liburing.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
 #include "test_util.hpp"
+#include "thread_census.hpp"
 
 namespace goro {
 namespace {
@@ -152,9 +158,12 @@ TEST(Deadlock, APendingBlockingCallIsNotADeadlock) {
 Task<void> send_one(Chan<int> ch) { co_await ch.send(5); }
 
 // The delay counts from when the runtime runs (go() from outside needs a
-// running runtime), whenever this thread or run() got the CPU.
+// running runtime), whenever this thread or run() got the CPU. The mark
+// hides the thread from the thread census, so that only the activity it
+// makes (a goroutine started from outside) can hold the detector off.
 void start_sender_later(Chan<int> ch, std::chrono::milliseconds delay,
                         const std::atomic<bool>* running) {
+  detail::RuntimeThreadMark hidden;
   while (!running->load()) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(delay);
   go(send_one(ch));
@@ -165,7 +174,7 @@ Task<int> wait_for_outside(Chan<int> ch, std::atomic<bool>* running) {
   co_return (co_await ch.recv()).value_or(-1);
 }
 
-TEST(Deadlock, AnOutsideThreadWithinTheGraceIsNotADeadlock) {
+TEST(Deadlock, AGoroutineStartedFromOutsideWithinTheGraceIsNotADeadlock) {
   Chan<int> ch = make_chan<int>();
   Config config = quick();
   config.deadlock_grace = 10s;  // far past the 50 ms, even on a loaded machine
@@ -185,56 +194,161 @@ TEST(Deadlock, DetectionCanBeTurnedOff) {
   outside.join();
 }
 
-// --- OutsideWaker --------------------------------------------------------------
+// --- Threads outside the runtime ------------------------------------------------
 
-// Feeds `ch` from outside the runtime `delay` after the runtime runs, with
-// try_send (main is parked receiving, so it succeeds), holding `waker`
+// Far past the grace of quick(): a test whose outside thread feeds this late
+// would see a deadlock declared if the detector trusted threads only for the
+// grace. Passing does not depend on it: the thread may feed at any time.
+constexpr auto kLongPastTheGrace = 300ms;
+
+// A thread outside the runtime, joined however the test ends. Its body gets
+// a flag that is set once run() has returned (so that a body still trying
+// to feed a runtime that declared a deadlock gives up).
+class OutsideThread {
+ public:
+  template <class Body>
+  explicit OutsideThread(Body body)
+      : thread_([this, body = std::move(body)]() mutable { body(run_over_); }) {}
+  OutsideThread(const OutsideThread&) = delete;
+  OutsideThread& operator=(const OutsideThread&) = delete;
+  ~OutsideThread() {
+    run_over_.store(true);
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> run_over_{false};
+  std::thread thread_;  // last: starts after the flag it uses
+};
+
+// Waits until the runtime runs, then far past the grace.
+void wait_long_past_the_grace(const std::atomic<bool>& running) {
+  while (!running.load()) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(kLongPastTheGrace);
+}
+
+// Sends 5 on `ch` from outside the runtime with try_send, which succeeds
+// once main is parked receiving.
+void feed(const Chan<int>& ch, const std::atomic<bool>& run_over) {
+  while (!run_over.load() && !ch.try_send(5)) std::this_thread::sleep_for(1ms);
+}
+
+TEST(Deadlock, AnOutsideThreadThatFeedsLaterIsNotADeadlock) {
+  Chan<int> ch = make_chan<int>();
+  std::atomic<bool> running{false};
+  OutsideThread outside([&](const std::atomic<bool>& run_over) {
+    wait_long_past_the_grace(running);
+    feed(ch, run_over);
+  });
+  EXPECT_EQ(run(wait_for_outside(ch, &running), quick()), 5);
+}
+
+Task<int> wait_for_group(WaitGroup* group, std::atomic<bool>* running) {
+  running->store(true);
+  co_await group->wait();
+  co_return 1;
+}
+
+TEST(Deadlock, AWaitGroupCountedDownByAnOutsideThreadLaterIsNotADeadlock) {
+  WaitGroup group;
+  group.add(1);
+  std::atomic<bool> running{false};
+  OutsideThread outside([&](const std::atomic<bool>&) {
+    wait_long_past_the_grace(running);
+    group.done();
+  });
+  EXPECT_EQ(run(wait_for_group(&group, &running), quick()), 1);
+}
+
+Task<int> wait_for_cancel(Context ctx, std::atomic<bool>* running) {
+  running->store(true);
+  (void)co_await ctx.done().recv();
+  co_return ctx.err().code() == absl::StatusCode::kCancelled ? 1 : 0;
+}
+
+TEST(Deadlock, AContextCancelledByAnOutsideThreadLaterIsNotADeadlock) {
+  auto [ctx, cancel] = with_cancel(background());
+  std::atomic<bool> running{false};
+  OutsideThread outside([&, cancel = cancel](const std::atomic<bool>&) {
+    wait_long_past_the_grace(running);
+    cancel();
+  });
+  EXPECT_EQ(run(wait_for_cancel(ctx, &running), quick()), 1);
+}
+
+// Main receives the one value the outside thread sends, then waits for a
+// second that nobody will send: once the thread has exited, nothing can.
+Task<int> receive_twice(Chan<int> ch) {
+  (void)co_await ch.recv();
+  co_return (co_await ch.recv()).value_or(-1);
+}
+
+TEST(Deadlock, OnceTheOutsideThreadHasExitedADeadlockIsReported) {
+  test::Watchdog watchdog("Deadlock.OnceTheOutsideThreadHasExitedADeadlockIsReported", 60s);
+  Chan<int> ch = make_chan<int>();
+  OutsideThread outside([&](const std::atomic<bool>& run_over) { feed(ch, run_over); });
+  try {
+    (void)run(receive_twice(ch), quick());
+    FAIL() << "run returned";
+  } catch (const Deadlock& e) {
+    EXPECT_NE(std::string(e.what()).find("goroutine 1 [chan receive] (main)"), std::string::npos)
+        << e.what();
+  }
+}
+
+// --- Wakers the thread census cannot see: OutsideWaker -------------------------
+//
+// A RuntimeThreadMark hides a test's thread from the thread census: the
+// thread then stands for a waker that is no live thread of the process (a
+// thread that another library starts later, a signal handler), which only
+// an OutsideWaker makes known to the detector.
+
+// Waits, hidden, far past the grace and then feeds `ch`, holding `waker`
 // until then.
-void feed_later_holding(OutsideWaker waker, Chan<int> ch, std::chrono::milliseconds delay,
-                        const std::atomic<bool>* running, std::atomic<bool>* sent) {
-  while (!running->load()) std::this_thread::sleep_for(1ms);
-  std::this_thread::sleep_for(delay);
-  while (!ch.try_send(5)) std::this_thread::sleep_for(1ms);  // main may not be parked yet
-  sent->store(true);
+void feed_later_holding(OutsideWaker& waker, const Chan<int>& ch, const std::atomic<bool>& running,
+                        const std::atomic<bool>& run_over) {
+  detail::RuntimeThreadMark hidden;
+  wait_long_past_the_grace(running);
+  feed(ch, run_over);
   waker.release();
 }
 
-TEST(Deadlock, AnOutsideThreadHoldingAnOutsideWakerIsWaitedForPastTheGrace) {
+TEST(Deadlock, AnOutsideWakerHoldsOffTheDetectorForAWakerTheCensusCannotSee) {
   Chan<int> ch = make_chan<int>();
   std::atomic<bool> running{false};
-  std::atomic<bool> sent{false};
-  // 300 ms of silence, fifteen graces of 20 ms.
-  std::thread outside(feed_later_holding, OutsideWaker(), ch, 300ms, &running, &sent);
+  OutsideThread outside([&, waker = OutsideWaker()](const std::atomic<bool>& run_over) mutable {
+    feed_later_holding(waker, ch, running, run_over);
+  });
   EXPECT_EQ(run(wait_for_outside(ch, &running), quick()), 5);
-  EXPECT_TRUE(sent.load());
-  outside.join();
 }
 
-// The same program without the waker and without the feeding is a deadlock.
-TEST(Deadlock, WithoutAnOutsideWakerASilentChannelIsStillADeadlock) {
+TEST(Deadlock, AWakerTheCensusCannotSeeIsTrustedOnlyForTheGraceWithoutAnOutsideWaker) {
   Chan<int> ch = make_chan<int>();
   std::atomic<bool> running{false};
+  // It would feed, but only after run() has returned.
+  OutsideThread outside([](const std::atomic<bool>& run_over) {
+    detail::RuntimeThreadMark hidden;
+    while (!run_over.load()) std::this_thread::sleep_for(1ms);
+  });
   EXPECT_THROW(run(wait_for_outside(ch, &running), quick()), Deadlock);
   EXPECT_TRUE(running.load());
-}
-
-// A waker that goes without feeding anything lets the detector decide.
-void hold_then_drop(OutsideWaker waker, const std::atomic<bool>* running,
-                    std::atomic<bool>* dropped) {
-  while (!running->load()) std::this_thread::sleep_for(1ms);
-  std::this_thread::sleep_for(100ms);
-  dropped->store(true);
-  waker.release();
 }
 
 TEST(Deadlock, ADroppedOutsideWakerNoLongerHoldsOffTheDetector) {
   Chan<int> ch = make_chan<int>();
   std::atomic<bool> running{false};
   std::atomic<bool> dropped{false};
-  std::thread outside(hold_then_drop, OutsideWaker(), &running, &dropped);
+  // Holds the waker far past the grace, drops it without feeding, and
+  // stays (hidden) until run() returns.
+  OutsideThread outside([&, waker = OutsideWaker()](const std::atomic<bool>& run_over) mutable {
+    detail::RuntimeThreadMark hidden;
+    wait_long_past_the_grace(running);
+    dropped.store(true);
+    waker.release();
+    while (!run_over.load()) std::this_thread::sleep_for(1ms);
+  });
   EXPECT_THROW(run(wait_for_outside(ch, &running), quick()), Deadlock);
   EXPECT_TRUE(dropped.load());  // not declared while the waker lived
-  outside.join();
 }
 
 TEST(Deadlock, OutsideWakerIsMovableAndReleasesOnce) {
@@ -249,6 +363,124 @@ TEST(Deadlock, OutsideWakerIsMovableAndReleasesOnce) {
   Chan<int> ch = make_chan<int>();
   std::atomic<bool> running{false};
   EXPECT_THROW(run(wait_for_outside(ch, &running), quick()), Deadlock);
+}
+
+// --- The thread census -----------------------------------------------------------
+
+// Whether the census reaches `expected` within a generous bound: a thread
+// that was just joined (here or in an earlier test) may stay listed by the
+// kernel for a moment.
+bool census_settles_at(bool expected) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (detail::outside_thread_alive() != expected) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Also shows, under a sanitizer, that its helper threads are not taken for
+// outside threads (ThreadSanitizer always runs one).
+TEST(ThreadCensus, SeesAThreadOutsideTheRuntimeUntilItEnds) {
+  detail::RuntimeThreadMark self;  // the test's own thread is not the one looked for
+  ASSERT_TRUE(census_settles_at(false));
+  std::atomic<bool> stop{false};
+  std::thread outside([&] {
+    while (!stop.load()) std::this_thread::sleep_for(1ms);
+  });
+  EXPECT_TRUE(detail::outside_thread_alive());
+  stop.store(true);
+  outside.join();
+  EXPECT_TRUE(census_settles_at(false));
+}
+
+TEST(ThreadCensus, DoesNotSeeAThreadWhileItIsMarked) {
+  detail::RuntimeThreadMark self;
+  ASSERT_TRUE(census_settles_at(false));
+  std::atomic<int> stage{0};
+  std::thread marked([&] {
+    {
+      detail::RuntimeThreadMark outer;
+      detail::RuntimeThreadMark inner;  // marks nest
+      stage.store(1);
+      while (stage.load() != 2) std::this_thread::sleep_for(1ms);
+    }
+    {
+      detail::RuntimeThreadMark again;
+      stage.store(3);
+      while (stage.load() != 4) std::this_thread::sleep_for(1ms);
+    }
+    stage.store(5);
+    while (stage.load() != 6) std::this_thread::sleep_for(1ms);
+  });
+  while (stage.load() != 1) std::this_thread::sleep_for(1ms);
+  EXPECT_FALSE(detail::outside_thread_alive());
+  stage.store(2);
+  while (stage.load() != 3) std::this_thread::sleep_for(1ms);
+  EXPECT_FALSE(detail::outside_thread_alive());
+  stage.store(4);
+  while (stage.load() != 5) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(detail::outside_thread_alive());  // unmarked, alive
+  stage.store(6);
+  marked.join();
+}
+
+// Whether the kernel lists one of its io_uring workers among this
+// process's threads.
+bool io_uring_worker_listed() {
+  bool found = false;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    found = found || name.starts_with("iou-wrk-");
+  }
+  return found;
+}
+
+TEST(Deadlock, KernelIoUringWorkersDoNotHoldOffTheDetector) {
+  io_uring ring;
+  if (io_uring_queue_init(4, &ring, 0) != 0) GTEST_SKIP() << "io_uring is not available";
+  // An operation forced to the kernel's worker pool leaves a worker, which
+  // stays while this thread lives.
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  io_uring_prep_nop(sqe);
+  io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+  ASSERT_EQ(io_uring_submit(&ring), 1);
+  io_uring_cqe* cqe = nullptr;
+  ASSERT_EQ(io_uring_wait_cqe(&ring, &cqe), 0);
+  io_uring_cqe_seen(&ring, cqe);
+  if (!io_uring_worker_listed()) {
+    io_uring_queue_exit(&ring);
+    GTEST_SKIP() << "this kernel lists no io_uring worker among the process's threads";
+  }
+  test::Watchdog watchdog("Deadlock.KernelIoUringWorkersDoNotHoldOffTheDetector", 60s);
+  EXPECT_THROW((void)run(receive_forever(), quick()), Deadlock);
+  io_uring_queue_exit(&ring);
+}
+
+// gtest's "fast" death tests run their statement in a child made by
+// fork(), where only the forking thread lives (and a sanitizer restarts
+// its helper): the detector works there too.
+TEST(ThreadCensusDeathTest, AForkedChildStillDetectsADeadlock) {
+  // ThreadSanitizer refuses to start threads in the child of a process
+  // with more threads than this one and its own helper.
+  if (test::kTsan && std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                   std::filesystem::directory_iterator()) > 2) {
+    GTEST_SKIP() << "ThreadSanitizer: the process has threads left by earlier tests";
+  }
+  GTEST_FLAG_SET(death_test_style, "fast");
+  EXPECT_EXIT(
+      {
+        test::Watchdog watchdog("the forked child's run", 60s);
+        try {
+          (void)run(receive_forever(), quick());
+        } catch (const Deadlock&) {
+          std::_Exit(3);
+        }
+        std::_Exit(4);
+      },
+      testing::ExitedWithCode(3), "all goroutines are asleep");
 }
 
 }  // namespace

@@ -278,8 +278,8 @@ Task<bool> cancel_races_completion(long rounds) {
 
 TEST(Io, CancellationRacingCompletionLosesNothing) {
   test::Watchdog watchdog("Io.CancellationRacingCompletionLosesNothing");
-  // 100k rounds in every optimised build, ThreadSanitizer's included (about
-  // 2.5 s there); a tenth at -O0.
+  // 100k rounds in every optimised build, ThreadSanitizer's included (that
+  // stays within its time budget, test_scale.hpp); a tenth at -O0.
   EXPECT_TRUE(run(cancel_races_completion(test::kOptimized ? 100000 : 10000), test::with_procs(2)));
 }
 

@@ -18,6 +18,7 @@
 
 #include <goro/goro.hpp>
 
+#include "skynet.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -678,18 +679,6 @@ TEST(Scheduler, SpilledEntriesOfGoroutinesJoinedInlineDoNotAccumulateInTheGlobal
   EXPECT_LE(capacity, 64u);
 }
 
-Task<long> skynet_node(long num, long size) {
-  if (size == 1) co_return num;
-  std::vector<goro::JoinHandle<long>> children;
-  children.reserve(10);
-  for (long i = 0; i < 10; ++i) {
-    children.push_back(goro::spawn(skynet_node(num + i * (size / 10), size / 10)));
-  }
-  long sum = 0;
-  for (auto& child : children) sum += co_await child;
-  co_return sum;
-}
-
 struct AfterTree {
   std::uint64_t global_queue_capacity = 0;
   std::uint64_t frame_bytes_resident = 0;  // the frame allocator's, in use or free
@@ -699,8 +688,8 @@ struct AfterTree {
 Task<std::vector<AfterTree>> skynet_trees(int trees, long size) {
   std::vector<AfterTree> after;
   for (int t = 0; t < trees; ++t) {
-    const long sum = co_await goro::spawn(skynet_node(0, size));
-    EXPECT_EQ(sum, size * (size - 1) / 2);
+    const long sum = co_await goro::spawn(skynet::spawn_join_tree(0, size, 10));
+    EXPECT_EQ(sum, skynet::leaf_sum(size));
     const goro::MemoryStats memory = goro::memory_stats();
     after.push_back({goro::scheduler_stats().global_queue_capacity,
                      memory.bytes_in_use + memory.bytes_free, memory.bytes_in_use});

@@ -15,6 +15,7 @@
 
 #include <goro/goro.hpp>
 
+#include "skynet.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -320,23 +321,12 @@ TEST(Stress, DeepBinarySpawnJoinTreeSumsCorrectly) {
   }
 }
 
-Task<long> skynet(long num, long size, long div) {
-  if (size == 1) co_return num;
-  std::vector<JoinHandle<long>> children;
-  children.reserve(static_cast<std::size_t>(div));
-  for (long i = 0; i < div; ++i) {
-    children.push_back(goro::spawn(skynet(num + i * (size / div), size / div, div)));
-  }
-  long sum = 0;
-  for (auto& child : children) sum += co_await child;
-  co_return sum;
-}
-
 TEST(Stress, SkynetTenAryTreeJoinedInOrder) {
   Watchdog watchdog("SkynetTenAryTreeJoinedInOrder");
   const long leaves = goro::test::kScaleDivisor == 1 ? 100'000 : 10'000;
   for (unsigned procs : {1u, 2u, 4u}) {
-    EXPECT_EQ(goro::run(skynet(0, leaves, 10), with_procs(procs)), leaves * (leaves - 1) / 2)
+    EXPECT_EQ(goro::run(skynet::spawn_join_tree(0, leaves, 10), with_procs(procs)),
+              skynet::leaf_sum(leaves))
         << procs << " procs";
   }
 }

@@ -4,10 +4,13 @@
 // synchronously completing awaits (this binary also runs at -O0 with clang
 // and g++ in CI).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <coroutine>
+#include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -165,6 +168,16 @@ Task<int> chain_outer(LifeCounts* counts, bool* reached_end) {
   const int v = co_await chain_middle(counts, reached_end);
   *reached_end = true;
   co_return v;
+}
+
+Task<bool> give(bool value) { co_return value; }
+
+// Awaits in an if condition and declares no named local variable: the
+// shape whose frame g++ 12 lays out with the promise out of place (see
+// goro/detail/frame_allocator.hpp, Frame layout check).
+Task<int> await_in_if_condition_without_locals(int value) {
+  if (!co_await give(true)) co_return -1;
+  co_return value;
 }
 
 // --- laziness ----------------------------------------------------------------
@@ -328,6 +341,26 @@ TEST(Task, MoveAssignmentDestroysTheOverwrittenFrame) {
   EXPECT_FALSE(ran_first);
   EXPECT_TRUE(ran_second);
   EXPECT_EQ(out, 1);
+}
+
+// A compiler that lays such a frame out right (clang) runs the coroutine;
+// one that does not (g++ 12) must be stopped where the Task is made, with
+// a message naming the cause, rather than leave a frame that misbehaves
+// when resumed (without the check, g++'s build returns a wrong value or
+// crashes here).
+TEST(Task, FrameWithPromiseOutOfPlaceRunsRightOrStopsWhereItIsMade) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        std::optional<int> out;
+        Driver driver = drive(await_in_if_condition_without_locals(7), &out);
+        std::exit(out == 7 ? 0 : 1);
+      },
+      [](int status) {
+        return (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+               (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+      },
+      "^$|promise out of place.*name the awaited value first");
 }
 
 TEST(Task, ReleaseHandsOverTheFrame) {

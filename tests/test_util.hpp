@@ -21,6 +21,7 @@
 #include <goro/goro.hpp>
 
 #include "test_scale.hpp"
+#include "thread_census.hpp"
 
 namespace goro::test {
 
@@ -69,6 +70,10 @@ class Guard {
 
 // Yields until `value` >= `target`; gives up (returning false) after
 // `timeout`, so that a scheduler bug fails the test instead of hanging it.
+// A coroutine that tests the answer of this or yield_until_set in an if
+// condition and declares no named local variable is miscompiled by g++ 12
+// (goro/detail/frame_allocator.hpp, Frame layout check): name the answer
+// first, `const bool set = co_await yield_until_set(flag); if (!set) ...`.
 inline Task<bool> yield_until_at_least(const std::atomic<long>& value, long target,
                                        std::chrono::seconds timeout = std::chrono::seconds(120)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -91,11 +96,16 @@ inline Task<bool> yield_until_set(const std::atomic<bool>& flag,
 
 // Aborts the process with a message if not destroyed within `limit`: a lost
 // wakeup shows up as "watchdog: <what> still running after N s" rather than
-// as a silent ctest timeout.
+// as a silent ctest timeout. Its thread wakes no goroutine, so it is hidden
+// from the deadlock detector's thread census: a test that expects a
+// deadlock may keep a watchdog.
 class Watchdog {
  public:
   explicit Watchdog(std::string what, std::chrono::seconds limit = std::chrono::seconds(240))
-      : what_(std::move(what)), thread_([this, limit] { watch(limit); }) {}
+      : what_(std::move(what)), thread_([this, limit] {
+          goro::detail::RuntimeThreadMark hidden;
+          watch(limit);
+        }) {}
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
   ~Watchdog() {

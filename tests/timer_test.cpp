@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "goro/detail/fast_random.hpp"
 #include "goro/goro.hpp"
 #include "test_scale.hpp"
 #include "test_util.hpp"
@@ -242,13 +243,8 @@ namespace {
 // crashes), under TSan too.
 Task<void> churn_timers(std::atomic<long>* done, std::atomic<long>* failures, unsigned seed,
                         int rounds) {
-  std::uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
-  auto next = [&x] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  std::uint64_t state = seed;
+  auto next = [&state] { return goro::detail::next_random(state); };
   for (int i = 0; i < rounds; ++i) {
     Timer t(std::chrono::microseconds(next() % 50));
     switch (next() % 4) {

@@ -81,8 +81,8 @@ class SendAwaiter {
   }
 
   // Inlined at every co_await: without a waiter to park this is the whole
-  // operation, and with -O3 the call cost 7 of a 44 ns ping-pong round
-  // trip.
+  // operation, so a call would be a sizeable part of a ping-pong round trip
+  // (docs/PERFORMANCE.md, "Figures behind design choices").
   [[gnu::always_inline]] bool await_ready() {
     if (chan_ == nullptr) return false;  // nil channel: park forever
     chan_->lock.lock();

@@ -64,13 +64,17 @@ struct Config {
   // goroutine has stayed parked for Config::deadlock_grace with nothing
   // that could wake one (no runnable goroutine, timer, I/O operation or
   // blocking call, no goroutine started or readied from outside the
-  // runtime, and no goro::OutsideWaker alive), run() prints the goroutines
-  // and what each waits for to stderr and throws goro::Deadlock. The rule
-  // for threads outside the runtime: one that will wake a goroutine after
-  // a silence longer than the grace (a channel it feeds, a WaitGroup it
-  // counts down, a context it cancels) holds an OutsideWaker until it is
-  // done; one that holds none is trusted only for the grace. Turning
-  // detection off is the alternative.
+  // runtime, no goro::OutsideWaker alive) and no thread of the process
+  // outside the runtime lives, run() prints the goroutines and what each
+  // waits for to stderr and throws goro::Deadlock. The rule for threads
+  // outside the runtime: any live one may still wake a goroutine (feed a
+  // channel, count down a WaitGroup, cancel a context), so none needs to
+  // announce itself, however long it stays silent; the detector looks at
+  // the process's threads only when it is about to declare, and again
+  // while one lives (at most a second apart). A thread that will never
+  // wake a goroutine (a watchdog, a thread blocked on a terminal) holds
+  // detection off in the same way. A waker that is no live thread holds an
+  // OutsideWaker (run.hpp).
   bool detect_deadlocks = true;
   std::chrono::milliseconds deadlock_grace{100};
 };

@@ -2,8 +2,8 @@
 //
 // Defines: goro::run, the entry point that starts the runtime,
 // goro::Deadlock, what it throws when every goroutine is stuck, and
-// goro::OutsideWaker, which tells the deadlock detector that a thread
-// outside the runtime may still wake a goroutine.
+// goro::OutsideWaker, which tells the deadlock detector that something it
+// cannot see may still wake a goroutine.
 #ifndef GORO_RUN_HPP_
 #define GORO_RUN_HPP_
 
@@ -23,21 +23,26 @@ class Deadlock : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// OutsideWaker: a promise, by a thread outside the runtime, that it may
-// still wake a goroutine (send on a channel, WaitGroup::done, cancel a
+// OutsideWaker: a promise that a waker the deadlock detector cannot see
+// may still wake a goroutine (send on a channel, WaitGroup::done, cancel a
 // context, go(), ...). While any OutsideWaker lives in the process, the
 // deadlock detector never declares a deadlock, however long every
 // goroutine stays parked.
 //
-// Contract: create one before the goroutines start waiting for the thread
-// (typically where the thread is started, and move it into the thread) and
-// destroy it once the thread will wake nobody any more. Its creation and
-// destruction count as activity, so the detector waits a full
-// Config::deadlock_grace after the last one goes before it decides.
-// Move-only; a moved-from OutsideWaker promises nothing. Usable from any
-// thread, with or without a runtime running (it is process-wide, as the
-// runtime is). Without one, a thread outside the runtime is trusted only
-// for the grace period: see Config::detect_deadlocks.
+// A live thread of the process needs none: every thread outside the
+// runtime counts as a possible waker while it lives (see run()). What the
+// detector cannot see is a waker that is no live thread when every
+// goroutine is parked: a thread that will be started later (on demand, by
+// another library's callback, ...). Such a waker is trusted only for
+// Config::deadlock_grace unless an OutsideWaker speaks for it.
+//
+// Contract: create one before the goroutines start waiting for the waker
+// (typically where it is set up) and destroy it once it will wake nobody
+// any more. Its creation and destruction count as activity, so the
+// detector waits a full Config::deadlock_grace after the last one goes
+// before it decides. Move-only; a moved-from OutsideWaker promises
+// nothing. Usable from any thread, with or without a runtime running (it
+// is process-wide, as the runtime is).
 class [[nodiscard("an OutsideWaker promises only while it lives")]] OutsideWaker {
  public:
   OutsideWaker() noexcept;
@@ -81,9 +86,15 @@ void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Conf
 //    next suspends (coroutines cannot be preempted).
 //  * If every goroutine stays parked with nothing that could wake one (a
 //    deadlock, Config::detect_deadlocks), run destroys them all, main
-//    included, and throws goro::Deadlock. A goroutine waiting for a thread
-//    outside the runtime is not deadlocked while that thread holds an
-//    OutsideWaker.
+//    included, and throws goro::Deadlock. A program that Go would not call
+//    deadlocked is not: while any thread of the process outside the
+//    runtime lives (one that may still feed a channel, count down a
+//    WaitGroup, cancel a context; in Go it would be a goroutine, or an M in
+//    a cgo call), no deadlock is declared, whatever that thread does. The
+//    runtime's own threads (the workers, this thread while it is in run,
+//    sysmon, goro::blocking's threads), the kernel's io_uring workers and
+//    a sanitizer's helper threads do not count. A waker that is no live
+//    thread holds an OutsideWaker.
 //  * One runtime at a time per process: calling run while another run is
 //    active (from a goroutine or from another thread) throws
 //    std::logic_error and changes nothing of the runtime that runs. run may

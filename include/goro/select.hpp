@@ -67,6 +67,7 @@
 
 #include "goro/chan.hpp"
 #include "goro/detail/chan_core.hpp"
+#include "goro/detail/fast_random.hpp"
 #include "goro/detail/goroutine.hpp"
 
 namespace goro {
@@ -97,14 +98,13 @@ class SelectCaseBase {
   ~SelectCaseBase() = default;
 };
 
-// A per-thread xorshift generator for the poll order (Go's cheaprand).
+// 32 random bits for the poll order (fast_random.hpp). One state per
+// thread, seeded with its own address so that threads draw different
+// sequences.
 inline std::uint32_t select_rand() noexcept {
   constinit thread_local std::uint64_t state = 0;
-  if (state == 0) state = reinterpret_cast<std::uintptr_t>(&state) | 1;
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return static_cast<std::uint32_t>(state >> 32);
+  if (state == 0) state = reinterpret_cast<std::uintptr_t>(&state);
+  return static_cast<std::uint32_t>(next_random(state) >> 32);
 }
 
 // Steps 1-5 of the file comment over `n` type-erased cases. The typed

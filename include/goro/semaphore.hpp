@@ -24,11 +24,11 @@
 //
 // Algorithm
 //   acquire(n): 1. n > size or n < 0: throw (x/sync would block until its
-//               context ends; goro has no context yet, and such a wait could
-//               never end). 2. Lock. If size - cur >= n and nobody waits:
-//               cur += n, unlock, done. 3. Otherwise queue our waiter with
-//               weight n, unlock, park; the releaser has added n to cur for
-//               us when it wakes us.
+//               context ends; goro's acquire takes no context, so such a
+//               wait could never end). 2. Lock. If size - cur >= n and
+//               nobody waits: cur += n, unlock, done. 3. Otherwise queue
+//               our waiter with weight n, unlock, park; the releaser has
+//               added n to cur for us when it wakes us.
 //   release(n): lock; cur -= n (below 0: undo and throw, x/sync panics
 //               "semaphore: released more than held"); while the front
 //               waiter fits: cur += its weight, dequeue it; unlock; wake them.

@@ -110,10 +110,12 @@ class TaskPromiseBase {
   // size class directly). The aligned forms serve frames whose alignment
   // exceeds the default (an alignas local, say), where the compiler
   // supports them.
-  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  // Under g++ each also notes where the frame starts, for the frame layout
+  // check in get_return_object (goro/detail/frame_allocator.hpp).
+  static void* operator new(std::size_t size) { return note_frame_start(allocate_frame(size)); }
   static void operator delete(void* frame, std::size_t size) noexcept { free_frame(frame, size); }
   static void* operator new(std::size_t size, std::align_val_t align) {
-    return allocate_frame_aligned(size, static_cast<std::size_t>(align));
+    return note_frame_start(allocate_frame_aligned(size, static_cast<std::size_t>(align)));
   }
   static void operator delete(void* frame, std::size_t size, std::align_val_t align) noexcept {
     free_frame_aligned(frame, size, static_cast<std::size_t>(align));
@@ -238,6 +240,11 @@ class TaskPromise<void> final : public TaskPromiseBase {
 //    Task awaits it (by lvalue, from outside its frame): the awaiting one
 //    could never resume, and destroying it afterwards is undefined.
 //  * T must not be a reference type; use a pointer or std::reference_wrapper.
+//  * Built by g++ 12, a Task coroutine that co_awaits in the condition of an
+//    `if` or a `switch` and declares no named local variable is
+//    miscompiled (it cannot be resumed): creating it stops the program with
+//    a message (goro/detail/frame_allocator.hpp, Frame layout check). Name
+//    the awaited value: `const bool ok = co_await f(); if (!ok) ...`.
 template <class T>
 class [[nodiscard]] Task {
   static_assert(!std::is_reference_v<T>, "goro::Task<T&> is not supported; use a pointer");
@@ -320,11 +327,15 @@ namespace detail {
 
 template <class T>
 Task<T> TaskPromise<T>::get_return_object() noexcept {
-  return Task<T>(std::coroutine_handle<TaskPromise<T>>::from_promise(*this));
+  auto handle = std::coroutine_handle<TaskPromise<T>>::from_promise(*this);
+  check_frame_start(handle.address());
+  return Task<T>(handle);
 }
 
 inline Task<void> TaskPromise<void>::get_return_object() noexcept {
-  return Task<void>(std::coroutine_handle<TaskPromise<void>>::from_promise(*this));
+  auto handle = std::coroutine_handle<TaskPromise<void>>::from_promise(*this);
+  check_frame_start(handle.address());
+  return Task<void>(handle);
 }
 
 }  // namespace detail

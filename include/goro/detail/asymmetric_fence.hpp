@@ -9,7 +9,7 @@
 // going idle stores those counts and then loads the queues. Each side needs
 // a store-load fence. The submitter's side runs on every spawn and every
 // wakeup of a goroutine (millions per second); a seq_cst fence there
-// (`mfence`, or a locked instruction) was the single most expensive step of
+// (`mfence`, or a locked instruction) would be the most expensive step of
 // a spawn. The worker's side runs once per trip to sleep, which costs a
 // futex syscall anyway. Channel locks use the same split (chan_lock.hpp):
 // the thread a lock is biased to takes it with the light half, a thread

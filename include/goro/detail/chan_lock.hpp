@@ -5,10 +5,9 @@
 //
 // Why a biased lock. A channel's critical sections are a handful of loads
 // and stores, so the lock's own atomic exchange is most of an uncontended
-// operation: on the 2-core machine of docs/PERFORMANCE.md, half the cycles
-// of an unbuffered ping-pong sat on that exchange, because a locked
-// instruction waits for the store buffer to drain, and a goroutine switch
-// has just filled it with frame writes. Yet most channels are used by
+// operation: a locked instruction waits for the store buffer to drain, and
+// a goroutine switch has just filled it with frame writes (the profile is in
+// docs/PERFORMANCE.md, "Channels and select"). Yet most channels are used by
 // goroutines that run on one worker thread: partners readied by a handoff
 // stay on their P (ARCHITECTURE, "Keeping partners together"). For those,
 // the lock can be taken with plain stores, as a biased lock (Java's, or the
@@ -78,12 +77,13 @@
 //     share, and clobber, the new owner's flag. Biasing only once per lock
 //     avoids that but leaves a channel shared for good after one early
 //     cross-thread use (goroutines spread by the first steals, then
-//     gathered on one P), which cost 2.5x on producer/consumer runs.
+//     gathered on one P): such a producer/consumer run pays the exchange
+//     on every operation for good.
 //     Per-thread slots (L3) make re-biasing safe.
 //   * Biasing at creation: a parent making a channel for children that other
-//     Ps run would revoke (1.5 us) on almost every channel; the streak makes
-//     a channel prove it stays on one thread first, and the doubling bounds
-//     the membarriers of a channel that keeps changing threads.
+//     Ps run would revoke (a membarrier) on almost every channel; the streak
+//     makes a channel prove it stays on one thread first, and the doubling
+//     bounds the membarriers of a channel that keeps changing threads.
 //   * Tracking the P instead of the thread: the fence argument is about the
 //     CPU that runs the owner's code, i.e. a thread; a P is bound to one
 //     worker thread for a whole run anyway.

@@ -19,6 +19,8 @@
 #include <atomic>
 #include <thread>
 
+#include "goro/detail/cpu_relax.hpp"
+
 namespace goro::detail {
 
 // SpinLock: mutual exclusion for short critical sections.
@@ -69,12 +71,6 @@ class SpinLock {
         return;
       }
     }
-  }
-
-  static void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
   }
 
   std::atomic<bool> locked_{false};

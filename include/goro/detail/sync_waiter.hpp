@@ -64,7 +64,7 @@
 // Rejected alternatives
 //   * A slow-path coroutine (a Task per contended lock) for multi-stage
 //     waits: standard C++, but it allocates a frame every time a lock is
-//     contended, which the issue rules out.
+//     contended, and blocking allocates nothing (Glossary, "waiter").
 //   * Handing the lock to every woken waiter (cppcoro's and folly's async
 //     mutexes): no re-park needed, but every contended acquisition costs a
 //     goroutine switch and the lock sits idle while the next owner waits in
