@@ -69,14 +69,16 @@ std::atomic<std::uint64_t> outside_waker_events{0};  // made + dropped, ever
 
 bool Runtime::quiescent(std::uint64_t& activity) noexcept {
   if (scheduler_.stopping() || !scheduler_.all_idle()) return false;
-  if (blocking_calls_.any_in_flight()) return false;                      // 4
-  if (outside_wakers.load(std::memory_order_relaxed) != 0) return false;  // 5
+  // 4 and 5 of the top.
+  if (blocking_calls_.any_in_flight()) return false;
+  if (outside_wakers.load(std::memory_order_relaxed) != 0) return false;
+  // 1.
   std::uint64_t count = outside_waker_events.load(std::memory_order_relaxed);
-  if (!scheduler_.nothing_runnable(count)) return false;  // 1
+  if (!scheduler_.nothing_runnable(count)) return false;
+  // 2 and 3. Relaxed: hints re-read after the grace period (see the top).
   for (const P* p : p_list_) {
-    // Relaxed: hints re-read after the grace period (see the top).
-    if (p->timers.next.load(std::memory_order_relaxed) != TimerHeap::kNever) return false;  // 2
-    if (p->poller->ops_waiting()) return false;                                             // 3
+    if (p->timers.next.load(std::memory_order_relaxed) != TimerHeap::kNever) return false;
+    if (p->poller->ops_waiting()) return false;
   }
   activity = count;
   return true;
