@@ -71,8 +71,10 @@ struct P;
 
 // What sysmon reads of a P's worker thread to judge whether its goroutines
 // compute or synchronise (step 1b). Owned by the P; written by its worker,
-// read by sysmon only, relaxed everywhere.
-struct SpreadProbe {
+// read by sysmon only, relaxed everywhere. A line of its own: the worker
+// writes the count at every channel operation, and no other thread writes
+// to the line.
+struct alignas(64) SpreadProbe {
   // The thread's CPU-time clock, so that sysmon can tell a goroutine that
   // computes from a thread the OS preempted. Set by the worker as it
   // starts, before it runs any goroutine; read only for a P that ran
