@@ -182,6 +182,6 @@ absl::Status close(int fd) noexcept {
   return absl::OkStatus();
 }
 
-const char* poller_backend() noexcept { return goro::detail::active_poller_driver().name(); }
+const char* poller_backend() noexcept { return goro::detail::active_poller_driver().name; }
 
 }  // namespace goro::io

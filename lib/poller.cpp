@@ -118,7 +118,7 @@ UringProbe uring_probe() noexcept {
   return probe;
 }
 
-// Relaxed: the drivers are static objects, and a runtime's own threads use
+// Relaxed: the drivers are constant tables, and a runtime's own threads use
 // their P's poller; this is for calls that may come from outside.
 std::atomic<const PollerDriver*> active_driver{nullptr};
 

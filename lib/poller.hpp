@@ -23,7 +23,7 @@
 //
 // The interface (one abstract class per level, one implementation per
 // backend; nothing outside the backends asks which backend runs):
-//   PollerDriver   the process-wide half, one static instance per backend:
+//   PollerDriver   the process-wide half, one constant table per backend:
 //                  its name, the factory of per-P pollers, the start and
 //                  end of a run (epoll's registration epoch), and what
 //                  io::close asks (forget_fd), which may come from any
@@ -170,7 +170,7 @@ namespace goro::detail {
 struct PCore;
 struct G;
 class Poller;
-class PollerDriver;
+struct PollerDriver;
 
 // Which way an operation moves data, for readiness: a reader waits for
 // input (POLLIN), a writer for output (POLLOUT).
@@ -208,29 +208,21 @@ struct PollerChoice {
   const char* description = "";
 };
 
-// The process-wide half of a backend (the top of this file). One static
-// instance per backend; any thread.
-class PollerDriver {
- public:
-  PollerDriver() = default;
-  PollerDriver(const PollerDriver&) = delete;
-  PollerDriver& operator=(const PollerDriver&) = delete;
-
+// The process-wide half of a backend (the top of this file): a table of
+// functions, one constant instance per backend (its process-wide state,
+// epoll's fd table, lives in the backend's file). Any thread.
+struct PollerDriver {
   // "io_uring" or "epoll" (goro::io::poller_backend()).
-  [[nodiscard]] virtual const char* name() const noexcept = 0;
+  const char* name;
   // The poller of P `p` (not attached yet), whose completed goroutines go
   // to p's queues.
-  [[nodiscard]] virtual std::unique_ptr<Poller> make_poller(PCore& p,
-                                                            const PollerChoice& choice) const = 0;
+  std::unique_ptr<Poller> (*make_poller)(PCore& p, const PollerChoice& choice);
   // A runtime on this backend is about to start, or its workers have all
   // exited (before the sweep frees the frames its ops are in).
-  virtual void new_run() const noexcept {}
+  void (*new_run)() noexcept;
   // io::close(fd), before the fd is closed: wakes every op parked on fd
   // with -EBADF and forgets what the backend knows of it.
-  virtual void forget_fd(int fd) const noexcept = 0;
-
- protected:
-  ~PollerDriver() = default;
+  void (*forget_fd)(int fd) noexcept;
 };
 
 const PollerDriver& uring_driver() noexcept;  // poller_uring.cpp

@@ -563,23 +563,17 @@ void forget_fd(int fd) noexcept {
   for (IoOp* op : woken) ready_goroutine(op->g);
 }
 
-class EpollDriver final : public PollerDriver {
- public:
-  const char* name() const noexcept override { return "epoll"; }
-  std::unique_ptr<Poller> make_poller(PCore& p, const PollerChoice&) const override {
-    return std::make_unique<EpollPoller>(p);
-  }
-  // A new registration epoch: every PollDesc of the run before is reset on
-  // its next use (the ops parked in it are forgotten with the run).
-  void new_run() const noexcept override { new_epoch(); }
-  void forget_fd(int fd) const noexcept override { goro::detail::forget_fd(fd); }
-};
+std::unique_ptr<Poller> make_epoll_poller(PCore& p, const PollerChoice&) {
+  return std::make_unique<EpollPoller>(p);
+}
+
+// new_run: a new registration epoch, so that every PollDesc of the run
+// before is reset on its next use (the ops parked in it are forgotten with
+// the run).
+constinit const PollerDriver kEpollDriver{"epoll", &make_epoll_poller, &new_epoch, &forget_fd};
 
 }  // namespace
 
-const PollerDriver& epoll_driver() noexcept {
-  static constinit const EpollDriver driver;
-  return driver;
-}
+const PollerDriver& epoll_driver() noexcept { return kEpollDriver; }
 
 }  // namespace goro::detail

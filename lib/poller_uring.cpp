@@ -454,22 +454,22 @@ class UringPoller final : public Poller {
 
 namespace {
 
-class UringDriver final : public PollerDriver {
- public:
-  const char* name() const noexcept override { return "io_uring"; }
-  std::unique_ptr<Poller> make_poller(PCore& p, const PollerChoice& choice) const override {
-    return std::make_unique<UringPoller>(p, choice.uring_flags);
-  }
-  // Nothing parks outside the rings: an op on a closed fd completes with
-  // its error through its own CQE.
-  void forget_fd(int) const noexcept override {}
-};
+std::unique_ptr<Poller> make_uring_poller(PCore& p, const PollerChoice& choice) {
+  return std::make_unique<UringPoller>(p, choice.uring_flags);
+}
+
+// Each run's rings are its own: nothing to reset between runs.
+void new_uring_run() noexcept {}
+
+// Nothing parks outside the rings: an op on a closed fd completes with its
+// error through its own CQE.
+void forget_uring_fd(int) noexcept {}
+
+constinit const PollerDriver kUringDriver{"io_uring", &make_uring_poller, &new_uring_run,
+                                          &forget_uring_fd};
 
 }  // namespace
 
-const PollerDriver& uring_driver() noexcept {
-  static constinit const UringDriver driver;
-  return driver;
-}
+const PollerDriver& uring_driver() noexcept { return kUringDriver; }
 
 }  // namespace goro::detail
