@@ -1,13 +1,14 @@
 // lib/poller.hpp
 //
 // Defines: goro::detail::Poller (the per-P netpoller behind goro::io),
-// choose_poller(), and the entry points of its two backends (UringPoller in
-// poller_uring.cpp; EpollPoller with its per-fd PollDesc table in
-// poller_epoll.cpp).
+// PollerDriver (a backend's process-wide half), choose_poller(), and what
+// the runtime knows of each kind of operation (kIoKinds, io_direction).
+// The two backends: UringPoller in poller_uring.cpp; EpollPoller with its
+// per-fd PollDesc table in poller_epoll.cpp.
 //
 // The netpoller, after Go's netpoll.go, with one poller per P because an
-// io_uring ring belongs to the thread that submits to it (BRIEF, "Threads
-// and who owns what").
+// io_uring ring belongs to the thread that submits to it
+// (docs/ARCHITECTURE.md, "Why one thread per P").
 //
 // Glossary
 //   op         an IoOp: one read, write, accept... embedded in the awaiter
@@ -21,8 +22,8 @@
 //              the poller's eventfd, which the worker keeps a read armed on
 //              (io_uring) or has registered (epoll).
 //
-// The interface (one abstract class per level, one implementation per
-// backend; nothing outside the backends asks which backend runs):
+// The interface (one type per level, one implementation per backend;
+// nothing outside the backends asks which backend runs):
 //   PollerDriver   the process-wide half, one constant table per backend:
 //                  its name, the factory of per-P pollers, the start and
 //                  end of a run (epoll's registration epoch), and what
