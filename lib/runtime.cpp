@@ -300,6 +300,23 @@ void yield_suspend(std::coroutine_handle<> awaiting) {
   p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Placement::kTail);
 }
 
+namespace {
+
+// ready_goroutine from a thread outside the runtime: out of line, so that
+// the worker's path keeps its registers.
+[[gnu::noinline]] void ready_from_outside(G* g) noexcept {
+  // Under the lock, as start_goroutine: the scheduler cannot go away.
+  MutexLock lock(runtime_mu);
+  if (running == nullptr) return;
+  Scheduler& s = running->scheduler();
+  if (s.global_put_from_outside(entry_for(g, /*claim=*/false))) {
+    s.count_outside_ready();
+    s.notify_work_available(nullptr);
+  }
+}
+
+}  // namespace
+
 void ready_goroutine(G* g) noexcept {
   if (P* p = tls_p) {
     // Wake an idle P only if the put left a stealable goroutine (runnext's
@@ -323,14 +340,7 @@ void ready_goroutine(G* g) noexcept {
     }
     return;
   }
-  // Under the lock, as start_goroutine: the scheduler cannot go away.
-  MutexLock lock(runtime_mu);
-  if (running == nullptr) return;
-  Scheduler& s = running->scheduler();
-  if (s.global_put_from_outside(entry_for(g, /*claim=*/false))) {
-    s.count_outside_ready();
-    s.notify_work_available(nullptr);
-  }
+  ready_from_outside(g);
 }
 
 void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config) {

@@ -13,7 +13,6 @@
 #include "alloc/allocator.hpp"
 #include "goro/detail/asymmetric_fence.hpp"
 #include "goro/detail/chan_lock.hpp"
-#include "goro/detail/synchronisation_count.hpp"
 #include "goro/task.hpp"
 #include "runtime.hpp"
 #include "runtime_state.hpp"
@@ -200,11 +199,7 @@ bool Runtime::report_started(std::exception_ptr error) {
 int Runtime::enter_worker(P& p) {
   tls_p = &p;
   assign_chan_lock_thread_id();
-  tls_synchronisations = &p.spread_probe.synchronisations;
-  // Relaxed: sysmon reads it as a hint.
-  if (clockid_t clock; pthread_getcpuclockid(pthread_self(), &clock) == 0) {
-    p.spread_probe.cpu_clock.store(clock, std::memory_order_relaxed);
-  }
+  p.spread_probe.attach_to_this_thread();
   // Timers wake idle workers through futex timeouts: no slack, so that a
   // sleep ends when asked rather than up to 50 us later (the default).
   const int old_timer_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
@@ -215,7 +210,7 @@ int Runtime::enter_worker(P& p) {
   } catch (...) {
     alloc::tls_frame_cache = nullptr;
     if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
-    tls_synchronisations = nullptr;
+    SpreadProbe::detach_this_thread();
     release_chan_lock_thread_id();
     tls_p = nullptr;
     throw;
@@ -235,7 +230,7 @@ void Runtime::leave_worker(P& p, int old_timer_slack) noexcept {
   p.frame_cache.flush();
   alloc::tls_frame_cache = nullptr;
   if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
-  tls_synchronisations = nullptr;
+  SpreadProbe::detach_this_thread();
   release_chan_lock_thread_id();
   tls_p = nullptr;
 }

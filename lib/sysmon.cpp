@@ -16,7 +16,25 @@
 
 namespace goro::detail {
 
-constinit thread_local std::atomic<std::uint32_t>* tls_synchronisations = nullptr;
+namespace {
+
+// The count of the threads that serve no P (synchronisation_count.hpp).
+std::atomic<std::uint32_t> unread_synchronisations{0};
+
+}  // namespace
+
+constinit thread_local std::atomic<std::uint32_t>* tls_synchronisations = &unread_synchronisations;
+
+void SpreadProbe::attach_to_this_thread() noexcept {
+  tls_synchronisations = &synchronisations;
+  // Relaxed: sysmon reads it as a hint, and only for a P that ran
+  // goroutines, which happens after this.
+  if (clockid_t clock; pthread_getcpuclockid(pthread_self(), &clock) == 0) {
+    cpu_clock.store(clock, std::memory_order_relaxed);
+  }
+}
+
+void SpreadProbe::detach_this_thread() noexcept { tls_synchronisations = &unread_synchronisations; }
 
 void Sysmon::start() {
   const std::size_t procs = view_.ps().size();

@@ -82,9 +82,14 @@ struct alignas(64) SpreadProbe {
   std::atomic<clockid_t> cpu_clock{0};
   // How often the thread has synchronised (wrapping): channel locks taken,
   // sync primitives released, steal rounds, wakeups
-  // (goro/detail/synchronisation_count.hpp, which points this thread's
-  // tls_synchronisations here while it is the P's worker).
+  // (goro/detail/synchronisation_count.hpp).
   std::atomic<std::uint32_t> synchronisations{0};
+
+  // The worker, as it starts and as it stops serving the P: the calling
+  // thread counts its synchronisations here (tls_synchronisations) and
+  // publishes its CPU-time clock, or stops counting here.
+  void attach_to_this_thread() noexcept;
+  static void detach_this_thread() noexcept;
 };
 
 struct SysmonTuning {

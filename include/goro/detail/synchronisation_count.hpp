@@ -18,17 +18,19 @@
 namespace goro::detail {
 
 // The synchronisation count of this thread's P while the thread is its
-// worker; nullptr on every other thread, which counts nothing.
+// worker; on every other thread a count nobody reads (so that counting
+// needs no branch).
 extern constinit thread_local std::atomic<std::uint32_t>* tls_synchronisations;
 
 // Counts one synchronisation (a channel lock taken, a sync primitive
 // released, a steal round...). A relaxed load and store, not an atomic
-// add: only the P's worker writes the count, and sysmon needs no ordering
-// to read it (it wraps, and sysmon compares differences).
+// add: only the P's worker writes its P's count, and sysmon needs no
+// ordering to read it (it wraps, and sysmon compares differences). Threads
+// outside the runtime share the unread count: increments they lose to each
+// other matter to nobody.
 [[gnu::always_inline]] inline void count_synchronisation() noexcept {
-  if (std::atomic<std::uint32_t>* count = tls_synchronisations) {
-    count->store(count->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
+  std::atomic<std::uint32_t>& count = *tls_synchronisations;
+  count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 }  // namespace goro::detail
