@@ -6,14 +6,25 @@
 // running" state.
 //
 // Joining (the rendezvous in G::join_state), step by step:
-//   1. spawn: the child's join state is kJoinRunning, its claim kUnclaimed,
-//      and its claim entry goes to the spawner's runnext.
+//   1. spawn: the child's join state is kJoinRunning, its claim kUnclaimed
+//      (a release store: a stale entry that wins the claim sees the
+//      record), and its claim entry goes to the spawner's runnext if that
+//      is free, otherwise to the local queue's tail (recording where, for
+//      step 2's tombstone); then the submitter's half of the spin/park
+//      handshake (scheduler.hpp, steps f-h).
 //   2. co_await handle, child not started: the joiner wins the claim CAS,
 //      stores itself as the waiter, tombstones the child's entry if it is
 //      still in its own P's runnext or recent queue slots, and transfers
 //      into the child (inline join). The child's final suspend transfers
 //      back to the joiner, so a fork-join tree runs depth first on one
-//      thread with no queue traffic, while idle Ps steal the siblings.
+//      thread with no queue traffic, while idle Ps steal the siblings (the
+//      lazy-task trick of TBB and rayon; Go's FIFO queues are untouched for
+//      everything else). Memory grows with the tree's depth, not its size.
+//      A child that finishes inline without ever having parked finishes
+//      with plain stores (G::inline_epoch says so).
+//      Rejected: joiners that always park (breadth-first fork-join): a
+//      10-ary tree of a million goroutines would have most of them alive,
+//      and their frames allocated, at once.
 //   3. co_await handle, child started elsewhere: CAS join state
 //      kJoinRunning -> joiner (release: publishes joiner->resume) and park;
 //      if the CAS fails the child is done and the joiner continues.
