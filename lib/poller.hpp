@@ -6,8 +6,8 @@
 // poller_epoll.cpp).
 //
 // The netpoller, after Go's netpoll.go, with one poller per P because an
-// io_uring ring belongs to the thread that submits to it (BRIEF, "Threads
-// and who owns what").
+// io_uring ring belongs to the thread that submits to it (docs/
+// ARCHITECTURE.md, "Why one thread per P").
 //
 // Glossary
 //   op         an IoOp: one read, write, accept... embedded in the awaiter
