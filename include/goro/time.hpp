@@ -130,7 +130,10 @@ namespace detail {
 // as the channel's attachment (chan_core.hpp) so that it lives exactly as
 // long as the channel: the last handle's release disarms and frees it, and
 // an after() that nobody receives from leaves nothing behind (Go 1.23's
-// collectable timers). Standard-layout: the node's address is the object's.
+// collectable timers): an after(1h) in a select loop that never times out
+// must not keep an hour's worth of timers armed. Rejected: a timer that
+// lives until it fires, as Go's did before 1.23. Standard-layout: the
+// node's address is the object's.
 struct AfterTimer {
   TimerNode node;  // first member: fire() casts back
   ChanAttachment attachment;
