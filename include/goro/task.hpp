@@ -48,6 +48,50 @@
 //    promise points at the goroutine record instead, and its final suspend
 //    asks the scheduler what to run next (a joiner waiting on it, or
 //    nothing, returning control to the worker loop).
+//  * What a suspended frame may refer to. A coroutine's frame holds its
+//    by-value parameters (moved in before the body starts) and only
+//    pointers for its reference parameters and, in a lambda or member
+//    coroutine, for the object it is called on. Those must outlive the
+//    Task, and since a Task is lazy, a temporary that dies at the end of
+//    the statement creating the Task dies before the body first runs:
+//      safe   goro::go(f, args...), goro::spawn(f, args...) (they keep f
+//             and args in the goroutine's frame: go.hpp); a coroutine
+//             function taking its parameters by value; `co_await
+//             lambda_or_function(temporaries)` (the temporaries outlive the
+//             await, which ends in the same statement)
+//      wrong  goro::go([s]() -> Task<void> { ... }()): the closure holding
+//             `s` is a temporary, gone at the `;`; likewise
+//             goro::go(object.method()) for a temporary object, and
+//             goro::go(f(std::string("x"))) for `f(const std::string&)`
+//  * Lifetime checks by clang (opt-in). With GORO_CORO_LIFETIME_CHECKS
+//    defined to 1 (goro's own build does), clang 19 and later see Task as
+//    a coroutine return type whose reference parameters, and the object a
+//    lambda coroutine is called on, must outlive it
+//    ([[clang::coro_return_type]], [[clang::coro_lifetimebound]]). Clang
+//    then diagnoses a Task kept beyond the statement that binds a
+//    temporary to one of them:
+//      auto task = [s]() -> Task<void> { ... }();
+//        warning: temporary whose address is used as value of local
+//        variable 'task' will be destroyed at the end of the
+//        full-expression [-Wdangling]
+//      auto task = f(std::string("x"));  // f(const std::string&)
+//        the same -Wdangling warning
+//      GORO_CORO_WRAPPER Task<void> start(std::string s) { return f(s); }
+//        warning: address of stack memory associated with parameter 's'
+//        returned [-Wreturn-stack-address]
+//    It does not diagnose a Task passed straight to a function, so
+//    goro::go([s]() -> Task<void> { ... }()) and goro::go(f(temporary))
+//    still compile silently: clang checks only initializations of
+//    variables, members and return values, and a call's argument outlives
+//    its temporaries until the call returns. Use goro::go(f, args...).
+//    The cost of opting in: clang then rejects every function that
+//    returns a Task without being a coroutine unless it is marked
+//    GORO_CORO_WRAPPER (for a lambda: `[&]() GORO_CORO_WRAPPER { return
+//    f(x); }`), and so rejects std::invoke, std::apply and std::function
+//    over callables returning a Task, whose library code has no such mark.
+//    That is why it is not on by default. The attributes change
+//    diagnostics only, never code or layout, so translation units with
+//    and without the checks link together.
 //
 // Rejected alternatives: eager tasks (a race between completion and
 // co_await needs an atomic per await); resuming the awaiter with
@@ -68,10 +112,35 @@
 
 #include "goro/detail/frame_allocator.hpp"
 
+// GORO_CORO_LIFETIME_CHECKS (see "Lifetime checks by clang" above): 1 marks
+// Task for clang's coroutine lifetime analysis; 0 or undefined leaves it
+// unmarked, as it always is for other compilers.
+#if defined(GORO_CORO_LIFETIME_CHECKS) && GORO_CORO_LIFETIME_CHECKS && defined(__clang__) && \
+    defined(__has_cpp_attribute)
+#if __has_cpp_attribute(clang::coro_return_type) && __has_cpp_attribute(clang::coro_lifetimebound)
+#define GORO_CORO_TASK_ATTRIBUTES [[clang::coro_return_type, clang::coro_lifetimebound]]
+// Marks a function that returns a Task without being a coroutine. A GNU
+// attribute, so that it also fits a lambda: `[&]() GORO_CORO_WRAPPER {...}`.
+#define GORO_CORO_WRAPPER __attribute__((coro_wrapper))
+#endif
+#endif
+#ifndef GORO_CORO_TASK_ATTRIBUTES
+#define GORO_CORO_TASK_ATTRIBUTES
+#define GORO_CORO_WRAPPER
+#endif
+
 namespace goro {
 
 template <class T = void>
 class Task;
+
+namespace detail {
+// True for Task<T>: what goroutine bodies and Once functions must return.
+template <class T>
+inline constexpr bool kIsTask = false;
+template <class T>
+inline constexpr bool kIsTask<Task<T>> = true;
+}  // namespace detail
 
 namespace detail {
 
@@ -239,7 +308,7 @@ class TaskPromise<void> final : public TaskPromiseBase {
 //    could never resume, and destroying it afterwards is undefined.
 //  * T must not be a reference type; use a pointer or std::reference_wrapper.
 template <class T>
-class [[nodiscard]] Task {
+class [[nodiscard]] GORO_CORO_TASK_ATTRIBUTES Task {
   static_assert(!std::is_reference_v<T>, "goro::Task<T&> is not supported; use a pointer");
 
  public:
