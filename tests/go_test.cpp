@@ -393,26 +393,40 @@ TEST(WaitGroupGo, AThrowingBodyCallsDoneAndItsExceptionIsReportedAsUncaught) {
   EXPECT_EQ(codes.load(), 3);
 }
 
-// The callable and the arguments are destroyed before done(), so a waiter
-// that wait() released never sees them alive.
-Task<bool> callable_destroyed_before_done(LifeCounts* counts) {
-  WaitGroup wg;
-  for (int i = 0; i < 50; ++i) {
-    wg.go(
-        [guard = Guard(*counts)](Guard) -> Task<void> {
-          co_await goro::yield();
-          co_await goro::yield();
-        },
-        Guard(*counts));
+// Travels with the callable (or argument) holding it; the last move,
+// destroyed with the callable, counts whether the WaitGroup's counter was
+// already 0 then (done() already called).
+class ZeroProbe {
+ public:
+  ZeroProbe(WaitGroup* wg, std::atomic<long>* zero_when_destroyed)
+      : wg_(wg), zero_when_destroyed_(zero_when_destroyed) {}
+  ZeroProbe(ZeroProbe&& other) noexcept
+      : wg_(other.wg_), zero_when_destroyed_(std::exchange(other.zero_when_destroyed_, nullptr)) {}
+  ZeroProbe& operator=(ZeroProbe&&) = delete;
+  ~ZeroProbe() {
+    if (zero_when_destroyed_ != nullptr && wg_->wait().await_ready()) {
+      zero_when_destroyed_->fetch_add(1);
+    }
   }
+
+ private:
+  WaitGroup* wg_;
+  std::atomic<long>* zero_when_destroyed_;
+};
+
+Task<bool> callable_destroyed_before_done() {
+  std::atomic<long> zero_when_destroyed{0};
+  WaitGroup wg;
+  wg.go([probe = ZeroProbe(&wg, &zero_when_destroyed)](
+            ZeroProbe) -> Task<void> { co_await goro::yield(); },
+        ZeroProbe(&wg, &zero_when_destroyed));
   co_await wg.wait();
-  co_return counts->alive() == 0;
+  co_return zero_when_destroyed.load() == 0;
 }
 
 TEST(WaitGroupGo, CallableAndArgumentsAreDestroyedBeforeDone) {
   for (unsigned procs : {1u, 4u}) {
-    LifeCounts counts;
-    EXPECT_TRUE(goro::run(callable_destroyed_before_done(&counts), with_procs(procs))) << procs;
+    EXPECT_TRUE(goro::run(callable_destroyed_before_done(), with_procs(procs))) << procs;
   }
 }
 
