@@ -64,34 +64,37 @@
 //             goro::go(object.method()) for a temporary object, and
 //             goro::go(f(std::string("x"))) for `f(const std::string&)`
 //  * Lifetime checks by clang (opt-in). With GORO_CORO_LIFETIME_CHECKS
-//    defined to 1 (goro's own build does), clang 19 and later see Task as
-//    a coroutine return type whose reference parameters, and the object a
-//    lambda coroutine is called on, must outlive it
-//    ([[clang::coro_return_type]], [[clang::coro_lifetimebound]]). Clang
-//    then diagnoses a Task kept beyond the statement that binds a
-//    temporary to one of them:
+//    defined to 1 (goro's own build does so), clang (checked with 19)
+//    treats Task as a coroutine return type whose reference parameters,
+//    and the object a lambda or member coroutine is called on, must
+//    outlive it ([[clang::coro_return_type]], [[clang::coro_lifetimebound]]).
+//    It then rejects, under -Werror, a Task that is kept in a variable or
+//    returned while such a temporary dies (tests/lifetime_checks):
 //      auto task = [s]() -> Task<void> { ... }();
+//      auto task = f(std::string("x"));    // Task<void> f(const std::string&)
 //        warning: temporary whose address is used as value of local
 //        variable 'task' will be destroyed at the end of the
 //        full-expression [-Wdangling]
-//      auto task = f(std::string("x"));  // f(const std::string&)
-//        the same -Wdangling warning
 //      GORO_CORO_WRAPPER Task<void> start(std::string s) { return f(s); }
 //        warning: address of stack memory associated with parameter 's'
 //        returned [-Wreturn-stack-address]
-//    It does not diagnose a Task passed straight to a function, so
-//    goro::go([s]() -> Task<void> { ... }()) and goro::go(f(temporary))
-//    still compile silently: clang checks only initializations of
-//    variables, members and return values, and a call's argument outlives
-//    its temporaries until the call returns. Use goro::go(f, args...).
-//    The cost of opting in: clang then rejects every function that
-//    returns a Task without being a coroutine unless it is marked
-//    GORO_CORO_WRAPPER (for a lambda: `[&]() GORO_CORO_WRAPPER { return
-//    f(x); }`), and so rejects std::invoke, std::apply and std::function
-//    over callables returning a Task, whose library code has no such mark.
-//    That is why it is not on by default. The attributes change
-//    diagnostics only, never code or layout, so translation units with
-//    and without the checks link together.
+//    Not diagnosed: a Task handed straight to a function, or assigned,
+//    which is how most dangling Tasks are made:
+//      goro::go([s]() -> Task<void> { ... }());   goro::go(Object{}.method());
+//      goro::spawn([s]() -> Task<int> { ... }()); goro::go(f(std::string("x")));
+//      tasks.push_back([s]() -> Task<void> { ... }());
+//      task = [s]() -> Task<void> { ... }();    // to an existing variable
+//    Clang checks initializations of variables, members and return
+//    values only, and a function's argument outlives the temporaries of
+//    its call. Write goro::go(f, args...) instead (go.hpp).
+//    The cost of opting in: clang then rejects every function returning a
+//    Task that is not a coroutine and not marked GORO_CORO_WRAPPER (for a
+//    lambda: `[&]() GORO_CORO_WRAPPER { return f(x); }`). Library code
+//    carries no such mark, so std::invoke, std::apply and std::function
+//    over callables returning a Task stop compiling: that is why the
+//    checks are not on by default. The attributes change diagnostics
+//    only, never code or layout, so translation units with and without
+//    them link together.
 //
 // Rejected alternatives: eager tasks (a race between completion and
 // co_await needs an atomic per await); resuming the awaiter with
