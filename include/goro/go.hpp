@@ -98,8 +98,8 @@ JoinHandle<T> spawn(Task<T> task) {
 // thrown by the call reaches the handle like the body's. The callable and
 // the arguments are destroyed before the joiner resumes.
 template <class F, class... Args>
-requires detail::TaskInvocable<F, Args...> JoinHandle<detail::InvokeTaskValue<F, Args...>> spawn(
-    F&& f, Args&&... args) {
+JoinHandle<detail::InvokeTaskValue<F, Args...>> spawn(
+    F&& f, Args&&... args) requires detail::TaskInvocable<F, Args...> {
   return spawn(detail::invoke_in_frame<detail::InvokeTaskValue<F, Args...>, std::decay_t<F>,
                                        std::decay_t<Args>...>(std::forward<F>(f),
                                                               std::forward<Args>(args)...));
