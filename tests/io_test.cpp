@@ -634,8 +634,9 @@ TEST(Io, ReadIntoAFourGibibyteBufferIsNotEndOfFile) {
   for (std::size_t length : {kFourGiB, kFourGiB + 1}) {
     HugeSparseBuffer buffer(length);
     ASSERT_NE(buffer.data, MAP_FAILED);
-    EXPECT_TRUE(on_both_pollers([&] { return huge_read_gets_the_message(buffer.data, length); }))
-        << length;
+    EXPECT_TRUE(on_both_pollers([&]() GORO_CORO_WRAPPER {
+      return huge_read_gets_the_message(buffer.data, length);
+    })) << length;
   }
 }
 
@@ -643,8 +644,9 @@ TEST(Io, WritesOfFourGibibytesProgress) {
   for (std::size_t length : {kFourGiB, kFourGiB + 1}) {
     HugeSparseBuffer buffer(length);
     ASSERT_NE(buffer.data, MAP_FAILED);
-    EXPECT_TRUE(on_both_pollers([&] { return huge_writes_progress(buffer.data, length); }))
-        << length;
+    EXPECT_TRUE(on_both_pollers([&]() GORO_CORO_WRAPPER {
+      return huge_writes_progress(buffer.data, length);
+    })) << length;
   }
 }
 

@@ -166,8 +166,9 @@ using EventsAwaiter = detail_io::OpAwaiter<absl::StatusOr<short>>;
 // write_some for that). `data` must stay valid until the task completes.
 [[nodiscard]] Task<absl::Status> write(int fd, const void* data, std::size_t length,
                                        IoOptions options = {});
-[[nodiscard]] inline Task<absl::Status> write(int fd, std::span<const std::byte> data,
-                                              IoOptions options = {}) {
+[[nodiscard]] GORO_CORO_WRAPPER inline Task<absl::Status> write(int fd,
+                                                                std::span<const std::byte> data,
+                                                                IoOptions options = {}) {
   return write(fd, data.data(), data.size(), std::move(options));
 }
 

@@ -118,11 +118,11 @@ inline void send_fire_time(ChanState<Clock::time_point>* chan) noexcept {
 // parks (gives the P up at least once), even if `d` has passed by the time
 // the task is awaited. Must be awaited from a goroutine. Takes the context
 // by value: the task keeps it alive.
-[[nodiscard]] Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
+[[nodiscard]] GORO_CORO_WRAPPER Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
 
 // `co_await goro::sleep_until(t, ctx)`: as sleep(d, ctx), until `t`; parks
 // if `t` was still ahead when sleep_until was called.
-[[nodiscard]] Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
+[[nodiscard]] GORO_CORO_WRAPPER Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
 
 namespace detail {
 
