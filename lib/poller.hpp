@@ -89,10 +89,9 @@
 //          submitted, or resubmissions handed back, sysmon sends the
 //          thread Config::io_rescue_signal (SIGURG by default, as Go's
 //          preemption), tagged in si_value so that the handler tells
-//          goro's from the program's, at most every other round, and looks
-//          again kMinDelayNanos later. It sends none to a thread that
-//          blocks the signal, and none once the program has installed
-//          another handler for it.
+//          goro's from the program's, at most once per
+//          kIoRescuePeriodNanos, and looks again kMinDelayNanos later. It sends none to a thread
+//          that blocks the signal, and none once the program has installed another handler for it.
 //      3c. The handler, on the ring's thread between two of its
 //          instructions: if the thread is inside the poller's ring code
 //          (which then polls anyway), it returns. Otherwise it resubmits
@@ -248,10 +247,11 @@ class Poller {
     std::uint32_t readied = 0;
     bool signalled = false;
   };
-  // Sysmon, while the owner runs one goroutine and so does not poll (see
-  // "Rescuing a busy P's I/O" above): makes the goroutines of ops that
-  // completed runnable through the global queue, so that idle Ps run them.
-  virtual Rescue rescue() noexcept = 0;
+  // Sysmon, at `now_ns`, while the owner runs one goroutine and so does
+  // not poll (see "Rescuing a busy P's I/O" above): makes the goroutines
+  // of ops that completed runnable through the global queue, so that idle
+  // Ps run them.
+  virtual Rescue rescue(std::int64_t now_ns) noexcept = 0;
 
   // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker
   // thread while it serves a runtime, and its previous mask restored after
@@ -306,6 +306,11 @@ void uring_start(P& p, IoOp& op) noexcept;
 bool uring_commit(P& p, IoOp& op) noexcept;
 // Cancels the op whose SQE carries `user_data`, if it is still in flight.
 void uring_cancel(P& p, std::uint64_t user_data) noexcept;
+// Tests: while set, every read SQE carries RWF_NOWAIT, so that io_uring
+// answers -EAGAIN where no data is ready (as some kernels do for every
+// non-blocking file, where others poll inside the kernel) and the ops go
+// round as readiness polls (poller_uring.cpp, step 3).
+void uring_reads_say_eagain_for_testing(bool on) noexcept;
 
 // --- epoll backend (poller_epoll.cpp): per-fd state, any thread.
 // Tries op's system call once (non-blocking). Returns true when complete.

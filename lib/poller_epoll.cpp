@@ -387,7 +387,7 @@ class EpollPoller final : public Poller {
     dispatch(events, n);
   }
 
-  Rescue rescue() noexcept override {
+  Rescue rescue(std::int64_t /*now_ns*/) noexcept override {
     // Step 2 of "Rescuing a busy P's I/O" (poller.hpp), on sysmon's thread.
     if (parked_ops.load(std::memory_order_relaxed) == 0) return {};  // a hint, as in poll()
     epoll_event events[PollerTuning::kEpollBatch];

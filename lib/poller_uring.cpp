@@ -71,10 +71,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <system_error>
 
@@ -171,6 +173,9 @@ std::optional<int> final_result(const IoOp& op, int res) noexcept {
   }
   return res;
 }
+
+// uring_reads_say_eagain_for_testing (poller.hpp).
+std::atomic<bool> reads_say_eagain{false};
 
 // --- The rescue signal (poller.hpp, "Rescuing a busy P's I/O", 3b-3c).
 
@@ -426,7 +431,7 @@ class UringPoller final : public Poller {
   }
 
   // Steps 3a and 3b, on sysmon's thread.
-  Rescue rescue() noexcept override {
+  Rescue rescue(std::int64_t now_ns) noexcept override {
     Rescue result;
     if (!try_lock_cq(kCqSysmon)) return result;  // the owner polls, or the handler resubmits
     if (!rescue_open_) {
@@ -490,16 +495,17 @@ class UringPoller final : public Poller {
       ask_owner =
           ask_owner || unsubmitted || (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
     }
-    // At most every other round: the round after a signal collects what
-    // the handler posted.
-    if (ask_owner && signal_tid_ != 0 && !signalled_last_round_ &&
+    // At most once a period: a signal costs the computing thread a few
+    // microseconds, and work keeps arriving while it computes.
+    if (ask_owner && signal_tid_ != 0 &&
+        now_ns - last_signal_ns_ >= SysmonTuning::kIoRescuePeriodNanos &&
         rescue_signal_handler_installed(rescue_signal_)) {
       // Under the lock: detach, which takes it, has not begun, so the
       // thread `signal_tid_` names is this ring's owner.
       send_rescue_signal(rescue_signal_, signal_tid_);
+      last_signal_ns_ = now_ns;
       result.signalled = true;
     }
-    signalled_last_round_ = result.signalled;
     unlock_cq();
     ready_rescued(goroutines);
     result.readied = static_cast<std::uint32_t>(goroutines.size());
@@ -711,6 +717,8 @@ class UringPoller final : public Poller {
         case IoKind::kRead:
           io_uring_prep_read(sqe, r.fd, r.buffer, static_cast<unsigned>(r.length),
                              static_cast<std::uint64_t>(-1));
+          // Relaxed: a test switch, set before the runtime starts.
+          if (reads_say_eagain.load(std::memory_order_relaxed)) sqe->rw_flags = RWF_NOWAIT;
           break;
         case IoKind::kWrite:
           io_uring_prep_write(sqe, r.fd, r.buffer, static_cast<unsigned>(r.length),
@@ -820,8 +828,8 @@ class UringPoller final : public Poller {
   bool sigpipe_raised_ = false;  // a write sysmon completed raised SIGPIPE on this thread
   HandedBack handback_[kHandbackCapacity]{};
   unsigned handback_count_ = 0;
-  // Sysmon only: whether its last rescue of this ring signalled.
-  bool signalled_last_round_ = false;
+  // Sysmon only: when it last signalled the owner (monotonic ns).
+  std::int64_t last_signal_ns_ = std::numeric_limits<std::int64_t>::min() / 2;
 };
 
 namespace {
@@ -872,6 +880,10 @@ bool uring_commit(P& p, IoOp& op) noexcept {
 
 void uring_cancel(P& p, std::uint64_t user_data) noexcept {
   static_cast<UringPoller&>(*p.poller).cancel(user_data);
+}
+
+void uring_reads_say_eagain_for_testing(bool on) noexcept {
+  reads_say_eagain.store(on, std::memory_order_relaxed);
 }
 
 }  // namespace goro::detail

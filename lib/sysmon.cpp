@@ -69,7 +69,7 @@ bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
   }
   // io_uring: a signalled thread posts its completions within
   // microseconds; the next round, kMinDelayNanos away, collects them.
-  if (p.poller->rescue().signalled) signalled_ = true;
+  if (p.poller->rescue(now).signalled) signalled_ = true;
   return true;
 }
 
