@@ -311,6 +311,9 @@ void uring_cancel(P& p, std::uint64_t user_data) noexcept;
 // non-blocking file, where others poll inside the kernel) and the ops go
 // round as readiness polls (poller_uring.cpp, step 3).
 void uring_reads_say_eagain_for_testing(bool on) noexcept;
+// Tests: sends thread `tid` of this process goro's rescue signal `signo`,
+// as sysmon does (step 3b), whatever the thread is doing.
+void uring_send_rescue_signal_for_testing(int signo, pid_t tid) noexcept;
 
 // --- epoll backend (poller_epoll.cpp): per-fd state, any thread.
 // Tries op's system call once (non-blocking). Returns true when complete.

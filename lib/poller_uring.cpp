@@ -282,10 +282,8 @@ class UringPoller final : public Poller {
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "goro: io_uring_setup");
     attached_ = true;
     block_sigpipe();
-    {
-      InRing in_ring(*this);
-      arm_wake_read();
-    }
+    InRing in_ring(*this);
+    arm_wake_read();
     // The signal is sent only where it is delivered at once: a thread that
     // blocks it (its mask comes from the thread that started the runtime)
     // would only gather a pending signal.
@@ -880,6 +878,10 @@ bool uring_commit(P& p, IoOp& op) noexcept {
 
 void uring_cancel(P& p, std::uint64_t user_data) noexcept {
   static_cast<UringPoller&>(*p.poller).cancel(user_data);
+}
+
+void uring_send_rescue_signal_for_testing(int signo, pid_t tid) noexcept {
+  send_rescue_signal(signo, tid);
 }
 
 void uring_reads_say_eagain_for_testing(bool on) noexcept {

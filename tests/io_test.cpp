@@ -4,6 +4,7 @@
 // the completion queue, accept/connect, poll, peers that reset, and
 // shutdown with operations in flight.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -1044,6 +1045,46 @@ Task<bool> rescue_races_the_owners_reaping(long messages) {
   for (auto& b : bursts) co_await b;
   for (auto& t : writers) t.join();
   co_return all;
+}
+
+// The ids of this process's threads now.
+std::vector<pid_t> threads_of_this_process() {
+  std::vector<pid_t> ids;
+  if (DIR* dir = ::opendir("/proc/self/task")) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] != '.') ids.push_back(static_cast<pid_t>(std::atoi(entry->d_name)));
+    }
+    ::closedir(dir);
+  }
+  return ids;
+}
+
+// goro's rescue signal landing at any moment on any thread of the process
+// (a worker inside io_uring_enter, inside a reap, between goroutines; a
+// thread that owns no ring; the test's own thread once run() returned)
+// changes nothing: every byte still arrives once and in order.
+TEST(Io, RescueSignalsLandingAnywhereLoseNothing) {
+  Config config = test::with_procs(3);
+  config.poller = PollerBackend::kIoUring;
+  test::Watchdog watchdog("Io.RescueSignalsLandingAnywhereLoseNothing", 240s);
+  (void)run(backend_in_use(), config);  // goro's handler is installed
+  std::atomic<bool> stop{false};
+  std::atomic<long> sent{0};
+  std::thread sender([&] {
+    while (!stop.load()) {
+      for (pid_t tid : threads_of_this_process()) {
+        detail::uring_send_rescue_signal_for_testing(SIGURG, tid);
+        sent.fetch_add(1);
+      }
+      std::this_thread::sleep_for(20us);
+    }
+  });
+  EXPECT_TRUE(run(rescue_races_the_owners_reaping(test::scaled(400, 50)), config));
+  for (int i = 0; i < 100 && sent.load() < 100; ++i) std::this_thread::sleep_for(1ms);
+  stop.store(true);
+  sender.join();
+  detail::uring_send_rescue_signal_for_testing(SIGURG, ::gettid());  // no ring here now
+  RecordProperty("signals_sent", std::to_string(sent.load()));
 }
 
 // Run twice: with the kernel's own polling of reads that find no data,
