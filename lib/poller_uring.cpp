@@ -25,9 +25,10 @@
 //      flagged pending completion work (IORING_SQ_TASKRUN): with
 //      DEFER_TASKRUN completions are posted during the owner's enter calls,
 //      and TASKRUN_FLAG tells it when one is worth making.
-//   3. A CQE: -EAGAIN (a non-blocking fd) resubmits the op as a POLL_ADD
-//      for its direction and then the op itself; anything else is the
-//      result: stored in the op, and the goroutine goes to this P's queue.
+//   3. A CQE: -EAGAIN (a non-blocking fd, on kernels that do not poll it
+//      themselves) resubmits the op as a POLL_ADD for its direction and
+//      then the op itself; anything else is the result: stored in the op,
+//      and the goroutine goes to this P's queue.
 //   4. Cancelling (a deadline timer or a stop callback, on any thread):
 //      the op's cancel word is set first; on the owner thread an
 //      ASYNC_CANCEL SQE for its user_data is queued; on another
