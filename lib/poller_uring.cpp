@@ -54,7 +54,8 @@
 //
 // Who touches what (the rescue adds two parties to the owner thread):
 //   the owner    everything, inside InRing (the SQ, liburing's tails,
-//                in_flight_); the CQ only while it holds cq_lock_.
+//                in_flight_); the CQ only while it holds cq_lock_ (poll()
+//                reads how many CQEs wait without it, as a hint).
 //   sysmon       the CQ (reads CQEs, advances its head) and the handed-back
 //                state, only while it holds cq_lock_ and the ring is open
 //                (rescue_open_); reads the kernel's flags and SQ head.
@@ -338,6 +339,15 @@ class UringPoller final : public Poller {
       // Nothing but the wake read in flight: nothing to do (a wake that
       // completed meanwhile is reaped by the next wait()).
       if (in_flight() == (wake_armed_ ? 1U : 0U) && io_uring_sq_ready(&ring_) == 0) return;
+      // Nothing queued, no completion work flagged, no CQE, nothing sysmon
+      // left: done without the lock (spin_on_poller polls in a loop).
+      // Relaxed: a hint; a take-over it misses waits for the next poll or
+      // wait(), which always takes the lock.
+      if (io_uring_sq_ready(&ring_) == 0 && cq_ready_hint() == 0 &&
+          (kernel_flags() & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) == 0 &&
+          !rescued_hint_.load(std::memory_order_relaxed)) {
+        return;
+      }
       OwnerCqLock cq(*this);
       take_over_rescue();
       for (;;) {
@@ -462,6 +472,7 @@ class UringPoller final : public Poller {
       }
       if (n == 0) break;
       rescued_cqes_ += n;
+      rescued_hint_.store(true, std::memory_order_relaxed);  // under the lock
       for (unsigned i = 0; i < n; ++i) {
         if (user_data[i] == kCancelTag) continue;
         if (user_data[i] == kWakeTag) {
@@ -644,12 +655,19 @@ class UringPoller final : public Poller {
     RingMemoryScope ring_memory;
     return IO_URING_READ_ONCE(*ring_.sq.kflags);
   }
+  // CQEs waiting, read without cq_lock_: a hint (the kernel adds, sysmon
+  // may be taking some).
+  unsigned cq_ready_hint() const noexcept {
+    RingMemoryScope ring_memory;
+    return io_uring_cq_ready(&ring_);
+  }
   // liburing's SQ tail: the SQEs queued so far, submitted or not.
   unsigned sq_tail() const noexcept { return ring_.sq.sqe_tail; }
 
   // Step 3d: the owner, holding cq_lock_, takes over what sysmon left.
   void take_over_rescue() noexcept {
     if (rescued_cqes_ == 0) return;
+    rescued_hint_.store(false, std::memory_order_relaxed);  // under the lock
     remove_in_flight(rescued_cqes_);
     rescued_cqes_ = 0;
     if (sigpipe_raised_) {
@@ -823,6 +841,8 @@ class UringPoller final : public Poller {
   bool rescue_open_ = false;   // attached, not yet detaching: sysmon may reap
   pid_t signal_tid_ = 0;       // the owner thread's id, to signal (0: not signalled)
   unsigned rescued_cqes_ = 0;  // CQEs taken by sysmon, not yet off in_flight_
+  // rescued_cqes_ != 0, readable without the lock (poll's shortcut).
+  std::atomic<bool> rescued_hint_{false};
   bool wake_read_rescued_ = false;
   bool sigpipe_raised_ = false;  // a write sysmon completed raised SIGPIPE on this thread
   HandedBack handback_[kHandbackCapacity]{};
