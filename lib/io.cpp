@@ -49,14 +49,16 @@ bool io_start(IoOp& op, std::coroutine_handle<> awaiting) noexcept {
   g->wait_reason = "IO wait";
   op.g = g;
   bump(p->stats.io_waits);
-  if (uring()) uring_submit(*p, op);
+  if (uring()) uring_start(*p, op);
   return true;
 }
 
 bool io_commit(IoOp& op) noexcept {
-  // io_uring: the SQE goes out at the next scheduling round, on this very
-  // thread, so nothing can have completed yet.
-  if (uring()) return true;
+  // io_uring: the SQE is queued only now, once the awaiter has armed its
+  // deadline and stop callback: from here on the op may complete (the
+  // rescue signal may submit it at any moment) and the goroutine run
+  // elsewhere.
+  if (uring()) return uring_commit(*tls_p, op);
   return epoll_commit(op);
 }
 

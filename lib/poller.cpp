@@ -213,6 +213,18 @@ void Poller::ready(IoOp& op) noexcept {
   ++readied_;
 }
 
+void Poller::ready_rescued(const RescuedGoroutines& goroutines) noexcept {
+  for (G* g : goroutines) {
+    // false once the runtime stops accepting work: the sweep destroys it.
+    if (p_.scheduler.global_put_from_outside(entry_for(g, /*claim=*/false))) {
+      p_.scheduler.count_outside_ready();
+    }
+  }
+  if (goroutines.empty()) return;
+  p_.scheduler.count_io_rescued(static_cast<std::uint32_t>(goroutines.size()));
+  p_.scheduler.notify_work_available(nullptr);
+}
+
 void Poller::finish_batch() noexcept {
   if (readied_ == 0) return;
   bump(p_.stats.io_completions, readied_);
@@ -225,11 +237,13 @@ void Poller::finish_batch() noexcept {
 
 namespace goro::detail {
 
-std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags);
+std::unique_ptr<Poller> make_uring_poller(P& p, unsigned setup_flags, int rescue_signal);
 std::unique_ptr<Poller> make_epoll_poller(P& p);
 
-std::unique_ptr<Poller> Poller::make(P& p, const PollerChoice& choice) {
-  if (choice.kind == PollerKind::kIoUring) return make_uring_poller(p, choice.uring_flags);
+std::unique_ptr<Poller> Poller::make(P& p, const PollerChoice& choice, int rescue_signal) {
+  if (choice.kind == PollerKind::kIoUring) {
+    return make_uring_poller(p, choice.uring_flags, rescue_signal);
+  }
   return make_epoll_poller(p);
 }
 

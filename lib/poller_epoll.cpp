@@ -387,21 +387,17 @@ class EpollPoller final : public Poller {
     dispatch(events, n);
   }
 
-  std::uint32_t rescue() noexcept override {
+  Rescue rescue(std::int64_t /*now_ns*/) noexcept override {
     // Step 2 of "Rescuing a busy P's I/O" (poller.hpp), on sysmon's thread.
-    if (parked_ops.load(std::memory_order_relaxed) == 0) return 0;  // a hint, as in poll()
+    if (parked_ops.load(std::memory_order_relaxed) == 0) return {};  // a hint, as in poll()
     epoll_event events[PollerTuning::kEpollBatch];
     const int n = epoll_wait(epoll_fd_, events, PollerTuning::kEpollBatch, 0);
     OpBatch done;
     collect(events, n, /*owner=*/false, done);
-    for (IoOp* op : done) {
-      // The owner's queue is its own: through the global queue instead.
-      if (p_.scheduler.global_put_from_outside(entry_for(op->g, /*claim=*/false))) {
-        p_.scheduler.count_outside_ready();
-      }
-    }
-    if (!done.empty()) p_.scheduler.notify_work_available(nullptr);
-    return static_cast<std::uint32_t>(done.size());
+    RescuedGoroutines goroutines;
+    for (IoOp* op : done) goroutines.push_back(op->g);
+    ready_rescued(goroutines);
+    return {static_cast<std::uint32_t>(goroutines.size()), false};
   }
 
   void wait(std::int64_t deadline_ns) override {

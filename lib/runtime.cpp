@@ -37,6 +37,7 @@
 //      dropped unread, exchanges kJoinDetached and frees them if the child
 //      had already finished.
 // Exactly one of steps 4 and 5 frees: whichever exchange comes second.
+#include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -85,6 +86,13 @@ void validate(const Config& config) {
   if (c != 0 && (c < 4 || c > SchedulerTuning::kLocalQueueCapacity || (c & (c - 1)) != 0)) {
     throw std::invalid_argument(
         "goro::Config::local_run_queue_capacity must be 0 or a power of two in [4, 256]");
+  }
+  // Signals 32 up to SIGRTMIN belong to the C library (its threads' own).
+  const int s = config.io_rescue_signal;
+  if (s != 0 &&
+      (s < 1 || s > SIGRTMAX || s == SIGKILL || s == SIGSTOP || (s > SIGSYS && s < SIGRTMIN))) {
+    throw std::invalid_argument(
+        "goro::Config::io_rescue_signal must be 0 or a signal a handler can be installed for");
   }
 }
 

@@ -46,7 +46,8 @@ Scheduler::Scheduler(const Config& config, unsigned procs)
     for (unsigned i = 0; i < procs; ++i) {
       ps_.push_back(std::make_unique<P>(*this, i, capacity));
       ps_.back()->rng = 0x243f6a8885a308d3ULL * (i + 1);
-      ps_.back()->poller = Poller::make(*ps_.back(), poller_);  // an eventfd (and epoll) each
+      // An eventfd (and epoll) each.
+      ps_.back()->poller = Poller::make(*ps_.back(), poller_, config.io_rescue_signal);
       alloc::register_cache(&ps_.back()->frame_cache);
     }
   } catch (...) {
@@ -869,6 +870,7 @@ SchedulerStats Scheduler::stats() const noexcept {
   }
   s.wakeups += outside_wakeups_.load(std::memory_order_relaxed);
   s.spread_rounds = spread_rounds_.load(std::memory_order_relaxed);
+  s.io_rescued = io_rescued_.load(std::memory_order_relaxed);
   s.global_queue_capacity = global_.capacity();
   return s;
 }

@@ -440,6 +440,11 @@ class Scheduler {
   [[nodiscard]] PollerKind poller_kind() const noexcept { return poller_.kind; }
   // After run(): the deadlock report, empty if the run ended normally.
   [[nodiscard]] const std::string& deadlock_report() const noexcept { return deadlock_report_; }
+  // Sysmon made `n` goroutines runnable whose I/O it rescued.
+  void count_io_rescued(std::uint32_t n) noexcept {
+    // Relaxed load and store: sysmon is the only writer; a statistic.
+    io_rescued_.store(io_rescued_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   // A goroutine was readied from a thread outside the runtime.
   void count_outside_ready() noexcept {
     // Relaxed: a count; the deadlock check only compares two readings.
@@ -591,6 +596,9 @@ class Scheduler {
   // sysmon rounds in which a P spread its handoffs (SchedulerStats);
   // written by sysmon only.
   std::atomic<std::uint64_t> spread_rounds_{0};
+  // Goroutines sysmon readied by rescuing a busy P's I/O (SchedulerStats);
+  // written by sysmon only.
+  std::atomic<std::uint64_t> io_rescued_{0};
   // Written by sysmon before it stops the runtime; read after the workers
   // and sysmon are joined.
   std::string deadlock_report_;

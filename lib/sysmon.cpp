@@ -60,8 +60,6 @@ bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
 }
 
 bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
-  // Only the epoll backend can be rescued (poller.hpp).
-  if (scheduler_.poller_kind() != PollerKind::kEpoll) return false;
   P& p = *scheduler_.ps_[index];
   const Watch& w = watches_[index];  // watch_p refreshed it this round
   // Relaxed: a snapshot, as in watch_p. The same goroutine has run since
@@ -70,7 +68,9 @@ bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
       now - w.since < SysmonTuning::kIoRescueNanos || !p.poller->ops_waiting()) {
     return false;
   }
-  p.poller->rescue();
+  // io_uring: a signalled thread posts its completions within
+  // microseconds; the next round, kMinDelayNanos away, collects them.
+  if (p.poller->rescue(now).signalled) signalled_ = true;
   return true;
 }
 
@@ -233,6 +233,7 @@ void Sysmon::loop() {
       delay = SysmonTuning::kMinDelayNanos;
     }
     if (rescuing_) delay = std::min(delay, SysmonTuning::kIoRescuePeriodNanos);
+    if (signalled_) delay = SysmonTuning::kMinDelayNanos;
     std::int64_t now = monotonic_now_ns();
     if (scheduler_.all_idle()) {
       // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
@@ -287,6 +288,7 @@ void Sysmon::loop() {
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
     rescuing_ = false;
+    signalled_ = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) rescuing_ = rescue_io(i, now) || rescuing_;
     for (std::size_t i = 0; i < queue_watches_.size(); ++i) acted = watch_queue(i, now) || acted;
     acted = scheduler_.kick_global_queue() || acted;

@@ -21,8 +21,10 @@
 //   1c. rescues the I/O of a P that has run one goroutine for
 //      kIoRescueNanos or more while ops wait in pollers (poller.hpp,
 //      "Rescuing a busy P's I/O"): the P does not poll meanwhile, so
-//      sysmon polls for it where the backend allows, and keeps its rounds
-//      at most kIoRescuePeriodNanos apart while such a P exists;
+//      sysmon polls for it (epoll) or reaps its ring and signals its
+//      thread to post what only that thread can (io_uring), and keeps its
+//      rounds at most kIoRescuePeriodNanos apart while such a P exists
+//      (kMinDelayNanos after a signal);
 //   2. wakes a worker when the global queue holds work and nobody spins
 //      (a safety net: the submitters' handshake already does it);
 //   3. every kScavengePeriod, returns to the OS the allocator's pages that
@@ -166,8 +168,10 @@ class Sysmon {
   std::atomic<bool> sleeping_{false};
   std::vector<Watch> watches_;
   std::vector<QueueWatch> queue_watches_;
-  // Whether the last round found a P whose I/O needs rescuing (step 1c).
+  // Whether the last round found a P whose I/O needs rescuing (step 1c),
+  // and whether it signalled one's thread (io_uring).
   bool rescuing_ = false;
+  bool signalled_ = false;
   // Deadlock detection: when the runtime was first seen quiescent (0: not
   // now) and its activity count then; when the next decision is due, and
   // how long the last census that found an outside thread put it off.
