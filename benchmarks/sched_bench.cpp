@@ -82,6 +82,21 @@ void set_stats_counters(benchmark::State& state) {
 
 goro::Task<int> leaf(int x) { co_return x + 1; }
 
+// How a benchmark starts its goroutines: from a Task (go(task),
+// spawn(task)) or from a capturing lambda (go(f, args...), spawn(f,
+// args...)), whose wrapper frame keeps the closure alive. The rows of a
+// pair differ by that frame and nothing else.
+enum class Form { kTask, kCallable };
+
+template <Form kForm>
+goro::JoinHandle<int> spawn_leaf(int x) {
+  if constexpr (kForm == Form::kTask) {
+    return goro::spawn(leaf(x));
+  } else {
+    return goro::spawn([x]() -> goro::Task<int> { co_return x + 1; });
+  }
+}
+
 // ---------------------------------------------------------------------------
 // BM_TaskAwait: plain `co_await` of Tasks, no goroutine spawned: a binary
 // tree of awaits (fib(25): 242,785 Tasks, each awaited once, most finishing
@@ -116,42 +131,58 @@ BENCHMARK(BM_TaskAwait)->ArgName("procs")->Arg(1)->UseManualTime();
 // BM_SpawnJoin_Serial: spawn one child and co_await it at once. The child
 // sits in runnext, unstarted, so the join normally runs it in place (the
 // inline-join path); with procs=2 an idle P may steal it first.
+// BM_SpawnJoin_Serial_Callable: the same with spawn(f, args...).
 
 constexpr int kSerialBatch = 100'000;
 
+template <Form kForm>
 goro::Task<double> spawn_join_serial(int n) {
   const auto start = Clock::now();
   long sum = 0;
-  for (int i = 0; i < n; ++i) sum += co_await goro::spawn(leaf(i));
+  for (int i = 0; i < n; ++i) sum += co_await spawn_leaf<kForm>(i);
   const double took = seconds_since(start);
   benchmark::DoNotOptimize(sum);
   co_return took;
 }
 
-void BM_SpawnJoin_Serial(benchmark::State& state) {
+template <Form kForm>
+void spawn_join_serial_benchmark(benchmark::State& state) {
   const goro::Config config = config_for(state);
-  for (auto _ : state) state.SetIterationTime(goro::run(spawn_join_serial(kSerialBatch), config));
+  for (auto _ : state) {
+    state.SetIterationTime(goro::run(spawn_join_serial<kForm>(kSerialBatch), config));
+  }
   set_per_item(state, "ns_per_goroutine", kSerialBatch);
   set_stats_counters(state);
   label_procs(state);
 }
+
+void BM_SpawnJoin_Serial(benchmark::State& state) {
+  spawn_join_serial_benchmark<Form::kTask>(state);
+}
 BENCHMARK(BM_SpawnJoin_Serial)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+void BM_SpawnJoin_Serial_Callable(benchmark::State& state) {
+  spawn_join_serial_benchmark<Form::kCallable>(state);
+}
+BENCHMARK(BM_SpawnJoin_Serial_Callable)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
 
 // ---------------------------------------------------------------------------
 // BM_SpawnJoin_Batch1000: spawn 1000 children into a vector<JoinHandle>,
 // then join them all; 100 rounds per run. Children queued behind runnext
 // can be stolen by the other P (the steals counter says how many).
+// BM_SpawnJoin_Batch1000_Callable: the same with spawn(f, args...).
 
 constexpr int kFanout = 1000;
 constexpr int kBatchRounds = 100;
 
+template <Form kForm>
 goro::Task<double> spawn_join_batch(int rounds, int fanout) {
   std::vector<goro::JoinHandle<int>> children;
   children.reserve(static_cast<std::size_t>(fanout));
   const auto start = Clock::now();
   long sum = 0;
   for (int r = 0; r < rounds; ++r) {
-    for (int i = 0; i < fanout; ++i) children.push_back(goro::spawn(leaf(i)));
+    for (int i = 0; i < fanout; ++i) children.push_back(spawn_leaf<kForm>(i));
     for (auto& child : children) sum += co_await child;
     children.clear();
   }
@@ -160,15 +191,76 @@ goro::Task<double> spawn_join_batch(int rounds, int fanout) {
   co_return took;
 }
 
-void BM_SpawnJoin_Batch1000(benchmark::State& state) {
+template <Form kForm>
+void spawn_join_batch_benchmark(benchmark::State& state) {
   const goro::Config config = config_for(state);
-  for (auto _ : state)
-    state.SetIterationTime(goro::run(spawn_join_batch(kBatchRounds, kFanout), config));
+  for (auto _ : state) {
+    state.SetIterationTime(goro::run(spawn_join_batch<kForm>(kBatchRounds, kFanout), config));
+  }
   set_per_item(state, "ns_per_goroutine", std::int64_t{kBatchRounds} * kFanout);
   set_stats_counters(state);
   label_procs(state);
 }
+
+void BM_SpawnJoin_Batch1000(benchmark::State& state) {
+  spawn_join_batch_benchmark<Form::kTask>(state);
+}
 BENCHMARK(BM_SpawnJoin_Batch1000)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+void BM_SpawnJoin_Batch1000_Callable(benchmark::State& state) {
+  spawn_join_batch_benchmark<Form::kCallable>(state);
+}
+BENCHMARK(BM_SpawnJoin_Batch1000_Callable)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+// ---------------------------------------------------------------------------
+// BM_Go_Batch1000: go() 1000 detached children, each counting down an
+// atomic, then yield until all have run; 100 rounds per run.
+// BM_Go_Batch1000_Callable: the same with go(f, args...).
+
+goro::Task<void> count_down_child(std::atomic<long>* remaining) {
+  remaining->fetch_sub(1, std::memory_order_acq_rel);
+  co_return;
+}
+
+template <Form kForm>
+goro::Task<double> go_batch(int rounds, int fanout) {
+  std::atomic<long> remaining{0};
+  const auto start = Clock::now();
+  for (int r = 0; r < rounds; ++r) {
+    remaining.store(fanout, std::memory_order_relaxed);
+    for (int i = 0; i < fanout; ++i) {
+      if constexpr (kForm == Form::kTask) {
+        goro::go(count_down_child(&remaining));
+      } else {
+        goro::go([&remaining]() -> goro::Task<void> {
+          remaining.fetch_sub(1, std::memory_order_acq_rel);
+          co_return;
+        });
+      }
+    }
+    while (remaining.load(std::memory_order_acquire) != 0) co_await goro::yield();
+  }
+  co_return seconds_since(start);
+}
+
+template <Form kForm>
+void go_batch_benchmark(benchmark::State& state) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state) {
+    state.SetIterationTime(goro::run(go_batch<kForm>(kBatchRounds, kFanout), config));
+  }
+  set_per_item(state, "ns_per_goroutine", std::int64_t{kBatchRounds} * kFanout);
+  set_stats_counters(state);
+  label_procs(state);
+}
+
+void BM_Go_Batch1000(benchmark::State& state) { go_batch_benchmark<Form::kTask>(state); }
+BENCHMARK(BM_Go_Batch1000)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+void BM_Go_Batch1000_Callable(benchmark::State& state) {
+  go_batch_benchmark<Form::kCallable>(state);
+}
+BENCHMARK(BM_Go_Batch1000_Callable)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
 
 // ---------------------------------------------------------------------------
 // BM_Skynet1M: 1M goroutines in a 10-ary spawn/join tree, the tree of

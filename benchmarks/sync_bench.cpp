@@ -98,8 +98,8 @@ goro::Task<double> mutex_contended(int goroutines, long ops) {
   goro::Mutex mu;
   long counter = 0;
   const long each = ops / goroutines;
-  const double took =
-      co_await time_workers(goroutines, [&] { return lock_loop(mu, counter, each); });
+  const double took = co_await time_workers(
+      goroutines, [&]() GORO_CORO_WRAPPER { return lock_loop(mu, counter, each); });
   if (counter != each * goroutines) std::abort();
   co_return took;
 }
@@ -138,8 +138,9 @@ goro::Task<double> rwmutex_read_mostly(long write_every, long ops) {
   constexpr int kGoroutines = 8;
   goro::RWMutex rw;
   long shared = 0;
-  co_return co_await time_workers(
-      kGoroutines, [&] { return read_mostly_loop(rw, shared, ops / kGoroutines, write_every); });
+  co_return co_await time_workers(kGoroutines, [&]() GORO_CORO_WRAPPER {
+    return read_mostly_loop(rw, shared, ops / kGoroutines, write_every);
+  });
 }
 
 void BM_RWMutexReadMostly(benchmark::State& state) {
@@ -176,8 +177,8 @@ goro::Task<void> add_done_loop(goro::WaitGroup& wg, long ops) {
 goro::Task<double> wait_group_add_done(long ops) {
   constexpr int kGoroutines = 8;
   goro::WaitGroup wg;
-  const double took =
-      co_await time_workers(kGoroutines, [&] { return add_done_loop(wg, ops / kGoroutines); });
+  const double took = co_await time_workers(
+      kGoroutines, [&]() GORO_CORO_WRAPPER { return add_done_loop(wg, ops / kGoroutines); });
   co_await wg.wait();
   co_return took;
 }
@@ -231,7 +232,8 @@ goro::Task<void> acquire_loop(goro::Semaphore& sem, long ops) {
 
 goro::Task<double> semaphore_contended(int goroutines, long ops) {
   goro::Semaphore sem(2);
-  co_return co_await time_workers(goroutines, [&] { return acquire_loop(sem, ops / goroutines); });
+  co_return co_await time_workers(
+      goroutines, [&]() GORO_CORO_WRAPPER { return acquire_loop(sem, ops / goroutines); });
 }
 
 void BM_SemaphoreContended(benchmark::State& state) {

@@ -126,6 +126,13 @@
 //     (a group's, one passed only to io) never use one of them; lazily
 //     made, a with_cancel is one allocation.
 //   * Cancelling in the timer's fire callback: see C6.
+//   * A goroutine per deadline context waiting on its timer: a frame for
+//     every context with a deadline; the fire starts one only when the
+//     deadline comes (C6).
+//   * A CancelFunc that cancels when destroyed: `auto [ctx, _] =
+//     with_cancel(parent)` would cancel at the end of the scope for users
+//     who expect Go's explicit call; with weak children, dropping it leaks
+//     nothing anyway (Ownership).
 //   * std::mutex / absl::Mutex for mu: a worker thread must not sleep in
 //     futex (goro/detail/spinlock.hpp); the critical sections are short.
 #include "goro/context.hpp"

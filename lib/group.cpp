@@ -30,7 +30,10 @@
 //   1. go(): lock; with the limit reached, queue the task, unlock, done.
 //      Else active++, unlock, spawn run_one(state, task) (a goroutine that
 //      holds a reference to the state).
-//   2. run_one awaits the task, catching any exception, then finish():
+//   2. run_one awaits the task, catching any exception, destroys the
+//      task's frame (its parameters, and the callable and arguments of a
+//      task made by go(f, args...), die before the task counts as
+//      returned, so none outlives wait()), then finish():
 //      lock; record the first failure; active--; if a task is queued and
 //      the limit allows, dequeue it and active++ again (it takes over the
 //      slot); if active == 0 and the queue is empty, take every waiter;
@@ -53,8 +56,10 @@
 //     running tasks just as well and costs no parked goroutine.
 //   * A WaitGroup plus a mutex-protected error (errgroup's own layout): two
 //     objects and two locks where one short critical section suffices.
-//   * Accepting callables (errgroup takes func() error): a capturing lambda
-//     coroutine's closure dies at its first suspension.
+//   * Accepting only callables, as errgroup's Go takes a func() error: a
+//     Task from a coroutine function is as safe and needs no wrapper frame.
+//     go(f, args...) wraps the callable in a Task (detail/invoke_task.hpp),
+//     so from there on the group handles Tasks only.
 #include "goro/group.hpp"
 
 #include <atomic>
@@ -230,6 +235,7 @@ Task<void> run_one(GroupRef state, Task<absl::Status> task) {
   } catch (...) {
     exception = std::current_exception();
   }
+  task = Task<absl::Status>();  // step 2: the task's frame goes before finish()
   state->finish(std::move(status), std::move(exception));
 }
 

@@ -46,7 +46,13 @@ bool io_start(IoOp& op, std::coroutine_handle<> awaiting) noexcept {
   return true;
 }
 
-bool io_commit(IoOp& op) noexcept { return static_cast<Poller*>(op.poller)->commit(op); }
+bool io_commit(IoOp& op) noexcept {
+  // The op is handed over only now, once the awaiter has armed its
+  // deadline and stop callback: from here on it may complete (io_uring's
+  // rescue signal may submit it at any moment) and the goroutine run
+  // elsewhere.
+  return static_cast<Poller*>(op.poller)->commit(op);
+}
 
 void io_cancel(IoOp& op, IoCancel reason) noexcept {
   std::uint32_t none = 0;

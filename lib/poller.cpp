@@ -221,6 +221,13 @@ void Poller::ready(IoOp& op) noexcept {
   ++readied_;
 }
 
+void Poller::ready_rescued(const RescuedGoroutines& goroutines) noexcept {
+  // false once the runtime stops accepting work: the goroutine stays
+  // parked for the sweep.
+  for (G* g : goroutines) (void)make_runnable_through_global_queue(p_, g);
+  if (!goroutines.empty()) notify_work_available_from_outside(p_);
+}
+
 void Poller::finish_batch() noexcept {
   if (readied_ == 0) return;
   bump(p_.stats.io_completions, readied_);

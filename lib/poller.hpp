@@ -98,29 +98,78 @@
 //      queue and an idle P is woken to run them (the owner cannot take
 //      them: it is busy). The owner's wake eventfd, if it is ready, stays
 //      ready for its owner (it is level-triggered).
-//   3. io_uring: not rescued. With SINGLE_ISSUER|DEFER_TASKRUN only the
-//      ring's thread may run the kernel's completion work (io_uring_enter
-//      from any other task fails), and a goroutine that computes cannot be
-//      preempted (goro is cooperative: PCore::preempt is honoured at yield()
-//      and at suspension only). Its ops complete when it suspends.
+//   3. io_uring: with SINGLE_ISSUER|DEFER_TASKRUN only the ring's thread
+//      may run the kernel's completion work (io_uring_enter from any other
+//      task fails), and that thread computes. So sysmon reaps the ring's
+//      CQ itself, and asks the thread, with a signal, for what only it can
+//      do (poller_uring.cpp names these steps in its code):
+//      3a. Sysmon tries the ring's CQ lock (it never waits for it) and
+//          takes the CQEs there are: an op's final result goes into the op
+//          and its goroutine to the global queue, and an idle P is woken,
+//          as in step 2. A CQE that only the owner can act on (the wake
+//          read; a -EAGAIN or the readiness poll after it, which resubmit
+//          the op) is handed back, under the lock, in a bounded list
+//          (when it is full sysmon stops reaping: the rest waits in the
+//          CQ, or in the kernel's overflow list, for the owner). Every CQE
+//          taken is counted for the owner to take off its ops in flight.
+//      3b. If the kernel holds completion work for the thread
+//          (IORING_SQ_TASKRUN), completions it could not post
+//          (IORING_SQ_CQ_OVERFLOW), SQEs the thread queued and has not
+//          submitted, or resubmissions handed back, sysmon sends the
+//          thread Config::io_rescue_signal (SIGURG by default, as Go's
+//          preemption), tagged in si_value so that the handler tells
+//          goro's from the program's, at most once per
+//          kIoRescuePeriodNanos, and looks again kMinDelayNanos later. It
+//          sends none to a thread that blocks the signal, and none once
+//          the program has installed another handler for it.
+//      3c. The handler, on the ring's thread between two of its
+//          instructions: if the thread is inside the poller's ring code
+//          (which then polls anyway), it returns. Otherwise it resubmits
+//          the handed-back ops if it wins the CQ lock (a try), then enters
+//          the ring with what is queued and GETEVENTS: the kernel submits
+//          the SQEs and runs the completion work, posting the CQEs that
+//          step 3a takes next round. Nothing else: no lock it could wait
+//          for, no allocation, errno kept. A signal that is not goro's goes
+//          to the handler installed before (SA_RESTART | SA_ONSTACK).
+//      3d. The owner takes the CQ lock whenever it reaps (poll, wait, a
+//          full SQ): uncontended, one compare-exchange and a store. It
+//          first takes over what sysmon left: the count of CQEs taken, the
+//          handed-back CQEs (completed then as its own), and a SIGPIPE
+//          that a write sysmon completed raised on the thread.
+//      3e. detach() closes the ring to sysmon under the lock before it
+//          cancels everything; the handler finds its ring through a
+//          thread-local pointer that is set from attach() to detach(), so
+//          a signal that lands after the runtime stopped, or on a thread
+//          that owns no ring, does nothing.
+//      Each CQE leaves the CQ once, by the one holder of the lock who
+//      advances the head past it: none is lost or completed twice. An SQE
+//      is queued only once the awaiter has armed its deadline and stop
+//      callback (commit), so a handler that submits it at any moment
+//      cannot resume a goroutine still inside its await_suspend.
 //   Rejected for epoll: nesting each P's epoll instance in the others'
 //   (an idle P would wake at once, but every event of a P that polls for
 //   itself would wake the idle ones too, and epoll refuses the loops two
 //   busy Ps would make); one epoll instance for all Ps, as Go (every
 //   wait would contend on one instance, where a P's own edges now stay
 //   with it).
-//   Considered for io_uring, not done: a signal (as Go's async
-//   preemption) whose handler, on the ring's thread, enters the ring to
-//   run the completion work, with sysmon then reaping the CQ under a lock
-//   the owner takes too and handing resubmissions back; it installs a
-//   process-wide handler, and SQEs queued but not yet submitted by the
-//   busy thread stay invisible to the kernel (an op parked just before the
-//   goroutine that computes was scheduled is often one: SQEs go out when
-//   the P polls). Rings without DEFER_TASKRUN
-//   post completions from the kernel (through task work run at the busy
-//   thread's next interrupt), which another thread could reap under the
-//   same lock, at the cost of the batching DEFER_TASKRUN gives every
-//   enter call.
+//   Rejected for io_uring:
+//   * Rings without DEFER_TASKRUN (COOP_TASKRUN|TASKRUN_FLAG, or no
+//     flags): the kernel would post completions through task work run at
+//     the busy thread's next return to user space (with COOP_TASKRUN not
+//     before its next tick or system call), which sysmon could reap under
+//     the same lock without a signal. But every ring would lose the
+//     batching DEFER_TASKRUN gives every enter call, on the owner's hot
+//     path, to save a signal that only a computing goroutine costs; and
+//     SQEs the busy thread queued would still wait for it. (Kernels that
+//     refuse DEFER_TASKRUN get such rings from the probe; steps 3a-3e
+//     serve them unchanged.)
+//   * MSG_RING (another ring posting a CQE into the busy one): it moves a
+//     CQE between rings, but the busy ring's completions are not posted
+//     at all until its own thread runs their task work.
+//   * Asking through PCore::preempt: honoured at yield() and suspension only,
+//     which a computing goroutine does not reach.
+//   * Sysmon entering the ring itself: refused (EEXIST) to any task but
+//     the submitter under DEFER_TASKRUN.
 //
 // Choosing a backend (choose_poller, when a runtime starts): Config::poller,
 // else GORO_POLLER=epoll|uring, else io_uring if the probe allows it. The
@@ -156,6 +205,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
@@ -163,6 +213,7 @@
 #include <limits>
 #include <memory>
 
+#include "absl/container/inlined_vector.h"
 #include "goro/config.hpp"
 #include "goro/detail/io_op.hpp"
 
@@ -201,6 +252,9 @@ static_assert(std::size(kIoKinds) == static_cast<std::size_t>(IoKind::kPoll) + 1
   return kIoKinds[static_cast<std::size_t>(r.kind)].direction;
 }
 
+// The goroutines of the ops one rescue completed.
+using RescuedGoroutines = absl::InlinedVector<G*, 16>;
+
 // The backend a runtime runs on: its driver, the io_uring setup flags the
 // probe accepted, and what to log.
 struct PollerChoice {
@@ -216,8 +270,9 @@ struct PollerDriver {
   // "io_uring" or "epoll" (goro::io::poller_backend()).
   const char* name;
   // The poller of P `p` (not attached yet), whose completed goroutines go
-  // to p's queues.
-  std::unique_ptr<Poller> (*make_poller)(PCore& p, const PollerChoice& choice);
+  // to p's queues. `rescue_signal` is Config::io_rescue_signal (io_uring
+  // signals a busy ring's thread with it; 0 sends none).
+  std::unique_ptr<Poller> (*make_poller)(PCore& p, const PollerChoice& choice, int rescue_signal);
   // A runtime on this backend is about to start, or its workers have all
   // exited (before the sweep frees the frames its ops are in).
   void (*new_run)() noexcept;
@@ -276,14 +331,19 @@ class Poller {
   // Any thread (sysmon's deadlock check): whether ops wait in this poller
   // (epoll: in any PollDesc). Exact whenever the P is idle.
   [[nodiscard]] virtual bool ops_waiting() const noexcept = 0;
-  // Whether another thread can take this poller's completions while its
-  // owner runs a goroutine (see "Rescuing a busy P's I/O" above).
-  [[nodiscard]] virtual bool rescuable() const noexcept { return false; }
-  // Sysmon, while the owner runs one goroutine and so does not poll:
-  // makes the goroutines of ops that completed runnable through the global
-  // queue, so that idle Ps run them. Returns how many; 0 where the backend
-  // cannot (rescuable() is false).
-  virtual std::uint32_t rescue() noexcept { return 0; }
+  // What one rescue did: how many goroutines it made runnable, and whether
+  // it signalled the owner's thread (io_uring, step 3b), whose results
+  // the next rescue collects.
+  struct Rescue {
+    std::uint32_t readied = 0;
+    bool signalled = false;
+  };
+  // Sysmon, at `now_ns`, while the owner runs one goroutine and so does
+  // not poll (see "Rescuing a busy P's I/O" above): makes the goroutines
+  // of ops that completed runnable through the global queue, so that idle
+  // Ps run them. A backend that must signal the owner's thread does so at
+  // most once per `signal_period_ns`.
+  virtual Rescue rescue(std::int64_t now_ns, std::int64_t signal_period_ns) noexcept = 0;
 
   // The operations' side (io.cpp).
   [[nodiscard]] virtual bool try_now(IoOp& op) noexcept = 0;
@@ -301,6 +361,10 @@ class Poller {
   void ready(IoOp& op) noexcept;
   // After a batch: wakes an idle P if goroutines were readied.
   void finish_batch() noexcept;
+  // Sysmon, after a rescue: makes `goroutines` (their ops completed) runnable
+  // through the global queue and wakes an idle P to run them; the owner's
+  // queues are its own.
+  void ready_rescued(const RescuedGoroutines& goroutines) noexcept;
   // The eventfd was read: later wakes must write again. Acq_rel: acquires
   // what the wakers wrote before waking.
   void wake_consumed() noexcept { wake_pending_.exchange(false, std::memory_order_acq_rel); }
@@ -320,6 +384,16 @@ class Poller {
 // failing write raised on this thread, where it is blocked, so that it is
 // neither delivered later nor left pending (poller.cpp, "SIGPIPE").
 void consume_sigpipe() noexcept;
+
+// Tests (poller_uring.cpp): while set, every read SQE carries RWF_NOWAIT,
+// so that io_uring answers -EAGAIN where no data is ready (as some kernels
+// do for every non-blocking file, where others poll inside the kernel) and
+// the ops go round as readiness polls (poller_uring.cpp, step 3).
+void uring_reads_say_eagain_for_testing(bool on) noexcept;
+// Tests: sends thread `tid` of this process goro's rescue signal `signo`,
+// as sysmon does (step 3b of "Rescuing a busy P's I/O"), whatever the
+// thread is doing.
+void uring_send_rescue_signal_for_testing(int signo, pid_t tid) noexcept;
 
 }  // namespace goro::detail
 

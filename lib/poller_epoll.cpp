@@ -170,8 +170,6 @@ void new_epoch() noexcept {
                       std::memory_order_release);
 }
 
-bool is_reader(const IoRequest& r) noexcept { return io_direction(r) == IoDirection::kRead; }
-
 int errno_result() noexcept { return errno == EWOULDBLOCK ? -EAGAIN : -errno; }
 
 // Sets O_NONBLOCK on fd if it is clear; returns 0 or -errno.
@@ -371,7 +369,6 @@ class EpollPoller final : public Poller {
     return parked_ops.load(std::memory_order_relaxed) != 0;
   }
   bool cheap_to_poll() const noexcept override { return false; }
-  bool rescuable() const noexcept override { return true; }
 
   void poll() override {
     // No op parked anywhere: an epoll_wait could only report edges nobody
@@ -384,19 +381,17 @@ class EpollPoller final : public Poller {
     dispatch(events, n);
   }
 
-  std::uint32_t rescue() noexcept override {
+  Rescue rescue(std::int64_t /*now_ns*/, std::int64_t /*signal_period_ns*/) noexcept override {
     // Step 2 of "Rescuing a busy P's I/O" (poller.hpp), on sysmon's thread.
-    if (parked_ops.load(std::memory_order_relaxed) == 0) return 0;  // a hint, as in poll()
+    if (parked_ops.load(std::memory_order_relaxed) == 0) return {};  // a hint, as in poll()
     epoll_event events[PollerTuning::kEpollBatch];
     const int n = epoll_wait(epoll_fd_, events, PollerTuning::kEpollBatch, 0);
     OpBatch done;
     collect(events, n, /*owner=*/false, done);
-    for (IoOp* op : done) {
-      // The owner's queue is its own: through the global queue instead.
-      (void)make_runnable_through_global_queue(p_, op->g);  // stopping: left for the sweep
-    }
-    if (!done.empty()) notify_work_available_from_outside(p_);
-    return static_cast<std::uint32_t>(done.size());
+    RescuedGoroutines goroutines;
+    for (IoOp* op : done) goroutines.push_back(op->g);
+    ready_rescued(goroutines);
+    return {static_cast<std::uint32_t>(goroutines.size()), false};
   }
 
   void wait(std::int64_t deadline_ns) override {
@@ -493,7 +488,7 @@ bool EpollPoller::commit(IoOp& op) noexcept {
     op.result = -EBADF;  // closed (forget_fd) since try_now
     return false;
   }
-  const bool reader = is_reader(op.request);
+  const bool reader = io_direction(op.request) == IoDirection::kRead;
   bool& ready_flag = reader ? pd.read_ready : pd.write_ready;
   const bool pollable = pd.pollable.load(std::memory_order_relaxed);  // under mu
   if (ready_flag || !pollable) {
@@ -516,7 +511,8 @@ void EpollPoller::cancel(IoOp& op) noexcept {
   {
     MutexLock lock(pd->mu);
     if (pd->epoch.load(std::memory_order_relaxed) != live_epoch()) return;  // under mu
-    removed = unlink(is_reader(op.request) ? pd->readers : pd->writers, &op);
+    removed =
+        unlink(io_direction(op.request) == IoDirection::kRead ? pd->readers : pd->writers, &op);
     if (removed) {
       op.result = -ECANCELED;
       parked_ops.fetch_sub(1, std::memory_order_relaxed);
@@ -563,7 +559,7 @@ void forget_fd(int fd) noexcept {
   for (IoOp* op : woken) ready_goroutine(op->g);
 }
 
-std::unique_ptr<Poller> make_epoll_poller(PCore& p, const PollerChoice&) {
+std::unique_ptr<Poller> make_epoll_poller(PCore& p, const PollerChoice&, int /*rescue_signal*/) {
   return std::make_unique<EpollPoller>(p);
 }
 

@@ -4,24 +4,31 @@
 // One ring per P, created on the P's worker thread. The life of an op:
 //   0. A send is first tried at once with MSG_DONTWAIT (try_now): it
 //      nearly always fits in the socket buffer, and completing it in place
-//      saves parking the goroutine and a trip through the ring. (Measured:
-//      a socket ping-pong between two Ps went from 5.9 to 2.4 us per round
-//      trip.) Everything else, and a send that would block, goes on:
+//      saves parking the goroutine and a trip through the ring
+//      (docs/PERFORMANCE.md, "Figures behind design choices"). Everything
+//      else, and a send that would block, goes on:
 //   1. start (goroutine, on the owner thread): the op gets a user_data
-//      (its address, plus a 16-bit sequence number in the top bits) and an
-//      SQE. The goroutine parks. Nothing is submitted yet (unless the SQ is
-//      full: then what it holds goes to the kernel early).
+//      (its address, plus a 16-bit sequence number in the top bits), so
+//      that the deadline timer and stop callback the awaiter arms next can
+//      name it. commit, once they are armed, queues its SQE (or, if one
+//      of them cancelled the op already, completes it with -ECANCELED at
+//      once). The goroutine parks. Nothing is submitted yet (unless the SQ
+//      is full: then what it holds goes to the kernel early).
 //   2. The owner's next poll() or wait() submits every queued SQE in one
 //      io_uring_enter and reaps completions. The scheduler polls when its
 //      P runs out of goroutines (and every 61 schedules), so the SQEs of all
-//      the goroutines that ran since go out together.
+//      the goroutines that ran since go out together. (While one goroutine
+//      computes without suspending, the rescue signal submits them and
+//      sysmon reaps: poller.hpp, "Rescuing a busy P's I/O", step 3; the
+//      code below names its sub-steps.)
 //      poll() enters the kernel only when SQEs are queued or the kernel
 //      flagged pending completion work (IORING_SQ_TASKRUN): with
 //      DEFER_TASKRUN completions are posted during the owner's enter calls,
 //      and TASKRUN_FLAG tells it when one is worth making.
-//   3. A CQE: -EAGAIN (a non-blocking fd) resubmits the op as a POLL_ADD
-//      for its direction and then the op itself; anything else is the
-//      result: stored in the op, and the goroutine goes to this P's queue.
+//   3. A CQE: -EAGAIN (a non-blocking fd, on kernels that do not poll it
+//      themselves) resubmits the op as a POLL_ADD for its direction and
+//      then the op itself; anything else is the result: stored in the op,
+//      and the goroutine goes to this P's queue.
 //   4. Cancelling (a deadline timer or a stop callback, on any thread):
 //      the op's cancel word is set first; on the owner thread an
 //      ASYNC_CANCEL SQE for its user_data is queued; on another thread
@@ -29,7 +36,8 @@
 //      the poller's cancel requests and the owner is woken; its next
 //      poll() or wait() queues the ASYNC_CANCEL before it submits. The op
 //      still completes through its own CQE (step 3), with -ECANCELED or, if
-//      it won the race, its result.
+//      it won the race, its result. A cancel that comes before commit
+//      finds no SQE to cancel; commit sees the cancel word and ends the op.
 //      A stale request (the op completed, its frame reused an address for
 //      a new op) cannot hit the new op: the sequence number differs.
 //   5. wake() writes the P's eventfd; a READ on it is kept armed in the
@@ -46,12 +54,36 @@
 // user space. It deadlocks: with the CQ full of polls waiting for a pipe to
 // become readable, the write that would make it readable waits behind them
 // in the queue (tests/io_test.cpp, MoreOperationsThanTheCompletionQueue).
+//
+// Who touches what (the rescue adds two parties to the owner thread):
+//   the owner    everything, inside InRing (the SQ, liburing's tails,
+//                in_flight_); the CQ only while it holds cq_lock_ (poll()
+//                reads how many CQEs wait without it, as a hint).
+//   sysmon       the CQ (reads CQEs, advances its head) and the handed-back
+//                state, only while it holds cq_lock_ and the ring is open
+//                (rescue_open_); reads the kernel's flags and SQ head.
+//   the handler  runs on the owner thread between two of its instructions,
+//                so it may act only where the owner is not in InRing; then
+//                the SQ and in_flight_ are its own for the moment, and the
+//                handed-back state if it wins cq_lock_ (a try).
+//   in_flight_ and the InRing flag are atomics read and written relaxed:
+//   the handler is the only other party, on the same thread, ordered by
+//   signal fences; everything sysmon shares is under cq_lock_ or published
+//   by queued_tail_ (publish_in_flight says why that is enough).
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <system_error>
 #include <vector>
 
@@ -77,18 +109,16 @@ extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 #endif
 
 namespace goro::detail {
-
-class UringPoller;
-
 namespace {
 
 // Marks a scope that reads or writes ring memory (SQEs, CQEs, the kernel's
-// flags word). That memory is shared with the kernel and mapped by liburing
-// with raw system calls that ThreadSanitizer does not see, so when a later
-// runtime's ring lands at the address of an earlier one it reports the
-// owner threads of the two as racing. Within one ring only its owner
-// thread touches it. The scopes are kept to the ring accesses themselves,
-// so that the scheduler code they call stays checked.
+// flags word and indices). That memory is shared with the kernel and
+// mapped by liburing with raw system calls that ThreadSanitizer does not
+// see, so when a later runtime's ring lands at the address of an earlier
+// one it reports the threads of the two as racing. Within one ring the
+// accesses are ordered by its owner thread and cq_lock_ (the top of this
+// file). The scopes are kept to the ring accesses themselves, so that the
+// scheduler code they call stays checked.
 class RingMemoryScope {
  public:
 #ifdef GORO_TSAN_RING_ANNOTATIONS
@@ -117,20 +147,131 @@ IoOp* op_of(std::uint64_t user_data) noexcept {
   return reinterpret_cast<IoOp*>(static_cast<std::uintptr_t>(user_data & kAddressMask));
 }
 
+// The readiness a resubmitted op waits for (step 3): its direction's
+// (poller.hpp, io_direction), or the events a poll asks for.
 short poll_events_for(const IoRequest& r) noexcept {
   if (r.kind == IoKind::kPoll) return static_cast<short>(r.flags);
   return io_direction(r) == IoDirection::kRead ? POLLIN : POLLOUT;
 }
 
-// The ring this thread owns (attach() to detach()), so that a cancel knows
-// whether it may submit itself.
-constinit thread_local const UringPoller* tls_ring = nullptr;
+// What a CQE with `res` means for `op` (step 3 of the top): the result it
+// ends with, or nullopt when the op goes round again (a readiness poll
+// after -EAGAIN, or the op itself once that poll fired); op.repoll says
+// which round the CQE ended. Reads the op, changes nothing, so that sysmon
+// can ask and leave the answer to the owner.
+std::optional<int> final_result(const IoOp& op, int res) noexcept {
+  // Acquire: pairs with io_cancel's compare-exchange. A cancel that was
+  // asked for must not be undone by resubmitting the op.
+  const bool cancelled = op.cancel.load(std::memory_order_acquire) != 0;
+  if (op.repoll) {
+    if (res < 0) return res;  // the poll itself failed
+    if (cancelled) return -ECANCELED;
+    return std::nullopt;
+  }
+  if ((res == -EAGAIN && !io_never_waits(op.request)) || res == -EINTR) {
+    if (cancelled) return -ECANCELED;
+    return std::nullopt;
+  }
+  return res;
+}
+
+// uring_reads_say_eagain_for_testing (poller.hpp).
+std::atomic<bool> reads_say_eagain{false};
+
+// --- The rescue signal (poller.hpp, "Rescuing a busy P's I/O", 3b-3c).
+
+// Its address, in si_value, marks the signals goro sends (3b), so that the
+// handler passes any other signal to the handler installed before.
+constinit const char kRescueSignalTag = 0;
+
+// Per signal number: whether goro's handler was installed for it, and the
+// handler it replaced. `previous` is written once, before `installed` is
+// set (release), and read by the handler after an acquire load of it.
+struct RescueSignalSlot {
+  std::atomic<bool> installed{false};
+  struct sigaction previous {};
+};
+RescueSignalSlot rescue_signal_slots[NSIG];
+Mutex rescue_signal_install_mu;
+
+void rescue_signal_handler(int signo, siginfo_t* info, void* context);
+
+// Installs goro's handler for `signo` once per process (it stays: a signal
+// sent just before a runtime stopped may still be on its way).
+void install_rescue_signal_handler(int signo) {
+  MutexLock lock(rescue_signal_install_mu);
+  RescueSignalSlot& slot = rescue_signal_slots[signo];
+  if (slot.installed.load(std::memory_order_relaxed)) return;  // under the lock
+  if (sigaction(signo, nullptr, &slot.previous) != 0) {
+    throw std::system_error(errno, std::generic_category(), "goro: sigaction (io_rescue_signal)");
+  }
+  // Release: the handler's acquire load of `installed` sees `previous`.
+  slot.installed.store(true, std::memory_order_release);
+  struct sigaction action {};
+  action.sa_sigaction = &rescue_signal_handler;
+  action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(signo, &action, nullptr) != 0) {
+    const int error = errno;
+    slot.installed.store(false, std::memory_order_relaxed);
+    throw std::system_error(error, std::generic_category(), "goro: sigaction (io_rescue_signal)");
+  }
+}
+
+// Sysmon, before each signal: whether goro's handler is still the one
+// installed (the program may have replaced it since; then its handler
+// would get signals it did not ask for, so none are sent).
+bool rescue_signal_handler_installed(int signo) noexcept {
+  struct sigaction current {};
+  return sigaction(signo, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) != 0 &&
+         current.sa_sigaction == &rescue_signal_handler;
+}
+
+// Step 3b: sends goro's rescue signal to thread `tid` of this process.
+void send_rescue_signal(int signo, pid_t tid) noexcept {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  info.si_signo = signo;
+  info.si_code = SI_QUEUE;
+  info.si_pid = getpid();
+  info.si_uid = getuid();
+  info.si_value.sival_ptr = const_cast<char*>(&kRescueSignalTag);
+  // ESRCH (the thread is gone) and EAGAIN (the queue of signals is full)
+  // leave nothing to do: the next round asks again if it must.
+  (void)syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, signo, &info);
+}
+
+// A signal goro did not send: to the handler installed before goro's. (A
+// default action is not reproduced: SIGURG's is to ignore it.)
+void pass_to_previous_handler(int signo, siginfo_t* info, void* context) noexcept {
+  const RescueSignalSlot& slot = rescue_signal_slots[signo];
+  // Acquire: pairs with the release in install_rescue_signal_handler.
+  if (!slot.installed.load(std::memory_order_acquire)) return;
+  const struct sigaction& previous = slot.previous;
+  if ((previous.sa_flags & SA_SIGINFO) != 0) {
+    if (previous.sa_sigaction != nullptr) previous.sa_sigaction(signo, info, context);
+  } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN &&
+             previous.sa_handler != nullptr) {
+    previous.sa_handler(signo);
+  }
+}
 
 }  // namespace
 
+class UringPoller;
+
+// The ring this thread owns: set by attach() once the ring exists, cleared
+// by detach() before it goes. The rescue signal's handler finds its ring
+// here (3c, 3e), and a cancel whether it may submit itself (step 4).
+// Initial-exec: a handler must not resolve TLS lazily (which may allocate).
+// Relaxed: written and read on the same thread only.
+[[gnu::tls_model("initial-exec")]] constinit thread_local std::atomic<UringPoller*> tls_ring{
+    nullptr};
+
 class UringPoller final : public Poller {
  public:
-  UringPoller(PCore& p, unsigned setup_flags) : Poller(p), setup_flags_(setup_flags) {}
+  UringPoller(PCore& p, unsigned setup_flags, int rescue_signal)
+      : Poller(p), setup_flags_(setup_flags), rescue_signal_(rescue_signal) {}
   ~UringPoller() override {
     if (attached_) io_uring_queue_exit(&ring_);
   }
@@ -142,9 +283,24 @@ class UringPoller final : public Poller {
     const int rc = io_uring_queue_init_params(PollerTuning::kSubmissionEntries, &ring_, &params);
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "goro: io_uring_setup");
     attached_ = true;
-    tls_ring = this;
     block_sigpipe();
+    InRing in_ring(*this);
     arm_wake_read();
+    // The signal is sent only where it is delivered at once: a thread that
+    // blocks it (its mask comes from the thread that started the runtime)
+    // would only gather a pending signal.
+    pid_t signal_tid = 0;
+    if (rescue_signal_ != 0) {
+      sigset_t mask;
+      if (pthread_sigmask(SIG_BLOCK, nullptr, &mask) == 0 &&
+          sigismember(&mask, rescue_signal_) == 0) {
+        signal_tid = static_cast<pid_t>(syscall(SYS_gettid));
+      }
+    }
+    tls_ring.store(this, std::memory_order_relaxed);
+    OwnerCqLock cq(*this);
+    rescue_open_ = true;
+    signal_tid_ = signal_tid;
   }
 
   void detach() override {
@@ -152,75 +308,96 @@ class UringPoller final : public Poller {
       restore_signal_mask();
       return;
     }
+    InRing in_ring(*this);
+    OwnerCqLock cq(*this);
+    // Step 3e: closed to sysmon first, then what it left is taken over,
+    // readying nobody (as everything reaped from here on).
+    rescue_open_ = false;
     draining_ = true;
+    take_over_rescue();
     io_uring_sqe* sqe = get_sqe();
     {
       RingMemoryScope ring_memory;
       io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
       sqe->user_data = kCancelTag;
     }
-    ++in_flight_;
-    while (in_flight_ > 0) {
+    add_in_flight(1);
+    while (in_flight() > 0) {
       const int rc = io_uring_submit_and_wait(&ring_, 1);
       if (rc < 0 && rc != -EINTR && rc != -ETIME) break;
       reap();
     }
+    tls_ring.store(nullptr, std::memory_order_relaxed);
     io_uring_queue_exit(&ring_);
     attached_ = false;
-    tls_ring = nullptr;
     restore_signal_mask();
   }
 
-  // Publishes the ops in flight for ops_waiting(). Release: an owner that
-  // goes idle afterwards is seen with its final count.
-  void publish_in_flight() noexcept {
-    ops_in_flight_.store(in_flight_ - (wake_armed_ ? 1U : 0U), std::memory_order_release);
-  }
-
   void poll() override {
-    take_cancel_requests();
-    // Nothing but the wake read in flight: nothing to do (a wake that
-    // completed meanwhile is reaped by the next wait()).
-    if (in_flight_ == (wake_armed_ ? 1U : 0U) && io_uring_sq_ready(&ring_) == 0) return;
-    for (;;) {
-      const unsigned kflags = kernel_flags();
-      if (io_uring_sq_ready(&ring_) != 0 ||
-          (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0) {
-        submit_now();
+    {
+      InRing in_ring(*this);
+      take_cancel_requests();
+      // Nothing but the wake read in flight: nothing to do (a wake that
+      // completed meanwhile is reaped by the next wait()).
+      if (in_flight() == (wake_armed_ ? 1U : 0U) && io_uring_sq_ready(&ring_) == 0) return;
+      // Nothing queued, no completion work flagged, no CQE, nothing sysmon
+      // left: done without the lock (spin_on_poller polls in a loop).
+      // Relaxed: a hint; a take-over it misses waits for the next poll or
+      // wait(), which always takes the lock.
+      if (io_uring_sq_ready(&ring_) == 0 && cq_ready_hint() == 0 &&
+          (kernel_flags() & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) == 0 &&
+          !rescued_hint_.load(std::memory_order_relaxed)) {
+        return;
       }
-      if (io_uring_cq_ready(&ring_) == 0) break;
-      reap();
-      // Completions the kernel kept in its overflow list (more ops in
-      // flight than CQ entries) are flushed by the next enter: go round.
-      if ((kernel_flags() & IORING_SQ_CQ_OVERFLOW) == 0) break;
+      OwnerCqLock cq(*this);
+      take_over_rescue();
+      for (;;) {
+        const unsigned kflags = kernel_flags();
+        if (io_uring_sq_ready(&ring_) != 0 ||
+            (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0) {
+          submit_now();
+        }
+        if (io_uring_cq_ready(&ring_) == 0) break;
+        reap();
+        // Completions the kernel kept in its overflow list (more ops in
+        // flight than CQ entries) are flushed by the next enter: go round.
+        if ((kernel_flags() & IORING_SQ_CQ_OVERFLOW) == 0) break;
+      }
+      publish_in_flight();
     }
-    publish_in_flight();
     finish_batch();
   }
 
   void wait(std::int64_t deadline_ns) override {
-    take_cancel_requests();
-    arm_wake_read();
-    io_uring_cqe* cqe = nullptr;
-    if (deadline_ns == kNever) {
-      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);
-    } else {
-      const std::int64_t left = deadline_ns - monotonic_now_ns();
-      if (left > 0) {
-        __kernel_timespec ts{};
-        ts.tv_sec = left / 1'000'000'000;
-        ts.tv_nsec = left % 1'000'000'000;
-        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    {
+      InRing in_ring(*this);
+      // The lock is held while the thread sleeps in the kernel: sysmon
+      // rescues only a P that runs a goroutine, and its try fails here.
+      OwnerCqLock cq(*this);
+      take_over_rescue();
+      take_cancel_requests();
+      arm_wake_read();
+      io_uring_cqe* cqe = nullptr;
+      if (deadline_ns == kNever) {
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);
       } else {
-        io_uring_submit_and_get_events(&ring_);
+        const std::int64_t left = deadline_ns - monotonic_now_ns();
+        if (left > 0) {
+          __kernel_timespec ts{};
+          ts.tv_sec = left / 1'000'000'000;
+          ts.tv_nsec = left % 1'000'000'000;
+          io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        } else {
+          io_uring_submit_and_get_events(&ring_);
+        }
       }
+      reap();
+      publish_in_flight();
     }
-    reap();
-    publish_in_flight();
     finish_batch();
   }
 
-  bool has_ops_in_flight() const noexcept override { return in_flight_ > (wake_armed_ ? 1U : 0U); }
+  bool has_ops_in_flight() const noexcept override { return in_flight() > (wake_armed_ ? 1U : 0U); }
   bool ops_waiting() const noexcept override {
     // Acquire: pairs with publish_in_flight's release; an idle owner's last
     // store is exact.
@@ -253,18 +430,29 @@ class UringPoller final : public Poller {
     op.user_data = reinterpret_cast<std::uintptr_t>(&op) |
                    (static_cast<std::uint64_t>(++sequence_) << kSequenceShift);
     op.repoll = false;
-    prep(op);
-    publish_in_flight();
   }
 
-  // The SQE goes out at the next poll or wait, on this very thread, so
-  // nothing can have completed yet.
-  bool commit(IoOp&) noexcept override { return true; }
+  bool commit(IoOp& op) noexcept override {
+    // Acquire: pairs with io_cancel's compare-exchange; a cancel that came
+    // before the SQE (its own ASYNC_CANCEL, if any, finds nothing) ends the
+    // op here.
+    if (op.cancel.load(std::memory_order_acquire) != 0) {
+      op.result = -ECANCELED;
+      return false;
+    }
+    InRing in_ring(*this);
+    prep(op);
+    publish_in_flight();
+    return true;
+  }
 
   // Step 4.
   void cancel(IoOp& op) noexcept override {
-    if (tls_ring == this) {
+    // Relaxed: tls_ring is this thread's own.
+    if (tls_ring.load(std::memory_order_relaxed) == this) {
+      InRing in_ring(*this);
       queue_cancel(op.user_data);
+      publish_in_flight();
       return;
     }
     {
@@ -277,18 +465,232 @@ class UringPoller final : public Poller {
     wake();
   }
 
- private:
-  void queue_cancel(std::uint64_t user_data) noexcept {
-    io_uring_sqe* sqe = get_sqe();
-    RingMemoryScope ring_memory;
-    io_uring_prep_cancel64(sqe, user_data, 0);
-    sqe->user_data = kCancelTag;
-    ++in_flight_;
+  // Steps 3a and 3b, on sysmon's thread.
+  Rescue rescue(std::int64_t now_ns, std::int64_t signal_period_ns) noexcept override {
+    Rescue result;
+    if (!try_lock_cq(kCqSysmon)) return result;  // the owner polls, or the handler resubmits
+    if (!rescue_open_) {
+      unlock_cq();
+      return result;
+    }
+    // Acquire: pairs with publish_in_flight's release (the ops whose CQEs
+    // are about to be taken).
+    const unsigned queued_tail = queued_tail_.load(std::memory_order_acquire);
+    RescuedGoroutines goroutines;
+    // 3a: take what the CQ holds, while the handback has room for all of a
+    // batch (each CQE may need a place in it).
+    for (;;) {
+      const unsigned room = kHandbackCapacity - handback_count_;
+      std::uint64_t user_data[kHandbackCapacity];
+      int res[kHandbackCapacity];
+      unsigned n = 0;
+      {
+        RingMemoryScope ring_memory;
+        unsigned head = *ring_.cq.khead;
+        const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
+        for (; head != tail && n < room; ++head, ++n) {
+          const io_uring_cqe& cqe = ring_.cq.cqes[head & ring_.cq.ring_mask];
+          user_data[n] = cqe.user_data;
+          res[n] = cqe.res;
+        }
+        // Release: the kernel may reuse the slots once it sees the head.
+        if (n != 0) io_uring_smp_store_release(ring_.cq.khead, head);
+      }
+      if (n == 0) break;
+      rescued_cqes_ += n;
+      rescued_hint_.store(true, std::memory_order_relaxed);  // under the lock
+      for (unsigned i = 0; i < n; ++i) {
+        if (user_data[i] == kCancelTag) continue;
+        if (user_data[i] == kWakeTag) {
+          wake_read_rescued_ = true;
+          continue;
+        }
+        IoOp& op = *op_of(user_data[i]);
+        const std::optional<int> final = final_result(op, res[i]);
+        if (!final) {
+          handback_[handback_count_++] = {user_data[i], res[i]};
+          continue;
+        }
+        // The write ran on the owner's thread (inline or in its task
+        // work), where SIGPIPE is blocked: the owner takes the signal.
+        if (*final == -EPIPE) sigpipe_raised_ = true;
+        op.result = *final;
+        op.repoll = false;
+        goroutines.push_back(op.g);
+      }
+    }
+    // 3b: work only the owner's thread can do.
+    bool ask_owner = false;
+    for (unsigned i = 0; i < handback_count_ && !ask_owner; ++i) {
+      ask_owner = !final_result(*op_of(handback_[i].user_data), handback_[i].res);
+    }
+    {
+      RingMemoryScope ring_memory;
+      const unsigned kflags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+      const bool unsubmitted = queued_tail != io_uring_smp_load_acquire(ring_.sq.khead);
+      ask_owner =
+          ask_owner || unsubmitted || (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+    // At most once a period: a signal costs the computing thread a few
+    // microseconds, and work keeps arriving while it computes.
+    if (ask_owner && signal_tid_ != 0 && now_ns - last_signal_ns_ >= signal_period_ns &&
+        rescue_signal_handler_installed(rescue_signal_)) {
+      // Under the lock: detach, which takes it, has not begun, so the
+      // thread `signal_tid_` names is this ring's owner.
+      send_rescue_signal(rescue_signal_, signal_tid_);
+      last_signal_ns_ = now_ns;
+      result.signalled = true;
+    }
+    unlock_cq();
+    ready_rescued(goroutines);
+    result.readied = static_cast<std::uint32_t>(goroutines.size());
+    return result;
   }
 
-  // Owner thread, before it submits: the cancels other threads asked for.
-  // A request that arrives after this look comes with a wake(), which ends
-  // the wait that follows, so the next poll or wait takes it.
+  // Step 3c: the rescue signal's handler, on the owner's thread, between
+  // two of its instructions. Only async-signal-safe work: atomics, ring
+  // memory, one system call; nothing that waits or allocates.
+  void on_rescue_signal() noexcept {
+    if (in_ring_.load(std::memory_order_relaxed)) return;  // the owner is about to poll
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (try_lock_cq(kCqHandler)) {
+      unsigned kept = 0;
+      for (unsigned i = 0; i < handback_count_; ++i) {
+        const HandedBack h = handback_[i];
+        IoOp& op = *op_of(h.user_data);
+        // A resubmission; an op cancelled since (it ends, and its goroutine
+        // is readied) and one that finds the SQ full stay for the owner.
+        if (io_uring_sq_space_left(&ring_) != 0 && !final_result(op, h.res)) {
+          op.repoll = !op.repoll;
+          prep(op);
+        } else {
+          handback_[kept++] = h;
+        }
+      }
+      handback_count_ = kept;
+      unlock_cq();
+    }
+    {
+      RingMemoryScope ring_memory;
+      // Submits what is queued and runs the completion work, which posts
+      // the CQEs (errors leave both for the owner, or the next signal).
+      io_uring_submit_and_get_events(&ring_);
+    }
+    publish_in_flight();
+  }
+
+ private:
+  static constexpr unsigned kHandbackCapacity = 64;
+  enum : std::uint32_t { kCqFree = 0, kCqOwner = 1, kCqSysmon = 2, kCqHandler = 3 };
+
+  // Marks the owner inside the ring's user-space state (the top of this
+  // file); nests. The signal fences keep the compiler from moving ring
+  // accesses out of the marked span, which is all the handler, on the
+  // same thread, needs.
+  class InRing {
+   public:
+    explicit InRing(UringPoller& poller) noexcept
+        : poller_(poller), outer_(poller.in_ring_.load(std::memory_order_relaxed)) {
+      poller_.in_ring_.store(true, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    ~InRing() {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      poller_.in_ring_.store(outer_, std::memory_order_relaxed);
+    }
+    InRing(const InRing&) = delete;
+    InRing& operator=(const InRing&) = delete;
+
+   private:
+    UringPoller& poller_;
+    const bool outer_;
+  };
+
+  // The owner holds cq_lock_ while the scope lives (step 3d); nests.
+  class OwnerCqLock {
+   public:
+    explicit OwnerCqLock(UringPoller& poller) noexcept : poller_(poller), outer_(poller.cq_held_) {
+      if (!outer_) {
+        poller_.lock_cq_as_owner();
+        poller_.cq_held_ = true;
+      }
+    }
+    ~OwnerCqLock() {
+      if (!outer_) {
+        poller_.cq_held_ = false;
+        poller_.unlock_cq();
+      }
+    }
+    OwnerCqLock(const OwnerCqLock&) = delete;
+    OwnerCqLock& operator=(const OwnerCqLock&) = delete;
+
+   private:
+    UringPoller& poller_;
+    const bool outer_;
+  };
+
+  struct HandedBack {
+    std::uint64_t user_data;
+    int res;
+  };
+
+  bool try_lock_cq(std::uint32_t holder) noexcept {
+    std::uint32_t free = kCqFree;
+    // Acquire: sees what the previous holder wrote under the lock (the
+    // handback, the counts, the CQ head, ops it resubmitted).
+    return cq_lock_.compare_exchange_strong(free, holder, std::memory_order_acquire,
+                                            std::memory_order_relaxed);
+  }
+  void lock_cq_as_owner() noexcept {
+    // The only other holder the owner can meet is sysmon (the handler runs
+    // on this thread and is done before the owner goes on), for one reap,
+    // and rarely: it rescues only while the owner runs a goroutine. Yield
+    // rather than spin, in case sysmon was preempted holding it.
+    while (!try_lock_cq(kCqOwner)) sched_yield();
+  }
+  // Release: publishes what was written under the lock to the next holder.
+  void unlock_cq() noexcept { cq_lock_.store(kCqFree, std::memory_order_release); }
+
+  // in_flight_: relaxed, see the top of this file.
+  unsigned in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  void add_in_flight(unsigned n) noexcept {
+    in_flight_.store(in_flight() + n, std::memory_order_relaxed);
+  }
+  void remove_in_flight(unsigned n) noexcept {
+    in_flight_.store(in_flight() - n, std::memory_order_relaxed);
+  }
+
+  // Publishes the ops in flight for ops_waiting(), and the SQ tail for
+  // sysmon (3b): SQEs up to it are queued, and sysmon asks the thread to
+  // submit them while the kernel's SQ head is elsewhere. Called after
+  // every SQE the owner or the handler queues outside cq_lock_.
+  void publish_in_flight() noexcept {
+    // Release: an owner that goes idle afterwards is seen with its final
+    // count.
+    ops_in_flight_.store(in_flight() - (wake_armed_ ? 1U : 0U), std::memory_order_release);
+    // Release: sysmon reads an op's fields (its request, goroutine, repoll
+    // flag) when it takes the op's CQE, which the kernel posts only after
+    // the SQE was submitted, after this store; sysmon's acquire load of
+    // queued_tail_ (rescue) then sees them. (SQEs queued under cq_lock_
+    // are ordered by the lock as well.)
+    queued_tail_.store(sq_tail(), std::memory_order_release);
+  }
+
+  // Queues an ASYNC_CANCEL for the op with `user_data` (owner, InRing).
+  void queue_cancel(std::uint64_t user_data) noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    {
+      RingMemoryScope ring_memory;
+      io_uring_prep_cancel64(sqe, user_data, 0);
+      sqe->user_data = kCancelTag;
+    }
+    add_in_flight(1);
+  }
+
+  // Owner thread, InRing, before it submits: the cancels other threads
+  // asked for. A request that arrives after this look comes with a wake(),
+  // which ends the wait that follows, so the next poll or wait takes it.
+  // The caller publishes the SQEs (publish_in_flight) with its own.
   void take_cancel_requests() noexcept {
     // Acquire: pairs with the release in cancel().
     if (!cancel_requested_.load(std::memory_order_acquire)) return;
@@ -304,6 +706,37 @@ class UringPoller final : public Poller {
   unsigned kernel_flags() const noexcept {
     RingMemoryScope ring_memory;
     return IO_URING_READ_ONCE(*ring_.sq.kflags);
+  }
+  // CQEs waiting, read without cq_lock_: a hint (the kernel adds, sysmon
+  // may be taking some).
+  unsigned cq_ready_hint() const noexcept {
+    RingMemoryScope ring_memory;
+    return io_uring_cq_ready(&ring_);
+  }
+  // liburing's SQ tail: the SQEs queued so far, submitted or not.
+  unsigned sq_tail() const noexcept { return ring_.sq.sqe_tail; }
+
+  // Step 3d: the owner, holding cq_lock_, takes over what sysmon left.
+  void take_over_rescue() noexcept {
+    if (rescued_cqes_ == 0) return;
+    rescued_hint_.store(false, std::memory_order_relaxed);  // under the lock
+    remove_in_flight(rescued_cqes_);
+    rescued_cqes_ = 0;
+    if (sigpipe_raised_) {
+      sigpipe_raised_ = false;
+      consume_sigpipe();
+    }
+    if (wake_read_rescued_) {
+      wake_read_rescued_ = false;
+      complete(kWakeTag, 0);
+    }
+    // complete() may resubmit, and a full SQ reap (nested, under the lock
+    // held here): the handback is emptied first.
+    HandedBack handed[kHandbackCapacity];
+    const unsigned n = handback_count_;
+    std::copy(handback_, handback_ + n, handed);
+    handback_count_ = 0;
+    for (unsigned i = 0; i < n; ++i) complete(handed[i].user_data, handed[i].res);
   }
 
   io_uring_sqe* get_sqe() noexcept {
@@ -323,6 +756,7 @@ class UringPoller final : public Poller {
     for (;;) {
       const int rc = io_uring_submit_and_get_events(&ring_);
       if (rc != -EBUSY && rc != -EAGAIN) return;
+      OwnerCqLock cq(*this);
       reap();  // may nest (a completion resubmitting into a full SQ): bounded by the SQ
     }
   }
@@ -330,13 +764,17 @@ class UringPoller final : public Poller {
   void arm_wake_read() noexcept {
     if (wake_armed_) return;
     io_uring_sqe* sqe = get_sqe();
-    RingMemoryScope ring_memory;
-    io_uring_prep_read(sqe, wake_fd_, &wake_buffer_, sizeof wake_buffer_, 0);
-    sqe->user_data = kWakeTag;
+    {
+      RingMemoryScope ring_memory;
+      io_uring_prep_read(sqe, wake_fd_, &wake_buffer_, sizeof wake_buffer_, 0);
+      sqe->user_data = kWakeTag;
+    }
     wake_armed_ = true;
-    ++in_flight_;
+    add_in_flight(1);
   }
 
+  // Queues op's SQE. The handler (3c) calls it only with room in the SQ,
+  // where get_sqe neither submits nor reaps.
   void prep(IoOp& op) noexcept {
     io_uring_sqe* sqe = get_sqe();
     RingMemoryScope ring_memory;
@@ -348,6 +786,8 @@ class UringPoller final : public Poller {
         case IoKind::kRead:
           io_uring_prep_read(sqe, r.fd, r.buffer, static_cast<unsigned>(r.length),
                              static_cast<std::uint64_t>(-1));
+          // Relaxed: a test switch, set before the runtime starts.
+          if (reads_say_eagain.load(std::memory_order_relaxed)) sqe->rw_flags = RWF_NOWAIT;
           break;
         case IoKind::kWrite:
           io_uring_prep_write(sqe, r.fd, r.buffer, static_cast<unsigned>(r.length),
@@ -372,11 +812,12 @@ class UringPoller final : public Poller {
       }
     }
     sqe->user_data = op.user_data;
-    ++in_flight_;
+    add_in_flight(1);
   }
 
-  // Takes every CQE. A completion may queue SQEs (resubmissions, the wake
-  // read), which may submit early if the SQ fills up.
+  // Takes every CQE (cq_lock_ held). A completion may queue SQEs
+  // (resubmissions, the wake read), which may submit early if the SQ fills
+  // up.
   void reap() noexcept {
     for (;;) {
       std::uint64_t user_data[64];
@@ -394,7 +835,7 @@ class UringPoller final : public Poller {
         }
         io_uring_cq_advance(&ring_, n);
       }
-      in_flight_ -= n;
+      remove_in_flight(n);
       for (unsigned i = 0; i < n; ++i) complete(user_data[i], res[i]);
     }
   }
@@ -409,25 +850,15 @@ class UringPoller final : public Poller {
     }
     IoOp& op = *op_of(user_data);
     if (!draining_) {
-      // Acquire: pairs with io_cancel's compare-exchange. A cancel that was
-      // asked for must not be undone by resubmitting the op.
-      const bool cancelled = op.cancel.load(std::memory_order_acquire) != 0;
-      if (op.repoll) {
-        // The readiness poll of step 3 completed: now the op itself.
-        op.repoll = false;
-        if (res >= 0 && !cancelled) {
-          prep(op);
-          return;
-        }
-        if (res >= 0) res = -ECANCELED;
-      } else if ((res == -EAGAIN && !io_never_waits(op.request)) || res == -EINTR) {
-        if (!cancelled) {
-          op.repoll = true;
-          prep(op);
-          return;
-        }
-        res = -ECANCELED;
+      const std::optional<int> final = final_result(op, res);
+      if (!final) {
+        // Step 3 of the top: the readiness poll after -EAGAIN, or, once it
+        // fired, the op itself.
+        op.repoll = !op.repoll;
+        prep(op);
+        return;
       }
+      res = *final;
     }
     // The write ran on this thread (inline or in its task work), where
     // SIGPIPE is blocked: take the signal it raised.
@@ -439,13 +870,37 @@ class UringPoller final : public Poller {
 
   io_uring ring_{};
   const unsigned setup_flags_;
+  const int rescue_signal_;  // Config::io_rescue_signal (0: none)
   bool attached_ = false;
   bool draining_ = false;
   bool wake_armed_ = false;
   std::uint64_t wake_buffer_ = 0;
-  unsigned in_flight_ = 0;                  // SQEs queued or submitted whose CQE is not reaped
-  std::atomic<unsigned> ops_in_flight_{0};  // in_flight_ less the wake read
   std::uint16_t sequence_ = 0;
+  // SQEs queued or submitted whose CQE the owner has not accounted for
+  // (those sysmon took are taken off in take_over_rescue).
+  std::atomic<unsigned> in_flight_{0};
+  std::atomic<unsigned> ops_in_flight_{0};  // in_flight_ less the wake read, published
+  // The SQ tail as of the last publish_in_flight: sysmon compares it with
+  // the kernel's SQ head (3b).
+  std::atomic<unsigned> queued_tail_{0};
+  // Set while the owner is inside ring code (InRing); read by the handler.
+  std::atomic<bool> in_ring_{false};
+  bool cq_held_ = false;  // the owner holds cq_lock_ (owner only)
+
+  // The CQ lock (step 3d): kCqFree, or who holds it.
+  std::atomic<std::uint32_t> cq_lock_{kCqFree};
+  // Guarded by cq_lock_:
+  bool rescue_open_ = false;   // attached, not yet detaching: sysmon may reap
+  pid_t signal_tid_ = 0;       // the owner thread's id, to signal (0: not signalled)
+  unsigned rescued_cqes_ = 0;  // CQEs taken by sysmon, not yet off in_flight_
+  // rescued_cqes_ != 0, readable without the lock (poll's shortcut).
+  std::atomic<bool> rescued_hint_{false};
+  bool wake_read_rescued_ = false;
+  bool sigpipe_raised_ = false;  // a write sysmon completed raised SIGPIPE on this thread
+  HandedBack handback_[kHandbackCapacity]{};
+  unsigned handback_count_ = 0;
+  // Sysmon only: when it last signalled the owner (monotonic ns).
+  std::int64_t last_signal_ns_ = std::numeric_limits<std::int64_t>::min() / 2;
   // Cancels asked for by other threads (step 4), for the owner to submit.
   Mutex cancel_mu_;
   std::vector<std::uint64_t> cancel_requests_ ABSL_GUARDED_BY(cancel_mu_);
@@ -454,8 +909,28 @@ class UringPoller final : public Poller {
 
 namespace {
 
-std::unique_ptr<Poller> make_uring_poller(PCore& p, const PollerChoice& choice) {
-  return std::make_unique<UringPoller>(p, choice.uring_flags);
+void rescue_signal_handler(int signo, siginfo_t* info, void* context) {
+  const int saved_errno = errno;
+  if (info != nullptr && info->si_code == SI_QUEUE &&
+      info->si_value.sival_ptr == static_cast<const void*>(&kRescueSignalTag) &&
+      info->si_pid == getpid()) {
+    // One of goro's: for this thread's ring, if it still has one (3e).
+    if (UringPoller* ring = tls_ring.load(std::memory_order_relaxed)) {
+      ring->on_rescue_signal();
+    }
+  } else {
+    pass_to_previous_handler(signo, info, context);
+  }
+  errno = saved_errno;
+}
+
+}  // namespace
+
+namespace {
+
+std::unique_ptr<Poller> make_uring_poller(PCore& p, const PollerChoice& choice, int rescue_signal) {
+  if (rescue_signal != 0) install_rescue_signal_handler(rescue_signal);
+  return std::make_unique<UringPoller>(p, choice.uring_flags, rescue_signal);
 }
 
 // Each run's rings are its own: nothing to reset between runs.
@@ -471,5 +946,13 @@ constinit const PollerDriver kUringDriver{"io_uring", &make_uring_poller, &new_u
 }  // namespace
 
 const PollerDriver& uring_driver() noexcept { return kUringDriver; }
+
+void uring_send_rescue_signal_for_testing(int signo, pid_t tid) noexcept {
+  send_rescue_signal(signo, tid);
+}
+
+void uring_reads_say_eagain_for_testing(bool on) noexcept {
+  reads_say_eagain.store(on, std::memory_order_relaxed);
+}
 
 }  // namespace goro::detail

@@ -6,14 +6,25 @@
 // running" state.
 //
 // Joining (the rendezvous in G::join_state), step by step:
-//   1. spawn: the child's join state is kJoinRunning, its claim kUnclaimed,
-//      and its claim entry goes to the spawner's runnext.
+//   1. spawn: the child's join state is kJoinRunning, its claim kUnclaimed
+//      (a release store: a stale entry that wins the claim sees the
+//      record), and its claim entry goes to the spawner's runnext if that
+//      is free, otherwise to the local queue's tail (recording where, for
+//      step 2's tombstone); then the submitter's half of the spin/park
+//      handshake (scheduler.hpp, steps f-h).
 //   2. co_await handle, child not started: the joiner wins the claim CAS,
 //      stores itself as the waiter, tombstones the child's entry if it is
 //      still in its own P's runnext or recent queue slots, and transfers
 //      into the child (inline join). The child's final suspend transfers
 //      back to the joiner, so a fork-join tree runs depth first on one
-//      thread with no queue traffic, while idle Ps steal the siblings.
+//      thread with no queue traffic, while idle Ps steal the siblings (the
+//      lazy-task trick of TBB and rayon; Go's FIFO queues are untouched for
+//      everything else). Memory grows with the tree's depth, not its size.
+//      A child that finishes inline without ever having parked finishes
+//      with plain stores (G::inline_epoch says so).
+//      Rejected: joiners that always park (breadth-first fork-join): a
+//      10-ary tree of a million goroutines would have most of them alive,
+//      and their frames allocated, at once.
 //   3. co_await handle, child started elsewhere: CAS join state
 //      kJoinRunning -> joiner (release: publishes joiner->resume) and park;
 //      if the CAS fails the child is done and the joiner continues.
@@ -28,6 +39,7 @@
 // Exactly one of steps 4 and 5 frees: whichever exchange comes second.
 #include "runtime.hpp"
 
+#include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -75,6 +87,13 @@ void validate(const Config& config) {
   if (c != 0 && (c < 4 || c > SchedulerTuning::kLocalQueueCapacity || (c & (c - 1)) != 0)) {
     throw std::invalid_argument(
         "goro::Config::local_run_queue_capacity must be 0 or a power of two in [4, 256]");
+  }
+  // Signals 32 up to SIGRTMIN belong to the C library (its threads' own).
+  const int s = config.io_rescue_signal;
+  if (s != 0 &&
+      (s < 1 || s > SIGRTMAX || s == SIGKILL || s == SIGSTOP || (s > SIGSYS && s < SIGRTMIN))) {
+    throw std::invalid_argument(
+        "goro::Config::io_rescue_signal must be 0 or a signal a handler can be installed for");
   }
 }
 
@@ -449,6 +468,7 @@ SchedulerStats Runtime::stats() const noexcept {
   SchedulerStats s = scheduler_.stats();
   s.stalls = sysmon_.stall_count();
   s.spread_rounds = sysmon_.spread_rounds();
+  s.io_rescued = sysmon_.io_rescued();
   return s;
 }
 

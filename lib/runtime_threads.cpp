@@ -79,7 +79,9 @@ std::vector<std::unique_ptr<P>> Runtime::make_ps(unsigned procs) {
       // scheduler_ is made after the Ps, from their list: each P only keeps
       // a reference to it until then.
       ps.push_back(std::make_unique<P>(scheduler_, runtimewide, i, capacity));
-      ps.back()->poller = poller_.driver->make_poller(*ps.back(), poller_);  // an eventfd each
+      // An eventfd (and epoll) each.
+      ps.back()->poller =
+          poller_.driver->make_poller(*ps.back(), poller_, config_.io_rescue_signal);
       alloc::register_cache(&ps.back()->frame_cache);
     }
   } catch (...) {

@@ -95,6 +95,15 @@
 //   When a spinning worker finds work it stops spinning (fetch_sub) and
 //   calls wakep, so that while there is work there is a spinner to find
 //   more (Go's resetspinning).
+//   The two fences are the halves of an asymmetric fence
+//   (goro/detail/asymmetric_fence.hpp): g runs on every submission, so it
+//   is the light half (a compiler barrier); c runs once per trip to sleep,
+//   which costs a system call anyway, so it is the heavy half (membarrier,
+//   which makes every running thread of the process execute a full
+//   barrier). Where membarrier is unavailable, and under ThreadSanitizer,
+//   both are seq_cst fences. The owner's take of its own runnext is a
+//   second, smaller handshake of the same kind (take_runnext in
+//   scheduler.cpp).
 //
 // Rejected alternatives
 //   * One shared queue under a lock (the simplest design): every spawn

@@ -20,6 +20,19 @@
 // taking the oldest would collide with), and the scheduler bounds how long
 // they may keep the FIFO queue waiting (scheduler.cpp, local_get).
 //
+// Where go() puts a new goroutine: runnext if it is free (the first child
+// still runs first), otherwise this stack, otherwise (full) the local
+// queue's tail (scheduler.hpp, Placement::kSpawn). What the stack gives up,
+// and the bounds:
+//   1. Unstarted go() children run newest first, not in spawn order. Go
+//      promises no order either.
+//   2. A stream of spawns could keep the FIFO queue waiting: after
+//      kSpawnChain (61) stack takes in a row while the queue holds
+//      goroutines, the queue's oldest goes first (scheduler.hpp,
+//      SchedulerTuning; Fairness.NewSpawnsDoNotStarveTheLocalQueue).
+//   3. spawn()'s children keep the FIFO queue (above).
+//   4. A thief takes one entry per steal, not half (Rejected alternatives).
+//
 // The algorithm is the bounded Chase-Lev deque in the C11 formulation of
 // Lê, Pop, Cohen and Zappa Nardelli ("Correct and efficient work-stealing
 // for weak memory models", PPoPP 2013).

@@ -3,6 +3,14 @@
 // The slow paths of goro::Mutex. The algorithm, its invariants (M1-M4) and
 // the rejected alternatives are in include/goro/mutex.hpp's top comment;
 // the step numbers below refer to it.
+//
+// Two choices that differ from Go here. After a starvation handoff (unlock
+// step 3) Go's unlocker yields its time slice to the waiter; here the
+// waiter is readied into the unlocker's runnext and runs when the unlocker
+// next parks or yields. Arrivals spin (lock step 2) even with one P: goro
+// cannot see whether other Ps are running without a runtime call, and the
+// spin is bounded (kSpinIterations rounds of kSpinPauses pauses, a few
+// microseconds).
 #include <stdexcept>
 
 #include "goro/detail/cpu_relax.hpp"

@@ -116,8 +116,6 @@ std::uint64_t Sysmon::stall_count() const {
 
 bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
   P& p = *view_.ps()[index];
-  // Only some backends can be rescued (poller.hpp).
-  if (!p.poller->rescuable()) return false;
   const Watch& w = watches_[index];  // watch_p refreshed it this round
   // Relaxed: a snapshot, as in watch_p. The same goroutine has run since
   // w.since: no schedule, so no poll.
@@ -125,7 +123,15 @@ bool Sysmon::rescue_io(std::size_t index, std::int64_t now) {
       now - w.since < SysmonTuning::kIoRescueNanos || !p.poller->ops_waiting()) {
     return false;
   }
-  p.poller->rescue();
+  const Poller::Rescue rescue = p.poller->rescue(now, SysmonTuning::kIoRescuePeriodNanos);
+  if (rescue.readied != 0) {
+    // Relaxed load and store: sysmon is the only writer; a statistic.
+    io_rescued_.store(io_rescued_.load(std::memory_order_relaxed) + rescue.readied,
+                      std::memory_order_relaxed);
+  }
+  // io_uring: a signalled thread posts its completions within
+  // microseconds; the next round, kMinDelayNanos away, collects them.
+  if (rescue.signalled) signalled_ = true;
   return true;
 }
 
@@ -285,6 +291,7 @@ void Sysmon::loop() {
       delay = SysmonTuning::kMinDelayNanos;
     }
     if (rescuing_) delay = std::min(delay, SysmonTuning::kIoRescuePeriodNanos);
+    if (signalled_) delay = SysmonTuning::kMinDelayNanos;
     std::int64_t now = monotonic_now_ns();
     if (view_.all_idle()) {
       // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
@@ -339,6 +346,7 @@ void Sysmon::loop() {
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
     rescuing_ = false;
+    signalled_ = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) rescuing_ = rescue_io(i, now) || rescuing_;
     for (std::size_t i = 0; i < queue_watches_.size(); ++i) acted = watch_queue(i, now) || acted;
     acted = view_.kick_global_queue() || acted;

@@ -24,8 +24,10 @@
 //   1c. rescues the I/O of a P that has run one goroutine for
 //      kIoRescueNanos or more while ops wait in pollers (poller.hpp,
 //      "Rescuing a busy P's I/O"): the P does not poll meanwhile, so
-//      sysmon polls for it where the backend allows, and keeps its rounds
-//      at most kIoRescuePeriodNanos apart while such a P exists;
+//      sysmon polls for it (epoll) or reaps its ring and signals its
+//      thread to post what only that thread can (io_uring), and keeps its
+//      rounds at most kIoRescuePeriodNanos apart while such a P exists
+//      (kMinDelayNanos after a signal);
 //   2. wakes a worker when the global queue holds work and nobody spins
 //      (a safety net: the submitters' handshake already does it);
 //   3. every kScavengePeriod, returns to the OS the allocator's pages that
@@ -183,12 +185,16 @@ class Sysmon {
   }
 
   // The stalls seen (the most recent kStallHistory, oldest first), and the
-  // counts for SchedulerStats: stalls ever, and rounds in which a P spread
-  // its handoffs. Any thread.
+  // counts for SchedulerStats: stalls ever, rounds in which a P spread its
+  // handoffs, and goroutines made runnable by rescuing a busy P's I/O. Any
+  // thread.
   [[nodiscard]] std::vector<Stall> recent_stalls() const;
   [[nodiscard]] std::uint64_t stall_count() const;
   [[nodiscard]] std::uint64_t spread_rounds() const noexcept {
     return spread_rounds_.load(std::memory_order_relaxed);  // a statistic
+  }
+  [[nodiscard]] std::uint64_t io_rescued() const noexcept {
+    return io_rescued_.load(std::memory_order_relaxed);  // a statistic
   }
 
  private:
@@ -240,8 +246,10 @@ class Sysmon {
   std::atomic<bool> sleeping_{false};
   std::vector<Watch> watches_;
   std::vector<QueueWatch> queue_watches_;
-  // Whether the last round found a P whose I/O needs rescuing (step 1c).
+  // Whether the last round found a P whose I/O needs rescuing (step 1c),
+  // and whether it signalled one's thread (io_uring).
   bool rescuing_ = false;
+  bool signalled_ = false;
   // Deadlock detection: when the runtime was first seen quiescent (0: not
   // now) and its activity count then; when the next decision is due, and
   // how long the last census that found an outside thread put it off.
@@ -256,6 +264,9 @@ class Sysmon {
   std::vector<std::uint64_t> open_stall_ ABSL_GUARDED_BY(stall_mu_);
   // Rounds in which a P spread its handoffs; written by sysmon only.
   std::atomic<std::uint64_t> spread_rounds_{0};
+  // Goroutines readied by rescuing a busy P's I/O (step 1c); written by
+  // sysmon only.
+  std::atomic<std::uint64_t> io_rescued_{0};
 };
 
 }  // namespace goro::detail

@@ -3,7 +3,7 @@
 
 usage: scripts/gen_size_classes.py > lib/alloc/size_classes.inc
 
-How the classes are chosen (see docs/ARCHITECTURE.md, "Frame allocator"):
+How the classes are chosen (the allocator that uses them: lib/alloc/allocator.hpp):
 
 1. Every class is a multiple of 16 bytes, because operator new for a
    coroutine frame must return memory aligned to

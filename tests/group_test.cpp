@@ -1,12 +1,14 @@
 // Tests of goro::Group against golang.org/x/sync/errgroup: all OK gives OK;
 // the first error cancels the group's context and is what wait() returns;
-// exceptions; the limit; several waiters; stress under TSan.
+// exceptions; the limit; tasks from callables (go(f, args...)); several
+// waiters; stress under TSan.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "goro/goro.hpp"
@@ -177,6 +179,112 @@ Task<bool> limit_bounds_running_tasks() {
 
 TEST(Group, LimitBoundsTheRunningTasks) {
   EXPECT_TRUE(run(limit_bounds_running_tasks(), with_procs(4)));
+}
+
+// --- tasks from callables: go(f, args...), try_go(f, args...) ---
+
+Task<bool> callable_error_cancels_the_context() {
+  std::atomic<long> saw_cancel{0};
+  auto [group, ctx] = Group::with_context(background());
+  for (int i = 0; i < 4; ++i) group.go(wait_for_cancel, ctx, &saw_cancel);
+  const std::string message(40, 'm');  // on the heap: a dead capture would show
+  group.go([message]() -> Task<absl::Status> {
+    co_await goro::yield();
+    co_await goro::sleep(1ms);
+    co_return absl::InternalError(message);
+  });
+  absl::Status s = co_await group.wait();
+  co_return s.code() == absl::StatusCode::kInternal&& s.message() == message&& saw_cancel.load() ==
+          4 &&
+      ctx.err().code() == absl::StatusCode::kCancelled;
+}
+
+TEST(Group, GoWithACallableThatFailsCancelsTheContextAndIsReturned) {
+  EXPECT_TRUE(run(callable_error_cancels_the_context(), with_procs(2)));
+}
+
+Task<bool> exception_from_the_call_is_rethrown() {
+  std::atomic<long> saw_cancel{0};
+  auto [group, ctx] = Group::with_context(background());
+  group.go(wait_for_cancel, ctx, &saw_cancel);
+  group.go([]() GORO_CORO_WRAPPER -> Task<absl::Status> { throw std::runtime_error("call"); });
+  try {
+    (void)co_await group.wait();
+  } catch (const std::runtime_error& e) {
+    co_return std::string(e.what()) == "call" && saw_cancel.load() == 1;
+  }
+  co_return false;
+}
+
+TEST(Group, GoWithACallableThatThrowsInsteadOfReturningATaskCancelsAndRethrows) {
+  EXPECT_TRUE(run(exception_from_the_call_is_rethrown(), with_procs(2)));
+}
+
+Task<bool> refused_callable_is_never_called(test::LifeCounts* counts) {
+  std::atomic<long> running{0};
+  std::atomic<long> peak{0};
+  std::atomic<long> ran{0};
+  std::atomic<bool> called{false};
+  Chan<int> gate = make_chan<int>();
+  Group group;
+  group.set_limit(1);
+  group.go(limited, &running, &peak, &ran, RecvChan<int>(gate));  // holds the one slot
+  const bool refused =
+      !group.try_go([&called, guard = test::Guard(*counts)]() -> Task<absl::Status> {
+        called = true;
+        co_return absl::OkStatus();
+      });
+  const bool destroyed = counts->alive() == 0;
+  gate.close();
+  absl::Status s = co_await group.wait();
+  co_return refused&& destroyed && !called.load() && s.ok() && ran.load() == 1;
+}
+
+TEST(Group, TryGoWithACallableRefusedByTheLimitNeverCallsIt) {
+  test::LifeCounts counts;
+  EXPECT_TRUE(run(refused_callable_is_never_called(&counts), with_procs(2)));
+  EXPECT_GT(counts.constructed.load(), 0);
+}
+
+// Travels with the callable (or argument) holding it; the last move,
+// destroyed with the callable, counts whether the group looked idle then
+// (its task already counted as returned).
+class IdleProbe {
+ public:
+  IdleProbe(Group group, std::atomic<long>* idle_when_destroyed)
+      : group_(std::move(group)), idle_when_destroyed_(idle_when_destroyed) {}
+  IdleProbe(IdleProbe&& other) noexcept
+      : group_(other.group_),
+        idle_when_destroyed_(std::exchange(other.idle_when_destroyed_, nullptr)) {}
+  IdleProbe& operator=(IdleProbe&&) = delete;
+  ~IdleProbe() {
+    if (idle_when_destroyed_ != nullptr && group_.wait().await_ready()) {
+      idle_when_destroyed_->fetch_add(1);
+    }
+  }
+
+ private:
+  Group group_;
+  std::atomic<long>* idle_when_destroyed_;
+};
+
+Task<bool> callable_destroyed_before_its_task_returns() {
+  std::atomic<long> idle_when_destroyed{0};
+  Group group;
+  group.go(
+      [probe = IdleProbe(group, &idle_when_destroyed)](IdleProbe) -> Task<absl::Status> {
+        co_await goro::yield();
+        co_return absl::OkStatus();
+      },
+      IdleProbe(group, &idle_when_destroyed));
+  absl::Status s = co_await group.wait();
+  co_return s.ok() && idle_when_destroyed.load() == 0;
+}
+
+TEST(Group, CallableAndArgumentsAreDestroyedBeforeTheirTaskCountsAsReturned) {
+  for (unsigned procs : {1u, 4u}) {
+    EXPECT_TRUE(run(callable_destroyed_before_its_task_returns(), with_procs(procs))) << procs;
+  }
 }
 
 Task<absl::Status> wait_in_group(Group group) { co_return co_await group.wait(); }

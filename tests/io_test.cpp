@@ -4,10 +4,12 @@
 // the completion queue, accept/connect, poll, peers that reset, and
 // shutdown with operations in flight.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "poller.hpp"
 #include "test_util.hpp"
 
 namespace goro {
@@ -634,8 +637,9 @@ TEST(Io, ReadIntoAFourGibibyteBufferIsNotEndOfFile) {
   for (std::size_t length : {kFourGiB, kFourGiB + 1}) {
     HugeSparseBuffer buffer(length);
     ASSERT_NE(buffer.data, MAP_FAILED);
-    EXPECT_TRUE(on_both_pollers([&] { return huge_read_gets_the_message(buffer.data, length); }))
-        << length;
+    EXPECT_TRUE(on_both_pollers([&]() GORO_CORO_WRAPPER {
+      return huge_read_gets_the_message(buffer.data, length);
+    })) << length;
   }
 }
 
@@ -643,8 +647,9 @@ TEST(Io, WritesOfFourGibibytesProgress) {
   for (std::size_t length : {kFourGiB, kFourGiB + 1}) {
     HugeSparseBuffer buffer(length);
     ASSERT_NE(buffer.data, MAP_FAILED);
-    EXPECT_TRUE(on_both_pollers([&] { return huge_writes_progress(buffer.data, length); }))
-        << length;
+    EXPECT_TRUE(on_both_pollers([&]() GORO_CORO_WRAPPER {
+      return huge_writes_progress(buffer.data, length);
+    })) << length;
   }
 }
 
@@ -816,6 +821,290 @@ TEST(Io, ReadCompletesWhileItsPComputesUnderEpoll) {
   Config config = test::with_procs(2);
   config.poller = PollerBackend::kEpoll;
   EXPECT_TRUE(run(read_completes_while_its_p_computes(), config));
+}
+
+// The io_uring mirror. An op belongs to the ring of the P whose goroutine
+// queued it, so the computing goroutine must run on the reader's P: the
+// reader starts it (into its P's runnext) just before it parks in its
+// read, and the P runs it next. A thief may take it first (runnext is
+// stealable after a few microseconds); that attempt does not count and
+// the scenario is tried again.
+struct BesideOptions {
+  // How long the goroutine computes at most, and whether it stops as soon
+  // as the read has completed.
+  std::chrono::milliseconds compute_for{30'000};
+  bool until_read_done = true;
+  // A signal it sends its own thread (pthread_kill) as it starts, if any.
+  int own_signal = 0;
+};
+
+struct BesideComputation {
+  BesideOptions options;
+  std::atomic<long> reader_thread{0};
+  // 0: not decided yet; 1: computing on the reader's thread; 2: it ran on
+  // another thread, so this attempt proves nothing.
+  std::atomic<int> placement{0};
+  std::atomic<bool> read_done{false};
+  std::atomic<bool> read_ok{false};
+  std::atomic<bool> saw_read_done{false};  // while it computed
+  std::atomic<bool> finished{false};       // the computing goroutine returned
+};
+
+long this_thread_id() { return static_cast<long>(::gettid()); }
+
+Task<void> compute_beside_the_read(BesideComputation* b) {
+  if (this_thread_id() != b->reader_thread.load()) {
+    b->placement.store(2);
+    b->finished.store(true);
+    co_return;
+  }
+  b->placement.store(1);
+  if (b->options.own_signal != 0) pthread_kill(pthread_self(), b->options.own_signal);
+  const auto give_up = std::chrono::steady_clock::now() + b->options.compute_for;
+  while (!(b->options.until_read_done && b->read_done.load()) &&
+         std::chrono::steady_clock::now() < give_up) {
+  }
+  b->saw_read_done.store(b->read_done.load());
+  b->finished.store(true);
+}
+
+Task<void> read_beside_the_computation(int fd, BesideComputation* b) {
+  char c = 0;
+  b->reader_thread.store(this_thread_id());
+  go(compute_beside_the_read(b));
+  auto n = co_await io::read(fd, &c, 1, IoOptions::timeout(60s));
+  b->read_ok.store(n.ok() && *n == 1 && c == 'w');
+  b->read_done.store(true);
+}
+
+// Runs the scenario until the computing goroutine ran on the reader's P.
+// 1: it did, and (until_read_done) the read completed while it computed;
+// 0: the read did not; -1: it never ran on the reader's P.
+Task<int> read_beside_a_computing_goroutine(BesideOptions options) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    SocketPair s;
+    BesideComputation b;
+    b.options = options;
+    // The byte arrives once the goroutine computes (20 ms in: by then the
+    // read's SQE is usually in the kernel; earlier, it is still queued on
+    // the busy thread; a pass needs neither).
+    std::thread writer([&] {
+      while (b.placement.load() == 0) std::this_thread::yield();
+      std::this_thread::sleep_for(20ms);
+      (void)::write(s.fd[1], "w", 1);
+    });
+    auto reader = spawn(read_beside_the_computation(s.fd[0], &b));
+    co_await reader;
+    writer.join();
+    if (!co_await test::yield_until_set(b.finished)) co_return 0;
+    if (b.placement.load() != 1) continue;
+    if (!options.until_read_done) co_return 1;
+    co_return b.saw_read_done.load() && b.read_ok.load() ? 1 : 0;
+  }
+  co_return -1;
+}
+
+TEST(Io, ReadCompletesWhileItsPComputesUnderIoUring) {
+  Config config = test::with_procs(2);
+  config.poller = PollerBackend::kIoUring;
+  test::Watchdog watchdog("Io.ReadCompletesWhileItsPComputesUnderIoUring", 120s);
+  EXPECT_EQ(run(read_beside_a_computing_goroutine({}), config), 1);
+}
+
+// Counts the signals a handler of the test's own received.
+std::atomic<int> own_handler_calls{0};
+void count_own_signal(int) { own_handler_calls.fetch_add(1); }
+
+// A signal of the program's (here, one a thread sends itself) reaches the
+// handler that was installed before goro's; goro's own do not.
+TEST(Io, RescueSignalPassesOtherSignalsToThePreviousHandler) {
+  // A signal no other test uses, so that goro installs its handler over
+  // the test's (once per process: a repeated run finds both in place).
+  const int signo = SIGRTMIN + 7;
+  struct sigaction current {};
+  ASSERT_EQ(sigaction(signo, nullptr, &current), 0);
+  if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL) {
+    struct sigaction own {};
+    own.sa_handler = &count_own_signal;
+    sigemptyset(&own.sa_mask);
+    ASSERT_EQ(sigaction(signo, &own, nullptr), 0);
+  }
+  Config config = test::with_procs(2);
+  config.poller = PollerBackend::kIoUring;
+  config.io_rescue_signal = signo;
+  test::Watchdog watchdog("Io.RescueSignalPassesOtherSignalsToThePreviousHandler", 120s);
+  const int before = own_handler_calls.load();
+  BesideOptions options;
+  options.own_signal = signo;
+  EXPECT_EQ(run(read_beside_a_computing_goroutine(options), config), 1);
+  EXPECT_EQ(own_handler_calls.load() - before, 1);
+}
+
+// Once the program has installed a handler of its own over goro's, goro
+// sends it nothing (its reads then wait for the goroutine to suspend).
+TEST(Io, RescueSignalIsNotSentOverTheProgramsHandler) {
+  const int signo = SIGRTMIN + 8;
+  Config config = test::with_procs(2);
+  config.poller = PollerBackend::kIoUring;
+  config.io_rescue_signal = signo;
+  test::Watchdog watchdog("Io.RescueSignalIsNotSentOverTheProgramsHandler", 120s);
+  (void)run(backend_in_use(), config);  // goro's handler is installed
+  struct sigaction own {};
+  own.sa_handler = &count_own_signal;
+  sigemptyset(&own.sa_mask);
+  ASSERT_EQ(sigaction(signo, &own, nullptr), 0);
+  const int before = own_handler_calls.load();
+  BesideOptions options;
+  options.compute_for = 200ms;  // goro would signal within a few ms
+  options.until_read_done = false;
+  EXPECT_EQ(run(read_beside_a_computing_goroutine(options), config), 1);
+  EXPECT_EQ(own_handler_calls.load() - before, 0);
+}
+
+TEST(Io, RescueSignalMustBeOneAHandlerCanBeInstalledFor) {
+  for (int signo : {-1, SIGKILL, SIGSTOP, 32, 33, 65}) {
+    Config config = test::with_procs(1);
+    config.io_rescue_signal = signo;
+    EXPECT_THROW((void)run(backend_in_use(), config), std::invalid_argument) << signo;
+  }
+}
+
+// --- the rescue racing the owner's own reaping (io_uring) ---
+
+// Reads `messages` bytes, i % 251 for the i-th, one read each; with
+// `deadlines` each read gives up after 2 ms and is tried again (a cancel
+// racing the completion and the rescue). Every 64 bytes it computes for
+// 2 ms without suspending, so that the ops of the other readers on its P
+// wait for a rescue or for the P's own poll.
+Task<bool> read_in_order(int fd, long messages, bool deadlines) {
+  for (long i = 0; i < messages;) {
+    unsigned char c = 0;
+    auto n = co_await io::read(fd, &c, 1, deadlines ? IoOptions::timeout(2ms) : IoOptions());
+    if (!n.ok()) {
+      if (n.status().code() == absl::StatusCode::kDeadlineExceeded) continue;
+      co_return false;
+    }
+    if (*n != 1 || c != static_cast<unsigned char>(i % 251)) co_return false;
+    ++i;
+    if (i % 64 == 0) {
+      const auto until = std::chrono::steady_clock::now() + 2ms;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+  }
+  co_return true;
+}
+
+// Computes in bursts of 3 ms, with a short sleep between, until `stop`.
+Task<void> compute_in_bursts(const std::atomic<bool>* stop) {
+  while (!stop->load()) {
+    const auto until = std::chrono::steady_clock::now() + 3ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    co_await sleep(500us);
+  }
+}
+
+Task<bool> rescue_races_the_owners_reaping(long messages) {
+  constexpr int kPairs = 24;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  for (int i = 0; i < kPairs; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>());
+    // A third read from non-blocking sockets: io_uring answers -EAGAIN and
+    // the op goes round as a readiness poll (resubmitted by its owner, or
+    // by the rescue signal's handler).
+    if (i % 3 == 0) {
+      const int flags = fcntl(pairs.back()->fd[0], F_GETFL);
+      if (flags < 0 || fcntl(pairs.back()->fd[0], F_SETFL, flags | O_NONBLOCK) != 0) {
+        co_return false;
+      }
+    }
+  }
+  std::atomic<bool> stop{false};
+  std::vector<JoinHandle<void>> bursts;
+  for (int i = 0; i < 2; ++i) bursts.push_back(spawn(compute_in_bursts(&stop)));
+  std::vector<JoinHandle<bool>> readers;
+  for (int i = 0; i < kPairs; ++i) {
+    readers.push_back(spawn(read_in_order(pairs[i]->fd[0], messages, i % 4 == 1)));
+  }
+  // Two writers outside the runtime, each feeding half of the pairs, with
+  // a pause now and then so that reads park.
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&, w] {
+      for (long i = 0; i < messages; ++i) {
+        const auto byte = static_cast<unsigned char>(i % 251);
+        for (int k = w; k < kPairs; k += 2) {
+          if (::write(pairs[k]->fd[1], &byte, 1) != 1) std::abort();
+        }
+        if (i % 8 == 0) std::this_thread::sleep_for(200us);
+      }
+    });
+  }
+  bool all = true;
+  for (auto& r : readers) all = (co_await r) && all;
+  stop.store(true);
+  for (auto& b : bursts) co_await b;
+  for (auto& t : writers) t.join();
+  co_return all;
+}
+
+// The ids of this process's threads now.
+std::vector<pid_t> threads_of_this_process() {
+  std::vector<pid_t> ids;
+  if (DIR* dir = ::opendir("/proc/self/task")) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] != '.') ids.push_back(static_cast<pid_t>(std::atoi(entry->d_name)));
+    }
+    ::closedir(dir);
+  }
+  return ids;
+}
+
+// goro's rescue signal landing at any moment on any thread of the process
+// (a worker inside io_uring_enter, inside a reap, between goroutines; a
+// thread that owns no ring; the test's own thread once run() returned)
+// changes nothing: every byte still arrives once and in order.
+TEST(Io, RescueSignalsLandingAnywhereLoseNothing) {
+  Config config = test::with_procs(3);
+  config.poller = PollerBackend::kIoUring;
+  test::Watchdog watchdog("Io.RescueSignalsLandingAnywhereLoseNothing", 240s);
+  (void)run(backend_in_use(), config);  // goro's handler is installed
+  std::atomic<bool> stop{false};
+  std::atomic<long> sent{0};
+  std::thread sender([&] {
+    while (!stop.load()) {
+      for (pid_t tid : threads_of_this_process()) {
+        detail::uring_send_rescue_signal_for_testing(SIGURG, tid);
+        sent.fetch_add(1);
+      }
+      std::this_thread::sleep_for(20us);
+    }
+  });
+  EXPECT_TRUE(run(rescue_races_the_owners_reaping(test::scaled(400, 50)), config));
+  for (int i = 0; i < 100 && sent.load() < 100; ++i) std::this_thread::sleep_for(1ms);
+  stop.store(true);
+  sender.join();
+  detail::uring_send_rescue_signal_for_testing(SIGURG, ::gettid());  // no ring here now
+  RecordProperty("signals_sent", std::to_string(sent.load()));
+}
+
+// Run twice: with the kernel's own polling of reads that find no data,
+// and with every read answered -EAGAIN first (as some kernels answer reads
+// of non-blocking files), so that CQEs that resubmit go through the rescue
+// too: handed back by sysmon, resubmitted by the signal's handler or by
+// the owner.
+TEST(Io, RescueRacesTheOwnersReapingUnderIoUring) {
+  Config config = test::with_procs(4);
+  config.poller = PollerBackend::kIoUring;
+  test::Watchdog watchdog("Io.RescueRacesTheOwnersReapingUnderIoUring", 240s);
+  for (const bool eagain : {false, true}) {
+    detail::uring_reads_say_eagain_for_testing(eagain);
+    EXPECT_TRUE(run(rescue_races_the_owners_reaping(test::scaled(800, 100)), config)) << eagain;
+    detail::uring_reads_say_eagain_for_testing(false);
+    RecordProperty(eagain ? "io_rescued_eagain" : "io_rescued",
+                   std::to_string(scheduler_stats().io_rescued));
+  }
 }
 
 // --- shutdown with operations in flight ---

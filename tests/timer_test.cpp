@@ -669,6 +669,9 @@ TEST(Timer, StopLeavesAParkedReceiverWaitingForTheReset) {
   EXPECT_TRUE(run(stop_leaves_a_parked_receiver_waiting(), Config{.procs = 2}));
 }
 
+// On one P the waiter runs from `started` to its park in wait() without
+// giving the P up, so main, which waits for `started`, destroys the Timer
+// only once the waiter is parked.
 Task<void> wait_on_timer(Timer* t, std::atomic<bool>* started, std::atomic<bool>* woke) {
   started->store(true);
   (void)co_await t->wait();
@@ -683,7 +686,6 @@ Task<bool> timer_destroyed_while_waited_on() {
     auto t = std::make_unique<Timer>(1h);
     go(wait_on_timer(t.get(), &started, &woke));
     ok = co_await test::yield_until_set(started, 20s);
-    co_await sleep(1ms);  // parked in wait()
   }
   // The waiter keeps the channel alive: it stays parked (nothing more
   // arrives) and is torn down at shutdown without touching freed memory
@@ -693,7 +695,7 @@ Task<bool> timer_destroyed_while_waited_on() {
 }
 
 TEST(Timer, DestroyedWhileAnotherGoroutineWaitsLeavesItParked) {
-  EXPECT_TRUE(run(timer_destroyed_while_waited_on(), Config{.procs = 2}));
+  EXPECT_TRUE(run(timer_destroyed_while_waited_on(), Config{.procs = 1}));
 }
 
 // --- Ticker stop/reset (Go's tick_test.go) ---------------------------------

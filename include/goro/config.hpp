@@ -6,6 +6,7 @@
 #define GORO_CONFIG_HPP_
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -59,6 +60,34 @@ struct Config {
 
   // The netpoller backend. goro::io::poller_backend() says which one runs.
   PollerBackend poller = PollerBackend::kAuto;
+
+  // The signal goro sends to one of its worker threads so that I/O of the
+  // thread's P completes while a goroutine there computes without
+  // suspending (io_uring backend only: the ring's completions are run by
+  // its own thread; epoll needs no signal). Default SIGURG, the signal Go
+  // uses to preempt goroutines: its default action is to ignore it, and
+  // it is raised otherwise only for out-of-band socket data.
+  //   * goro installs its handler (SA_SIGINFO | SA_RESTART | SA_ONSTACK)
+  //     the first time a runtime uses io_uring with the signal, and leaves
+  //     it installed for the life of the process. A signal that goro did
+  //     not send goes on to the handler installed before goro's (none, or
+  //     SIG_DFL / SIG_IGN: it is ignored).
+  //   * It is sent only to goro's own worker threads, only while one
+  //     goroutine has run for a millisecond or more without suspending
+  //     and operations of its P wait, and at most every few hundred
+  //     microseconds. Never to a thread that blocks the signal, nor once
+  //     the program has installed another handler for it.
+  //   * A system call that a goroutine makes itself (not through goro::io)
+  //     may be interrupted by it: most restart (SA_RESTART); those that
+  //     never restart (signal(7): nanosleep, poll, epoll_wait, select,
+  //     sockets with SO_RCVTIMEO / SO_SNDTIMEO...) fail with EINTR, as
+  //     under any signal.
+  //   * 0 sends none: an operation that completes on a P whose goroutine
+  //     computes then waits until that goroutine suspends or yields.
+  // Anything but 0 or a signal a handler can be installed for (not
+  // SIGKILL, SIGSTOP, or the real-time signals the C library keeps)
+  // makes run() throw std::invalid_argument.
+  int io_rescue_signal = SIGURG;
 
   // Deadlock detection (Go's "all goroutines are asleep"): when every
   // goroutine has stayed parked for Config::deadlock_grace with nothing

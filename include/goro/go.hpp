@@ -1,11 +1,38 @@
 // goro/go.hpp
 //
 // Defines: goro::go (start a detached goroutine) and goro::spawn (start a
-// goroutine and get a JoinHandle for its result).
+// goroutine and get a JoinHandle for its result), each from a Task or from
+// a callable and its arguments.
+//
+//   goro::go(worker, id, std::ref(wg));  // a function and its arguments
+//   goro::go([name, out]() -> goro::Task<void> {  // a capturing lambda
+//     co_await goro::sleep(1ms);
+//     co_await out.send(name);  // name and out live in the goroutine's frame
+//   });
+//   auto sum = goro::spawn([](std::vector<int> v) -> goro::Task<long> {
+//     co_return std::accumulate(v.begin(), v.end(), 0L);
+//   }, std::move(values));
+//
+// Which to use. go(task) and spawn(task) take a Task whose body is a
+// coroutine function's: its by-value parameters live in its frame, so
+// `goro::go(serve(conn, std::string(name)))` is safe for `serve(Conn,
+// std::string)`. A lambda coroutine, though, keeps only a pointer to its
+// closure, and in `goro::go([s]() -> Task<void> {...}())` the closure is a
+// temporary, destroyed at the `;` while the goroutine still has to run:
+// its captures are read after they died (task.hpp, "What a suspended frame
+// may refer to"). go(f, args...) and spawn(f, args...) move the callable
+// and its arguments into the goroutine's own frame before it starts, so
+// captures and arguments live as long as the goroutine (mechanism:
+// detail/invoke_task.hpp).
 #ifndef GORO_GO_HPP_
 #define GORO_GO_HPP_
 
+#include <concepts>
+#include <type_traits>
+#include <utility>
+
 #include "goro/detail/goroutine.hpp"
+#include "goro/detail/invoke_task.hpp"
 #include "goro/join_handle.hpp"
 #include "goro/task.hpp"
 
@@ -24,6 +51,36 @@ namespace goro {
 //    While the runtime is shutting down, the task is destroyed unrun.
 void go(Task<void> task);
 
+// Starts `f(args...)` as a new goroutine, as go(task) does, with `f` a
+// callable returning Task<void>: a lambda (capturing or not), a function,
+// a function object, or a pointer to member function followed by the
+// object (a pointer, a reference_wrapper or the object itself).
+//  * f and every argument are decay-copied (moved when passed as rvalues)
+//    into the goroutine's root frame before go() returns; they live until
+//    the goroutine finishes. A copy that throws throws from go(), and no
+//    goroutine starts. Move-only callables and arguments are moved.
+//  * References are not kept: an argument is copied even where f takes a
+//    reference. To share an object instead, pass std::ref(x) or a pointer;
+//    x must then outlive the goroutine. The same holds for what a lambda
+//    captures by reference and for `this` captured or passed with a
+//    member function: the object must outlive the goroutine. Arrays decay
+//    to pointers (a string literal is fine; a local char buffer is not).
+//  * f is called once, in the new goroutine, as an rvalue with rvalue
+//    arguments (as std::thread calls it): a function taking a non-const
+//    reference needs std::ref. An exception thrown by the call itself
+//    (before it returns the Task) is the goroutine's, like one thrown by
+//    the body.
+//  * Costs one coroutine frame (from goro's frame allocator) beyond the
+//    body's own; no goroutine or allocation beyond that.
+// A Task passed alone picks go(Task<void>) (a Task is not callable).
+template <class F, class... Args>
+requires detail::TaskInvocable<F, Args...> &&
+    std::same_as<detail::InvokeResult<F, Args...>, Task<void>>
+void go(F&& f, Args&&... args) {
+  go(detail::invoke_in_frame<void, std::decay_t<F>, std::decay_t<Args>...>(
+      std::forward<F>(f), std::forward<Args>(args)...));
+}
+
 // Starts `task` as a new goroutine, like go(), and returns a JoinHandle whose
 // co_await gives the task's value or rethrows its exception. If the handle
 // is dropped unread, an exception goes to Config::on_uncaught_exception (or
@@ -33,6 +90,19 @@ template <class T>
 JoinHandle<T> spawn(Task<T> task) {
   auto root = task.release();
   return JoinHandle<T>(detail::start_goroutine(root, &root.promise(), /*joinable=*/true));
+}
+
+// Starts `f(args...)` as a new goroutine, with `f` a callable returning
+// Task<T>, and returns a JoinHandle<T>, as spawn(task) does. f and its
+// arguments are copied, kept and called as by go(f, args...); an exception
+// thrown by the call reaches the handle like the body's. The callable and
+// the arguments are destroyed before the joiner resumes.
+template <class F, class... Args>
+JoinHandle<detail::InvokeTaskValue<F, Args...>> spawn(
+    F&& f, Args&&... args) requires detail::TaskInvocable<F, Args...> {
+  return spawn(detail::invoke_in_frame<detail::InvokeTaskValue<F, Args...>, std::decay_t<F>,
+                                       std::decay_t<Args>...>(std::forward<F>(f),
+                                                              std::forward<Args>(args)...));
 }
 
 }  // namespace goro

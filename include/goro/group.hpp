@@ -7,7 +7,8 @@
 //
 //   goro::Task<absl::Status> fetch_all(goro::Context parent, std::vector<std::string> urls) {
 //     auto [group, ctx] = goro::Group::with_context(parent);
-//     for (auto& url : urls) group.go(fetch(ctx, url));  // a Task, not a lambda
+//     for (auto& url : urls) group.go(fetch, ctx, url);  // or group.go(fetch(ctx, url))
+//     group.go([ctx]() -> goro::Task<absl::Status> { co_return co_await ping(ctx); });
 //     co_return co_await group.wait();  // the first error, once all returned
 //   }
 //
@@ -17,9 +18,11 @@
 // other tasks, which should watch it, stop early; wait() waits until every
 // task has returned, cancels the context, and gives the first error.
 //
-// Tasks are Task<absl::Status> values, not callables: a lambda coroutine's
-// captures die with the closure at its first suspension, so pass what a
-// task needs as parameters of a coroutine function.
+// A task is a Task<absl::Status> or a callable returning one with its
+// arguments, kept in the goroutine's frame as goro::go(f, args...) keeps
+// them (go.hpp): a capturing lambda is safe there, and not as
+// `group.go([x]() -> Task<absl::Status> {...}())`, whose closure dies at
+// the `;`.
 //
 // Deviation from errgroup: with a limit (set_limit), go() does not block
 // its caller until a slot is free; the task waits, unstarted, in the
@@ -28,11 +31,15 @@
 #ifndef GORO_GROUP_HPP_
 #define GORO_GROUP_HPP_
 
+#include <concepts>
 #include <coroutine>
 #include <cstddef>
+#include <type_traits>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "goro/context.hpp"
+#include "goro/detail/invoke_task.hpp"
 #include "goro/task.hpp"
 
 namespace goro {
@@ -100,6 +107,30 @@ class Group {
   // errgroup's TryGo: starts `task` only if the limit allows it now;
   // otherwise destroys it unrun and returns false.
   bool try_go(Task<absl::Status> task);
+
+  // go(task) for the task `f(args...)`, with `f` a callable returning
+  // Task<absl::Status>: f and the arguments are copied into the task's own
+  // frame and called in its goroutine as goro::go(f, args...) does (go.hpp:
+  // copies, std::ref, lifetimes, an exception from the call itself). A
+  // queued task holds them until it starts. They are destroyed before the
+  // task counts as returned, so before wait() can give its result.
+  template <class F, class... Args>
+  requires detail::TaskInvocable<F, Args...> &&
+      std::same_as<detail::InvokeResult<F, Args...>, Task<absl::Status>>
+  void go(F&& f, Args&&... args) {
+    go(detail::invoke_in_frame<absl::Status, std::decay_t<F>, std::decay_t<Args>...>(
+        std::forward<F>(f), std::forward<Args>(args)...));
+  }
+
+  // try_go(task) for the task `f(args...)`, as go(f, args...). When the
+  // limit refuses it, f and the copies are destroyed and f is not called.
+  template <class F, class... Args>
+  requires detail::TaskInvocable<F, Args...> &&
+      std::same_as<detail::InvokeResult<F, Args...>, Task<absl::Status>>
+  bool try_go(F&& f, Args&&... args) {
+    return try_go(detail::invoke_in_frame<absl::Status, std::decay_t<F>, std::decay_t<Args>...>(
+        std::forward<F>(f), std::forward<Args>(args)...));
+  }
 
   // errgroup's SetLimit: at most `n` tasks run at once; n < 0 means no
   // limit (the default). With n == 0 nothing starts (go() queues for

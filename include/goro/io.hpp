@@ -44,6 +44,11 @@
 //     the next operation works. Under epoll any fd the kernel hands out
 //     works (up to 2^30).
 //
+// An operation completes even while another goroutine on its P computes
+// without suspending: the runtime's monitor thread then finds the
+// completion and another P resumes the goroutine (under io_uring by
+// signalling the busy thread, see Config::io_rescue_signal).
+//
 // Closing: close(fd) wakes operations parked on fd under epoll (they fail
 // with EBADF). Under io_uring an operation in flight keeps its file open
 // until it completes, so shut a socket down (shutdown(2)) or cancel the
@@ -166,8 +171,9 @@ using EventsAwaiter = detail_io::OpAwaiter<absl::StatusOr<short>>;
 // write_some for that). `data` must stay valid until the task completes.
 [[nodiscard]] Task<absl::Status> write(int fd, const void* data, std::size_t length,
                                        IoOptions options = {});
-[[nodiscard]] inline Task<absl::Status> write(int fd, std::span<const std::byte> data,
-                                              IoOptions options = {}) {
+[[nodiscard]] GORO_CORO_WRAPPER inline Task<absl::Status> write(int fd,
+                                                                std::span<const std::byte> data,
+                                                                IoOptions options = {}) {
   return write(fd, data.data(), data.size(), std::move(options));
 }
 

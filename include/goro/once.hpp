@@ -49,13 +49,6 @@
 
 namespace goro {
 
-namespace detail {
-template <class T>
-inline constexpr bool kIsTask = false;
-template <class T>
-inline constexpr bool kIsTask<Task<T>> = true;
-}  // namespace detail
-
 // Once: runs a function exactly once, however many goroutines ask.
 //
 // Contract: `co_await once.call(fn)` runs fn (a callable taking no
@@ -89,7 +82,7 @@ class Once {
         ~SetDone() { once->done_.store(1, std::memory_order_release); }
       } set_done{once};
       if constexpr (detail::kIsTask<std::invoke_result_t<F&>>) {
-        co_await std::invoke(fn);
+        co_await fn();  // not std::invoke: see GORO_CORO_WRAPPER in task.hpp
       } else {
         std::invoke(fn);
       }

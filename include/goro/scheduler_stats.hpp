@@ -31,6 +31,10 @@ struct SchedulerStats {
   std::uint64_t blocking_calls = 0;         // goro::blocking calls handed to syscall threads
   std::uint64_t io_waits = 0;               // goro::io operations that parked in the poller
   std::uint64_t io_completions = 0;         // goroutines the poller made runnable
+  // Goroutines whose I/O completed while their P ran one goroutine that
+  // did not suspend, made runnable on other Ps by the runtime's monitor
+  // thread (see goro::Config::io_rescue_signal); not in io_completions.
+  std::uint64_t io_rescued = 0;
   std::uint64_t stalls = 0;  // goroutines seen holding a P > 10 ms without suspending
   // sysmon rounds that found a P whose goroutines compute (on its CPU) 500
   // ns or more per synchronisation with others queued, and so spread its

@@ -48,6 +48,53 @@
 //    promise points at the goroutine record instead, and its final suspend
 //    asks the scheduler what to run next (a joiner waiting on it, or
 //    nothing, returning control to the worker loop).
+//  * What a suspended frame may refer to. A coroutine's frame holds its
+//    by-value parameters (moved in before the body starts) and only
+//    pointers for its reference parameters and, in a lambda or member
+//    coroutine, for the object it is called on. Those must outlive the
+//    Task, and since a Task is lazy, a temporary that dies at the end of
+//    the statement creating the Task dies before the body first runs:
+//      safe   goro::go(f, args...), goro::spawn(f, args...) (they keep f
+//             and args in the goroutine's frame: go.hpp); a coroutine
+//             function taking its parameters by value; `co_await
+//             lambda_or_function(temporaries)` (the temporaries outlive the
+//             await, which ends in the same statement)
+//      wrong  goro::go([s]() -> Task<void> { ... }()): the closure holding
+//             `s` is a temporary, gone at the `;`; likewise
+//             goro::go(object.method()) for a temporary object, and
+//             goro::go(f(std::string("x"))) for `f(const std::string&)`
+//  * Lifetime checks by clang (opt-in). With GORO_CORO_LIFETIME_CHECKS
+//    defined to 1 (goro's own build does so), clang (checked with 19)
+//    treats Task as a coroutine return type whose reference parameters,
+//    and the object a lambda or member coroutine is called on, must
+//    outlive it ([[clang::coro_return_type]], [[clang::coro_lifetimebound]]).
+//    It then rejects, under -Werror, a Task that is kept in a variable or
+//    returned while such a temporary dies (tests/lifetime_checks):
+//      auto task = [s]() -> Task<void> { ... }();
+//      auto task = f(std::string("x"));    // Task<void> f(const std::string&)
+//        warning: temporary whose address is used as value of local
+//        variable 'task' will be destroyed at the end of the
+//        full-expression [-Wdangling]
+//      GORO_CORO_WRAPPER Task<void> start(std::string s) { return f(s); }
+//        warning: address of stack memory associated with parameter 's'
+//        returned [-Wreturn-stack-address]
+//    Not diagnosed: a Task handed straight to a function, or assigned,
+//    which is how most dangling Tasks are made:
+//      goro::go([s]() -> Task<void> { ... }());   goro::go(Object{}.method());
+//      goro::spawn([s]() -> Task<int> { ... }()); goro::go(f(std::string("x")));
+//      tasks.push_back([s]() -> Task<void> { ... }());
+//      task = [s]() -> Task<void> { ... }();    // to an existing variable
+//    Clang checks initializations of variables, members and return
+//    values only, and a function's argument outlives the temporaries of
+//    its call. Write goro::go(f, args...) instead (go.hpp).
+//    The cost of opting in: clang then rejects every function returning a
+//    Task that is not a coroutine and not marked GORO_CORO_WRAPPER (for a
+//    lambda: `[&]() GORO_CORO_WRAPPER { return f(x); }`). Library code
+//    carries no such mark, so std::invoke, std::apply and std::function
+//    over callables returning a Task stop compiling: that is why the
+//    checks are not on by default. The attributes change diagnostics
+//    only, never code or layout, so translation units with and without
+//    them link together.
 //
 // Rejected alternatives: eager tasks (a race between completion and
 // co_await needs an atomic per await); resuming the awaiter with
@@ -68,10 +115,35 @@
 
 #include "goro/detail/frame_allocator.hpp"
 
+// GORO_CORO_LIFETIME_CHECKS (see "Lifetime checks by clang" above): 1 marks
+// Task for clang's coroutine lifetime analysis; 0 or undefined leaves it
+// unmarked, as it always is for other compilers.
+#if defined(GORO_CORO_LIFETIME_CHECKS) && GORO_CORO_LIFETIME_CHECKS && defined(__clang__) && \
+    defined(__has_cpp_attribute)
+#if __has_cpp_attribute(clang::coro_return_type) && __has_cpp_attribute(clang::coro_lifetimebound)
+#define GORO_CORO_TASK_ATTRIBUTES [[clang::coro_return_type, clang::coro_lifetimebound]]
+// Marks a function that returns a Task without being a coroutine. A GNU
+// attribute, so that it also fits a lambda: `[&]() GORO_CORO_WRAPPER {...}`.
+#define GORO_CORO_WRAPPER __attribute__((coro_wrapper))
+#endif
+#endif
+#ifndef GORO_CORO_TASK_ATTRIBUTES
+#define GORO_CORO_TASK_ATTRIBUTES
+#define GORO_CORO_WRAPPER
+#endif
+
 namespace goro {
 
 template <class T = void>
 class Task;
+
+namespace detail {
+// True for Task<T>: what goroutine bodies and Once functions must return.
+template <class T>
+inline constexpr bool kIsTask = false;
+template <class T>
+inline constexpr bool kIsTask<Task<T>> = true;
+}  // namespace detail
 
 namespace detail {
 
@@ -246,7 +318,7 @@ class TaskPromise<void> final : public TaskPromiseBase {
 //    a message (goro/detail/frame_allocator.hpp, Frame layout check). Name
 //    the awaited value: `const bool ok = co_await f(); if (!ok) ...`.
 template <class T>
-class [[nodiscard]] Task {
+class [[nodiscard]] GORO_CORO_TASK_ATTRIBUTES Task {
   static_assert(!std::is_reference_v<T>, "goro::Task<T&> is not supported; use a pointer");
 
  public:

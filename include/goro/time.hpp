@@ -118,11 +118,11 @@ inline void send_fire_time(ChanState<Clock::time_point>* chan) noexcept {
 // parks (gives the P up at least once), even if `d` has passed by the time
 // the task is awaited. Must be awaited from a goroutine. Takes the context
 // by value: the task keeps it alive.
-[[nodiscard]] Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
+[[nodiscard]] GORO_CORO_WRAPPER Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
 
 // `co_await goro::sleep_until(t, ctx)`: as sleep(d, ctx), until `t`; parks
 // if `t` was still ahead when sleep_until was called.
-[[nodiscard]] Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
+[[nodiscard]] GORO_CORO_WRAPPER Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
 
 namespace detail {
 
@@ -130,7 +130,10 @@ namespace detail {
 // as the channel's attachment (chan_core.hpp) so that it lives exactly as
 // long as the channel: the last handle's release disarms and frees it, and
 // an after() that nobody receives from leaves nothing behind (Go 1.23's
-// collectable timers). Standard-layout: the node's address is the object's.
+// collectable timers): an after(1h) in a select loop that never times out
+// must not keep an hour's worth of timers armed. Rejected: a timer that
+// lives until it fires, as Go's did before 1.23. Standard-layout: the
+// node's address is the object's.
 struct AfterTimer {
   TimerNode node;  // first member: fire() casts back
   ChanAttachment attachment;

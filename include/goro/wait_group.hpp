@@ -4,6 +4,7 @@
 //
 //   goro::WaitGroup wg;
 //   for (int i = 0; i < n; ++i) { wg.add(1); goro::go(work(i, wg)); }  // work calls wg.done()
+//   for (int i = 0; i < n; ++i) wg.go(job, i);  // Go 1.25's wg.Go: add(1), done() at the end
 //   co_await wg.wait();          // in a goroutine
 //   wg.wait_blocking();          // on a thread outside the runtime
 //
@@ -42,12 +43,26 @@
 #define GORO_WAIT_GROUP_HPP_
 
 #include <atomic>
+#include <concepts>
 #include <coroutine>
 #include <cstdint>
+#include <exception>
+#include <type_traits>
+#include <utility>
 
+#include "goro/detail/invoke_task.hpp"
 #include "goro/detail/sync_waiter.hpp"
+#include "goro/go.hpp"
+#include "goro/task.hpp"
 
 namespace goro {
+
+class WaitGroup;
+
+namespace detail {
+template <class F, class... Args>
+Task<void> invoke_then_done(WaitGroup* wg, BoundCall<F, Args...> call);
+}  // namespace detail
 
 // WaitGroup: waits for a collection of goroutines to finish.
 //
@@ -91,6 +106,38 @@ class WaitGroup {
 
   void add(std::int32_t delta);
   void done() { add(-1); }
+
+  // Go 1.25's wg.Go: add(1), then start `f(args...)` as a new goroutine
+  // (goro::go(f, args...): f returns Task<void>; f and the arguments are
+  // copied into the goroutine's frame, see go.hpp for copies, std::ref and
+  // lifetimes), which calls done() when the body finishes, returned or
+  // thrown. Before done() it destroys f and the arguments, so whoever
+  // wait() releases may free what they refer to.
+  //  * An exception escaping the body is still the goroutine's: after
+  //    done(), it goes to Config::on_uncaught_exception, or is printed and
+  //    aborts, as for any goroutine started by go() (Go's wg.Go crashes the
+  //    program on a panic). Catch it in the body to handle it.
+  //  * If the goroutine cannot start (no runtime: go() throws), or copying
+  //    f or an argument throws, the counter is put back and the exception
+  //    propagates. While the runtime is shutting down, go() drops the
+  //    goroutine unrun and the counter stays up: nothing waits any more.
+  //  * A goroutine destroyed while parked, by the shutdown sweep, does not
+  //    call done(): the WaitGroup may be gone by then.
+  template <class F, class... Args>
+  requires detail::TaskInvocable<F, Args...> &&
+      std::same_as<detail::InvokeResult<F, Args...>, Task<void>>
+  void go(F&& f, Args&&... args) {
+    add(1);
+    try {
+      goro::go(detail::invoke_then_done(
+          this, detail::BoundCall<std::decay_t<F>, std::decay_t<Args>...>(
+                    std::in_place, std::forward<F>(f), std::forward<Args>(args)...)));
+    } catch (...) {
+      done();
+      throw;
+    }
+  }
+
   [[nodiscard]] WaitAwaiter wait() noexcept { return WaitAwaiter(this); }
   // Blocks the calling OS thread until the counter is 0. For threads
   // outside the runtime (or inside goro::blocking); throws std::logic_error
@@ -115,6 +162,25 @@ class WaitGroup {
   detail::Sema sema_;
 };
 
+namespace detail {
+
+// The root of a goroutine started by WaitGroup::go: runs the call, destroys
+// the callable and its arguments, calls done(), then lets the body's
+// exception, if any, escape as the goroutine's.
+template <class F, class... Args>
+Task<void> invoke_then_done(WaitGroup* wg, BoundCall<F, Args...> call) {
+  std::exception_ptr failure;
+  try {
+    co_await call.invoke();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  call.reset();
+  wg->done();
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace detail
 }  // namespace goro
 
 #endif  // GORO_WAIT_GROUP_HPP_

@@ -7,8 +7,8 @@
 //
 // Constants: 8 KiB pages; small objects up to 32 KiB; every class a
 // multiple of 16 bytes (operator new's default alignment). How the classes
-// were chosen is written at the top of the generator and in
-// docs/ARCHITECTURE.md ("Frame allocator").
+// are chosen is written at the top of the generator; how the allocator
+// uses them, in allocator.hpp.
 #ifndef GORO_LIB_ALLOC_SIZE_CLASSES_HPP_
 #define GORO_LIB_ALLOC_SIZE_CLASSES_HPP_
 

@@ -1,0 +1,466 @@
+// go_test: goroutines started from a callable and its arguments:
+// goro::go(f, args...), goro::spawn(f, args...) and WaitGroup::go(f,
+// args...) (Group::go(f, args...) is in group_test). Captures and arguments
+// live as long as the goroutine however often it suspends; move-only
+// callables and arguments; values and exceptions, including one thrown by
+// the call itself; which overload a call picks; and that the form takes
+// nothing from the heap (its one extra frame comes from goro's frame
+// allocator).
+//
+// Run under ASan with ASAN_OPTIONS=detect_stack_use_after_return=1 too: a
+// capture read after its closure died is what that build reports.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <goro/goro.hpp>
+
+#include "test_util.hpp"
+
+// Counts the global operator new calls made by each thread, so that a test
+// can check that starting a goroutine from a callable allocates nothing
+// from the heap. Not under ThreadSanitizer, whose runtime defines operator
+// new itself, nor where frames come from operator new by design.
+#if defined(__SANITIZE_THREAD__)
+#define GORO_TEST_COUNTS_NEW 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TEST_COUNTS_NEW 0
+#endif
+#endif
+#if !defined(GORO_TEST_COUNTS_NEW) && defined(GORO_SYSTEM_FRAME_ALLOCATOR) && \
+    GORO_SYSTEM_FRAME_ALLOCATOR
+#define GORO_TEST_COUNTS_NEW 0
+#endif
+#ifndef GORO_TEST_COUNTS_NEW
+#define GORO_TEST_COUNTS_NEW 1
+#endif
+
+namespace {
+thread_local long t_global_news = 0;
+}  // namespace
+
+#if GORO_TEST_COUNTS_NEW
+void* operator new(std::size_t size) {
+  ++t_global_news;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using goro::JoinHandle;
+using goro::Task;
+using goro::WaitGroup;
+using goro::test::Guard;
+using goro::test::LifeCounts;
+using goro::test::with_procs;
+using goro::test::yield_until_at_least;
+using goro::test::yield_until_set;
+
+struct CodedError : std::runtime_error {
+  CodedError(const std::string& what, int code) : std::runtime_error(what), code(code) {}
+  int code;
+};
+
+// Yields until `done()` is true; false after a generous bound.
+template <class Done>
+Task<bool> yield_until(Done done, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (long i = 0; !done(); ++i) {
+    if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return false;
+    co_await goro::yield();
+  }
+  co_return true;
+}
+
+// --- which overload a call picks -----------------------------------------------
+
+template <class... A>
+concept CanGo = requires(A&&... a) {
+  goro::go(std::forward<A>(a)...);
+};
+template <class... A>
+concept CanSpawn = requires(A&&... a) {
+  goro::spawn(std::forward<A>(a)...);
+};
+
+using TakesInt = Task<void> (*)(int);
+using GivesInt = Task<int> (*)(int);
+using TakesStringRef = Task<void> (*)(std::string&);
+using NotATask = int (*)();
+
+static_assert(CanGo<Task<void>>, "a Task alone: go(Task<void>)");
+static_assert(!CanGo<Task<int>>, "go drops no value: spawn a Task<int>");
+static_assert(CanGo<TakesInt, int>);
+static_assert(!CanGo<TakesInt>, "an argument is missing");
+static_assert(!CanGo<GivesInt, int>, "go needs a Task<void>");
+static_assert(!CanGo<NotATask>, "the callable must return a Task");
+static_assert(!CanGo<TakesStringRef, std::string>,
+              "arguments are passed as rvalue copies: a non-const reference needs std::ref");
+static_assert(CanGo<TakesStringRef, std::reference_wrapper<std::string>>);
+static_assert(CanSpawn<Task<int>>);
+static_assert(CanSpawn<GivesInt, int>);
+static_assert(std::is_same_v<decltype(goro::spawn(std::declval<GivesInt>(), 1)), JoinHandle<int>>);
+static_assert(std::is_same_v<decltype(goro::spawn(std::declval<TakesInt>(), 1)), JoinHandle<void>>);
+
+// --- go(f, args...) ----------------------------------------------------------
+
+// Not a coroutine, so the closure is built in this function's stack frame,
+// gone when the goroutine first runs: a capture read from the closure
+// itself, rather than from the goroutine's copy, is a stack-use-after-return
+// under ASan (and reads destroyed channel handles otherwise).
+[[gnu::noinline]] void start_echo(std::string name, std::shared_ptr<int> token, goro::Chan<int> in,
+                                  goro::Chan<std::string> out) {
+  goro::go([name, token, in, out]() -> Task<void> {
+    co_await goro::yield();
+    co_await goro::sleep(1ms);
+    const std::optional<int> v = co_await in.recv();
+    co_await goro::yield();
+    co_await out.send(name + ":" + std::to_string(*token + v.value_or(-100)));
+  });
+}
+
+// The lambda's captures are read only after the goroutine has suspended
+// several times (yield, sleep, a channel receive), long after the
+// statement that created the lambda, and the scope holding the originals,
+// ended.
+Task<bool> captures_survive_suspensions() {
+  auto in = goro::make_chan<int>(0);
+  auto out = goro::make_chan<std::string>(1);
+  std::weak_ptr<int> watch;
+  {
+    auto token = std::make_shared<int>(7);
+    watch = token;
+    // Longer than any small-string buffer: its characters are on the heap.
+    start_echo(std::string(64, 'n'), std::move(token), in, out);
+  }
+  co_await in.send(35);
+  const std::optional<std::string> got = co_await out.recv();
+  // The goroutine's copy of the token goes with its frame.
+  const bool freed = co_await yield_until([&] { return watch.expired(); });
+  co_return got == std::string(64, 'n') + ":42" && freed;
+}
+
+TEST(GoCallable, CapturesOfALambdaSurviveEverySuspension) {
+  for (unsigned procs : {1u, 4u}) {
+    EXPECT_TRUE(goro::run(captures_survive_suspensions(), with_procs(procs))) << procs;
+  }
+}
+
+Task<void> store_after_yield(const std::string& text, std::string* into, std::atomic<bool>* done) {
+  co_await goro::yield();
+  *into = text;
+  done->store(true);
+}
+
+Task<bool> arguments_are_copied() {
+  std::string first;
+  std::string second;
+  std::atomic<bool> first_done{false};
+  std::atomic<bool> second_done{false};
+  std::string text(40, 'a');
+  // A reference parameter gets the goroutine's copy, not `text` itself...
+  goro::go(store_after_yield, text, &first, &first_done);
+  text.assign(40, 'b');
+  // ... and a temporary is copied before the statement ends.
+  goro::go(store_after_yield, std::string(40, 't'), &second, &second_done);
+  const bool both = co_await yield_until_set(first_done) && co_await yield_until_set(second_done);
+  co_return both&& first == std::string(40, 'a') && second == std::string(40, 't');
+}
+
+TEST(GoCallable, ArgumentsAreCopiedEvenForReferenceParameters) {
+  EXPECT_TRUE(goro::run(arguments_are_copied(), with_procs(1)));
+}
+
+Task<void> add_after_yield(std::atomic<long>& total, long amount) {
+  co_await goro::yield();
+  total.fetch_add(amount);
+}
+
+Task<bool> std_ref_shares() {
+  std::atomic<long> total{0};
+  for (long i = 1; i <= 10; ++i) goro::go(add_after_yield, std::ref(total), i);
+  co_return co_await yield_until_at_least(total, 55);
+}
+
+TEST(GoCallable, StdRefSharesAnObject) { EXPECT_TRUE(goro::run(std_ref_shares(), with_procs(2))); }
+
+Task<bool> move_only_callable_and_argument() {
+  std::atomic<long> sum{0};
+  auto box = std::make_unique<long>(5);
+  goro::go(
+      [box = std::move(box)](std::unique_ptr<long> argument,
+                             std::atomic<long>* into) -> Task<void> {
+        co_await goro::yield();
+        into->fetch_add(*box + *argument);
+      },
+      std::make_unique<long>(6), &sum);
+  co_return co_await yield_until_at_least(sum, 11);
+}
+
+TEST(GoCallable, MoveOnlyCallableAndMoveOnlyArgument) {
+  EXPECT_TRUE(goro::run(move_only_callable_and_argument(), with_procs(2)));
+}
+
+struct Counter {
+  std::atomic<long> value{0};
+  Task<void> add_after_yield(long amount) {
+    co_await goro::yield();
+    value.fetch_add(amount);
+  }
+};
+
+Task<bool> member_function_with_object() {
+  Counter counter;  // outlives the goroutines: this goroutine waits for them
+  goro::go(&Counter::add_after_yield, &counter, 1);
+  goro::go(&Counter::add_after_yield, std::ref(counter), 2);
+  co_return co_await yield_until_at_least(counter.value, 3);
+}
+
+TEST(GoCallable, MemberFunctionWithAPointerOrReferenceWrapper) {
+  EXPECT_TRUE(goro::run(member_function_with_object(), with_procs(2)));
+}
+
+// A callable that throws instead of returning its Task: the exception is the
+// goroutine's, reported as uncaught like one thrown by a body.
+struct ThrowsBeforeTheTask {
+  GORO_CORO_WRAPPER Task<void> operator()(int code) const {
+    throw CodedError("thrown by the call", code);
+  }
+};
+
+Task<bool> call_that_throws_is_the_goroutines(const std::atomic<long>* handled) {
+  goro::go(ThrowsBeforeTheTask{}, 17);  // go() itself returns normally
+  co_return co_await yield_until_at_least(*handled, 1);
+}
+
+TEST(GoCallable, AnExceptionFromTheCallGoesToTheUncaughtHandler) {
+  std::atomic<long> handled{0};
+  int code = 0;
+  goro::Config config = with_procs(2);
+  config.on_uncaught_exception = [&](std::uint64_t, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const CodedError& e) {
+      code = e.code;
+    } catch (...) {
+    }
+    handled.fetch_add(1);  // last: publishes `code`
+  };
+  EXPECT_TRUE(goro::run(call_that_throws_is_the_goroutines(&handled), config));
+  EXPECT_EQ(code, 17);
+}
+
+TEST(GoCallable, WithoutARuntimeThrowsLogicErrorAndDestroysTheCallable) {
+  LifeCounts counts;
+  EXPECT_THROW(goro::go([guard = Guard(counts)]() -> Task<void> { co_return; }), std::logic_error);
+  EXPECT_EQ(counts.alive(), 0);
+}
+
+// Starting a goroutine from a callable costs the wrapper's frame, which
+// comes from goro's frame allocator like every Task frame: no global
+// operator new, as for go(task). (Unused where new is not counted.)
+[[maybe_unused]] Task<bool> go_callable_allocates_no_heap(long n) {
+  std::atomic<long> ran{0};
+  // Warm up: G records and frame caches for n goroutines exist afterwards.
+  for (long i = 0; i < n; ++i) goro::go(add_after_yield, std::ref(ran), 1);
+  if (!co_await yield_until_at_least(ran, n)) co_return false;
+  const long before = t_global_news;  // no suspension until `after`
+  for (long i = 0; i < n; ++i) {
+    goro::go([&ran](long one) -> Task<void> { co_await add_after_yield(ran, one); }, 1L);
+  }
+  const long after = t_global_news;
+  const bool all_ran = co_await yield_until_at_least(ran, 2 * n);
+  co_return all_ran&& after == before;
+}
+
+TEST(GoCallable, TakesNothingFromTheHeap) {
+#if !GORO_TEST_COUNTS_NEW
+  GTEST_SKIP() << "operator new is not counted in this build";
+#else
+  EXPECT_TRUE(goro::run(go_callable_allocates_no_heap(100), with_procs(1)));
+#endif
+}
+
+// --- spawn(f, args...) -------------------------------------------------------
+
+Task<bool> spawn_gives_the_value() {
+  const std::string prefix(32, 'p');
+  auto handle = goro::spawn(
+      [prefix](int x) -> Task<std::string> {
+        co_await goro::yield();
+        co_await goro::sleep(1ms);
+        co_return prefix + std::to_string(x);
+      },
+      42);
+  co_return co_await handle == std::string(32, 'p') + "42";
+}
+
+TEST(SpawnCallable, JoinGivesTheBodysValue) {
+  for (unsigned procs : {1u, 4u}) {
+    EXPECT_TRUE(goro::run(spawn_gives_the_value(), with_procs(procs))) << procs;
+  }
+}
+
+Task<int> spawn_rethrows(bool in_the_call) {
+  std::string what(24, 'w');
+  JoinHandle<int> handle;
+  if (in_the_call) {
+    handle = goro::spawn(
+        [](std::string w) GORO_CORO_WRAPPER -> Task<int> { throw CodedError(w, 3); }, what);
+  } else {
+    handle = goro::spawn(
+        [what](int code) -> Task<int> {
+          co_await goro::yield();
+          throw CodedError(what, code);
+        },
+        4);
+  }
+  try {
+    (void)co_await handle;
+  } catch (const CodedError& e) {
+    co_return e.what() == what ? e.code : -1;
+  }
+  co_return -2;
+}
+
+TEST(SpawnCallable, JoinRethrowsTheBodysException) {
+  EXPECT_EQ(goro::run(spawn_rethrows(false), with_procs(2)), 4);
+}
+
+TEST(SpawnCallable, JoinRethrowsAnExceptionThrownByTheCall) {
+  EXPECT_EQ(goro::run(spawn_rethrows(true), with_procs(2)), 3);
+}
+
+Task<bool> callable_destroyed_before_the_joiner_resumes(LifeCounts* counts) {
+  auto handle = goro::spawn(
+      [guard = Guard(*counts)](Guard) -> Task<int> {
+        co_await goro::yield();
+        co_return 1;
+      },
+      Guard(*counts));
+  const int value = co_await handle;
+  co_return value == 1 && counts->alive() == 0;
+}
+
+TEST(SpawnCallable, CallableAndArgumentsAreDestroyedBeforeTheJoinerResumes) {
+  LifeCounts counts;
+  EXPECT_TRUE(goro::run(callable_destroyed_before_the_joiner_resumes(&counts), with_procs(2)));
+  EXPECT_GT(counts.constructed.load(), 0);
+}
+
+// --- WaitGroup::go -----------------------------------------------------------
+
+Task<long> wait_group_go_waits_for_every_body(long n) {
+  std::atomic<long> sum{0};
+  WaitGroup wg;
+  for (long i = 1; i <= n; ++i) {
+    wg.go(
+        [&sum](long value) -> Task<void> {
+          if (value % 2 == 0) co_await goro::yield();
+          sum.fetch_add(value);
+        },
+        i);
+  }
+  co_await wg.wait();
+  co_return sum.load();
+}
+
+TEST(WaitGroupGo, WaitReturnsOnceEveryBodyFinished) {
+  for (unsigned procs : {1u, 4u}) {
+    EXPECT_EQ(goro::run(wait_group_go_waits_for_every_body(1000), with_procs(procs)), 500500)
+        << procs;
+  }
+}
+
+Task<bool> throwing_bodies_still_call_done(const std::atomic<long>* handled) {
+  WaitGroup wg;
+  wg.go(
+      [](int code) -> Task<void> {
+        co_await goro::yield();
+        throw CodedError("body", code);
+      },
+      1);
+  wg.go(ThrowsBeforeTheTask{}, 2);
+  co_await wg.wait();  // returns: both called done()
+  co_return co_await yield_until_at_least(*handled, 2);
+}
+
+TEST(WaitGroupGo, AThrowingBodyCallsDoneAndItsExceptionIsReportedAsUncaught) {
+  std::atomic<long> handled{0};
+  std::atomic<int> codes{0};
+  goro::Config config = with_procs(2);
+  config.on_uncaught_exception = [&](std::uint64_t, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const CodedError& e) {
+      codes.fetch_add(e.code);
+    } catch (...) {
+    }
+    handled.fetch_add(1);
+  };
+  EXPECT_TRUE(goro::run(throwing_bodies_still_call_done(&handled), config));
+  EXPECT_EQ(handled.load(), 2);
+  EXPECT_EQ(codes.load(), 3);
+}
+
+// Travels with the callable (or argument) holding it; the last move,
+// destroyed with the callable, counts whether the WaitGroup's counter was
+// already 0 then (done() already called).
+class ZeroProbe {
+ public:
+  ZeroProbe(WaitGroup* wg, std::atomic<long>* zero_when_destroyed)
+      : wg_(wg), zero_when_destroyed_(zero_when_destroyed) {}
+  ZeroProbe(ZeroProbe&& other) noexcept
+      : wg_(other.wg_), zero_when_destroyed_(std::exchange(other.zero_when_destroyed_, nullptr)) {}
+  ZeroProbe& operator=(ZeroProbe&&) = delete;
+  ~ZeroProbe() {
+    if (zero_when_destroyed_ != nullptr && wg_->wait().await_ready()) {
+      zero_when_destroyed_->fetch_add(1);
+    }
+  }
+
+ private:
+  WaitGroup* wg_;
+  std::atomic<long>* zero_when_destroyed_;
+};
+
+Task<bool> callable_destroyed_before_done() {
+  std::atomic<long> zero_when_destroyed{0};
+  WaitGroup wg;
+  wg.go([probe = ZeroProbe(&wg, &zero_when_destroyed)](
+            ZeroProbe) -> Task<void> { co_await goro::yield(); },
+        ZeroProbe(&wg, &zero_when_destroyed));
+  co_await wg.wait();
+  co_return zero_when_destroyed.load() == 0;
+}
+
+TEST(WaitGroupGo, CallableAndArgumentsAreDestroyedBeforeDone) {
+  for (unsigned procs : {1u, 4u}) {
+    EXPECT_TRUE(goro::run(callable_destroyed_before_done(), with_procs(procs))) << procs;
+  }
+}
+
+TEST(WaitGroupGo, WithoutARuntimeThrowsAndPutsTheCounterBack) {
+  WaitGroup wg;
+  EXPECT_THROW(wg.go([]() -> Task<void> { co_return; }), std::logic_error);
+  // The counter is 0 again: one more done() would make it negative.
+  EXPECT_THROW(wg.done(), std::logic_error);
+}
+
+}  // namespace
