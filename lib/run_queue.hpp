@@ -45,10 +45,16 @@
 //   spill_half (owner, when full): copy the oldest half, CAS head_ past
 //                  them; the caller moves them to the global queue.
 //
-// Rejected alternatives: a Chase-Lev deque (the owner pops LIFO from the
-// tail; Go's queue is FIFO so that a goroutine readied early runs early,
-// and `runnext` already gives the LIFO locality that matters); a mutex
-// (every spawn and every steal would take it).
+// Rejected alternatives
+//   * A Chase-Lev deque for this queue, which holds readied, yielding and
+//     spawn()ed goroutines: its owner takes the newest entry, so a
+//     goroutine readied early could wait behind every one readied after
+//     it, where Go's FIFO order runs it early; runnext already gives a
+//     handoff the newest-first locality that matters. Unstarted go()
+//     goroutines, whose order nobody waits on, do get a Chase-Lev deque
+//     beside this queue (spawn_stack.hpp), bounded so that it cannot keep
+//     this queue waiting.
+//   * A mutex: every spawn and every steal would take it.
 #ifndef GORO_LIB_RUN_QUEUE_HPP_
 #define GORO_LIB_RUN_QUEUE_HPP_
 

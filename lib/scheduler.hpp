@@ -108,11 +108,13 @@
 // Rejected alternatives
 //   * One shared queue under a lock (the simplest design): every spawn
 //     contends on one cache line; Go and Tokio both moved away from it.
-//   * Work-first LIFO deques (Cilk, Chase-Lev) as the only queue: good
-//     fork-join locality but no FIFO fairness. goro keeps Go's FIFO queue
-//     for readied and yielding goroutines and gets fork-join locality from
-//     runnext, inline joins and the spawn stack, a LIFO for new spawns
-//     only, bounded by kSpawnChain (spawn_stack.hpp).
+//   * Work-first LIFO deques (Cilk's, Chase-Lev's) as a P's only queue:
+//     good fork-join locality but no FIFO fairness for goroutines that
+//     were readied or yielded. goro keeps Go's FIFO queue for those
+//     (run_queue.hpp) and gets fork-join locality from runnext, inline
+//     joins and the spawn stack: a bounded Chase-Lev deque beside the FIFO
+//     queue, for unstarted go() goroutines only, whose run of newest-first
+//     takes is bounded by kSpawnChain (spawn_stack.hpp).
 //   * Migrating Ps between threads as Go does at syscalls: impossible with
 //     a ring per P; blocking work moves to syscall threads instead.
 //   * A registry of live goroutines (a locked list) for shutdown: two
