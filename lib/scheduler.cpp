@@ -357,7 +357,7 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
       if (!p.spinning) {
         p.spinning = true;
         // Relaxed suffices: a submitter that misses this increment wakes a
-        // worker anyway; one that sees it relies on our re-check in 6c.
+        // worker anyway; one that sees it relies on our re-check (step d).
         nmspinning_.fetch_add(1, std::memory_order_relaxed);
       }
       if (G* g = steal_work(p)) return {g, false};
@@ -370,9 +370,10 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
       if (Found f = spin_on_poller(p); f.g != nullptr) return f;
     }
 
-    // 6a. Go idle. Our spinning flag is taken down in the same critical
-    // section: once we are on the idle list a waker may set it again (it
-    // hands us its nmspinning slot), so we must not read it unlocked.
+    // 6. Go idle, by the spin/park handshake (scheduler.hpp, steps a-e).
+    // a. Our spinning flag is taken down in the same critical section:
+    // once we are on the idle list a waker may set it again (it hands us
+    // its nmspinning slot), so we must not read it unlocked.
     bool was_spinning;
     {
       MutexLock lock(sched_mu_);
@@ -380,20 +381,20 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
       if (global_.size_hint() != 0) continue;
       idle_.push_back(&p);
       p.idle = true;
-      // seq_cst: part of the Dekker pair with the submitter's fence (6c/g).
+      // seq_cst: part of the Dekker pair with the submitter's fence (steps c/g).
       npidle_.fetch_add(1, std::memory_order_seq_cst);
       was_spinning = p.spinning;
       p.spinning = false;
     }
-    // 6b. Stop spinning.
+    // b. Stop spinning.
     if (was_spinning) nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
-    // 6c. Full fence: orders the two writes above before the re-check
+    // c. Full fence: orders the two writes above before the re-check
     // reads. The heavy half of the asymmetric pair: submitters pay only a
     // compiler barrier (asymmetric_fence.hpp). Counted as a
     // synchronisation, as the steal rounds are, with the park that follows.
     count_synchronisation();
     heavy_fence();
-    // 6d. Re-check every source of work (our inbox: see make_runnable_at_home).
+    // d. Re-check every source of work (our inbox: see make_runnable_at_home).
     if (any_work_visible() || p.inbox_nonempty.load(std::memory_order_seq_cst)) {
       MutexLock lock(sched_mu_);
       if (p.idle) {
@@ -409,7 +410,7 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
       // loop tolerates.
       continue;
     }
-    // 6e. Sleep until wakep (which makes us spinning), begin_stop, an I/O
+    // e. Sleep until wakep (which makes us spinning), begin_stop, an I/O
     // completion, or the earliest timer of any P.
     bump(p.stats.parks);
     PMechanisms::sleep_idle(p);
