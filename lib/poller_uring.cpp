@@ -924,10 +924,6 @@ void rescue_signal_handler(int signo, siginfo_t* info, void* context) {
   errno = saved_errno;
 }
 
-}  // namespace
-
-namespace {
-
 std::unique_ptr<Poller> make_uring_poller(PCore& p, const PollerChoice& choice, int rescue_signal) {
   if (rescue_signal != 0) install_rescue_signal_handler(rescue_signal);
   return std::make_unique<UringPoller>(p, choice.uring_flags, rescue_signal);

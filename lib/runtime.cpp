@@ -21,7 +21,7 @@
 //      lazy-task trick of TBB and rayon; Go's FIFO queues are untouched for
 //      everything else). Memory grows with the tree's depth, not its size.
 //      A child that finishes inline without ever having parked finishes
-//      with plain stores (G::inline_epoch says so).
+//      with plain stores (GoroutineRecord::inline_epoch says so).
 //      Rejected: joiners that always park (breadth-first fork-join): a
 //      10-ary tree of a million goroutines would have most of them alive,
 //      and their frames allocated, at once.

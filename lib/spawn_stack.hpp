@@ -22,8 +22,8 @@
 //
 // Where go() puts a new goroutine: runnext if it is free (the first child
 // still runs first), otherwise this stack, otherwise (full) the local
-// queue's tail (scheduler.hpp, Placement::kSpawn). What the stack gives up,
-// and the bounds:
+// queue's tail (scheduler_interface.hpp, Placement::kSpawn). What the
+// stack gives up, and the bounds:
 //   1. Unstarted go() children run newest first, not in spawn order. Go
 //      promises no order either.
 //   2. A stream of spawns could keep the FIFO queue waiting: after
