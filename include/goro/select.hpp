@@ -72,7 +72,8 @@
 //   With more cases there is no single moment at which separate lock-free
 //   loads would show every channel not ready, so they are polled locked.
 //   select_recv and select_send run the same steps over a run-time count
-//   of cases (goro/detail/select_span.hpp).
+//   of cases (goro/detail/select_span.hpp); past 8 channels they allocate
+//   their per-case arrays, once per select.
 //
 // Handlers (how they are kept, and why nothing is allocated)
 //   on(case, handler) pairs a case with a callable (decayed, moved in);
@@ -83,8 +84,8 @@
 //   type: nothing is type-erased, so nothing is allocated and no call is
 //   indirect. When the select completes (steps 2 or 5), await_resume finds
 //   the handler of the case that fired by comparing the index with each
-//   position in turn (compile-time constants: the compiler inlines every
-//   call and turns the chain into a few compares or a jump), calls it with
+//   position in turn (compile-time constants and direct calls, which the
+//   compiler can inline), calls it with
 //   the received value moved straight out of the case, and returns its
 //   result converted to the handlers' common type. The select itself runs
 //   exactly as the indexed one; only the last step differs.

@@ -142,11 +142,7 @@ class SpanSelectAwaiter {
     }
     // Step 2: one channel and a default, the lock-free check.
     if (has_default_ && active == 1 && would_block(0)) return take(channels_.size());
-    for (std::uint32_t i : order_) locks_.push_back(channels_[i].state());
-    std::sort(locks_.begin(), locks_.end(), [](const ChanCore* a, const ChanCore* b) {
-      return reinterpret_cast<std::uintptr_t>(a) < reinterpret_cast<std::uintptr_t>(b);
-    });
-    locks_.erase(std::unique(locks_.begin(), locks_.end()), locks_.end());
+    sort_locks();
     if (!has_default_) waiters_.reserve(active);  // step 3 must not allocate
     lock_all();
     for (std::size_t k = 0; k < active; ++k) {
@@ -256,6 +252,26 @@ class SpanSelectAwaiter {
     }
   }
   void withdraw(std::size_t k) noexcept { queue(k).remove(&waiters_[k]); }
+
+  // Step 1's lock order: the distinct channels of the cases, by address.
+  void sort_locks() {
+    const auto by_address = [](const ChanCore* a, const ChanCore* b) {
+      return reinterpret_cast<std::uintptr_t>(a) < reinterpret_cast<std::uintptr_t>(b);
+    };
+    if (order_.size() > kInlineCases) {
+      for (std::uint32_t i : order_) locks_.push_back(channels_[i].state());
+      std::sort(locks_.begin(), locks_.end(), by_address);
+      locks_.erase(std::unique(locks_.begin(), locks_.end()), locks_.end());
+      return;
+    }
+    for (std::uint32_t i : order_) {  // few: insertion sort, dropping repeats
+      ChanCore* c = channels_[i].state();
+      std::size_t k = locks_.size();
+      while (k > 0 && by_address(c, locks_[k - 1])) --k;
+      if (k > 0 && locks_[k - 1] == c) continue;
+      locks_.insert(locks_.begin() + static_cast<std::ptrdiff_t>(k), c);
+    }
+  }
 
   void lock_all() noexcept {
     for (ChanCore* c : locks_) c->lock.lock();
