@@ -708,7 +708,9 @@ TEST(SelectOverSpan, AllEmptyParksAndIsWokenBySendOrClose) {
   }
 }
 
-Task<void> park_in_span_select(std::vector<Chan<int>> cs, std::shared_ptr<test::Guard> guard,
+// `guard` lives in the frame: it is destroyed when the frame is.
+Task<void> park_in_span_select(std::vector<Chan<int>> cs,
+                               [[maybe_unused]] std::shared_ptr<test::Guard> guard,
                                std::atomic<bool>* parked, std::atomic<bool>* finished) {
   parked->store(true);
   // One P: from the flag to the park without giving the P up.
