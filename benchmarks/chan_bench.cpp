@@ -19,7 +19,13 @@
 //                                  (try_send) and selects, one goroutine.
 //                                  Contended: one producer goroutine per
 //                                  channel. ns per select.
+//   BM_SelectHandlers/<channels>/<contended>  BM_Select with a handler per
+//                                  case (on(recv_from(c), handler)); the
+//                                  handlers, like BM_Select, drop the value
+//   BM_SelectRecvSpan/<channels>/<contended>  BM_Select as select_recv over
+//                                  a std::vector of the channels
 //   BM_SelectNonBlockingEmpty      select(recv_from(empty), default): ns
+//   BM_SelectNonBlockingEmptyHandlers  the same with on(...) and otherwise
 //   BM_ChanCreate/<capacity>       make_chan + drop: ns per channel
 //   BM_ChanComputePipeline/<us>    4 stages joined by unbuffered channels,
 //                                  each computing <us> microseconds per
@@ -35,6 +41,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include <goro/goro.hpp>
@@ -160,6 +167,10 @@ goro::Task<void> feed(goro::SendChan<int> out, long n) {
   for (long i = 0; i < n; ++i) co_await out.send(1);
 }
 
+// The three ways to write the select of select_batch.
+enum class SelectForm { kIndexed, kHandlers, kRecvSpan };
+
+template <SelectForm kForm>
 goro::Task<double> select_batch(int channels, bool contended, long selects) {
   std::vector<goro::Chan<int>> cs;
   for (int i = 0; i < channels; ++i) cs.push_back(goro::make_chan<int>(contended ? 128 : 1));
@@ -169,26 +180,61 @@ goro::Task<double> select_batch(int channels, bool contended, long selects) {
       goro::go(feed(cs[static_cast<std::size_t>(i)], selects / channels));
   }
   const long total = contended ? selects / channels * channels : selects;
+  using goro::on;
+  using goro::recv_from;
+  const auto drop = [](std::optional<int>) {};
   for (long i = 0; i < total; ++i) {
     if (!contended) (void)cs[static_cast<std::size_t>(i % channels)].try_send(1);
-    if (channels == 2) {
-      (void)co_await goro::select(goro::recv_from(cs[0]), goro::recv_from(cs[1]));
+    if constexpr (kForm == SelectForm::kIndexed) {
+      if (channels == 2) {
+        (void)co_await goro::select(recv_from(cs[0]), recv_from(cs[1]));
+      } else {
+        (void)co_await goro::select(recv_from(cs[0]), recv_from(cs[1]), recv_from(cs[2]),
+                                    recv_from(cs[3]));
+      }
+    } else if constexpr (kForm == SelectForm::kHandlers) {
+      if (channels == 2) {
+        co_await goro::select(on(recv_from(cs[0]), drop), on(recv_from(cs[1]), drop));
+      } else {
+        co_await goro::select(on(recv_from(cs[0]), drop), on(recv_from(cs[1]), drop),
+                              on(recv_from(cs[2]), drop), on(recv_from(cs[3]), drop));
+      }
     } else {
-      (void)co_await goro::select(goro::recv_from(cs[0]), goro::recv_from(cs[1]),
-                                  goro::recv_from(cs[2]), goro::recv_from(cs[3]));
+      (void)co_await goro::select_recv(cs);
     }
   }
   co_return seconds_since(start);
 }
 
-void BM_Select(benchmark::State& state) {
+template <SelectForm kForm>
+void select_benchmark(benchmark::State& state) {
   constexpr long kSelects = 400'000;
   const int channels = static_cast<int>(state.range(0));
   const bool contended = state.range(1) != 0;
-  run_batches(state, 0, select_batch, channels, contended, kSelects);
+  run_batches(state, 0, select_batch<kForm>, channels, contended, kSelects);
   set_per_item(state, "ns_per_select", kSelects / channels * channels);
 }
+
+void BM_Select(benchmark::State& state) { select_benchmark<SelectForm::kIndexed>(state); }
+void BM_SelectHandlers(benchmark::State& state) { select_benchmark<SelectForm::kHandlers>(state); }
+void BM_SelectRecvSpan(benchmark::State& state) { select_benchmark<SelectForm::kRecvSpan>(state); }
 BENCHMARK(BM_Select)
+    ->ArgNames({"channels", "contended"})
+    ->Args({2, 0})
+    ->Args({4, 0})
+    ->Args({2, 1})
+    ->Args({4, 1})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SelectHandlers)
+    ->ArgNames({"channels", "contended"})
+    ->Args({2, 0})
+    ->Args({4, 0})
+    ->Args({2, 1})
+    ->Args({4, 1})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SelectRecvSpan)
     ->ArgNames({"channels", "contended"})
     ->Args({2, 0})
     ->Args({4, 0})
@@ -216,6 +262,26 @@ void BM_SelectNonBlockingEmpty(benchmark::State& state) {
   set_per_item(state, "ns_per_select", kSelects);
 }
 BENCHMARK(BM_SelectNonBlockingEmpty)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+goro::Task<double> nonblocking_select_handlers(long selects) {
+  goro::Chan<int> empty = goro::make_chan<int>(1);
+  long defaults = 0;
+  const auto start = Clock::now();
+  for (long i = 0; i < selects; ++i) {
+    defaults += co_await goro::select(goro::on(goro::recv_from(empty), [] { return 0L; }),
+                                      goro::otherwise([] { return 1L; }));
+  }
+  const double took = seconds_since(start);
+  if (defaults != selects) std::abort();
+  co_return took;
+}
+
+void BM_SelectNonBlockingEmptyHandlers(benchmark::State& state) {
+  constexpr long kSelects = 2'000'000;
+  run_batches(state, 0, nonblocking_select_handlers, kSelects);
+  set_per_item(state, "ns_per_select", kSelects);
+}
+BENCHMARK(BM_SelectNonBlockingEmptyHandlers)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // --- Creation --------------------------------------------------------------
 
