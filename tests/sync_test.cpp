@@ -869,6 +869,32 @@ TEST(Semaphore, CancelledFrontWaiterPassesItsUnitsOn) {
   EXPECT_TRUE(run(cancelled_front_waiter_passes_units_on(), with_procs(1)));
 }
 
+// A grant and a cancellation that cross: release grants the parked waiter
+// (it has not run yet: one P, and the releaser does not yield), then its
+// context is cancelled. The grant was first and stands: the waiter holds
+// the units and reports OK, and no unit is lost or counted twice.
+Task<bool> grant_crossing_a_cancel_stands() {
+  Semaphore sem(2);
+  co_await sem.acquire(2);
+  auto [ctx, cancel] = with_cancel(background());
+  std::atomic<bool> got{false};
+  auto waiter = spawn(acquire_flagged(sem, 2, ctx, &got));
+  co_await goro::yield();
+  bool ok = !got.load();
+  sem.release(2);  // granted, not yet resumed
+  cancel();        // finds it granted: nothing to take back
+  absl::Status s = co_await waiter;
+  ok = ok && s.ok() && !sem.try_acquire(1);
+  sem.release(2);
+  ok = ok && sem.try_acquire(2);
+  co_return ok;
+}
+
+TEST(Semaphore, GrantThatCrossesACancellationStands) {
+  test::Watchdog watchdog("Semaphore.GrantThatCrossesACancellationStands");
+  EXPECT_TRUE(run(grant_crossing_a_cancel_stands(), with_procs(1)));
+}
+
 // More than the size: waits for the context without queuing, so it blocks
 // nobody (one P, as above).
 Task<bool> oversized_waits_for_the_context() {

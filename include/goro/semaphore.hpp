@@ -59,13 +59,21 @@
 //               now fit), mark cancelled, unlock, wake it; parked aside: the
 //               same without the queue; not yet parked: mark cancelled (step
 //               3 sees it); granted: nothing.
-//               5. Resumed: destroy the callback (waits for one in progress:
-//               it touches the awaiter), then OK if granted, else
-//               ctx.err().
+//               5. Resumed: destroy the callback (waits for one in progress,
+//               which touches the awaiter: a lock, a few stores and a
+//               wakeup, so the wait is as short), then OK if granted, else
+//               ctx.err(). Withdrawn at shutdown: the same destruction
+//               first, then as acquire(n)'s waiter.
 //
-// Rejected alternative: Go's runtime semaphore (detail::Sema) counts single
-// units and has no weights; granting n units one at a time would let two
-// large waiters each hold part of what they need (a deadlock).
+// Rejected alternatives: x/sync's channel per waiter and a select on it
+// and ctx.Done() (an allocation per wait, and a grant that crosses the
+// cancel must be handed back after the fact; here the lock decides once).
+// Failing a waiter that was granted before its cancel arrived (x/sync may,
+// then gives the units back): both orders are linearisable, and keeping
+// the grant spares handing the units on a second time. Go's runtime semaphore (detail::Sema):
+// it counts single units and has no weights; granting n units one at a
+// time would let two large waiters each hold part of what they need (a
+// deadlock).
 #ifndef GORO_SEMAPHORE_HPP_
 #define GORO_SEMAPHORE_HPP_
 
@@ -93,7 +101,10 @@ namespace goro {
 // acquire(n, ctx) is x/sync's Acquire(ctx, n): `co_await` gives OK once the
 // n units are held, or ctx.err() once ctx is done first, and then the
 // semaphore is as if the call had not been made (the units it would have
-// had pass to the waiters behind it). A ctx already done fails at once,
+// had pass to the waiters behind it). A grant made before the cancellation
+// reached the waiter stands (OK, units held), even if ctx is done by the
+// time the goroutine runs: the two never both count. A ctx already done
+// fails at once,
 // even if the units are free. n > size waits for ctx (blocking nobody
 // else) and gives its error; if ctx can never be done, it throws
 // std::invalid_argument as acquire(n) does. n < 0 throws
