@@ -426,6 +426,9 @@ bool Semaphore::acquire_or_lock(ContextAcquireAwaiter& a) {
   }
   if (n <= size_ && size_ - cur_ >= n && waiters_.empty()) {
     cur_ += n;
+    // Granted: a callback that runs before the reset below must leave the
+    // outcome alone (step 4); await_resume clears it.
+    a.waiter_.granted = true;
     lock_.unlock();
     a.callback_.reset();
     return true;

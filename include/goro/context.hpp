@@ -389,6 +389,10 @@ Task<void> call_in_frame(F f, Args... args) {
 //    as with goro::go.
 //  * On a context that can never be done (background, without_cancel), f
 //    never runs and is destroyed at once; stop still answers true once.
+//  * An f that holds ctx (or a context below it) keeps it alive: if ctx
+//    is then neither cancelled nor its registration stopped, both stay
+//    allocated for good (a cycle of references; Go's collector would
+//    reclaim it). Cancel ctx or call stop, as Go asks for a CancelFunc.
 //  * Any thread. Throws what copying f and the arguments throws, or
 //    std::bad_alloc; then nothing is registered.
 template <class F, class... Args>

@@ -50,10 +50,11 @@
 //               3. Register the callback (before locking: it may run at
 //               once, inline, and takes the lock). Lock. The callback ran:
 //               unlock, return ctx.err(). Units free and nobody waits: take
-//               them, unlock, return OK. Otherwise queue the waiter (if n >
-//               size, x/sync waits for the context without queuing, so that
-//               it blocks nobody: the waiter is only marked parked), unlock,
-//               park.
+//               them and mark the waiter granted (a callback running before
+//               step 5 then leaves it alone), unlock, return OK. Otherwise
+//               queue the waiter (if n > size, x/sync waits for the context
+//               without queuing, so that it blocks nobody: the waiter is
+//               only marked parked), unlock, park.
 //               4. Callback (the canceller's thread): lock; queued: unlink
 //               (and if it was the front, grant the waiters behind it that
 //               now fit), mark cancelled, unlock, wake it; parked aside: the
