@@ -41,7 +41,8 @@
 //
 // Invariants
 //   C1. code goes from kNone to a final value once, under mu; nothing else
-//       changes it. done_made / stop_made go false -> true once, under mu,
+//       changes it. (In between it may hold kCancelling, while the node's
+//       own cancel checks the ancestors under mu: never seen under mu.) done_made / stop_made go false -> true once, under mu,
 //       and done_ / stop_ are never written after that.
 //   C2. If code != kNone and done_made, the done channel is closed or about
 //       to be closed by the canceller (it closes it right after unlocking);
@@ -70,6 +71,17 @@
 //       parent's lock while it cancels the children, and taking that lock
 //       in Err()). A node cancelling itself while an ancestor is cancelled
 //       takes the ancestor's code, so code() never changes its answer.
+//       Why that holds when a node N and an ancestor A are cancelled at
+//       once, each by its own cancel: N's cancel stores kCancelling, then
+//       reads the ancestors, then stores its final code; A's stores its
+//       final code; a reader (cancelled_source) that finds A re-reads the
+//       nodes below A, so its reads of them come after its read of A. All
+//       of these are seq_cst, so they have one order. If the reader's
+//       re-read of N sees neither the mark nor a code, N's mark comes after
+//       it, hence after A's store, and N's read of A (after its mark) sees
+//       A: N takes A's code and cause, the reader's answer. If the re-read
+//       sees the mark, the reader waits for N's final code and answers
+//       N's, as every later reader will.
 //   C8. cause_ is written once, under mu, before the release store of code
 //       (step 2), and never again. So a reader that loads code != kNone
 //       with acquire reads cause_ without the lock. A node that takes an
@@ -158,12 +170,15 @@
 // Memory orders
 //   refs: see ContextNode (increments relaxed, decrement acq_rel,
 //   try_add_ref relaxed because the caller's lock or the timer lock keeps
-//   the memory valid). code_: release store under mu, acquire load in
-//   code()/err() (a goroutine that sees the error also sees the
+//   the memory valid). code_: seq_cst stores under mu (the kCancelling
+//   mark and the final code) and seq_cst loads in cancelled_source(),
+//   behind code()/err()/cause(): C7 needs their one order, and they
+//   include release/acquire (a goroutine that sees the error also sees the
 //   canceller's earlier writes); relaxed loads under mu (the lock orders
-//   them). cause_: a plain field published by code_'s release store (C8);
-//   the lock-free readers (cause(), an inheriting cancel) first load code_
-//   with acquire in cancelled_source(). done_made_/stop_made_: release
+//   them; the mark is never seen there, it is replaced before unlocking).
+//   cause_: a plain field published by code_'s final store (C8); the
+//   lock-free readers (cause(), an inheriting cancel) first load code_ in
+//   cancelled_source(). done_made_/stop_made_: release
 //   store under mu after making the object, acquire load on the lock-free
 //   fast path (the object is then fully built); relaxed under mu.
 //   AfterFunc::refs: as ContextNode's (increments relaxed, decrement
@@ -331,20 +346,24 @@ void CancelNode::cancel(CancelCode code, absl::Status cause, bool from_parent) n
   }
   // An ancestor already cancelled (its cancel has not reached us yet):
   // take its code and cause, so that code() and cause() keep giving what
-  // they gave (C7, C8). Its cause_ is fixed once its code is set, and the
-  // acquire in cancelled_source() makes it visible.
+  // they gave (C7, C8). Mark first (seq_cst: see C7 for why the mark must
+  // precede the check in one order with the readers' loads). Its cause_
+  // is fixed once its code is set, and cancelled_source() loaded that code
+  // with (at least) acquire: the cause is visible.
   if (!from_parent && parent_canceller_ != nullptr) {
+    code_.store(kCancelling, std::memory_order_seq_cst);
     if (const CancelNode* source = parent_canceller_->cancelled_source(); source != nullptr) {
+      // Relaxed: final, and loaded by cancelled_source() already.
       code = static_cast<CancelCode>(source->code_.load(std::memory_order_relaxed));
       cause = source->cause_;
     }
   }
-  // The cause first (C8), then the code. Release: err(), code() and
-  // cause() read code_ without the lock (acquire) and must see a cancelled
-  // context as cancelled from then on, with its cause. The two flags are
-  // written only under mu_: relaxed reads under it suffice.
+  // The cause first (C8), then the code. seq_cst (a release, and C7's one
+  // order): err(), code() and cause() read code_ without the lock and must
+  // see a cancelled context as cancelled from then on, with its cause. The
+  // two flags are written only under mu_: relaxed reads under it suffice.
   cause_ = std::move(cause);
-  code_.store(static_cast<std::uint8_t>(code), std::memory_order_release);
+  code_.store(static_cast<std::uint8_t>(code), std::memory_order_seq_cst);
   const bool close_done = done_made_.load(std::memory_order_relaxed);
   const bool stop = stop_made_.load(std::memory_order_relaxed);
   CancelNode* to_cancel = nullptr;

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "goro/chan.hpp"
+#include "goro/detail/cpu_relax.hpp"
 #include "goro/detail/spinlock.hpp"
 #include "goro/detail/timer.hpp"
 #include "goro/task.hpp"
@@ -176,16 +177,42 @@ class CancelNode final : public ContextNode {
   // cancel(kDeadlineExceeded) with the cause given to create().
   void cancel_at_deadline() noexcept { cancel(CancelCode::kDeadlineExceeded, deadline_cause_); }
 
-  // The node whose cancellation this one reports: itself once its own code
-  // is set, else its nearest cancelled cancel-node ancestor, else nullptr
-  // (not cancelled). Acquire: pairs with cancel's release store, so that a
-  // caller that sees the code also sees the cause stored before it and what
-  // the canceller did before cancelling.
+  // The node whose cancellation this one reports: the nearest one, going
+  // up from this node, whose own code is set; nullptr if none is (not
+  // cancelled). Once a node is found, the nodes below it are read again:
+  // one cancelled meanwhile is the answer instead, and the walk repeats
+  // below it. A node met in the middle of its own cancel (kCancelling, a
+  // few instructions under its lock) is waited for. Together with
+  // cancel()'s mark this keeps the answer's code and cause from ever
+  // changing (lib/context.cpp, C7). Ends: each repeat stops strictly
+  // lower; one pass for an uncancelled chain, one load for a node whose
+  // own code is set.
+  //
+  // seq_cst: the argument of C7 needs one order of these loads, the
+  // kCancelling stores and the final code stores of every node; acquire
+  // alone would not forbid a reader passing a node before its mark while
+  // that node's check of the ancestors misses the ancestor's store. On
+  // x86 a seq_cst load is a plain load. It includes acquire: a caller that
+  // sees the code also sees the cause stored before it and what the
+  // canceller did before cancelling.
   [[nodiscard]] const CancelNode* cancelled_source() const noexcept {
-    for (const CancelNode* n = this; n != nullptr; n = n->parent_canceller_) {
-      if (n->code_.load(std::memory_order_acquire) != 0) return n;
+    const CancelNode* found = nullptr;
+    for (;;) {
+      const CancelNode* nearer = nullptr;
+      for (const CancelNode* n = this; n != found; n = n->parent_canceller_) {
+        std::uint8_t c = n->code_.load(std::memory_order_seq_cst);
+        while (c == kCancelling) {
+          cpu_relax();
+          c = n->code_.load(std::memory_order_seq_cst);
+        }
+        if (c != 0) {
+          nearer = n;
+          break;
+        }
+      }
+      if (nearer == nullptr) return found;
+      found = nearer;
     }
-    return nullptr;
   }
 
   // Go's context.Cause: OK while not cancelled; then the cause given to
@@ -202,20 +229,17 @@ class CancelNode final : public ContextNode {
   [[nodiscard]] bool stop_after_func(AfterFunc* f) noexcept;
 
   // kNone until this node or one of its cancellable ancestors is
-  // cancelled, then why: this node's own code if set, else the nearest
-  // ancestor's. Reading the ancestors too makes cancellation of a subtree
-  // linearisable, as Go's (whose Err() waits for the parent's lock while
-  // it cancels the children): once a parent's code is stored, every
-  // descendant reports it, before the canceller has reached them. Acquire:
-  // pairs with cancel's release store, so a caller that sees the code also
-  // sees what the canceller did before cancelling. O(depth of the chain of
+  // cancelled, then why: the code of cancelled_source(). Reading the
+  // ancestors too makes cancellation of a subtree linearisable, as Go's
+  // (whose Err() waits for the parent's lock while it cancels the
+  // children): once a parent's code is stored, every descendant reports
+  // it, before the canceller has reached them. O(depth of the chain of
   // cancel nodes); one load for a node whose own code is set.
   [[nodiscard]] CancelCode code() const noexcept {
-    for (const CancelNode* n = this; n != nullptr; n = n->parent_canceller_) {
-      const std::uint8_t c = n->code_.load(std::memory_order_acquire);
-      if (c != 0) return static_cast<CancelCode>(c);
-    }
-    return CancelCode::kNone;
+    const CancelNode* source = cancelled_source();
+    // Relaxed: cancelled_source() loaded it with acquire; it never changes.
+    return source == nullptr ? CancelCode::kNone
+                             : static_cast<CancelCode>(source->code_.load(std::memory_order_relaxed));
   }
 
   // The done channel, made on first use (closed at once if the node is
@@ -264,10 +288,13 @@ class CancelNode final : public ContextNode {
   static void fire(TimerNode* node) noexcept;
 
   SpinLock mu_;
-  // This node's own CancelCode; written once, under mu_ (release), read
-  // lock-free. Once an ancestor's code is set, ours is set to the same
+  // This node's own CancelCode; written once, under mu_ (seq_cst, see
+  // cancelled_source), read lock-free. Once an ancestor's code is set, ours is set to the same
   // value (code() never changes its answer).
   std::atomic<std::uint8_t> code_{0};
+  // code_ while our own cancel (not our parent's) checks the ancestors,
+  // under mu_ (C7): readers wait for the final code.
+  static constexpr std::uint8_t kCancelling = 0xff;
   // The cause that goes with code_: written once, under mu_, before the
   // release store of code_, and never again; so a reader that saw code_ set
   // (acquire) reads it without the lock. OK: none given.
