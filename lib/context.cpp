@@ -20,6 +20,16 @@
 //               the value node's canceller, as in Go.
 //   code        why a cancel node was cancelled: kNone, kCanceled,
 //               kDeadlineExceeded (err() turns it into an absl::Status).
+//   cause       the absl::Status that goes with the code (Go's
+//               context.Cause): what a CancelCauseFunc was given, or the
+//               cause of a with_deadline_cause deadline; OK for none, and
+//               then cause() reports err().
+//   after-func  an AfterFunc: an after_func registration, a not yet started
+//               goroutine (its body, a Task holding f and its arguments)
+//               waiting in a cancel node's list for the node's cancel.
+//   without-cancel node  without_cancel's node: a parent link and nothing
+//               else (no canceller, no deadline), so values are found
+//               through it and nothing above it cancels what is below.
 //
 // Ownership
 //   Every node holds a reference to its parent; handles (Context,
@@ -31,7 +41,8 @@
 //
 // Invariants
 //   C1. code goes from kNone to a final value once, under mu; nothing else
-//       changes it. done_made / stop_made go false -> true once, under mu,
+//       changes it. (In between it may hold kCancelling, while the node's
+//       own cancel checks the ancestors under mu: never seen under mu.) done_made / stop_made go false -> true once, under mu,
 //       and done_ / stop_ are never written after that.
 //   C2. If code != kNone and done_made, the done channel is closed or about
 //       to be closed by the canceller (it closes it right after unlocking);
@@ -60,24 +71,52 @@
 //       parent's lock while it cancels the children, and taking that lock
 //       in Err()). A node cancelling itself while an ancestor is cancelled
 //       takes the ancestor's code, so code() never changes its answer.
+//       Why that holds when a node N and an ancestor A are cancelled at
+//       once, each by its own cancel: N's cancel stores kCancelling, then
+//       reads the ancestors, then stores its final code; A's stores its
+//       final code; a reader (cancelled_source) that finds A re-reads the
+//       nodes below A, so its reads of them come after its read of A. All
+//       of these are seq_cst, so they have one order. If the reader's
+//       re-read of N sees neither the mark nor a code, N's mark comes after
+//       it, hence after A's store, and N's read of A (after its mark) sees
+//       A: N takes A's code and cause, the reader's answer. If the re-read
+//       sees the mark, the reader waits for N's final code and answers
+//       N's, as every later reader will.
+//   C8. cause_ is written once, under mu, before the release store of code
+//       (step 2), and never again. So a reader that loads code != kNone
+//       with acquire reads cause_ without the lock. A node that takes an
+//       ancestor's code (from the parent's cancel, or by C7) takes its
+//       cause with it: cause() names the same cancellation as err(), and
+//       never changes its answer.
+//   C9. An after-func is in at most one list, its owner's; `linked` and its
+//       links are guarded by the owner's mu. Whoever takes it out (cancel's
+//       step 2, stop, freeing) holds the registration's reference from then
+//       on. Its body is touched only by the one caller whose claim() wins
+//       (the cancel that starts it, or stop, or freeing): f runs at most
+//       once, and stop says true only when it kept f from running.
 //
-// Cancel, step by step (cancel(code, from_parent))
+// Cancel, step by step (cancel(code, cause, from_parent))
 //   1. Lock mu. Already cancelled: unlock, done (idempotent; concurrent
 //      callers all end here but one).
-//   2. Store code (release). Note whether done_ and stop_ were made.
+//   2. If not called by our parent and an ancestor is cancelled already,
+//      take its code and cause instead of ours (C7, C8). Store the cause,
+//      then the code (release). Note whether done_ and stop_ were made.
 //      Detach every child from the list: mark it unlinked and, if its count
 //      is not zero, take a reference to it (try_add_ref) and chain it on
 //      cancel_next; a child whose count is zero is being freed and waits
 //      for our lock to unlink itself, and finds itself unlinked already.
-//      Unlock.
+//      Take the after-func list (each now unlinked). Unlock.
 //   3. Close done_ (wakes every select and receive waiting on it), request
 //      stop on stop_ (runs the stop callbacks: an io operation's asks its
 //      poller to cancel at once).
-//   4. Cancel each detached child with the same code (from_parent = true:
-//      it is already off our list) and drop our reference to it.
-//   5. Disarm our deadline timer (a fire in progress is waited for; it
+//   4. Cancel each detached child with the same code and cause
+//      (from_parent = true: it is already off our list) and drop our
+//      reference to it.
+//   5. Start each taken after-func whose claim we win (go(body)), and drop
+//      its registration's reference. After step 3: f sees done() closed.
+//   6. Disarm our deadline timer (a fire in progress is waited for; it
 //      finds the code set and does nothing).
-//   6. Unless our parent did this: lock the parent canceller's mu and
+//   7. Unless our parent did this: lock the parent canceller's mu and
 //      unlink ourselves if still linked.
 //
 // Registration (with_cancel / with_deadline)
@@ -85,37 +124,78 @@
 //   not later there is no own timer. If there is, the timer is armed
 //   (before the node is visible to anyone but the timer). Then the node
 //   registers: lock the parent canceller's mu; if it is cancelled, note its
-//   code; else link (unless a fired timer cancelled us already); unlock;
-//   with a noted code, cancel ourselves with it. A deadline already past
-//   cancels the node before it is returned.
+//   code and cause; else link (unless a fired timer cancelled us already);
+//   unlock; with a noted code, cancel ourselves with it. A deadline already
+//   past cancels the node before it is returned (with the deadline cause).
+//   with_deadline_cause stores the deadline cause in the node before the
+//   timer is armed; it never changes, so the fire's goroutine reads it
+//   freely.
 //
 // Deadline fire (on a worker, under the P's timer lock; C6)
 //   If the node is not cancelled and its count is not zero (try_add_ref),
 //   start a goroutine holding that reference that calls
-//   cancel(kDeadlineExceeded). The node outlives the fire: freeing it
+//   cancel(kDeadlineExceeded, deadline cause). The node outlives the fire:
+//   freeing it
 //   disarms the timer first, which waits for a fire in progress.
 //
 // Freeing (release, when the count reaches zero)
-//   Disarm the timer; unlink from the parent canceller; delete; release
-//   the parent (iteratively up the chain, so a long chain frees without
-//   recursion). There are no children left: each holds a reference to us.
+//   Disarm the timer; unlink from the parent canceller; drop the
+//   after-funcs still listed (claim each, destroy its body unrun, drop the
+//   registration's reference: nobody can cancel us any more, so they would
+//   never start; no lock, since every stop handle holds a reference to us);
+//   delete; release the parent (iteratively up the chain, so a long chain
+//   frees without recursion). There are no children left: each holds a
+//   reference to us.
 //   One case cannot disarm: the fire's goroutine start failing during
 //   runtime shutdown destroys the task, and with it the last reference,
 //   inside our own fire, whose lock disarm would need. A thread-local
 //   marks "inside this node's fire"; then the node is leaked (only during
 //   shutdown, and only if every other handle went in that instant).
 //
+// After-funcs (after_func, AfterFuncStop)
+//   after_func builds the goroutine's root Task (the callable and its
+//   arguments moved into its frame, as goro::go(f, args...) does) and an
+//   AfterFunc holding it, with two references: the stop handle's and the
+//   registration's. Add: lock the context's canceller's mu; if its own code
+//   is set, step 2 has passed, so unlock and start it now (claim, go);
+//   else link it (an ancestor cancelled already reaches us through step 4
+//   and finds it). Stop: claim (lost: false, f started or was stopped);
+//   lock mu, unlink it if still linked (then the registration's reference
+//   is ours to drop; if not, the cancel that took it drops it after losing
+//   the claim), unlock, destroy the body unrun, true. The stop handle holds
+//   a Context, so the canceller outlives every stop call. A context that
+//   can never be cancelled (no canceller) registers nothing: the body is
+//   destroyed at once and only the claim is left for stop.
+//
 // Memory orders
 //   refs: see ContextNode (increments relaxed, decrement acq_rel,
 //   try_add_ref relaxed because the caller's lock or the timer lock keeps
-//   the memory valid). code_: release store under mu, acquire load in
-//   code()/err() (a goroutine that sees the error also sees the
+//   the memory valid). code_: seq_cst stores under mu (the kCancelling
+//   mark and the final code) and seq_cst loads in cancelled_source(),
+//   behind code()/err()/cause(): C7 needs their one order, and they
+//   include release/acquire (a goroutine that sees the error also sees the
 //   canceller's earlier writes); relaxed loads under mu (the lock orders
-//   them). done_made_/stop_made_: release store under mu after making the
-//   object, acquire load on the lock-free fast path (the object is then
-//   fully built); relaxed under mu.
+//   them; the mark is never seen there, it is replaced before unlocking).
+//   cause_: a plain field published by code_'s final store (C8); the
+//   lock-free readers (cause(), an inheriting cancel) first load code_ in
+//   cancelled_source(). done_made_/stop_made_: release
+//   store under mu after making the object, acquire load on the lock-free
+//   fast path (the object is then fully built); relaxed under mu.
+//   AfterFunc::refs: as ContextNode's (increments relaxed, decrement
+//   acq_rel). AfterFunc::claimed: an exchange, acq_rel, so that exactly one
+//   caller wins and its use of the body is ordered after the node's
+//   construction whichever thread published it.
 //
 // Rejected alternatives
+//   * A goroutine per after_func parked on done(): a frame and a channel
+//     waiter for every registration for as long as the context lives; the
+//     list costs two pointers and starts the goroutine only when needed.
+//   * A registration that holds its context: f would keep alive a context
+//     that nobody can cancel any more (Go's garbage collector drops such a
+//     registration); here freeing the node drops it.
+//   * The cause behind its own atomic pointer, or under the lock for
+//     readers: code_ already publishes the cancellation once, and the cause
+//     is fixed before it (C8), so readers stay lock-free.
 //   * Cancelling children while holding the parent's lock (Go's way): it
 //     would run channel wakeups and stop callbacks under our spinlock and
 //     nest locks down the tree; taking the list out first keeps every
@@ -153,12 +233,24 @@ constinit thread_local const TimerNode* tls_firing = nullptr;
 
 // The goroutine a deadline fire starts: cancels, then drops the reference
 // the fire took (through the Context it adopted).
-Task<void> cancel_at_deadline(Context ctx) {
-  static_cast<CancelNode*>(ContextAccess::node(ctx))->cancel(CancelCode::kDeadlineExceeded);
+Task<void> cancel_when_due(Context ctx) {
+  static_cast<CancelNode*>(ContextAccess::node(ctx))->cancel_at_deadline();
   co_return;
 }
 
 }  // namespace
+
+absl::Status status_for(CancelCode code) {
+  switch (code) {
+    case CancelCode::kNone:
+      return absl::OkStatus();
+    case CancelCode::kCanceled:
+      return absl::CancelledError("context canceled");
+    case CancelCode::kDeadlineExceeded:
+      return absl::DeadlineExceededError("context deadline exceeded");
+  }
+  return absl::OkStatus();
+}
 
 void ContextNode::release(ContextNode* node) noexcept {
   while (node != nullptr) {
@@ -178,7 +270,8 @@ CancelNode::CancelNode(ContextNode* parent, std::int64_t deadline_ns) noexcept
   timer_.owner = this;
 }
 
-CancelNode* CancelNode::create(ContextNode* parent, std::int64_t deadline_ns, bool arm_timer) {
+CancelNode* CancelNode::create(ContextNode* parent, std::int64_t deadline_ns, bool arm_timer,
+                               absl::Status deadline_cause) {
   CancelNode* node;
   try {
     node = new CancelNode(parent, deadline_ns);
@@ -186,6 +279,7 @@ CancelNode* CancelNode::create(ContextNode* parent, std::int64_t deadline_ns, bo
     if (parent != nullptr) ContextNode::release(parent);
     throw;
   }
+  node->deadline_cause_ = std::move(deadline_cause);  // before the timer can fire
   if (arm_timer) {
     node->timer_.node.when = deadline_ns;
     node->timer_.node.fire = &CancelNode::fire;
@@ -206,8 +300,10 @@ void CancelNode::register_with_parent() noexcept {
   CancelNode* p = parent_canceller_;
   if (p == nullptr) return;
   std::uint8_t parent_code;
+  absl::Status parent_cause;
   p->mu_.lock();
   parent_code = p->code_.load(std::memory_order_relaxed);  // under p's lock (C1)
+  if (parent_code != 0) parent_cause = p->cause_;  // fixed once the code is (C8)
   // Our own code may have been set by a fire that beat us (acquire: any
   // value is fine, the lock below orders the deregistration).
   if (parent_code == 0 && code_.load(std::memory_order_acquire) == 0) {
@@ -218,7 +314,9 @@ void CancelNode::register_with_parent() noexcept {
     linked_ = true;
   }
   p->mu_.unlock();
-  if (parent_code != 0) cancel(static_cast<CancelCode>(parent_code), /*from_parent=*/true);
+  if (parent_code != 0) {
+    cancel(static_cast<CancelCode>(parent_code), std::move(parent_cause), /*from_parent=*/true);
+  }
 }
 
 void CancelNode::deregister() noexcept {
@@ -238,7 +336,7 @@ void CancelNode::deregister() noexcept {
   p->mu_.unlock();
 }
 
-void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
+void CancelNode::cancel(CancelCode code, absl::Status cause, bool from_parent) noexcept {
   // Steps 1-2.
   mu_.lock();
   // Relaxed: code_ is written only under mu_, which we hold.
@@ -247,16 +345,25 @@ void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
     return;
   }
   // An ancestor already cancelled (its cancel has not reached us yet):
-  // take its code, so that code() keeps giving what it gave (C7).
+  // take its code and cause, so that code() and cause() keep giving what
+  // they gave (C7, C8). Mark first (seq_cst: see C7 for why the mark must
+  // precede the check in one order with the readers' loads). Its cause_
+  // is fixed once its code is set, and cancelled_source() loaded that code
+  // with (at least) acquire: the cause is visible.
   if (!from_parent && parent_canceller_ != nullptr) {
-    if (const CancelCode inherited = parent_canceller_->code(); inherited != CancelCode::kNone) {
-      code = inherited;
+    code_.store(kCancelling, std::memory_order_seq_cst);
+    if (const CancelNode* source = parent_canceller_->cancelled_source(); source != nullptr) {
+      // Relaxed: final, and loaded by cancelled_source() already.
+      code = static_cast<CancelCode>(source->code_.load(std::memory_order_relaxed));
+      cause = source->cause_;
     }
   }
-  // Release: err() and code() read it without the lock (acquire) and must
-  // see a cancelled context as cancelled from then on. The two flags are
-  // written only under mu_: relaxed reads under it suffice.
-  code_.store(static_cast<std::uint8_t>(code), std::memory_order_release);
+  // The cause first (C8), then the code. seq_cst (a release, and C7's one
+  // order): err(), code() and cause() read code_ without the lock and must
+  // see a cancelled context as cancelled from then on, with its cause. The
+  // two flags are written only under mu_: relaxed reads under it suffice.
+  cause_ = std::move(cause);
+  code_.store(static_cast<std::uint8_t>(code), std::memory_order_seq_cst);
   const bool close_done = done_made_.load(std::memory_order_relaxed);
   const bool stop = stop_made_.load(std::memory_order_relaxed);
   CancelNode* to_cancel = nullptr;
@@ -270,6 +377,9 @@ void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
     }
     c = next;
   }
+  // The after-funcs: ours now, with their registrations' references.
+  AfterFunc* to_start = std::exchange(first_after_func_, nullptr);
+  for (AfterFunc* f = to_start; f != nullptr; f = f->next) f->linked = false;
   mu_.unlock();
   // Step 3 (C5: no lock held). done_ and stop_ are no longer written (C1).
   if (close_done) close_chan(done_.state());
@@ -278,13 +388,76 @@ void CancelNode::cancel(CancelCode code, bool from_parent) noexcept {
   while (to_cancel != nullptr) {
     CancelNode* c = to_cancel;
     to_cancel = c->cancel_next_;
-    c->cancel(code, /*from_parent=*/true);
+    c->cancel(code, cause_, /*from_parent=*/true);
     ContextNode::release(c);
   }
-  // Step 5. Not from inside our own fire: the fire never cancels (C6).
+  // Step 5.
+  while (to_start != nullptr) {
+    AfterFunc* f = to_start;
+    to_start = f->next;
+    start_after_func(f);
+  }
+  // Step 6. Not from inside our own fire: the fire never cancels (C6).
   if (timer_armed_) disarm_timer(&timer_.node);
-  // Step 6.
+  // Step 7.
   if (!from_parent) deregister();
+}
+
+absl::Status CancelNode::cause() const {
+  const CancelNode* source = cancelled_source();
+  if (source == nullptr) return absl::OkStatus();
+  // Relaxed: cancelled_source() loaded it with acquire already. cause_ was
+  // written before that release store and is never written again (C8).
+  const auto code = static_cast<CancelCode>(source->code_.load(std::memory_order_relaxed));
+  return source->cause_.ok() ? status_for(code) : source->cause_;
+}
+
+void CancelNode::start_after_func(AfterFunc* f) noexcept {
+  if (f->claim()) {
+    // Without a runtime to run it (cancelled after run() returned), or if
+    // starting it fails, the body is destroyed unrun: go() destroys it.
+    try {
+      go(std::move(f->body));
+    } catch (...) {
+    }
+  }
+  AfterFunc::release(f);  // the registration's reference
+}
+
+void CancelNode::add_after_func(AfterFunc* f) noexcept {
+  mu_.lock();
+  // Relaxed: under mu_ (C1). Cancelled: step 2 has run, and will not see f.
+  // Only an ancestor cancelled: our own cancel is on its way (step 4 of the
+  // ancestor's) and will find f in the list.
+  const bool cancelled = code_.load(std::memory_order_relaxed) != 0;
+  if (!cancelled) {
+    f->prev = nullptr;
+    f->next = first_after_func_;
+    if (f->next != nullptr) f->next->prev = f;
+    first_after_func_ = f;
+    f->linked = true;
+  }
+  mu_.unlock();
+  if (cancelled) start_after_func(f);  // C5: outside the lock
+}
+
+bool CancelNode::stop_after_func(AfterFunc* f) noexcept {
+  if (!f->claim()) return false;  // started, or stopped before
+  mu_.lock();
+  const bool was_linked = f->linked;
+  if (was_linked) {
+    (f->prev != nullptr ? f->prev->next : first_after_func_) = f->next;
+    if (f->next != nullptr) f->next->prev = f->prev;
+    f->prev = f->next = nullptr;
+    f->linked = false;
+  }
+  mu_.unlock();
+  f->body = Task<void>();  // C5: destroyed (unrun) outside the lock
+  // Linked: the registration's reference is ours to drop. Not linked: a
+  // cancel took it out and drops it in start_after_func, having lost the
+  // claim.
+  if (was_linked) AfterFunc::release(f);
+  return true;
 }
 
 const RecvChan<std::monostate>& CancelNode::make_done() {
@@ -325,6 +498,16 @@ bool CancelNode::prepare_free() noexcept {
     disarm_timer(&timer_.node);
   }
   deregister();
+  // Nobody can cancel us any more: the after-funcs left would never start.
+  // Nobody else touches the list now (every stop handle holds a reference
+  // to us), so no lock.
+  for (AfterFunc* f = std::exchange(first_after_func_, nullptr); f != nullptr;) {
+    AfterFunc* next = f->next;
+    f->linked = false;
+    if (f->claim()) f->body = Task<void>();
+    AfterFunc::release(f);
+    f = next;
+  }
   return true;
 }
 
@@ -335,7 +518,7 @@ void CancelNode::fire(TimerNode* node) noexcept {
   if (self->code_.load(std::memory_order_relaxed) != 0) return;
   if (!self->try_add_ref()) return;  // being freed: its release disarms us
   const TimerNode* outer = std::exchange(tls_firing, node);
-  go(cancel_at_deadline(ContextAccess::adopt(self)));
+  go(cancel_when_due(ContextAccess::adopt(self)));
   tls_firing = outer;
 }
 
@@ -347,15 +530,13 @@ namespace goro {
 
 absl::Status Context::err() const {
   const detail::CancelNode* c = canceller();
-  switch (c == nullptr ? detail::CancelCode::kNone : c->code()) {
-    case detail::CancelCode::kNone:
-      return absl::OkStatus();
-    case detail::CancelCode::kCanceled:
-      return absl::CancelledError("context canceled");
-    case detail::CancelCode::kDeadlineExceeded:
-      return absl::DeadlineExceededError("context deadline exceeded");
-  }
-  return absl::OkStatus();
+  return detail::status_for(c == nullptr ? detail::CancelCode::kNone : c->code());
+}
+
+absl::Status cause(const Context& ctx) {
+  const detail::ContextNode* node = ContextAccess::node(ctx);
+  const detail::CancelNode* c = node == nullptr ? nullptr : node->canceller();
+  return c == nullptr ? absl::OkStatus() : c->cause();
 }
 
 const RecvChan<std::monostate>& Context::done() const {
@@ -381,7 +562,15 @@ ContextWithCancel with_cancel(const Context& parent) {
   return {ContextAccess::adopt(node), ContextAccess::adopt_cancel(node)};
 }
 
-ContextWithCancel with_deadline(const Context& parent, Clock::time_point deadline) {
+ContextWithCancelCause with_cancel_cause(const Context& parent) {
+  auto [ctx, cancel] = with_cancel(parent);
+  detail::CancelNode* node = ContextAccess::cancel_node(cancel);
+  node->add_ref();  // the CancelCauseFunc's; `cancel` drops its own
+  return {std::move(ctx), ContextAccess::adopt_cancel_cause(node)};
+}
+
+ContextWithCancel with_deadline_cause(const Context& parent, Clock::time_point deadline,
+                                      absl::Status cause) {
   detail::ContextNode* p = ContextAccess::node(parent);
   const std::int64_t parent_deadline = p == nullptr ? detail::kNoContextDeadline : p->deadline_ns();
   const std::int64_t own = detail::to_ns(deadline);
@@ -389,15 +578,59 @@ ContextWithCancel with_deadline(const Context& parent, Clock::time_point deadlin
   if (own <= detail::monotonic_now_ns()) {
     // Already past: cancelled before anyone sees it, no timer.
     if (p != nullptr) p->add_ref();
-    detail::CancelNode* node = detail::CancelNode::create(p, own, /*arm_timer=*/false);
-    node->cancel(detail::CancelCode::kDeadlineExceeded);
+    detail::CancelNode* node =
+        detail::CancelNode::create(p, own, /*arm_timer=*/false, std::move(cause));
+    node->cancel_at_deadline();
     node->add_ref();
     return {ContextAccess::adopt(node), ContextAccess::adopt_cancel(node)};
   }
   if (p != nullptr) p->add_ref();
-  detail::CancelNode* node = detail::CancelNode::create(p, own, /*arm_timer=*/true);
+  detail::CancelNode* node =
+      detail::CancelNode::create(p, own, /*arm_timer=*/true, std::move(cause));
   node->add_ref();
   return {ContextAccess::adopt(node), ContextAccess::adopt_cancel(node)};
+}
+
+ContextWithCancel with_deadline(const Context& parent, Clock::time_point deadline) {
+  return with_deadline_cause(parent, deadline, absl::OkStatus());
+}
+
+Context without_cancel(const Context& parent) {
+  detail::ContextNode* p = ContextAccess::node(parent);
+  if (p == nullptr) return Context();  // the background already is one
+  p->add_ref();
+  detail::ContextNode* node;
+  try {
+    node = new detail::WithoutCancelNode(p);
+  } catch (...) {
+    detail::ContextNode::release(p);
+    throw;
+  }
+  return ContextAccess::adopt(node);
+}
+
+AfterFuncStop ContextAccess::after_func_from_task(const Context& ctx, Task<void> body) {
+  const detail::ContextNode* node = ContextAccess::node(ctx);
+  detail::CancelNode* owner = node == nullptr ? nullptr : node->canceller();
+  // Never done: the body can never run, so it goes at once; the node stays
+  // for stop's answer.
+  if (owner == nullptr) body = Task<void>();
+  auto* f = new detail::AfterFunc(std::move(body));
+  AfterFuncStop stop(ctx, f);  // adopts the first reference
+  if (owner != nullptr) {
+    // Relaxed: the stop handle's reference keeps the node alive meanwhile.
+    f->refs.fetch_add(1, std::memory_order_relaxed);  // the registration's
+    owner->add_after_func(f);
+  }
+  return stop;
+}
+
+bool AfterFuncStop::operator()() const noexcept {
+  if (func_ == nullptr) return false;
+  const detail::ContextNode* node = ContextAccess::node(ctx_);
+  detail::CancelNode* owner = node == nullptr ? nullptr : node->canceller();
+  if (owner == nullptr) return func_->claim();  // never registered
+  return owner->stop_after_func(func_);
 }
 
 namespace {

@@ -398,6 +398,80 @@ void Semaphore::grant_locked(detail::WakeList& to_wake) noexcept {
   }
 }
 
+bool Semaphore::acquire_or_lock(ContextAcquireAwaiter& a) {
+  const std::int64_t n = a.waiter_.weight;
+  // Step 1.
+  if (n < 0) {
+    throw std::invalid_argument("goro::Semaphore::acquire: negative weight " + std::to_string(n));
+  }
+  if (absl::Status e = a.ctx_.err(); !e.ok()) {
+    a.result_ = std::move(e);
+    return true;
+  }
+  if (n > size_ && a.ctx_.done().nil()) {
+    throw std::invalid_argument("goro::Semaphore::acquire: weight " + std::to_string(n) +
+                                " over size " + std::to_string(size_) +
+                                ", and a context that is never done");
+  }
+  // Step 2.
+  if (n <= size_ && try_acquire(n)) return true;
+  (void)detail::goroutine_to_park("goro::Semaphore::acquire");  // throws outside a goroutine
+  // Step 3. The callback may run right here, on this thread, if ctx was
+  // cancelled since step 1: it takes the lock, so we do not hold it yet.
+  a.callback_.emplace(a.ctx_.stop_token(), ContextAcquireAwaiter::Canceller{&a});
+  lock_.lock();
+  if (a.cancelled_) {
+    lock_.unlock();
+    return true;  // await_resume gives ctx.err()
+  }
+  if (n <= size_ && size_ - cur_ >= n && waiters_.empty()) {
+    cur_ += n;
+    // Granted: a callback that runs before the reset below must leave the
+    // outcome alone (step 4); await_resume clears it.
+    a.waiter_.granted = true;
+    lock_.unlock();
+    a.callback_.reset();
+    return true;
+  }
+  return false;  // keep the lock: queue_and_unlock runs next
+}
+
+void Semaphore::queue_and_unlock(ContextAcquireAwaiter& a,
+                                 std::coroutine_handle<> awaiting) noexcept {
+  // Step 3, the end.
+  const std::int64_t weight = a.waiter_.weight;
+  a.waiter_.prepare(detail::goroutine_to_park("goro::Semaphore::acquire"), awaiting);
+  a.waiter_.weight = weight;
+  if (weight > size_) {
+    a.parked_aside_ = true;  // only the callback wakes it
+  } else {
+    waiters_.push_back(&a.waiter_);
+  }
+  lock_.unlock();  // S3
+}
+
+void Semaphore::cancel_waiter(ContextAcquireAwaiter& a) noexcept {
+  // Step 4.
+  detail::WakeList to_wake;
+  lock_.lock();
+  bool wake_it = false;
+  if (a.waiter_.in_queue) {
+    const bool was_front = waiters_.front() == &a.waiter_;
+    waiters_.remove(&a.waiter_);
+    if (was_front) grant_locked(to_wake);
+    wake_it = true;
+  } else if (a.parked_aside_) {
+    a.parked_aside_ = false;
+    wake_it = true;
+  }
+  // Not granted: the goroutine is parked (woken below) or about to queue
+  // (it sees the flag under the lock). Granted: the grant stands.
+  if (!a.waiter_.granted) a.cancelled_ = true;
+  lock_.unlock();
+  to_wake.wake_all();
+  if (wake_it) detail::wake(&a.waiter_, a.waiter_.continuation);  // last touch (S2)
+}
+
 void Semaphore::withdraw(detail::SyncWaiter* w) noexcept {
   if (w->granted) {
     w->granted = false;

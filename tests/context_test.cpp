@@ -467,5 +467,343 @@ TEST(Context, DeadlinesUnderChurn) {
   EXPECT_TRUE(run(deadlines_under_churn(test::scaled(4000)), with_procs(4)));
 }
 
+// --- Causes (with_cancel_cause, with_deadline_cause, cause) ----------------
+
+bool is_cancelled_error(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kCancelled && s.message() == "context canceled";
+}
+
+TEST(Context, CauseIsTheFirstCancellationsCause) {
+  const absl::Status first = absl::UnavailableError("first");
+  const absl::Status second = absl::InternalError("second");
+  // Not cancelled, and never: OK.
+  EXPECT_TRUE(cause(background()).ok());
+  {
+    auto [ctx, cancel] = with_cancel_cause(background());
+    EXPECT_TRUE(cause(ctx).ok());
+    cancel(first);
+    EXPECT_TRUE(is_cancelled_error(ctx.err()));  // err() is not the cause
+    EXPECT_EQ(cause(ctx), first);
+    cancel(second);  // a second cancel changes nothing
+    EXPECT_EQ(cause(ctx), first);
+  }
+  {
+    // Without a cause (OK, or a plain CancelFunc), cause() is err().
+    auto [ctx, cancel] = with_cancel_cause(background());
+    cancel(absl::OkStatus());
+    EXPECT_TRUE(is_cancelled_error(cause(ctx)));
+    auto [plain, cancel_plain] = with_cancel(background());
+    cancel_plain();
+    EXPECT_TRUE(is_cancelled_error(cause(plain)));
+  }
+  {
+    // A parent's cause reaches everything below it, value nodes included,
+    // and children born later.
+    auto [parent, cancel_parent] = with_cancel_cause(background());
+    auto [child, cancel_child] = with_cancel_cause(with_value(parent, kNumber, 1));
+    Context valued = with_value(child, kNumber, 2);
+    cancel_parent(first);
+    EXPECT_EQ(cause(child), first);
+    EXPECT_EQ(cause(valued), first);
+    cancel_child(second);  // too late: already cancelled through the parent
+    EXPECT_EQ(cause(child), first);
+    auto [late, cancel_late] = with_cancel(valued);
+    EXPECT_EQ(cause(late), first);
+  }
+  {
+    // A child cancelled first keeps its own cause; the parent has its own.
+    auto [parent, cancel_parent] = with_cancel_cause(background());
+    auto [child, cancel_child] = with_cancel_cause(parent);
+    cancel_child(second);
+    cancel_parent(first);
+    EXPECT_EQ(cause(child), second);
+    EXPECT_EQ(cause(parent), first);
+  }
+  {
+    // A cause-taking child under a plain parent: the parent's plain cancel.
+    auto [parent, cancel_parent] = with_cancel(background());
+    auto [child, cancel_child] = with_cancel_cause(parent);
+    cancel_parent();
+    cancel_child(first);
+    EXPECT_TRUE(is_cancelled_error(cause(child)));
+  }
+}
+
+Task<bool> deadline_causes() {
+  const absl::Status slow = absl::ResourceExhaustedError("too slow");
+  bool ok = true;
+  {
+    auto [ctx, cancel] = with_timeout_cause(background(), 1ms, slow);
+    (void)co_await select(recv_from(ctx.done()));
+    ok = ok && ctx.err().code() == absl::StatusCode::kDeadlineExceeded && cause(ctx) == slow;
+    auto [child, cancel_child] = with_cancel(ctx);
+    ok = ok && cause(child) == slow;
+  }
+  {
+    // Past already: cancelled before it is returned, with the cause.
+    auto [ctx, cancel] = with_deadline_cause(background(), Clock::now() - 1s, slow);
+    ok = ok && ctx.err().code() == absl::StatusCode::kDeadlineExceeded && cause(ctx) == slow;
+  }
+  {
+    // Its CancelFunc cancels without the cause.
+    auto [ctx, cancel] = with_timeout_cause(background(), 1h, slow);
+    cancel();
+    ok = ok && is_cancelled_error(cause(ctx));
+  }
+  {
+    // No cause given: the deadline error.
+    auto [ctx, cancel] = with_timeout(background(), 1ms);
+    (void)co_await select(recv_from(ctx.done()));
+    ok = ok && cause(ctx).code() == absl::StatusCode::kDeadlineExceeded &&
+         cause(ctx).message() == "context deadline exceeded";
+  }
+  {
+    // An inherited earlier deadline is the parent's, with the parent's cause.
+    const absl::Status mine = absl::AbortedError("mine");
+    auto [parent, cancel_parent] = with_timeout_cause(background(), 1ms, slow);
+    auto [child, cancel_child] = with_timeout_cause(parent, 1h, mine);
+    (void)co_await select(recv_from(child.done()));
+    ok = ok && cause(child) == slow;
+  }
+  co_return ok;
+}
+
+TEST(Context, DeadlineCauseIsReportedWhenTheDeadlineCancels) {
+  EXPECT_TRUE(run(deadline_causes(), with_procs(2)));
+}
+
+// A child and its parent cancelled at once with different causes, while a
+// reader watches the child: the cause it reads, once not OK, never changes,
+// and matches err() (TSan: the cause is published by the code's release).
+Task<void> cancel_with_cause(CancelCauseFunc cancel, absl::Status cause) {
+  co_await goro::yield();
+  cancel(std::move(cause));
+}
+
+Task<bool> watch_cause(Context ctx) {
+  absl::Status seen;
+  while (seen.ok()) {
+    seen = cause(ctx);
+    if (seen.ok()) co_await goro::yield();
+  }
+  for (int i = 0; i < 50; ++i) {
+    if (cause(ctx) != seen || ctx.err().ok()) co_return false;
+    co_await goro::yield();
+  }
+  co_return true;
+}
+
+Task<bool> racing_causes(long rounds) {
+  test::Watchdog watchdog("racing causes");
+  bool ok = true;
+  for (long round = 0; round < rounds; ++round) {
+    auto [parent, cancel_parent] = with_cancel_cause(background());
+    auto [child, cancel_child] = with_cancel_cause(with_value(parent, kNumber, 1));
+    auto [grandchild, cancel_grandchild] = with_cancel(child);
+    auto reader = spawn(watch_cause(grandchild));
+    auto a = spawn(cancel_with_cause(cancel_parent, absl::AbortedError("parent")));
+    auto b = spawn(cancel_with_cause(cancel_child, absl::UnavailableError("child")));
+    std::thread outside([cancel = cancel_parent] { cancel(absl::DataLossError("outside")); });
+    co_await a;
+    co_await b;
+    outside.join();
+    const bool stable = co_await reader;
+    const absl::Status got = cause(grandchild);
+    ok = ok && stable && (got == cause(child)) &&
+         (got.message() == "parent" || got.message() == "child" || got.message() == "outside");
+  }
+  co_return ok;
+}
+
+TEST(Context, CauseNeverChangesWhenCancellationsRace) {
+  EXPECT_TRUE(run(racing_causes(test::scaled(300, 20)), with_procs(4)));
+}
+
+// --- without_cancel ------------------------------------------------------------
+
+Task<bool> without_cancel_keeps_values() {
+  auto [parent, cancel_parent] = with_timeout(background(), 1h);
+  Context valued = with_value(parent, kNumber, 7);
+  Context detached = without_cancel(valued);
+  auto [child, cancel_child] = with_cancel(detached);
+  Context child_valued = with_value(child, kName, std::string("n"));
+  cancel_parent();
+  bool ok = valued.cancelled();
+  ok = ok && detached.err().ok() && !detached.cancelled() && detached.done().nil() &&
+       !detached.deadline().has_value() && cause(detached).ok() &&
+       !detached.stop_token().stop_possible();
+  ok = ok && detached.value(kNumber) != nullptr && *detached.value(kNumber) == 7;
+  const bool child_done = co_await is_done(child);
+  ok = ok && !child_done && child.err().ok() && *child_valued.value(kNumber) == 7 &&
+       *child_valued.value(kName) == "n";
+  // Its children are cancelled by their own means only.
+  cancel_child();
+  const bool child_done_now = co_await is_done(child_valued);
+  ok = ok && child_done_now && detached.err().ok();
+  ok = ok && without_cancel(background()) == background();
+  co_return ok;
+}
+
+TEST(Context, WithoutCancelKeepsValuesButIsNeverCancelled) {
+  EXPECT_TRUE(run(without_cancel_keeps_values(), with_procs(2)));
+}
+
+// --- after_func ------------------------------------------------------------------
+
+Task<bool> after_func_runs_after_cancel() {
+  bool ok = true;
+  Chan<absl::Status> ran = make_chan<absl::Status>(4);
+  {
+    // The Task form with arguments; f sees the context done.
+    auto [ctx, cancel] = with_cancel(background());
+    AfterFuncStop stop = after_func(
+        ctx,
+        [](Context c, Chan<absl::Status> out) -> Task<void> { co_await out.send(c.err()); },
+        ctx, ran);
+    for (int i = 0; i < 10; ++i) co_await goro::yield();
+    ok = ok && ran.len() == 0;  // not before the cancel
+    cancel();
+    auto got = co_await ran.recv();
+    ok = ok && got.has_value() && is_cancelled_error(*got);
+    ok = ok && !stop();  // started already
+  }
+  {
+    // The plain form, on a deadline; f runs in a goroutine of its own.
+    auto [ctx, cancel] = with_timeout(background(), 1ms);
+    (void)after_func(ctx, [ran, ctx = ctx] { (void)ran.try_send(ctx.err()); });
+    auto got = co_await ran.recv();
+    ok = ok && got.has_value() && got->code() == absl::StatusCode::kDeadlineExceeded;
+  }
+  {
+    // Done already: started at once.
+    auto [ctx, cancel] = with_cancel(background());
+    cancel();
+    AfterFuncStop stop = after_func(ctx, [ran] { (void)ran.try_send(absl::OkStatus()); });
+    auto got = co_await ran.recv();
+    ok = ok && got.has_value() && !stop();
+  }
+  co_return ok;
+}
+
+TEST(Context, AfterFuncRunsOnceTheContextIsDone) {
+  EXPECT_TRUE(run(after_func_runs_after_cancel(), with_procs(2)));
+}
+
+// f runs in its own goroutine, not inside cancel(): f waits for a value
+// that the canceller sends only after cancel() has returned (one P).
+Task<bool> after_func_is_asynchronous() {
+  Chan<int> go_on = make_chan<int>();
+  Chan<int> finished = make_chan<int>(1);
+  auto [ctx, cancel] = with_cancel(background());
+  (void)after_func(ctx, [go_on, finished]() -> Task<void> {
+    auto v = co_await go_on.recv();
+    co_await finished.send(*v + 1);
+  });
+  cancel();
+  co_await go_on.send(41);
+  auto got = co_await finished.recv();
+  co_return got == 42;
+}
+
+TEST(Context, AfterFuncRunsInItsOwnGoroutine) {
+  EXPECT_TRUE(run(after_func_is_asynchronous(), with_procs(1)));
+}
+
+Task<bool> after_func_stop() {
+  bool ok = true;
+  auto witness = std::make_shared<int>(0);
+  std::atomic<int> runs{0};
+  {
+    // Stopped before the cancel: f is destroyed at once and never runs.
+    auto [ctx, cancel] = with_cancel(background());
+    AfterFuncStop stop = after_func(ctx, [witness, &runs] { runs.fetch_add(1); });
+    AfterFuncStop other = after_func(ctx, [&runs] { runs.fetch_add(10); });
+    ok = ok && witness.use_count() == 2;
+    ok = ok && stop();
+    ok = ok && witness.use_count() == 1;  // f and its captures are gone
+    ok = ok && !stop() && !AfterFuncStop(stop)();
+    cancel();
+    // The other registration is independent: it runs.
+    while (runs.load() == 0) co_await goro::yield();
+    ok = ok && runs.load() == 10 && !other();
+  }
+  {
+    // On a context that is never done: never runs, dropped at once.
+    AfterFuncStop stop = after_func(background(), [witness, &runs] { runs.fetch_add(100); });
+    ok = ok && witness.use_count() == 1 && stop() && !stop();
+    auto [parent, cancel_parent] = with_cancel(background());
+    AfterFuncStop detached = after_func(without_cancel(parent), [witness] {});
+    cancel_parent();
+    ok = ok && witness.use_count() == 1 && detached() && !AfterFuncStop()();
+  }
+  {
+    // Nobody can cancel the context any more: f goes with it, unrun.
+    auto [ctx, cancel] = with_cancel(background());
+    (void)after_func(with_value(ctx, kNumber, 1), [witness, &runs] { runs.fetch_add(1000); });
+    ok = ok && witness.use_count() == 2;
+    ctx = Context();
+    cancel = CancelFunc();
+    ok = ok && witness.use_count() == 1;
+  }
+  for (int i = 0; i < 10; ++i) co_await goro::yield();
+  co_return ok && runs.load() == 10;
+}
+
+TEST(Context, AfterFuncStopKeepsItFromRunning) {
+  EXPECT_TRUE(run(after_func_stop(), with_procs(2)));
+}
+
+// Stress: stop and cancel race on many registrations, from goroutines and
+// an outside thread; each f either runs once or is stopped, never both.
+Task<void> stop_all(std::vector<AfterFuncStop>* stops, std::atomic<long>* stopped) {
+  for (std::size_t i = 0; i < stops->size(); i += 2) {
+    if ((*stops)[i]()) stopped->fetch_add(1);
+    if (i % 8 == 0) co_await goro::yield();
+  }
+}
+
+Task<bool> after_func_races(long rounds) {
+  test::Watchdog watchdog("after_func races");
+  bool ok = true;
+  for (long round = 0; round < rounds; ++round) {
+    auto [root, cancel_root] = with_cancel(background());
+    auto [ctx, cancel] = with_cancel(with_value(root, kNumber, 1));
+    std::atomic<long> ran{0};
+    std::atomic<long> stopped{0};
+    std::atomic<long> stopped_outside{0};
+    std::vector<AfterFuncStop> stops;
+    std::vector<AfterFuncStop> outside_stops;
+    for (int i = 0; i < 64; ++i) {
+      auto f = [&ran] { ran.fetch_add(1); };
+      (i % 3 == 0 ? outside_stops : stops).push_back(after_func(ctx, f));
+    }
+    auto stopper = spawn(stop_all(&stops, &stopped));
+    std::thread outside([&] {
+      for (auto& s : outside_stops) {
+        if (s()) stopped_outside.fetch_add(1);
+      }
+    });
+    co_await goro::yield();
+    if (round % 2) {
+      cancel();
+    } else {
+      cancel_root();
+    }
+    co_await stopper;
+    outside.join();
+    const long total = static_cast<long>(stops.size() + outside_stops.size());
+    while (ran.load() + stopped.load() + stopped_outside.load() < total) co_await goro::yield();
+    for (int i = 0; i < 10; ++i) co_await goro::yield();
+    ok = ok && ran.load() + stopped.load() + stopped_outside.load() == total;
+    // Stopping after the cancel: never true.
+    for (auto& s : stops) ok = ok && !s();
+  }
+  co_return ok;
+}
+
+TEST(Context, AfterFuncRunsOrIsStoppedNeverBoth) {
+  EXPECT_TRUE(run(after_func_races(test::scaled(200, 20)), with_procs(4)));
+}
+
 }  // namespace
 }  // namespace goro

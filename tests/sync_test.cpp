@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -18,6 +20,7 @@
 namespace goro {
 namespace {
 
+using namespace std::chrono_literals;
 using test::scaled;
 using test::with_procs;
 
@@ -769,6 +772,281 @@ TEST(Semaphore, NeverOverCommittedUnderStress) {
   EXPECT_EQ(violations.load(), 0);
   EXPECT_EQ(used.load(), 0);
   EXPECT_TRUE(sem.try_acquire(5));  // everything was given back
+}
+
+// --- Semaphore::acquire(n, ctx) -------------------------------------------------
+
+Task<bool> acquire_with_context_basics() {
+  Semaphore sem(3);
+  bool ok = true;
+  {
+    // Done already: fails at once though every unit is free, takes nothing.
+    auto [ctx, cancel] = with_cancel(background());
+    cancel();
+    absl::Status s = co_await sem.acquire(1, ctx);
+    ok = ok && s.code() == absl::StatusCode::kCancelled && sem.try_acquire(3);
+    sem.release(3);
+  }
+  {
+    // Live: as acquire(n); background works too.
+    auto [ctx, cancel] = with_cancel(background());
+    absl::Status a = co_await sem.acquire(2, ctx);
+    absl::Status b = co_await sem.acquire(1, background());
+    ok = ok && a.ok() && b.ok() && !sem.try_acquire(1);
+    sem.release(3);
+  }
+  {
+    // A deadline while waiting: DeadlineExceeded, nothing taken.
+    co_await sem.acquire(3);
+    auto [ctx, cancel] = with_timeout(background(), 2ms);
+    absl::Status s = co_await sem.acquire(1, ctx);
+    ok = ok && s.code() == absl::StatusCode::kDeadlineExceeded;
+    sem.release(3);
+    ok = ok && sem.try_acquire(3);
+    sem.release(3);
+  }
+  co_return ok;
+}
+
+TEST(Semaphore, AcquireWithContextFailsWhenTheContextEndsFirst) {
+  EXPECT_TRUE(run(acquire_with_context_basics()));
+}
+
+Task<int> acquire_misuse(Semaphore& sem, int which) {
+  try {
+    if (which == 0) {
+      (void)co_await sem.acquire(-1, background());
+    } else {
+      (void)co_await sem.acquire(sem.size() + 1, background());  // could never end
+    }
+  } catch (const std::invalid_argument&) {
+    co_return 1;
+  }
+  co_return 0;
+}
+
+TEST(Semaphore, AcquireWithContextMisuseThrows) {
+  Semaphore sem(2);
+  EXPECT_EQ(run(acquire_misuse(sem, 0)), 1);
+  EXPECT_EQ(run(acquire_misuse(sem, 1)), 1);
+  EXPECT_TRUE(sem.try_acquire(2));
+}
+
+Task<absl::Status> acquire_flagged(Semaphore& sem, std::int64_t n, Context ctx,
+                                   std::atomic<bool>* got) {
+  absl::Status s = co_await sem.acquire(n, ctx);
+  got->store(true);
+  co_return s;
+}
+
+// x/sync's "a cancelled waiter doesn't starve the others": the large waiter
+// at the front blocks the small one behind it (FIFO); cancelling it passes
+// the free units on to the small one. One P: each spawned goroutine runs
+// until it parks.
+Task<bool> cancelled_front_waiter_passes_units_on() {
+  Semaphore sem(10);
+  co_await sem.acquire(1);
+  auto [ctx, cancel] = with_cancel(background());
+  std::atomic<bool> big_got{false};
+  std::atomic<bool> small_got{false};
+  auto big = spawn(acquire_flagged(sem, 10, ctx, &big_got));
+  co_await goro::yield();
+  auto small = spawn(acquire_flagged(sem, 1, background(), &small_got));
+  co_await goro::yield();
+  for (int i = 0; i < 10; ++i) co_await goro::yield();
+  bool ok = !big_got.load() && !small_got.load();  // 9 free, but FIFO
+  cancel();
+  absl::Status small_status = co_await small;
+  absl::Status big_status = co_await big;
+  ok = ok && small_status.ok() && big_status.code() == absl::StatusCode::kCancelled;
+  sem.release(2);
+  ok = ok && sem.try_acquire(10);
+  co_return ok;
+}
+
+TEST(Semaphore, CancelledFrontWaiterPassesItsUnitsOn) {
+  test::Watchdog watchdog("Semaphore.CancelledFrontWaiterPassesItsUnitsOn");
+  EXPECT_TRUE(run(cancelled_front_waiter_passes_units_on(), with_procs(1)));
+}
+
+// A grant and a cancellation that cross: release grants the parked waiter
+// (it has not run yet: one P, and the releaser does not yield), then its
+// context is cancelled. The grant was first and stands: the waiter holds
+// the units and reports OK, and no unit is lost or counted twice.
+Task<bool> grant_crossing_a_cancel_stands() {
+  Semaphore sem(2);
+  co_await sem.acquire(2);
+  auto [ctx, cancel] = with_cancel(background());
+  std::atomic<bool> got{false};
+  auto waiter = spawn(acquire_flagged(sem, 2, ctx, &got));
+  co_await goro::yield();
+  bool ok = !got.load();
+  sem.release(2);  // granted, not yet resumed
+  cancel();        // finds it granted: nothing to take back
+  absl::Status s = co_await waiter;
+  ok = ok && s.ok() && !sem.try_acquire(1);
+  sem.release(2);
+  ok = ok && sem.try_acquire(2);
+  co_return ok;
+}
+
+TEST(Semaphore, GrantThatCrossesACancellationStands) {
+  test::Watchdog watchdog("Semaphore.GrantThatCrossesACancellationStands");
+  EXPECT_TRUE(run(grant_crossing_a_cancel_stands(), with_procs(1)));
+}
+
+// More than the size: waits for the context without queuing, so it blocks
+// nobody (one P, as above).
+Task<bool> oversized_waits_for_the_context() {
+  Semaphore sem(2);
+  auto [ctx, cancel] = with_cancel(background());
+  std::atomic<bool> got{false};
+  auto oversized = spawn(acquire_flagged(sem, 3, ctx, &got));
+  co_await goro::yield();
+  absl::Status all = co_await sem.acquire(2, background());  // not behind it
+  bool ok = all.ok() && !got.load();
+  sem.release(2);
+  cancel();
+  absl::Status s = co_await oversized;
+  ok = ok && s.code() == absl::StatusCode::kCancelled && sem.try_acquire(2);
+  co_return ok;
+}
+
+TEST(Semaphore, AcquireOverTheSizeWaitsForTheContextAndBlocksNobody) {
+  test::Watchdog watchdog("Semaphore.AcquireOverTheSizeWaitsForTheContextAndBlocksNobody");
+  EXPECT_TRUE(run(oversized_waits_for_the_context(), with_procs(1)));
+}
+
+// x/sync's TestLargeAcquireDoesntStarve: small acquirers cycling forever
+// cannot keep a large one out, since it queues at the front and they queue
+// behind it.
+Task<void> cycle_one(Semaphore& sem, std::atomic<bool>& running) {
+  while (running.load()) {
+    absl::Status s = co_await sem.acquire(1, background());
+    if (!s.ok()) co_return;
+    co_await goro::yield();
+    sem.release(1);
+  }
+}
+
+Task<bool> large_acquire_does_not_starve() {
+  constexpr std::int64_t kSize = 4;
+  Semaphore sem(kSize);
+  std::atomic<bool> running{true};
+  std::vector<JoinHandle<void>> cyclers;
+  for (int i = 0; i < 8; ++i) cyclers.push_back(spawn(cycle_one(sem, running)));
+  for (int i = 0; i < 8; ++i) co_await goro::yield();
+  auto [ctx, cancel] = with_cancel(background());
+  absl::Status s = co_await sem.acquire(kSize, ctx);
+  running.store(false);
+  if (s.ok()) sem.release(kSize);
+  for (auto& c : cyclers) co_await c;
+  co_return s.ok() && sem.try_acquire(kSize);
+}
+
+TEST(Semaphore, LargeAcquireDoesNotStarve) {
+  test::Watchdog watchdog("Semaphore.LargeAcquireDoesNotStarve");
+  EXPECT_TRUE(run(large_acquire_does_not_starve()));
+}
+
+// Stress (TSan): acquirers whose contexts are cancelled by other
+// goroutines, by deadlines and by an outside thread while they wait, so
+// that grants and cancellations cross. Never over-committed, each acquire
+// either holds its units or failed with its context's error, and at the
+// end every unit is back.
+struct CancelStress {
+  Semaphore sem{5};
+  std::atomic<std::int64_t> used{0};
+  std::atomic<long> violations{0};
+  std::atomic<long> granted{0};
+  std::atomic<long> failed{0};
+  std::atomic<bool> outside_running{true};
+  // The contexts the outside thread cancels, one slot per worker.
+  std::mutex mu;
+  std::vector<CancelFunc> exposed;
+};
+
+Task<void> cancel_soon(CancelFunc cancel) {
+  co_await goro::yield();
+  cancel();
+}
+
+Task<void> cancelled_acquirer(CancelStress& st, int id, std::int64_t weight, long rounds) {
+  for (long i = 0; i < rounds; ++i) {
+    Context ctx;
+    CancelFunc cancel;
+    switch (i % 4) {
+      case 0: {
+        auto made = with_cancel(background());
+        ctx = made.ctx;
+        cancel = made.cancel;
+        go(cancel_soon(cancel));
+        break;
+      }
+      case 1: {
+        auto made = with_timeout(background(), std::chrono::microseconds(i % 30));
+        ctx = made.ctx;
+        cancel = made.cancel;
+        break;
+      }
+      case 2: {
+        auto made = with_cancel(background());
+        ctx = made.ctx;
+        cancel = made.cancel;
+        std::lock_guard<std::mutex> lock(st.mu);
+        st.exposed[id] = cancel;
+        break;
+      }
+      default:
+        break;  // background: an ordinary weighted acquire
+    }
+    absl::Status s = co_await st.sem.acquire(weight, ctx);
+    if (s.ok()) {
+      st.granted.fetch_add(1);
+      if (st.used.fetch_add(weight) + weight > st.sem.size()) st.violations.fetch_add(1);
+      if (i % 3 == 0) co_await goro::yield();
+      st.used.fetch_sub(weight);
+      st.sem.release(weight);
+    } else {
+      st.failed.fetch_add(1);
+      if (s != ctx.err()) st.violations.fetch_add(1);  // only its context's error
+    }
+    cancel();
+  }
+}
+
+Task<bool> acquire_under_cancellation(long rounds) {
+  CancelStress st;
+  constexpr int kWorkers = 12;
+  st.exposed.resize(kWorkers);
+  std::thread outside([&st] {
+    while (st.outside_running.load()) {
+      for (int i = 0; i < kWorkers; ++i) {
+        CancelFunc c;
+        {
+          std::lock_guard<std::mutex> lock(st.mu);
+          c = std::exchange(st.exposed[i], CancelFunc());
+        }
+        c();
+      }
+      std::this_thread::yield();
+    }
+  });
+  std::vector<JoinHandle<void>> workers;
+  for (int i = 0; i < kWorkers; ++i) {
+    workers.push_back(spawn(cancelled_acquirer(st, i, 1 + i % 5, rounds)));
+  }
+  for (auto& w : workers) co_await w;
+  st.outside_running.store(false);
+  outside.join();
+  const bool all_back = st.sem.try_acquire(st.sem.size());
+  co_return st.violations.load() == 0 && st.used.load() == 0 && all_back &&
+      st.granted.load() + st.failed.load() == kWorkers * rounds;
+}
+
+TEST(Semaphore, AcquireWithContextUnderCancellationGivesEveryUnitBack) {
+  test::Watchdog watchdog("Semaphore.AcquireWithContextUnderCancellationGivesEveryUnitBack");
+  EXPECT_TRUE(run(acquire_under_cancellation(scaled(3000, 200))));
 }
 
 // --- Waiters destroyed at shutdown -------------------------------------------

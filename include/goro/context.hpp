@@ -1,9 +1,12 @@
 // goro/context.hpp
 //
-// Defines: goro::Context, goro::CancelFunc, goro::ContextWithCancel,
-// goro::ContextKey<T>, goro::background, goro::with_cancel,
-// goro::with_deadline, goro::with_timeout, goro::with_value: Go's context
-// package. The operations that honour a context live with their kind:
+// Defines: goro::Context, goro::CancelFunc, goro::CancelCauseFunc,
+// goro::ContextWithCancel, goro::ContextWithCancelCause, goro::ContextKey<T>,
+// goro::AfterFuncStop, goro::background, goro::with_cancel,
+// goro::with_cancel_cause, goro::cause, goro::with_deadline,
+// goro::with_deadline_cause, goro::with_timeout, goro::with_timeout_cause,
+// goro::with_value, goro::without_cancel, goro::after_func: Go's context
+// package (as of Go 1.21). The operations that honour a context live with their kind:
 // goro::sleep(d, ctx) in goro/time.hpp, goro::io::options_from(ctx) in
 // goro/io.hpp, select on ctx.done() in goro/select.hpp.
 //
@@ -27,7 +30,9 @@
 // freely, use them from any goroutine or thread.
 //
 // Unlike Go, dropping a CancelFunc without calling it leaks nothing: a
-// child unregisters from its parent when its last handle goes. Cancelling
+// child unregisters from its parent when its last handle goes (and an
+// after_func registered on a context that nobody can cancel any more is
+// dropped unrun). Cancelling
 // still releases the child's resources early (its timer, its place in the
 // parent), as in Go. Contexts with a deadline must be released before the
 // runtime that armed their timer returns.
@@ -37,9 +42,13 @@
 #ifndef GORO_CONTEXT_HPP_
 #define GORO_CONTEXT_HPP_
 
+#include <atomic>
 #include <chrono>
+#include <concepts>
+#include <functional>
 #include <optional>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -47,7 +56,9 @@
 #include "goro/chan.hpp"
 #include "goro/clock.hpp"
 #include "goro/detail/context_node.hpp"
+#include "goro/detail/invoke_task.hpp"
 #include "goro/detail/timer.hpp"
+#include "goro/task.hpp"
 
 namespace goro {
 
@@ -93,7 +104,8 @@ class Context {
   // Go's ctx.Err(): OK while the context is live; absl::CancelledError
   // ("context canceled") once cancelled, absl::DeadlineExceededError
   // ("context deadline exceeded") once its deadline passed (for a child,
-  // whichever its cancelled ancestor recorded). Never goes back to OK.
+  // whichever its cancelled ancestor recorded). Never goes back to OK. A
+  // cause given to the cancellation does not change it (see goro::cause).
   [[nodiscard]] absl::Status err() const;
 
   // True once err() is not OK (one atomic load, no Status built).
@@ -191,6 +203,82 @@ struct ContextWithCancel {
   CancelFunc cancel;
 };
 
+// Go's context.CancelCauseFunc: as CancelFunc, and the first cancellation
+// of its context also records `cause`, which goro::cause reports for the
+// context and everything below it (err() stays absl::CancelledError). An
+// OK cause records none: goro::cause then reports err(), as for a plain
+// cancel. Calls after the context is cancelled (by any means) change
+// nothing, their cause included. Any thread; copyable; holds a reference.
+class CancelCauseFunc {
+ public:
+  CancelCauseFunc() noexcept = default;
+  CancelCauseFunc(const CancelCauseFunc& other) noexcept : node_(other.node_) {
+    if (node_ != nullptr) node_->add_ref();
+  }
+  CancelCauseFunc(CancelCauseFunc&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
+  CancelCauseFunc& operator=(CancelCauseFunc other) noexcept {
+    std::swap(node_, other.node_);
+    return *this;
+  }
+  ~CancelCauseFunc() {
+    if (node_ != nullptr) detail::ContextNode::release(node_);
+  }
+
+  void operator()(absl::Status cause) const noexcept {
+    if (node_ != nullptr) node_->cancel(detail::CancelCode::kCanceled, std::move(cause));
+  }
+
+ private:
+  friend struct ContextAccess;
+  explicit CancelCauseFunc(detail::CancelNode* node) noexcept : node_(node) {}  // adopts
+
+  detail::CancelNode* node_ = nullptr;
+};
+
+// What with_cancel_cause returns:
+//   auto [ctx, cancel] = goro::with_cancel_cause(parent);
+//   cancel(absl::UnavailableError("backend gone"));
+struct ContextWithCancelCause {
+  Context ctx;
+  CancelCauseFunc cancel;
+};
+
+// Go's context.AfterFunc's stop function. Calling it stops the
+// registration: true if that kept f from being started (f and its
+// arguments are then destroyed, unrun); false if f was started already
+// (the context was done) or the registration was stopped before. It does
+// not wait for a started f to finish. Any thread; copyable (copies stop
+// the same registration); a default-constructed one returns false. Holds
+// a reference to the context (not to what f captured, once stopped).
+class AfterFuncStop {
+ public:
+  AfterFuncStop() noexcept = default;
+  AfterFuncStop(const AfterFuncStop& other) noexcept : ctx_(other.ctx_), func_(other.func_) {
+    // Relaxed: `other` keeps the node alive (the shared_ptr rule).
+    if (func_ != nullptr) func_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  AfterFuncStop(AfterFuncStop&& other) noexcept
+      : ctx_(std::move(other.ctx_)), func_(std::exchange(other.func_, nullptr)) {}
+  AfterFuncStop& operator=(AfterFuncStop other) noexcept {
+    std::swap(ctx_, other.ctx_);
+    std::swap(func_, other.func_);
+    return *this;
+  }
+  ~AfterFuncStop() {
+    if (func_ != nullptr) detail::AfterFunc::release(func_);
+  }
+
+  bool operator()() const noexcept;
+
+ private:
+  friend struct ContextAccess;
+  AfterFuncStop(Context ctx, detail::AfterFunc* func) noexcept  // adopts a reference to func
+      : ctx_(std::move(ctx)), func_(func) {}
+
+  Context ctx_;
+  detail::AfterFunc* func_ = nullptr;
+};
+
 // Go's context.Background(): the root, never cancelled (also what a
 // default-constructed Context is). Costs nothing.
 [[nodiscard]] inline Context background() noexcept { return Context(); }
@@ -199,6 +287,18 @@ struct ContextWithCancel {
 // `cancel` is called or when the parent is cancelled (at once, if it
 // already is). Any thread.
 [[nodiscard]] ContextWithCancel with_cancel(const Context& parent);
+
+// Go's context.WithCancelCause: as with_cancel, but `cancel` takes the
+// cause to record (CancelCauseFunc). Any thread.
+[[nodiscard]] ContextWithCancelCause with_cancel_cause(const Context& parent);
+
+// Go's context.Cause: why `ctx` was cancelled. OK while it is not (and
+// always for the background and for without_cancel's contexts). Once it
+// is: the cause given to the first cancellation that reached it, its own
+// or an ancestor's, whichever err() reports (a CancelCauseFunc's argument,
+// the cause of with_deadline_cause's deadline), or err() itself when that
+// cancellation had none. Never changes once not OK. Any thread; lock-free.
+[[nodiscard]] absl::Status cause(const Context& ctx);
 
 // Go's context.WithDeadline: as with_cancel, and also cancelled with
 // DeadlineExceeded when the steady clock reaches `deadline` (on goro's
@@ -215,6 +315,30 @@ struct ContextWithCancel {
   return with_deadline(parent, detail::saturating_time_add(Clock::now(), timeout));
 }
 
+// Go's context.WithDeadlineCause: with_deadline, and when the deadline
+// (this context's own, not an inherited earlier one) cancels it, `cause`
+// is what goro::cause reports (err() is still DeadlineExceeded). The
+// returned CancelFunc cancels without a cause. Same threading as
+// with_deadline.
+[[nodiscard]] ContextWithCancel with_deadline_cause(const Context& parent,
+                                                    Clock::time_point deadline,
+                                                    absl::Status cause);
+
+// Go's context.WithTimeoutCause: with_deadline_cause(parent, now +
+// timeout, cause).
+[[nodiscard]] inline ContextWithCancel with_timeout_cause(const Context& parent,
+                                                          std::chrono::nanoseconds timeout,
+                                                          absl::Status cause) {
+  return with_deadline_cause(parent, detail::saturating_time_add(Clock::now(), timeout),
+                             std::move(cause));
+}
+
+// Go's context.WithoutCancel: a child of `parent` that has the parent's
+// values but is never cancelled (not when the parent is), has no
+// deadline, and whose done() is the nil channel, err() and cause() OK.
+// Contexts made from it are cancelled only by their own means. Any thread.
+[[nodiscard]] Context without_cancel(const Context& parent);
+
 // Go's context.WithValue: a child of `parent` that carries `value` under
 // `key` (the key object must outlive every lookup). Shares the parent's
 // cancellation and deadline. Any thread.
@@ -227,7 +351,69 @@ struct ContextAccess {
   static detail::ContextNode* node(const Context& ctx) noexcept { return ctx.node_; }
   static Context adopt(detail::ContextNode* node) noexcept { return Context(node); }
   static CancelFunc adopt_cancel(detail::CancelNode* node) noexcept { return CancelFunc(node); }
+  static detail::CancelNode* cancel_node(const CancelFunc& cancel) noexcept {
+    return cancel.node_;
+  }
+  static CancelCauseFunc adopt_cancel_cause(detail::CancelNode* node) noexcept {
+    return CancelCauseFunc(node);
+  }
+  // after_func's work once the callable is a Task (lib/context.cpp).
+  static AfterFuncStop after_func_from_task(const Context& ctx, Task<void> body);
 };
+
+namespace detail {
+// The root of an after_func goroutine made from a callable returning void:
+// owns the callable and its arguments (decayed types), calls it once.
+template <class F, class... Args>
+Task<void> call_in_frame(F f, Args... args) {
+  std::invoke(std::move(f), std::move(args)...);
+  co_return;
+}
+}  // namespace detail
+
+// Go's context.AfterFunc: arranges for `f(args...)` to run in a goroutine
+// of its own once `ctx` is done (cancelled, by any means, or past its
+// deadline), and returns the stop function (AfterFuncStop).
+//  * f runs at most once. If ctx is done already, the goroutine is started
+//    at once. Registrations on one context are independent of each other.
+//  * f is either a callable returning Task<void> (as goro::go(f, args...)
+//    takes: its body is the goroutine's) or a callable returning void (the
+//    goroutine calls it). f and the arguments are decay-copied into the
+//    goroutine's frame at once (safe for capturing lambdas: see
+//    goro/go.hpp) and are destroyed unrun if stop wins, or if nobody can
+//    cancel ctx any more (its last handle and CancelFunc are gone), or if
+//    ctx is done while no runtime is running (go() has none to start on).
+//  * The goroutine is started by whoever cancels ctx (its CancelFunc's
+//    caller, the deadline's timer goroutine), after ctx's done() is closed:
+//    f sees ctx.err() not OK. An exception escaping f is the goroutine's,
+//    as with goro::go.
+//  * On a context that can never be done (background, without_cancel), f
+//    never runs and is destroyed at once; stop still answers true once.
+//  * An f that holds ctx (or a context below it) keeps it alive: if ctx
+//    is then neither cancelled nor its registration stopped, both stay
+//    allocated for good (a cycle of references; Go's collector would
+//    reclaim it). Cancel ctx or call stop, as Go asks for a CancelFunc.
+//  * Any thread. Throws what copying f and the arguments throws, or
+//    std::bad_alloc; then nothing is registered.
+template <class F, class... Args>
+requires detail::TaskInvocable<F, Args...> &&
+    std::same_as<detail::InvokeResult<F, Args...>, Task<void>>
+AfterFuncStop after_func(const Context& ctx, F&& f, Args&&... args) {
+  return ContextAccess::after_func_from_task(
+      ctx, detail::invoke_in_frame<void, std::decay_t<F>, std::decay_t<Args>...>(
+               std::forward<F>(f), std::forward<Args>(args)...));
+}
+
+template <class F, class... Args>
+requires std::constructible_from<std::decay_t<F>, F> &&
+    (std::constructible_from<std::decay_t<Args>, Args>&&...) &&
+    std::invocable<std::decay_t<F>, std::decay_t<Args>...> &&
+    std::is_void_v<detail::InvokeResult<F, Args...>>
+AfterFuncStop after_func(const Context& ctx, F&& f, Args&&... args) {
+  return ContextAccess::after_func_from_task(
+      ctx, detail::call_in_frame<std::decay_t<F>, std::decay_t<Args>...>(
+               std::forward<F>(f), std::forward<Args>(args)...));
+}
 
 template <class T, class U>
 requires std::is_constructible_v<T, U&&> Context with_value(const Context& parent,

@@ -2,11 +2,12 @@
 //
 // Defines: goro::detail::ContextNode (a node of the context tree, shared by
 // the goro::Context handles that refer to it), CancelNode (a node that can
-// be cancelled: with_cancel, with_deadline), ValueNode<T> (with_value), and
-// the error codes a cancelled node records. goro/context.hpp builds the
-// public API on these; lib/context.cpp implements them and opens with the
-// design (glossary, invariants, cancellation step by step, memory orders,
-// rejected alternatives).
+// be cancelled: with_cancel, with_cancel_cause, with_deadline), ValueNode<T>
+// (with_value), WithoutCancelNode (without_cancel), AfterFunc (one
+// after_func registration), and the error codes a cancelled node records.
+// goro/context.hpp builds the public API on these; lib/context.cpp
+// implements them and opens with the design (glossary, invariants,
+// cancellation step by step, memory orders, rejected alternatives).
 #ifndef GORO_DETAIL_CONTEXT_NODE_HPP_
 #define GORO_DETAIL_CONTEXT_NODE_HPP_
 
@@ -17,9 +18,12 @@
 #include <utility>
 #include <variant>
 
+#include "absl/status/status.h"
 #include "goro/chan.hpp"
+#include "goro/detail/cpu_relax.hpp"
 #include "goro/detail/spinlock.hpp"
 #include "goro/detail/timer.hpp"
+#include "goro/task.hpp"
 
 namespace goro::detail {
 
@@ -28,6 +32,10 @@ class CancelNode;
 // Why a node was cancelled (CancelNode::code). 0 while it is not.
 enum class CancelCode : std::uint8_t { kNone = 0, kCanceled = 1, kDeadlineExceeded = 2 };
 
+// The error a node cancelled with `code` reports (Context::err): OK for
+// kNone, "context canceled", "context deadline exceeded".
+[[nodiscard]] absl::Status status_for(CancelCode code);
+
 // "No deadline", in steady-clock nanoseconds.
 inline constexpr std::int64_t kNoContextDeadline = std::numeric_limits<std::int64_t>::max();
 
@@ -35,7 +43,7 @@ inline constexpr std::int64_t kNoContextDeadline = std::numeric_limits<std::int6
 // reference count (and, in a CancelNode, the cancellation state).
 class ContextNode {
  public:
-  enum class Kind : std::uint8_t { kCancel, kValue };
+  enum class Kind : std::uint8_t { kCancel, kValue, kWithoutCancel };
 
   ContextNode(const ContextNode&) = delete;
   ContextNode& operator=(const ContextNode&) = delete;
@@ -109,8 +117,45 @@ class ValueNode final : public ContextNode {
   const T value_;
 };
 
-// with_cancel's and with_deadline's node. Everything but the constructor
-// and the inline fast paths is in lib/context.cpp.
+// without_cancel's node: no key, no canceller, no deadline; it only links
+// to its parent, so that values are still found up the chain.
+class WithoutCancelNode final : public ContextNode {
+ public:
+  // Adopts the reference to `parent`.
+  explicit WithoutCancelNode(ContextNode* parent) noexcept
+      : ContextNode(Kind::kWithoutCancel, parent, nullptr, kNoContextDeadline, nullptr) {}
+};
+
+// One after_func registration: the goroutine to start once the context is
+// done, not started yet. Shared by the stop handle (AfterFuncStop) and the
+// registration (the canceller's list, or whoever took it from there); the
+// last reference frees it. See lib/context.cpp, "After-funcs".
+struct AfterFunc {
+  explicit AfterFunc(Task<void> task) noexcept : body(std::move(task)) {}
+
+  // Drops a reference; the last frees the node (and an unstarted body).
+  static void release(AfterFunc* f) noexcept {
+    // acq_rel: the freeing thread sees every other holder's writes (the
+    // body moved out or reset by whoever claimed it).
+    if (f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete f;
+  }
+  // Decides f's fate once: true for the one caller (the canceller starting
+  // it, or stop) that may touch `body`. acq_rel: the winner's accesses to
+  // the body come after every earlier holder's (release of the node is
+  // ordered by `refs` in any case; this keeps the claim self-contained).
+  [[nodiscard]] bool claim() noexcept { return !claimed.exchange(true, std::memory_order_acq_rel); }
+
+  std::atomic<std::uint32_t> refs{1};
+  std::atomic<bool> claimed{false};
+  Task<void> body;  // the goroutine; touched only by the claim's winner
+  // Guarded by the owning CancelNode's mu_: the links in its list.
+  AfterFunc* prev = nullptr;
+  AfterFunc* next = nullptr;
+  bool linked = false;
+};
+
+// with_cancel's, with_cancel_cause's and with_deadline's node. Everything
+// but the constructor and the inline fast paths is in lib/context.cpp.
 class CancelNode final : public ContextNode {
  public:
   // A new node under `parent` (adopted reference; may be nullptr), with
@@ -118,27 +163,83 @@ class CancelNode final : public ContextNode {
   // registered with the parent's canceller, already cancelled if that is,
   // and with its timer armed if it has a deadline of its own (`arm_timer`):
   // then it must be called from a goroutine (std::logic_error otherwise).
-  static CancelNode* create(ContextNode* parent, std::int64_t deadline_ns, bool arm_timer);
+  // `deadline_cause` is what cause() reports once the deadline cancels the
+  // node (OK: the deadline error itself).
+  static CancelNode* create(ContextNode* parent, std::int64_t deadline_ns, bool arm_timer,
+                            absl::Status deadline_cause = absl::OkStatus());
 
   // Cancels this node and every node below it, once; later calls do
-  // nothing. Any thread, any number of concurrent callers.
-  void cancel(CancelCode code) noexcept { cancel(code, /*from_parent=*/false); }
+  // nothing. `cause` (OK: none) is what cause() reports for them. Any
+  // thread, any number of concurrent callers.
+  void cancel(CancelCode code, absl::Status cause = absl::OkStatus()) noexcept {
+    cancel(code, std::move(cause), /*from_parent=*/false);
+  }
+  // cancel(kDeadlineExceeded) with the cause given to create().
+  void cancel_at_deadline() noexcept { cancel(CancelCode::kDeadlineExceeded, deadline_cause_); }
+
+  // The node whose cancellation this one reports: the nearest one, going
+  // up from this node, whose own code is set; nullptr if none is (not
+  // cancelled). Once a node is found, the nodes below it are read again:
+  // one cancelled meanwhile is the answer instead, and the walk repeats
+  // below it. A node met in the middle of its own cancel (kCancelling, a
+  // few instructions under its lock) is waited for. Together with
+  // cancel()'s mark this keeps the answer's code and cause from ever
+  // changing (lib/context.cpp, C7). Ends: each repeat stops strictly
+  // lower; one pass for an uncancelled chain, one load for a node whose
+  // own code is set.
+  //
+  // seq_cst: the argument of C7 needs one order of these loads, the
+  // kCancelling stores and the final code stores of every node; acquire
+  // alone would not forbid a reader passing a node before its mark while
+  // that node's check of the ancestors misses the ancestor's store. On
+  // x86 a seq_cst load is a plain load. It includes acquire: a caller that
+  // sees the code also sees the cause stored before it and what the
+  // canceller did before cancelling.
+  [[nodiscard]] const CancelNode* cancelled_source() const noexcept {
+    const CancelNode* found = nullptr;
+    for (;;) {
+      const CancelNode* nearer = nullptr;
+      for (const CancelNode* n = this; n != found; n = n->parent_canceller_) {
+        std::uint8_t c = n->code_.load(std::memory_order_seq_cst);
+        while (c == kCancelling) {
+          cpu_relax();
+          c = n->code_.load(std::memory_order_seq_cst);
+        }
+        if (c != 0) {
+          nearer = n;
+          break;
+        }
+      }
+      if (nearer == nullptr) return found;
+      found = nearer;
+    }
+  }
+
+  // Go's context.Cause: OK while not cancelled; then the cause given to
+  // the first cancellation that reached this node (its own or an
+  // ancestor's, the one code() reports), or status_for(code()) if it had
+  // none.
+  [[nodiscard]] absl::Status cause() const;
+
+  // Registers `f` (whose reference the registration adopts) to start once
+  // this node is cancelled; starts it at once if it already is.
+  void add_after_func(AfterFunc* f) noexcept;
+  // Go's stop: true if this call kept f from being started (f's body is
+  // destroyed unrun); false if f was started or stopped already.
+  [[nodiscard]] bool stop_after_func(AfterFunc* f) noexcept;
 
   // kNone until this node or one of its cancellable ancestors is
-  // cancelled, then why: this node's own code if set, else the nearest
-  // ancestor's. Reading the ancestors too makes cancellation of a subtree
-  // linearisable, as Go's (whose Err() waits for the parent's lock while
-  // it cancels the children): once a parent's code is stored, every
-  // descendant reports it, before the canceller has reached them. Acquire:
-  // pairs with cancel's release store, so a caller that sees the code also
-  // sees what the canceller did before cancelling. O(depth of the chain of
+  // cancelled, then why: the code of cancelled_source(). Reading the
+  // ancestors too makes cancellation of a subtree linearisable, as Go's
+  // (whose Err() waits for the parent's lock while it cancels the
+  // children): once a parent's code is stored, every descendant reports
+  // it, before the canceller has reached them. O(depth of the chain of
   // cancel nodes); one load for a node whose own code is set.
   [[nodiscard]] CancelCode code() const noexcept {
-    for (const CancelNode* n = this; n != nullptr; n = n->parent_canceller_) {
-      const std::uint8_t c = n->code_.load(std::memory_order_acquire);
-      if (c != 0) return static_cast<CancelCode>(c);
-    }
-    return CancelCode::kNone;
+    const CancelNode* source = cancelled_source();
+    // Relaxed: cancelled_source() loaded it with acquire; it never changes.
+    return source == nullptr ? CancelCode::kNone
+                             : static_cast<CancelCode>(source->code_.load(std::memory_order_relaxed));
   }
 
   // The done channel, made on first use (closed at once if the node is
@@ -170,7 +271,10 @@ class CancelNode final : public ContextNode {
   CancelNode(ContextNode* parent, std::int64_t deadline_ns) noexcept;
   ~CancelNode() override = default;
 
-  void cancel(CancelCode code, bool from_parent) noexcept;
+  void cancel(CancelCode code, absl::Status cause, bool from_parent) noexcept;
+  // Starts f's goroutine if f is still unclaimed, then drops the
+  // registration's reference. No lock held (C5).
+  static void start_after_func(AfterFunc* f) noexcept;
   const RecvChan<std::monostate>& make_done();
   std::stop_token make_stop_token();
   // Links into parent_canceller_'s children, or cancels this node if that
@@ -184,10 +288,20 @@ class CancelNode final : public ContextNode {
   static void fire(TimerNode* node) noexcept;
 
   SpinLock mu_;
-  // This node's own CancelCode; written once, under mu_ (release), read
-  // lock-free. Once an ancestor's code is set, ours is set to the same
+  // This node's own CancelCode; written once, under mu_ (seq_cst, see
+  // cancelled_source), read lock-free. Once an ancestor's code is set, ours is set to the same
   // value (code() never changes its answer).
   std::atomic<std::uint8_t> code_{0};
+  // code_ while our own cancel (not our parent's) checks the ancestors,
+  // under mu_ (C7): readers wait for the final code.
+  static constexpr std::uint8_t kCancelling = 0xff;
+  // The cause that goes with code_: written once, under mu_, before the
+  // release store of code_, and never again; so a reader that saw code_ set
+  // (acquire) reads it without the lock. OK: none given.
+  absl::Status cause_;
+  // What cause_ becomes when our own deadline timer cancels us; fixed by
+  // create() before the timer is armed.
+  absl::Status deadline_cause_;
   // Set (release) under mu_ once done_ / stop_ are made; they never change
   // afterwards, so a reader that saw the flag reads them without the lock.
   std::atomic<bool> done_made_{false};
@@ -208,6 +322,10 @@ class CancelNode final : public ContextNode {
   bool linked_ = false;
   // Used only by the one cancel() that took us from the parent's list.
   CancelNode* cancel_next_ = nullptr;
+  // The after_func registrations waiting for our cancellation (guarded by
+  // mu_): a doubly linked list through AfterFunc::prev/next, each holding
+  // the registration's reference.
+  AfterFunc* first_after_func_ = nullptr;
 
   // Set before the timer is armed and never changed: whether there is a
   // deadline timer to disarm.
