@@ -120,6 +120,7 @@ bool RWMutex::LockAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
 void RWMutex::LockAwaiter::on_have_w(void* frame) noexcept {
   // Lock step 1 is over (we own w); steps 2-3, on our goroutine.
   auto* self = detail::ResumeHook::owner_of<LockAwaiter>(frame);
+  self->mutex_waiter_.resumed();
   RWMutex* rw = self->rw_;
   const std::coroutine_handle<> awaiting = self->awaiting_;
   if (rw->announce_writer() || !detail::park_on(rw->writer_sem_, self->sem_waiter_, awaiting)) {

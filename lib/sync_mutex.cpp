@@ -155,7 +155,9 @@ void Mutex::hand_off() noexcept {
   }
   w->granted = true;  // S4: the mutex goes back if it never runs (`awoke` is false)
   qlock_.unlock();
-  detail::wake(w, w->retry);  // as the owner: the hook clears `granted` and goes on
+  // As the owner, straight to where the waiter goes on; that code calls
+  // MutexWaiter::resumed(), which clears `granted`.
+  detail::wake(w, w->continuation);
 }
 
 void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
@@ -206,12 +208,7 @@ void MutexWaiter::on_wake(void* frame) noexcept {
   // Lock step 5, running on our goroutine.
   auto* self = ResumeHook::owner_of<MutexWaiter>(frame);
   SyncWaiter& w = self->node_;
-  w.granted = false;  // S4: we run
-  if (!w.awoke) {
-    // Handed the mutex in starvation mode (unlock step 3): we own it.
-    w.continuation.resume();
-    return;
-  }
+  w.granted = false;  // S4: we run (woken in normal mode: `awoke`)
   if (!w.starving) {
     w.starving = monotonic_now_ns() - w.wait_start > goro::Mutex::kStarvationThresholdNs;
   }

@@ -65,7 +65,7 @@ class Cond {
     }
     bool await_ready() const;
     void await_suspend(std::coroutine_handle<> awaiting);
-    void await_resume() const noexcept {}
+    void await_resume() noexcept { relock_.resumed(); }
 
    private:
     static void on_signal(void* frame) noexcept;

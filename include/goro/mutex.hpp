@@ -59,10 +59,10 @@
 //     4. If we do not queue, CAS; on success we own it. If we queue, take
 //        qlock, CAS, and link us: at the back the first time, at the front
 //        after a wakeup (Go's queueLifo). Release qlock, park.
-//     5. Woken through our hook (`retry`). In normal mode (`awoke`: the
+//     5. Woken in normal mode, through our hook (`retry`; `awoke`: the
 //        unlocker gave us kWoken): note whether we have now waited over
-//        1 ms, go to 2. Handed the mutex in starvation mode: we own it;
-//        continue.
+//        1 ms, go to 2. Handed the mutex in starvation mode: readied
+//        straight at our continuation; we own it.
 //   unlock:
 //     1. Fast path: CAS kLocked -> 0 (release). Done.
 //     2. Not locked: throw (Go: "fatal error: sync: unlock of unlocked
@@ -118,6 +118,12 @@ class MutexWaiter {
   // park it and touch nothing of this waiter) and continues at `then` once
   // it owns the mutex. Throws std::logic_error outside a goroutine.
   [[nodiscard]] bool acquire(std::coroutine_handle<> then);
+
+  // Called by the goroutine when it goes on at `then` after parking (S4 of
+  // sync_waiter.hpp): a mutex handed over in starvation mode is owned, no
+  // longer a grant to give back. Harmless, and cheaper than a test, when
+  // acquire() did not park.
+  void resumed() noexcept { node_.granted = false; }
 
  private:
   friend class goro::Mutex;
@@ -197,7 +203,7 @@ class Mutex {
     bool await_suspend(std::coroutine_handle<> awaiting) {
       return !waiter_.acquire(awaiting);  // got it at once: do not park
     }
-    void await_resume() const noexcept {}
+    void await_resume() noexcept { waiter_.resumed(); }
 
    private:
     detail::MutexWaiter waiter_;
@@ -210,7 +216,10 @@ class Mutex {
   class [[nodiscard]] ScopedLockAwaiter : public LockAwaiter {
    public:
     using LockAwaiter::LockAwaiter;
-    LockGuard<Mutex> await_resume() const noexcept { return LockGuard<Mutex>(*mutex_); }
+    LockGuard<Mutex> await_resume() noexcept {
+      LockAwaiter::await_resume();
+      return LockGuard<Mutex>(*mutex_);
+    }
   };
 
   Mutex() noexcept = default;
