@@ -456,7 +456,9 @@ class SelectAwaiter {
 // that ran; get<I>() the value of receive case I. Must be awaited in a
 // goroutine, in the expression that creates it.
 template <class... Cases>
-[[nodiscard]] detail::SelectAwaiter<Cases...> select(Cases... cases) {
+[[nodiscard(
+    "co_await it: no case runs until the select is awaited")]] detail::SelectAwaiter<Cases...>
+select(Cases... cases) {
   return detail::SelectAwaiter<Cases...>(std::move(cases)...);
 }
 
