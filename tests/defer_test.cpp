@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -78,9 +79,11 @@ TEST(WaitGroupDoneGuard, GoroutineDestroyedAtShutdownDoesNotCallDone) {
   EXPECT_THROW(p.wg.done(), std::logic_error);
 }
 
-// The usual shape: the WaitGroup lives in main's frame, which has ended by
-// the time the shutdown destroys the parked worker. A guard that called
-// done() there would write freed memory (AddressSanitizer reports it).
+// The usual shape: the WaitGroup belongs to main, whose scope has ended by
+// the time the shutdown destroys the parked worker. Here main owns it on
+// the heap, so that a guard calling done() there would touch freed memory
+// (AddressSanitizer reports it; a WaitGroup in main's frame is destroyed
+// as early, but its memory stays until run() frees the frame).
 Task<void> worker_of_gone_group(WaitGroup& wg, std::atomic<bool>& parking) {
   auto done = wg.done_guard();
   parking.store(true);
@@ -88,14 +91,14 @@ Task<void> worker_of_gone_group(WaitGroup& wg, std::atomic<bool>& parking) {
 }
 
 Task<int> main_owning_the_group(std::atomic<bool>& parking) {
-  WaitGroup wg;
-  wg.add(1);
-  go(worker_of_gone_group(wg, parking));
+  auto wg = std::make_unique<WaitGroup>();
+  wg->add(1);
+  go(worker_of_gone_group(*wg, parking));
   const bool parked = co_await test::yield_until_set(parking);
   co_return parked ? 0 : 1;
 }
 
-TEST(WaitGroupDoneGuard, GroupInMainsFrameIsNotTouchedWhenShutdownDestroysTheWorker) {
+TEST(WaitGroupDoneGuard, GroupOwnedByMainIsNotTouchedWhenShutdownDestroysTheWorker) {
   std::atomic<bool> parking{false};
   EXPECT_EQ(run(main_owning_the_group(parking)), 0);
 }
