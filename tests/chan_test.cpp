@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-
 #include "goro/goro.hpp"
 #include "test_util.hpp"
 
@@ -352,7 +351,10 @@ Task<std::vector<int>> for_each_forms(std::size_t capacity) {
   Chan<int> stops = make_chan<int>(10);
   for (int i = 0; i < 10; ++i) stops.try_send(i);
   stops.close();
-  co_await for_each(stops, [&got](int v) { got.push_back(100 + v); return v < 1; });
+  co_await for_each(stops, [&got](int v) {
+    got.push_back(100 + v);
+    return v < 1;
+  });
   co_await for_each(stops, [&got](int v) -> Task<bool> {
     got.push_back(200 + v);
     co_return v < 3;
@@ -490,7 +492,8 @@ Task<void> mix_with_outside_threads(OutsideMix& m) {
 }
 
 TEST(Channel, TrySendAndTryRecvFromOutsideThreadsWhileGoroutinesUseTheChannel) {
-  test::Watchdog watchdog("Channel.TrySendAndTryRecvFromOutsideThreadsWhileGoroutinesUseTheChannel");
+  test::Watchdog watchdog(
+      "Channel.TrySendAndTryRecvFromOutsideThreadsWhileGoroutinesUseTheChannel");
   const long n = test::scaled(20000, 2000);
   for (std::size_t capacity : {0, 4}) {
     SCOPED_TRACE("capacity " + std::to_string(capacity));

@@ -160,7 +160,8 @@ Task<int> close_early_then_guard(Chan<int> ch) {
   }
   auto first = ch.try_recv();
   auto after = ch.try_recv();
-  co_return first && *first == 1 && after.closed ? 0 : 1;
+  const bool ok = first.value == 1 && after.closed;
+  co_return ok ? 0 : 1;
 }
 
 TEST(ChanCloseGuard, ChannelClosedAlreadyIsLeftAsItIs) {

@@ -11,10 +11,11 @@
 // suspend. The nearest loop is `while (auto v = co_await ch.recv())`
 // (goro/chan.hpp), which needs no helper; for_each is for code that wants
 // the body as a callable, and for the context-aware form, whose select
-// over ctx.done() is the part people get wrong by hand.
+// over ctx.done() each caller would otherwise write out.
 //
-// Design. Each for_each is a coroutine taking the channel handle, the
-// callable (and the context) by value: they live in its frame, so the Task
+// Design. Each for_each hands the channel handle, the callable (and the
+// context) by value to a coroutine, detail::for_each_value: they live in
+// its frame, so the Task
 // may be stored or started later without anything dangling, and the
 // callable's own captures are the caller's business as for any callable.
 // Algorithm: 1. receive (the plain form: ch.recv(); the context form: a
