@@ -336,7 +336,7 @@ Task<std::vector<int>> for_each_forms(std::size_t capacity) {
   Chan<int> tasks = make_chan<int>(capacity);
   Chan<int> echo = make_chan<int>();
   go(send_range(tasks, 3));
-  go(
+  JoinHandle<void> echoer = spawn(
       [](Chan<int> echo) -> Task<void> {
         while (auto v = co_await echo.recv()) co_await echo.send(*v * 10);
       },
@@ -347,6 +347,7 @@ Task<std::vector<int>> for_each_forms(std::size_t capacity) {
     got.push_back(*back);
   });
   echo.close();
+  co_await echoer;  // ends before main does: nothing is left for the shutdown
   // bool and Task<bool>: false stops, leaving the rest in the channel.
   Chan<int> stops = make_chan<int>(10);
   for (int i = 0; i < 10; ++i) stops.try_send(i);
