@@ -341,11 +341,14 @@ Task<std::vector<int>> for_each_forms(std::size_t capacity) {
         while (auto v = co_await echo.recv()) co_await echo.send(*v * 10);
       },
       echo);
-  co_await for_each(RecvChan<int>(tasks), [&got, echo](int v) -> Task<void> {
+  // Named, not a temporary in the co_await: g++ 12 would destroy a
+  // temporary closure twice, releasing its `echo` twice (for_each.hpp).
+  auto body = [&got, echo](int v) -> Task<void> {
     co_await echo.send(v);
     auto back = co_await echo.recv();
     got.push_back(*back);
-  });
+  };
+  co_await for_each(RecvChan<int>(tasks), body);
   echo.close();
   co_await echoer;  // ends before main does: nothing is left for the shutdown
   // bool and Task<bool>: false stops, leaving the rest in the channel.

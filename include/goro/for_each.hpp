@@ -113,12 +113,14 @@ Task<absl::Status> for_each_value(Context ctx, RecvChan<T> ch, F f) {
 //  * The channel handle and f are copied (or moved) into the coroutine's
 //    frame; what f captures by reference must outlive the await.
 //  * Must be awaited in a goroutine (it parks when nothing is ready).
-//  * Built by g++ 12, a program whose for_each body awaited operations on a
-//    channel and which then left a goroutine parked on that channel when
-//    run() ended has been seen to hang in the shutdown, on that channel's
-//    lock; the same loop written as `while (auto v = co_await ch.recv())`
-//    does not, nor does any clang build. Not understood yet: with g++ 12,
-//    let such goroutines finish before main returns, or use the loop.
+//  * Built by g++ 12, a capturing lambda written inside a co_await
+//    expression (here: a body written in the call) is destroyed once more
+//    than it is constructed (clang does not do this). Harmless for a
+//    closure that captures only references and trivially destructible
+//    values; one that captures a handle (a Chan, a Context, a
+//    std::string) releases it twice. With g++ 12, name such a body first:
+//    `auto body = [out](int v) -> goro::Task<void> {...};
+//     co_await goro::for_each(in, body);`.
 template <class T, class F>
 requires detail::ForEachBody<std::decay_t<F>, T>
 [[nodiscard(
