@@ -6,11 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "goro/goro.hpp"
 #include "test_util.hpp"
 
@@ -284,6 +288,226 @@ Task<long> nonblocking_recv_racing_close(long rounds) {
 
 TEST(Channel, NonBlockingRecvRacingClose) {
   EXPECT_EQ(run(nonblocking_recv_racing_close(10000), with_procs(4)), 0);
+}
+
+// --- Ranging: the receive loop and goro::for_each.
+
+// `while (auto v = co_await ch.recv())` over every kind of handle, and the
+// recv_ok() form, which converts to its `ok`.
+Task<std::vector<std::string>> range_every_handle(Chan<std::string> unbuffered,
+                                                  Chan<std::string> buffered) {
+  go(
+      [](SendChan<std::string> a, SendChan<std::string> b) -> Task<void> {
+        for (const char* s : {"a", "b", "c"}) co_await a.send(s);
+        a.close();
+        for (const char* s : {"d", "e"}) co_await b.send(s);
+        b.close();
+      },
+      unbuffered, buffered);
+  std::vector<std::string> got;
+  const Chan<std::string>& as_const = unbuffered;
+  while (auto v = co_await as_const.recv()) got.push_back(*v);
+  RecvChan<std::string> view = buffered;
+  while (auto r = co_await view.recv_ok()) got.push_back(r.value);
+  got.push_back(std::to_string(view.len()));
+  co_return got;
+}
+
+TEST(Channel, ReceiveLoopConditionRangesUntilClosed) {
+  EXPECT_EQ(run(range_every_handle(make_chan<std::string>(), make_chan<std::string>(2))),
+            (std::vector<std::string>{"a", "b", "c", "d", "e", "0"}));
+  static_assert(std::is_constructible_v<bool, RecvResult<int>>);
+  static_assert(!std::is_convertible_v<RecvResult<int>, bool>);
+}
+
+Task<void> send_range(SendChan<int> out, int n) {
+  for (int i = 0; i < n; ++i) co_await out.send(i);
+  out.close();
+}
+
+Task<std::vector<int>> for_each_forms(std::size_t capacity) {
+  std::vector<int> got;
+  // A plain callable.
+  Chan<int> plain = make_chan<int>(capacity);
+  go(send_range(plain, 3));
+  co_await for_each(plain, [&got](int v) { got.push_back(v); });
+  // A body returning Task<void>, awaited before the next receive: it
+  // blocks on a channel of its own.
+  Chan<int> tasks = make_chan<int>(capacity);
+  Chan<int> echo = make_chan<int>();
+  go(send_range(tasks, 3));
+  JoinHandle<void> echoer = spawn(
+      [](Chan<int> echo) -> Task<void> {
+        while (auto v = co_await echo.recv()) co_await echo.send(*v * 10);
+      },
+      echo);
+  // Named, not a temporary in the co_await: g++ 12 would destroy a
+  // temporary closure twice, releasing its `echo` twice (for_each.hpp).
+  auto body = [&got, echo](int v) -> Task<void> {
+    co_await echo.send(v);
+    auto back = co_await echo.recv();
+    got.push_back(*back);
+  };
+  co_await for_each(RecvChan<int>(tasks), body);
+  echo.close();
+  co_await echoer;  // ends before main does: nothing is left for the shutdown
+  // bool and Task<bool>: false stops, leaving the rest in the channel.
+  Chan<int> stops = make_chan<int>(10);
+  for (int i = 0; i < 10; ++i) stops.try_send(i);
+  stops.close();
+  co_await for_each(stops, [&got](int v) {
+    got.push_back(100 + v);
+    return v < 1;
+  });
+  co_await for_each(stops, [&got](int v) -> Task<bool> {
+    got.push_back(200 + v);
+    co_return v < 3;
+  });
+  got.push_back(static_cast<int>(stops.len()));
+  co_return got;
+}
+
+TEST(ForEach, CallsTheBodyForEveryValueUntilClosedOrFalse) {
+  const std::vector<int> expected{0, 1, 2, 0, 10, 20, 100, 101, 202, 203, 6};
+  EXPECT_EQ(run(for_each_forms(0)), expected);
+  EXPECT_EQ(run(for_each_forms(4)), expected);
+}
+
+Task<int> for_each_body_throws() {
+  Chan<int> ch = make_chan<int>(4);
+  for (int i = 0; i < 4; ++i) ch.try_send(i);
+  int seen = 0;
+  try {
+    co_await for_each(ch, [&seen](int v) {
+      ++seen;
+      if (v == 1) throw std::runtime_error("body failed");
+    });
+  } catch (const std::runtime_error&) {
+    co_return seen * 10 + static_cast<int>(ch.len());
+  }
+  co_return -1;
+}
+
+TEST(ForEach, ExceptionFromTheBodyPropagatesAndLeavesTheChannel) {
+  EXPECT_EQ(run(for_each_body_throws()), 22);
+}
+
+Task<int> for_each_until_cancelled() {
+  auto [ctx, cancel] = with_cancel(background());
+  Chan<int> ch = make_chan<int>();
+  int seen = 0;
+  // The body cancels after the second value; the producer never closes.
+  go(
+      [](Chan<int> ch) -> Task<void> {
+        for (int i = 0;; ++i) co_await ch.send(i);
+      },
+      ch);
+  absl::Status status = co_await for_each(ctx, ch, [&seen, &cancel](int) {
+    if (++seen == 2) cancel();
+  });
+  // Closed and drained: OK. A context already done: its error at once.
+  Chan<int> closed = make_chan<int>(1);
+  closed.try_send(7);
+  closed.close();
+  int closed_seen = 0;
+  absl::Status drained =
+      co_await for_each(background(), closed, [&closed_seen](int v) { closed_seen += v; });
+  absl::Status already = co_await for_each(ctx, RecvChan<int>(closed), [](int) {});
+  const bool ok = status.code() == absl::StatusCode::kCancelled && seen == 2 && drained.ok() &&
+                  closed_seen == 7 && already.code() == absl::StatusCode::kCancelled;
+  co_return ok ? 0 : 1;
+}
+
+TEST(ForEach, ContextFormStopsWithTheContextsError) {
+  test::Watchdog watchdog("ForEach.ContextFormStopsWithTheContextsError");
+  EXPECT_EQ(run(for_each_until_cancelled()), 0);
+}
+
+// --- Threads outside the runtime: try_send, try_recv, close, len, cap.
+
+// One outside thread sends with try_send and another receives with
+// try_recv, while goroutines send and receive on the same channel; the
+// last sender to finish (goroutine or thread) closes it. Every value
+// arrives exactly once.
+struct OutsideMix {
+  Chan<long> ch;
+  long per_sender;
+  std::atomic<int> senders_left{3};
+  std::atomic<long> received{0};
+  std::atomic<long> sum{0};
+  std::atomic<long> len_out_of_range{0};
+
+  void finish_sender() {
+    if (senders_left.fetch_sub(1) == 1) ch.close();
+  }
+  void take(long v) {
+    received.fetch_add(1);
+    sum.fetch_add(v);
+  }
+};
+
+void outside_sender(OutsideMix* m) {
+  for (long i = 0; i < m->per_sender;) {
+    if (m->ch.try_send(i)) {
+      ++i;
+    } else {
+      std::this_thread::yield();  // full, or no receiver waits
+    }
+    if (m->ch.len() > m->ch.cap()) m->len_out_of_range.fetch_add(1);
+  }
+  m->finish_sender();
+}
+
+void outside_receiver(OutsideMix* m) {
+  for (;;) {
+    auto r = m->ch.try_recv();
+    if (r) {
+      m->take(*r);
+    } else if (r.closed) {
+      return;
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+Task<void> goroutine_sender(OutsideMix& m, long base) {
+  for (long i = 0; i < m.per_sender; ++i) co_await m.ch.send(base + i);
+  m.finish_sender();
+}
+
+Task<void> goroutine_receiver(OutsideMix& m) {
+  while (auto v = co_await m.ch.recv()) m.take(*v);
+}
+
+Task<void> mix_with_outside_threads(OutsideMix& m) {
+  WaitGroup wg;
+  std::thread sender(outside_sender, &m);
+  std::thread receiver(outside_receiver, &m);
+  wg.go(goroutine_sender, std::ref(m), 1'000'000L);
+  wg.go(goroutine_sender, std::ref(m), 2'000'000L);
+  wg.go(goroutine_receiver, std::ref(m));
+  wg.go(goroutine_receiver, std::ref(m));
+  co_await wg.wait();  // the receivers end once the channel is closed
+  co_await goro::blocking([&] {
+    sender.join();
+    receiver.join();
+  });
+}
+
+TEST(Channel, TrySendAndTryRecvFromOutsideThreadsWhileGoroutinesUseTheChannel) {
+  test::Watchdog watchdog(
+      "Channel.TrySendAndTryRecvFromOutsideThreadsWhileGoroutinesUseTheChannel");
+  const long n = test::scaled(20000, 2000);
+  for (std::size_t capacity : {0, 4}) {
+    SCOPED_TRACE("capacity " + std::to_string(capacity));
+    OutsideMix m{make_chan<long>(capacity), n};
+    run(mix_with_outside_threads(m));
+    EXPECT_EQ(m.received.load(), 3 * n);
+    // Values 0..n-1 from the thread, base + 0..n-1 from each goroutine.
+    EXPECT_EQ(m.sum.load(), 3 * (n * (n - 1) / 2) + 3'000'000L * n);
+    EXPECT_EQ(m.len_out_of_range.load(), 0);
+  }
 }
 
 // --- Nil channels.

@@ -102,7 +102,9 @@ class BlockingAwaiter : private BlockingJob {
 //    runtime).
 //  * The runtime waits for calls in flight before it stops.
 template <class F>
-[[nodiscard]] detail::BlockingAwaiter<std::decay_t<F>> blocking(F&& fn) {
+[[nodiscard("co_await it: the function does not run until the call is awaited")]] detail::
+    BlockingAwaiter<std::decay_t<F>>
+    blocking(F&& fn) {
   return detail::BlockingAwaiter<std::decay_t<F>>(std::forward<F>(fn));
 }
 

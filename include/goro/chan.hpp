@@ -1,13 +1,20 @@
 // goro/chan.hpp
 //
 // Defines: goro::Chan<T>, goro::SendChan<T>, goro::RecvChan<T>,
-// goro::make_chan<T>, goro::RecvResult<T>, goro::TryRecvResult<T>, and
-// (from goro/detail/chan_core.hpp) goro::ChannelClosed: Go's channels.
+// goro::make_chan<T>, goro::RecvResult<T>, goro::TryRecvResult<T>,
+// goro::CloseGuard<T>, and (from goro/detail/chan_core.hpp)
+// goro::ChannelClosed: Go's channels.
 //
 //   goro::Chan<int> ch = goro::make_chan<int>(10);  // buffered, capacity 10
 //   co_await ch.send(1);                             // ch <- 1
 //   while (auto v = co_await ch.recv()) use(*v);     // for v := range ch
 //   ch.close();
+//   auto closer = ch.close_guard();                  // defer close(ch)
+//
+// Ranging: C++20 has no `for (auto v : co_await ...)`; the loop above is
+// the nearest form (co_await ch.recv() gives std::optional<T>, empty once
+// the channel is closed and drained). goro::for_each (goro/for_each.hpp)
+// runs a callable per value.
 //
 // Semantics are Go's (see goro/detail/chan_core.hpp for the invariants and
 // the algorithm): an unbuffered channel hands each value from a sender
@@ -21,9 +28,18 @@
 // Awaiting: the awaiters returned by send()/recv()/recv_ok() must be
 // awaited in the expression that creates them (as `co_await ch.recv()`),
 // from a goroutine. T must be nothrow move constructible.
+//
+// Threads outside the runtime: try_send, try_recv, close, len and cap never
+// park, so any thread may call them, with or without a runtime running,
+// concurrently with goroutines using the same channel. Their critical
+// section is the channel's lock, which such a thread takes through its
+// spin lock (goro/detail/chan_lock.hpp: only worker threads can own its
+// bias), and a goroutine they wake is queued through the runtime's global
+// queue (refused, harmlessly, while the runtime is stopping).
 #ifndef GORO_CHAN_HPP_
 #define GORO_CHAN_HPP_
 
+#include <concepts>
 #include <coroutine>
 #include <cstddef>
 #include <optional>
@@ -37,13 +53,19 @@ namespace goro {
 
 template <class T>
 class Chan;
+template <class T>
+class CloseGuard;
 
 // What recv_ok() gives: Go's `v, ok := <-ch`. `ok` is false when the
 // channel is closed and drained; `value` is then T{} (Go's zero value).
+// Converts to `ok`, so `while (auto r = co_await ch.recv_ok())` loops
+// until the channel is closed and drained.
 template <class T>
 struct RecvResult {
   T value;
   bool ok;
+
+  explicit operator bool() const noexcept { return ok; }
 };
 
 // What try_recv() gives. `value` holds the received value, if any;
@@ -165,6 +187,19 @@ class RecvAwaiter {
     return false;  // keep the lock: await_suspend enqueues under it
   }
 
+  // `while (auto v = ch.recv())`, with the co_await forgotten, would test
+  // the awaiter itself. This conversion makes that a compile error that
+  // says what is missing, instead of "not contextually convertible to
+  // bool"; it is never instantiated by correct code.
+  template <class U>
+  requires std::same_as<U, bool>
+  explicit operator U() const noexcept {
+    static_assert(sizeof(U) == 0,
+                  "co_await it: `co_await ch.recv()` gives the value (std::optional<T>); "
+                  "ch.recv() alone is the awaiter, not the value");
+    return false;
+  }
+
   void await_suspend(std::coroutine_handle<> awaiting) {
     G* g = current_goroutine();
     if (g == nullptr) [[unlikely]] {
@@ -210,12 +245,17 @@ class ChanHandle {
   // The channel (nullptr for a nil channel); for goro's select.
   [[nodiscard]] ChanState<T>* state() const noexcept { return state_; }
 
-  // Go's len(ch): values in the buffer now (0 for nil; racy by nature).
+  // Go's len(ch): values in the buffer now (0 for unbuffered and nil). A
+  // snapshot, racy by nature as in Go: other goroutines and threads may
+  // change it before the caller looks; it is always within [0, cap()].
   [[nodiscard]] std::size_t len() const noexcept {
-    // Relaxed: a snapshot; it orders nothing.
+    // Relaxed is enough: the count is one atomic word, so the load gives
+    // a value some operation left there, and the caller orders nothing on
+    // it (a value it then receives is ordered by the channel's lock).
     return state_ == nullptr ? 0 : state_->count.load(std::memory_order_relaxed);
   }
-  // Go's cap(ch): the buffer capacity (0 for unbuffered and nil).
+  // Go's cap(ch): the buffer capacity (0 for unbuffered and nil). Fixed at
+  // make_chan, so never racy.
   [[nodiscard]] std::size_t cap() const noexcept { return state_ == nullptr ? 0 : state_->cap; }
   // True for a nil (default-constructed or moved-from) channel.
   [[nodiscard]] bool nil() const noexcept { return state_ == nullptr; }
@@ -255,7 +295,8 @@ class ChanHandle {
     if (old != nullptr) old->release();
   }
 
-  [[nodiscard]] SendAwaiter<T> send(T value) const noexcept {
+  [[nodiscard("co_await it: nothing is sent until the send is awaited")]] SendAwaiter<T> send(
+      T value) const noexcept {
     return SendAwaiter<T>(state_, std::move(value));
   }
 
@@ -279,10 +320,14 @@ class ChanHandle {
   }
 
  protected:
-  [[nodiscard]] RecvAwaiter<T, false> recv() const noexcept {
+  [[nodiscard(
+      "co_await it: nothing is received until the receive is awaited")]] RecvAwaiter<T, false>
+  recv() const noexcept {
     return RecvAwaiter<T, false>(state_);
   }
-  [[nodiscard]] RecvAwaiter<T, true> recv_ok() const noexcept {
+  [[nodiscard(
+      "co_await it: nothing is received until the receive is awaited")]] RecvAwaiter<T, true>
+  recv_ok() const noexcept {
     static_assert(std::is_default_constructible_v<T>,
                   "recv_ok() gives T{} for a closed channel; use recv() for this T");
     return RecvAwaiter<T, true>(state_);
@@ -303,6 +348,13 @@ class ChanHandle {
   void close() const {
     if (state_ == nullptr) throw ChannelClosed("close of nil channel");
     close_chan(state_);
+  }
+
+  [[nodiscard(
+      "the channel is closed when the guard is destroyed: keep it in a named local")]] CloseGuard<T>
+  close_guard() const {
+    if (state_ == nullptr) throw ChannelClosed("close of nil channel");
+    return CloseGuard<T>(state_);
   }
 
  private:
@@ -345,6 +397,12 @@ class Chan : public detail::ChanHandle<T> {
   // once the buffer is drained) and sender (they throw ChannelClosed).
   // Throws ChannelClosed if already closed or nil.
   using Base::close;
+  // close_guard(): Go's `defer close(ch)`, as a guard that closes the
+  // channel when it is destroyed (see CloseGuard). Throws ChannelClosed at
+  // once for a nil channel.
+  using Base::close_guard;
+  // len(), cap() (inherited): Go's len(ch) and cap(ch); len() is a racy
+  // snapshot, as in Go.
 
  private:
   template <class U>
@@ -353,7 +411,8 @@ class Chan : public detail::ChanHandle<T> {
 };
 
 // SendChan<T>: a send-only view (Go's `chan<- T`). Converts implicitly from
-// Chan<T>; has send, try_send, close, len, cap. Receiving does not compile.
+// Chan<T>; has send, try_send, close, close_guard, len, cap. Receiving does
+// not compile.
 template <class T>
 class SendChan : public detail::ChanHandle<T> {
   using Base = detail::ChanHandle<T>;
@@ -364,9 +423,10 @@ class SendChan : public detail::ChanHandle<T> {
   SendChan() noexcept = default;
   using Base::Base;  // implicit conversion from Chan<T>
 
-  using Base::close;     // as Chan<T>::close
-  using Base::send;      // as Chan<T>::send
-  using Base::try_send;  // as Chan<T>::try_send
+  using Base::close;        // as Chan<T>::close
+  using Base::close_guard;  // as Chan<T>::close_guard
+  using Base::send;         // as Chan<T>::send
+  using Base::try_send;     // as Chan<T>::try_send
 };
 
 // RecvChan<T>: a receive-only view (Go's `<-chan T`). Converts implicitly
@@ -385,6 +445,62 @@ class RecvChan : public detail::ChanHandle<T> {
   using Base::recv;      // as Chan<T>::recv
   using Base::recv_ok;   // as Chan<T>::recv_ok
   using Base::try_recv;  // as Chan<T>::try_recv
+};
+
+// CloseGuard<T>: closes its channel when destroyed, Go's `defer close(ch)`:
+//
+//   goro::Task<void> produce(goro::SendChan<int> out) {
+//     auto closer = out.close_guard();  // closed however produce ends
+//     for (int i = 0; i < 10; ++i) co_await out.send(may_throw(i));
+//   }
+//
+// Contract: made by close_guard() of a Chan or SendChan, it holds its own
+// reference to the channel, so the channel outlives it whatever happens to
+// the handle it came from. Its destructor closes the channel, waking every
+// waiter as close() does, when the scope ends by return, by co_return or
+// by an exception. Unlike Go's `defer close(ch)`, which panics when the
+// channel is already closed, a guard whose channel is already closed does
+// nothing: a body may close early on its success path and keep the guard
+// for its failure paths. Move-only; a moved-from guard does nothing.
+//
+// In a goroutine's frame the guard lives as long as the frame, so it also
+// closes when the runtime destroys the frame without resuming it: a
+// goroutine still parked when run() ends (or after goro::Deadlock) is
+// destroyed with its frame's destructors. There the close is what any
+// close does during shutdown: memory-safe (the guard's reference keeps the
+// channel), its wakeups are refused (the waiters' frames are destroyed by
+// the same shutdown), a thread outside the runtime polling with try_recv
+// sees the channel closed once drained, and a later run() finds it
+// closed. A goroutine destroyed unrun (go() during shutdown) never made
+// its guard, so nothing is closed for it.
+template <class T>
+class [[nodiscard(
+    "the channel is closed when the guard is destroyed: keep it in a named local")]] CloseGuard {
+ public:
+  CloseGuard(CloseGuard && other) noexcept : chan_(std::exchange(other.chan_, nullptr)) {}
+  CloseGuard(const CloseGuard&) = delete;
+  CloseGuard& operator=(const CloseGuard&) = delete;
+  CloseGuard& operator=(CloseGuard&&) = delete;
+  ~CloseGuard() {
+    if (chan_ == nullptr) return;
+    // Acquire: pairs with close's release store, as the lock-free checks
+    // do (chan_core.hpp); a stale "open" only sends us to close_chan,
+    // which decides under the lock.
+    if (!chan_->closed.load(std::memory_order_acquire)) {
+      try {
+        detail::close_chan(chan_);
+      } catch (const ChannelClosed&) {
+        // Another party closed it between the check and the lock.
+      }
+    }
+    chan_->release();
+  }
+
+ private:
+  friend class detail::ChanHandle<T>;
+  explicit CloseGuard(detail::ChanState<T> * chan) noexcept : chan_(chan) { chan_->add_ref(); }
+
+  detail::ChanState<T>* chan_;  // owns one reference; nullptr once moved from
 };
 
 // Go's make(chan T, capacity): a new channel, unbuffered when capacity is

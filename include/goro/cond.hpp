@@ -54,7 +54,7 @@ namespace goro {
 // thread. A Cond must not be destroyed while goroutines wait on it.
 class Cond {
  public:
-  class [[nodiscard]] WaitAwaiter {
+  class [[nodiscard("co_await it: nothing waits until the wait is awaited")]] WaitAwaiter {
    public:
     WaitAwaiter(Cond* cond, Mutex* mutex) noexcept : cond_(cond), mutex_(mutex), relock_(mutex) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
@@ -82,7 +82,10 @@ class Cond {
   Cond(const Cond&) = delete;
   Cond& operator=(const Cond&) = delete;
 
-  [[nodiscard]] WaitAwaiter wait(Mutex& mutex) noexcept { return WaitAwaiter(this, &mutex); }
+  [[nodiscard("co_await it: nothing waits until the wait is awaited")]] WaitAwaiter wait(
+      Mutex& mutex) noexcept {
+    return WaitAwaiter(this, &mutex);
+  }
   void signal() noexcept;
   void broadcast() noexcept;
 

@@ -10,6 +10,8 @@
 #include "goro/cond.hpp"
 #include "goro/config.hpp"
 #include "goro/context.hpp"
+#include "goro/defer.hpp"
+#include "goro/for_each.hpp"
 #include "goro/go.hpp"
 #include "goro/group.hpp"
 #include "goro/io.hpp"

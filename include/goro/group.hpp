@@ -142,7 +142,10 @@ class Group {
   // (and any added meanwhile) has returned, then cancels the group's
   // context and gives the first error, or rethrows the first exception.
   // Several goroutines may wait at once. Must be awaited in a goroutine.
-  [[nodiscard]] GroupWaitAwaiter wait() const noexcept { return GroupWaitAwaiter(state_); }
+  [[nodiscard("co_await it: nothing waits until the wait is awaited")]] GroupWaitAwaiter wait()
+      const noexcept {
+    return GroupWaitAwaiter(state_);
+  }
 
  private:
   explicit Group(detail::GroupState* state) noexcept : state_(state) {}

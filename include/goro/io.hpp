@@ -147,53 +147,57 @@ using StatusAwaiter = detail_io::OpAwaiter<absl::Status>;
 using EventsAwaiter = detail_io::OpAwaiter<absl::StatusOr<short>>;
 
 // read(2): up to `length` bytes into `buffer`; 0 at end of file.
-[[nodiscard]] SizeAwaiter read(int fd, void* buffer, std::size_t length,
-                               const IoOptions& options = {});
-[[nodiscard]] inline SizeAwaiter read(int fd, std::span<std::byte> buffer,
-                                      const IoOptions& options = {}) {
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] SizeAwaiter read(
+    int fd, void* buffer, std::size_t length, const IoOptions& options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] inline SizeAwaiter
+read(int fd, std::span<std::byte> buffer, const IoOptions& options = {}) {
   return read(fd, buffer.data(), buffer.size(), options);
 }
 
 // recv(2) with `flags` (MSG_PEEK, MSG_WAITALL...): as read, for sockets.
-[[nodiscard]] SizeAwaiter recv(int fd, void* buffer, std::size_t length, int flags = 0,
-                               const IoOptions& options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] SizeAwaiter recv(
+    int fd, void* buffer, std::size_t length, int flags = 0, const IoOptions& options = {});
 
 // write(2): writes some of the bytes (at least one unless it fails).
-[[nodiscard]] SizeAwaiter write_some(int fd, const void* data, std::size_t length,
-                                     const IoOptions& options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] SizeAwaiter
+write_some(int fd, const void* data, std::size_t length, const IoOptions& options = {});
 
 // send(2) with `flags` | MSG_NOSIGNAL: sends some of the bytes.
-[[nodiscard]] SizeAwaiter send_some(int fd, const void* data, std::size_t length, int flags = 0,
-                                    const IoOptions& options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] SizeAwaiter
+send_some(int fd, const void* data, std::size_t length, int flags = 0,
+          const IoOptions& options = {});
 
 // Writes all `length` bytes, looping over short writes. On failure the
 // status says why; how much was written before is not reported (use
 // write_some for that). `data` must stay valid until the task completes.
-[[nodiscard]] Task<absl::Status> write(int fd, const void* data, std::size_t length,
-                                       IoOptions options = {});
-[[nodiscard]] GORO_CORO_WRAPPER inline Task<absl::Status> write(int fd,
-                                                                std::span<const std::byte> data,
-                                                                IoOptions options = {}) {
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] Task<absl::Status>
+write(int fd, const void* data, std::size_t length, IoOptions options = {});
+[[nodiscard(
+    "co_await it: the operation does not start until it is "
+    "awaited")]] GORO_CORO_WRAPPER inline Task<absl::Status>
+write(int fd, std::span<const std::byte> data, IoOptions options = {}) {
   return write(fd, data.data(), data.size(), std::move(options));
 }
 
 // send(2) of all `length` bytes with `flags` | MSG_NOSIGNAL, looping.
-[[nodiscard]] Task<absl::Status> send(int fd, const void* data, std::size_t length, int flags = 0,
-                                      IoOptions options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] Task<absl::Status>
+send(int fd, const void* data, std::size_t length, int flags = 0, IoOptions options = {});
 
 // accept4(2) with SOCK_CLOEXEC: the new connection's fd. `address` and
 // `address_length` may be null, as for accept4.
-[[nodiscard]] FdAwaiter accept(int fd, sockaddr* address = nullptr,
-                               socklen_t* address_length = nullptr, const IoOptions& options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] FdAwaiter accept(
+    int fd, sockaddr* address = nullptr, socklen_t* address_length = nullptr,
+    const IoOptions& options = {});
 
 // connect(2), waiting for the connection to be established. `address` must
 // stay valid until the operation completes.
-[[nodiscard]] StatusAwaiter connect(int fd, const sockaddr* address, socklen_t address_length,
-                                    const IoOptions& options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] StatusAwaiter
+connect(int fd, const sockaddr* address, socklen_t address_length, const IoOptions& options = {});
 
 // Waits until fd is ready for `events` (POLLIN, POLLOUT, ...); returns the
 // ready events (POLLHUP and POLLERR are always reported).
-[[nodiscard]] EventsAwaiter poll(int fd, short events, const IoOptions& options = {});
+[[nodiscard("co_await it: the operation does not start until it is awaited")]] EventsAwaiter poll(
+    int fd, short events, const IoOptions& options = {});
 
 // Closes fd, first waking what is parked on it under epoll (see the top of
 // this header). Callable from any thread.

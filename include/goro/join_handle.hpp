@@ -45,7 +45,8 @@ JoinHandle<T> spawn(Task<T> task);
 //    exception yourself.
 //  * Awaiting an empty handle throws std::logic_error.
 template <class T>
-class [[nodiscard]] JoinHandle {
+class [[nodiscard(
+    "co_await it for the result; dropping it detaches the goroutine, as go() does")]] JoinHandle {
  public:
   JoinHandle() noexcept = default;
   JoinHandle(JoinHandle&& other) noexcept : g_(std::exchange(other.g_, nullptr)) {}

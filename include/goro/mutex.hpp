@@ -150,7 +150,9 @@ struct CallUnlock {
 // An RAII owner of one lock of M, released with Release (see LockGuard and
 // ReadLockGuard).
 template <class M, class Release>
-class [[nodiscard]] BasicLockGuard {
+class [[nodiscard(
+    "the mutex is unlocked when the guard is destroyed: keep it in a named "
+    "local")]] BasicLockGuard {
  public:
   // Adopts a lock the caller holds.
   explicit BasicLockGuard(M& m) noexcept : m_(&m) {}
@@ -196,7 +198,8 @@ using LockGuard = detail::BasicLockGuard<M, detail::CallUnlock>;
 class Mutex {
  public:
   // co_await mu.lock(): parks until the goroutine owns the mutex.
-  class [[nodiscard]] LockAwaiter {
+  class [[nodiscard(
+      "co_await it: the mutex is not locked until the lock is awaited")]] LockAwaiter {
    public:
     explicit LockAwaiter(Mutex* m) noexcept : waiter_(m), mutex_(m) {}
     bool await_ready() noexcept { return mutex_->try_lock_fast(); }
@@ -213,7 +216,9 @@ class Mutex {
   };
 
   // co_await mu.scoped_lock(): as lock(), then returns the guard.
-  class [[nodiscard]] ScopedLockAwaiter : public LockAwaiter {
+  class [[nodiscard(
+      "co_await it: the mutex is not locked until the lock is awaited")]] ScopedLockAwaiter
+      : public LockAwaiter {
    public:
     using LockAwaiter::LockAwaiter;
     LockGuard<Mutex> await_resume() noexcept {
@@ -226,8 +231,14 @@ class Mutex {
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  [[nodiscard]] LockAwaiter lock() noexcept { return LockAwaiter(this); }
-  [[nodiscard]] ScopedLockAwaiter scoped_lock() noexcept { return ScopedLockAwaiter(this); }
+  [[nodiscard("co_await it: the mutex is not locked until the lock is awaited")]] LockAwaiter
+  lock() noexcept {
+    return LockAwaiter(this);
+  }
+  [[nodiscard("co_await it: the mutex is not locked until the lock is awaited")]] ScopedLockAwaiter
+  scoped_lock() noexcept {
+    return ScopedLockAwaiter(this);
+  }
 
   // Takes the mutex if that needs no waiting (Go's TryLock: never in
   // starvation mode, where it belongs to the waiters). Returns whether.

@@ -59,7 +59,8 @@ namespace goro {
 class Once {
  public:
   template <class F>
-  class [[nodiscard]] CallAwaiter {
+  class [[nodiscard(
+      "co_await it: the function does not run until the call is awaited")]] CallAwaiter {
    public:
     CallAwaiter(Once* once, F fn) : once_(once), fn_(std::move(fn)) {}
     bool await_ready() const noexcept { return once_->done(); }
@@ -99,7 +100,9 @@ class Once {
   Once& operator=(const Once&) = delete;
 
   template <class F>
-  [[nodiscard]] CallAwaiter<std::decay_t<F>> call(F&& fn) {
+  [[nodiscard("co_await it: the function does not run until the call is awaited")]] CallAwaiter<
+      std::decay_t<F>>
+  call(F&& fn) {
     return CallAwaiter<std::decay_t<F>>(this, std::forward<F>(fn));
   }
 

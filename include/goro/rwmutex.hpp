@@ -101,7 +101,8 @@ using ReadLockGuard = detail::BasicLockGuard<RWMutex, detail::CallRUnlock>;
 class RWMutex {
  public:
   // co_await rw.lock(): the write lock (Go's Lock), steps in the file comment.
-  class [[nodiscard]] LockAwaiter {
+  class [[nodiscard(
+      "co_await it: the mutex is not locked until the lock is awaited")]] LockAwaiter {
    public:
     explicit LockAwaiter(RWMutex* rw) noexcept : rw_(rw), mutex_waiter_(&rw->w_) {}
     LockAwaiter(const LockAwaiter&) = delete;
@@ -133,7 +134,9 @@ class RWMutex {
     std::coroutine_handle<> awaiting_;
     bool have_w_ = false;
   };
-  class [[nodiscard]] ScopedLockAwaiter : public LockAwaiter {
+  class [[nodiscard(
+      "co_await it: the mutex is not locked until the lock is awaited")]] ScopedLockAwaiter
+      : public LockAwaiter {
    public:
     using LockAwaiter::LockAwaiter;
     LockGuard<RWMutex> await_resume() noexcept {
@@ -143,7 +146,8 @@ class RWMutex {
   };
 
   // co_await rw.rlock(): a read lock (Go's RLock).
-  class [[nodiscard]] RLockAwaiter {
+  class [[nodiscard(
+      "co_await it: the read lock is not taken until the rlock is awaited")]] RLockAwaiter {
    public:
     explicit RLockAwaiter(RWMutex* rw) noexcept : rw_(rw) {}
     RLockAwaiter(const RLockAwaiter&) = delete;
@@ -177,7 +181,9 @@ class RWMutex {
    private:
     detail::SyncWaiter waiter_;
   };
-  class [[nodiscard]] ScopedRLockAwaiter : public RLockAwaiter {
+  class [[nodiscard(
+      "co_await it: the read lock is not taken until the rlock is awaited")]] ScopedRLockAwaiter
+      : public RLockAwaiter {
    public:
     using RLockAwaiter::RLockAwaiter;
     ReadLockGuard await_resume() noexcept {
@@ -190,10 +196,23 @@ class RWMutex {
   RWMutex(const RWMutex&) = delete;
   RWMutex& operator=(const RWMutex&) = delete;
 
-  [[nodiscard]] LockAwaiter lock() noexcept { return LockAwaiter(this); }
-  [[nodiscard]] ScopedLockAwaiter scoped_lock() noexcept { return ScopedLockAwaiter(this); }
-  [[nodiscard]] RLockAwaiter rlock() noexcept { return RLockAwaiter(this); }
-  [[nodiscard]] ScopedRLockAwaiter scoped_rlock() noexcept { return ScopedRLockAwaiter(this); }
+  [[nodiscard("co_await it: the mutex is not locked until the lock is awaited")]] LockAwaiter
+  lock() noexcept {
+    return LockAwaiter(this);
+  }
+  [[nodiscard("co_await it: the mutex is not locked until the lock is awaited")]] ScopedLockAwaiter
+  scoped_lock() noexcept {
+    return ScopedLockAwaiter(this);
+  }
+  [[nodiscard("co_await it: the read lock is not taken until the rlock is awaited")]] RLockAwaiter
+  rlock() noexcept {
+    return RLockAwaiter(this);
+  }
+  [[nodiscard(
+      "co_await it: the read lock is not taken until the rlock is awaited")]] ScopedRLockAwaiter
+  scoped_rlock() noexcept {
+    return ScopedRLockAwaiter(this);
+  }
 
   // Take the lock if that needs no waiting; return whether (Go's TryLock /
   // TryRLock).

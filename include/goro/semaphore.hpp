@@ -112,7 +112,8 @@ namespace goro {
 // std::invalid_argument.
 class Semaphore {
  public:
-  class [[nodiscard]] AcquireAwaiter {
+  class [[nodiscard(
+      "co_await it: nothing is acquired until the acquire is awaited")]] AcquireAwaiter {
    public:
     AcquireAwaiter(Semaphore* sem, std::int64_t n) noexcept : sem_(sem) { waiter_.weight = n; }
     AcquireAwaiter(const AcquireAwaiter&) = delete;
@@ -181,7 +182,8 @@ class Semaphore {
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
 
-  [[nodiscard]] AcquireAwaiter acquire(std::int64_t n = 1) noexcept {
+  [[nodiscard("co_await it: nothing is acquired until the acquire is awaited")]] AcquireAwaiter
+  acquire(std::int64_t n = 1) noexcept {
     return AcquireAwaiter(this, n);
   }
   [[nodiscard]] ContextAcquireAwaiter acquire(std::int64_t n, const Context& ctx) {

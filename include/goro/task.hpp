@@ -318,7 +318,8 @@ class TaskPromise<void> final : public TaskPromiseBase {
 //    a message (goro/detail/frame_allocator.hpp, Frame layout check). Name
 //    the awaited value: `const bool ok = co_await f(); if (!ok) ...`.
 template <class T>
-class [[nodiscard]] GORO_CORO_TASK_ATTRIBUTES Task {
+class [[nodiscard(
+    "co_await it or pass it to go(): it runs nothing until then")]] GORO_CORO_TASK_ATTRIBUTES Task {
   static_assert(!std::is_reference_v<T>, "goro::Task<T&> is not supported; use a pointer");
 
  public:

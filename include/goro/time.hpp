@@ -98,7 +98,8 @@ inline void send_fire_time(ChanState<Clock::time_point>* chan) noexcept {
 // non-positive d returns at once without yielding. A d too long to add to
 // now (near nanoseconds::max()) never ends: the deadline saturates at
 // "never" instead of overflowing. Must be awaited in a goroutine.
-[[nodiscard]] inline detail::SleepAwaiter sleep(std::chrono::nanoseconds d) noexcept {
+[[nodiscard("co_await it: nothing sleeps until the sleep is awaited")]] inline detail::SleepAwaiter
+sleep(std::chrono::nanoseconds d) noexcept {
   return detail::SleepAwaiter(detail::deadline_after(detail::monotonic_now_ns(), d.count()),
                               /*parks=*/d.count() > 0);
 }
@@ -107,7 +108,8 @@ inline void send_fire_time(ChanState<Clock::time_point>* chan) noexcept {
 // If `t` is still ahead when sleep_until is called, the await parks (as a
 // positive sleep); if it has passed already, the await returns at once.
 // Time points beyond the latest deadline (time_point::max()) never end.
-[[nodiscard]] inline detail::SleepAwaiter sleep_until(Clock::time_point t) noexcept {
+[[nodiscard("co_await it: nothing sleeps until the sleep is awaited")]] inline detail::SleepAwaiter
+sleep_until(Clock::time_point t) noexcept {
   const std::int64_t when = std::min(detail::to_ns(t), detail::kLatestDeadline);
   return detail::SleepAwaiter(when, /*parks=*/when > detail::monotonic_now_ns());
 }
@@ -118,11 +120,15 @@ inline void send_fire_time(ChanState<Clock::time_point>* chan) noexcept {
 // parks (gives the P up at least once), even if `d` has passed by the time
 // the task is awaited. Must be awaited from a goroutine. Takes the context
 // by value: the task keeps it alive.
-[[nodiscard]] GORO_CORO_WRAPPER Task<absl::Status> sleep(std::chrono::nanoseconds d, Context ctx);
+[[nodiscard(
+    "co_await it: nothing sleeps until the sleep is awaited")]] GORO_CORO_WRAPPER Task<absl::Status>
+sleep(std::chrono::nanoseconds d, Context ctx);
 
 // `co_await goro::sleep_until(t, ctx)`: as sleep(d, ctx), until `t`; parks
 // if `t` was still ahead when sleep_until was called.
-[[nodiscard]] GORO_CORO_WRAPPER Task<absl::Status> sleep_until(Clock::time_point t, Context ctx);
+[[nodiscard(
+    "co_await it: nothing sleeps until the sleep is awaited")]] GORO_CORO_WRAPPER Task<absl::Status>
+sleep_until(Clock::time_point t, Context ctx);
 
 namespace detail {
 
@@ -198,7 +204,8 @@ class AfterChan : public RecvChan<Clock::time_point> {
  public:
   AfterChan() noexcept = default;
 
-  [[nodiscard]] detail::TimeRecvAwaiter operator co_await() const noexcept {
+  [[nodiscard("co_await it: nothing is received until it is awaited")]] detail::TimeRecvAwaiter
+  operator co_await() const noexcept {
     return detail::TimeRecvAwaiter(state());
   }
 
@@ -220,7 +227,9 @@ class AfterChan : public RecvChan<Clock::time_point> {
 // With d <= 0 the value is in the channel at once (no timer); otherwise it
 // must be called from a goroutine (std::logic_error otherwise, as sleep).
 // Handles must not outlive the runtime that armed the timer.
-[[nodiscard]] inline AfterChan after(std::chrono::nanoseconds d) {
+[[nodiscard(
+    "co_await it or receive from it: dropping the channel drops its timer")]] inline AfterChan
+after(std::chrono::nanoseconds d) {
   Chan<Clock::time_point> chan = make_chan<Clock::time_point>(1);
   if (d.count() <= 0) {
     chan.try_send(Clock::now());

@@ -5,6 +5,7 @@
 //   goro::WaitGroup wg;
 //   for (int i = 0; i < n; ++i) { wg.add(1); goro::go(work(i, wg)); }  // work calls wg.done()
 //   for (int i = 0; i < n; ++i) wg.go(job, i);  // Go 1.25's wg.Go: add(1), done() at the end
+//   auto done = wg.done_guard();  // in a goroutine body: Go's `defer wg.Done()`
 //   co_await wg.wait();          // in a goroutine
 //   wg.wait_blocking();          // on a thread outside the runtime
 //
@@ -50,6 +51,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "goro/detail/goroutine.hpp"
 #include "goro/detail/invoke_task.hpp"
 #include "goro/detail/sync_waiter.hpp"
 #include "goro/go.hpp"
@@ -74,8 +76,30 @@ Task<void> invoke_then_done(WaitGroup* wg, BoundCall<F, Args...> call);
 // add/done may be called from any thread.
 class WaitGroup {
  public:
+  // What done_guard() gives: calls done() once when destroyed (below).
+  class [[nodiscard(
+      "done() runs when the guard is destroyed: keep it in a named local")]] DoneGuard {
+   public:
+    DoneGuard(const DoneGuard&) = delete;
+    DoneGuard& operator=(const DoneGuard&) = delete;
+    ~DoneGuard() {
+      // Made on a goroutine but destroyed where none runs: the runtime is
+      // destroying the goroutine's frame at shutdown (see done_guard()).
+      if (made_on_goroutine_ && detail::current_goroutine() == nullptr) return;
+      wg_->done();
+    }
+
+   private:
+    friend class WaitGroup;
+    explicit DoneGuard(WaitGroup * wg) noexcept
+        : wg_(wg), made_on_goroutine_(detail::current_goroutine() != nullptr) {}
+
+    WaitGroup* wg_;
+    bool made_on_goroutine_;
+  };
+
   // co_await wg.wait().
-  class [[nodiscard]] WaitAwaiter {
+  class [[nodiscard("co_await it: nothing waits until the wait is awaited")]] WaitAwaiter {
    public:
     explicit WaitAwaiter(WaitGroup* wg) noexcept : wg_(wg) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
@@ -106,6 +130,37 @@ class WaitGroup {
 
   void add(std::int32_t delta);
   void done() { add(-1); }
+
+  // Go's `defer wg.Done()`: a guard that calls done() once, when it is
+  // destroyed: when its scope ends by return, co_return or an exception.
+  // It does not add(1): as with done(), the caller added first.
+  //
+  //   goro::Task<void> worker(goro::WaitGroup& wg, int job) {
+  //     auto done = wg.done_guard();
+  //     co_await process(job);  // may throw: done() is called all the same
+  //   }
+  //
+  //  * A goroutine that the runtime destroys without resuming it (still
+  //    parked when run() ends, or after goro::Deadlock) does not call
+  //    done(): the guard, made on a goroutine, does nothing when it is
+  //    destroyed where no goroutine runs, which is exactly that case (a
+  //    goroutine's own scopes end while it runs). By then the WaitGroup
+  //    may be gone (main's frame ends before the shutdown destroys the
+  //    others), and every goroutine that could wait is being destroyed;
+  //    Go likewise runs no deferred call of the goroutines left at exit.
+  //    WaitGroup::go behaves the same. A thread outside the runtime that
+  //    waits with wait_blocking() across run()'s end therefore waits for
+  //    good on a goroutine destroyed that way.
+  //  * A guard made outside any goroutine (a thread of its own, a
+  //    goro::blocking call) always calls done().
+  //  * A counter that goes negative throws from done() (see add); thrown
+  //    from the guard's destructor that ends the program (std::terminate),
+  //    as Go's "negative WaitGroup counter" panic does when not recovered.
+  //  * Not movable: the guard belongs to the scope that made it.
+  [[nodiscard("done() runs when the guard is destroyed: keep it in a named local")]] DoneGuard
+  done_guard() noexcept {
+    return DoneGuard(this);
+  }
 
   // Go 1.25's wg.Go: add(1), then start `f(args...)` as a new goroutine
   // (goro::go(f, args...): f returns Task<void>; f and the arguments are
@@ -138,7 +193,10 @@ class WaitGroup {
     }
   }
 
-  [[nodiscard]] WaitAwaiter wait() noexcept { return WaitAwaiter(this); }
+  [[nodiscard("co_await it: nothing waits until the wait is awaited")]] WaitAwaiter
+  wait() noexcept {
+    return WaitAwaiter(this);
+  }
   // Blocks the calling OS thread until the counter is 0. For threads
   // outside the runtime (or inside goro::blocking); throws std::logic_error
   // on a goroutine, whose worker thread must not block.

@@ -18,14 +18,17 @@ namespace goro {
 // instead (as Gosched always does), so that work waiting there gets its
 // turn. Must be awaited from inside a goroutine (std::logic_error
 // otherwise).
-class [[nodiscard]] YieldAwaiter {
- public:
-  bool await_ready() const noexcept { return false; }
+class [[nodiscard("co_await it: nothing yields until it is awaited")]]
+YieldAwaiter{public : bool await_ready() const noexcept {return false;
+}  // namespace goro
   void await_suspend(std::coroutine_handle<> awaiting) const { detail::yield_suspend(awaiting); }
   void await_resume() const noexcept {}
 };
 
-[[nodiscard]] inline YieldAwaiter yield() noexcept { return {}; }
+[[nodiscard("co_await it: nothing yields until it is awaited")]] inline YieldAwaiter
+yield() noexcept {
+  return {};
+}
 
 }  // namespace goro
 
