@@ -1,0 +1,16 @@
+// goro/net.hpp
+//
+// Includes the whole of goro::net, Go's net package on goro's netpoller:
+// addresses and name resolution (net/address.hpp), errors (net/error.hpp),
+// connections (net/conn.hpp), listeners (net/listener.hpp) and dialing
+// (net/dial.hpp). Link with goro::net.
+#ifndef GORO_NET_HPP_
+#define GORO_NET_HPP_
+
+#include "goro/net/address.hpp"
+#include "goro/net/conn.hpp"
+#include "goro/net/dial.hpp"
+#include "goro/net/error.hpp"
+#include "goro/net/listener.hpp"
+
+#endif  // GORO_NET_HPP_
