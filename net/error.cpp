@@ -92,7 +92,7 @@ namespace internal {
 
 absl::Status errno_error(int error, std::string_view context) {
   absl::Status status = absl::ErrnoToStatus(error, std::string(context));
-  status.SetPayload(kErrnoPayload, absl::Cord(std::to_string(error)));
+  status.SetPayload(kErrnoPayload, absl::Cord(absl::string_view(std::to_string(error))));
   return status;
 }
 
@@ -104,7 +104,7 @@ absl::Status annotate(const absl::Status& status, std::string_view prefix) {
   });
   if (!errno_payload(annotated)) {
     if (auto error = errno_from_message(status)) {
-      annotated.SetPayload(kErrnoPayload, absl::Cord(std::to_string(*error)));
+      annotated.SetPayload(kErrnoPayload, absl::Cord(absl::string_view(std::to_string(*error))));
     }
   }
   return annotated;
