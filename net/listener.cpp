@@ -11,9 +11,10 @@
 //   3. socket, SO_REUSEADDR (and SO_REUSEPORT when asked), bind, listen.
 //   4. getsockname gives addr(), with the port the kernel chose.
 //   5. Unix: bind; on EADDRINUSE with remove_stale, a blocking connect to
-//      the path tells whether anyone accepts there (loopback: answered at
-//      once); refused means stale, so unlink and bind again. The path is
-//      removed again by close.
+//      the path tells whether anyone listens there (answered at once by
+//      the local kernel); refused means stale, so unlink and bind again.
+//      The path is removed again by close.
+// Steps 1-5 (open_bound_socket) serve listen_packet too, without listen(2).
 // accept is NetFd::run of goro::io::accept (so close and deadlines wake it,
 // net_fd.hpp); ECONNABORTED (a connection reset while it was queued) goes
 // round again; a new TCP connection gets TCP_NODELAY and keep-alive.
@@ -50,7 +51,8 @@ struct Accept {
   }
 };
 
-// A socket bound to `address` and listening; the fd, or why not.
+// A socket bound to `address` (and listening, for a stream socket); the
+// fd, or why not.
 absl::StatusOr<int> bind_and_listen(const Addr& address, int type, const ListenOptions& options,
                                     std::optional<bool> v6_only, const std::string& context) {
   auto fd = internal::make_socket(address.family(), type, /*nonblocking=*/false, context);
@@ -86,8 +88,8 @@ absl::StatusOr<int> bind_and_listen(const Addr& address, int type, const ListenO
 }
 
 // Whether a Unix socket file at `address` has nobody accepting on it.
-bool unix_socket_is_stale(const Addr& address) {
-  const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+bool unix_socket_is_stale(const Addr& address, int type) {
+  const int probe = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
   if (probe < 0) return false;
   const bool refused = ::connect(probe, address.sockaddr_pointer(), address.length()) != 0 &&
                        errno == ECONNREFUSED;
@@ -155,28 +157,31 @@ GORO_CORO_WRAPPER Task<absl::StatusOr<Conn>> Listener::accept(Context ctx) {
   return accept_on(socket_, std::move(ctx));
 }
 
-Task<absl::StatusOr<Listener>> listen(std::string network, std::string address,
-                                      ListenOptions options) {
-  const std::string context = "listen " + network + " " + address;
-  auto parsed = internal::parse_network(network);
+namespace internal {
+
+Task<absl::StatusOr<BoundSocket>> open_bound_socket(std::string network, std::string address,
+                                                    ListenOptions options, int type,
+                                                    std::string context) {
+  auto parsed = parse_network(network);
   if (!parsed.ok()) co_return parsed.status();
-  if (parsed->type != SOCK_STREAM) {
-    co_return absl::InvalidArgumentError(context + ": not a stream network");
+  if (parsed->type != type) {
+    co_return absl::InvalidArgumentError(context + (type == SOCK_STREAM
+                                                        ? ": not a stream network"
+                                                        : ": not a datagram network"));
   }
 
   if (!parsed->is_ip()) {
     auto unix_address = Addr::unix_socket(address);
     if (!unix_address.ok()) co_return unix_address.status();
     const bool abstract = address.front() == '@';
-    auto fd = bind_and_listen(*unix_address, SOCK_STREAM, options, std::nullopt, context);
+    auto fd = bind_and_listen(*unix_address, type, options, std::nullopt, context);
     if (!fd.ok() && !abstract && options.remove_stale && errno_of(fd.status()) == EADDRINUSE &&
-        unix_socket_is_stale(*unix_address)) {
+        unix_socket_is_stale(*unix_address, type)) {
       ::unlink(address.c_str());
-      fd = bind_and_listen(*unix_address, SOCK_STREAM, options, std::nullopt, context);
+      fd = bind_and_listen(*unix_address, type, options, std::nullopt, context);
     }
     if (!fd.ok()) co_return fd.status();
-    co_return Listener(std::make_shared<NetFd>(*fd), *unix_address,
-                       abstract ? std::string() : address);
+    co_return BoundSocket{*fd, *unix_address, abstract ? std::string() : address};
   }
 
   auto host_port = split_host_port(address);
@@ -199,7 +204,7 @@ Task<absl::StatusOr<Listener>> listen(std::string network, std::string address,
     }
   } else {
     auto addresses = co_await resolve(network, address);
-    if (!addresses.ok()) co_return internal::annotate(addresses.status(), context);
+    if (!addresses.ok()) co_return annotate(addresses.status(), context);
     chosen = addresses->front();
     if (parsed->family == AF_UNSPEC) {
       for (const Addr& candidate : *addresses) {
@@ -212,15 +217,27 @@ Task<absl::StatusOr<Listener>> listen(std::string network, std::string address,
     if (chosen.family() == AF_INET6) v6_only = true;  // a specific address: that family
   }
 
-  auto fd = bind_and_listen(chosen, SOCK_STREAM, options, v6_only, context);
+  auto fd = bind_and_listen(chosen, type, options, v6_only, context);
   if (!fd.ok() && chosen.family() == AF_INET6 && !v6_only.value_or(true) &&
       errno_of(fd.status()) == EAFNOSUPPORT) {
-    // No IPv6 in this kernel: ":port" on "tcp" means IPv4.
+    // No IPv6 in this kernel: ":port" on "tcp" or "udp" means IPv4.
     chosen = *Addr::parse_ip_port(join_host_port("0.0.0.0", host_port->port));
-    fd = bind_and_listen(chosen, SOCK_STREAM, options, std::nullopt, context);
+    fd = bind_and_listen(chosen, type, options, std::nullopt, context);
   }
   if (!fd.ok()) co_return fd.status();
-  co_return Listener(std::make_shared<NetFd>(*fd), internal::local_address(*fd), std::string());
+  co_return BoundSocket{*fd, local_address(*fd), std::string()};
+}
+
+}  // namespace internal
+
+Task<absl::StatusOr<Listener>> listen(std::string network, std::string address,
+                                      ListenOptions options) {
+  std::string context = "listen " + network + " " + address;
+  auto bound = co_await internal::open_bound_socket(std::move(network), std::move(address),
+                                                    options, SOCK_STREAM, std::move(context));
+  if (!bound.ok()) co_return bound.status();
+  co_return Listener(std::make_shared<NetFd>(bound->fd), bound->address,
+                     std::move(bound->unlink_path));
 }
 
 }  // namespace goro::net

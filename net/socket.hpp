@@ -4,11 +4,14 @@
 #ifndef GORO_NET_SOCKET_HPP_
 #define GORO_NET_SOCKET_HPP_
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "goro/net/address.hpp"
+#include "goro/net/listener.hpp"
+#include "goro/task.hpp"
 
 namespace goro::net::internal {
 
@@ -43,6 +46,20 @@ struct Network {
 // Keep-alive on with `idle_seconds` of idleness before the first probe and
 // between probes (Go's 15 s default), or off for a value <= 0.
 [[nodiscard]] absl::Status set_keepalive(int fd, int idle_seconds);
+
+// A bound socket (listening, for SOCK_STREAM) and what its owner keeps.
+struct BoundSocket {
+  int fd = -1;
+  Addr address;             // as getsockname reports it (the chosen port)
+  std::string unlink_path;  // a Unix path socket's file, removed on close
+};
+
+// Steps 1-5 of net/listener.cpp: parse, resolve, choose the address,
+// socket, options, bind, and listen for `type` SOCK_STREAM.
+[[nodiscard]] Task<absl::StatusOr<BoundSocket>> open_bound_socket(std::string network,
+                                                                  std::string address,
+                                                                  ListenOptions options, int type,
+                                                                  std::string context);
 
 }  // namespace goro::net::internal
 

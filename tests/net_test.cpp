@@ -3,7 +3,7 @@
 // loopback (IPv4, IPv6, Unix), echo of random sizes byte for byte,
 // refused and timed-out dials, deadlines (also changed while an operation
 // is parked), close and destruction while operations are parked, peer
-// reset, half-close.
+// reset, half-close; UDP and unixgram datagrams.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -785,6 +785,79 @@ TEST(NetUnix, DialToAMissingPathFails) {
     if (conn.ok() || net::errno_of(conn.status()) != ENOENT) co_return describe(conn.status());
     co_return "";
   });
+}
+
+// --- Datagram sockets ------------------------------------------------------
+
+Task<Verdict> udp_round_trip() {
+  auto a = co_await net::listen_packet("udp", "127.0.0.1:0");
+  auto b = co_await net::listen_packet("udp4", "127.0.0.1:0");
+  if (!a.ok() || !b.ok()) co_return "listen_packet";
+  if (a->local_addr().port() == 0) co_return "port 0 reported";
+  if (!(co_await a->send_to("hello", 5, b->local_addr())).ok()) co_return "send_to";
+  char buffer[16];
+  auto got = co_await b->recv_from(buffer, sizeof buffer);
+  if (!got.ok()) co_return describe(got.status());
+  if (got->size != 5 || std::memcmp(buffer, "hello", 5) != 0) co_return "payload";
+  if (got->from != a->local_addr()) co_return "from " + got->from.to_string();
+  // Reply to the sender; a datagram longer than the buffer is truncated.
+  if (!(co_await b->send_to("0123456789", 10, got->from)).ok()) co_return "reply";
+  char small[4];
+  auto reply = co_await a->recv_from(small, sizeof small);
+  if (!reply.ok() || reply->size != 4 || !reply->truncated) co_return "truncation";
+  // An empty datagram is a datagram.
+  if (!(co_await a->send_to("", 0, b->local_addr())).ok()) co_return "empty send";
+  auto empty = co_await b->recv_from(buffer, sizeof buffer);
+  if (!empty.ok() || empty->size != 0) co_return "empty datagram";
+  co_return "";
+}
+
+TEST(NetPacket, UdpSendToAndRecvFromKeepDatagramsAndSenders) { run_verdict(udp_round_trip); }
+
+Task<Verdict> udp_deadline_and_close() {
+  auto socket = co_await net::listen_packet("udp", "127.0.0.1:0");
+  if (!socket.ok()) co_return describe(socket.status());
+  socket->set_read_deadline(Clock::now() + 30ms);
+  char buffer[8];
+  auto late = co_await socket->recv_from(buffer, sizeof buffer);
+  if (late.status().code() != absl::StatusCode::kDeadlineExceeded) {
+    co_return "deadline: " + describe(late.status());
+  }
+  socket->set_read_deadline(Clock::time_point::max());
+  auto receiver = spawn([](net::PacketConn* socket) -> Task<absl::Status> {
+    char buffer[8];
+    auto got = co_await socket->recv_from(buffer, sizeof buffer);
+    co_return got.status();
+  }, &*socket);
+  co_await sleep(20ms);  // lets the receive park first (either order gives the same verdict)
+  (void)socket->close();
+  const absl::Status received = co_await receiver;
+  if (!net::is_closed(received)) co_return "close: " + describe(received);
+  co_return "";
+}
+
+TEST(NetPacket, RecvFromHonoursDeadlinesAndWakesOnClose) { run_verdict(udp_deadline_and_close); }
+
+Task<Verdict> unixgram(std::string server_name, std::string client_name) {
+  auto server = co_await net::listen_packet("unixgram", server_name);
+  auto client = co_await net::listen_packet("unixgram", client_name);
+  if (!server.ok()) co_return describe(server.status());
+  if (!client.ok()) co_return describe(client.status());
+  if (!(co_await client->send_to("dgram", 5, server->local_addr())).ok()) co_return "send";
+  char buffer[8];
+  auto got = co_await server->recv_from(buffer, sizeof buffer);
+  if (!got.ok() || got->size != 5) co_return "recv";
+  if (got->from.to_string() != client_name) co_return "from " + got->from.to_string();
+  co_return "";
+}
+
+TEST(NetPacket, UnixgramPathsAndAbstractNames) {
+  test::Watchdog watchdog("unixgram", std::chrono::seconds(120));
+  const std::string server = unique_unix_path("dgram-server");
+  const std::string client = unique_unix_path("dgram-client");
+  EXPECT_EQ(run(unixgram(server, client), test::with_procs(2)), "");
+  EXPECT_NE(::access(server.c_str(), F_OK), 0) << "socket file left behind";
+  EXPECT_EQ(run(unixgram("@" + server, "@" + client), test::with_procs(2)), "");
 }
 
 }  // namespace

@@ -2,8 +2,9 @@
 //
 // Includes the whole of goro::net, Go's net package on goro's netpoller:
 // addresses and name resolution (net/address.hpp), errors (net/error.hpp),
-// connections (net/conn.hpp), listeners (net/listener.hpp) and dialing
-// (net/dial.hpp). Link with goro::net.
+// connections (net/conn.hpp), listeners (net/listener.hpp), dialing
+// (net/dial.hpp) and datagram sockets (net/packet_conn.hpp). Link with
+// goro::net.
 #ifndef GORO_NET_HPP_
 #define GORO_NET_HPP_
 
@@ -12,5 +13,6 @@
 #include "goro/net/dial.hpp"
 #include "goro/net/error.hpp"
 #include "goro/net/listener.hpp"
+#include "goro/net/packet_conn.hpp"
 
 #endif  // GORO_NET_HPP_
