@@ -53,6 +53,4 @@ goro::Task<int> serve(std::string address) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  return goro::run(serve(argc > 1 ? argv[1] : "127.0.0.1:9101"));
-}
+int main(int argc, char** argv) { return goro::run(serve(argc > 1 ? argv[1] : "127.0.0.1:9101")); }

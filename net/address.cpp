@@ -254,8 +254,7 @@ Task<absl::StatusOr<std::vector<Addr>>> resolve(std::string network, std::string
   }
   if (auto literal = Addr::from_ip(host_port->host, *port); literal.ok()) {
     if (!internal::family_fits(*parsed_network, literal->family())) {
-      co_return absl::InvalidArgumentError("address " + address + ": not an address of " +
-                                           network);
+      co_return absl::InvalidArgumentError("address " + address + ": not an address of " + network);
     }
     result.push_back(*literal);
     co_return result;

@@ -95,8 +95,8 @@ Task<absl::Status> read_full_on(std::shared_ptr<NetFd> socket, void* buffer, std
   co_return absl::OkStatus();
 }
 
-Task<absl::Status> writev_on(std::shared_ptr<NetFd> socket,
-                             absl::InlinedVector<iovec, 8> buffers, Context ctx) {
+Task<absl::Status> writev_on(std::shared_ptr<NetFd> socket, absl::InlinedVector<iovec, 8> buffers,
+                             Context ctx) {
   if (socket == nullptr) co_return closed_error("write");
   std::size_t first = 0;  // the first buffer with bytes left
   auto skip_empty = [&] {
@@ -119,8 +119,8 @@ Task<absl::Status> writev_on(std::shared_ptr<NetFd> socket,
     if (!sent.ok()) co_return sent.status();
     std::size_t advance = *sent;
     if (advance == 0) {
-      auto ready = co_await NetFd::run(socket, Side::kWrite, "write", ctx, kNever,
-                                       PollFor{POLLOUT});
+      auto ready =
+          co_await NetFd::run(socket, Side::kWrite, "write", ctx, kNever, PollFor{POLLOUT});
       if (!ready.ok()) co_return ready.status();
       continue;  // POLLERR/POLLHUP: the next sendmsg reports the error
     }
@@ -158,16 +158,19 @@ Conn Conn::from_fd(int fd) { return Conn(std::make_shared<NetFd>(fd)); }
 GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> Conn::read(void* buffer, std::size_t length) {
   return read_on(socket_, buffer, length, Context());
 }
-GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> Conn::read(void* buffer, std::size_t length, Context ctx) {
+GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> Conn::read(void* buffer, std::size_t length,
+                                                               Context ctx) {
   return read_on(socket_, buffer, length, std::move(ctx));
 }
-GORO_CORO_WRAPPER Task<absl::Status> Conn::read_full(void* buffer, std::size_t length, Context ctx) {
+GORO_CORO_WRAPPER Task<absl::Status> Conn::read_full(void* buffer, std::size_t length,
+                                                     Context ctx) {
   return read_full_on(socket_, buffer, length, std::move(ctx));
 }
 GORO_CORO_WRAPPER Task<absl::Status> Conn::write(const void* data, std::size_t length) {
   return write_on(socket_, data, length, Context());
 }
-GORO_CORO_WRAPPER Task<absl::Status> Conn::write(const void* data, std::size_t length, Context ctx) {
+GORO_CORO_WRAPPER Task<absl::Status> Conn::write(const void* data, std::size_t length,
+                                                 Context ctx) {
   return write_on(socket_, data, length, std::move(ctx));
 }
 GORO_CORO_WRAPPER Task<absl::Status> Conn::writev(std::span<const iovec> buffers, Context ctx) {
@@ -223,17 +226,15 @@ absl::Status Conn::set_keepalive(std::chrono::seconds idle) {
 
 Addr Conn::local_addr() const {
   if (socket_ == nullptr) return Addr();
-  auto address = socket_->with_fd("local_addr", [](int fd) -> absl::StatusOr<Addr> {
-    return internal::local_address(fd);
-  });
+  auto address = socket_->with_fd(
+      "local_addr", [](int fd) -> absl::StatusOr<Addr> { return internal::local_address(fd); });
   return address.ok() ? *address : Addr();
 }
 
 Addr Conn::remote_addr() const {
   if (socket_ == nullptr) return Addr();
-  auto address = socket_->with_fd("remote_addr", [](int fd) -> absl::StatusOr<Addr> {
-    return internal::peer_address(fd);
-  });
+  auto address = socket_->with_fd(
+      "remote_addr", [](int fd) -> absl::StatusOr<Addr> { return internal::peer_address(fd); });
   return address.ok() ? *address : Addr();
 }
 

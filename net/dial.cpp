@@ -55,7 +55,7 @@ struct PollWritable {
 };
 
 Task<absl::StatusOr<Conn>> connect_one(Addr address, Clock::time_point deadline, Context ctx,
-                                        std::string context) {
+                                       std::string context) {
   auto fd = internal::make_socket(address.family(), SOCK_STREAM, /*nonblocking=*/true, context);
   if (!fd.ok()) co_return fd.status();
   auto socket = std::make_shared<NetFd>(*fd);

@@ -56,8 +56,8 @@ std::optional<int> errno_from_message(const absl::Status& status) {
 }  // namespace
 
 absl::Status closed_error(std::string_view operation) {
-  absl::Status status = absl::FailedPreconditionError(std::string(operation) +
-                                                      ": use of closed network connection");
+  absl::Status status =
+      absl::FailedPreconditionError(std::string(operation) + ": use of closed network connection");
   status.SetPayload(kClosedPayload, absl::Cord("1"));
   return status;
 }

@@ -72,8 +72,8 @@ absl::StatusOr<int> bind_and_listen(const Addr& address, int type, const ListenO
     }
   }
   if (v6_only) {
-    if (auto s = internal::set_int_option(*fd, IPPROTO_IPV6, IPV6_V6ONLY, *v6_only ? 1 : 0,
-                                          context);
+    if (auto s =
+            internal::set_int_option(*fd, IPPROTO_IPV6, IPV6_V6ONLY, *v6_only ? 1 : 0, context);
         !s.ok()) {
       return fail(s);
     }
@@ -91,8 +91,8 @@ absl::StatusOr<int> bind_and_listen(const Addr& address, int type, const ListenO
 bool unix_socket_is_stale(const Addr& address, int type) {
   const int probe = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
   if (probe < 0) return false;
-  const bool refused = ::connect(probe, address.sockaddr_pointer(), address.length()) != 0 &&
-                       errno == ECONNREFUSED;
+  const bool refused =
+      ::connect(probe, address.sockaddr_pointer(), address.length()) != 0 && errno == ECONNREFUSED;
   ::close(probe);
   return refused;
 }
@@ -165,9 +165,8 @@ Task<absl::StatusOr<BoundSocket>> open_bound_socket(std::string network, std::st
   auto parsed = parse_network(network);
   if (!parsed.ok()) co_return parsed.status();
   if (parsed->type != type) {
-    co_return absl::InvalidArgumentError(context + (type == SOCK_STREAM
-                                                        ? ": not a stream network"
-                                                        : ": not a datagram network"));
+    co_return absl::InvalidArgumentError(
+        context + (type == SOCK_STREAM ? ": not a stream network" : ": not a datagram network"));
   }
 
   if (!parsed->is_ip()) {
@@ -233,8 +232,8 @@ Task<absl::StatusOr<BoundSocket>> open_bound_socket(std::string network, std::st
 Task<absl::StatusOr<Listener>> listen(std::string network, std::string address,
                                       ListenOptions options) {
   std::string context = "listen " + network + " " + address;
-  auto bound = co_await internal::open_bound_socket(std::move(network), std::move(address),
-                                                    options, SOCK_STREAM, std::move(context));
+  auto bound = co_await internal::open_bound_socket(std::move(network), std::move(address), options,
+                                                    SOCK_STREAM, std::move(context));
   if (!bound.ok()) co_return bound.status();
   co_return Listener(std::make_shared<NetFd>(bound->fd), bound->address,
                      std::move(bound->unlink_path));

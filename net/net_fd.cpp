@@ -43,7 +43,7 @@ void NetFd::set_deadline(Side side, Clock::time_point deadline) {
     SideState& state = side_state(side);
     state.deadline = deadline;
     ++state.generation;
-    if (state.parked > 0 && !closed_) woken = std::exchange(state.interrupt, std::stop_source());
+    if (state.running > 0 && !closed_) woken = std::exchange(state.interrupt, std::stop_source());
   }
   woken.request_stop();
 }
@@ -53,7 +53,7 @@ absl::StatusOr<NetFd::Ticket> NetFd::begin(Side side, const char* operation) {
   if (closed_) return closed_error(operation);
   ++in_flight_;
   SideState& state = side_state(side);
-  ++state.parked;
+  ++state.running;
   return Ticket{state.deadline, state.generation, state.interrupt.get_token()};
 }
 
@@ -63,7 +63,7 @@ NetFd::Outcome NetFd::end(Side side, const Ticket& ticket) {
   {
     absl::MutexLock lock(&mutex_);
     SideState& state = side_state(side);
-    --state.parked;
+    --state.running;
     --in_flight_;
     if (closed_) {
       outcome = Outcome::kClosed;

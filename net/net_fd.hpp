@@ -15,8 +15,9 @@
 // between begin and end (each an io operation, or a plain system call such
 // as setsockopt); and per side (read, write) the deadline, a generation
 // counter bumped by every deadline change, the number of operations
-// parked on that side, and `interrupt`, a std::stop_source whose token
-// each of those operations passes to goro::io as its stop token.
+// running on that side (between begin and end), and `interrupt`, a
+// std::stop_source whose token each of those operations passes to goro::io
+// as its stop token.
 //
 // An operation (NetFd::run):
 //   1. begin: under the mutex, fail with closed_error if closed; else
@@ -36,11 +37,11 @@
 //      does one ended by its old deadline when the deadline was changed to
 //      a later one meanwhile.
 // A deadline change (set_deadline): under the mutex, store it and bump the
-// generation; if operations are parked on that side, swap in a fresh
-// interrupt source; after unlocking, request a stop on the old one. The
-// parked operations wake (goro::io cancels them on both pollers), see the
-// new generation and go round again. Operations that are not parked pay
-// nothing for a change.
+// generation; if operations are running on that side, swap in a fresh
+// interrupt source; after unlocking, request a stop on the old one. Those
+// operations wake (goro::io cancels them on both pollers; one not parked
+// yet sees the stop before it parks), see the new generation and go round
+// again. With none running, a change costs no allocation.
 // Close (C1-C3):
 //   C1. Under the mutex: fail with closed_error if already closed; set
 //       closed_, take both interrupt sources out; note whether nothing is
@@ -59,10 +60,10 @@
 // running operation, so a Conn destroyed while another goroutine is parked
 // on it is closed, wakes that goroutine, and is freed when it leaves.
 //
-// Invariants: in_flight_ >= parked(read) + parked(write); the fd is open
+// Invariants: in_flight_ >= running(read) + running(write); the fd is open
 // exactly while !closed_ || in_flight_ > 0 (or until the destructor runs,
 // for a NetFd never closed); an interrupt source is swapped only with
-// parked operations on its side.
+// operations running on its side.
 //
 // Costs: per operation, two uncontended mutex sections and a copy of a
 // stop_token (one atomic increment). A Context that can be cancelled adds
@@ -83,8 +84,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <string>
 #include <stop_token>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -153,14 +154,14 @@ class NetFd {
   template <class Start>
   static auto run(std::shared_ptr<NetFd> self, Side side, const char* operation, Context ctx,
                   Clock::time_point extra_deadline, Start start)
-      -> Task<std::decay_t<decltype(std::declval<decltype(start(0, io::IoOptions()))&>()
-                                        .await_resume())>>;
+      -> Task<std::decay_t<
+          decltype(std::declval<decltype(start(0, io::IoOptions()))&>().await_resume())>>;
 
  private:
   struct SideState {
     Clock::time_point deadline = Clock::time_point::max();
     std::uint64_t generation = 0;
-    int parked = 0;
+    int running = 0;  // operations between begin and end on this side
     std::stop_source interrupt;
   };
   struct Ticket {
@@ -204,12 +205,13 @@ struct RequestStop {
 template <class Start>
 auto NetFd::run(std::shared_ptr<NetFd> self, Side side, const char* operation, Context ctx,
                 Clock::time_point extra_deadline, Start start)
-    -> Task<std::decay_t<decltype(std::declval<decltype(start(0, io::IoOptions()))&>()
-                                      .await_resume())>> {
-  using Result = std::decay_t<decltype(std::declval<decltype(start(0, io::IoOptions()))&>()
-                                           .await_resume())>;
+    -> Task<std::decay_t<
+        decltype(std::declval<decltype(start(0, io::IoOptions()))&>().await_resume())>> {
+  using Result =
+      std::decay_t<decltype(std::declval<decltype(start(0, io::IoOptions()))&>().await_resume())>;
   Clock::time_point outer_deadline = extra_deadline;
-  if (auto context_deadline = ctx.deadline(); context_deadline && *context_deadline < outer_deadline) {
+  if (auto context_deadline = ctx.deadline();
+      context_deadline && *context_deadline < outer_deadline) {
     outer_deadline = *context_deadline;
   }
   const std::stop_token user_stop = ctx.stop_token();

@@ -78,8 +78,8 @@ Task<absl::StatusOr<Datagram>> recv_from_on(std::shared_ptr<NetFd> socket, void*
         }
         Datagram datagram;
         datagram.size = static_cast<std::size_t>(n);
-        datagram.from = Addr::from_sockaddr(reinterpret_cast<const sockaddr*>(&from),
-                                            message.msg_namelen);
+        datagram.from =
+            Addr::from_sockaddr(reinterpret_cast<const sockaddr*>(&from), message.msg_namelen);
         datagram.truncated = (message.msg_flags & MSG_TRUNC) != 0;
         return std::optional<Datagram>(std::move(datagram));
       });
@@ -155,8 +155,8 @@ void PacketConn::set_write_deadline(Clock::time_point deadline) {
 Task<absl::StatusOr<PacketConn>> listen_packet(std::string network, std::string address,
                                                ListenOptions options) {
   std::string context = "listen " + network + " " + address;
-  auto bound = co_await internal::open_bound_socket(std::move(network), std::move(address),
-                                                    options, SOCK_DGRAM, std::move(context));
+  auto bound = co_await internal::open_bound_socket(std::move(network), std::move(address), options,
+                                                    SOCK_DGRAM, std::move(context));
   if (!bound.ok()) co_return bound.status();
   co_return PacketConn(std::make_shared<NetFd>(bound->fd), bound->address,
                        std::move(bound->unlink_path));

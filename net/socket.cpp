@@ -54,8 +54,7 @@ Addr peer_address(int fd) noexcept {
 absl::Status set_keepalive(int fd, int idle_seconds) {
   if (idle_seconds <= 0) return set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, 0, "keepalive");
   if (auto s = set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "keepalive"); !s.ok()) return s;
-  if (auto s = set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_seconds, "keepalive");
-      !s.ok()) {
+  if (auto s = set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_seconds, "keepalive"); !s.ok()) {
     return s;
   }
   return set_int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, idle_seconds, "keepalive");

@@ -22,10 +22,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include <goro/goro.hpp>
 #include <goro/net.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "test_util.hpp"
 
 namespace goro {
@@ -54,7 +54,9 @@ Task<absl::StatusOr<ConnPair>> connected_pair(std::string network, std::string a
   co_return ConnPair{std::move(*client), std::move(*server)};
 }
 
-GORO_CORO_WRAPPER Task<absl::StatusOr<ConnPair>> tcp_pair() { return connected_pair("tcp", "127.0.0.1:0"); }
+GORO_CORO_WRAPPER Task<absl::StatusOr<ConnPair>> tcp_pair() {
+  return connected_pair("tcp", "127.0.0.1:0");
+}
 
 std::string unique_unix_path(const char* what) {
   static std::atomic<int> counter{0};
@@ -91,9 +93,9 @@ TEST(NetAddress, SplitHostPortAcceptsGoForms) {
 }
 
 TEST(NetAddress, SplitHostPortRejectsMalformed) {
-  for (const char* bad : {"127.0.0.1", "::1:80", "[::1]", "[::1:80", "[::1]x:80", "a]:80", "a:[80]"}) {
-    EXPECT_EQ(net::split_host_port(bad).status().code(), absl::StatusCode::kInvalidArgument)
-        << bad;
+  for (const char* bad :
+       {"127.0.0.1", "::1:80", "[::1]", "[::1:80", "[::1]x:80", "a]:80", "a:[80]"}) {
+    EXPECT_EQ(net::split_host_port(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }
 
@@ -279,10 +281,12 @@ Task<Verdict> dial_cancelled_by_context() {
   if (!listener.ok()) co_return describe(listener.status());
   std::vector<net::Conn> queued;
   auto [ctx, cancel] = with_cancel(background());
-  go([](CancelFunc cancel) -> Task<void> {
-    co_await sleep(100ms);
-    cancel();
-  }, cancel);
+  go(
+      [](CancelFunc cancel) -> Task<void> {
+        co_await sleep(100ms);
+        cancel();
+      },
+      cancel);
   for (int attempt = 0; attempt < 64; ++attempt) {
     auto conn = co_await net::dial("tcp", listener->addr().to_string(), ctx);
     if (conn.ok()) {
@@ -349,9 +353,11 @@ Task<void> echo_client(std::string address, int seed, int rounds, std::shared_pt
     received.assign(size, 0);
     // Write from another goroutine: a message larger than the socket
     // buffers would otherwise deadlock against its own echo.
-    auto writer = spawn([](net::Conn* conn, const std::vector<char>* data) -> Task<absl::Status> {
-      co_return co_await conn->write(data->data(), data->size());
-    }, &*conn, &sent);
+    auto writer = spawn(
+        [](net::Conn* conn, const std::vector<char>* data) -> Task<absl::Status> {
+          co_return co_await conn->write(data->data(), data->size());
+        },
+        &*conn, &sent);
     const absl::Status read = co_await conn->read_full(received.data(), size);
     const absl::Status written = co_await writer;
     if (!read.ok() || !written.ok() || received != sent) {
@@ -380,9 +386,7 @@ Task<Verdict> echo_many() {
   co_return "";
 }
 
-TEST(NetConn, EchoOfRandomSizesOverManyConnectionsIsByteExact) {
-  run_verdict(echo_many, 4);
-}
+TEST(NetConn, EchoOfRandomSizesOverManyConnectionsIsByteExact) { run_verdict(echo_many, 4); }
 
 TEST(NetConn, EchoOnOneP) { run_verdict(echo_many, 1); }
 
@@ -391,14 +395,16 @@ Task<Verdict> writev_in_order() {
   if (!pair.ok()) co_return describe(pair.status());
   std::string a(100'000, 'a'), b = "", c(3'000'000, 'c'), d = "tail";
   for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<char>('A' + i % 26);
-  std::vector<iovec> buffers = {{a.data(), a.size()}, {b.data(), 0}, {c.data(), c.size()},
-                                {d.data(), d.size()}};
+  std::vector<iovec> buffers = {
+      {a.data(), a.size()}, {b.data(), 0}, {c.data(), c.size()}, {d.data(), d.size()}};
   const std::string expected = a + b + c + d;
-  auto reader = spawn([](net::Conn* conn, std::size_t size) -> Task<std::string> {
-    std::string got(size, '\0');
-    if (!(co_await conn->read_full(got.data(), size)).ok()) co_return "";
-    co_return got;
-  }, &pair->server, expected.size());
+  auto reader = spawn(
+      [](net::Conn* conn, std::size_t size) -> Task<std::string> {
+        std::string got(size, '\0');
+        if (!(co_await conn->read_full(got.data(), size)).ok()) co_return "";
+        co_return got;
+      },
+      &pair->server, expected.size());
   const absl::Status written = co_await pair->client.writev(buffers);
   const std::string got = co_await reader;
   if (!written.ok()) co_return describe(written);
@@ -459,11 +465,13 @@ Task<Verdict> peer_reset() {
   }
   auto server = co_await listener->accept();
   if (!server.ok()) co_return describe(server.status());
-  auto reader = spawn([](net::Conn* conn) -> Task<absl::Status> {
-    char buffer[16];
-    auto n = co_await conn->read(buffer, sizeof buffer);
-    co_return n.status();
-  }, &*server);
+  auto reader = spawn(
+      [](net::Conn* conn) -> Task<absl::Status> {
+        char buffer[16];
+        auto n = co_await conn->read(buffer, sizeof buffer);
+        co_return n.status();
+      },
+      &*server);
   co_await sleep(20ms);  // lets the read park first (either order gives the same verdict)
   linger hard{1, 0};
   ::setsockopt(raw, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
@@ -522,7 +530,8 @@ Task<Verdict> accept_deadline() {
   if (!listener.ok()) co_return describe(listener.status());
   listener->set_deadline(Clock::now() + 50ms);
   auto conn = co_await listener->accept();
-  if (conn.status().code() != absl::StatusCode::kDeadlineExceeded) co_return describe(conn.status());
+  if (conn.status().code() != absl::StatusCode::kDeadlineExceeded)
+    co_return describe(conn.status());
   listener->set_deadline(Clock::time_point::max());
   auto client = co_await net::dial("tcp", listener->addr().to_string());
   if (!client.ok()) co_return describe(client.status());
@@ -538,11 +547,13 @@ TEST(NetDeadline, AcceptDeadlineExpiresAndClears) { run_verdict(accept_deadline)
 Task<Verdict> deadline_moved_into_past_wakes_parked_read() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
-  auto reader = spawn([](net::Conn* conn) -> Task<absl::Status> {
-    char buffer[8];
-    auto n = co_await conn->read(buffer, sizeof buffer);
-    co_return n.status();
-  }, &pair->server);
+  auto reader = spawn(
+      [](net::Conn* conn) -> Task<absl::Status> {
+        char buffer[8];
+        auto n = co_await conn->read(buffer, sizeof buffer);
+        co_return n.status();
+      },
+      &pair->server);
   co_await sleep(20ms);  // lets the read park first (either order gives the same verdict)
   pair->server.set_read_deadline(Clock::now());
   const absl::Status read = co_await reader;
@@ -560,12 +571,14 @@ Task<Verdict> deadline_cleared_while_parked() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
   pair->server.set_read_deadline(Clock::now() + 1h);
-  auto reader = spawn([](net::Conn* conn) -> Task<absl::StatusOr<std::string>> {
-    char buffer[8];
-    auto n = co_await conn->read(buffer, sizeof buffer);
-    if (!n.ok()) co_return n.status();
-    co_return std::string(buffer, *n);
-  }, &pair->server);
+  auto reader = spawn(
+      [](net::Conn* conn) -> Task<absl::StatusOr<std::string>> {
+        char buffer[8];
+        auto n = co_await conn->read(buffer, sizeof buffer);
+        if (!n.ok()) co_return n.status();
+        co_return std::string(buffer, *n);
+      },
+      &pair->server);
   co_await sleep(20ms);
   pair->server.set_read_deadline(Clock::now() + 1h + 1min);
   pair->server.set_read_deadline(Clock::time_point::max());
@@ -585,10 +598,12 @@ Task<Verdict> context_read() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
   auto [ctx, cancel] = with_cancel(background());
-  go([](CancelFunc cancel) -> Task<void> {
-    co_await sleep(20ms);
-    cancel();
-  }, cancel);
+  go(
+      [](CancelFunc cancel) -> Task<void> {
+        co_await sleep(20ms);
+        cancel();
+      },
+      cancel);
   char buffer[8];
   auto n = co_await pair->server.read(buffer, sizeof buffer, ctx);
   if (n.status().code() != absl::StatusCode::kCancelled) co_return describe(n.status());
@@ -610,10 +625,12 @@ TEST(NetDeadline, ContextCancelAndDeadlineEndARead) { run_verdict(context_read);
 Task<Verdict> close_wakes_accept() {
   auto listener = co_await net::listen("tcp", "127.0.0.1:0");
   if (!listener.ok()) co_return describe(listener.status());
-  auto acceptor = spawn([](net::Listener* listener) -> Task<absl::Status> {
-    auto conn = co_await listener->accept();
-    co_return conn.status();
-  }, &*listener);
+  auto acceptor = spawn(
+      [](net::Listener* listener) -> Task<absl::Status> {
+        auto conn = co_await listener->accept();
+        co_return conn.status();
+      },
+      &*listener);
   co_await sleep(20ms);  // lets the accept park first (either order gives the same verdict)
   if (auto s = listener->close(); !s.ok()) co_return describe(s);
   const absl::Status accepted = co_await acceptor;
@@ -629,15 +646,19 @@ TEST(NetClose, CloseWakesAParkedAcceptWithClosedError) { run_verdict(close_wakes
 Task<Verdict> close_wakes_read_and_write() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
-  auto reader = spawn([](net::Conn* conn) -> Task<absl::Status> {
-    char buffer[8];
-    auto n = co_await conn->read(buffer, sizeof buffer);
-    co_return n.status();
-  }, &pair->server);
-  auto writer = spawn([](net::Conn* conn) -> Task<absl::Status> {
-    std::vector<char> big(64 << 20, 'w');
-    co_return co_await conn->write(big.data(), big.size());
-  }, &pair->server);
+  auto reader = spawn(
+      [](net::Conn* conn) -> Task<absl::Status> {
+        char buffer[8];
+        auto n = co_await conn->read(buffer, sizeof buffer);
+        co_return n.status();
+      },
+      &pair->server);
+  auto writer = spawn(
+      [](net::Conn* conn) -> Task<absl::Status> {
+        std::vector<char> big(64 << 20, 'w');
+        co_return co_await conn->write(big.data(), big.size());
+      },
+      &pair->server);
   co_await sleep(50ms);  // lets both park (either order gives the same verdict)
   if (auto s = pair->server.close(); !s.ok()) co_return describe(s);
   const absl::Status read = co_await reader;
@@ -685,11 +706,13 @@ Task<Verdict> destroy_with_parked_reader() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
   auto owned = std::make_unique<net::Conn>(std::move(pair->server));
-  auto reader = spawn([](net::Conn* conn) -> Task<absl::Status> {
-    char buffer[8];
-    auto n = co_await conn->read(buffer, sizeof buffer);
-    co_return n.status();
-  }, owned.get());
+  auto reader = spawn(
+      [](net::Conn* conn) -> Task<absl::Status> {
+        char buffer[8];
+        auto n = co_await conn->read(buffer, sizeof buffer);
+        co_return n.status();
+      },
+      owned.get());
   co_await sleep(20ms);  // the read parks (started, it no longer needs the Conn)
   owned.reset();
   const absl::Status read = co_await reader;
@@ -707,10 +730,12 @@ Task<Verdict> close_races_recycled_fds() {
   for (int round = 0; round < rounds; ++round) {
     auto pair = co_await tcp_pair();
     if (!pair.ok()) co_return describe(pair.status());
-    auto reader = spawn([](net::Conn* conn) -> Task<absl::StatusOr<std::size_t>> {
-      char buffer[8];
-      co_return co_await conn->read(buffer, sizeof buffer);
-    }, &pair->server);
+    auto reader = spawn(
+        [](net::Conn* conn) -> Task<absl::StatusOr<std::size_t>> {
+          char buffer[8];
+          co_return co_await conn->read(buffer, sizeof buffer);
+        },
+        &pair->server);
     if (round % 2 == 0) co_await yield();
     (void)pair->server.close();
     // A fresh pair likely gets the number just released.
@@ -724,7 +749,9 @@ Task<Verdict> close_races_recycled_fds() {
   co_return "";
 }
 
-TEST(NetClose, CloseRacingReadsWhileFdNumbersAreReusedReportsOnlyClosed) { run_verdict(close_races_recycled_fds); }
+TEST(NetClose, CloseRacingReadsWhileFdNumbersAreReusedReportsOnlyClosed) {
+  run_verdict(close_races_recycled_fds);
+}
 
 // --- Unix sockets -------------------------------------------------------------
 
@@ -824,11 +851,13 @@ Task<Verdict> udp_deadline_and_close() {
     co_return "deadline: " + describe(late.status());
   }
   socket->set_read_deadline(Clock::time_point::max());
-  auto receiver = spawn([](net::PacketConn* socket) -> Task<absl::Status> {
-    char buffer[8];
-    auto got = co_await socket->recv_from(buffer, sizeof buffer);
-    co_return got.status();
-  }, &*socket);
+  auto receiver = spawn(
+      [](net::PacketConn* socket) -> Task<absl::Status> {
+        char buffer[8];
+        auto got = co_await socket->recv_from(buffer, sizeof buffer);
+        co_return got.status();
+      },
+      &*socket);
   co_await sleep(20ms);  // lets the receive park first (either order gives the same verdict)
   (void)socket->close();
   const absl::Status received = co_await receiver;

@@ -59,9 +59,7 @@ class Addr {
   // AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC when empty.
   [[nodiscard]] int family() const noexcept { return storage_.ss_family; }
   [[nodiscard]] bool empty() const noexcept { return length_ == 0; }
-  [[nodiscard]] bool is_ip() const noexcept {
-    return family() == AF_INET || family() == AF_INET6;
-  }
+  [[nodiscard]] bool is_ip() const noexcept { return family() == AF_INET || family() == AF_INET6; }
   // The port (IP addresses), 0 otherwise.
   [[nodiscard]] std::uint16_t port() const noexcept;
   // The IP address alone, "127.0.0.1" or "::1" (with "%zone" when it has

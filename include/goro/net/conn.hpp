@@ -79,20 +79,23 @@ class Conn {
 
   // Reads up to `length` bytes: how many were read (at least 1), or 0 at
   // end of stream.
-  [[nodiscard("co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> read(
-      void* buffer, std::size_t length);
-  [[nodiscard("co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> read(
-      void* buffer, std::size_t length, Context ctx);
-  [[nodiscard("co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> read(
-      std::span<std::byte> buffer) {
+  [[nodiscard(
+      "co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>>
+  read(void* buffer, std::size_t length);
+  [[nodiscard(
+      "co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>>
+  read(void* buffer, std::size_t length, Context ctx);
+  [[nodiscard(
+      "co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>>
+  read(std::span<std::byte> buffer) {
     return read(buffer.data(), buffer.size());
   }
 
   // Reads exactly `length` bytes (Go's io.ReadFull). End of stream first
   // is kOutOfRange (is_eof), with "EOF" in the message if nothing was
   // read and "unexpected EOF" otherwise; what was read stays in `buffer`.
-  [[nodiscard("co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::Status> read_full(
-      void* buffer, std::size_t length, Context ctx = {});
+  [[nodiscard("co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::Status>
+  read_full(void* buffer, std::size_t length, Context ctx = {});
 
   // Writes all `length` bytes (looping over short sends), or fails; how
   // much went out before a failure is not reported.

@@ -82,8 +82,7 @@ class Listener {
   // gets) closed; kDeadlineExceeded past the deadline or ctx's deadline;
   // kCancelled when ctx is cancelled; the errno status of accept4(2)
   // otherwise (EMFILE...), after which accepting may go on.
-  [[nodiscard("co_await it: the accept happens then")]] GORO_CORO_WRAPPER Task<
-      absl::StatusOr<Conn>>
+  [[nodiscard("co_await it: the accept happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<Conn>>
   accept(Context ctx = {});
 
   // Stops listening (see the contract above). closed_error on a second

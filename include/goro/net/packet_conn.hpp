@@ -61,9 +61,9 @@ class PacketConn {
   ~PacketConn();
 
   // The next datagram, into `buffer`.
-  [[nodiscard("co_await it: the receive happens then")]] GORO_CORO_WRAPPER
-      Task<absl::StatusOr<Datagram>>
-      recv_from(void* buffer, std::size_t length, Context ctx = {});
+  [[nodiscard(
+      "co_await it: the receive happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<Datagram>>
+  recv_from(void* buffer, std::size_t length, Context ctx = {});
 
   // Sends `length` bytes as one datagram to `to`.
   [[nodiscard("co_await it: the send happens then")]] GORO_CORO_WRAPPER Task<absl::Status> send_to(
