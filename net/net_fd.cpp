@@ -7,7 +7,7 @@ namespace goro::net::internal {
 NetFd::~NetFd() {
   bool release;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     release = !released_;
     released_ = true;
   }
@@ -19,7 +19,7 @@ absl::Status NetFd::close() {
   std::stop_source write_interrupt;
   bool release_now;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     if (closed_) return closed_error("close");
     closed_ = true;
     read_interrupt = std::move(side_state(Side::kRead).interrupt);
@@ -39,7 +39,7 @@ absl::Status NetFd::close() {
 void NetFd::set_deadline(Side side, Clock::time_point deadline) {
   std::stop_source woken;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     SideState& state = side_state(side);
     state.deadline = deadline;
     ++state.generation;
@@ -49,7 +49,7 @@ void NetFd::set_deadline(Side side, Clock::time_point deadline) {
 }
 
 absl::StatusOr<NetFd::Ticket> NetFd::begin(Side side, const char* operation) {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   if (closed_) return closed_error(operation);
   ++in_flight_;
   SideState& state = side_state(side);
@@ -61,7 +61,7 @@ NetFd::Outcome NetFd::end(Side side, const Ticket& ticket) {
   Outcome outcome = Outcome::kUnchanged;
   bool release = false;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     SideState& state = side_state(side);
     --state.running;
     --in_flight_;
@@ -80,7 +80,7 @@ NetFd::Outcome NetFd::end(Side side, const Ticket& ticket) {
 void NetFd::leave() {
   bool release = false;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     --in_flight_;
     release = closed_ && in_flight_ == 0 && !released_;
     if (release) released_ = true;
@@ -91,7 +91,7 @@ void NetFd::leave() {
 absl::Status NetFd::check_deadline(Side side, const Context& ctx, const char* operation) {
   Clock::time_point deadline;
   {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     if (closed_) return closed_error(operation);
     deadline = side_state(side).deadline;
   }

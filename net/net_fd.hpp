@@ -92,7 +92,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "mutex.hpp"
 #include "error_internal.hpp"
 #include "goro/clock.hpp"
 #include "goro/context.hpp"
@@ -117,7 +117,7 @@ class NetFd {
   absl::Status close();
 
   [[nodiscard]] bool closed() const {
-    absl::MutexLock lock(&mutex_);
+    MutexLock lock(&mutex_);
     return closed_;
   }
 
@@ -130,7 +130,7 @@ class NetFd {
   template <class Call>
   auto with_fd(const char* operation, Call call) -> decltype(call(0)) {
     {
-      absl::MutexLock lock(&mutex_);
+      MutexLock lock(&mutex_);
       if (closed_) return closed_error(operation);
       ++in_flight_;
     }
@@ -182,7 +182,7 @@ class NetFd {
   }
 
   const int fd_;
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   bool closed_ ABSL_GUARDED_BY(mutex_) = false;
   bool released_ ABSL_GUARDED_BY(mutex_) = false;
   int in_flight_ ABSL_GUARDED_BY(mutex_) = 0;
