@@ -252,6 +252,21 @@ Task<Verdict> refused_dial() {
 
 TEST(NetDial, RefusedIsItsOwnError) { run_verdict(refused_dial); }
 
+// Linux answers a TCP connect to a broadcast or multicast address with
+// ENETUNREACH at once, which makes "unreachable" testable without a route
+// change.
+Task<Verdict> unreachable_dial() {
+  auto conn = co_await net::dial("tcp", "255.255.255.255:9", Clock::now() + 30s);
+  if (conn.ok()) co_return "dial to the broadcast address connected";
+  if (!net::is_unreachable(conn.status())) co_return "not unreachable: " + describe(conn.status());
+  if (net::is_refused(conn.status()) || net::is_timeout(conn.status())) {
+    co_return "also refused/timeout: " + describe(conn.status());
+  }
+  co_return "";
+}
+
+TEST(NetDial, UnreachableIsItsOwnError) { run_verdict(unreachable_dial); }
+
 // A listener with a full accept queue drops new SYNs, so a dial to it can
 // only end by its deadline: the verdict is the kind of error, not when.
 Task<Verdict> dial_times_out() {
