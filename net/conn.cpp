@@ -55,13 +55,6 @@ struct PollFor {
   }
 };
 
-Task<absl::StatusOr<std::size_t>> read_on(std::shared_ptr<NetFd> socket, void* buffer,
-                                          std::size_t length, Context ctx) {
-  if (socket == nullptr) co_return closed_error("read");
-  co_return co_await NetFd::run(std::move(socket), Side::kRead, "read", std::move(ctx), kNever,
-                                Receive{buffer, length});
-}
-
 Task<absl::Status> write_on(std::shared_ptr<NetFd> socket, const void* data, std::size_t length,
                             Context ctx) {
   if (socket == nullptr) co_return closed_error("write");
@@ -156,11 +149,11 @@ Conn::~Conn() {
 Conn Conn::from_fd(int fd) { return Conn(std::make_shared<NetFd>(fd)); }
 
 GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> Conn::read(void* buffer, std::size_t length) {
-  return read_on(socket_, buffer, length, Context());
+  return NetFd::run(socket_, Side::kRead, "read", Context(), kNever, Receive{buffer, length});
 }
 GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> Conn::read(void* buffer, std::size_t length,
                                                                Context ctx) {
-  return read_on(socket_, buffer, length, std::move(ctx));
+  return NetFd::run(socket_, Side::kRead, "read", std::move(ctx), kNever, Receive{buffer, length});
 }
 GORO_CORO_WRAPPER Task<absl::Status> Conn::read_full(void* buffer, std::size_t length,
                                                      Context ctx) {

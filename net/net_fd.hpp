@@ -92,13 +92,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "mutex.hpp"
 #include "error_internal.hpp"
 #include "goro/clock.hpp"
 #include "goro/context.hpp"
 #include "goro/io.hpp"
 #include "goro/net/error.hpp"
 #include "goro/task.hpp"
+#include "mutex.hpp"
 
 namespace goro::net::internal {
 
@@ -148,9 +148,9 @@ class NetFd {
   // goro::io awaiter of one attempt, whose result is absl::Status or
   // absl::StatusOr<T>; `operation` (a string literal) names it in errors.
   // `extra_deadline` and ctx's deadline bound it besides the side's
-  // deadline, and ctx's stop token cancels it. The task holds `self`, so
-  // the NetFd outlives it; `start` is kept in the task's frame and must
-  // own what it refers to or refer to what outlives the task.
+  // deadline, and ctx's stop token cancels it. A null `self` fails with
+  // closed_error. The task holds `self`, so the NetFd outlives it; `start` is kept in the task's
+  // frame and must own what it refers to or refer to what outlives the task.
   template <class Start>
   static auto run(std::shared_ptr<NetFd> self, Side side, const char* operation, Context ctx,
                   Clock::time_point extra_deadline, Start start)
@@ -214,6 +214,7 @@ auto NetFd::run(std::shared_ptr<NetFd> self, Side side, const char* operation, C
       context_deadline && *context_deadline < outer_deadline) {
     outer_deadline = *context_deadline;
   }
+  if (self == nullptr) co_return closed_error(operation);  // a moved-from or default Conn
   const std::stop_token user_stop = ctx.stop_token();
   for (;;) {
     auto ticket = self->begin(side, operation);
