@@ -106,8 +106,8 @@ struct HostPort {
 // worth a retry). getaddrinfo cannot be interrupted: a lookup runs to its
 // end (the resolver's own timeouts bound it), whatever deadline the caller
 // has.
-[[nodiscard]] Task<absl::StatusOr<std::vector<Addr>>> resolve(std::string network,
-                                                              std::string address);
+[[nodiscard("co_await it: the lookup happens then")]] Task<absl::StatusOr<std::vector<Addr>>>
+resolve(std::string network, std::string address);
 
 }  // namespace goro::net
 

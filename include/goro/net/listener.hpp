@@ -24,7 +24,7 @@
 //     socket; IPv4 alone where the kernel has no IPv6); "tcp6" with "[::]"
 //     is IPv6 only; port 0 lets the kernel choose, and addr() tells which.
 //   * Unix: a path, or "@name" for an abstract name. An existing socket
-//     file at the path fails the bind (kAlreadyExists) unless
+//     file at the path fails the bind (EADDRINUSE, see errno_of) unless
 //     ListenOptions::remove_stale is set and nobody accepts on it (a
 //     connect to it is refused): then the stale file is removed and the
 //     bind retried. A path listener removes its socket file when closed.
@@ -107,8 +107,9 @@ class Listener {
 
 // Go's net.Listen: a listening socket on `network` ("tcp", "tcp4",
 // "tcp6", "unix") at `address`. Errors: kInvalidArgument (bad network or
-// address), kAlreadyExists (EADDRINUSE), kPermissionDenied (a privileged
-// port), the resolver's errors for a name.
+// address); the errno of socket, bind or listen (EADDRINUSE comes as
+// kFailedPrecondition, EACCES for a privileged port as kPermissionDenied:
+// errno_of tells which); the resolver's errors for a name.
 [[nodiscard("co_await it: the listen happens then")]] Task<absl::StatusOr<Listener>> listen(
     std::string network, std::string address, ListenOptions options = {});
 
