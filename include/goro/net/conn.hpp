@@ -77,8 +77,8 @@ class Conn {
   // make one; also a socketpair end). Closes it when the Conn goes.
   [[nodiscard]] static Conn from_fd(int fd);
 
-  // Reads up to `length` bytes: how many were read (at least 1), or 0 at
-  // end of stream.
+  // Reads up to `length` bytes: how many were read (at least 1 when
+  // `length` > 0), or 0 at end of stream.
   [[nodiscard(
       "co_await it: the read happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>>
   read(void* buffer, std::size_t length);
