@@ -260,10 +260,12 @@ Task<absl::StatusOr<std::vector<Addr>>> resolve(std::string network, std::string
     co_return result;
   }
 
-  LookupResult found = co_await goro::blocking(
-      [host = host_port->host, port = *port, family, type = parsed_network->type] {
-        return lookup(host, port, family, type);
-      });
+  // A named closure: g++ 12 destroys a temporary with a destructor made
+  // inside a co_await expression twice (goro/io.hpp, IoOptions).
+  auto call = [host = host_port->host, port = *port, family, type = parsed_network->type] {
+    return lookup(host, port, family, type);
+  };
+  LookupResult found = co_await goro::blocking(std::move(call));
   if (found.error != 0) {
     const std::string message = "lookup " + host_port->host + ": " +
                                 (found.error == EAI_SYSTEM ? std::strerror(found.system_errno)
