@@ -635,6 +635,48 @@ Task<Verdict> context_read() {
 
 TEST(NetDeadline, ContextCancelAndDeadlineEndARead) { run_verdict(context_read); }
 
+// A write parked on a full socket buffer wakes when a write deadline in
+// the past is set from another goroutine; the connection's read side is
+// untouched.
+Task<Verdict> write_deadline_set_while_parked() {
+  auto pair = co_await tcp_pair();
+  if (!pair.ok()) co_return describe(pair.status());
+  auto writer = spawn(
+      [](net::Conn* conn) -> Task<absl::Status> {
+        std::vector<char> big(64 << 20, 'w');  // more than the socket buffers hold
+        co_return co_await conn->write(big.data(), big.size());
+      },
+      &pair->client);
+  co_await sleep(50ms);  // lets the write fill the buffers and park (either order: same verdict)
+  pair->client.set_write_deadline(Clock::now());
+  const absl::Status written = co_await writer;
+  if (written.code() != absl::StatusCode::kDeadlineExceeded) co_return describe(written);
+  if (!(co_await pair->server.write("r", 1)).ok()) co_return "peer write";
+  char byte;
+  if (!(co_await pair->client.read_full(&byte, 1)).ok()) co_return "read after";
+  co_return "";
+}
+
+TEST(NetDeadline, WriteDeadlineSetWhileParkedWakesTheWrite) {
+  run_verdict(write_deadline_set_while_parked);
+}
+
+TEST(NetConn, DefaultAndMovedFromConnsAreClosed) {
+  run_verdict([]() -> Task<Verdict> {
+    net::Conn empty;
+    char buffer[1];
+    auto n = co_await empty.read(buffer, 1);
+    if (!net::is_closed(n.status())) co_return "default read: " + describe(n.status());
+    auto pair = co_await tcp_pair();
+    if (!pair.ok()) co_return describe(pair.status());
+    net::Conn moved = std::move(pair->client);
+    if (!net::is_closed(co_await pair->client.write("x", 1))) co_return "moved-from write";
+    if (!(co_await moved.write("x", 1)).ok()) co_return "moved-to write";
+    if (!(co_await pair->server.read_full(buffer, 1)).ok()) co_return "read";
+    co_return "";
+  });
+}
+
 // --- Close with operations parked ------------------------------------------
 
 Task<Verdict> close_wakes_accept() {
