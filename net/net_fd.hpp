@@ -73,10 +73,11 @@
 // operations (under io_uring an SQE holds its own file reference, so the
 // operation stays parked until its deadline, and epoll's wake-up does not
 // stop a racing operation from starting on a recycled number); shutdown(2)
-// before close (it wakes readers and acceptors but not a parked write to
-// a full buffer of a connected peer, does nothing for UDP, and changes
-// what the peer sees); one stop_source per operation always (an
-// allocation per read for the rare case of a parked deadline change).
+// before close (it wakes a connected socket's waiters, but not those of
+// an unconnected UDP socket, it changes what the peer sees, and the fd
+// must still stay open until the woken operations have left); one
+// stop_source per operation always (an allocation per read for the rare
+// case of a parked deadline change).
 #ifndef GORO_NET_NET_FD_HPP_
 #define GORO_NET_NET_FD_HPP_
 
