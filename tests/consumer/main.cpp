@@ -1,9 +1,12 @@
-// Built by the consumer tests against goro::goro: a goroutine tree that
-// must sum to 2^depth. Returns non-zero on a wrong result.
+// Built by the consumer tests against goro::goro and goro::net: a
+// goroutine tree that must sum to 2^depth, and one message over a loopback
+// TCP connection. Returns non-zero on a wrong result.
 #include <atomic>
 #include <cstdio>
+#include <string_view>
 
 #include <goro/goro.hpp>
+#include <goro/net.hpp>
 
 namespace {
 
@@ -22,8 +25,26 @@ goro::Task<void> bump() {
   co_return;
 }
 
+// 0 when "ping" crosses a loopback connection intact.
+goro::Task<int> loopback() {
+  auto listener = co_await goro::net::listen("tcp", "127.0.0.1:0");
+  if (!listener.ok()) co_return 1;
+  auto client = co_await goro::net::dial("tcp", listener->addr().to_string());
+  if (!client.ok()) co_return 2;
+  auto server = co_await listener->accept();
+  if (!server.ok()) co_return 3;
+  if (!(co_await client->write("ping", 4)).ok()) co_return 4;
+  char buffer[4];
+  if (!(co_await server->read_full(buffer, 4)).ok()) co_return 5;
+  co_return std::string_view(buffer, 4) == "ping" ? 0 : 6;
+}
+
 goro::Task<long> main_task() {
   for (int i = 0; i < 4; ++i) goro::go(bump());
+  if (const int failed = co_await loopback(); failed != 0) {
+    std::fprintf(stderr, "consumer: loopback failed at step %d\n", failed);
+    co_return -1;
+  }
   co_return co_await goro::spawn(tree(10));
 }
 

@@ -1,0 +1,106 @@
+// benchmarks/net_bench.cpp: what goro::net costs over goro::io.
+//
+//   BM_ConnPingPong/<backend>
+//       two goroutines on 1 P bounce 8 bytes over a Unix socketpair,
+//       20,000 round trips, once with goro::io (recv + send_some on the
+//       raw fds) and once through net::Conn (read + write on Conns made
+//       with Conn::from_fd), alternately in each iteration so that both
+//       see the same machine load. Counters us_io and us_net (medians per
+//       round trip) and ratio_net_io (the target: within 1.10).
+//
+// Run: build/release/benchmarks/net_bench [--benchmark_repetitions=5]
+#include <benchmark/benchmark.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include <goro/goro.hpp>
+#include <goro/net.hpp>
+
+#include "bench_util.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kRounds = 20000;
+
+goro::Task<bool> io_side(int fd, int rounds, bool starts) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < rounds; ++i) {
+    if (starts && !(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
+    auto n = co_await goro::io::recv(fd, &value, sizeof value);
+    if (!n.ok() || *n != sizeof value) co_return false;
+    if (!starts && !(co_await goro::io::send_some(fd, &value, sizeof value)).ok()) co_return false;
+  }
+  co_return true;
+}
+
+goro::Task<bool> net_side(goro::net::Conn* conn, int rounds, bool starts) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < rounds; ++i) {
+    if (starts && !(co_await conn->write(&value, sizeof value)).ok()) co_return false;
+    auto n = co_await conn->read(&value, sizeof value);
+    if (!n.ok() || *n != sizeof value) co_return false;
+    if (!starts && !(co_await conn->write(&value, sizeof value)).ok()) co_return false;
+  }
+  co_return true;
+}
+
+// Seconds for `rounds` round trips, or -1 on an I/O error.
+goro::Task<double> ping_pong(bool through_net) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) co_return -1;
+  goro::net::Conn a = goro::net::Conn::from_fd(fds[0]);
+  goro::net::Conn b = goro::net::Conn::from_fd(fds[1]);
+  const auto start = Clock::now();
+  goro::JoinHandle<bool> first, second;
+  if (through_net) {
+    first = goro::spawn(net_side(&b, kRounds, false));
+    second = goro::spawn(net_side(&a, kRounds, true));
+  } else {
+    first = goro::spawn(io_side(fds[1], kRounds, false));
+    second = goro::spawn(io_side(fds[0], kRounds, true));
+  }
+  const bool first_ok = co_await first;
+  const bool second_ok = co_await second;
+  const bool ok = first_ok && second_ok;
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  co_return ok ? seconds : -1;
+}
+
+void BM_ConnPingPong(benchmark::State& state, goro::PollerBackend backend) {
+  std::vector<double> io_us, net_us;
+  goro::Config config = goro::bench::procs_config(1);
+  config.poller = backend;
+  for (auto _ : state) {
+    const double io_seconds = goro::run(ping_pong(false), config);
+    const double net_seconds = goro::run(ping_pong(true), config);
+    if (io_seconds < 0 || net_seconds < 0) {
+      state.SkipWithError("I/O error");
+      return;
+    }
+    io_us.push_back(io_seconds * 1e6 / kRounds);
+    net_us.push_back(net_seconds * 1e6 / kRounds);
+    state.SetIterationTime(net_seconds);
+  }
+  std::sort(io_us.begin(), io_us.end());
+  std::sort(net_us.begin(), net_us.end());
+  state.counters["us_io"] = io_us[io_us.size() / 2];
+  state.counters["us_net"] = net_us[net_us.size() / 2];
+  state.counters["ratio_net_io"] = net_us[net_us.size() / 2] / io_us[io_us.size() / 2];
+}
+BENCHMARK_CAPTURE(BM_ConnPingPong, uring, goro::PollerBackend::kIoUring)
+    ->UseManualTime()
+    ->Iterations(9)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ConnPingPong, epoll, goro::PollerBackend::kEpoll)
+    ->UseManualTime()
+    ->Iterations(9)
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,57 @@
+// goro/net/dial.hpp
+//
+// Defines: goro::net::dial, Go's net.Dial / DialContext / DialTimeout for
+// stream sockets ("tcp", "tcp4", "tcp6", "unix").
+//
+//   auto conn = co_await goro::net::dial("tcp", "example.com:80",
+//                                        goro::Clock::now() + 5s);
+//   if (net::is_refused(conn.status())) ...   // nobody listens there
+//
+// Contract:
+//   * The address is resolved as net::resolve does (a literal at once, a
+//     name through getaddrinfo on a syscall thread), and each address is
+//     tried in turn until one connects (no Happy Eyeballs racing). While
+//     more than one address is left, an attempt gets an equal share of
+//     the time left until the deadline, but at least 2 s (Go's rule), so a
+//     dead first address does not eat the whole budget.
+//   * The connect is non-blocking and waits on the netpoller: it parks the
+//     goroutine, never the worker thread.
+//   * Errors name the operation and address ("dial tcp 127.0.0.1:1:
+//     connect: Connection refused") and keep the errno: is_refused
+//     (ECONNREFUSED), is_unreachable (ENETUNREACH, EHOSTUNREACH) and
+//     is_timeout (the deadline passed: kDeadlineExceeded; or the kernel
+//     gave up: ETIMEDOUT) tell the three apart. With several addresses the
+//     first address's error is returned, as in Go.
+//   * The Conn has TCP_NODELAY and 15 s keep-alive on (TCP).
+//   * A name lookup is not interrupted by the deadline or ctx (getaddrinfo
+//     cannot be); they are checked when it returns.
+#ifndef GORO_NET_DIAL_HPP_
+#define GORO_NET_DIAL_HPP_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "goro/clock.hpp"
+#include "goro/context.hpp"
+#include "goro/net/conn.hpp"
+#include "goro/task.hpp"
+
+namespace goro::net {
+
+// Dials with no deadline (the kernel's own connect timeout, minutes for an
+// unanswered TCP SYN, still applies and is reported as ETIMEDOUT).
+[[nodiscard("co_await it: the dial happens then")]] Task<absl::StatusOr<Conn>> dial(
+    std::string network, std::string address);
+
+// Dials until `deadline` (kDeadlineExceeded past it).
+[[nodiscard("co_await it: the dial happens then")]] Task<absl::StatusOr<Conn>> dial(
+    std::string network, std::string address, Clock::time_point deadline);
+
+// Dials until ctx's deadline (kDeadlineExceeded) or cancellation
+// (kCancelled). Only the dial: the Conn does not keep ctx.
+[[nodiscard("co_await it: the dial happens then")]] Task<absl::StatusOr<Conn>> dial(
+    std::string network, std::string address, Context ctx);
+
+}  // namespace goro::net
+
+#endif  // GORO_NET_DIAL_HPP_

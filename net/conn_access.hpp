@@ -1,0 +1,18 @@
+// net/conn_access.hpp: how listen, accept and dial make a Conn around a
+// NetFd they already hold.
+#ifndef GORO_NET_CONN_ACCESS_HPP_
+#define GORO_NET_CONN_ACCESS_HPP_
+
+#include <memory>
+
+#include "goro/net/conn.hpp"
+
+namespace goro::net::internal {
+
+struct ConnAccess {
+  [[nodiscard]] static Conn make(std::shared_ptr<NetFd> socket) noexcept;
+};
+
+}  // namespace goro::net::internal
+
+#endif  // GORO_NET_CONN_ACCESS_HPP_

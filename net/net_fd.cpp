@@ -1,0 +1,110 @@
+// net/net_fd.cpp: NetFd's mutex sections (the mechanism is described in
+// net_fd.hpp).
+#include "net_fd.hpp"
+
+namespace goro::net::internal {
+
+NetFd::~NetFd() {
+  bool release;
+  {
+    MutexLock lock(&mutex_);
+    release = !released_;
+    released_ = true;
+  }
+  if (release) (void)io::close(fd_);
+}
+
+absl::Status NetFd::close() {
+  std::stop_source read_interrupt;
+  std::stop_source write_interrupt;
+  bool release_now;
+  {
+    MutexLock lock(&mutex_);
+    if (closed_) return closed_error("close");
+    closed_ = true;
+    read_interrupt = std::move(side_state(Side::kRead).interrupt);
+    write_interrupt = std::move(side_state(Side::kWrite).interrupt);
+    release_now = in_flight_ == 0;
+    if (release_now) released_ = true;
+  }
+  // Wakes every parked operation (step C2); a moved-from source without
+  // state does nothing.
+  read_interrupt.request_stop();
+  write_interrupt.request_stop();
+  if (!release_now) return absl::OkStatus();  // the last operation closes the fd
+  absl::Status status = io::close(fd_);
+  return annotate(status, "close");
+}
+
+void NetFd::set_deadline(Side side, Clock::time_point deadline) {
+  std::stop_source woken;
+  {
+    MutexLock lock(&mutex_);
+    SideState& state = side_state(side);
+    state.deadline = deadline;
+    ++state.generation;
+    if (state.running > 0 && !closed_) woken = std::exchange(state.interrupt, std::stop_source());
+  }
+  woken.request_stop();
+}
+
+absl::StatusOr<NetFd::Ticket> NetFd::begin(Side side, const char* operation) {
+  MutexLock lock(&mutex_);
+  if (closed_) return closed_error(operation);
+  ++in_flight_;
+  SideState& state = side_state(side);
+  ++state.running;
+  return Ticket{state.deadline, state.generation, state.interrupt.get_token()};
+}
+
+NetFd::Outcome NetFd::end(Side side, const Ticket& ticket) {
+  Outcome outcome = Outcome::kUnchanged;
+  bool release = false;
+  {
+    MutexLock lock(&mutex_);
+    SideState& state = side_state(side);
+    --state.running;
+    --in_flight_;
+    if (closed_) {
+      outcome = Outcome::kClosed;
+      release = in_flight_ == 0 && !released_;
+      if (release) released_ = true;
+    } else if (state.generation != ticket.generation) {
+      outcome = Outcome::kDeadlineChanged;
+    }
+  }
+  if (release) release_fd();
+  return outcome;
+}
+
+void NetFd::leave() {
+  bool release = false;
+  {
+    MutexLock lock(&mutex_);
+    --in_flight_;
+    release = closed_ && in_flight_ == 0 && !released_;
+    if (release) released_ = true;
+  }
+  if (release) release_fd();
+}
+
+absl::Status NetFd::check_deadline(Side side, const Context& ctx, const char* operation) {
+  Clock::time_point deadline;
+  {
+    MutexLock lock(&mutex_);
+    if (closed_) return closed_error(operation);
+    deadline = side_state(side).deadline;
+  }
+  if (auto context_deadline = ctx.deadline(); context_deadline && *context_deadline < deadline) {
+    deadline = *context_deadline;
+  }
+  if (deadline != Clock::time_point::max() && deadline <= Clock::now()) {
+    return absl::DeadlineExceededError(std::string(operation) + ": i/o timeout");
+  }
+  if (ctx.cancelled()) return annotate(ctx.err(), operation);
+  return absl::OkStatus();
+}
+
+void NetFd::release_fd() noexcept { (void)io::close(fd_); }
+
+}  // namespace goro::net::internal

@@ -1,0 +1,255 @@
+// net/net_fd.hpp: NetFd, the socket under every Conn, Listener and
+// PacketConn: it owns the fd, runs goro::io operations on it under Go's
+// deadline rules, and makes close safe while operations are parked.
+//
+// Why. goro::io takes a deadline and a stop token per operation; Go's
+// sockets keep deadlines per socket (set_read_deadline applies to every
+// later read, and to one already parked), and Go's Close wakes every
+// goroutine parked on the socket with ErrClosed. And an fd number must
+// never be closed while an operation still names it: the kernel hands the
+// number out again, and the pending operation (an io_uring SQE, an epoll
+// waiter) would act on the new file. NetFd provides both on the public
+// goro::io API alone, identically under io_uring and epoll.
+//
+// State (under `mutex_`): the fd; `closed_`; `in_flight_`, the operations
+// between begin and end (each an io operation, or a plain system call such
+// as setsockopt); and per side (read, write) the deadline, a generation
+// counter bumped by every deadline change, the number of operations
+// running on that side (between begin and end), and `interrupt`, a
+// std::stop_source whose token each of those operations passes to goro::io
+// as its stop token.
+//
+// An operation (NetFd::run):
+//   1. begin: under the mutex, fail with closed_error if closed; else
+//      count itself in flight and on its side, and copy the side's
+//      deadline, generation and interrupt token.
+//   2. Await the goro::io operation with that deadline (or the caller's
+//      Context's, if earlier) and that token (combined with the Context's
+//      stop token when there is one: a stop_source of the operation's own,
+//      requested by either).
+//   3. end: under the mutex, leave the counts; note whether the socket
+//      was closed and whether the side's generation moved. If closed and
+//      this was the last operation in flight, close the fd (step C3).
+//   4. A result (data, an error of the system call) is returned as it is.
+//      An operation ended by the interrupt returns closed_error when the
+//      socket was closed, and starts again at step 1 when the deadline
+//      changed (the new deadline, possibly already past, then decides). So
+//      does one ended by its old deadline when the deadline was changed to
+//      a later one meanwhile.
+// A deadline change (set_deadline): under the mutex, store it and bump the
+// generation; if operations are running on that side, swap in a fresh
+// interrupt source; after unlocking, request a stop on the old one. Those
+// operations wake (goro::io cancels them on both pollers; one not parked
+// yet sees the stop before it parks), see the new generation and go round
+// again. With none running, a change costs no allocation.
+// Close (C1-C3):
+//   C1. Under the mutex: fail with closed_error if already closed; set
+//       closed_, take both interrupt sources out; note whether nothing is
+//       in flight.
+//   C2. After unlocking, request a stop on both sources: every parked
+//       operation wakes. goro::io guarantees it comes back only once the
+//       kernel (io_uring) or the poller (epoll) is done with it, with its
+//       real result if it completed first.
+//   C3. The fd is closed (goro::io::close, which also drops epoll's
+//       registration) by whoever sees closed_ with nothing in flight: the
+//       closer at once if nothing was, else the last operation to leave.
+//       No operation can start after C1 (step 1 refuses), so none is
+//       pending when the number is released, and a recycled number never
+//       reaches one.
+// The NetFd itself is shared (std::shared_ptr) by the Conn and by each
+// running operation, so a Conn destroyed while another goroutine is parked
+// on it is closed, wakes that goroutine, and is freed when it leaves.
+//
+// Invariants: in_flight_ >= running(read) + running(write); the fd is open
+// exactly while !closed_ || in_flight_ > 0 (or until the destructor runs,
+// for a NetFd never closed); an interrupt source is swapped only with
+// operations running on its side.
+//
+// Costs: per operation, two uncontended mutex sections and a copy of a
+// stop_token (one atomic increment). A Context that can be cancelled adds
+// a stop_source (one allocation) and two stop_callbacks.
+//
+// Rejected: closing at once and relying on goro::io to wake the parked
+// operations (under io_uring an SQE holds its own file reference, so the
+// operation stays parked until its deadline, and epoll's wake-up does not
+// stop a racing operation from starting on a recycled number); shutdown(2)
+// before close (it wakes a connected socket's waiters, but not those of
+// an unconnected UDP socket, it changes what the peer sees, and the fd
+// must still stay open until the woken operations have left); one
+// stop_source per operation always (an allocation per read for the rare
+// case of a parked deadline change).
+#ifndef GORO_NET_NET_FD_HPP_
+#define GORO_NET_NET_FD_HPP_
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "error_internal.hpp"
+#include "goro/clock.hpp"
+#include "goro/context.hpp"
+#include "goro/io.hpp"
+#include "goro/net/error.hpp"
+#include "goro/task.hpp"
+#include "mutex.hpp"
+
+namespace goro::net::internal {
+
+enum class Side : std::uint8_t { kRead = 0, kWrite = 1 };
+
+class NetFd {
+ public:
+  explicit NetFd(int fd) noexcept : fd_(fd) {}
+  NetFd(const NetFd&) = delete;
+  NetFd& operator=(const NetFd&) = delete;
+  // Closes the fd unless close() did (no operation can be in flight: each
+  // holds a reference).
+  ~NetFd();
+
+  // Steps C1-C3 above. closed_error("close") on a second close.
+  absl::Status close();
+
+  [[nodiscard]] bool closed() const {
+    MutexLock lock(&mutex_);
+    return closed_;
+  }
+
+  // Sets the side's deadline (Clock::time_point::max(): none), waking the
+  // operations parked on it so that they take it.
+  void set_deadline(Side side, Clock::time_point deadline);
+
+  // Runs `call(fd)` (a plain system call returning absl::Status or
+  // StatusOr) with the fd held open; closed_error(operation) when closed.
+  template <class Call>
+  auto with_fd(const char* operation, Call call) -> decltype(call(0)) {
+    {
+      MutexLock lock(&mutex_);
+      if (closed_) return closed_error(operation);
+      ++in_flight_;
+    }
+    auto result = call(fd_);
+    leave();
+    return result;
+  }
+
+  // OK while neither the side's deadline nor ctx's has passed and ctx is
+  // not cancelled; else the status an operation would fail with. For the
+  // operations that try a non-blocking system call before they wait.
+  [[nodiscard]] absl::Status check_deadline(Side side, const Context& ctx, const char* operation);
+
+  // The operation loop (steps 1-4 above). `start(fd, options)` returns the
+  // goro::io awaiter of one attempt, whose result is absl::Status or
+  // absl::StatusOr<T>; `operation` (a string literal) names it in errors.
+  // `extra_deadline` and ctx's deadline bound it besides the side's
+  // deadline, and ctx's stop token cancels it. A null `self` fails with
+  // closed_error. The task holds `self`, so the NetFd outlives it; `start` is kept in the task's
+  // frame and must own what it refers to or refer to what outlives the task.
+  template <class Start>
+  static auto run(std::shared_ptr<NetFd> self, Side side, const char* operation, Context ctx,
+                  Clock::time_point extra_deadline, Start start)
+      -> Task<std::decay_t<
+          decltype(std::declval<decltype(start(0, io::IoOptions()))&>().await_resume())>>;
+
+ private:
+  struct SideState {
+    Clock::time_point deadline = Clock::time_point::max();
+    std::uint64_t generation = 0;
+    int running = 0;  // operations between begin and end on this side
+    std::stop_source interrupt;
+  };
+  struct Ticket {
+    Clock::time_point deadline;
+    std::uint64_t generation;
+    std::stop_token interrupt;
+  };
+  enum class Outcome : std::uint8_t { kUnchanged, kClosed, kDeadlineChanged };
+
+  absl::StatusOr<Ticket> begin(Side side, const char* operation);
+  Outcome end(Side side, const Ticket& ticket);
+  // Leaves in_flight_ (a with_fd call), closing the fd if it was the last.
+  void leave();
+  void release_fd() noexcept;
+
+  SideState& side_state(Side side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return sides_[static_cast<int>(side)];
+  }
+
+  const int fd_;
+  mutable Mutex mutex_;
+  bool closed_ ABSL_GUARDED_BY(mutex_) = false;
+  bool released_ ABSL_GUARDED_BY(mutex_) = false;
+  int in_flight_ ABSL_GUARDED_BY(mutex_) = 0;
+  SideState sides_[2] ABSL_GUARDED_BY(mutex_);
+};
+
+// The status of a result, whichever of the two shapes it has.
+inline const absl::Status& status_of(const absl::Status& status) noexcept { return status; }
+template <class T>
+const absl::Status& status_of(const absl::StatusOr<T>& result) noexcept {
+  return result.status();
+}
+
+// Requests a stop on the source it points to (a stop_callback's body).
+struct RequestStop {
+  std::stop_source* source;
+  void operator()() const noexcept { source->request_stop(); }
+};
+
+template <class Start>
+auto NetFd::run(std::shared_ptr<NetFd> self, Side side, const char* operation, Context ctx,
+                Clock::time_point extra_deadline, Start start)
+    -> Task<std::decay_t<
+        decltype(std::declval<decltype(start(0, io::IoOptions()))&>().await_resume())>> {
+  using Result =
+      std::decay_t<decltype(std::declval<decltype(start(0, io::IoOptions()))&>().await_resume())>;
+  Clock::time_point outer_deadline = extra_deadline;
+  if (auto context_deadline = ctx.deadline();
+      context_deadline && *context_deadline < outer_deadline) {
+    outer_deadline = *context_deadline;
+  }
+  if (self == nullptr) co_return closed_error(operation);  // a moved-from or default Conn
+  const std::stop_token user_stop = ctx.stop_token();
+  for (;;) {
+    auto ticket = self->begin(side, operation);
+    if (!ticket.ok()) co_return ticket.status();
+    const Clock::time_point deadline = std::min(ticket->deadline, outer_deadline);
+    std::optional<Result> result;
+    if (!user_stop.stop_possible()) {
+      result.emplace(co_await start(self->fd_, io::IoOptions(deadline, ticket->interrupt)));
+    } else {
+      std::stop_source combined;
+      std::stop_callback<RequestStop> on_interrupt(ticket->interrupt, RequestStop{&combined});
+      std::stop_callback<RequestStop> on_user_stop(user_stop, RequestStop{&combined});
+      result.emplace(co_await start(self->fd_, io::IoOptions(deadline, combined.get_token())));
+    }
+    const Outcome outcome = self->end(side, *ticket);
+    if (result->ok()) co_return std::move(*result);
+    const absl::StatusCode code = status_of(*result).code();
+    if (code == absl::StatusCode::kCancelled || code == absl::StatusCode::kDeadlineExceeded) {
+      if (outcome == Outcome::kClosed) co_return closed_error(operation);
+      // The Conn's deadline moved: go round with the new one, unless the
+      // caller's own deadline or stop is what ended the operation.
+      const bool caller_done = user_stop.stop_requested() || outer_deadline <= Clock::now();
+      if (outcome == Outcome::kDeadlineChanged && !caller_done) continue;
+      if (code == absl::StatusCode::kCancelled && !ctx.err().ok()) {
+        co_return annotate(ctx.err(), operation);
+      }
+      if (code == absl::StatusCode::kDeadlineExceeded) {
+        co_return absl::DeadlineExceededError(std::string(operation) + ": i/o timeout");
+      }
+    }
+    co_return annotate(status_of(*result), operation);
+  }
+}
+
+}  // namespace goro::net::internal
+
+#endif  // GORO_NET_NET_FD_HPP_

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Echo server benchmark: examples/echo_server (io_uring, then epoll) and the
+# Go anchor go-echo, alternating, under the anchors' echoload. For each run
+# prints echoload's line and the server's CPU per message (utime+stime from
+# /proc/PID/stat before and after, over the messages echoed).
+# usage: scripts/bench-echo.sh [ROUNDS] [CONNS] [BYTES] [SECONDS]
+#   (default 3 50 64 5). Needs build/release/examples/echo_server and the
+#   anchors built into $ANCHORS (default /tmp/goro-anchors; see
+#   ../shared/anchors/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3} conns=${2:-50} bytes=${3:-64} seconds=${4:-5}
+anchors=${ANCHORS:-/tmp/goro-anchors}
+echo_server=build/release/examples/echo_server
+port=9101
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_one NAME COMMAND...: starts the server, loads it, prints a line.
+run_one() {
+  local name=$1; shift
+  "$@" >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  local before; before=$(cpu_ticks "$pid")
+  local line; line=$("$anchors/echoload" 127.0.0.1 "$port" "$conns" "$bytes" "$seconds")
+  local after; after=$(cpu_ticks "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local rate; rate=$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
+  local hz; hz=$(getconf CLK_TCK)
+  local us; us=$(awk -v t=$((after - before)) -v hz="$hz" -v r="$rate" -v s="$seconds" \
+    'BEGIN { printf "%.2f", t / hz * 1e6 / (r * s) }')
+  echo "$name $line server_cpu_us_per_msg=$us"
+  port=$((port + 1))
+}
+
+for round in $(seq "$rounds"); do
+  echo "# round $round"
+  run_one goro-uring env GORO_POLLER=uring "$echo_server" "127.0.0.1:$port"
+  run_one goro-epoll env GORO_POLLER=epoll "$echo_server" "127.0.0.1:$port"
+  run_one go-echo "$anchors/go-echo" "127.0.0.1:$port"
+done
