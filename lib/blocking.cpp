@@ -42,7 +42,7 @@ void submit_blocking(BlockingJob* job, std::coroutine_handle<> awaiting) {
     throw std::logic_error("goro::blocking must be awaited inside a goroutine");
   }
   g->resume = awaiting;
-  g->wait_reason = "blocking call";
+  note_wait(g, "blocking call");
   p->scheduler.submit_blocking(*p, g, job);
 }
 

@@ -221,7 +221,7 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
     throw_not_in_goroutine("goro::JoinHandle (co_await)");
   P* p = tls_p;
   self->resume = awaiting;
-  self->wait_reason = "join";
+  note_wait(self, "join");
   if (p->scheduler.claim_for_inline_join(*p, child)) {
     // Inline join. Nobody else touches the join state before the child
     // finishes; release because the child may finish on another thread

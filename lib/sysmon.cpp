@@ -17,6 +17,7 @@
 namespace goro::detail {
 
 void Sysmon::start() {
+  advance_wait_clock(monotonic_now_ns());  // before any goroutine parks
   watches_.assign(scheduler_.ps_.size(), Watch{});
   queue_watches_.assign(scheduler_.ps_.size(), QueueWatch{});
   thread_ = start_runtime_thread("sysmon thread", [this] {
@@ -235,6 +236,7 @@ void Sysmon::loop() {
     if (rescuing_) delay = std::min(delay, SysmonTuning::kIoRescuePeriodNanos);
     if (signalled_) delay = SysmonTuning::kMinDelayNanos;
     std::int64_t now = monotonic_now_ns();
+    advance_wait_clock(now);
     if (scheduler_.all_idle()) {
       // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
       std::uint64_t activity = 0;
@@ -285,6 +287,7 @@ void Sysmon::loop() {
     }
     if (stopping_.load(std::memory_order_acquire)) break;  // pairs with stop()
     now = monotonic_now_ns();
+    advance_wait_clock(now);
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
     rescuing_ = false;

@@ -70,6 +70,13 @@ std::int64_t monotonic_now_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+std::atomic<std::int64_t> wait_clock_nanos{0};
+
+void advance_wait_clock(std::int64_t now) noexcept {
+  // Relaxed: see wait_clock_nanos (goroutine.hpp).
+  wait_clock_nanos.store(now, std::memory_order_relaxed);
+}
+
 void arm_timer(TimerNode* node) {
   P* p = tls_p;
   if (p == nullptr || tls_g == nullptr) {
@@ -227,6 +234,7 @@ void Scheduler::idle_sleep(P& p) noexcept {
       !timer_sleeper_deadline_.compare_exchange_strong(none, deadline, std::memory_order_seq_cst)) {
     // No timers, or another worker already sleeps until the earliest one.
     p.poller->wait(Poller::kNever);
+    advance_wait_clock(monotonic_now_ns());  // sysmon may have slept meanwhile
     leave_idle(p);  // an I/O completion or a spurious return leaves us on the idle list
     return;
   }
@@ -237,7 +245,9 @@ void Scheduler::idle_sleep(P& p) noexcept {
   timer_sleeper_.store(nullptr, std::memory_order_seq_cst);
   timer_sleeper_deadline_.store(0, std::memory_order_seq_cst);
   leave_idle(p);
-  run_all_due_timers(p, monotonic_now_ns());
+  const std::int64_t now = monotonic_now_ns();
+  advance_wait_clock(now);  // sysmon may have slept meanwhile
+  run_all_due_timers(p, now);
   // Hand the role on if timers remain: we may be about to run goroutines.
   if (const std::int64_t next = earliest_timer(); next != TimerHeap::kNever) wake_for_timer(next);
 }

@@ -84,12 +84,35 @@ struct alignas(64) G {
   void* inline_on = nullptr;
   std::uint64_t inline_epoch = 0;
   // What the goroutine waits for while parked ("chan receive", "IO wait",
-  // ...), for the deadlock report (Go's waitreason). A static string, set by
-  // whatever parks it; stale while the goroutine runs.
+  // ...), and since when (the wait clock below), for the deadlock report
+  // (Go's waitreason and waitsince). Set together by note_wait, by
+  // whatever parks the goroutine, before anyone else can see it parked;
+  // stale while the goroutine runs.
   const char* wait_reason = nullptr;
+  std::int64_t wait_since_nanos = 0;
   // Free-list link while the record is free.
   G* next_free = nullptr;
 };
+
+// The wait clock: CLOCK_MONOTONIC nanoseconds as last read by the runtime
+// on a path that reads the clock anyway or is off the hot path (every
+// sysmon round, at most 10 ms apart while any P runs; a worker waking from
+// its idle sleep; a runtime starting). It never runs ahead of the real
+// clock and trails it by at most about a sysmon period while goroutines
+// run, which is precision enough for "how long has it waited" in a report
+// that fires after a grace period of its own. Reading the real clock at
+// every park (even CLOCK_MONOTONIC_COARSE, a few ns through the vDSO)
+// would add a measurable share to a channel handoff of a few tens of ns;
+// this is one load of a line that is written a few hundred times a second
+// at most. Relaxed: a timestamp for diagnostics, ordered with nothing.
+extern std::atomic<std::int64_t> wait_clock_nanos;
+
+// Records, just before `g` parks, why (a string literal: the deadlock
+// report prints it) and since when it waits.
+inline void note_wait(G* g, const char* reason) noexcept {
+  g->wait_reason = reason;
+  g->wait_since_nanos = wait_clock_nanos.load(std::memory_order_relaxed);
+}
 
 // The goroutine running on this thread, or nullptr outside the runtime.
 // Read it only between suspension points (never cache it across one: the

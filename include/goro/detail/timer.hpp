@@ -94,6 +94,10 @@ struct TimerNode {
 // The steady clock in nanoseconds (the timers' time base).
 [[nodiscard]] std::int64_t monotonic_now_ns() noexcept;
 
+// Moves the wait clock (goroutine.hpp) to `now`, a monotonic_now_ns()
+// reading.
+void advance_wait_clock(std::int64_t now) noexcept;
+
 // Arms `node` (not armed) in the current P's heap. Must be called from a
 // goroutine; throws std::logic_error otherwise.
 void arm_timer(TimerNode* node);
