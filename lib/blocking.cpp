@@ -18,6 +18,11 @@
 //   4. The call is counted out of flight as the very last step: the
 //      runtime waits for that count to reach zero before it destroys any
 //      goroutine, so a frame holding a job in flight is never freed.
+// Past Config::max_blocking_threads calls at once, step 1 queues the job
+// (FIFO) and it starts when a running call finishes (syscall_threads.hpp,
+// steps 1-3); it counts as in flight meanwhile (it will run and ready its
+// goroutine). When the runtime stops, the calls still queued are
+// withdrawn before the wait of step 4, and never run.
 //
 // Why the inbox handshake loses no wakeup: the completion decides under
 // sched_mu_ whether the home P is idle, and a worker joins the idle list
@@ -52,8 +57,9 @@ void Scheduler::submit_blocking(P& p, G* g, BlockingJob* job) {
   job->scheduler = this;
   // Relaxed: the count is read after the workers are joined (see step 4).
   blocking_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  bool waits = false;
   try {
-    SyscallThreads::instance().submit(job, config_.max_blocking_threads, [](BlockingJob* j) {
+    waits = SyscallThreads::instance().submit(job, config_.max_blocking_threads, [](BlockingJob* j) {
       static_cast<Scheduler*>(j->scheduler)->complete_blocking(j);
     });
   } catch (...) {
@@ -61,6 +67,7 @@ void Scheduler::submit_blocking(P& p, G* g, BlockingJob* job) {
     throw;  // the goroutine continues with the exception (it never parked)
   }
   bump(p.stats.blocking_calls);
+  if (waits) bump(p.stats.blocking_calls_queued);
 }
 
 P* Scheduler::claim_idle_locked(P* w) noexcept {
@@ -123,6 +130,11 @@ void Scheduler::drain_inbox(P& p) noexcept {
 }
 
 void Scheduler::wait_for_blocking_calls() noexcept {
+  // Calls still waiting for a thread never start: their goroutines stay
+  // parked, and the sweep destroys them with the other live goroutines.
+  // Relaxed, as the add in submit_blocking.
+  const std::size_t withdrawn = SyscallThreads::instance().withdraw_waiting(this);
+  blocking_in_flight_.fetch_sub(static_cast<std::int64_t>(withdrawn), std::memory_order_relaxed);
   // Acquire: pairs with complete_blocking's release decrement.
   while (blocking_in_flight_.load(std::memory_order_acquire) != 0) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));

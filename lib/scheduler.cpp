@@ -22,6 +22,7 @@
 #include "goro/task.hpp"
 #include "runtime_state.hpp"
 #include "runtime_threads.hpp"
+#include "syscall_threads.hpp"
 
 namespace goro::detail {
 namespace {
@@ -860,6 +861,7 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.wakeups += get(c.wakeups);
     s.timers_fired += get(c.timers_fired);
     s.blocking_calls += get(c.blocking_calls);
+    s.blocking_calls_queued += get(c.blocking_calls_queued);
     s.io_waits += get(c.io_waits);
     s.io_completions += get(c.io_completions);
   }
@@ -872,6 +874,7 @@ SchedulerStats Scheduler::stats() const noexcept {
   s.spread_rounds = spread_rounds_.load(std::memory_order_relaxed);
   s.io_rescued = io_rescued_.load(std::memory_order_relaxed);
   s.global_queue_capacity = global_.capacity();
+  s.blocking_queue_length = SyscallThreads::instance().waiting(this);
   return s;
 }
 
