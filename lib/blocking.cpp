@@ -59,9 +59,9 @@ void Scheduler::submit_blocking(P& p, G* g, BlockingJob* job) {
   blocking_in_flight_.fetch_add(1, std::memory_order_relaxed);
   bool waits = false;
   try {
-    waits = SyscallThreads::instance().submit(job, config_.max_blocking_threads, [](BlockingJob* j) {
-      static_cast<Scheduler*>(j->scheduler)->complete_blocking(j);
-    });
+    waits = SyscallThreads::instance().submit(
+        job, config_.max_blocking_threads,
+        [](BlockingJob* j) { static_cast<Scheduler*>(j->scheduler)->complete_blocking(j); });
   } catch (...) {
     blocking_in_flight_.fetch_sub(1, std::memory_order_relaxed);  // as the add above
     throw;  // the goroutine continues with the exception (it never parked)

@@ -122,8 +122,8 @@ void RWMutex::LockAwaiter::on_have_w(void* frame) noexcept {
   auto* self = detail::ResumeHook::owner_of<LockAwaiter>(frame);
   RWMutex* rw = self->rw_;
   const std::coroutine_handle<> awaiting = self->awaiting_;
-  if (rw->announce_writer() || !detail::park_on(rw->writer_sem_, self->sem_waiter_, awaiting,
-                                                    "sync.RWMutex.Lock")) {
+  if (rw->announce_writer() ||
+      !detail::park_on(rw->writer_sem_, self->sem_waiter_, awaiting, "sync.RWMutex.Lock")) {
     awaiting.resume();
   }
 }

@@ -57,15 +57,16 @@ void SyscallThreads::admit_waiting_locked() {
 std::size_t SyscallThreads::withdraw_waiting(const void* scheduler) noexcept {
   std::lock_guard lock(mu_);
   const std::size_t before = waiting_.size();
-  std::erase_if(waiting_, [scheduler](const Waiting& w) { return w.item.job->scheduler == scheduler; });
+  std::erase_if(waiting_,
+                [scheduler](const Waiting& w) { return w.item.job->scheduler == scheduler; });
   return before - waiting_.size();
 }
 
 std::size_t SyscallThreads::waiting(const void* scheduler) noexcept {
   std::lock_guard lock(mu_);
-  return static_cast<std::size_t>(std::count_if(waiting_.begin(), waiting_.end(), [scheduler](const Waiting& w) {
-    return w.item.job->scheduler == scheduler;
-  }));
+  return static_cast<std::size_t>(
+      std::count_if(waiting_.begin(), waiting_.end(),
+                    [scheduler](const Waiting& w) { return w.item.job->scheduler == scheduler; }));
 }
 
 std::size_t SyscallThreads::threads() noexcept {

@@ -91,7 +91,7 @@ class SyscallThreads {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Item> queue_;        // handed out, not yet taken by a thread
+  std::deque<Item> queue_;       // handed out, not yet taken by a thread
   std::deque<Waiting> waiting_;  // past the cap, oldest first
   std::size_t threads_ = 0;
   std::size_t idle_ = 0;

@@ -182,9 +182,10 @@ Task<QueueResult> ten_calls_under_a_cap_of_two(QueuedCalls* calls) {
     handles.push_back(spawn(call_in_turn(calls, i)));
     // Call i is made before goroutine i + 1 starts: running (the first
     // two) or waiting behind the others.
-    const bool made =
-        i < 2 ? co_await test::yield_until_at_least(calls->started, i + 1)
-              : co_await yield_until([i] { return scheduler_stats().blocking_queue_length == i - 1u; });
+    const bool made = i < 2 ? co_await test::yield_until_at_least(calls->started, i + 1)
+                            : co_await yield_until([i] {
+                                return scheduler_stats().blocking_queue_length == i - 1u;
+                              });
     if (!made) co_return r;
   }
   const SchedulerStats stats = scheduler_stats();

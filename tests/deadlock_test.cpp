@@ -39,8 +39,8 @@ Task<int> test_value() { co_return 7; }
 // traceback, with how long it has waited: "goroutine 1 [chan receive, 21
 // ms] (main)". `id` and `suffix` are regular expressions; `reason` is
 // taken literally.
-bool lists_wait(const std::string& report, const std::string& reason, const std::string& id = "\\d+",
-                const std::string& suffix = "") {
+bool lists_wait(const std::string& report, const std::string& reason,
+                const std::string& id = "\\d+", const std::string& suffix = "") {
   const std::string literal = std::regex_replace(reason, std::regex(R"([.()\[\]])"), R"(\$&)");
   return std::regex_search(report, std::regex("goroutine " + id + " \\[" + literal +
                                               ", \\d+ (ms|s|minutes)\\]" + suffix));
