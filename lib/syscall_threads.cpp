@@ -57,8 +57,7 @@ void SyscallThreads::admit_waiting_locked() {
 std::size_t SyscallThreads::withdraw_waiting(const void* calls) noexcept {
   std::lock_guard lock(mu_);
   const std::size_t before = waiting_.size();
-  std::erase_if(waiting_,
-                [calls](const Waiting& w) { return w.item.job->calls == calls; });
+  std::erase_if(waiting_, [calls](const Waiting& w) { return w.item.job->calls == calls; });
   return before - waiting_.size();
 }
 
