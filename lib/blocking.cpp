@@ -20,6 +20,11 @@
 //   4. The call is counted out of flight as the very last step: the
 //      runtime waits for that count to reach zero before it destroys any
 //      goroutine, so a frame holding a job in flight is never freed.
+// Past Config::max_blocking_threads calls at once, step 1 queues the job
+// (FIFO) and it starts when a running call finishes (syscall_threads.hpp,
+// steps 1-3); it counts as in flight meanwhile (it will run and ready its
+// goroutine). When the runtime stops, the calls still queued are
+// withdrawn before the wait of step 4, and never run.
 //
 // Why the inbox handshake loses no wakeup: scheduler.cpp, above
 // Scheduler::make_runnable_at_home.
@@ -44,7 +49,7 @@ void submit_blocking(BlockingJob* job, std::coroutine_handle<> awaiting) {
     throw std::logic_error("goro::blocking must be awaited inside a goroutine");
   }
   g->resume = awaiting;
-  g->wait_reason = "blocking call";
+  note_wait(g, "blocking call");
   p->blocking_calls.submit(*p, g, job);
 }
 
@@ -54,13 +59,15 @@ void BlockingCalls::submit(P& p, G* g, BlockingJob* job) {
   job->calls = this;
   // Relaxed: the count is read after the workers are joined (see step 4).
   in_flight_.fetch_add(1, std::memory_order_relaxed);
+  bool waits = false;
   try {
-    SyscallThreads::instance().submit(job, max_threads_, &BlockingCalls::complete);
+    waits = SyscallThreads::instance().submit(job, max_threads_, &BlockingCalls::complete);
   } catch (...) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);  // as the add above
     throw;  // the goroutine continues with the exception (it never parked)
   }
   bump(p.stats.blocking_calls);
+  if (waits) bump(p.stats.blocking_calls_queued);
 }
 
 void BlockingCalls::complete(BlockingJob* job) noexcept {
@@ -74,7 +81,16 @@ void BlockingCalls::complete(BlockingJob* job) noexcept {
   calls->in_flight_.fetch_sub(1, std::memory_order_release);
 }
 
-void BlockingCalls::wait_for_none() const noexcept {
+std::size_t BlockingCalls::queued() const noexcept {
+  return SyscallThreads::instance().waiting(this);
+}
+
+void BlockingCalls::wait_for_none() noexcept {
+  // Calls still waiting for a thread never start: their goroutines stay
+  // parked, and the sweep destroys them with the other live goroutines.
+  // Relaxed, as the add in submit.
+  const std::size_t withdrawn = SyscallThreads::instance().withdraw_waiting(this);
+  in_flight_.fetch_sub(static_cast<std::int64_t>(withdrawn), std::memory_order_relaxed);
   while (any_in_flight()) std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 

@@ -23,23 +23,30 @@ class BlockingCalls {
   BlockingCalls& operator=(const BlockingCalls&) = delete;
 
   // Steps 1-2: parks goroutine `g` of P `p` (its resume point set) and
-  // hands `job` to a syscall thread. Throws std::system_error when
-  // max_threads calls are already running (`g` never parked).
+  // hands `job` to a syscall thread, or, while max_threads calls run,
+  // queues it for one (FIFO; counted in PStats::blocking_calls_queued).
+  // Throws std::invalid_argument if max_threads is 0 and std::system_error
+  // if the OS refuses a thread (`g` never parked, either way).
   void submit(P& p, G* g, BlockingJob* job);
   // Whether a call is in flight (acquire: pairs with the completion's
   // release, so everything the call did happens before).
   [[nodiscard]] bool any_in_flight() const noexcept {
     return in_flight_.load(std::memory_order_acquire) != 0;
   }
-  // Waits until no call is in flight (the runtime, before its sweep).
-  void wait_for_none() const noexcept;
+  // Calls waiting for a thread now (SchedulerStats::blocking_queue_length).
+  [[nodiscard]] std::size_t queued() const noexcept;
+  // Withdraws the calls still waiting for a thread (they never run; their
+  // goroutines stay parked for the sweep), then waits until no call is in
+  // flight (the runtime, before its sweep).
+  void wait_for_none() noexcept;
 
  private:
   // Steps 3-4, on the syscall thread.
   static void complete(BlockingJob* job) noexcept;
 
   const unsigned max_threads_;
-  // Calls submitted and not yet completed.
+  // Calls submitted and not yet completed or withdrawn (a call waiting
+  // for a thread counts: it will run and ready its goroutine).
   std::atomic<std::int64_t> in_flight_{0};
 };
 

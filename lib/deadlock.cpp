@@ -46,11 +46,24 @@
 //   7. quiescence is read once more, with the same count: a thread that
 //      woke a goroutine and ended just before the census moved it.
 // Then the deadlock is declared (declare_deadlock).
+//
+// The report lists each live goroutine as Go's traceback heads it:
+// "goroutine 7 [chan receive, 2 minutes]", with Go's wait reasons
+// (note_wait, goro/detail/goroutine.hpp: "chan send", "select (no cases)",
+// "sync.Mutex.Lock", "semacquire", ...) and how long the goroutine has
+// waited. Go prints the wait only from one minute on, in whole minutes;
+// goro prints it always, as "N ms" below a second, "N s" below a minute
+// and "N minutes" from then on (Go's form), because a goro deadlock is
+// usually found a grace period after the last park, not minutes later.
+// The time is read off the wait clock, which trails the real clock by at
+// most about a sysmon period (wait_clock_nanos), so the figure may exceed
+// the true wait by that much and never falls short of it.
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
+#include "goro/detail/timer.hpp"
 #include "goro/run.hpp"
 #include "goroutine_pool.hpp"
 #include "runtime.hpp"
@@ -66,6 +79,23 @@ std::atomic<std::uint64_t> outside_wakers{0};        // alive now
 std::atomic<std::uint64_t> outside_waker_events{0};  // made + dropped, ever
 
 }  // namespace
+
+std::string describe_wait(const char* reason, std::int64_t waited_nanos) {
+  constexpr std::int64_t kMilli = 1'000'000;
+  constexpr std::int64_t kSecond = 1'000 * kMilli;
+  constexpr std::int64_t kMinute = 60 * kSecond;
+  if (reason == nullptr) return "parked";  // parked by nothing that names its wait
+  std::string text = reason;
+  const std::int64_t waited = waited_nanos > 0 ? waited_nanos : 0;
+  if (waited < kSecond) {
+    text += ", " + std::to_string(waited / kMilli) + " ms";
+  } else if (waited < kMinute) {
+    text += ", " + std::to_string(waited / kSecond) + " s";
+  } else {
+    text += ", " + std::to_string(waited / kMinute) + " minutes";
+  }
+  return text;
+}
 
 bool Runtime::quiescent(std::uint64_t& activity) noexcept {
   if (scheduler_.stopping() || !scheduler_.all_idle()) return false;
@@ -88,6 +118,7 @@ void Runtime::declare_deadlock() noexcept {
   std::string report = "goro: fatal error: all goroutines are asleep - deadlock!\n";
   std::size_t listed = 0;
   std::size_t live = 0;
+  const std::int64_t now = monotonic_now_ns();
   // Every P is idle and nothing arrived for the whole grace period: the
   // records are quiet. (A go() from outside racing this walk could show a
   // half-made record; it would also have made the runtime not deadlocked,
@@ -98,7 +129,7 @@ void Runtime::declare_deadlock() noexcept {
     if (listed == kDeadlockReportLimit) return;
     ++listed;
     report += "\ngoroutine " + std::to_string(g.id) + " [" +
-              (g.wait_reason != nullptr ? g.wait_reason : "parked") + "]" +
+              describe_wait(g.wait_reason, now - g.wait_since_nanos) + "]" +
               (g.is_main ? " (main)" : "");
   });
   if (live > listed) report += "\n... and " + std::to_string(live - listed) + " more";

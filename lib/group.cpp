@@ -281,7 +281,7 @@ bool GroupWaitAwaiter::await_ready() const noexcept { return state_->idle(); }
 bool GroupWaitAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
   detail::G* g = detail::require_goroutine("goro::Group::wait");
   g->resume = awaiting;
-  g->wait_reason = "group wait";  // for the deadlock report
+  detail::note_wait(g, "errgroup.Group.Wait");  // for the deadlock report
   waiter_.g = g;
   return state_->park(&waiter_);
 }

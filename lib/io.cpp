@@ -38,7 +38,7 @@ bool io_start(IoOp& op, std::coroutine_handle<> awaiting) noexcept {
   P* p = tls_p;
   G* g = tls_g;
   g->resume = awaiting;
-  g->wait_reason = "IO wait";
+  note_wait(g, "IO wait");
   op.g = g;
   op.poller = p->poller.get();
   bump(p->stats.io_waits);

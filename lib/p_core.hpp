@@ -79,6 +79,7 @@ struct PStats {
   std::atomic<std::uint64_t> wakeups{0};
   std::atomic<std::uint64_t> timers_fired{0};
   std::atomic<std::uint64_t> blocking_calls{0};
+  std::atomic<std::uint64_t> blocking_calls_queued{0};
   std::atomic<std::uint64_t> io_waits{0};
   std::atomic<std::uint64_t> io_completions{0};
 };

@@ -226,7 +226,7 @@ std::coroutine_handle<> join_suspend(G* joined, std::coroutine_handle<> awaiting
     throw_not_in_goroutine("goro::JoinHandle (co_await)");
   P* p = tls_p;
   self->resume = awaiting;
-  self->wait_reason = "join";
+  note_wait(self, "join");
   if (p->scheduler.claim_for_inline_join(*p, child)) {
     // Inline join. Nobody else touches the join state before the child
     // finishes; release because the child may finish on another thread
@@ -469,6 +469,7 @@ SchedulerStats Runtime::stats() const noexcept {
   s.stalls = sysmon_.stall_count();
   s.spread_rounds = sysmon_.spread_rounds();
   s.io_rescued = sysmon_.io_rescued();
+  s.blocking_queue_length = blocking_calls_.queued();
   return s;
 }
 

@@ -142,6 +142,11 @@ class Runtime final : private SysmonView {
   std::string deadlock_report_;
 };
 
+// One goroutine's wait as the deadlock report prints it inside the
+// brackets: "chan receive, 120 ms" (deadlock.cpp). A null reason prints as
+// "parked", with no time.
+[[nodiscard]] std::string describe_wait(const char* reason, std::int64_t waited_nanos);
+
 }  // namespace goro::detail
 
 #endif  // GORO_LIB_RUNTIME_HPP_

@@ -597,6 +597,7 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.wakeups += get(c.wakeups);
     s.timers_fired += get(c.timers_fired);
     s.blocking_calls += get(c.blocking_calls);
+    s.blocking_calls_queued += get(c.blocking_calls_queued);
     s.io_waits += get(c.io_waits);
     s.io_completions += get(c.io_completions);
   }

@@ -50,13 +50,13 @@ class ThreadParker {
 
 void unpark(ThreadParker* parker) noexcept { parker->unpark(); }
 
-G* goroutine_to_park(const char* what) {
+G* goroutine_to_park(const char* what, const char* reason) {
   G* g = current_goroutine();
   if (g == nullptr) {
     throw std::logic_error(std::string(what) +
                            ": must wait, but not called from a goroutine (no goroutine to park)");
   }
-  g->wait_reason = what;  // a string literal: the deadlock report names it
+  note_wait(g, reason);
   return g;
 }
 
@@ -114,7 +114,7 @@ bool RWMutex::LockAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
     if (!mutex_waiter_.acquire(have_w_hook_.handle())) return true;  // on_have_w goes on
     if (rw_->announce_writer()) return false;
   }
-  return detail::park_on(rw_->writer_sem_, sem_waiter_, awaiting);
+  return detail::park_on(rw_->writer_sem_, sem_waiter_, awaiting, "sync.RWMutex.Lock");
 }
 
 void RWMutex::LockAwaiter::on_have_w(void* frame) noexcept {
@@ -123,7 +123,8 @@ void RWMutex::LockAwaiter::on_have_w(void* frame) noexcept {
   self->mutex_waiter_.resumed();
   RWMutex* rw = self->rw_;
   const std::coroutine_handle<> awaiting = self->awaiting_;
-  if (rw->announce_writer() || !detail::park_on(rw->writer_sem_, self->sem_waiter_, awaiting)) {
+  if (rw->announce_writer() ||
+      !detail::park_on(rw->writer_sem_, self->sem_waiter_, awaiting, "sync.RWMutex.Lock")) {
     awaiting.resume();
   }
 }
@@ -294,7 +295,7 @@ bool Cond::WaitAwaiter::await_ready() const {
 void Cond::WaitAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
   // Step 2.
   awaiting_ = awaiting;
-  waiter_.prepare(detail::goroutine_to_park("goro::Cond::wait"), hook_.handle());
+  waiter_.prepare(detail::goroutine_to_park("goro::Cond::wait", "sync.Cond.Wait"), hook_.handle());
   Cond* cond = cond_;  // S3: after queuing, nothing of *this
   Mutex* mutex = mutex_;
   cond->lock_.lock();
@@ -352,7 +353,7 @@ bool Semaphore::acquire_or_lock(std::int64_t n) {
   }
   if (detail::current_goroutine() == nullptr) {
     lock_.unlock();
-    (void)detail::goroutine_to_park("goro::Semaphore::acquire");  // throws
+    (void)detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire");  // throws
   }
   return false;  // keep the lock: queue_and_unlock runs next
 }
@@ -360,7 +361,7 @@ bool Semaphore::acquire_or_lock(std::int64_t n) {
 void Semaphore::queue_and_unlock(detail::SyncWaiter* w, std::coroutine_handle<> awaiting) noexcept {
   // Step 3.
   const std::int64_t weight = w->weight;
-  w->prepare(detail::goroutine_to_park("goro::Semaphore::acquire"), awaiting);
+  w->prepare(detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire"), awaiting);
   w->weight = weight;
   waiters_.push_back(w);
   lock_.unlock();  // S3

@@ -198,7 +198,7 @@ namespace detail {
 void MutexWaiter::withdraw() noexcept { mutex_->withdraw(&node_); }
 
 bool MutexWaiter::acquire(std::coroutine_handle<> then) {
-  node_.prepare(goroutine_to_park("goro::Mutex::lock"), then);
+  node_.prepare(goroutine_to_park("goro::Mutex::lock", "sync.Mutex.Lock"), then);
   hook_ = ResumeHook{&on_wake, &ResumeHook::never_destroyed, this};
   node_.retry = hook_.handle();
   return mutex_->lock_slow(&node_);

@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -16,19 +18,22 @@ SyscallThreads& SyscallThreads::instance() noexcept {
   return *pool;
 }
 
-void SyscallThreads::submit(BlockingJob* job, std::size_t max_busy,
+bool SyscallThreads::submit(BlockingJob* job, std::size_t max_busy,
                             void (*complete)(BlockingJob*)) {
+  if (max_busy == 0) {
+    throw std::invalid_argument(
+        "goro::blocking: Config::max_blocking_threads is 0, so no blocking call can run");
+  }
   std::unique_lock lock(mu_);
-  if (busy_ >= max_busy) {
-    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
-                            "goro::blocking: " + std::to_string(busy_) +
-                                " blocking calls already running (Config::max_blocking_threads)");
+  if (busy_ >= max_busy || !waiting_.empty()) {  // step 1: behind the cap, or behind others
+    waiting_.push_back(Waiting{Item{job, complete}, max_busy});
+    return true;
   }
   queue_.push_back(Item{job, complete});
   ++busy_;
   if (queue_.size() <= idle_) {
     cv_.notify_one();
-    return;
+    return false;
   }
   try {
     std::thread(&SyscallThreads::thread_main, this).detach();
@@ -39,6 +44,28 @@ void SyscallThreads::submit(BlockingJob* job, std::size_t max_busy,
     throw;
   }
   ++threads_;
+  return false;
+}
+
+void SyscallThreads::admit_waiting_locked() {
+  if (waiting_.empty() || busy_ >= waiting_.front().max_busy) return;
+  queue_.push_back(waiting_.front().item);
+  waiting_.pop_front();
+  ++busy_;
+}
+
+std::size_t SyscallThreads::withdraw_waiting(const void* calls) noexcept {
+  std::lock_guard lock(mu_);
+  const std::size_t before = waiting_.size();
+  std::erase_if(waiting_, [calls](const Waiting& w) { return w.item.job->calls == calls; });
+  return before - waiting_.size();
+}
+
+std::size_t SyscallThreads::waiting(const void* calls) noexcept {
+  std::lock_guard lock(mu_);
+  return static_cast<std::size_t>(
+      std::count_if(waiting_.begin(), waiting_.end(),
+                    [calls](const Waiting& w) { return w.item.job->calls == calls; }));
 }
 
 std::size_t SyscallThreads::threads() noexcept {
@@ -68,6 +95,7 @@ void SyscallThreads::thread_main() {
     item.complete(item.job);  // the job's frame may be gone after this
     lock.lock();
     --busy_;
+    admit_waiting_locked();  // step 2: this thread takes it, next round
   }
 }
 

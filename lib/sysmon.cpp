@@ -13,6 +13,7 @@
 #include "p.hpp"
 #include "runtime_threads.hpp"
 #include "thread_census.hpp"
+#include "timers.hpp"
 
 namespace goro::detail {
 
@@ -37,6 +38,7 @@ void SpreadProbe::attach_to_this_thread() noexcept {
 void SpreadProbe::detach_this_thread() noexcept { tls_synchronisations = &unread_synchronisations; }
 
 void Sysmon::start() {
+  advance_wait_clock(monotonic_now_ns());  // before any goroutine parks
   const std::size_t procs = view_.ps().size();
   watches_.assign(procs, Watch{});
   queue_watches_.assign(procs, QueueWatch{});
@@ -293,6 +295,7 @@ void Sysmon::loop() {
     if (rescuing_) delay = std::min(delay, SysmonTuning::kIoRescuePeriodNanos);
     if (signalled_) delay = SysmonTuning::kMinDelayNanos;
     std::int64_t now = monotonic_now_ns();
+    advance_wait_clock(now);
     if (view_.all_idle()) {
       // Nothing runs. A deadlock? (step 5 of the top of sysmon.hpp.)
       std::uint64_t activity = 0;
@@ -343,6 +346,7 @@ void Sysmon::loop() {
     }
     if (stopping_.load(std::memory_order_acquire)) break;  // pairs with stop()
     now = monotonic_now_ns();
+    advance_wait_clock(now);
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
     rescuing_ = false;

@@ -54,6 +54,10 @@
 //   seq_cst, so they cannot both miss each other.
 //   Leaving: the sleeper clears the registration, runs what is due, and, if
 //   timers remain, makes sure another idle worker takes the role.
+//
+// The wait clock (wait_clock_nanos, goro/detail/goroutine.hpp) lives here
+// beside the timers' time base: a worker leaving its idle sleep advances
+// it, as sysmon does each round (advance_wait_clock, timers.hpp).
 #include "timers.hpp"
 
 #include <algorithm>
@@ -75,6 +79,13 @@ std::int64_t monotonic_now_ns() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);  // steady_clock's clock on Linux
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::atomic<std::int64_t> wait_clock_nanos{0};
+
+void advance_wait_clock(std::int64_t now) noexcept {
+  // Relaxed: see wait_clock_nanos (goroutine.hpp).
+  wait_clock_nanos.store(now, std::memory_order_relaxed);
 }
 
 void arm_timer(TimerNode* node) {
@@ -205,6 +216,7 @@ void Timers::idle_sleep(P& p) noexcept {
       !sleeper_deadline_.compare_exchange_strong(none, deadline, std::memory_order_seq_cst)) {
     // No timers, or another worker already sleeps until the earliest one.
     p.poller->wait(Poller::kNever);
+    advance_wait_clock(monotonic_now_ns());  // sysmon may have slept meanwhile
     leave_idle(p);  // an I/O completion or a spurious return leaves us on the idle list
     return;
   }
@@ -215,7 +227,9 @@ void Timers::idle_sleep(P& p) noexcept {
   sleeper_.store(nullptr, std::memory_order_seq_cst);
   sleeper_deadline_.store(0, std::memory_order_seq_cst);
   leave_idle(p);
-  run_all_due(p, monotonic_now_ns());
+  const std::int64_t now = monotonic_now_ns();
+  advance_wait_clock(now);  // sysmon may have slept meanwhile
+  run_all_due(p, now);
   // Hand the role on if timers remain: we may be about to run goroutines.
   if (const std::int64_t next = earliest(); next != TimerHeap::kNever) wake_for(p, next);
 }

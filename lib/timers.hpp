@@ -18,6 +18,12 @@ namespace goro::detail {
 
 struct P;
 
+// Moves the wait clock (wait_clock_nanos, goro/detail/goroutine.hpp) to
+// `now`, a monotonic_now_ns() reading. Called where the runtime reads the
+// clock anyway or is off the hot path: each sysmon round, a worker waking
+// from its idle sleep (idle_sleep), a runtime starting (Sysmon::start).
+void advance_wait_clock(std::int64_t now) noexcept;
+
 // The timers armed on one P. Any thread may take the lock: the owner runs
 // due timers at each schedule, idle Ps run a busy P's due timers, and a
 // timer is stopped from wherever its owner goroutine runs now.

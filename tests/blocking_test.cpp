@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -122,33 +123,199 @@ TEST(Blocking, SixtyFourCallsEachGetAThread) {
   EXPECT_GE(detail::SyscallThreads::instance().threads(), 64u);
 }
 
-Task<void> hold_call(std::atomic<int>* started, std::atomic<bool>* release) {
-  co_await blocking([started, release] {
-    started->fetch_add(1);
-    while (!release->load()) std::this_thread::sleep_for(1ms);
+// Waits, yielding, until `condition()` holds; false if it did not within
+// `timeout`.
+template <class Condition>
+Task<bool> yield_until(Condition condition, std::chrono::seconds timeout = 120s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    co_await yield();
+  }
+  co_return true;
+}
+
+// Calls made past a cap: the order in which they started, how many were in
+// their function at once, and the turn that lets call i return (once
+// `released` exceeds i).
+struct QueuedCalls {
+  std::mutex mu;
+  std::vector<int> start_order;  // guarded by mu
+  std::atomic<long> started{0};
+  std::atomic<long> running{0};
+  std::atomic<long> peak{0};
+  std::atomic<long> released{0};
+};
+
+Task<int> call_in_turn(QueuedCalls* calls, int i) {
+  co_return co_await blocking([calls, i] {
+    {
+      std::lock_guard lock(calls->mu);
+      calls->start_order.push_back(i);
+    }
+    const long now = calls->running.fetch_add(1) + 1;
+    long seen = calls->peak.load();
+    while (now > seen && !calls->peak.compare_exchange_weak(seen, now)) {
+    }
+    calls->started.fetch_add(1);
+    const auto give_up = std::chrono::steady_clock::now() + 120s;  // a failing test still ends
+    while (calls->released.load() <= i && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(100us);
+    }
+    calls->running.fetch_sub(1);
+    return i;
   });
 }
 
-Task<bool> call_past_the_cap() {
-  std::atomic<int> started{0};
-  std::atomic<bool> release{false};
-  std::vector<JoinHandle<void>> held;
-  for (int i = 0; i < 3; ++i) held.push_back(spawn(hold_call(&started, &release)));
-  while (started.load() < 3) co_await yield();
-  bool refused = false;
-  try {
-    co_await blocking([] {});
-  } catch (const std::system_error& e) {
-    refused = e.code() == std::errc::resource_unavailable_try_again;
+struct QueueResult {
+  bool completed = false;
+  std::uint64_t queue_length = 0;  // with 2 calls running and 8 waiting
+  std::uint64_t calls_queued = 0;
+  std::uint64_t queue_length_after = 0;
+  int sum = 0;
+};
+
+Task<QueueResult> ten_calls_under_a_cap_of_two(QueuedCalls* calls) {
+  QueueResult r;
+  std::vector<JoinHandle<int>> handles;
+  for (int i = 0; i < 10; ++i) {
+    handles.push_back(spawn(call_in_turn(calls, i)));
+    // Call i is made before goroutine i + 1 starts: running (the first
+    // two) or waiting behind the others.
+    const bool made = i < 2 ? co_await test::yield_until_at_least(calls->started, i + 1)
+                            : co_await yield_until([i] {
+                                return scheduler_stats().blocking_queue_length == i - 1u;
+                              });
+    if (!made) co_return r;
   }
-  release.store(true);
-  for (auto& h : held) co_await h;
-  co_await blocking([] {});  // room again
-  co_return refused;
+  const SchedulerStats stats = scheduler_stats();
+  r.queue_length = stats.blocking_queue_length;
+  r.calls_queued = stats.blocking_calls_queued;
+  // Let the calls return one at a time: each return frees one thread,
+  // which only the oldest waiting call may take.
+  for (int i = 0; i < 10; ++i) {
+    calls->released.store(i + 1);
+    if (i + 3 <= 10 && !co_await test::yield_until_at_least(calls->started, i + 3)) co_return r;
+  }
+  for (auto& h : handles) r.sum += co_await h;
+  r.queue_length_after = scheduler_stats().blocking_queue_length;
+  r.completed = true;
+  co_return r;
 }
 
-TEST(Blocking, PastTheCapACallFailsClearly) {
-  EXPECT_TRUE(run(call_past_the_cap(), Config{.procs = 2, .max_blocking_threads = 3}));
+TEST(Blocking, PastTheCapCallsWaitAndStartInTheOrderTheyWereMade) {
+  test::Watchdog watchdog("Blocking.PastTheCapCallsWaitAndStartInTheOrderTheyWereMade");
+  QueuedCalls calls;
+  const QueueResult r =
+      run(ten_calls_under_a_cap_of_two(&calls), Config{.max_blocking_threads = 2});
+  EXPECT_TRUE(r.completed);
+  EXPECT_EQ(r.queue_length, 8u);
+  EXPECT_EQ(r.calls_queued, 8u);
+  EXPECT_EQ(r.queue_length_after, 0u);
+  EXPECT_EQ(r.sum, 45);
+  EXPECT_EQ(calls.peak.load(), 2);
+  std::lock_guard lock(calls.mu);
+  EXPECT_EQ(calls.start_order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(scheduler_stats().blocking_calls_queued, 8u);  // the run's last counts
+}
+
+// A call that returns only once its runtime has no call waiting any more:
+// while it runs, nothing else can (the cap is 1), so the calls queued
+// behind it are still waiting when the runtime stops.
+Task<void> hold_until_the_queue_is_withdrawn(std::atomic<long>* started,
+                                             const std::atomic<bool>* all_queued) {
+  co_await blocking([started, all_queued] {
+    started->fetch_add(1);
+    const auto give_up = std::chrono::steady_clock::now() + 120s;  // a failing test still ends
+    while ((!all_queued->load() || scheduler_stats().blocking_queue_length != 0) &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(100us);
+    }
+  });
+}
+
+Task<void> queued_call(test::LifeCounts* counts, std::atomic<int>* ran) {
+  test::Guard guard(*counts);
+  co_await blocking([ran] { ran->fetch_add(1); });
+}
+
+Task<int> return_with_calls_queued(test::LifeCounts* counts, std::atomic<int>* ran) {
+  std::atomic<long> started{0};
+  std::atomic<bool> all_queued{false};
+  go(hold_until_the_queue_is_withdrawn(&started, &all_queued));
+  if (!co_await test::yield_until_at_least(started, 1)) co_return -1;
+  for (unsigned i = 0; i < 3; ++i) {
+    go(queued_call(counts, ran));
+    if (!co_await yield_until([i] { return scheduler_stats().blocking_queue_length == i + 1; })) {
+      co_return -1;
+    }
+  }
+  all_queued.store(true);
+  co_return 0;  // the runtime stops with one call running and three waiting
+}
+
+TEST(Blocking, CallsStillWaitingWhenTheRuntimeStopsNeverRunAndTheirGoroutinesAreDestroyed) {
+  test::Watchdog watchdog("Blocking.CallsStillWaitingWhenTheRuntimeStops...");
+  test::LifeCounts counts;
+  std::atomic<int> ran{0};
+  EXPECT_EQ(run(return_with_calls_queued(&counts, &ran), Config{.max_blocking_threads = 1}), 0);
+  EXPECT_EQ(ran.load(), 0);
+  EXPECT_EQ(counts.constructed.load(), 3);
+  EXPECT_EQ(counts.alive(), 0);
+  const SchedulerStats stats = scheduler_stats();
+  EXPECT_EQ(stats.blocking_calls_queued, 3u);
+  EXPECT_EQ(stats.blocking_queue_length, 0u);
+  // The process can run blocking calls again.
+  EXPECT_EQ(run(doubled_on_a_syscall_thread(4), Config{.max_blocking_threads = 1}), 8);
+}
+
+// Many goroutines, each making calls in a loop, under a cap of three.
+Task<long> call_repeatedly(CallsInFlight* calls, int times) {
+  long sum = 0;
+  for (int i = 0; i < times; ++i) {
+    sum += co_await blocking([calls, i] {
+      const long now = calls->running.fetch_add(1) + 1;
+      long seen = calls->peak.load();
+      while (now > seen && !calls->peak.compare_exchange_weak(seen, now)) {
+      }
+      calls->running.fetch_sub(1);
+      return static_cast<long>(i);
+    });
+  }
+  co_return sum;
+}
+
+Task<long> many_callers(CallsInFlight* calls, int goroutines, int times) {
+  std::vector<JoinHandle<long>> all;
+  for (int g = 0; g < goroutines; ++g) all.push_back(spawn(call_repeatedly(calls, times)));
+  long sum = 0;
+  for (auto& h : all) sum += co_await h;
+  co_return sum;
+}
+
+TEST(Blocking, ManyCallersUnderASmallCapAllComplete) {
+  test::Watchdog watchdog("Blocking.ManyCallersUnderASmallCapAllComplete");
+  const int goroutines = 32;
+  const int times = static_cast<int>(test::scaled(200, 20));
+  CallsInFlight calls;
+  const long sum = run(many_callers(&calls, goroutines, times), Config{.max_blocking_threads = 3});
+  EXPECT_EQ(sum, static_cast<long>(goroutines) * times * (times - 1) / 2);
+  EXPECT_LE(calls.peak.load(), 3);
+  EXPECT_EQ(scheduler_stats().blocking_calls, static_cast<std::uint64_t>(goroutines) * times);
+  EXPECT_EQ(scheduler_stats().blocking_queue_length, 0u);
+}
+
+Task<bool> call_with_no_thread_allowed() {
+  try {
+    co_await blocking([] {});
+  } catch (const std::invalid_argument&) {
+    co_return true;
+  }
+  co_return false;
+}
+
+TEST(Blocking, ACapOfZeroIsRefusedClearly) {
+  EXPECT_TRUE(run(call_with_no_thread_allowed(), Config{.max_blocking_threads = 0}));
 }
 
 Task<void> block_then_count(std::atomic<int>* destroyed, std::atomic<long>* started) {

@@ -12,9 +12,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <string>
 #include <thread>
 
+#include "runtime.hpp"
 #include "test_util.hpp"
 #include "thread_census.hpp"
 
@@ -33,6 +35,27 @@ Config quick(unsigned procs = 2) {
 
 Task<int> test_value() { co_return 7; }
 
+// Whether `report` lists a goroutine waiting for `reason` as Go heads a
+// traceback, with how long it has waited: "goroutine 1 [chan receive, 21
+// ms] (main)". `id` and `suffix` are regular expressions; `reason` is
+// taken literally.
+bool lists_wait(const std::string& report, const std::string& reason,
+                const std::string& id = "\\d+", const std::string& suffix = "") {
+  const std::string literal = std::regex_replace(reason, std::regex(R"([.()\[\]])"), R"(\$&)");
+  return std::regex_search(report, std::regex("goroutine " + id + " \\[" + literal +
+                                              ", \\d+ (ms|s|minutes)\\]" + suffix));
+}
+
+// The deadlock report of running `main` (empty if run() returned).
+std::string deadlock_report_of(Task<int> main, unsigned procs = 2) {
+  try {
+    (void)run(std::move(main), quick(procs));
+  } catch (const Deadlock& e) {
+    return e.what();
+  }
+  return "";
+}
+
 Task<int> receive_forever() {
   Chan<int> nobody_sends = make_chan<int>();
   auto v = co_await nobody_sends.recv();
@@ -46,7 +69,7 @@ TEST(Deadlock, MainReceivingFromASilentChannelThrows) {
   } catch (const Deadlock& e) {
     const std::string report = e.what();
     EXPECT_NE(report.find("all goroutines are asleep"), std::string::npos) << report;
-    EXPECT_NE(report.find("goroutine 1 [chan receive] (main)"), std::string::npos) << report;
+    EXPECT_TRUE(lists_wait(report, "chan receive", "1", " \\(main\\)")) << report;
   }
 }
 
@@ -72,11 +95,10 @@ TEST(Deadlock, ACycleOfGoroutinesIsReportedAndDestroyed) {
     FAIL() << "run returned";
   } catch (const Deadlock& e) {
     const std::string report = e.what();
-    EXPECT_NE(report.find("[join] (main)"), std::string::npos) << report;
+    EXPECT_TRUE(lists_wait(report, "join", "1", " \\(main\\)")) << report;
     // Both goroutines wait to receive.
-    const auto first = report.find("[chan receive]");
-    ASSERT_NE(first, std::string::npos) << report;
-    EXPECT_NE(report.find("[chan receive]", first + 1), std::string::npos) << report;
+    EXPECT_TRUE(lists_wait(report, "chan receive", "2")) << report;
+    EXPECT_TRUE(lists_wait(report, "chan receive", "3")) << report;
   }
   EXPECT_EQ(counts.constructed.load(), 2);
   EXPECT_EQ(counts.alive(), 0);  // their frames were destroyed
@@ -95,7 +117,7 @@ TEST(Deadlock, ANilChannelSendIsADeadlock) {
     (void)run(nil_channel(), quick(1));
     FAIL() << "run returned";
   } catch (const Deadlock& e) {
-    EXPECT_NE(std::string(e.what()).find("[chan send (nil chan)]"), std::string::npos) << e.what();
+    EXPECT_TRUE(lists_wait(e.what(), "chan send (nil chan)", "1")) << e.what();
   }
 }
 
@@ -111,9 +133,156 @@ TEST(Deadlock, LockingAMutexTwiceIsReportedWithItsWaitReason) {
     (void)run(lock_twice(), quick());
     FAIL() << "run returned";
   } catch (const Deadlock& e) {
-    EXPECT_NE(std::string(e.what()).find("[goro::Mutex::lock] (main)"), std::string::npos)
-        << e.what();
+    EXPECT_TRUE(lists_wait(e.what(), "sync.Mutex.Lock", "1", " \\(main\\)")) << e.what();
   }
+}
+
+// --- Wait reasons: Go's names, and how long each goroutine has waited -------
+
+Task<int> send_to_nobody() {
+  Chan<int> nobody_receives = make_chan<int>();
+  co_await nobody_receives.send(1);
+  co_return 0;
+}
+
+TEST(DeadlockReport, NamesAChannelSendAsGoDoes) {
+  EXPECT_TRUE(lists_wait(deadlock_report_of(send_to_nobody()), "chan send", "1", " \\(main\\)"));
+}
+
+Task<int> receive_from_nil() {
+  Chan<int> nil;
+  co_return (co_await nil.recv()).value_or(-1);
+}
+
+TEST(DeadlockReport, NamesANilChannelReceiveAsGoDoes) {
+  const std::string report = deadlock_report_of(receive_from_nil());
+  EXPECT_TRUE(lists_wait(report, "chan receive (nil chan)", "1")) << report;
+}
+
+Task<int> select_over_silent_channels() {
+  Chan<int> a = make_chan<int>();
+  Chan<int> b = make_chan<int>();
+  auto r = co_await select(recv_from(a), recv_from(b));
+  co_return static_cast<int>(r.index());
+}
+
+TEST(DeadlockReport, NamesASelectAsGoDoes) {
+  const std::string report = deadlock_report_of(select_over_silent_channels());
+  EXPECT_TRUE(lists_wait(report, "select", "1")) << report;
+}
+
+Task<int> select_over_nil_channels_only() {
+  Chan<int> nil;
+  auto r = co_await select(recv_from(nil));
+  co_return static_cast<int>(r.index());
+}
+
+TEST(DeadlockReport, NamesASelectWithOnlyNilCasesAsGosEmptySelect) {
+  const std::string report = deadlock_report_of(select_over_nil_channels_only());
+  EXPECT_TRUE(lists_wait(report, "select (no cases)", "1")) << report;
+}
+
+Task<int> read_lock_under_the_write_lock() {
+  RWMutex rw;
+  co_await rw.lock();
+  co_await rw.rlock();
+  co_return 0;
+}
+
+TEST(DeadlockReport, NamesAnRWMutexReadLockAsGoDoes) {
+  const std::string report = deadlock_report_of(read_lock_under_the_write_lock());
+  EXPECT_TRUE(lists_wait(report, "sync.RWMutex.RLock", "1")) << report;
+}
+
+Task<int> write_lock_under_a_read_lock() {
+  RWMutex rw;
+  co_await rw.rlock();
+  co_await rw.lock();  // waits for the reader, itself
+  co_return 0;
+}
+
+TEST(DeadlockReport, NamesAnRWMutexWriteLockAsGoDoes) {
+  const std::string report = deadlock_report_of(write_lock_under_a_read_lock());
+  EXPECT_TRUE(lists_wait(report, "sync.RWMutex.Lock", "1")) << report;
+}
+
+Task<int> wait_for_a_group_nobody_counts_down() {
+  WaitGroup group;
+  group.add(1);
+  co_await group.wait();
+  co_return 0;
+}
+
+TEST(DeadlockReport, NamesAWaitGroupWaitAsGoDoes) {
+  const std::string report = deadlock_report_of(wait_for_a_group_nobody_counts_down());
+  EXPECT_TRUE(lists_wait(report, "sync.WaitGroup.Wait", "1")) << report;
+}
+
+Task<int> wait_for_a_signal_nobody_sends() {
+  Mutex m;
+  Cond cond;
+  co_await m.lock();
+  co_await cond.wait(m);
+  m.unlock();
+  co_return 0;
+}
+
+TEST(DeadlockReport, NamesACondWaitAsGoDoes) {
+  const std::string report = deadlock_report_of(wait_for_a_signal_nobody_sends());
+  EXPECT_TRUE(lists_wait(report, "sync.Cond.Wait", "1")) << report;
+}
+
+Task<int> acquire_more_than_is_left() {
+  Semaphore sem(1);
+  co_await sem.acquire(1);
+  co_await sem.acquire(1);
+  co_return 0;
+}
+
+TEST(DeadlockReport, NamesASemaphoreAcquireAsGosSemacquire) {
+  const std::string report = deadlock_report_of(acquire_more_than_is_left());
+  EXPECT_TRUE(lists_wait(report, "semacquire", "1")) << report;
+}
+
+Task<absl::Status> receive_status(Chan<int> ch) {
+  (void)co_await ch.recv();
+  co_return absl::OkStatus();
+}
+
+Task<int> wait_for_a_stuck_group() {
+  Chan<int> nobody_sends = make_chan<int>();
+  Group group;
+  group.go(receive_status(nobody_sends));
+  (void)co_await group.wait();
+  co_return 0;
+}
+
+TEST(DeadlockReport, NamesAGroupWaitAsErrgroupsWait) {
+  const std::string report = deadlock_report_of(wait_for_a_stuck_group());
+  EXPECT_TRUE(lists_wait(report, "errgroup.Group.Wait", "1", " \\(main\\)")) << report;
+  EXPECT_TRUE(lists_wait(report, "chan receive", "2")) << report;
+}
+
+// The goroutine parked before the grace began, and the wait clock never
+// runs ahead of the real one: the report says at least the grace (20 ms).
+TEST(DeadlockReport, SaysHowLongEachGoroutineHasWaitedAtLeastTheGrace) {
+  const std::string report = deadlock_report_of(receive_forever());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(report, m, std::regex(R"(\[chan receive, (\d+) (ms|s|minutes)\])")))
+      << report;
+  if (m[2] == "ms") EXPECT_GE(std::stoll(m[1]), 20) << report;
+}
+
+TEST(DeadlockReport, PrintsMillisecondsThenSecondsThenGosMinutes) {
+  using detail::describe_wait;
+  EXPECT_EQ(describe_wait("chan receive", 0), "chan receive, 0 ms");
+  EXPECT_EQ(describe_wait("chan receive", 999'999'999), "chan receive, 999 ms");
+  EXPECT_EQ(describe_wait("select", 1'000'000'000), "select, 1 s");
+  EXPECT_EQ(describe_wait("select", 59'999'999'999), "select, 59 s");
+  EXPECT_EQ(describe_wait("sync.Mutex.Lock", 60'000'000'000), "sync.Mutex.Lock, 1 minutes");
+  EXPECT_EQ(describe_wait("sleep", 3'600'000'000'000), "sleep, 60 minutes");
+  EXPECT_EQ(describe_wait("sleep", -5), "sleep, 0 ms");  // a clock read racing the park
+  EXPECT_EQ(describe_wait(nullptr, 123), "parked");
 }
 
 Task<int> sleep_longer_than_the_grace() {
@@ -291,8 +460,7 @@ TEST(Deadlock, OnceTheOutsideThreadHasExitedADeadlockIsReported) {
     (void)run(receive_twice(ch), quick());
     FAIL() << "run returned";
   } catch (const Deadlock& e) {
-    EXPECT_NE(std::string(e.what()).find("goroutine 1 [chan receive] (main)"), std::string::npos)
-        << e.what();
+    EXPECT_TRUE(lists_wait(e.what(), "chan receive", "1", " \\(main\\)")) << e.what();
   }
 }
 

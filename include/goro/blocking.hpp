@@ -30,11 +30,13 @@ struct BlockingJob {
   BlockingJob* next = nullptr;              // queue link
 };
 
-// Parks the current goroutine and hands `job` to a syscall thread; the
-// goroutine is made runnable again (preferably on its previous P) when the
-// call returns. Throws std::system_error (resource_unavailable_try_again)
-// when Config::max_blocking_threads calls are already running, and
-// std::logic_error outside a goroutine.
+// Parks the current goroutine and hands `job` to a syscall thread, or,
+// while Config::max_blocking_threads calls are running, queues it (FIFO)
+// until one of them returns; the goroutine is made runnable again
+// (preferably on its previous P) when the call returns. Throws
+// std::logic_error outside a goroutine, std::invalid_argument if
+// max_blocking_threads is 0, and std::system_error if the OS refuses a
+// thread (the goroutine then never parked).
 void submit_blocking(BlockingJob* job, std::coroutine_handle<> awaiting);
 
 template <class F>
@@ -95,12 +97,17 @@ class BlockingAwaiter : private BlockingJob {
 // long enough to starve the goroutines queued behind it.
 //
 //  * Syscall threads are made on demand and exit after being idle for a
-//    while; at most Config::max_blocking_threads run calls at once (see
-//    submit_blocking for the error past that).
+//    while; at most Config::max_blocking_threads run calls at once. Past
+//    that a call waits, its goroutine parked as during the call, and calls
+//    start in the order they were made as running ones return (Tokio's
+//    spawn_blocking queue). SchedulerStats counts them
+//    (blocking_calls_queued, blocking_queue_length).
 //  * `fn` is moved into the awaiter (in the goroutine's frame); it must not
 //    co_await and should not touch goroutine-only APIs (it runs outside the
 //    runtime).
-//  * The runtime waits for calls in flight before it stops.
+//  * The runtime waits for running calls before it stops; calls still
+//    queued when it stops never run (their goroutines are destroyed, as
+//    every goroutine still parked is).
 template <class F>
 [[nodiscard("co_await it: the function does not run until the call is awaited")]] detail::
     BlockingAwaiter<std::decay_t<F>>

@@ -130,10 +130,10 @@ class SendAwaiter {
       throw_not_in_goroutine("goro::Chan::send");
     }
     if (chan_ == nullptr) {
-      g->wait_reason = "chan send (nil chan)";
+      note_wait(g, "chan send (nil chan)");
       return;  // never readied
     }
-    g->wait_reason = "chan send";
+    note_wait(g, "chan send");
     g->resume = awaiting;
     waiter_.g = g;
     waiter_.elem = &value_;
@@ -207,10 +207,10 @@ class RecvAwaiter {
       throw_not_in_goroutine("goro::Chan::recv");
     }
     if (chan_ == nullptr) {
-      g->wait_reason = "chan receive (nil chan)";
+      note_wait(g, "chan receive (nil chan)");
       return;  // never readied
     }
-    g->wait_reason = "chan receive";
+    note_wait(g, "chan receive");
     g->resume = awaiting;
     waiter_.g = g;
     waiter_.elem = &value_;

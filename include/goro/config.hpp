@@ -48,8 +48,9 @@ struct Config {
   // must not throw.
   std::function<void(std::uint64_t goroutine_id, std::exception_ptr error)> on_uncaught_exception{};
 
-  // How many goro::blocking calls may run (or wait for a thread) at once;
-  // past that, blocking() throws std::system_error. Go's default thread
+  // How many goro::blocking calls may run at once (each on its own
+  // thread); past that, calls wait in a FIFO queue, their goroutines
+  // parked, until running ones return. At least 1. Go's default thread
   // limit.
   unsigned max_blocking_threads = 10000;
 

@@ -17,7 +17,14 @@ namespace goro {
 
 // Thrown by run() when every goroutine is parked with nothing left that
 // could wake one (see Config::detect_deadlocks). what() is the report that
-// was also printed to stderr: each goroutine's id and what it waits for.
+// was also printed to stderr: each goroutine's id, what it waits for and
+// for how long, as Go heads a traceback ("goroutine 7 [chan receive, 2
+// minutes]"), with Go's wait reasons ("chan send (nil chan)", "select",
+// "sync.Mutex.Lock", "sync.RWMutex.RLock", "sync.WaitGroup.Wait",
+// "sync.Cond.Wait", "semacquire", ...; "join" for a JoinHandle,
+// "errgroup.Group.Wait" for a Group). The time is "N ms" below a second,
+// "N s" below a minute, "N minutes" from then on, and may exceed the true
+// wait by about 10 ms (lib/deadlock.cpp).
 class Deadlock : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -171,7 +171,7 @@ class RWMutex {
       return in;
     }
     bool await_suspend(std::coroutine_handle<> awaiting) {
-      return detail::park_on(rw_->reader_sem_, waiter_, awaiting);  // step 2
+      return detail::park_on(rw_->reader_sem_, waiter_, awaiting, "sync.RWMutex.RLock");  // step 2
     }
     void await_resume() noexcept { waiter_.granted = false; }  // S4: we run
 

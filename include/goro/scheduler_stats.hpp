@@ -29,6 +29,9 @@ struct SchedulerStats {
   std::uint64_t wakeups = 0;                // times a worker woke another to look for work
   std::uint64_t timers_fired = 0;           // timers run (sleeps ended, Timer/Ticker fires)
   std::uint64_t blocking_calls = 0;         // goro::blocking calls handed to syscall threads
+  // Of those, calls that waited in the queue for a free thread because
+  // Config::max_blocking_threads calls were running.
+  std::uint64_t blocking_calls_queued = 0;
   std::uint64_t io_waits = 0;               // goro::io operations that parked in the poller
   std::uint64_t io_completions = 0;         // goroutines the poller made runnable
   // Goroutines whose I/O completed while their P ran one goroutine that
@@ -45,6 +48,8 @@ struct SchedulerStats {
   // the goroutines waiting there and shrinks once they have gone, so bounded
   // work keeps it bounded.
   std::uint64_t global_queue_capacity = 0;
+  // goro::blocking calls waiting for a free thread now (not a counter).
+  std::uint64_t blocking_queue_length = 0;
 };
 
 // The counters of the running runtime, or of the last run() once it has

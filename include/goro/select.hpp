@@ -232,7 +232,7 @@ class SelectCore {
   static void park(G* g, SelectCaseBase* const* cases, std::size_t n, SelectState* state,
                    const std::array<ChanCore*, kMax>& locks, std::size_t nlocks,
                    std::coroutine_handle<> awaiting) noexcept {
-    g->wait_reason = "select";
+    note_wait(g, "select");
     g->resume = awaiting;
     for (std::size_t i = 0; i < n; ++i) {
       Waiter& w = cases[i]->waiter;
@@ -446,7 +446,7 @@ class SelectAwaiter {
       throw_not_in_goroutine("goro::select");
     }
     if (active_ == 0) {
-      g->wait_reason = "select (no cases)";
+      note_wait(g, "select (no cases)");
       return;  // only nil cases: never readied
     }
     parked_ = true;

@@ -57,7 +57,7 @@ class SleepAwaiter {
   bool await_ready() const noexcept { return !parks_; }
   void await_suspend(std::coroutine_handle<> awaiting) {
     g_ = require_goroutine("goro::sleep");
-    g_->wait_reason = "sleep";
+    note_wait(g_, "sleep");
     g_->resume = awaiting;
     node_.fire = &SleepAwaiter::fire;
     arm_timer(&node_);  // after this the goroutine may resume at any moment

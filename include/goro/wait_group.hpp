@@ -112,7 +112,7 @@ class WaitGroup {
     bool await_suspend(std::coroutine_handle<> awaiting) {
       if (!wg_->count_waiter()) return false;  // reached 0 meanwhile
       parked_ = true;
-      return detail::park_on(wg_->sema_, waiter_, awaiting);
+      return detail::park_on(wg_->sema_, waiter_, awaiting, "sync.WaitGroup.Wait");
     }
     void await_resume() const {
       if (parked_) wg_->check_not_reused();

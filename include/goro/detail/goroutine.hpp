@@ -6,11 +6,11 @@
 //
 // A goroutine is a root Task plus the chain of Tasks it awaits. The
 // scheduler queues its record, never coroutine handles. G is the part of
-// that record the templates use: where to resume the goroutine and what
-// it waits for (every parking awaiter writes both), and what its
-// JoinHandle reads (its id, the join state, the root promise). The rest
-// of the record, and why records are type-stable, is the runtime's own
-// (lib/goroutine.hpp).
+// that record the templates use: where to resume the goroutine, what it
+// waits for and since when (every parking awaiter writes these, the last
+// two through note_wait), and what its JoinHandle reads (its id, the join
+// state, the root promise). The rest of the record, and why records are
+// type-stable, is the runtime's own (lib/goroutine.hpp).
 //
 // Glossary
 //   root task   the Task handed to go()/spawn()/run(); its frame holds the
@@ -44,9 +44,12 @@ struct alignas(64) G {
   // run queue or a join state (release/acquire), so a plain field suffices.
   std::coroutine_handle<> resume;
   // What the goroutine waits for while parked ("chan receive", "IO wait",
-  // ...), for the deadlock report (Go's waitreason). A static string, set by
-  // whatever parks it; stale while the goroutine runs.
+  // ...), and since when (the wait clock below), for the deadlock report
+  // (Go's waitreason and waitsince). Set together by note_wait, by
+  // whatever parks the goroutine, before anyone else can see it parked;
+  // stale while the goroutine runs.
   const char* wait_reason = nullptr;
+  std::int64_t wait_since_nanos = 0;
   // The root task's promise, for the JoinHandle's result; null once the
   // shutdown sweep has destroyed the frame.
   TaskPromiseBase* root_promise = nullptr;
@@ -54,6 +57,27 @@ struct alignas(64) G {
   // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
   std::atomic<std::uintptr_t> join_state{kJoinRunning};
 };
+
+// The wait clock: CLOCK_MONOTONIC nanoseconds as last read by the runtime
+// on a path that reads the clock anyway or is off the hot path (every
+// sysmon round, at most 10 ms apart while any P runs; a worker waking from
+// its idle sleep; a runtime starting). It never runs ahead of the real
+// clock and trails it by at most about a sysmon period while goroutines
+// run, which is precision enough for "how long has it waited" in a report
+// that fires after a grace period of its own. Reading the real clock at
+// every park (even CLOCK_MONOTONIC_COARSE, a few ns through the vDSO)
+// would add a measurable share to a channel handoff of a few tens of ns;
+// this is one load of a line that is written a few hundred times a second
+// at most. Relaxed: a timestamp for diagnostics, ordered with nothing.
+// Defined, and advanced, by the timers (lib/timers.hpp).
+extern std::atomic<std::int64_t> wait_clock_nanos;
+
+// Records, just before `g` parks, why (a string literal: the deadlock
+// report prints it) and since when it waits.
+inline void note_wait(G* g, const char* reason) noexcept {
+  g->wait_reason = reason;
+  g->wait_since_nanos = wait_clock_nanos.load(std::memory_order_relaxed);
+}
 
 // The goroutine running on this thread, or nullptr outside the runtime.
 // Read it only between suspension points (never cache it across one: the

@@ -233,8 +233,9 @@ class SyncQueue {
 
 // The goroutine running now; throws std::logic_error if there is none (a
 // sync primitive that must park needs a goroutine to park). `what` names
-// the operation, and becomes its wait reason (the deadlock report).
-G* goroutine_to_park(const char* what);
+// the operation for that error; `reason` (a string literal, Go's name for
+// the wait: "sync.Mutex.Lock") becomes its wait reason (note_wait).
+G* goroutine_to_park(const char* what, const char* reason);
 
 // Go's runtime semaphore (sema.go), one per use: a count of banked releases
 // and a FIFO of waiters.
@@ -265,10 +266,12 @@ class Sema {
 };
 
 // An awaiter step shared by RWMutex and WaitGroup: park the current
-// goroutine on `sema` until a release, then continue at `then`. Returns
-// true if parked (await_suspend's answer).
-[[nodiscard]] inline bool park_on(Sema& sema, SyncWaiter& w, std::coroutine_handle<> then) {
-  w.prepare(goroutine_to_park("sync wait"), then);
+// goroutine on `sema` until a release, then continue at `then`; `reason`
+// is its wait reason (goroutine_to_park). Returns true if parked
+// (await_suspend's answer).
+[[nodiscard]] inline bool park_on(Sema& sema, SyncWaiter& w, std::coroutine_handle<> then,
+                                  const char* reason) {
+  w.prepare(goroutine_to_park(reason, reason), then);
   return sema.acquire_or_queue(&w);
 }
 
