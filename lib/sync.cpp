@@ -442,7 +442,7 @@ void Semaphore::queue_and_unlock(ContextAcquireAwaiter& a,
                                  std::coroutine_handle<> awaiting) noexcept {
   // Step 3, the end.
   const std::int64_t weight = a.waiter_.weight;
-  a.waiter_.prepare(detail::goroutine_to_park("goro::Semaphore::acquire"), awaiting);
+  a.waiter_.prepare(detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire"), awaiting);
   a.waiter_.weight = weight;
   if (weight > size_) {
     a.parked_aside_ = true;  // only the callback wakes it

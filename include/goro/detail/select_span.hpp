@@ -173,12 +173,12 @@ class SpanSelectAwaiter {
       throw_not_in_goroutine("goro::select over a span");
     }
     if (order_.empty()) {
-      g->wait_reason = "select (no cases)";
+      note_wait(g, "select (no cases)");
       return;  // only nil channels, or none: never readied
     }
     // Step 3.
     parked_ = true;
-    g->wait_reason = "select";
+    note_wait(g, "select");
     g->resume = awaiting;
     waiters_.resize(order_.size());  // reserved in await_ready: no allocation
     for (std::size_t k = 0; k < order_.size(); ++k) {
