@@ -417,7 +417,7 @@ bool Semaphore::acquire_or_lock(ContextAcquireAwaiter& a) {
   }
   // Step 2.
   if (n <= size_ && try_acquire(n)) return true;
-  (void)detail::goroutine_to_park("goro::Semaphore::acquire");  // throws outside a goroutine
+  (void)detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire");  // throws outside a goroutine
   // Step 3. The callback may run right here, on this thread, if ctx was
   // cancelled since step 1: it takes the lock, so we do not hold it yet.
   a.callback_.emplace(a.ctx_.stop_token(), ContextAcquireAwaiter::Canceller{&a});
