@@ -56,7 +56,7 @@ class Cond {
  public:
   class [[nodiscard("co_await it: nothing waits until the wait is awaited")]] WaitAwaiter {
    public:
-    WaitAwaiter(Cond* cond, Mutex* mutex) noexcept : cond_(cond), mutex_(mutex), relock_(mutex) {}
+    WaitAwaiter(Cond * cond, Mutex * mutex) noexcept : cond_(cond), mutex_(mutex), relock_(mutex) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
     ~WaitAwaiter() {

@@ -321,8 +321,7 @@ class AfterFuncStop {
 // returned CancelFunc cancels without a cause. Same threading as
 // with_deadline.
 [[nodiscard]] ContextWithCancel with_deadline_cause(const Context& parent,
-                                                    Clock::time_point deadline,
-                                                    absl::Status cause);
+                                                    Clock::time_point deadline, absl::Status cause);
 
 // Go's context.WithTimeoutCause: with_deadline_cause(parent, now +
 // timeout, cause).
@@ -351,9 +350,7 @@ struct ContextAccess {
   static detail::ContextNode* node(const Context& ctx) noexcept { return ctx.node_; }
   static Context adopt(detail::ContextNode* node) noexcept { return Context(node); }
   static CancelFunc adopt_cancel(detail::CancelNode* node) noexcept { return CancelFunc(node); }
-  static detail::CancelNode* cancel_node(const CancelFunc& cancel) noexcept {
-    return cancel.node_;
-  }
+  static detail::CancelNode* cancel_node(const CancelFunc& cancel) noexcept { return cancel.node_; }
   static CancelCauseFunc adopt_cancel_cause(detail::CancelNode* node) noexcept {
     return CancelCauseFunc(node);
   }
@@ -398,7 +395,7 @@ Task<void> call_in_frame(F f, Args... args) {
 template <class F, class... Args>
 requires detail::TaskInvocable<F, Args...> &&
     std::same_as<detail::InvokeResult<F, Args...>, Task<void>>
-AfterFuncStop after_func(const Context& ctx, F&& f, Args&&... args) {
+        AfterFuncStop after_func(const Context& ctx, F&& f, Args&&... args) {
   return ContextAccess::after_func_from_task(
       ctx, detail::invoke_in_frame<void, std::decay_t<F>, std::decay_t<Args>...>(
                std::forward<F>(f), std::forward<Args>(args)...));
@@ -407,9 +404,9 @@ AfterFuncStop after_func(const Context& ctx, F&& f, Args&&... args) {
 template <class F, class... Args>
 requires std::constructible_from<std::decay_t<F>, F> &&
     (std::constructible_from<std::decay_t<Args>, Args>&&...) &&
-    std::invocable<std::decay_t<F>, std::decay_t<Args>...> &&
-    std::is_void_v<detail::InvokeResult<F, Args...>>
-AfterFuncStop after_func(const Context& ctx, F&& f, Args&&... args) {
+    std::invocable<std::decay_t<F>, std::decay_t<Args>...>&& std::is_void_v<
+        detail::InvokeResult<F, Args...>> AfterFuncStop
+    after_func(const Context& ctx, F&& f, Args&&... args) {
   return ContextAccess::after_func_from_task(
       ctx, detail::call_in_frame<std::decay_t<F>, std::decay_t<Args>...>(
                std::forward<F>(f), std::forward<Args>(args)...));

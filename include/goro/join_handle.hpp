@@ -49,7 +49,7 @@ class [[nodiscard(
     "co_await it for the result; dropping it detaches the goroutine, as go() does")]] JoinHandle {
  public:
   JoinHandle() noexcept = default;
-  JoinHandle(JoinHandle&& other) noexcept : g_(std::exchange(other.g_, nullptr)) {}
+  JoinHandle(JoinHandle && other) noexcept : g_(std::exchange(other.g_, nullptr)) {}
   JoinHandle& operator=(JoinHandle&& other) noexcept {
     if (this != &other) {
       reset();
@@ -106,12 +106,12 @@ class [[nodiscard(
     JoinHandle& handle_;
   };
 
-  Awaiter operator co_await() & noexcept { return Awaiter(*this); }
-  Awaiter operator co_await() && noexcept { return Awaiter(*this); }
+  Awaiter operator co_await()& noexcept { return Awaiter(*this); }
+  Awaiter operator co_await()&& noexcept { return Awaiter(*this); }
 
  private:
   friend JoinHandle<T> spawn<T>(Task<T> task);
-  explicit JoinHandle(detail::G* g) noexcept : g_(g) {}
+  explicit JoinHandle(detail::G * g) noexcept : g_(g) {}
 
   void reset() noexcept {
     if (g_ != nullptr) detail::drop_join_handle(std::exchange(g_, nullptr));

@@ -155,8 +155,8 @@ class [[nodiscard(
     "local")]] BasicLockGuard {
  public:
   // Adopts a lock the caller holds.
-  explicit BasicLockGuard(M& m) noexcept : m_(&m) {}
-  BasicLockGuard(BasicLockGuard&& other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
+  explicit BasicLockGuard(M & m) noexcept : m_(&m) {}
+  BasicLockGuard(BasicLockGuard && other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
   BasicLockGuard& operator=(BasicLockGuard&& other) noexcept {
     if (this != &other) {
       reset();
@@ -201,7 +201,7 @@ class Mutex {
   class [[nodiscard(
       "co_await it: the mutex is not locked until the lock is awaited")]] LockAwaiter {
    public:
-    explicit LockAwaiter(Mutex* m) noexcept : waiter_(m), mutex_(m) {}
+    explicit LockAwaiter(Mutex * m) noexcept : waiter_(m), mutex_(m) {}
     bool await_ready() noexcept { return mutex_->try_lock_fast(); }
     bool await_suspend(std::coroutine_handle<> awaiting) {
       return !waiter_.acquire(awaiting);  // got it at once: do not park

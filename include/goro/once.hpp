@@ -62,7 +62,7 @@ class Once {
   class [[nodiscard(
       "co_await it: the function does not run until the call is awaited")]] CallAwaiter {
    public:
-    CallAwaiter(Once* once, F fn) : once_(once), fn_(std::move(fn)) {}
+    CallAwaiter(Once * once, F fn) : once_(once), fn_(std::move(fn)) {}
     bool await_ready() const noexcept { return once_->done(); }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) {
       slow_.emplace(run_slow(once_, std::move(fn_)));
@@ -74,7 +74,7 @@ class Once {
     }
 
    private:
-    static Task<void> run_slow(Once* once, F fn) {
+    static Task<void> run_slow(Once * once, F fn) {
       auto guard = co_await once->m_.scoped_lock();
       if (once->done_.load(std::memory_order_relaxed) != 0) co_return;  // under m: O1
       struct SetDone {

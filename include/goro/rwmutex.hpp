@@ -104,7 +104,7 @@ class RWMutex {
   class [[nodiscard(
       "co_await it: the mutex is not locked until the lock is awaited")]] LockAwaiter {
    public:
-    explicit LockAwaiter(RWMutex* rw) noexcept : rw_(rw), mutex_waiter_(&rw->w_) {}
+    explicit LockAwaiter(RWMutex * rw) noexcept : rw_(rw), mutex_waiter_(&rw->w_) {}
     LockAwaiter(const LockAwaiter&) = delete;
     LockAwaiter& operator=(const LockAwaiter&) = delete;
     // A frame destroyed while parked (shutdown; sync_waiter.hpp,
@@ -149,7 +149,7 @@ class RWMutex {
   class [[nodiscard(
       "co_await it: the read lock is not taken until the rlock is awaited")]] RLockAwaiter {
    public:
-    explicit RLockAwaiter(RWMutex* rw) noexcept : rw_(rw) {}
+    explicit RLockAwaiter(RWMutex * rw) noexcept : rw_(rw) {}
     RLockAwaiter(const RLockAwaiter&) = delete;
     RLockAwaiter& operator=(const RLockAwaiter&) = delete;
     // A frame destroyed while parked (shutdown; sync_waiter.hpp,

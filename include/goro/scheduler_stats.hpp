@@ -32,8 +32,8 @@ struct SchedulerStats {
   // Of those, calls that waited in the queue for a free thread because
   // Config::max_blocking_threads calls were running.
   std::uint64_t blocking_calls_queued = 0;
-  std::uint64_t io_waits = 0;               // goro::io operations that parked in the poller
-  std::uint64_t io_completions = 0;         // goroutines the poller made runnable
+  std::uint64_t io_waits = 0;        // goro::io operations that parked in the poller
+  std::uint64_t io_completions = 0;  // goroutines the poller made runnable
   // Goroutines whose I/O completed while their P ran one goroutine that
   // did not suspend, made runnable on other Ps by the runtime's monitor
   // thread (see goro::Config::io_rescue_signal); not in io_completions.

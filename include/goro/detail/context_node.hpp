@@ -238,8 +238,9 @@ class CancelNode final : public ContextNode {
   [[nodiscard]] CancelCode code() const noexcept {
     const CancelNode* source = cancelled_source();
     // Relaxed: cancelled_source() loaded it with acquire; it never changes.
-    return source == nullptr ? CancelCode::kNone
-                             : static_cast<CancelCode>(source->code_.load(std::memory_order_relaxed));
+    return source == nullptr
+               ? CancelCode::kNone
+               : static_cast<CancelCode>(source->code_.load(std::memory_order_relaxed));
   }
 
   // The done channel, made on first use (closed at once if the node is
