@@ -23,7 +23,7 @@
 #   GORO_ANCHORS      directory with the built Go anchors (default
 #                     /tmp/goro-anchors); built with ANCHORS_BUILD when missing.
 #   ANCHORS_BUILD     the anchors' build script (default
-#                     /work/shared/anchors/build.sh).
+#                     ../shared/anchors/build.sh, beside the repository).
 #   SCHED_BENCH_FILTER  regex of sched_bench benchmarks to run (default all).
 #   SKIP_SCHED_BENCH  set to 1 to skip sched_bench.
 #   SKIP_AB           set to 1 to skip the skynet A/B, RSS and go-pingpong.
@@ -34,7 +34,7 @@ cd "$(dirname "$0")/.."
 
 rounds="${1:-5}"
 anchors="${GORO_ANCHORS:-/tmp/goro-anchors}"
-anchors_build="${ANCHORS_BUILD:-/work/shared/anchors/build.sh}"
+anchors_build="${ANCHORS_BUILD:-../shared/anchors/build.sh}"
 guard_tries="${GUARD_TRIES:-4}"
 quiet_wait_s="${QUIET_WAIT_S:-120}"
 ncpu=$(nproc)
