@@ -15,7 +15,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <optional>
@@ -131,15 +130,7 @@ GORO_CORO_WRAPPER Task<absl::Status> PacketConn::send_to(const void* data, std::
   return send_to_on(socket_, data, length, to, std::move(ctx));
 }
 
-absl::Status PacketConn::close() {
-  if (socket_ == nullptr) return closed_error("close");
-  absl::Status status = socket_->close();
-  if (status.ok() && !unlink_path_.empty()) {
-    ::unlink(unlink_path_.c_str());
-    unlink_path_.clear();
-  }
-  return status;
-}
+absl::Status PacketConn::close() { return internal::close_bound(socket_.get(), unlink_path_); }
 
 void PacketConn::set_deadline(Clock::time_point deadline) {
   set_read_deadline(deadline);

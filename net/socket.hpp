@@ -15,6 +15,8 @@
 
 namespace goro::net::internal {
 
+class NetFd;
+
 // What a network name ("tcp", "udp6", "unix", ...) asks for.
 struct Network {
   int family = AF_UNSPEC;  // AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC ("tcp", "udp": either IP)
@@ -54,12 +56,17 @@ struct BoundSocket {
   std::string unlink_path;  // a Unix path socket's file, removed on close
 };
 
-// Steps 1-5 of net/listener.cpp: parse, resolve, choose the address,
+// Steps 1-5 of net/socket.cpp: parse, resolve, choose the address,
 // socket, options, bind, and listen for `type` SOCK_STREAM.
 [[nodiscard]] Task<absl::StatusOr<BoundSocket>> open_bound_socket(std::string network,
                                                                   std::string address,
                                                                   ListenOptions options, int type,
                                                                   std::string context);
+
+// Closes a socket that open_bound_socket made (a null `socket` is a
+// moved-from or default owner: closed_error) and, once it is closed,
+// removes its Unix socket file `unlink_path` (then cleared).
+absl::Status close_bound(NetFd* socket, std::string& unlink_path);
 
 }  // namespace goro::net::internal
 
