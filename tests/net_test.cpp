@@ -64,6 +64,21 @@ std::string unique_unix_path(const char* what) {
          std::to_string(counter.fetch_add(1));
 }
 
+// One read of up to 8 bytes on `conn`, as a status: spawned, it parks a
+// reader on a connection nobody writes to.
+Task<absl::Status> read_status(net::Conn* conn) {
+  char buffer[8];
+  auto n = co_await conn->read(buffer, sizeof buffer);
+  co_return n.status();
+}
+
+// A write of 64 MiB, more than the socket buffers hold: spawned, it parks
+// a writer until the peer reads or something ends the write.
+Task<absl::Status> write_beyond_buffers(net::Conn* conn) {
+  std::vector<char> big(64 << 20, 'w');
+  co_return co_await conn->write(big.data(), big.size());
+}
+
 template <class Body>
 void run_verdict(Body body, unsigned procs = 2) {
   test::Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name(),
@@ -480,13 +495,7 @@ Task<Verdict> peer_reset() {
   }
   auto server = co_await listener->accept();
   if (!server.ok()) co_return describe(server.status());
-  auto reader = spawn(
-      [](net::Conn* conn) -> Task<absl::Status> {
-        char buffer[16];
-        auto n = co_await conn->read(buffer, sizeof buffer);
-        co_return n.status();
-      },
-      &*server);
+  auto reader = spawn(read_status, &*server);
   co_await sleep(20ms);  // lets the read park first (either order gives the same verdict)
   linger hard{1, 0};
   ::setsockopt(raw, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
@@ -562,13 +571,7 @@ TEST(NetDeadline, AcceptDeadlineExpiresAndClears) { run_verdict(accept_deadline)
 Task<Verdict> deadline_moved_into_past_wakes_parked_read() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
-  auto reader = spawn(
-      [](net::Conn* conn) -> Task<absl::Status> {
-        char buffer[8];
-        auto n = co_await conn->read(buffer, sizeof buffer);
-        co_return n.status();
-      },
-      &pair->server);
+  auto reader = spawn(read_status, &pair->server);
   co_await sleep(20ms);  // lets the read park first (either order gives the same verdict)
   pair->server.set_read_deadline(Clock::now());
   const absl::Status read = co_await reader;
@@ -641,12 +644,7 @@ TEST(NetDeadline, ContextCancelAndDeadlineEndARead) { run_verdict(context_read);
 Task<Verdict> write_deadline_set_while_parked() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
-  auto writer = spawn(
-      [](net::Conn* conn) -> Task<absl::Status> {
-        std::vector<char> big(64 << 20, 'w');  // more than the socket buffers hold
-        co_return co_await conn->write(big.data(), big.size());
-      },
-      &pair->client);
+  auto writer = spawn(write_beyond_buffers, &pair->client);
   co_await sleep(50ms);  // lets the write fill the buffers and park (either order: same verdict)
   pair->client.set_write_deadline(Clock::now());
   const absl::Status written = co_await writer;
@@ -703,19 +701,8 @@ TEST(NetClose, CloseWakesAParkedAcceptWithClosedError) { run_verdict(close_wakes
 Task<Verdict> close_wakes_read_and_write() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
-  auto reader = spawn(
-      [](net::Conn* conn) -> Task<absl::Status> {
-        char buffer[8];
-        auto n = co_await conn->read(buffer, sizeof buffer);
-        co_return n.status();
-      },
-      &pair->server);
-  auto writer = spawn(
-      [](net::Conn* conn) -> Task<absl::Status> {
-        std::vector<char> big(64 << 20, 'w');
-        co_return co_await conn->write(big.data(), big.size());
-      },
-      &pair->server);
+  auto reader = spawn(read_status, &pair->server);
+  auto writer = spawn(write_beyond_buffers, &pair->server);
   co_await sleep(50ms);  // lets both park (either order gives the same verdict)
   if (auto s = pair->server.close(); !s.ok()) co_return describe(s);
   const absl::Status read = co_await reader;
@@ -763,13 +750,7 @@ Task<Verdict> destroy_with_parked_reader() {
   auto pair = co_await tcp_pair();
   if (!pair.ok()) co_return describe(pair.status());
   auto owned = std::make_unique<net::Conn>(std::move(pair->server));
-  auto reader = spawn(
-      [](net::Conn* conn) -> Task<absl::Status> {
-        char buffer[8];
-        auto n = co_await conn->read(buffer, sizeof buffer);
-        co_return n.status();
-      },
-      owned.get());
+  auto reader = spawn(read_status, owned.get());
   co_await sleep(20ms);  // the read parks (started, it no longer needs the Conn)
   owned.reset();
   const absl::Status read = co_await reader;
