@@ -26,6 +26,7 @@
 #include <goro/net.hpp>
 
 #include "absl/cleanup/cleanup.h"
+#include "net_test_util.hpp"
 #include "test_util.hpp"
 
 namespace goro {
@@ -33,10 +34,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// What a test body reports: "" when it passed, else what went wrong.
-using Verdict = std::string;
-
-std::string describe(const absl::Status& status) { return status.ToString(); }
+using test::describe;
+using test::run_verdict;
+using test::Verdict;
 
 // A client and the server end of one loopback connection.
 struct ConnPair {
@@ -77,14 +77,6 @@ Task<absl::Status> read_status(net::Conn* conn) {
 Task<absl::Status> write_beyond_buffers(net::Conn* conn) {
   std::vector<char> big(64 << 20, 'w');
   co_return co_await conn->write(big.data(), big.size());
-}
-
-template <class Body>
-void run_verdict(Body body, unsigned procs = 2) {
-  test::Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                          std::chrono::seconds(120));
-  const Verdict verdict = run(body(), test::with_procs(procs));
-  EXPECT_EQ(verdict, "");
 }
 
 // --- Addresses -------------------------------------------------------------

@@ -3,8 +3,8 @@
 // Includes the whole of goro::net, Go's net package on goro's netpoller:
 // addresses and name resolution (net/address.hpp), errors (net/error.hpp),
 // connections (net/conn.hpp), listeners (net/listener.hpp), dialing
-// (net/dial.hpp) and datagram sockets (net/packet_conn.hpp). Link with
-// goro::net.
+// (net/dial.hpp), datagram sockets (net/packet_conn.hpp) and a server
+// with graceful shutdown (net/server.hpp). Link with goro::net.
 #ifndef GORO_NET_HPP_
 #define GORO_NET_HPP_
 
@@ -14,5 +14,6 @@
 #include "goro/net/error.hpp"
 #include "goro/net/listener.hpp"
 #include "goro/net/packet_conn.hpp"
+#include "goro/net/server.hpp"
 
 #endif  // GORO_NET_HPP_
