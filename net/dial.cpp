@@ -1,10 +1,12 @@
 // net/dial.cpp: dial (goro/net/dial.hpp).
 //
 // One attempt (connect_one), step by step:
-//   1. A non-blocking socket of the address's family, owned at once by a
-//      Conn (so every failure below closes it).
+//   1. A non-blocking socket of the address's family and the network's
+//      type (stream, or datagram for "udp" and "unixgram"), owned at once
+//      by a Conn (so every failure below closes it).
 //   2. connect(2). Success or a final error (ECONNREFUSED, ENETUNREACH...)
-//      is the answer; EINPROGRESS means the handshake is under way.
+//      is the answer; EINPROGRESS means the handshake is under way. A
+//      datagram socket's connect only sets its peer, at once.
 //   3. Wait for POLLOUT through NetFd::run (goro::io::poll: parks the
 //      goroutine; the attempt's deadline and ctx end the wait with
 //      kDeadlineExceeded or kCancelled).
@@ -16,7 +18,7 @@
 //      reads and writes are queued by the kernel rather than answered
 //      EAGAIN and polled again; under epoll it stays non-blocking (goro::io
 //      expects that once it has seen the fd).
-//   6. TCP_NODELAY and keep-alive, as in Go.
+//   6. TCP_NODELAY and keep-alive, as in Go (TCP only).
 // dial resolves the address, then runs connect_one for each address with a
 // share of the time left (Go's partial deadline), and returns the first
 // error if none connects.
@@ -54,9 +56,9 @@ struct PollWritable {
   }
 };
 
-Task<absl::StatusOr<Conn>> connect_one(Addr address, Clock::time_point deadline, Context ctx,
-                                       std::string context) {
-  auto fd = internal::make_socket(address.family(), SOCK_STREAM, /*nonblocking=*/true, context);
+Task<absl::StatusOr<Conn>> connect_one(Addr address, int type, Clock::time_point deadline,
+                                       Context ctx, std::string context) {
+  auto fd = internal::make_socket(address.family(), type, /*nonblocking=*/true, context);
   if (!fd.ok()) co_return fd.status();
   auto socket = std::make_shared<NetFd>(*fd);
   Conn conn = internal::ConnAccess::make(socket);
@@ -81,7 +83,7 @@ Task<absl::StatusOr<Conn>> connect_one(Addr address, Clock::time_point deadline,
     const int flags = ::fcntl(*fd, F_GETFL);
     if (flags >= 0) (void)::fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK);
   }
-  if (address.is_ip()) {
+  if (address.is_ip() && type == SOCK_STREAM) {
     (void)internal::set_int_option(*fd, IPPROTO_TCP, TCP_NODELAY, 1, context);
     (void)internal::set_keepalive(*fd, kKeepAliveSeconds);
   }
@@ -103,16 +105,13 @@ Task<absl::StatusOr<Conn>> dial_until(std::string network, std::string address,
   const std::string context = "dial " + network + " " + address;
   auto parsed = internal::parse_network(network);
   if (!parsed.ok()) co_return parsed.status();
-  if (parsed->type != SOCK_STREAM) {
-    co_return absl::InvalidArgumentError(context + ": not a stream network");
-  }
   if (auto context_deadline = ctx.deadline(); context_deadline && *context_deadline < deadline) {
     deadline = *context_deadline;
   }
   if (!parsed->is_ip()) {
     auto unix_address = Addr::unix_socket(address);
     if (!unix_address.ok()) co_return unix_address.status();
-    co_return co_await connect_one(*unix_address, deadline, ctx, context);
+    co_return co_await connect_one(*unix_address, parsed->type, deadline, ctx, context);
   }
 
   auto addresses = co_await resolve(network, address);
@@ -125,8 +124,9 @@ Task<absl::StatusOr<Conn>> dial_until(std::string network, std::string address,
     }
     const Addr& candidate = (*addresses)[i];
     const std::string attempt_context = "dial " + network + " " + candidate.to_string();
-    auto conn = co_await connect_one(candidate, attempt_deadline(deadline, addresses->size() - i),
-                                     ctx, attempt_context);
+    auto conn = co_await connect_one(candidate, parsed->type,
+                                     attempt_deadline(deadline, addresses->size() - i), ctx,
+                                     attempt_context);
     if (conn.ok()) co_return std::move(conn);
     if (!first_error) first_error = conn.status();
   }

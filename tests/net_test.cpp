@@ -36,6 +36,7 @@ using namespace std::chrono_literals;
 
 using test::describe;
 using test::run_verdict;
+using test::unique_unix_path;
 using test::Verdict;
 
 // A client and the server end of one loopback connection.
@@ -56,12 +57,6 @@ Task<absl::StatusOr<ConnPair>> connected_pair(std::string network, std::string a
 
 GORO_CORO_WRAPPER Task<absl::StatusOr<ConnPair>> tcp_pair() {
   return connected_pair("tcp", "127.0.0.1:0");
-}
-
-std::string unique_unix_path(const char* what) {
-  static std::atomic<int> counter{0};
-  return "/tmp/goro-net-test-" + std::to_string(::getpid()) + "-" + what + "-" +
-         std::to_string(counter.fetch_add(1));
 }
 
 // One read of up to 8 bytes on `conn`, as a status: spawned, it parks a

@@ -2,13 +2,16 @@
 //
 // What the goro::net tests share: a test body is a coroutine returning a
 // Verdict ("" when it passed, else what went wrong), run in a fresh
-// runtime under a watchdog; and the count of open fds, for leak checks.
+// runtime under a watchdog; fresh Unix socket paths; and the count of
+// open fds, for leak checks.
 #ifndef GORO_TESTS_NET_TEST_UTIL_HPP_
 #define GORO_TESTS_NET_TEST_UTIL_HPP_
 
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -31,6 +34,13 @@ void run_verdict(Body body, unsigned procs = 2) {
                     std::chrono::seconds(120));
   const Verdict verdict = run(body(), with_procs(procs));
   EXPECT_EQ(verdict, "");
+}
+
+// A fresh Unix socket path under /tmp, `what` in its name.
+inline std::string unique_unix_path(const char* what) {
+  static std::atomic<int> counter{0};
+  return "/tmp/goro-net-test-" + std::to_string(::getpid()) + "-" + what + "-" +
+         std::to_string(counter.fetch_add(1));
 }
 
 // The fds this process has open now (the directory's own fd included, the

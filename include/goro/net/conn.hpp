@@ -2,7 +2,9 @@
 //
 // Defines: goro::net::Conn, a connected stream socket (TCP or Unix), as
 // Go's net.Conn: read, read_full, write (all bytes), writev, half-close,
-// close, deadlines, socket options and addresses.
+// close, deadlines, socket options and addresses. dial also makes Conns of
+// connected datagram sockets (UDP, unixgram: goro/net/dial.hpp says how
+// read and write treat datagrams).
 //
 //   goro::Task<void> echo(goro::net::Conn conn) {
 //     char buffer[4096];

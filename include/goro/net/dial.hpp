@@ -1,7 +1,8 @@
 // goro/net/dial.hpp
 //
-// Defines: goro::net::dial, Go's net.Dial / DialContext / DialTimeout for
-// stream sockets ("tcp", "tcp4", "tcp6", "unix").
+// Defines: goro::net::dial, Go's net.Dial / DialContext / DialTimeout:
+// stream sockets ("tcp", "tcp4", "tcp6", "unix") and connected datagram
+// sockets ("udp", "udp4", "udp6", "unixgram").
 //
 //   auto conn = co_await goro::net::dial("tcp", "example.com:80",
 //                                        goro::Clock::now() + 5s);
@@ -23,6 +24,17 @@
 //     gave up: ETIMEDOUT) tell the three apart. With several addresses the
 //     first address's error is returned, as in Go.
 //   * The Conn has TCP_NODELAY and 15 s keep-alive on (TCP).
+//   * A datagram network gives a Conn connected to the one peer, as Go's
+//     Dial("udp") does: connect(2) sends nothing, so it succeeds for any
+//     address the kernel can route to (the first address of a name).
+//     write sends the bytes as one datagram (all or an error: EMSGSIZE
+//     when too large); read receives one datagram, cut to the buffer (the
+//     rest is dropped), and only from that peer; a read of 0 is an empty
+//     datagram, not an end of stream. When nothing listens at the peer's
+//     port, the kernel's ICMP answer fails a later read or write with
+//     ECONNREFUSED (is_refused). A "unixgram" Conn has no address of its
+//     own, so its peer cannot answer it (as in Go without a local
+//     address).
 //   * A name lookup is not interrupted by the deadline or ctx (getaddrinfo
 //     cannot be); they are checked when it returns.
 #ifndef GORO_NET_DIAL_HPP_
