@@ -43,10 +43,10 @@ inline std::string unique_unix_path(const char* what) {
          std::to_string(counter.fetch_add(1));
 }
 
-// The fds this process has open now (the directory's own fd included, the
-// same in every count); -1 if /proc is not there.
-inline int open_fd_count() {
-  DIR* directory = ::opendir("/proc/self/fd");
+// The entries of the directory at `path` (without "." and ".."); -1 if
+// it cannot be read.
+inline int directory_entries(const char* path) {
+  DIR* directory = ::opendir(path);
   if (directory == nullptr) return -1;
   int count = 0;
   while (const dirent* entry = ::readdir(directory)) {
@@ -55,6 +55,13 @@ inline int open_fd_count() {
   ::closedir(directory);
   return count;
 }
+
+// The fds this process has open now (the directory's own fd included, the
+// same in every count).
+inline int open_fd_count() { return directory_entries("/proc/self/fd"); }
+
+// The threads of this process now.
+inline int thread_count() { return directory_entries("/proc/self/task"); }
 
 }  // namespace goro::test
 
