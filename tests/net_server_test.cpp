@@ -298,5 +298,49 @@ TEST(NetServer, ShutdownWhileConnectionsComeAndGoLeavesNothingBehind) {
   run_without_leaks(shutdown_under_load, 4);
 }
 
+// The example's handler: echoes through a 4 KiB buffer until end of
+// stream, ctx bounding it.
+Task<void> echo(Context ctx, net::Conn conn) {
+  char buffer[4096];
+  for (;;) {
+    auto n = co_await conn.read(buffer, sizeof buffer, ctx);
+    if (!n.ok() || *n == 0) co_return;
+    if (!(co_await conn.write(buffer, *n, ctx)).ok()) co_return;
+  }
+}
+
+Task<Verdict> echo_through_server() {
+  const int fds_before = open_fd_count();
+  net::Server server(echo);
+  auto serving = co_await serve_on_loopback(&server);
+  if (!serving.ok()) co_return describe(serving.status());
+  const int clients = static_cast<int>(test::scaled(32, 8));
+  auto done = std::make_shared<WaitGroup>();
+  auto failures = std::make_shared<std::atomic<long>>(0);
+  done->add(clients);
+  for (int i = 0; i < clients; ++i) {
+    go(test::echo_client, serving->address, i, static_cast<int>(test::scaled(8, 2)), done,
+       failures);
+  }
+  co_await done->wait();
+  if (failures->load() != 0) co_return std::to_string(failures->load()) + " clients failed";
+  // The clients have gone: the handlers end by themselves.
+  if (auto s = co_await server.shutdown(background()); !s.ok()) co_return describe(s);
+  if (!(co_await serving->loop).ok()) co_return "serve";
+  co_return nothing_left(server, fds_before);
+}
+
+// On each backend whatever GORO_POLLER says (Config::poller decides).
+TEST(NetServer, EchoOfRandomSizesOverManyConnectionsIsByteExactOnBothPollers) {
+  for (PollerBackend backend : {PollerBackend::kIoUring, PollerBackend::kEpoll}) {
+    test::Watchdog watchdog("echo through a Server", std::chrono::seconds(120));
+    Config config = test::with_procs(2);
+    config.poller = backend;
+    EXPECT_EQ(run(echo_through_server(), config), "") << static_cast<int>(backend);
+    const SchedulerStats stats = scheduler_stats();
+    EXPECT_EQ(stats.goroutines_started, stats.goroutines_finished);
+  }
+}
+
 }  // namespace
 }  // namespace goro

@@ -35,6 +35,7 @@ namespace {
 using namespace std::chrono_literals;
 
 using test::describe;
+using test::echo_client;
 using test::run_verdict;
 using test::unique_unix_path;
 using test::Verdict;
@@ -348,39 +349,6 @@ Task<void> echo_server(std::shared_ptr<net::Listener> listener) {
     auto conn = co_await listener->accept();
     if (!conn.ok()) co_return;
     go(echo_handler, std::move(*conn));
-  }
-}
-
-// One client: `rounds` messages of random size, each checked byte for byte.
-Task<void> echo_client(std::string address, int seed, int rounds, std::shared_ptr<WaitGroup> done,
-                       std::shared_ptr<std::atomic<long>> failures) {
-  auto guard = absl::Cleanup([&] { done->done(); });
-  auto conn = co_await net::dial("tcp", address, Clock::now() + 60s);
-  if (!conn.ok()) {
-    failures->fetch_add(1);
-    co_return;
-  }
-  std::mt19937 random(seed);
-  std::vector<char> sent;
-  std::vector<char> received;
-  for (int round = 0; round < rounds; ++round) {
-    const std::size_t size = std::uniform_int_distribution<std::size_t>(1, 200'000)(random);
-    sent.resize(size);
-    for (char& c : sent) c = static_cast<char>(random());
-    received.assign(size, 0);
-    // Write from another goroutine: a message larger than the socket
-    // buffers would otherwise deadlock against its own echo.
-    auto writer = spawn(
-        [](net::Conn* conn, const std::vector<char>* data) -> Task<absl::Status> {
-          co_return co_await conn->write(data->data(), data->size());
-        },
-        &*conn, &sent);
-    const absl::Status read = co_await conn->read_full(received.data(), size);
-    const absl::Status written = co_await writer;
-    if (!read.ok() || !written.ok() || received != sent) {
-      failures->fetch_add(1);
-      co_return;
-    }
   }
 }
 
