@@ -18,6 +18,7 @@
 #include <goro/goro.hpp>
 #include <goro/net.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "net_test_util.hpp"
 #include "test_util.hpp"
 
@@ -252,6 +253,9 @@ TEST(NetServer, ServeAfterShutdownClosesTheListenerAndReturns) {
 // reset when the listener closed with it queued: not a failure.
 Task<void> short_lived_client(std::string address, std::shared_ptr<WaitGroup> done,
                               std::shared_ptr<std::atomic<int>> failures) {
+  // Declared first, so destroyed last: done() comes after the Conn closed,
+  // and the fd count the test takes after done->wait() does not see it.
+  auto count_down = absl::Cleanup([&done] { done->done(); });
   auto conn = co_await net::dial("tcp", address);
   if (conn.ok()) {
     for (char c = 'a'; c <= 'f'; ++c) {
@@ -260,7 +264,6 @@ Task<void> short_lived_client(std::string address, std::shared_ptr<WaitGroup> do
   } else if (!net::is_refused(conn.status()) && net::errno_of(conn.status()) != ECONNRESET) {
     failures->fetch_add(1);
   }
-  done->done();
 }
 
 // Many connections served and ended while shutdown runs, over two serve
