@@ -30,8 +30,9 @@
 //       the handler goroutine (H1). The record comes first, so step S3
 //       can close every connection a handler holds.
 //   A4. An error: if draining is cancelled, stop (A5) with OK. A shortage
-//       (EMFILE, ENFILE, ENOBUFS, ENOMEM) or a connection that failed
-//       before it was accepted (ECONNABORTED, EPROTO, EPERM): sleep, with
+//       (EMFILE, ENFILE, ENOBUFS, ENOMEM), a connection that failed
+//       before it was accepted (ECONNABORTED, EPROTO, EPERM), or an
+//       interrupted or would-block accept (EINTR, EAGAIN): sleep, with
 //       `draining`, 5 ms doubling to 1 s (reset by a success), and go to
 //       A2. Anything else: stop (A5) with it.
 //   A5. Close the listener, then under the mutex leave `serving` and check

@@ -26,9 +26,9 @@
 //     owns the listener and closes it before it returns. Accept errors
 //     that say the process or the system is short of something (EMFILE,
 //     ENFILE, ENOBUFS, ENOMEM) or that one connection failed early
-//     (ECONNABORTED, EPROTO, EPERM) are retried after a pause that doubles
-//     from 5 ms to 1 s, so the loop never spins; any other error ends serve
-//     with that status. serve returns OK once shutdown or close stopped it,
+//     (ECONNABORTED, EPROTO, EPERM; also EINTR, EAGAIN) are retried after
+//     a pause that doubles from 5 ms to 1 s, so the loop never spins; any
+//     other error ends serve with that status. serve returns OK once shutdown or close stopped it,
 //     and at once (closing the listener) when called after that. Several
 //     serve calls, on several listeners, may run at once.
 //   * The handler's ctx is cancelled by close(), or when shutdown's own
