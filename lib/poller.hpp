@@ -261,7 +261,14 @@ struct PollerChoice {
   const PollerDriver* driver = nullptr;
   unsigned uring_flags = 0;
   const char* description = "";
+  // Config::multishot_accept and Config::accept_queue_capacity (io_uring;
+  // multishot.hpp), set by with_multishot_settings.
+  bool multishot_accept = false;
+  unsigned accept_queue_capacity = 0;
 };
+
+// `choice` with the runtime's multishot settings from `config`.
+[[nodiscard]] PollerChoice with_multishot_settings(PollerChoice choice, const Config& config);
 
 // The process-wide half of a backend (the top of this file): a table of
 // functions, one constant instance per backend (its process-wide state,
@@ -350,6 +357,10 @@ class Poller {
   virtual void start(IoOp& op) noexcept = 0;
   [[nodiscard]] virtual bool commit(IoOp& op) noexcept = 0;
   virtual void cancel(IoOp& op) noexcept = 0;
+  // Any thread, holding the source's lock (multishot.hpp, step 5): cancels
+  // the multishot request this poller's ring holds under `user_data`. Only
+  // a backend that arms multishot requests is ever asked.
+  virtual void cancel_multishot(std::uint64_t user_data) noexcept { (void)user_data; }
 
  protected:
   // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker

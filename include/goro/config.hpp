@@ -90,6 +90,16 @@ struct Config {
   // makes run() throw std::invalid_argument.
   int io_rescue_signal = SIGURG;
 
+  // io_uring backend: goro::io::AcceptStream (and so net::Listener)
+  // keeps one multishot accept per listening socket in the kernel instead
+  // of one accept per call (goro/io_multishot.hpp). Connections accepted
+  // while no goroutine waits are queued, at most accept_queue_capacity per
+  // socket (at least 1); past that the kernel's request is cancelled and
+  // connections wait in the listen backlog until the next accept. The
+  // epoll backend always accepts when the socket is readable.
+  bool multishot_accept = true;
+  unsigned accept_queue_capacity = 64;
+
   // Deadlock detection (Go's "all goroutines are asleep"): when every
   // goroutine has stayed parked for Config::deadlock_grace with nothing
   // that could wake one (no runnable goroutine, timer, I/O operation or
