@@ -265,6 +265,11 @@ struct PollerChoice {
   // multishot.hpp), set by with_multishot_settings.
   bool multishot_accept = false;
   unsigned accept_queue_capacity = 0;
+  // Config::multishot_receive and the provided buffer ring's shape.
+  bool multishot_receive = false;
+  unsigned receive_buffer_count = 0;
+  unsigned receive_buffer_size = 0;
+  unsigned receive_queue_capacity = 0;
 };
 
 // `choice` with the runtime's multishot settings from `config`.
@@ -401,6 +406,9 @@ void consume_sigpipe() noexcept;
 // do for every non-blocking file, where others poll inside the kernel) and
 // the ops go round as readiness polls (poller_uring.cpp, step 3).
 void uring_reads_say_eagain_for_testing(bool on) noexcept;
+// Tests: how many multishot receives ended because their P's provided
+// buffer ring was empty (ENOBUFS), in this process so far.
+[[nodiscard]] std::uint64_t uring_receive_exhaustions_for_testing() noexcept;
 // Tests: sends thread `tid` of this process goro's rescue signal `signo`,
 // as sysmon does (step 3b of "Rescuing a busy P's I/O"), whatever the
 // thread is doing.

@@ -83,6 +83,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -90,10 +91,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "multishot.hpp"
@@ -172,6 +175,19 @@ MultishotSource* source_of(std::uint64_t user_data) noexcept {
 // IORING_CQE_F_MORE while it stays armed; every other CQE is its op's last.
 bool ends_request(unsigned cqe_flags) noexcept { return (cqe_flags & IORING_CQE_F_MORE) == 0; }
 
+// References to a provided buffer pool (multishot.hpp, ProvidedBuffers).
+void retain_pool(ProvidedBuffers& pool) noexcept {
+  // Relaxed: the caller holds a reference already (the poller's).
+  pool.references.fetch_add(1, std::memory_order_relaxed);
+}
+void release_pool(ProvidedBuffers& pool) noexcept {
+  // Acq_rel: see ProvidedBuffers::references.
+  if (pool.references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (pool.ring != nullptr) munmap(pool.ring, pool.ring_bytes);
+  std::free(pool.memory);
+  delete &pool;
+}
+
 // The readiness a resubmitted op waits for (step 3): its direction's
 // (poller.hpp, io_direction), or the events a poll asks for.
 short poll_events_for(const IoRequest& r) noexcept {
@@ -202,6 +218,9 @@ std::optional<int> final_result(const IoOp& op, int res) noexcept {
 
 // uring_reads_say_eagain_for_testing (poller.hpp).
 std::atomic<bool> reads_say_eagain{false};
+// uring_receive_exhaustions_for_testing (poller.hpp). Relaxed: a count
+// read after the runtime that bumps it has stopped.
+std::atomic<std::uint64_t> receive_exhaustions{0};
 
 // --- The rescue signal (poller.hpp, "Rescuing a busy P's I/O", 3b-3c).
 
@@ -300,9 +319,16 @@ class UringPoller final : public Poller {
         setup_flags_(choice.uring_flags),
         rescue_signal_(rescue_signal),
         multishot_accept_(choice.multishot_accept),
-        accept_queue_capacity_(choice.accept_queue_capacity) {}
+        accept_queue_capacity_(choice.accept_queue_capacity),
+        multishot_receive_(choice.multishot_receive),
+        receive_buffer_count_(choice.receive_buffer_count),
+        receive_buffer_size_(choice.receive_buffer_size),
+        receive_queue_capacity_(choice.receive_queue_capacity) {}
   ~UringPoller() override {
-    if (attached_) io_uring_queue_exit(&ring_);
+    if (attached_) {
+      io_uring_queue_exit(&ring_);
+      retire_provided_buffers();
+    }
   }
 
   void attach() override {
@@ -312,6 +338,7 @@ class UringPoller final : public Poller {
     const int rc = io_uring_queue_init_params(PollerTuning::kSubmissionEntries, &ring_, &params);
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "goro: io_uring_setup");
     attached_ = true;
+    if (multishot_receive_) provide_buffers();
     block_sigpipe();
     InRing in_ring(*this);
     arm_wake_read();
@@ -358,6 +385,7 @@ class UringPoller final : public Poller {
     }
     tls_ring.store(nullptr, std::memory_order_relaxed);
     io_uring_queue_exit(&ring_);
+    retire_provided_buffers();
     attached_ = false;
     restore_signal_mask();
   }
@@ -940,7 +968,20 @@ class UringPoller final : public Poller {
 
   // Whether `r` is served by a multishot source on this ring.
   bool serves_multishot(const IoRequest& r) const noexcept {
-    return r.multishot != nullptr && r.kind == IoKind::kAccept && multishot_accept_;
+    if (r.multishot == nullptr) return false;
+    if (r.kind == IoKind::kAccept) return multishot_accept_;
+    return r.kind == IoKind::kRecv && multishot_receive_;
+  }
+
+  // Moves the next result into `op` (the queue is not empty).
+  static void take_result(MultishotSource& source, IoOp& op) noexcept
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(source.mu) {
+    if (source.kind == MultishotSource::Kind::kReceive) {
+      op.result = take_received(source, op.request.buffer, op.request.length);
+      return;
+    }
+    op.result = source.results.front().value;
+    source.results.erase(source.results.begin());
   }
 
   // Step 1: a queued result, if any (the goroutine, on any P).
@@ -952,8 +993,7 @@ class UringPoller final : public Poller {
       return true;
     }
     if (source.results.empty()) return false;
-    op.result = source.results.front();
-    source.results.pop_front();
+    take_result(source, op);
     return true;
   }
 
@@ -976,8 +1016,7 @@ class UringPoller final : public Poller {
         return false;
       }
       if (!source.results.empty()) {
-        op.result = source.results.front();
-        source.results.pop_front();
+        take_result(source, op);
         return false;
       }
       source.waiters.push_back(&op);
@@ -1030,7 +1069,13 @@ class UringPoller final : public Poller {
     io_uring_sqe* sqe = get_sqe();
     {
       RingMemoryScope ring_memory;
-      io_uring_prep_multishot_accept(sqe, source.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (source.kind == MultishotSource::Kind::kAccept) {
+        io_uring_prep_multishot_accept(sqe, source.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      } else {
+        io_uring_prep_recv_multishot(sqe, source.fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kBufferGroup;
+      }
       sqe->user_data = user_data;
     }
     add_in_flight(1);
@@ -1040,6 +1085,14 @@ class UringPoller final : public Poller {
   void complete_multishot(std::uint64_t user_data, int res, unsigned flags) noexcept {
     MultishotSource& source = *source_of(user_data);
     const bool ended = ends_request(flags);
+    const bool receive = source.kind == MultishotSource::Kind::kReceive;
+    MultishotResult result{.value = res};
+    if (receive && res > 0) {
+      // Data, in the buffer the kernel chose from this ring's pool.
+      result.buffer_id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+      result.pool = pool_;
+      retain_pool(*pool_);
+    }
     IoOp* taken = nullptr;
     bool discard = false;
     bool cancel = false;
@@ -1055,12 +1108,28 @@ class UringPoller final : public Poller {
         // nothing to hand on.
       } else if (source.stopped || draining_) {
         discard = true;
-      } else if (!source.waiters.empty()) {
-        taken = source.waiters.front();
-        source.waiters.erase(source.waiters.begin());
+      } else if (receive && ended && res == -ENOBUFS) {
+        receive_exhaustions.fetch_add(1, std::memory_order_relaxed);
+        // The pool is exhausted: the first waiter receives into its own
+        // buffer (step 3 of multishot.hpp, "Receiving").
+        if (!source.waiters.empty()) {
+          IoOp& op = *source.waiters.front();
+          const int n = receive_now(source.fd, op);
+          if (n != -EAGAIN) {
+            op.result = n;
+            taken = &op;
+            source.waiters.erase(source.waiters.begin());
+          }
+        }
       } else {
-        source.results.push_back(res);
-        if (!ended && !source.cancel_asked && source.results.size() >= accept_queue_capacity_) {
+        source.results.push_back(result);
+        if (!source.waiters.empty()) {
+          taken = source.waiters.front();
+          source.waiters.erase(source.waiters.begin());
+          take_result(source, *taken);
+        } else if (!ended && !source.cancel_asked &&
+                   source.results.size() >=
+                       (receive ? receive_queue_capacity_ : accept_queue_capacity_)) {
           source.cancel_asked = true;  // invariant 5
           cancel = true;
         }
@@ -1072,21 +1141,87 @@ class UringPoller final : public Poller {
         rearm_as = claim_multishot(source);
       }
     }
-    if (discard) discard_result(source, res);
+    if (discard) discard_result(result, source.kind);
     if (cancel) queue_cancel(user_data);
-    if (taken != nullptr) {
-      taken->result = res;
-      ready(*taken);
-    }
+    if (taken != nullptr) ready(*taken);
     if (rearm_as != 0) prep_multishot(source, rearm_as);
     if (ended) release(source);  // the ring's reference to the ended request
   }
 
+  // A non-blocking recv into op's own buffer: its result, or -EAGAIN.
+  static int receive_now(int fd, const IoOp& op) noexcept {
+    for (;;) {
+      const ssize_t n = ::recv(fd, op.request.buffer, op.request.length, MSG_DONTWAIT);
+      if (n >= 0) return static_cast<int>(n);
+      if (errno == EINTR) continue;
+      return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+  }
+
+  // --- The provided buffer ring (multishot.hpp, "Receiving").
+
+  static constexpr std::uint16_t kBufferGroup = 0;
+
+  // attach(): registers this ring's pool. A kernel without buffer rings
+  // refuses run() (multishot_receive was asked for).
+  void provide_buffers() {
+    auto* pool = new ProvidedBuffers;
+    pool->count = receive_buffer_count_;
+    pool->size = receive_buffer_size_;
+    pool->ring_bytes = pool->count * sizeof(io_uring_buf);
+    void* ring =
+        mmap(nullptr, pool->ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    pool->memory = static_cast<std::byte*>(std::aligned_alloc(
+        64, (static_cast<std::size_t>(pool->count) * pool->size + 63) / 64 * 64));
+    if (ring == MAP_FAILED || pool->memory == nullptr) {
+      if (ring != MAP_FAILED) munmap(ring, pool->ring_bytes);
+      std::free(pool->memory);
+      delete pool;
+      throw std::system_error(ENOMEM, std::generic_category(), "goro: provided buffers");
+    }
+    pool->ring = ring;
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring);
+    reg.ring_entries = pool->count;
+    reg.bgid = kBufferGroup;
+    auto* br = static_cast<io_uring_buf_ring*>(ring);
+    io_uring_buf_ring_init(br);
+    const int mask = io_uring_buf_ring_mask(pool->count);
+    for (unsigned i = 0; i < pool->count; ++i) {
+      io_uring_buf_ring_add(br, pool->buffer(static_cast<std::uint16_t>(i)), pool->size,
+                            static_cast<unsigned short>(i), mask, static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(br, static_cast<int>(pool->count));
+    const int rc = io_uring_register_buf_ring(&ring_, &reg, 0);
+    if (rc < 0) {
+      release_pool(*pool);
+      throw std::system_error(-rc, std::generic_category(), "goro: io_uring_register_buf_ring");
+    }
+    pool_ = pool;
+  }
+
+  // After the ring is gone: buffers given back later go nowhere; the
+  // memory stays until the last result holding a buffer lets go.
+  void retire_provided_buffers() noexcept {
+    ProvidedBuffers* pool = std::exchange(pool_, nullptr);
+    if (pool == nullptr) return;
+    {
+      MutexLock lock(pool->mu);
+      pool->live = false;
+    }
+    release_pool(*pool);
+  }
+
   io_uring ring_{};
   const unsigned setup_flags_;
-  const int rescue_signal_;               // Config::io_rescue_signal (0: none)
-  const bool multishot_accept_;           // Config::multishot_accept
-  const unsigned accept_queue_capacity_;  // Config::accept_queue_capacity
+  const int rescue_signal_;                // Config::io_rescue_signal (0: none)
+  const bool multishot_accept_;            // Config::multishot_accept
+  const unsigned accept_queue_capacity_;   // Config::accept_queue_capacity
+  const bool multishot_receive_;           // Config::multishot_receive
+  const unsigned receive_buffer_count_;    // Config::receive_buffer_count (a power of two)
+  const unsigned receive_buffer_size_;     // Config::receive_buffer_size
+  const unsigned receive_queue_capacity_;  // Config::receive_queue_capacity
+  ProvidedBuffers* pool_ = nullptr;        // this ring's provided buffers, while attached
   bool attached_ = false;
   bool draining_ = false;
   bool wake_armed_ = false;
@@ -1159,8 +1294,27 @@ constinit const PollerDriver kUringDriver{"io_uring", &make_uring_poller, &new_u
 
 const PollerDriver& uring_driver() noexcept { return kUringDriver; }
 
+void give_back(ProvidedBuffers& pool, std::uint16_t id) noexcept {
+  {
+    MutexLock lock(pool.mu);
+    if (pool.live) {
+      RingMemoryScope ring_memory;
+      auto* ring = static_cast<io_uring_buf_ring*>(pool.ring);
+      io_uring_buf_ring_add(ring, pool.buffer(id), pool.size, id,
+                            io_uring_buf_ring_mask(pool.count), 0);
+      // A release store of the ring's tail: the kernel sees the entry.
+      io_uring_buf_ring_advance(ring, 1);
+    }
+  }
+  release_pool(pool);
+}
+
 void uring_send_rescue_signal_for_testing(int signo, pid_t tid) noexcept {
   send_rescue_signal(signo, tid);
+}
+
+std::uint64_t uring_receive_exhaustions_for_testing() noexcept {
+  return receive_exhaustions.load(std::memory_order_relaxed);
 }
 
 void uring_reads_say_eagain_for_testing(bool on) noexcept {

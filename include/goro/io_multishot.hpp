@@ -74,6 +74,55 @@ class AcceptStream {
   std::atomic<bool> stopped_{false};
 };
 
+// The bytes received on one connected socket, taken one read() at a time
+// (goro::net::Conn reads through one).
+//
+// Under the io_uring backend with Config::multishot_receive, the stream
+// keeps one multishot receive in the kernel for the socket, which fills
+// buffers of the P's provided buffer ring (Config::receive_buffer_count
+// buffers of Config::receive_buffer_size bytes, per P) as data arrives; an
+// idle socket holds no buffer. read() copies what arrived into the
+// caller's buffer and gives the buffers back. When the ring has no free
+// buffer, the kernel's request ends (ENOBUFS) and the reader that waits
+// receives straight into its own buffer once; the next read() asks again.
+// At most Config::receive_queue_capacity buffers wait per socket: past
+// that the request is cancelled and data waits in the socket until read.
+// Under epoll, or with multishot_receive off, each read() is
+// goro::io::recv on the socket.
+//
+// Contract:
+//   * read() behaves as goro::io::recv(fd, buffer, length, 0, options):
+//     it returns what has arrived (at least one byte), 0 at the end of the
+//     stream, or the error; bytes are never lost, duplicated or reordered.
+//     Concurrent reads on one stream each take a distinct part of the
+//     stream (which part is unspecified, as with recv).
+//   * stop() (any thread, idempotent; the destructor calls it): later
+//     read()s fail with EBADF, queued bytes are dropped, and the kernel's
+//     request is cancelled; read()s parked in it fail with EBADF (under
+//     epoll see AcceptStream::stop). The fd stays open: the caller closes
+//     it.
+//   * The stream must outlive the read()s awaited on it.
+class ReceiveStream {
+ public:
+  explicit ReceiveStream(int fd);
+  ~ReceiveStream();
+  ReceiveStream(const ReceiveStream&) = delete;
+  ReceiveStream& operator=(const ReceiveStream&) = delete;
+
+  // The next bytes (see the contract).
+  [[nodiscard("co_await it: the operation does not start until it is awaited")]] SizeAwaiter read(
+      void* buffer, std::size_t length, const IoOptions& options = IoOptions());
+
+  // Stops the stream (see the contract).
+  void stop() noexcept;
+
+ private:
+  const int fd_;
+  goro::detail::MultishotSource* const source_;  // one reference, ours
+  // Relaxed: as AcceptStream::stopped_.
+  std::atomic<bool> stopped_{false};
+};
+
 }  // namespace goro::io
 
 #endif  // GORO_IO_MULTISHOT_HPP_

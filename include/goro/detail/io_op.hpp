@@ -64,7 +64,7 @@ struct IoRequest {
   const sockaddr* address = nullptr;        // kConnect
   socklen_t address_length = 0;             // kConnect
   socklen_t* address_length_out = nullptr;  // kAccept (address in `buffer`; both may be null)
-  // kAccept: the multishot source that serves the op where the backend
+  // kAccept, kRecv: the multishot source that serves the op where the backend
   // has multishot operations (lib/multishot.hpp); a backend without them
   // ignores it and runs the one-shot call on `fd`.
   MultishotSource* multishot = nullptr;
@@ -123,6 +123,8 @@ void io_cancel(IoOp& op, IoCancel reason) noexcept;
 // connections on listening socket `fd`, holding one reference for the
 // caller.
 [[nodiscard]] MultishotSource* make_multishot_accept(int fd);
+// A new source of the bytes received on connected socket `fd`.
+[[nodiscard]] MultishotSource* make_multishot_receive(int fd);
 // Stops `source` (any thread): later and parked ops fail with -EBADF,
 // queued results are released (accepted fds closed), and the kernel's
 // multishot request is cancelled.
