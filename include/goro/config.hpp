@@ -108,7 +108,11 @@ struct Config {
   // (at least 1) wait per connection for its reader; past that the
   // connection's request is cancelled until the reader catches up. An
   // exhausted ring makes readers receive into their own buffers
-  // (goro/io_multishot.hpp). false: one recv per read.
+  // (goro/io_multishot.hpp). false: one recv per read, straight into the
+  // reader's buffer, which costs less CPU where a reader is usually parked
+  // when bytes arrive (docs/PERFORMANCE.md); true saves memory where many
+  // connections sit idle with a read parked. Needs Linux 5.19 or later:
+  // run() throws std::system_error where the ring cannot be registered.
   bool multishot_receive = false;
   unsigned receive_buffer_count = 512;
   unsigned receive_buffer_size = 4096;
