@@ -845,6 +845,9 @@ class UringPoller final : public Poller {
       const int rc = io_uring_submit_and_get_events(&ring_);
       if (rc != -EBUSY && rc != -EAGAIN) return;
       OwnerCqLock cq(*this);
+      // What sysmon handed back came first: a multishot request's CQEs
+      // keep their order (multishot.hpp, invariant 6).
+      take_over_rescue();
       reap();  // may nest (a completion resubmitting into a full SQ): bounded by the SQ
     }
   }
