@@ -38,6 +38,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -155,6 +156,19 @@ PollerChoice choose_poller(PollerBackend requested) {
   if (const char* log = std::getenv("GORO_DEBUG"); log != nullptr && *log != '\0') {
     std::fprintf(stderr, "goro: poller %s\n", choice.description);
   }
+  return choice;
+}
+
+PollerChoice with_multishot_settings(PollerChoice choice, const Config& config) {
+  choice.multishot_accept = config.multishot_accept;
+  choice.accept_queue_capacity = std::max(1U, config.accept_queue_capacity);
+  choice.multishot_receive = config.multishot_receive;
+  // A power of two the kernel accepts (1 to 32768), rounded down.
+  unsigned count = std::clamp(config.receive_buffer_count, 1U, 32768U);
+  while ((count & (count - 1)) != 0) count &= count - 1;
+  choice.receive_buffer_count = count;
+  choice.receive_buffer_size = std::max(1U, config.receive_buffer_size);
+  choice.receive_queue_capacity = std::max(1U, config.receive_queue_capacity);
   return choice;
 }
 

@@ -261,7 +261,19 @@ struct PollerChoice {
   const PollerDriver* driver = nullptr;
   unsigned uring_flags = 0;
   const char* description = "";
+  // Config::multishot_accept and Config::accept_queue_capacity (io_uring;
+  // multishot.hpp), set by with_multishot_settings.
+  bool multishot_accept = false;
+  unsigned accept_queue_capacity = 0;
+  // Config::multishot_receive and the provided buffer ring's shape.
+  bool multishot_receive = false;
+  unsigned receive_buffer_count = 0;
+  unsigned receive_buffer_size = 0;
+  unsigned receive_queue_capacity = 0;
 };
+
+// `choice` with the runtime's multishot settings from `config`.
+[[nodiscard]] PollerChoice with_multishot_settings(PollerChoice choice, const Config& config);
 
 // The process-wide half of a backend (the top of this file): a table of
 // functions, one constant instance per backend (its process-wide state,
@@ -350,6 +362,10 @@ class Poller {
   virtual void start(IoOp& op) noexcept = 0;
   [[nodiscard]] virtual bool commit(IoOp& op) noexcept = 0;
   virtual void cancel(IoOp& op) noexcept = 0;
+  // Any thread, holding the source's lock (multishot.hpp, step 5): cancels
+  // the multishot request this poller's ring holds under `user_data`. Only
+  // a backend that arms multishot requests is ever asked.
+  virtual void cancel_multishot(std::uint64_t user_data) noexcept { (void)user_data; }
 
  protected:
   // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker
@@ -390,6 +406,9 @@ void consume_sigpipe() noexcept;
 // do for every non-blocking file, where others poll inside the kernel) and
 // the ops go round as readiness polls (poller_uring.cpp, step 3).
 void uring_reads_say_eagain_for_testing(bool on) noexcept;
+// Tests: how many multishot receives ended because their P's provided
+// buffer ring was empty (ENOBUFS), in this process so far.
+[[nodiscard]] std::uint64_t uring_receive_exhaustions_for_testing() noexcept;
 // Tests: sends thread `tid` of this process goro's rescue signal `signo`,
 // as sysmon does (step 3b of "Rescuing a busy P's I/O"), whatever the
 // thread is doing.

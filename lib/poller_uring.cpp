@@ -45,6 +45,14 @@
 //   6. detach() (shutdown): ASYNC_CANCEL with CANCEL_ANY|CANCEL_ALL, then
 //      reap until nothing is in flight, readying nobody.
 //
+// Multishot requests (multishot.hpp has the mechanism): a multishot
+// accept's SQE carries its source's address with the low bit set, and posts
+// CQEs with IORING_CQE_F_MORE while it stays armed. So a CQE ends a request
+// (leaves in_flight_) only without that flag; each of the others hands a
+// result to the source's first waiter or queue (complete_multishot). Sysmon
+// never handles them: it hands them back to the owner, who alone may re-arm
+// or cancel the request on this ring.
+//
 // More ops in flight than CQ entries: the kernel (IORING_FEAT_NODROP, every
 // kernel since 5.5) keeps the completions that do not fit in an overflow
 // list and flags IORING_SQ_CQ_OVERFLOW; poll() flushes it with another
@@ -75,18 +83,23 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
 #include <system_error>
+#include <utility>
 #include <vector>
 
+#include "multishot.hpp"
 #include "mutex.hpp"
 #include "p_core.hpp"
 #include "poller.hpp"
@@ -147,6 +160,34 @@ IoOp* op_of(std::uint64_t user_data) noexcept {
   return reinterpret_cast<IoOp*>(static_cast<std::uintptr_t>(user_data & kAddressMask));
 }
 
+// A multishot request's user_data (multishot.hpp): its source's address
+// with the low bit set (IoOps and sources are aligned, so an op's address
+// never has it), plus a sequence number in the top bits.
+constexpr std::uint64_t kMultishotBit = 1;
+bool is_multishot(std::uint64_t user_data) noexcept {
+  return (user_data & kMultishotBit) != 0 && user_data != kWakeTag;
+}
+MultishotSource* source_of(std::uint64_t user_data) noexcept {
+  return reinterpret_cast<MultishotSource*>(
+      static_cast<std::uintptr_t>(user_data & kAddressMask & ~kMultishotBit));
+}
+// Whether a CQE ends its request: a multishot request posts CQEs with
+// IORING_CQE_F_MORE while it stays armed; every other CQE is its op's last.
+bool ends_request(unsigned cqe_flags) noexcept { return (cqe_flags & IORING_CQE_F_MORE) == 0; }
+
+// References to a provided buffer pool (multishot.hpp, ProvidedBuffers).
+void retain_pool(ProvidedBuffers& pool) noexcept {
+  // Relaxed: the caller holds a reference already (the poller's).
+  pool.references.fetch_add(1, std::memory_order_relaxed);
+}
+void release_pool(ProvidedBuffers& pool) noexcept {
+  // Acq_rel: see ProvidedBuffers::references.
+  if (pool.references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (pool.ring != nullptr) munmap(pool.ring, pool.ring_bytes);
+  std::free(pool.memory);
+  delete &pool;
+}
+
 // The readiness a resubmitted op waits for (step 3): its direction's
 // (poller.hpp, io_direction), or the events a poll asks for.
 short poll_events_for(const IoRequest& r) noexcept {
@@ -177,6 +218,9 @@ std::optional<int> final_result(const IoOp& op, int res) noexcept {
 
 // uring_reads_say_eagain_for_testing (poller.hpp).
 std::atomic<bool> reads_say_eagain{false};
+// uring_receive_exhaustions_for_testing (poller.hpp). Relaxed: a count
+// read after the runtime that bumps it has stopped.
+std::atomic<std::uint64_t> receive_exhaustions{0};
 
 // --- The rescue signal (poller.hpp, "Rescuing a busy P's I/O", 3b-3c).
 
@@ -270,10 +314,21 @@ class UringPoller;
 
 class UringPoller final : public Poller {
  public:
-  UringPoller(PCore& p, unsigned setup_flags, int rescue_signal)
-      : Poller(p), setup_flags_(setup_flags), rescue_signal_(rescue_signal) {}
+  UringPoller(PCore& p, const PollerChoice& choice, int rescue_signal)
+      : Poller(p),
+        setup_flags_(choice.uring_flags),
+        rescue_signal_(rescue_signal),
+        multishot_accept_(choice.multishot_accept),
+        accept_queue_capacity_(choice.accept_queue_capacity),
+        multishot_receive_(choice.multishot_receive),
+        receive_buffer_count_(choice.receive_buffer_count),
+        receive_buffer_size_(choice.receive_buffer_size),
+        receive_queue_capacity_(choice.receive_queue_capacity) {}
   ~UringPoller() override {
-    if (attached_) io_uring_queue_exit(&ring_);
+    if (attached_) {
+      io_uring_queue_exit(&ring_);
+      retire_provided_buffers();
+    }
   }
 
   void attach() override {
@@ -283,6 +338,7 @@ class UringPoller final : public Poller {
     const int rc = io_uring_queue_init_params(PollerTuning::kSubmissionEntries, &ring_, &params);
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "goro: io_uring_setup");
     attached_ = true;
+    if (multishot_receive_) provide_buffers();
     block_sigpipe();
     InRing in_ring(*this);
     arm_wake_read();
@@ -329,6 +385,7 @@ class UringPoller final : public Poller {
     }
     tls_ring.store(nullptr, std::memory_order_relaxed);
     io_uring_queue_exit(&ring_);
+    retire_provided_buffers();
     attached_ = false;
     restore_signal_mask();
   }
@@ -411,6 +468,7 @@ class UringPoller final : public Poller {
   // Step 0.
   bool try_now(IoOp& op) noexcept override {
     const IoRequest& r = op.request;
+    if (serves_multishot(r)) return multishot_try(op);
     if (r.kind != IoKind::kSend) return false;
     for (;;) {
       const ssize_t n = ::send(r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -440,6 +498,7 @@ class UringPoller final : public Poller {
       op.result = -ECANCELED;
       return false;
     }
+    if (serves_multishot(op.request)) return multishot_commit(op);
     InRing in_ring(*this);
     prep(op);
     publish_in_flight();
@@ -448,6 +507,10 @@ class UringPoller final : public Poller {
 
   // Step 4.
   void cancel(IoOp& op) noexcept override {
+    if (serves_multishot(op.request)) {
+      multishot_withdraw(op);
+      return;
+    }
     // Relaxed: tls_ring is this thread's own.
     if (tls_ring.load(std::memory_order_relaxed) == this) {
       InRing in_ring(*this);
@@ -455,15 +518,14 @@ class UringPoller final : public Poller {
       publish_in_flight();
       return;
     }
-    {
-      MutexLock lock(cancel_mu_);
-      cancel_requests_.push_back(op.user_data);
-      // Release: the owner's acquire load in take_cancel_requests sees a
-      // request whenever it sees the flag; the lock orders the rest.
-      cancel_requested_.store(true, std::memory_order_release);
-    }
-    wake();
+    request_cancel(op.user_data);
   }
+
+  // Multishot step 5 (multishot.hpp), under the source's lock: always
+  // through the owner's next poll, even on the owner's thread, where
+  // queueing the cancel at once could reap (a full SQ) and so take the
+  // source's lock again.
+  void cancel_multishot(std::uint64_t user_data) noexcept override { request_cancel(user_data); }
 
   // Steps 3a and 3b, on sysmon's thread.
   Rescue rescue(std::int64_t now_ns, std::int64_t signal_period_ns) noexcept override {
@@ -483,7 +545,9 @@ class UringPoller final : public Poller {
       const unsigned room = kHandbackCapacity - handback_count_;
       std::uint64_t user_data[kHandbackCapacity];
       int res[kHandbackCapacity];
+      unsigned flags[kHandbackCapacity];
       unsigned n = 0;
+      unsigned ended = 0;  // CQEs that end their request (ends_request)
       {
         RingMemoryScope ring_memory;
         unsigned head = *ring_.cq.khead;
@@ -492,12 +556,14 @@ class UringPoller final : public Poller {
           const io_uring_cqe& cqe = ring_.cq.cqes[head & ring_.cq.ring_mask];
           user_data[n] = cqe.user_data;
           res[n] = cqe.res;
+          flags[n] = cqe.flags;
+          if (ends_request(cqe.flags)) ++ended;
         }
         // Release: the kernel may reuse the slots once it sees the head.
         if (n != 0) io_uring_smp_store_release(ring_.cq.khead, head);
       }
       if (n == 0) break;
-      rescued_cqes_ += n;
+      rescued_cqes_ += ended;
       rescued_hint_.store(true, std::memory_order_relaxed);  // under the lock
       for (unsigned i = 0; i < n; ++i) {
         if (user_data[i] == kCancelTag) continue;
@@ -505,10 +571,15 @@ class UringPoller final : public Poller {
           wake_read_rescued_ = true;
           continue;
         }
+        if (is_multishot(user_data[i])) {
+          // Only the owner may re-arm or cancel the request: handed back.
+          handback_[handback_count_++] = {user_data[i], res[i], flags[i]};
+          continue;
+        }
         IoOp& op = *op_of(user_data[i]);
         const std::optional<int> final = final_result(op, res[i]);
         if (!final) {
-          handback_[handback_count_++] = {user_data[i], res[i]};
+          handback_[handback_count_++] = {user_data[i], res[i], flags[i]};
           continue;
         }
         // The write ran on the owner's thread (inline or in its task
@@ -522,7 +593,8 @@ class UringPoller final : public Poller {
     // 3b: work only the owner's thread can do.
     bool ask_owner = false;
     for (unsigned i = 0; i < handback_count_ && !ask_owner; ++i) {
-      ask_owner = !final_result(*op_of(handback_[i].user_data), handback_[i].res);
+      ask_owner = is_multishot(handback_[i].user_data) ||
+                  !final_result(*op_of(handback_[i].user_data), handback_[i].res);
     }
     {
       RingMemoryScope ring_memory;
@@ -557,10 +629,12 @@ class UringPoller final : public Poller {
       unsigned kept = 0;
       for (unsigned i = 0; i < handback_count_; ++i) {
         const HandedBack h = handback_[i];
-        IoOp& op = *op_of(h.user_data);
         // A resubmission; an op cancelled since (it ends, and its goroutine
-        // is readied) and one that finds the SQ full stay for the owner.
-        if (io_uring_sq_space_left(&ring_) != 0 && !final_result(op, h.res)) {
+        // is readied), one that finds the SQ full and a multishot CQE stay
+        // for the owner.
+        if (!is_multishot(h.user_data) && io_uring_sq_space_left(&ring_) != 0 &&
+            !final_result(*op_of(h.user_data), h.res)) {
+          IoOp& op = *op_of(h.user_data);
           op.repoll = !op.repoll;
           prep(op);
         } else {
@@ -632,6 +706,7 @@ class UringPoller final : public Poller {
   struct HandedBack {
     std::uint64_t user_data;
     int res;
+    unsigned flags;  // the CQE's
   };
 
   bool try_lock_cq(std::uint32_t holder) noexcept {
@@ -676,6 +751,19 @@ class UringPoller final : public Poller {
     queued_tail_.store(sq_tail(), std::memory_order_release);
   }
 
+  // Any thread: the owner's next poll or wait queues an ASYNC_CANCEL for
+  // `user_data` (step 4).
+  void request_cancel(std::uint64_t user_data) noexcept {
+    {
+      MutexLock lock(cancel_mu_);
+      cancel_requests_.push_back(user_data);
+      // Release: the owner's acquire load in take_cancel_requests sees a
+      // request whenever it sees the flag; the lock orders the rest.
+      cancel_requested_.store(true, std::memory_order_release);
+    }
+    wake();
+  }
+
   // Queues an ASYNC_CANCEL for the op with `user_data` (owner, InRing).
   void queue_cancel(std::uint64_t user_data) noexcept {
     io_uring_sqe* sqe = get_sqe();
@@ -718,8 +806,8 @@ class UringPoller final : public Poller {
 
   // Step 3d: the owner, holding cq_lock_, takes over what sysmon left.
   void take_over_rescue() noexcept {
-    if (rescued_cqes_ == 0) return;
-    rescued_hint_.store(false, std::memory_order_relaxed);  // under the lock
+    if (!rescued_hint_.load(std::memory_order_relaxed)) return;  // under the lock
+    rescued_hint_.store(false, std::memory_order_relaxed);       // under the lock
     remove_in_flight(rescued_cqes_);
     rescued_cqes_ = 0;
     if (sigpipe_raised_) {
@@ -728,7 +816,7 @@ class UringPoller final : public Poller {
     }
     if (wake_read_rescued_) {
       wake_read_rescued_ = false;
-      complete(kWakeTag, 0);
+      complete(kWakeTag, 0, 0);
     }
     // complete() may resubmit, and a full SQ reap (nested, under the lock
     // held here): the handback is emptied first.
@@ -736,7 +824,7 @@ class UringPoller final : public Poller {
     const unsigned n = handback_count_;
     std::copy(handback_, handback_ + n, handed);
     handback_count_ = 0;
-    for (unsigned i = 0; i < n; ++i) complete(handed[i].user_data, handed[i].res);
+    for (unsigned i = 0; i < n; ++i) complete(handed[i].user_data, handed[i].res, handed[i].flags);
   }
 
   io_uring_sqe* get_sqe() noexcept {
@@ -757,6 +845,9 @@ class UringPoller final : public Poller {
       const int rc = io_uring_submit_and_get_events(&ring_);
       if (rc != -EBUSY && rc != -EAGAIN) return;
       OwnerCqLock cq(*this);
+      // What sysmon handed back came first: a multishot request's CQEs
+      // keep their order (multishot.hpp, invariant 6).
+      take_over_rescue();
       reap();  // may nest (a completion resubmitting into a full SQ): bounded by the SQ
     }
   }
@@ -822,7 +913,9 @@ class UringPoller final : public Poller {
     for (;;) {
       std::uint64_t user_data[64];
       int res[64];
+      unsigned flags[64];
       unsigned n;
+      unsigned ended = 0;  // CQEs that end their request (ends_request)
       {
         RingMemoryScope ring_memory;
         io_uring_cqe* cqes[64];
@@ -832,20 +925,26 @@ class UringPoller final : public Poller {
         for (unsigned i = 0; i < n; ++i) {
           user_data[i] = cqes[i]->user_data;
           res[i] = cqes[i]->res;
+          flags[i] = cqes[i]->flags;
+          if (ends_request(flags[i])) ++ended;
         }
         io_uring_cq_advance(&ring_, n);
       }
-      remove_in_flight(n);
-      for (unsigned i = 0; i < n; ++i) complete(user_data[i], res[i]);
+      remove_in_flight(ended);
+      for (unsigned i = 0; i < n; ++i) complete(user_data[i], res[i], flags[i]);
     }
   }
 
-  void complete(std::uint64_t user_data, int res) noexcept {
+  void complete(std::uint64_t user_data, int res, unsigned flags) noexcept {
     if (user_data == kCancelTag) return;
     if (user_data == kWakeTag) {
       wake_armed_ = false;
       wake_consumed();
       if (!draining_) arm_wake_read();
+      return;
+    }
+    if (is_multishot(user_data)) {
+      complete_multishot(user_data, res, flags);
       return;
     }
     IoOp& op = *op_of(user_data);
@@ -868,9 +967,264 @@ class UringPoller final : public Poller {
     if (!draining_) ready(op);
   }
 
+  // --- Multishot requests: the ring's side of multishot.hpp's steps.
+
+  // Whether `r` is served by a multishot source on this ring.
+  bool serves_multishot(const IoRequest& r) const noexcept {
+    if (r.multishot == nullptr) return false;
+    if (r.kind == IoKind::kAccept) return multishot_accept_;
+    return r.kind == IoKind::kRecv && multishot_receive_;
+  }
+
+  // Moves the next result into `op` (the queue is not empty).
+  static void take_result(MultishotSource& source, IoOp& op) noexcept
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(source.mu) {
+    if (source.kind == MultishotSource::Kind::kReceive) {
+      op.result = take_received(source, op.request.buffer, op.request.length);
+      return;
+    }
+    op.result = source.results.front().value;
+    source.results.erase(source.results.begin());
+  }
+
+  // Step 1: a queued result, if any (the goroutine, on any P).
+  static bool multishot_try(IoOp& op) noexcept {
+    MultishotSource& source = *op.request.multishot;
+    MutexLock lock(source.mu);
+    if (source.stopped) {
+      op.result = -EBADF;
+      return true;
+    }
+    if (source.results.empty()) return false;
+    take_result(source, op);
+    return true;
+  }
+
+  // Step 2 (the goroutine, on this ring's thread): parks the op as a
+  // waiter, arming the request on this ring if no ring holds it.
+  bool multishot_commit(IoOp& op) noexcept {
+    MultishotSource& source = *op.request.multishot;
+    std::uint64_t arm_as = 0;
+    {
+      MutexLock lock(source.mu);
+      // Acquire: pairs with io_cancel's compare-exchange. Looked at under
+      // the lock, so a cancel that comes later finds the op among the
+      // waiters (step 4).
+      if (op.cancel.load(std::memory_order_acquire) != 0) {
+        op.result = -ECANCELED;
+        return false;
+      }
+      if (source.stopped) {
+        op.result = -EBADF;
+        return false;
+      }
+      if (!source.results.empty()) {
+        take_result(source, op);
+        return false;
+      }
+      source.waiters.push_back(&op);
+      if (source.armed_on == nullptr) arm_as = claim_multishot(source);
+    }
+    // Queued after unlocking (get_sqe may reap, which takes sources' locks);
+    // a stop meanwhile sends its cancel through the next poll, after this.
+    if (arm_as != 0) {
+      InRing in_ring(*this);
+      prep_multishot(source, arm_as);
+      publish_in_flight();
+    }
+    return true;
+  }
+
+  // Step 4 (any thread): a cancelled waiter leaves; one already taken out
+  // completes with its result.
+  static void multishot_withdraw(IoOp& op) noexcept {
+    MultishotSource& source = *op.request.multishot;
+    bool withdrawn = false;
+    {
+      MutexLock lock(source.mu);
+      auto it = std::find(source.waiters.begin(), source.waiters.end(), &op);
+      if (it != source.waiters.end()) {
+        source.waiters.erase(it);
+        withdrawn = true;
+      }
+    }
+    if (!withdrawn) return;
+    op.result = -ECANCELED;
+    ready_goroutine(op.g);
+  }
+
+  // Marks `source` armed on this ring, with the ring's reference; the
+  // user_data its SQE is to carry. The caller holds the source's lock and
+  // queues the SQE (prep_multishot) after unlocking.
+  std::uint64_t claim_multishot(MultishotSource& source) noexcept
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(source.mu) {
+    const std::uint64_t user_data = reinterpret_cast<std::uintptr_t>(&source) | kMultishotBit |
+                                    (static_cast<std::uint64_t>(++sequence_) << kSequenceShift);
+    source.armed_on = this;
+    source.user_data = user_data;
+    source.cancel_asked = false;
+    retain(source);
+    return user_data;
+  }
+
+  // Queues the multishot SQE of `source` (owner, InRing).
+  void prep_multishot(const MultishotSource& source, std::uint64_t user_data) noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    {
+      RingMemoryScope ring_memory;
+      if (source.kind == MultishotSource::Kind::kAccept) {
+        io_uring_prep_multishot_accept(sqe, source.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      } else {
+        io_uring_prep_recv_multishot(sqe, source.fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kBufferGroup;
+      }
+      sqe->user_data = user_data;
+    }
+    add_in_flight(1);
+  }
+
+  // Step 3: a CQE of a multishot request (owner, holding cq_lock_).
+  void complete_multishot(std::uint64_t user_data, int res, unsigned flags) noexcept {
+    MultishotSource& source = *source_of(user_data);
+    const bool ended = ends_request(flags);
+    const bool receive = source.kind == MultishotSource::Kind::kReceive;
+    MultishotResult result{.value = res};
+    if (receive && res > 0) {
+      // Data, in the buffer the kernel chose from this ring's pool.
+      result.buffer_id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+      result.pool = pool_;
+      retain_pool(*pool_);
+    }
+    IoOp* taken = nullptr;
+    bool discard = false;
+    bool cancel = false;
+    std::uint64_t rearm_as = 0;
+    {
+      MutexLock lock(source.mu);
+      if (ended) {
+        source.armed_on = nullptr;
+        source.cancel_asked = false;
+      }
+      if (ended && res == -ECANCELED) {
+        // The request was cancelled (stop, the queue's bound, shutdown):
+        // nothing to hand on.
+      } else if (source.stopped || draining_) {
+        discard = true;
+      } else if (receive && ended && res == -ENOBUFS) {
+        receive_exhaustions.fetch_add(1, std::memory_order_relaxed);
+        // The pool is exhausted: the first waiter receives into its own
+        // buffer (step 3 of multishot.hpp, "Receiving").
+        if (!source.waiters.empty()) {
+          IoOp& op = *source.waiters.front();
+          const int n = receive_now(source.fd, op);
+          if (n != -EAGAIN) {
+            op.result = n;
+            taken = &op;
+            source.waiters.erase(source.waiters.begin());
+          }
+        }
+      } else {
+        source.results.push_back(result);
+        if (!source.waiters.empty()) {
+          taken = source.waiters.front();
+          source.waiters.erase(source.waiters.begin());
+          take_result(source, *taken);
+        } else if (!ended && !source.cancel_asked &&
+                   source.results.size() >=
+                       (receive ? receive_queue_capacity_ : accept_queue_capacity_)) {
+          source.cancel_asked = true;  // invariant 5
+          cancel = true;
+        }
+      }
+      if (ended && draining_) {
+        // Invariant 2: the sweep destroys the waiters' frames, unreadied.
+        source.waiters.clear();
+      } else if (ended && !source.stopped && !source.waiters.empty()) {
+        rearm_as = claim_multishot(source);
+      }
+    }
+    if (discard) discard_result(result, source.kind);
+    if (cancel) queue_cancel(user_data);
+    if (taken != nullptr) ready(*taken);
+    if (rearm_as != 0) prep_multishot(source, rearm_as);
+    if (ended) release(source);  // the ring's reference to the ended request
+  }
+
+  // A non-blocking recv into op's own buffer: its result, or -EAGAIN.
+  static int receive_now(int fd, const IoOp& op) noexcept {
+    for (;;) {
+      const ssize_t n = ::recv(fd, op.request.buffer, op.request.length, MSG_DONTWAIT);
+      if (n >= 0) return static_cast<int>(n);
+      if (errno == EINTR) continue;
+      return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+  }
+
+  // --- The provided buffer ring (multishot.hpp, "Receiving").
+
+  static constexpr std::uint16_t kBufferGroup = 0;
+
+  // attach(): registers this ring's pool. A kernel without buffer rings
+  // refuses run() (multishot_receive was asked for).
+  void provide_buffers() {
+    auto* pool = new ProvidedBuffers;
+    pool->count = receive_buffer_count_;
+    pool->size = receive_buffer_size_;
+    pool->ring_bytes = pool->count * sizeof(io_uring_buf);
+    void* ring =
+        mmap(nullptr, pool->ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    pool->memory = static_cast<std::byte*>(std::aligned_alloc(
+        64, (static_cast<std::size_t>(pool->count) * pool->size + 63) / 64 * 64));
+    if (ring == MAP_FAILED || pool->memory == nullptr) {
+      if (ring != MAP_FAILED) munmap(ring, pool->ring_bytes);
+      std::free(pool->memory);
+      delete pool;
+      throw std::system_error(ENOMEM, std::generic_category(), "goro: provided buffers");
+    }
+    pool->ring = ring;
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring);
+    reg.ring_entries = pool->count;
+    reg.bgid = kBufferGroup;
+    auto* br = static_cast<io_uring_buf_ring*>(ring);
+    io_uring_buf_ring_init(br);
+    const int mask = io_uring_buf_ring_mask(pool->count);
+    for (unsigned i = 0; i < pool->count; ++i) {
+      io_uring_buf_ring_add(br, pool->buffer(static_cast<std::uint16_t>(i)), pool->size,
+                            static_cast<unsigned short>(i), mask, static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(br, static_cast<int>(pool->count));
+    const int rc = io_uring_register_buf_ring(&ring_, &reg, 0);
+    if (rc < 0) {
+      release_pool(*pool);
+      throw std::system_error(-rc, std::generic_category(), "goro: io_uring_register_buf_ring");
+    }
+    pool_ = pool;
+  }
+
+  // After the ring is gone: buffers given back later go nowhere; the
+  // memory stays until the last result holding a buffer lets go.
+  void retire_provided_buffers() noexcept {
+    ProvidedBuffers* pool = std::exchange(pool_, nullptr);
+    if (pool == nullptr) return;
+    {
+      MutexLock lock(pool->mu);
+      pool->live = false;
+    }
+    release_pool(*pool);
+  }
+
   io_uring ring_{};
   const unsigned setup_flags_;
-  const int rescue_signal_;  // Config::io_rescue_signal (0: none)
+  const int rescue_signal_;                // Config::io_rescue_signal (0: none)
+  const bool multishot_accept_;            // Config::multishot_accept
+  const unsigned accept_queue_capacity_;   // Config::accept_queue_capacity
+  const bool multishot_receive_;           // Config::multishot_receive
+  const unsigned receive_buffer_count_;    // Config::receive_buffer_count (a power of two)
+  const unsigned receive_buffer_size_;     // Config::receive_buffer_size
+  const unsigned receive_queue_capacity_;  // Config::receive_queue_capacity
+  ProvidedBuffers* pool_ = nullptr;        // this ring's provided buffers, while attached
   bool attached_ = false;
   bool draining_ = false;
   bool wake_armed_ = false;
@@ -926,7 +1280,7 @@ void rescue_signal_handler(int signo, siginfo_t* info, void* context) {
 
 std::unique_ptr<Poller> make_uring_poller(PCore& p, const PollerChoice& choice, int rescue_signal) {
   if (rescue_signal != 0) install_rescue_signal_handler(rescue_signal);
-  return std::make_unique<UringPoller>(p, choice.uring_flags, rescue_signal);
+  return std::make_unique<UringPoller>(p, choice, rescue_signal);
 }
 
 // Each run's rings are its own: nothing to reset between runs.
@@ -943,8 +1297,27 @@ constinit const PollerDriver kUringDriver{"io_uring", &make_uring_poller, &new_u
 
 const PollerDriver& uring_driver() noexcept { return kUringDriver; }
 
+void give_back(ProvidedBuffers& pool, std::uint16_t id) noexcept {
+  {
+    MutexLock lock(pool.mu);
+    if (pool.live) {
+      RingMemoryScope ring_memory;
+      auto* ring = static_cast<io_uring_buf_ring*>(pool.ring);
+      io_uring_buf_ring_add(ring, pool.buffer(id), pool.size, id,
+                            io_uring_buf_ring_mask(pool.count), 0);
+      // A release store of the ring's tail: the kernel sees the entry.
+      io_uring_buf_ring_advance(ring, 1);
+    }
+  }
+  release_pool(pool);
+}
+
 void uring_send_rescue_signal_for_testing(int signo, pid_t tid) noexcept {
   send_rescue_signal(signo, tid);
+}
+
+std::uint64_t uring_receive_exhaustions_for_testing() noexcept {
+  return receive_exhaustions.load(std::memory_order_relaxed);
 }
 
 void uring_reads_say_eagain_for_testing(bool on) noexcept {

@@ -56,7 +56,7 @@ bool runtime_thread_start_refused() noexcept {
 
 Runtime::Runtime(const Config& config, unsigned procs)
     : config_(config),
-      poller_(choose_poller(config.poller)),
+      poller_(with_multishot_settings(choose_poller(config.poller), config)),
       blocking_calls_(config.max_blocking_threads),
       ps_(make_ps(procs)),
       p_list_(list_of(ps_)),

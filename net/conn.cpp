@@ -1,5 +1,6 @@
 // net/conn.cpp: Conn's operations, each a NetFd::run of one goro::io
-// operation (net_fd.hpp has the mechanism); writev is sendmsg(2) with
+// operation (net_fd.hpp has the mechanism); reads go through the socket's
+// goro::io::ReceiveStream (goro/io_multishot.hpp); writev is sendmsg(2) with
 // MSG_DONTWAIT, waiting for POLLOUT through goro::io::poll when the socket
 // buffer is full (goro::io has no vectored send).
 #include "goro/net/conn.hpp"
@@ -30,13 +31,14 @@ namespace {
 
 constexpr Clock::time_point kNever = Clock::time_point::max();
 
-// One recv into the caller's buffer (the io_uring or epoll path of
-// goro::io).
+// One read from the socket's receive stream into the caller's buffer (a
+// multishot receive under io_uring, recv otherwise: goro/io_multishot.hpp).
 struct Receive {
+  NetFd* socket;
   void* buffer;
   std::size_t length;
-  io::SizeAwaiter operator()(int fd, const io::IoOptions& options) const {
-    return io::recv(fd, buffer, length, 0, options);
+  io::SizeAwaiter operator()(int, const io::IoOptions& options) const {
+    return socket->receive_stream().read(buffer, length, options);
   }
 };
 
@@ -78,7 +80,7 @@ Task<absl::Status> read_full_on(std::shared_ptr<NetFd> socket, void* buffer, std
   std::size_t done = 0;
   while (done < length) {
     auto n = co_await NetFd::run(socket, Side::kRead, "read", ctx, kNever,
-                                 Receive{next + done, length - done});
+                                 Receive{socket.get(), next + done, length - done});
     if (!n.ok()) co_return n.status();
     if (*n == 0) {
       co_return absl::OutOfRangeError(done == 0 ? "read: EOF" : "read: unexpected EOF");
@@ -149,11 +151,13 @@ Conn::~Conn() {
 Conn Conn::from_fd(int fd) { return Conn(std::make_shared<NetFd>(fd)); }
 
 GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> Conn::read(void* buffer, std::size_t length) {
-  return NetFd::run(socket_, Side::kRead, "read", Context(), kNever, Receive{buffer, length});
+  return NetFd::run(socket_, Side::kRead, "read", Context(), kNever,
+                    Receive{socket_.get(), buffer, length});
 }
 GORO_CORO_WRAPPER Task<absl::StatusOr<std::size_t>> Conn::read(void* buffer, std::size_t length,
                                                                Context ctx) {
-  return NetFd::run(socket_, Side::kRead, "read", std::move(ctx), kNever, Receive{buffer, length});
+  return NetFd::run(socket_, Side::kRead, "read", std::move(ctx), kNever,
+                    Receive{socket_.get(), buffer, length});
 }
 GORO_CORO_WRAPPER Task<absl::Status> Conn::read_full(void* buffer, std::size_t length,
                                                      Context ctx) {

@@ -5,6 +5,8 @@
 namespace goro::net::internal {
 
 NetFd::~NetFd() {
+  // Acquire: pairs with the release store in receive_stream().
+  delete receive_stream_.load(std::memory_order_acquire);
   bool release;
   {
     MutexLock lock(&mutex_);
@@ -31,6 +33,7 @@ absl::Status NetFd::close() {
   // state does nothing.
   read_interrupt.request_stop();
   write_interrupt.request_stop();
+  stop_receive_stream();
   if (!release_now) return absl::OkStatus();  // the last operation closes the fd
   absl::Status status = io::close(fd_);
   return annotate(status, "close");
@@ -106,5 +109,23 @@ absl::Status NetFd::check_deadline(Side side, const Context& ctx, const char* op
 }
 
 void NetFd::release_fd() noexcept { (void)io::close(fd_); }
+
+io::ReceiveStream& NetFd::receive_stream() {
+  // Acquire: pairs with the release store below (the stream is built).
+  if (io::ReceiveStream* stream = receive_stream_.load(std::memory_order_acquire)) return *stream;
+  MutexLock lock(&mutex_);
+  io::ReceiveStream* stream = receive_stream_.load(std::memory_order_relaxed);  // under the lock
+  if (stream == nullptr) {
+    stream = new io::ReceiveStream(fd_);
+    receive_stream_.store(stream, std::memory_order_release);
+  }
+  return *stream;
+}
+
+// Cancels the multishot receive and drops the bytes it queued for nobody.
+void NetFd::stop_receive_stream() noexcept {
+  // Acquire: pairs with the release store in receive_stream().
+  if (io::ReceiveStream* stream = receive_stream_.load(std::memory_order_acquire)) stream->stop();
+}
 
 }  // namespace goro::net::internal

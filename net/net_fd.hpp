@@ -82,6 +82,7 @@
 #define GORO_NET_NET_FD_HPP_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -97,6 +98,7 @@
 #include "goro/clock.hpp"
 #include "goro/context.hpp"
 #include "goro/io.hpp"
+#include "goro/io_multishot.hpp"
 #include "goro/net/error.hpp"
 #include "goro/task.hpp"
 #include "mutex.hpp"
@@ -125,6 +127,11 @@ class NetFd {
   // Sets the side's deadline (Clock::time_point::max(): none), waking the
   // operations parked on it so that they take it.
   void set_deadline(Side side, Clock::time_point deadline);
+
+  // The stream reads take the socket's bytes from (a multishot receive
+  // under io_uring, goro/io_multishot.hpp), made by the first read and
+  // stopped by close() (stop_receive_stream) after the parked reads woke.
+  io::ReceiveStream& receive_stream();
 
   // Runs `call(fd)` (a plain system call returning absl::Status or
   // StatusOr) with the fd held open; closed_error(operation) when closed.
@@ -177,6 +184,7 @@ class NetFd {
   // Leaves in_flight_ (a with_fd call), closing the fd if it was the last.
   void leave();
   void release_fd() noexcept;
+  void stop_receive_stream() noexcept;
 
   SideState& side_state(Side side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     return sides_[static_cast<int>(side)];
@@ -188,6 +196,8 @@ class NetFd {
   bool released_ ABSL_GUARDED_BY(mutex_) = false;
   int in_flight_ ABSL_GUARDED_BY(mutex_) = 0;
   SideState sides_[2] ABSL_GUARDED_BY(mutex_);
+  // Made once, under mutex_; acquire loads see it made (release store).
+  std::atomic<io::ReceiveStream*> receive_stream_{nullptr};
 };
 
 // The status of a result, whichever of the two shapes it has.

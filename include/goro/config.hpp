@@ -90,6 +90,34 @@ struct Config {
   // makes run() throw std::invalid_argument.
   int io_rescue_signal = SIGURG;
 
+  // io_uring backend: goro::io::AcceptStream (and so net::Listener)
+  // keeps one multishot accept per listening socket in the kernel instead
+  // of one accept per call (goro/io_multishot.hpp). Connections accepted
+  // while no goroutine waits are queued, at most accept_queue_capacity per
+  // socket (at least 1); past that the kernel's request is cancelled and
+  // connections wait in the listen backlog until the next accept. The
+  // epoll backend always accepts when the socket is readable.
+  bool multishot_accept = true;
+  unsigned accept_queue_capacity = 64;
+
+  // io_uring backend: goro::io::ReceiveStream (and so net::Conn::read)
+  // keeps one multishot receive per connection in the kernel, filling
+  // buffers of a ring each P provides (receive_buffer_count buffers, a
+  // power of two from 1 to 32768, of receive_buffer_size bytes each): an
+  // idle connection holds no buffer. At most receive_queue_capacity buffers
+  // (at least 1) wait per connection for its reader; past that the
+  // connection's request is cancelled until the reader catches up. An
+  // exhausted ring makes readers receive into their own buffers
+  // (goro/io_multishot.hpp). false: one recv per read, straight into the
+  // reader's buffer, which costs less CPU where a reader is usually parked
+  // when bytes arrive (docs/PERFORMANCE.md); true saves memory where many
+  // connections sit idle with a read parked. Needs Linux 5.19 or later:
+  // run() throws std::system_error where the ring cannot be registered.
+  bool multishot_receive = false;
+  unsigned receive_buffer_count = 512;
+  unsigned receive_buffer_size = 4096;
+  unsigned receive_queue_capacity = 16;
+
   // Deadlock detection (Go's "all goroutines are asleep"): when every
   // goroutine has stayed parked for Config::deadlock_grace with nothing
   // that could wake one (no runnable goroutine, timer, I/O operation or

@@ -38,6 +38,8 @@
 namespace goro::detail {
 
 struct G;
+// A multishot source (lib/multishot.hpp): opaque here.
+struct MultishotSource;
 
 enum class IoKind : std::uint8_t {
   kRead,     // read(2): buffer, length
@@ -62,6 +64,10 @@ struct IoRequest {
   const sockaddr* address = nullptr;        // kConnect
   socklen_t address_length = 0;             // kConnect
   socklen_t* address_length_out = nullptr;  // kAccept (address in `buffer`; both may be null)
+  // kAccept, kRecv: the multishot source that serves the op where the backend
+  // has multishot operations (lib/multishot.hpp); a backend without them
+  // ignores it and runs the one-shot call on `fd`.
+  MultishotSource* multishot = nullptr;
 };
 
 // The most bytes one operation moves: Linux's MAX_RW_COUNT (INT_MAX rounded
@@ -112,6 +118,19 @@ struct IoOp {
 [[nodiscard]] bool io_commit(IoOp& op) noexcept;
 // Asks for `op` to end early for `reason`. Any thread; idempotent.
 void io_cancel(IoOp& op, IoCancel reason) noexcept;
+
+// Multishot sources (lib/multishot.hpp). A new source of accepted
+// connections on listening socket `fd`, holding one reference for the
+// caller.
+[[nodiscard]] MultishotSource* make_multishot_accept(int fd);
+// A new source of the bytes received on connected socket `fd`.
+[[nodiscard]] MultishotSource* make_multishot_receive(int fd);
+// Stops `source` (any thread): later and parked ops fail with -EBADF,
+// queued results are released (accepted fds closed), and the kernel's
+// multishot request is cancelled.
+void stop_multishot(MultishotSource& source) noexcept;
+// Drops the creator's reference (after stop_multishot).
+void release_multishot(MultishotSource& source) noexcept;
 
 // Deadline and stop-token plumbing shared by every operation's awaiter.
 class IoAwaiter {

@@ -29,7 +29,11 @@
 //     connect to it is refused): then the stale file is removed and the
 //     bind retried. A path listener removes its socket file when closed.
 //   * accept parks the goroutine until a connection arrives; the Conn has
-//     TCP_NODELAY and 15 s keep-alive on (TCP). Connections aborted
+//     TCP_NODELAY and 15 s keep-alive on (TCP). Under io_uring the
+//     listener keeps one multishot accept in the kernel, and connections
+//     that arrive while nobody accepts wait, already accepted, for the
+//     next accept (up to Config::accept_queue_capacity; beyond that in the
+//     listen backlog); close() closes those. Connections aborted
 //     before they were accepted (ECONNABORTED) are skipped. The listener's
 //     deadline (set_deadline) bounds every accept, including one parked.
 //   * close() may be called from any goroutine or thread while accepts are
@@ -47,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "goro/clock.hpp"
 #include "goro/context.hpp"
+#include "goro/io_multishot.hpp"
 #include "goro/net/address.hpp"
 #include "goro/net/conn.hpp"
 #include "goro/task.hpp"
@@ -98,9 +103,13 @@ class Listener {
  private:
   friend Task<absl::StatusOr<Listener>> listen(std::string network, std::string address,
                                                ListenOptions options);
-  Listener(std::shared_ptr<internal::NetFd> socket, Addr address, std::string unlink_path) noexcept;
+  Listener(std::shared_ptr<internal::NetFd> socket, std::shared_ptr<io::AcceptStream> accepts,
+           Addr address, std::string unlink_path) noexcept;
 
   std::shared_ptr<internal::NetFd> socket_;
+  // What accept takes connections from (a multishot accept under
+  // io_uring, goro/io_multishot.hpp); shared with the accepts running.
+  std::shared_ptr<io::AcceptStream> accepts_;
   Addr address_;
   std::string unlink_path_;  // a Unix path listener's socket file
 };
