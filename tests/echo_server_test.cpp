@@ -5,11 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -18,22 +14,9 @@
 
 #include <goro/net/address.hpp>
 
-extern char** environ;
+#include "example_process.hpp"
 
 namespace {
-
-// Reads one line from `fd` within `timeout_ms`; "" on timeout or EOF.
-std::string read_line(int fd, int timeout_ms) {
-  std::string line;
-  char c;
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return "";
-    if (::read(fd, &c, 1) != 1) return "";
-    if (c == '\n') return line;
-    line += c;
-  }
-}
 
 bool write_all(int fd, const char* data, std::size_t size) {
   while (size > 0) {
@@ -56,21 +39,10 @@ bool read_all(int fd, char* data, std::size_t size) {
 }
 
 TEST(EchoServer, EchoesOverLoopbackUntilKilled) {
-  int out[2];
-  ASSERT_EQ(::pipe(out), 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  char program[] = ECHO_SERVER_PATH;
-  char address_argument[] = "127.0.0.1:0";
-  char* argv[] = {program, address_argument, nullptr};
-  pid_t pid = 0;
-  ASSERT_EQ(::posix_spawn(&pid, program, &actions, nullptr, argv, environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
+  goro::test::ExampleProcess server(ECHO_SERVER_PATH, "127.0.0.1:0");
+  ASSERT_TRUE(server.started());
 
-  const std::string line = read_line(out[0], 30'000);
+  const std::string line = server.read_line(30'000);
   const std::string prefix = "echo_server: listening on ";
   ASSERT_EQ(line.rfind(prefix, 0), 0u) << "first line: \"" << line << "\"";
   auto address = goro::net::Addr::parse_ip_port(line.substr(prefix.size()));
@@ -105,11 +77,7 @@ TEST(EchoServer, EchoesOverLoopbackUntilKilled) {
   EXPECT_EQ(std::string(still, 5), "still");
 
   for (int fd : clients) ::close(fd);
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;
-  ::close(out[0]);
+  EXPECT_TRUE(server.stop());
 }
 
 }  // namespace
