@@ -26,6 +26,10 @@ constexpr std::size_t kFlushThreshold = 64 * 1024;
 // for how long, so that the client sees the answer and not a reset.
 constexpr std::size_t kLingerBytes = 64 * 1024;
 constexpr auto kLingerTime = std::chrono::milliseconds(500);
+// reply_static bodies shorter than this are copied after all; at most
+// this many are carried in place per flush.
+constexpr std::size_t kCopyBelow = 1024;
+constexpr std::size_t kMaxStaticPieces = 15;
 
 // "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n", made once per second per
 // thread (RFC 9110 6.6.1 asks for the time the response was generated;
@@ -314,7 +318,13 @@ void Connection::append_head(ResponseWriter& w, std::optional<std::uint64_t> len
 }
 
 void Connection::append_static(std::string_view data) {
-  if (data.empty()) return;
+  // A small body is cheaper copied than carried as an iovec of its own,
+  // and the pieces stay few enough for one writev's inline array (and far
+  // below IOV_MAX) however deep the pipeline.
+  if (data.size() < kCopyBelow || static_pieces_.size() >= kMaxStaticPieces) {
+    output_.append(data);
+    return;
+  }
   static_pieces_.push_back({output_.size(), data});
 }
 
@@ -345,7 +355,7 @@ Task<absl::Status> Connection::flush_output() {
   if (static_pieces_.empty()) {
     status = co_await conn_.write(output_.data(), output_.size());
   } else {
-    absl::InlinedVector<iovec, 9> parts;
+    absl::InlinedVector<iovec, 2 * kMaxStaticPieces + 1> parts;
     std::size_t position = 0;
     auto add = [&parts](const char* data, std::size_t length) {
       if (length > 0) parts.push_back({const_cast<char*>(data), length});

@@ -72,6 +72,7 @@ class ResponseWriter {
   void reply(int status, std::string_view content_type, std::string_view body);
   // As reply, but `body` is not copied: it must stay valid until the
   // response is written, which static storage (a literal) guarantees.
+  // (A body under 1 KiB is copied all the same: cheaper than the iovec.)
   void reply_static(int status, std::string_view content_type, std::string_view body);
   // reply with Content-Type application/json; `json` is sent as given.
   void reply_json(int status, std::string_view json) { reply(status, "application/json", json); }
