@@ -8,12 +8,14 @@
 // read_header_timeout.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,6 +33,10 @@ using namespace std::chrono_literals;
 // What a test body reports: "" when it passed, else what went wrong.
 using Verdict = std::string;
 
+// Handlers of /slow and /hang that have started (shutdown tests).
+std::atomic<int> slow_started{0};
+std::atomic<int> hang_started{0};
+
 // A body large enough for reply_static to send it in place (not copied).
 const std::string kLargeStaticBody(4096, 's');
 
@@ -43,6 +49,15 @@ Router test_router() {
   router.get("/large", [](Request&, ResponseWriter& w) -> Task<void> {
     w.reply_static(200, "text/plain", kLargeStaticBody);
     co_return;
+  });
+  router.get("/slow", [](Request&, ResponseWriter& w) -> Task<void> {
+    slow_started.fetch_add(1);
+    co_await goro::sleep(200ms);
+    w.reply(200, "text/plain", "slow");
+  });
+  router.get("/hang", [](Request&, ResponseWriter&) -> Task<void> {
+    hang_started.fetch_add(1);
+    co_await goro::sleep(std::chrono::hours(1));
   });
   router.get("/json", [](Request&, ResponseWriter& w) -> Task<void> {
     w.reply_json(200, R"({"message":"Hello, World!"})");
@@ -167,7 +182,11 @@ void with_server(ServerOptions options, Body body) {
     const std::string address = listener->addr().to_string();
     auto server = std::make_shared<Server>(test_router(), options);
     goro::go(serve_in_background, server, std::move(*listener));
-    co_return co_await body(address);
+    if constexpr (std::is_invocable_v<Body, std::string, std::shared_ptr<Server>>) {
+      co_return co_await body(address, server);
+    } else {
+      co_return co_await body(address);
+    }
   };
   const Verdict verdict = run(main(), test::with_procs(2));
   EXPECT_EQ(verdict, "");
@@ -445,6 +464,56 @@ TEST(HttpServer, SlowlorisIsCutOffByReadHeaderTimeout) {
       if (n.ok()) co_return "the server answered an unfinished head";
     }
     co_return "the trickling client was never cut off";
+  });
+}
+
+// Waits (10 s at most) until `counter` is non-zero.
+Task<bool> started(const std::atomic<int>& counter) {
+  for (int i = 0; i < 10000 && counter.load() == 0; ++i) co_await goro::sleep(1ms);
+  co_return counter.load() != 0;
+}
+
+TEST(HttpServer, ShutdownClosesIdleConnectionsAndLetsInFlightRequestsFinish) {
+  with_server({}, [](std::string address, std::shared_ptr<Server> server) -> Task<Verdict> {
+    auto idle = co_await connect(address);
+    auto busy = co_await connect(address);
+    if (!idle.ok() || !busy.ok()) co_return "connect";
+    if (!co_await idle->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if ((co_await idle->response()).status != 200) co_return "idle connection not served";
+    slow_started.store(0);
+    if (!co_await busy->send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if (!co_await started(slow_started)) co_return "the slow handler never started";
+    auto [ctx, cancel] = goro::with_timeout(goro::background(), 30s);
+    const absl::Status status = co_await server->shutdown(ctx);
+    if (!status.ok()) co_return "shutdown: " + status.ToString();
+    if (server->open_connections() != 0) co_return "connections left after shutdown";
+    const Response slow = co_await busy->response();
+    if (slow.status != 200 || slow.body != "slow" || !has_header(slow, "Connection: close")) {
+      co_return "in-flight request: " + describe(slow);
+    }
+    if (!co_await busy->closed_by_server()) co_return "busy connection stayed open";
+    if (!co_await idle->closed_by_server()) co_return "idle connection stayed open";
+    auto late = co_await net::dial("tcp", address);
+    if (late.ok()) co_return "still accepting after shutdown";
+    co_return "";
+  });
+}
+
+TEST(HttpServer, ShutdownReturnsAtItsDeadlineDespiteAHandlerThatNeverReturns) {
+  with_server({}, [](std::string address, std::shared_ptr<Server> server) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    hang_started.store(0);
+    if (!co_await client->send("GET /hang HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if (!co_await started(hang_started)) co_return "the handler never started";
+    auto [ctx, cancel] = goro::with_timeout(goro::background(), 200ms);
+    const absl::Status status = co_await server->shutdown(ctx);
+    if (status.code() != absl::StatusCode::kDeadlineExceeded) {
+      co_return "shutdown: " + status.ToString();
+    }
+    // Its connection was closed at the deadline.
+    if (!co_await client->closed_by_server()) co_return "the connection stayed open";
+    co_return "";
   });
 }
 

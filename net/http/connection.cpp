@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <mutex>
 #include <utility>
 
 #include "goro/net/error.hpp"
@@ -70,7 +71,27 @@ Connection::Connection(net::Conn conn, std::shared_ptr<ServerState> state)
       parser_(RequestParser::Limits{.max_header_bytes = options_.max_header_bytes,
                                     .max_body_bytes = options_.max_body_bytes}),
       request_(this),
-      writer_(this) {}
+      writer_(this) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  next_ = state_->connections;
+  if (next_ != nullptr) next_->previous_ = this;
+  state_->connections = this;
+}
+
+Connection::~Connection() {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  if (previous_ != nullptr) {
+    previous_->next_ = next_;
+  } else {
+    state_->connections = next_;
+  }
+  if (next_ != nullptr) next_->previous_ = previous_;
+}
+
+void Connection::close_for_shutdown(bool only_idle) {
+  // Sequentially consistent: step s2 of the handshake (server_state.hpp).
+  if (!only_idle || idle_.load()) (void)conn_.close();
+}
 
 Clock::time_point Connection::deadline_after(std::chrono::nanoseconds timeout,
                                              Clock::time_point from) const noexcept {
@@ -96,7 +117,8 @@ Task<void> Connection::serve() {
     if (!co_await read_head()) break;
     // State 2.
     make_request();
-    close_after_ = !parser_.keep_alive();
+    // Sequentially consistent, as every access to the flag (server_state.hpp).
+    close_after_ = !parser_.keep_alive() || state_->shutting_down.load();
     reset_writer();
     // State 3.
     co_await run_handler();
@@ -107,7 +129,7 @@ Task<void> Connection::serve() {
     first_request_ = false;
     begin_ = fed_;
     if (begin_ == end_) begin_ = fed_ = end_ = 0;
-    if (close_after_) break;
+    if (close_after_ || state_->shutting_down.load()) break;
     if (output_.size() >= kFlushThreshold && !(co_await flush_output()).ok()) break;
   }
   co_await close_gracefully();
@@ -149,7 +171,16 @@ Task<bool> Connection::read_head() {
         arm_read_deadline(Clock::time_point::max());
       }
     }
+    if (!started) {
+      // Steps c1-c2 of the shutdown handshake (server_state.hpp).
+      idle_.store(true);
+      if (state_->shutting_down.load()) {
+        close_after_ = true;
+        co_return false;
+      }
+    }
     auto n = co_await conn_.read(input_.get() + end_, capacity_ - end_);
+    idle_.store(false);
     if (!n.ok() || *n == 0) {
       close_after_ = true;
       co_return false;
@@ -294,7 +325,7 @@ void Connection::append_head(ResponseWriter& w, std::optional<std::uint64_t> len
     output_.append("\r\n");
   }
   output_.append(w.header_lines_);
-  if (w.close_requested_) close_after_ = true;
+  if (w.close_requested_ || state_->shutting_down.load()) close_after_ = true;
   if (!status_has_body(status)) {
     // No body and no framing (RFC 9110 8.6: not for 1xx, 204; 304 keeps none here).
   } else if (length) {
@@ -449,8 +480,13 @@ Task<void> Connection::drain_body() {
 Task<void> Connection::close_gracefully() {
   if (!(co_await flush_output()).ok()) co_return;
   if (!conn_.close_write().ok()) co_return;
-  // Read what the client still sends, briefly: closing with unread bytes
-  // would send a reset that can destroy the answer before it is read.
+  // Closing with unread bytes would send a reset that can destroy the
+  // answer before the client reads it. They are likely after a refused
+  // request or with requests still unparsed: then read what the client
+  // still sends, briefly. A clean close (Connection: close, shutdown)
+  // does not wait.
+  const bool refused = parser_.error() != ParseError::kNone || body_error_ != ParseError::kNone;
+  if (!refused && fed_ == end_) co_return;
   conn_.set_read_deadline(Clock::now() + kLingerTime);
   std::size_t drained = 0;
   while (drained < kLingerBytes) {

@@ -43,11 +43,15 @@
 //      (bounded by max_body_bytes; with "Expect: 100-continue" never
 //      acknowledged, close instead: the client has not sent it).
 //   5. Next. begin_ = fed_: the next request's bytes are already in place.
-//      On close: flush, half-close (the client reads the answer and end
-//      of stream, never a reset), drain what the client still sends for
-//      a short while, close. Otherwise back to 1; the output is flushed
-//      in 1 only when the next head is not complete in the buffer, so the
-//      answers to pipelined requests leave together.
+//      A server shutting down closes here (and its responses say
+//      "Connection: close"); one waiting idle in 1 is closed by shutdown
+//      itself (the handshake in server_state.hpp). On close: flush,
+//      half-close (the client reads the answer and end of stream), and
+//      after a refused request or with bytes still unparsed drain what
+//      the client still sends for a short while (so that no reset
+//      overtakes the answer), then close. Otherwise back to 1; the output
+//      is flushed in 1 only when the next head is not complete in the
+//      buffer, so the answers to pipelined requests leave together.
 //
 // Invariants
 //   1. Bytes in [begin_, head end) never move while a handler runs.
@@ -73,6 +77,7 @@
 #ifndef GORO_NET_HTTP_CONNECTION_HPP_
 #define GORO_NET_HTTP_CONNECTION_HPP_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -95,9 +100,18 @@ namespace goro::http::internal {
 
 class Connection {
  public:
+  // Registers with the state (server_state.hpp); the destructor unregisters.
   Connection(net::Conn conn, std::shared_ptr<ServerState> state);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // For Server::shutdown, under the state's mutex: closes the socket if
+  // the connection waits for a next request (`only_idle`) or always. The
+  // goroutine serving it wakes with closed_error and ends.
+  void close_for_shutdown(bool only_idle);
+  // The next registered connection (under the state's mutex).
+  [[nodiscard]] Connection* next() const noexcept { return next_; }
 
   // Serves requests until the connection closes (states 1-5).
   Task<void> serve();
@@ -163,6 +177,13 @@ class Connection {
   Clock::time_point accepted_at_;
   Clock::time_point request_started_at_;
   Clock::time_point read_deadline_ = Clock::time_point::max();
+
+  // Waiting for the first byte of a next request (the shutdown handshake,
+  // server_state.hpp): sequentially consistent, as the handshake needs.
+  std::atomic<bool> idle_{false};
+  // The state's list of connections, under its mutex.
+  Connection* previous_ = nullptr;
+  Connection* next_ = nullptr;
 };
 
 }  // namespace goro::http::internal

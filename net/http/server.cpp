@@ -2,9 +2,12 @@
 // Connection::serve (connection.hpp) in its own goroutine.
 #include "goro/http/server.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 
+#include "absl/cleanup/cleanup.h"
 #include "connection.hpp"
 #include "goro/go.hpp"
 #include "goro/net/error.hpp"
@@ -62,6 +65,17 @@ const ServerOptions& Server::options() const noexcept { return state_->options; 
 Task<absl::Status> Server::serve(net::Listener listener) {
   const std::shared_ptr<internal::ServerState> state = state_;
   const std::size_t limit = state->options.max_connections;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    // Under the mutex, which shutdown holds while it closes the listeners:
+    // a listener registered after that sees the flag.
+    if (state->shutting_down.load()) co_return absl::OkStatus();
+    state->listeners.push_back(&listener);
+  }
+  absl::Cleanup unregister = [&state, &listener] {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    std::erase(state->listeners, &listener);
+  };
   for (;;) {
     auto conn = co_await listener.accept();
     if (!conn.ok()) {
@@ -78,6 +92,33 @@ Task<absl::Status> Server::serve(net::Listener listener) {
       goro::go(serve_connection, state, std::move(*conn));
     }
   }
+}
+
+Task<absl::Status> Server::shutdown(Context ctx) {
+  const std::shared_ptr<internal::ServerState> state = state_;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    // Step s1 of the handshake (server_state.hpp), then s2.
+    state->shutting_down.store(true);
+    for (net::Listener* listener : state->listeners) (void)listener->close();
+    for (internal::Connection* c = state->connections; c != nullptr; c = c->next()) {
+      c->close_for_shutdown(/*only_idle=*/true);
+    }
+  }
+  // Wait for the busy connections, polling as Go's Shutdown does: a
+  // connection ending is not worth a wake-up mechanism of its own.
+  auto interval = 1ms;
+  while (state->open_connections.load(std::memory_order_relaxed) > 0) {
+    if (!(co_await goro::sleep(interval, ctx)).ok()) {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      for (internal::Connection* c = state->connections; c != nullptr; c = c->next()) {
+        c->close_for_shutdown(/*only_idle=*/false);
+      }
+      co_return ctx.err();
+    }
+    interval = std::min<std::chrono::milliseconds>(interval * 2, 50ms);
+  }
+  co_return absl::OkStatus();
 }
 
 Task<absl::Status> Server::listen_and_serve(std::string address) {

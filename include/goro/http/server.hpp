@@ -47,6 +47,7 @@
 //   * Server must outlive the serve() call; the state connections use is
 //     shared with them, so connections still running when serve() returns
 //     (the listener closed) are safe, and end when their clients go.
+//     shutdown() ends them gracefully.
 #ifndef GORO_HTTP_SERVER_HPP_
 #define GORO_HTTP_SERVER_HPP_
 
@@ -60,6 +61,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "goro/context.hpp"
 #include "goro/http/handler.hpp"
 #include "goro/http/request.hpp"
 #include "goro/http/response_writer.hpp"
@@ -100,10 +102,23 @@ class Server {
   ~Server();
 
   // Accepts connections from `listener` and serves each in its own
-  // goroutine, until the listener is closed (OK) or accept fails for
-  // good. Transient accept errors (EMFILE...) are retried after a pause.
+  // goroutine, until the listener is closed or shutdown() is called (OK).
+  // Accept errors (EMFILE...) are retried after a pause.
   [[nodiscard("co_await it: serving happens then")]] Task<absl::Status> serve(
       net::Listener listener);
+
+  // Go's Server.Shutdown: stops accepting (every serve() returns OK),
+  // closes idle keep-alive connections at once, lets requests in flight
+  // finish (their responses say "Connection: close" where the head is
+  // still unsent, and their connections close after them), and returns OK
+  // when no connection is left. At ctx's deadline or cancellation it
+  // closes the connections still open (handlers doing I/O on them then
+  // fail) and returns ctx.err() at once, even if a handler never returns.
+  // A request that arrives on an idle connection at the very moment it is
+  // closed is lost, as in Go: the client sees the connection close.
+  // serve() called after shutdown returns OK at once.
+  [[nodiscard("co_await it: the shutdown happens then")]] Task<absl::Status> shutdown(
+      Context ctx = {});
 
   // Listens on `address` ("host:port", TCP) and serves (Go's
   // ListenAndServe).
