@@ -467,6 +467,43 @@ TEST(HttpServer, SlowlorisIsCutOffByReadHeaderTimeout) {
   });
 }
 
+TEST(HttpServer, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
+  // Only the server's idle_timeout can close it: the client waits 10 s.
+  with_server({.idle_timeout = 200ms}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if ((co_await client->response()).status != 200) co_return "not served";
+    if (!co_await client->closed_by_server()) co_return "the idle connection stayed open";
+    co_return "";
+  });
+}
+
+TEST(HttpServer, Http10ClosesUnlessItAsksForKeepAlive) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto kept = co_await connect(address);
+    if (!kept.ok()) co_return kept.status().ToString();
+    for (int i = 0; i < 2; ++i) {
+      if (!co_await kept->send("GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")) {
+        co_return "send";
+      }
+      const Response r = co_await kept->response();
+      if (r.status != 200 || !has_header(r, "Connection: keep-alive")) {
+        co_return "keep-alive " + std::to_string(i) + ": " + describe(r);
+      }
+    }
+    auto closed = co_await connect(address);
+    if (!closed.ok()) co_return closed.status().ToString();
+    if (!co_await closed->send("GET /plaintext HTTP/1.0\r\n\r\n")) co_return "send";
+    const Response r = co_await closed->response();
+    if (r.status != 200 || r.body != "Hello, World!" || !has_header(r, "Connection: close")) {
+      co_return "plain HTTP/1.0: " + describe(r);
+    }
+    if (!co_await closed->closed_by_server()) co_return "HTTP/1.0 connection stayed open";
+    co_return "";
+  });
+}
+
 // Waits (10 s at most) until `counter` is non-zero.
 Task<bool> started(const std::atomic<int>& counter) {
   for (int i = 0; i < 10000 && counter.load() == 0; ++i) co_await goro::sleep(1ms);
