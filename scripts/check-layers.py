@@ -69,6 +69,9 @@ RULES = [
      "lib/scheduler_interface.hpp", []),
     (["net/*"], ["lib/*", "include/goro/detail/*"],
      "net/ is built on the public API only", []),
+    (["net/http/*"], ["net/net_fd.hpp", "net/socket.hpp", "net/conn_access.hpp",
+                      "net/error_internal.hpp", "net/mutex.hpp"],
+     "net/http/ stands on goro::net's public API (include/goro/net/), not its internals", []),
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')

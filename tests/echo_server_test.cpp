@@ -6,9 +6,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,22 +16,9 @@
 
 #include <goro/net/address.hpp>
 
-extern char** environ;
+#include "example_process.hpp"
 
 namespace {
-
-// Reads one line from `fd` within `timeout_ms`; "" on timeout or EOF.
-std::string read_line(int fd, int timeout_ms) {
-  std::string line;
-  char c;
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return "";
-    if (::read(fd, &c, 1) != 1) return "";
-    if (c == '\n') return line;
-    line += c;
-  }
-}
 
 bool write_all(int fd, const char* data, std::size_t size) {
   while (size > 0) {
@@ -56,22 +40,11 @@ bool read_all(int fd, char* data, std::size_t size) {
   return true;
 }
 
-TEST(EchoServer, EchoesOverLoopbackAndShutsDownGracefullyOnSigterm) {
-  int out[2];
-  ASSERT_EQ(::pipe(out), 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, out[0]);
-  char program[] = ECHO_SERVER_PATH;
-  char address_argument[] = "127.0.0.1:0";
-  char* argv[] = {program, address_argument, nullptr};
-  pid_t pid = 0;
-  ASSERT_EQ(::posix_spawn(&pid, program, &actions, nullptr, argv, environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
+TEST(EchoServer, EchoesOverLoopbackUntilKilled) {
+  goro::test::ExampleProcess server(ECHO_SERVER_PATH, "127.0.0.1:0");
+  ASSERT_TRUE(server.started());
 
-  const std::string line = read_line(out[0], 30'000);
+  const std::string line = server.read_line(30'000);
   const std::string prefix = "echo_server: listening on ";
   ASSERT_EQ(line.rfind(prefix, 0), 0u) << "first line: \"" << line << "\"";
   auto address = goro::net::Addr::parse_ip_port(line.substr(prefix.size()));
@@ -107,8 +80,8 @@ TEST(EchoServer, EchoesOverLoopbackAndShutsDownGracefullyOnSigterm) {
 
   // SIGTERM starts a graceful shutdown: the connected clients are still
   // served, and the server exits 0 once they have left.
-  ::kill(pid, SIGTERM);
-  ASSERT_EQ(read_line(out[0], 30'000), "echo_server: shutting down");
+  server.terminate();
+  ASSERT_EQ(server.read_line(30'000), "echo_server: shutting down");
   for (int fd : clients) {
     ASSERT_TRUE(write_all(fd, "after", 5));
     char after[5];
@@ -116,10 +89,8 @@ TEST(EchoServer, EchoesOverLoopbackAndShutsDownGracefullyOnSigterm) {
     EXPECT_EQ(std::string(after, 5), "after");
   }
   for (int fd : clients) ::close(fd);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const int status = server.wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  ::close(out[0]);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ GORO_PACKAGES=(
   cmake ninja-build pkg-config
   clang-19 libclang-rt-19-dev g++
   liburing-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  node-llhttp
 )
 
 goro_require_packages() {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# HTTP server benchmark: examples/http_server (io_uring, then epoll), the Go
+# anchor go-httphello and nginx with one worker (../shared/anchors/nginx),
+# alternating, each under `wrk -t1 -cCONNS -dSECONDS` for "Hello, World!".
+# For each run prints wrk's requests/s and latency percentiles, and the
+# server's CPU per request (utime+stime from /proc/PID/stat of the server
+# and its children, before and after, over the requests wrk counted).
+# usage: scripts/bench-http.sh [ROUNDS] [CONNS] [SECONDS]   (default 3 50 5)
+#   Needs build/release/examples/http_server, wrk, and the anchors built
+#   into $ANCHORS (default /tmp/goro-anchors; see ../shared/anchors/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3} conns=${2:-50} seconds=${3:-5}
+anchors=${ANCHORS:-/tmp/goro-anchors}
+nginx_serve=${NGINX_SERVE:-../shared/anchors/nginx/serve.sh}
+http_server=build/release/examples/http_server
+port=9310
+
+# CPU ticks of a process and its children (nginx's workers).
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
+    sleep 0.05
+  done
+}
+
+# load NAME PID PATH: runs wrk against the server PID serves, prints a line.
+load() {
+  local name=$1 pid=$2 path=$3
+  local before; before=$(cpu_ticks "$pid")
+  local out; out=$(wrk -t1 -c"$conns" -d"${seconds}s" --latency "http://127.0.0.1:$port$path")
+  local after; after=$(cpu_ticks "$pid")
+  local requests; requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  local rate; rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  local p50; p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  local p99; p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  local hz; hz=$(getconf CLK_TCK)
+  local us; us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" \
+    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+  echo "$name req_per_s=$rate p50=$p50 p99=$p99 server_cpu_us_per_req=$us"
+}
+
+# run_one NAME COMMAND...: starts a server on $port, loads it, stops it.
+run_one() {
+  local name=$1; shift
+  "$@" >/dev/null 2>&1 &
+  local pid=$!
+  wait_port
+  load "$name" "$pid" /plaintext
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  port=$((port + 1))
+}
+
+for round in $(seq "$rounds"); do
+  echo "# round $round (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+  run_one goro-uring env GORO_POLLER=uring "$http_server" "127.0.0.1:$port"
+  run_one goro-epoll env GORO_POLLER=epoll "$http_server" "127.0.0.1:$port"
+  run_one go-httphello "$anchors/go-httphello" "127.0.0.1:$port"
+  master=$("$nginx_serve" start "$port")
+  load nginx-1-worker "$master" /plaintext
+  "$nginx_serve" stop "$port"
+  port=$((port + 1))
+done

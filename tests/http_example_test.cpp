@@ -1,0 +1,61 @@
+// tests/http_example_test.cpp: smoke test of examples/http_server over
+// loopback, as a user runs it: start it on port 0, read the address it
+// prints, ask for /plaintext, /json and / on one keep-alive connection
+// (the last request closing it), stop it with SIGTERM.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include <goro/net/address.hpp>
+
+#include "example_process.hpp"
+
+namespace {
+
+TEST(HttpExample, AnswersPlaintextAndJsonUntilKilled) {
+  goro::test::ExampleProcess server(HTTP_SERVER_PATH, "127.0.0.1:0");
+  ASSERT_TRUE(server.started());
+  const std::string line = server.read_line(30'000);
+  const std::string prefix = "http_server: listening on ";
+  ASSERT_EQ(line.rfind(prefix, 0), 0u) << "first line: \"" << line << "\"";
+  auto address = goro::net::Addr::parse_ip_port(line.substr(prefix.size()));
+  ASSERT_TRUE(address.ok()) << address.status();
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  timeval timeout{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ASSERT_EQ(::connect(fd, address->sockaddr_pointer(), address->length()), 0) << errno;
+  const std::string requests =
+      "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n"
+      "GET /json HTTP/1.1\r\nHost: t\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, requests.data(), requests.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(requests.size()));
+  std::string answers;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    ASSERT_GE(n, 0) << "no end of stream: " << errno << ", got \"" << answers << "\"";
+    if (n == 0) break;
+    answers.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+
+  const std::size_t plain = answers.find("\r\n\r\nHello, World!");
+  const std::size_t json = answers.find("Content-Type: application/json\r\n");
+  const std::size_t json_body = answers.find("\r\n\r\n{\"message\":\"Hello, World!\"}");
+  const std::size_t root = answers.find("Connection: close\r\n\r\nHello, World!");
+  EXPECT_EQ(answers.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answers;
+  EXPECT_NE(plain, std::string::npos) << answers;
+  EXPECT_NE(json, std::string::npos) << answers;
+  EXPECT_LT(plain, json_body) << answers;
+  EXPECT_LT(json_body, root) << answers;
+  EXPECT_NE(root, std::string::npos) << answers;
+  EXPECT_TRUE(server.stop());
+}
+
+}  // namespace

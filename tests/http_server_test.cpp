@@ -1,0 +1,558 @@
+// tests/http_server_test.cpp: goro::http::Server over loopback, driven by
+// raw requests written with a net::Conn client, on both poller backends
+// (run the binary again with GORO_POLLER=epoll): keep-alive, pipelining
+// answered in order, each framing error with its status and the
+// connection closed, the limits (431, 413), HEAD, routing (404, 405 with
+// Allow, {param}), a throwing handler, chunked responses, Expect:
+// 100-continue, max_connections, and a slowloris client cut off by
+// read_header_timeout.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <goro/goro.hpp>
+#include <goro/http.hpp>
+#include <goro/net.hpp>
+
+#include "test_util.hpp"
+
+namespace goro::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+// What a test body reports: "" when it passed, else what went wrong.
+using Verdict = std::string;
+
+// Handlers of /slow and /hang that have started (shutdown tests).
+std::atomic<int> slow_started{0};
+std::atomic<int> hang_started{0};
+
+// A body large enough for reply_static to send it in place (not copied).
+const std::string kLargeStaticBody(4096, 's');
+
+Router test_router() {
+  Router router;
+  router.get("/plaintext", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.reply_static(200, "text/plain", "Hello, World!");
+    co_return;
+  });
+  router.get("/large", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.reply_static(200, "text/plain", kLargeStaticBody);
+    co_return;
+  });
+  router.get("/slow", [](Request&, ResponseWriter& w) -> Task<void> {
+    slow_started.fetch_add(1);
+    co_await goro::sleep(200ms);
+    w.reply(200, "text/plain", "slow");
+  });
+  router.get("/hang", [](Request&, ResponseWriter&) -> Task<void> {
+    hang_started.fetch_add(1);
+    co_await goro::sleep(std::chrono::hours(1));
+  });
+  router.get("/json", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.reply_json(200, R"({"message":"Hello, World!"})");
+    co_return;
+  });
+  router.get("/users/{id}", [](Request& r, ResponseWriter& w) -> Task<void> {
+    w.reply(200, "text/plain", r.param("id"));
+    co_return;
+  });
+  router.post("/echo", [](Request& r, ResponseWriter& w) -> Task<void> {
+    std::string body;
+    if (!(co_await r.read_all(body)).ok()) co_return;  // the server answers for the body
+    w.reply(200, "text/plain", body);
+  });
+  router.get("/throw", [](Request&, ResponseWriter&) -> Task<void> {
+    throw std::runtime_error("handler failed");
+    co_return;
+  });
+  router.get("/stream", [](Request&, ResponseWriter& w) -> Task<void> {
+    const std::string part(10000, 'x');
+    for (int i = 0; i < 3; ++i) {
+      if (!(co_await w.write(part)).ok()) co_return;
+    }
+  });
+  return router;
+}
+
+struct Response {
+  int status = 0;
+  std::string head;
+  std::string body;
+};
+
+bool has_header(const Response& response, std::string_view line) {
+  return response.head.find(std::string("\r\n") + std::string(line) + "\r\n") != std::string::npos;
+}
+
+// A raw HTTP client on one connection: bytes read and not yet returned
+// stay in `buffer`.
+struct Client {
+  net::Conn conn;
+  std::string buffer;
+
+  // Reads more into the buffer: false at end of stream, error or 10 s.
+  Task<bool> fill() {
+    char chunk[4096];
+    conn.set_read_deadline(Clock::now() + 10s);
+    auto n = co_await conn.read(chunk, sizeof chunk);
+    if (!n.ok() || *n == 0) co_return false;
+    buffer.append(chunk, *n);
+    co_return true;
+  }
+
+  Task<bool> send(std::string_view bytes) {
+    co_return (co_await conn.write(bytes.data(), bytes.size())).ok();
+  }
+
+  // The next response (`head_only`: the request was HEAD), or status 0.
+  Task<Response> response(bool head_only = false) {
+    Response r;
+    std::size_t end;
+    while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
+      if (!co_await fill()) co_return r;
+    }
+    r.head = buffer.substr(0, end + 2);
+    buffer.erase(0, end + 4);
+    r.status = std::atoi(r.head.c_str() + 9);
+    if (head_only || r.status == 100) co_return r;
+    if (has_header(r, "Transfer-Encoding: chunked")) {
+      for (;;) {
+        std::size_t line;
+        while ((line = buffer.find("\r\n")) == std::string::npos) {
+          if (!co_await fill()) co_return Response{};
+        }
+        const std::size_t size = std::strtoul(buffer.c_str(), nullptr, 16);
+        while (buffer.size() < line + 2 + size + 2) {
+          if (!co_await fill()) co_return Response{};
+        }
+        r.body.append(buffer, line + 2, size);
+        buffer.erase(0, line + 2 + size + 2);
+        if (size == 0) co_return r;
+      }
+    }
+    const std::size_t at = r.head.find("Content-Length: ");
+    const std::size_t length = at == std::string::npos ? 0 : std::atol(r.head.c_str() + at + 16);
+    while (buffer.size() < length) {
+      if (!co_await fill()) co_return Response{};
+    }
+    r.body = buffer.substr(0, length);
+    buffer.erase(0, length);
+    co_return r;
+  }
+
+  // Whether the server closed the connection (end of stream, or a reset)
+  // with nothing more to read, within 10 s.
+  Task<bool> closed_by_server() {
+    char byte;
+    conn.set_read_deadline(Clock::now() + 10s);
+    auto n = co_await conn.read(&byte, 1);
+    if (n.ok()) co_return *n == 0;
+    co_return !net::is_timeout(n.status());
+  }
+};
+
+struct Fixture {
+  std::string address;
+};
+
+Task<void> serve_in_background(std::shared_ptr<Server> server, net::Listener listener) {
+  (void)co_await server->serve(std::move(listener));
+}
+
+// Starts a Server with test_router() and `options` on a loopback port,
+// then runs `body(address)` and reports its verdict.
+template <class Body>
+void with_server(ServerOptions options, Body body) {
+  test::Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                          std::chrono::seconds(120));
+  auto main = [&]() -> Task<Verdict> {
+    auto listener = co_await net::listen("tcp", "127.0.0.1:0");
+    if (!listener.ok()) co_return listener.status().ToString();
+    const std::string address = listener->addr().to_string();
+    auto server = std::make_shared<Server>(test_router(), options);
+    goro::go(serve_in_background, server, std::move(*listener));
+    if constexpr (std::is_invocable_v<Body, std::string, std::shared_ptr<Server>>) {
+      co_return co_await body(address, server);
+    } else {
+      co_return co_await body(address);
+    }
+  };
+  const Verdict verdict = run(main(), test::with_procs(2));
+  EXPECT_EQ(verdict, "");
+}
+
+Task<absl::StatusOr<Client>> connect(std::string address) {
+  auto conn = co_await net::dial("tcp", address);
+  if (!conn.ok()) co_return conn.status();
+  co_return Client{std::move(*conn), {}};
+}
+
+std::string describe(const Response& r) {
+  return "status " + std::to_string(r.status) + ", head \"" + r.head + "\", body \"" +
+         r.body.substr(0, 200) + "\"";
+}
+
+TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    for (int i = 0; i < 5; ++i) {
+      if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+      const Response r = co_await client->response();
+      if (r.status != 200 || r.body != "Hello, World!" ||
+          !has_header(r, "Content-Type: text/plain") ||
+          r.head.find("\r\nDate: ") == std::string::npos) {
+        co_return "request " + std::to_string(i) + ": " + describe(r);
+      }
+    }
+    const std::string json = "GET /json HTTP/1.1\r\nHost: t\r\n\r\n";
+    if (!co_await client->send(json)) co_return "send";
+    const Response r = co_await client->response();
+    if (r.body != R"({"message":"Hello, World!"})" ||
+        !has_header(r, "Content-Type: application/json")) {
+      co_return "json: " + describe(r);
+    }
+    co_return "";
+  });
+}
+
+TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    std::string requests;
+    for (int i = 0; i < 16; ++i) {
+      requests += "GET /users/" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\n\r\n";
+    }
+    if (!co_await client->send(requests)) co_return "send";
+    for (int i = 0; i < 16; ++i) {
+      const Response r = co_await client->response();
+      if (r.status != 200 || r.body != std::to_string(i)) {
+        co_return "response " + std::to_string(i) + ": " + describe(r);
+      }
+    }
+    co_return "";
+  });
+}
+
+TEST(HttpServer, StaticBodiesInterleaveWithCopiedOnesWhenPipelined) {
+  // 40 requests alternating a large static body (written in place, up to
+  // the per-flush limit of in-place pieces, copied past it) and a copied one.
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    std::string requests;
+    for (int i = 0; i < 20; ++i) {
+      requests += "GET /large HTTP/1.1\r\nHost: t\r\n\r\n";
+      requests += "GET /users/" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\n\r\n";
+    }
+    if (!co_await client->send(requests)) co_return "send";
+    for (int i = 0; i < 20; ++i) {
+      const Response large = co_await client->response();
+      if (large.status != 200 || large.body != kLargeStaticBody) {
+        co_return "large " + std::to_string(i) + ": " + describe(large);
+      }
+      const Response small = co_await client->response();
+      if (small.body != std::to_string(i)) co_return "small: " + describe(small);
+    }
+    co_return "";
+  });
+}
+
+struct Refused {
+  const char* name;
+  std::string request;
+  int status;  // 0: closed without an answer
+};
+
+TEST(HttpServer, FramingErrorsAreAnsweredAndTheConnectionClosed) {
+  const std::vector<Refused> cases = {
+      {"content-length with chunked",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "0\r\n\r\n",
+       400},
+      {"duplicate content-length",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400},
+      {"malformed content-length", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\nx",
+       400},
+      {"invalid chunk size",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nx\r\n0\r\n\r\n",
+       400},
+      {"obs-fold", "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-A: b\r\n c\r\n\r\n", 400},
+      {"bare CR", "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-A: b\rc\r\n\r\n", 400},
+      {"space before colon", "GET /plaintext HTTP/1.1\r\nHost : t\r\n\r\n", 400},
+      {"HTTP/1.1 without Host", "GET /plaintext HTTP/1.1\r\n\r\n", 400},
+      {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0},
+      {"head over 8 KiB",
+       "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(9000, 'x') + "\r\n\r\n", 431},
+      {"content-length over max_body_bytes",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n", 413},
+      {"chunked body over max_body_bytes",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           std::string("800\r\n") + std::string(0x800, 'x') + "\r\n0\r\n\r\n",
+       413},
+  };
+  with_server({.max_body_bytes = 1024}, [&cases](std::string address) -> Task<Verdict> {
+    for (const Refused& c : cases) {
+      auto client = co_await connect(address);
+      if (!client.ok()) co_return client.status().ToString();
+      if (!co_await client->send(c.request)) co_return std::string(c.name) + ": send";
+      if (c.status != 0) {
+        const Response r = co_await client->response();
+        if (r.status != c.status || !has_header(r, "Connection: close")) {
+          co_return std::string(c.name) + ": " + describe(r);
+        }
+      }
+      if (!client->buffer.empty() || !co_await client->closed_by_server()) {
+        co_return std::string(c.name) + ": the connection stayed open";
+      }
+    }
+    co_return "";
+  });
+}
+
+TEST(HttpServer, HeadGetsTheHeadersOfGetAndNoBody) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("HEAD /plaintext HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /users/7 HTTP/1.1\r\nHost: t\r\n\r\n")) {
+      co_return "send";
+    }
+    const Response head = co_await client->response(/*head_only=*/true);
+    if (head.status != 200 || !has_header(head, "Content-Length: 13")) {
+      co_return "HEAD: " + describe(head);
+    }
+    // No body bytes: the next thing on the wire is the GET's answer.
+    const Response get = co_await client->response();
+    if (get.status != 200 || get.body != "7") co_return "GET after HEAD: " + describe(get);
+    co_return "";
+  });
+}
+
+TEST(HttpServer, RouterAnswers404And405WithAllow) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "DELETE /plaintext HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /users/ HTTP/1.1\r\nHost: t\r\n\r\n")) {
+      co_return "send";
+    }
+    const Response missing = co_await client->response();
+    if (missing.status != 404) co_return "404: " + describe(missing);
+    const Response wrong = co_await client->response();
+    if (wrong.status != 405 || !has_header(wrong, "Allow: GET, HEAD")) {
+      co_return "405: " + describe(wrong);
+    }
+    const Response empty_param = co_await client->response();
+    if (empty_param.status != 404) co_return "empty {id}: " + describe(empty_param);
+    co_return "";
+  });
+}
+
+TEST(HttpServer, ThrowingHandlerGets500AndTheConnectionServesOn) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /throw HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    const Response failed = co_await client->response();
+    if (failed.status != 500) co_return "throw: " + describe(failed);
+    if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    const Response next = co_await client->response();
+    if (next.status != 200 || next.body != "Hello, World!") co_return "next: " + describe(next);
+    co_return "";
+  });
+}
+
+TEST(HttpServer, BodiesStreamInBothFramingsAndUnknownLengthsGoChunked) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+                               "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                               "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")) {
+      co_return "send";
+    }
+    const Response fixed = co_await client->response();
+    if (fixed.body != "hello") co_return "content-length: " + describe(fixed);
+    const Response chunked = co_await client->response();
+    if (chunked.body != "abcde") co_return "chunked: " + describe(chunked);
+    const Response stream = co_await client->response();
+    if (!has_header(stream, "Transfer-Encoding: chunked") ||
+        stream.body != std::string(30000, 'x')) {
+      co_return "stream: " + describe(stream);
+    }
+    co_return "";
+  });
+}
+
+TEST(HttpServer, ExpectContinueIsAnsweredWhenTheHandlerReadsTheBody) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                               "Expect: 100-continue\r\n\r\n")) {
+      co_return "send";
+    }
+    const Response go_on = co_await client->response();
+    if (go_on.status != 100) co_return "100: " + describe(go_on);
+    if (!co_await client->send("hello")) co_return "send body";
+    const Response echoed = co_await client->response();
+    if (echoed.status != 200 || echoed.body != "hello") co_return "echo: " + describe(echoed);
+    co_return "";
+  });
+}
+
+TEST(HttpServer, ConnectionCloseRequestIsAnsweredThenClosed) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")) {
+      co_return "send";
+    }
+    const Response r = co_await client->response();
+    if (r.status != 200 || !has_header(r, "Connection: close")) co_return describe(r);
+    if (!co_await client->closed_by_server()) co_return "still open";
+    co_return "";
+  });
+}
+
+TEST(HttpServer, ConnectionsBeyondMaxConnectionsGet503) {
+  with_server({.max_connections = 1}, [](std::string address) -> Task<Verdict> {
+    auto first = co_await connect(address);
+    if (!first.ok()) co_return first.status().ToString();
+    // Answered: the server has accepted and counted it.
+    if (!co_await first->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if ((co_await first->response()).status != 200) co_return "first connection not served";
+    auto second = co_await connect(address);
+    if (!second.ok()) co_return second.status().ToString();
+    const Response busy = co_await second->response();
+    if (busy.status != 503) co_return "second: " + describe(busy);
+    if (!co_await second->closed_by_server()) co_return "second stayed open";
+    co_return "";
+  });
+}
+
+TEST(HttpServer, SlowlorisIsCutOffByReadHeaderTimeout) {
+  // The client sends a header line every 20 ms and never ends the head:
+  // only the server's read_header_timeout can end this, and the loop's
+  // bound (2000 lines, 40 s) is far beyond it.
+  with_server({.read_header_timeout = 300ms}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n")) co_return "send";
+    for (int i = 0; i < 2000; ++i) {
+      if (!co_await client->send("X-A: b\r\n")) co_return "";  // the server closed
+      char byte;
+      client->conn.set_read_deadline(Clock::now() + 20ms);
+      auto n = co_await client->conn.read(&byte, 1);
+      if (n.ok() && *n == 0) co_return "";                        // end of stream
+      if (!n.ok() && !net::is_timeout(n.status())) co_return "";  // reset
+      if (n.ok()) co_return "the server answered an unfinished head";
+    }
+    co_return "the trickling client was never cut off";
+  });
+}
+
+TEST(HttpServer, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
+  // Only the server's idle_timeout can close it: the client waits 10 s.
+  with_server({.idle_timeout = 200ms}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if ((co_await client->response()).status != 200) co_return "not served";
+    if (!co_await client->closed_by_server()) co_return "the idle connection stayed open";
+    co_return "";
+  });
+}
+
+TEST(HttpServer, Http10ClosesUnlessItAsksForKeepAlive) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto kept = co_await connect(address);
+    if (!kept.ok()) co_return kept.status().ToString();
+    for (int i = 0; i < 2; ++i) {
+      if (!co_await kept->send("GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")) {
+        co_return "send";
+      }
+      const Response r = co_await kept->response();
+      if (r.status != 200 || !has_header(r, "Connection: keep-alive")) {
+        co_return "keep-alive " + std::to_string(i) + ": " + describe(r);
+      }
+    }
+    auto closed = co_await connect(address);
+    if (!closed.ok()) co_return closed.status().ToString();
+    if (!co_await closed->send("GET /plaintext HTTP/1.0\r\n\r\n")) co_return "send";
+    const Response r = co_await closed->response();
+    if (r.status != 200 || r.body != "Hello, World!" || !has_header(r, "Connection: close")) {
+      co_return "plain HTTP/1.0: " + describe(r);
+    }
+    if (!co_await closed->closed_by_server()) co_return "HTTP/1.0 connection stayed open";
+    co_return "";
+  });
+}
+
+// Waits (10 s at most) until `counter` is non-zero.
+Task<bool> started(const std::atomic<int>& counter) {
+  for (int i = 0; i < 10000 && counter.load() == 0; ++i) co_await goro::sleep(1ms);
+  co_return counter.load() != 0;
+}
+
+TEST(HttpServer, ShutdownClosesIdleConnectionsAndLetsInFlightRequestsFinish) {
+  with_server({}, [](std::string address, std::shared_ptr<Server> server) -> Task<Verdict> {
+    auto idle = co_await connect(address);
+    auto busy = co_await connect(address);
+    if (!idle.ok() || !busy.ok()) co_return "connect";
+    if (!co_await idle->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if ((co_await idle->response()).status != 200) co_return "idle connection not served";
+    slow_started.store(0);
+    if (!co_await busy->send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if (!co_await started(slow_started)) co_return "the slow handler never started";
+    auto [ctx, cancel] = goro::with_timeout(goro::background(), 30s);
+    const absl::Status status = co_await server->shutdown(ctx);
+    if (!status.ok()) co_return "shutdown: " + status.ToString();
+    if (server->open_connections() != 0) co_return "connections left after shutdown";
+    const Response slow = co_await busy->response();
+    if (slow.status != 200 || slow.body != "slow" || !has_header(slow, "Connection: close")) {
+      co_return "in-flight request: " + describe(slow);
+    }
+    if (!co_await busy->closed_by_server()) co_return "busy connection stayed open";
+    if (!co_await idle->closed_by_server()) co_return "idle connection stayed open";
+    auto late = co_await net::dial("tcp", address);
+    if (late.ok()) co_return "still accepting after shutdown";
+    co_return "";
+  });
+}
+
+TEST(HttpServer, ShutdownReturnsAtItsDeadlineDespiteAHandlerThatNeverReturns) {
+  with_server({}, [](std::string address, std::shared_ptr<Server> server) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    hang_started.store(0);
+    if (!co_await client->send("GET /hang HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
+    if (!co_await started(hang_started)) co_return "the handler never started";
+    auto [ctx, cancel] = goro::with_timeout(goro::background(), 200ms);
+    const absl::Status status = co_await server->shutdown(ctx);
+    if (status.code() != absl::StatusCode::kDeadlineExceeded) {
+      co_return "shutdown: " + status.ToString();
+    }
+    // Its connection was closed at the deadline.
+    if (!co_await client->closed_by_server()) co_return "the connection stayed open";
+    co_return "";
+  });
+}
+
+}  // namespace
+}  // namespace goro::http
