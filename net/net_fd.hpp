@@ -69,10 +69,13 @@
 // stop_token (one atomic increment). A Context that can be cancelled adds
 // a stop_source (one allocation) and two stop_callbacks.
 //
-// Rejected: closing at once and relying on goro::io to wake the parked
-// operations (under io_uring an SQE holds its own file reference, so the
-// operation stays parked until its deadline, and epoll's wake-up does not
-// stop a racing operation from starting on a recycled number); shutdown(2)
+// Rejected: closing at once and relying on goro::io::close to end the
+// parked operations (it does end every operation parked on the fd, on
+// both pollers, but an operation between begin and the moment goro::io
+// takes it would start on the released number, which another file may
+// hold by then; with the count, the number is released once every
+// operation has left, and goro::io::close finds none to cancel and costs
+// a plain close(2)); shutdown(2)
 // before close (it wakes a connected socket's waiters, but not those of
 // an unconnected UDP socket, it changes what the peer sees, and the fd
 // must still stay open until the woken operations have left); one
