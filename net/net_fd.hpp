@@ -19,6 +19,16 @@
 // std::stop_source whose token each of those operations passes to goro::io
 // as its stop token.
 //
+// Memory ordering: NetFd holds no atomic of its own. Every field is read
+// and written under `mutex_`, which orders them between threads. The one
+// signal that crosses threads outside it is request_stop() on an interrupt
+// source (close, set_deadline): std::stop_source makes the request happen
+// before the stop callbacks it runs (goro::io's cancellation of the
+// parked operation) and before any stop_requested() that returns true.
+// That is enough: a woken operation learns why it woke only in end(),
+// under `mutex_`, after the closer or the deadline setter wrote the reason
+// under the same mutex before requesting the stop.
+//
 // An operation (NetFd::run):
 //   1. begin: under the mutex, fail with closed_error if closed; else
 //      count itself in flight and on its side, and copy the side's
