@@ -11,14 +11,23 @@
 //      otherwise (with SINGLE_ISSUER only the owner may submit to its ring).
 //   3. The op completes through the poller as always; its awaiter maps
 //      -ECANCELED to DeadlineExceeded or Cancelled by the reason in step 1.
+// close(fd) first asks the backend to end every op parked on fd
+// (PollerDriver::forget_fd; poller_uring.cpp, C0-C4, and poller_epoll.cpp
+// say how), which marks them IoCancel::kClosed as step 1 would, so that
+// their awaiters report a closed error (is_closed, errno EBADF); only then
+// is the number released. Every error status carries its errno as a
+// payload (kErrnoPayloadUrl), so callers need not parse messages.
 #include "goro/io.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <string>
 
+#include "absl/strings/cord.h"
 #include "p.hpp"
 #include "poller.hpp"
 #include "runtime_state.hpp"
@@ -83,12 +92,21 @@ absl::Status error_status(int result, IoCancel reason, IoKind kind) {
     if (reason == IoCancel::kCancelled) {
       return absl::CancelledError(std::string("goro::io::") + name + ": cancelled");
     }
+    if (reason == IoCancel::kClosed) {
+      absl::Status status = absl::FailedPreconditionError(
+          std::string("goro::io::") + name + ": file descriptor closed while the operation waited");
+      status.SetPayload(kClosedPayloadUrl, absl::Cord("1"));
+      status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::string_view(std::to_string(EBADF))));
+      return status;
+    }
   }
   if (result == -EPERM && goro::detail::tls_g == nullptr) {
     return absl::FailedPreconditionError(std::string("goro::io::") + name +
                                          ": must be awaited from a goroutine");
   }
-  return absl::ErrnoToStatus(-result, std::string("goro::io::") + name);
+  absl::Status status = absl::ErrnoToStatus(-result, std::string("goro::io::") + name);
+  status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::string_view(std::to_string(-result))));
+  return status;
 }
 
 }  // namespace detail_io
@@ -182,10 +200,32 @@ EventsAwaiter poll(int fd, short events, const IoOptions& options) {
 }
 
 absl::Status close(int fd) noexcept {
+  // Every operation parked on fd is ended (and none can resubmit itself)
+  // before the number is released: the fd stays open until then.
   goro::detail::active_poller_driver().forget_fd(fd);
   // Linux releases the fd even when close reports EINTR: never retry.
-  if (::close(fd) != 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "goro::io::close");
+  if (::close(fd) != 0 && errno != EINTR) {
+    const int error = errno;
+    absl::Status status = absl::ErrnoToStatus(error, "goro::io::close");
+    status.SetPayload(kErrnoPayloadUrl, absl::Cord(absl::string_view(std::to_string(error))));
+    return status;
+  }
   return absl::OkStatus();
+}
+
+std::optional<int> errno_of(const absl::Status& status) {
+  if (status.ok()) return std::nullopt;
+  const auto payload = status.GetPayload(kErrnoPayloadUrl);
+  if (!payload) return std::nullopt;
+  const std::string text(*payload);
+  int value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+bool is_closed(const absl::Status& status) noexcept {
+  return !status.ok() && status.GetPayload(kClosedPayloadUrl).has_value();
 }
 
 const char* poller_backend() noexcept { return goro::detail::active_poller_driver().name; }

@@ -62,7 +62,7 @@
 //   already costs a system call or a trip through the ring.
 //
 // Adding an operation (the net library's multishot accept, provided
-// buffer rings, cancel-on-close): its IoKind and request fields in
+// buffer rings): its IoKind and request fields in
 // goro/detail/io_op.hpp; its name and direction in kIoKinds below; its SQE
 // in UringPoller::prep and its system call in the epoll backend's
 // attempt(); a new step of an op's life is a new virtual here, which both
@@ -212,6 +212,7 @@
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <new>
 
 #include "absl/container/inlined_vector.h"
 #include "goro/config.hpp"
@@ -250,6 +251,68 @@ static_assert(std::size(kIoKinds) == static_cast<std::size_t>(IoKind::kPoll) + 1
                                                                : IoDirection::kRead;
   }
   return kIoKinds[static_cast<std::size_t>(r.kind)].direction;
+}
+
+// A table indexed by fd number, one Entry per fd (epoll's PollDescs,
+// io_uring's counts of ops per fd): three levels of 1024 (top,
+// directories, chunks of entries), allocated on first use and kept for the
+// life of the process (fd numbers are dense and reused), so fds up to 2^30
+// (above the largest nr_open Linux allows) have one while a table for 2^20
+// fds costs one directory. Entries are default-constructed.
+template <class Entry>
+class FdTable {
+ public:
+  static constexpr int kLevelBits = 10;
+  static constexpr int kLevelSize = 1 << kLevelBits;
+  static constexpr int kLimit = 1 << (3 * kLevelBits);  // fds below 2^30
+
+  // The fd's entry; nullptr if fd is out of range or (create: memory ran
+  // out; !create: none was ever made).
+  Entry* find(int fd, bool create) noexcept {
+    if (fd < 0 || fd >= kLimit) return nullptr;
+    Directory* directory = load_or_make(top_[fd >> (2 * kLevelBits)], create);
+    if (directory == nullptr) return nullptr;
+    Chunk* chunk = load_or_make(directory->chunks[(fd >> kLevelBits) & (kLevelSize - 1)], create);
+    if (chunk == nullptr) return nullptr;
+    return &chunk->entries[fd & (kLevelSize - 1)];
+  }
+
+ private:
+  struct Chunk {
+    Entry entries[kLevelSize]{};
+  };
+  struct Directory {
+    std::atomic<Chunk*> chunks[kLevelSize] = {};
+  };
+
+  template <class Node>
+  static Node* load_or_make(std::atomic<Node*>& slot, bool create) noexcept {
+    // Acquire: pairs with the release below, so the node is constructed.
+    Node* node = slot.load(std::memory_order_acquire);
+    if (node != nullptr || !create) return node;
+    auto* fresh = new (std::nothrow) Node;
+    if (fresh == nullptr) return nullptr;
+    // Release on success publishes the constructed node; acquire on
+    // failure sees the winner's.
+    if (!slot.compare_exchange_strong(node, fresh, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      delete fresh;
+      return node;
+    }
+    return fresh;
+  }
+
+  std::atomic<Directory*> top_[kLevelSize] = {};
+};
+
+// Ends `op` as io::close(fd) ended it: the cancel word says kClosed (unless
+// a deadline or a stop came first) and the result -ECANCELED. Acq_rel, as
+// io_cancel's compare-exchange, which it races with.
+inline void end_as_closed(IoOp& op) noexcept {
+  std::uint32_t none = 0;
+  op.cancel.compare_exchange_strong(none, static_cast<std::uint32_t>(IoCancel::kClosed),
+                                    std::memory_order_acq_rel);
+  op.result = -ECANCELED;
 }
 
 // The goroutines of the ops one rescue completed.
@@ -409,6 +472,11 @@ void uring_reads_say_eagain_for_testing(bool on) noexcept;
 // Tests: how many multishot receives ended because their P's provided
 // buffer ring was empty (ENOBUFS), in this process so far.
 [[nodiscard]] std::uint64_t uring_receive_exhaustions_for_testing() noexcept;
+// Tests (poller_uring.cpp): how many io_uring ops on fd are in flight
+// (committed, final CQE not reaped yet).
+std::uint32_t uring_ops_on_fd_for_testing(int fd) noexcept;
+// Tests (poller_epoll.cpp): how many epoll ops are parked on fd.
+std::uint32_t epoll_ops_parked_on_fd_for_testing(int fd) noexcept;
 // Tests: sends thread `tid` of this process goro's rescue signal `signo`,
 // as sysmon does (step 3b of "Rescuing a busy P's I/O"), whatever the
 // thread is doing.

@@ -32,6 +32,11 @@
 //      completing already, or step 2 will see its cancel word.
 //   Step 2's check and step 4 both run under the PollDesc lock, and the
 //   cancel word is set before step 4 takes it, so no cancel is lost.
+//   5. io::close (forget_fd, any thread, before close(2)): under the lock,
+//      every parked op leaves its list as closed (end_as_closed), the fd
+//      leaves the epoll instance and its PollDesc is reset; an op between
+//      steps 1 and 2 finds the registration gone in step 2 and ends as
+//      closed too.
 //
 // No attempt blocks its worker, even when the fd number was closed behind
 // goro's back (::close, not io::close) and reused by a blocking file that
@@ -95,60 +100,15 @@ struct PollDesc {
   IoOp* writers ABSL_GUARDED_BY(mu) = nullptr;
 };
 
-// The fd -> PollDesc table (the top of this file): directories and chunks
-// allocated on first use and kept for the life of the process (fd numbers
-// are dense and reused).
-class FdTable {
- public:
-  static constexpr int kLevelBits = 10;
-  static constexpr int kLevelSize = 1 << kLevelBits;
-  static constexpr int kLimit = 1 << (3 * kLevelBits);  // fds below 2^30
-
-  // The fd's PollDesc; nullptr if fd is out of range or (create: memory
-  // ran out; !create: none was ever made).
-  PollDesc* find(int fd, bool create) noexcept {
-    if (fd < 0 || fd >= kLimit) return nullptr;
-    Directory* directory = load_or_make(top_[fd >> (2 * kLevelBits)], create);
-    if (directory == nullptr) return nullptr;
-    Chunk* chunk = load_or_make(directory->chunks[(fd >> kLevelBits) & (kLevelSize - 1)], create);
-    if (chunk == nullptr) return nullptr;
-    return &chunk->descs[fd & (kLevelSize - 1)];
-  }
-
- private:
-  struct Chunk {
-    PollDesc descs[kLevelSize];
-  };
-  struct Directory {
-    std::atomic<Chunk*> chunks[kLevelSize] = {};
-  };
-
-  template <class Node>
-  static Node* load_or_make(std::atomic<Node*>& slot, bool create) noexcept {
-    // Acquire: pairs with the release below, so the node is constructed.
-    Node* node = slot.load(std::memory_order_acquire);
-    if (node != nullptr || !create) return node;
-    auto* fresh = new (std::nothrow) Node;
-    if (fresh == nullptr) return nullptr;
-    // Release on success publishes the constructed node; acquire on
-    // failure sees the winner's.
-    if (!slot.compare_exchange_strong(node, fresh, std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
-      delete fresh;
-      return node;
-    }
-    return fresh;
-  }
-
-  std::atomic<Directory*> top_[kLevelSize] = {};
-};
+// The fd -> PollDesc table (the top of this file).
+using PollDescTable = FdTable<PollDesc>;
 
 // Ops parked in any PollDesc (sysmon's deadlock check). Changed under the
 // PollDesc lock; relaxed: a count, read by sysmon only once every P is idle.
 std::atomic<std::int64_t> parked_ops{0};
 
-FdTable& fd_table() noexcept {
-  static FdTable* table = new FdTable;  // never destroyed: fds outlive runtimes
+PollDescTable& fd_table() noexcept {
+  static auto* table = new PollDescTable;  // never destroyed: fds outlive runtimes
   return *table;
 }
 
@@ -452,7 +412,7 @@ class EpollPoller final : public Poller {
 bool EpollPoller::try_now(IoOp& op) noexcept {
   PollDesc* pd = fd_table().find(op.request.fd, /*create=*/true);
   if (pd == nullptr) {
-    const bool in_range = op.request.fd >= 0 && op.request.fd < FdTable::kLimit;
+    const bool in_range = op.request.fd >= 0 && op.request.fd < PollDescTable::kLimit;
     op.result = in_range ? -ENOMEM : -EBADF;
     return true;
   }
@@ -485,7 +445,7 @@ bool EpollPoller::commit(IoOp& op) noexcept {
     return false;
   }
   if (pd.epoch.load(std::memory_order_relaxed) != live_epoch()) {  // under mu
-    op.result = -EBADF;  // closed (forget_fd) since try_now
+    end_as_closed(op);  // io::close (forget_fd) since try_now
     return false;
   }
   const bool reader = io_direction(op.request) == IoDirection::kRead;
@@ -531,8 +491,10 @@ void EpollPoller::cancel(IoOp& op) noexcept {
 
 namespace {
 
-// io::close(fd) (PollerDriver::forget_fd): wakes every op parked on fd with
-// -EBADF and forgets the fd's registration.
+// io::close(fd) (PollerDriver::forget_fd): wakes every op parked on fd as
+// closed and forgets the fd's registration. An op between try_now and
+// commit finds the registration gone (commit, under the lock) and ends as
+// closed too.
 void forget_fd(int fd) noexcept {
   PollDesc* pd = fd_table().find(fd, /*create=*/false);
   if (pd == nullptr) return;
@@ -544,7 +506,7 @@ void forget_fd(int fd) noexcept {
         while (IoOp* op = *list) {
           *list = op->next;
           op->next = nullptr;
-          op->result = -EBADF;
+          end_as_closed(*op);
           parked_ops.fetch_sub(1, std::memory_order_relaxed);
           woken.push_back(op);
         }
@@ -571,5 +533,17 @@ constinit const PollerDriver kEpollDriver{"epoll", &make_epoll_poller, &new_epoc
 }  // namespace
 
 const PollerDriver& epoll_driver() noexcept { return kEpollDriver; }
+
+std::uint32_t epoll_ops_parked_on_fd_for_testing(int fd) noexcept {
+  PollDesc* pd = fd_table().find(fd, /*create=*/false);
+  if (pd == nullptr) return 0;
+  MutexLock lock(pd->mu);
+  if (pd->epoch.load(std::memory_order_relaxed) != live_epoch()) return 0;  // under mu
+  std::uint32_t parked = 0;
+  for (const IoOp* op : {pd->readers, pd->writers}) {
+    for (; op != nullptr; op = op->next) ++parked;
+  }
+  return parked;
+}
 
 }  // namespace goro::detail

@@ -52,6 +52,46 @@
 // result to the source's first waiter or queue (complete_multishot). Sysmon
 // never handles them: it hands them back to the owner, who alone may re-arm
 // or cancel the request on this ring.
+// Closing an fd with ops in flight (io::close, PollerDriver::forget_fd). An
+// SQE holds its own reference to the file once submitted, so a plain
+// close(2) leaves those ops parked; and an SQE still queued, or an op
+// resubmitted after -EAGAIN, names the fd number, which close(2) lets the
+// kernel hand out again. So, before the number is released:
+//   C0. Every op counts itself on its fd (ops_on_fd, a table indexed by fd
+//       number) from commit, once its SQE is queued and published, until
+//       its final CQE is reaped. A close that finds no op counted on fd (the common
+//       case: goro::net closes a socket once its ops have left) is a plain
+//       close(2): no ring is asked anything.
+//   C1. Otherwise the closer (any thread) puts a CloseRequest for fd on
+//       every ring in the registry (attach adds a ring, detach removes it)
+//       that has ops in flight, under the registry lock, and wakes its
+//       owner.
+//   C2. The owner, at the start of its next poll() or wait(), takes the
+//       requests; for each it counts a close (close_epoch_), notes the
+//       count for fd (closed_at_), queues an ASYNC_CANCEL with
+//       CANCEL_FD|CANCEL_ALL and submits the SQ: the ops queued before it
+//       are issued first, and the cancel, issued at submission while fd
+//       is still open, ends every op of this ring on fd's file (their CQEs
+//       say -ECANCELED; end_as_closed marks them closed). Then it marks
+//       the request done.
+//   C3. A CQE of an op on fd that was not in the kernel then (its -EAGAIN
+//       or readiness CQE not reaped yet) would resubmit it on the number:
+//       an op started before the close (op.close_epoch below the count in
+//       closed_at_) is ended as closed instead.
+//   C4. The closer waits until every request is done, serving its own
+//       ring's requests meanwhile (two closers on two Ps each wait for the
+//       other's ring), then calls close(2). A detaching ring marks what is
+//       left done (its ops are all cancelled anyway).
+//   A P whose goroutine computes without suspending, or blocks its thread,
+//   takes no request until it suspends or the scheduler polls: while that
+//   P has ops in flight the closer waits that long (the rescue signal's
+//   handler may not allocate, which closed_at_ needs).
+//   Rejected: registered (fixed) files (every op and every accept would go
+//   through a table per ring, and an fd is not tied to one ring); a
+//   per-fd list of ops (a lock on every op's path, where C0's count costs
+//   two uncontended atomic additions, on a line the fd's P keeps);
+//   closing at once and letting the last ring close later (close(2)'s
+//   result and the peer's prompt end of stream would be lost).
 //
 // More ops in flight than CQ entries: the kernel (IORING_FEAT_NODROP, every
 // kernel since 5.5) keeps the completions that do not fit in an overflow
@@ -93,13 +133,16 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include "multishot.hpp"
+#include "absl/container/flat_hash_map.h"
 #include "mutex.hpp"
 #include "p_core.hpp"
 #include "poller.hpp"
@@ -151,7 +194,7 @@ class RingMemoryScope {
   RingMemoryScope& operator=(const RingMemoryScope&) = delete;
 };
 
-constexpr std::uint64_t kCancelTag = 0;  // an ASYNC_CANCEL's own CQE
+constexpr std::uint64_t kCancelTag = 0;  // an ASYNC_CANCEL's own CQE (ops' and closes')
 constexpr std::uint64_t kWakeTag = 1;    // the eventfd read
 constexpr unsigned kSequenceShift = 48;  // user-space addresses fit in 48 bits
 constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kSequenceShift) - 1;
@@ -221,6 +264,43 @@ std::atomic<bool> reads_say_eagain{false};
 // uring_receive_exhaustions_for_testing (poller.hpp). Relaxed: a count
 // read after the runtime that bumps it has stopped.
 std::atomic<std::uint64_t> receive_exhaustions{0};
+
+// C0 of the top: the ops in flight per fd number (fds below 2^30 are
+// counted).
+using OpsOnFd = FdTable<std::atomic<std::uint32_t>>;
+
+OpsOnFd& ops_on_fd() noexcept {
+  static auto* table = new OpsOnFd;  // never destroyed: fds outlive runtimes
+  return *table;
+}
+
+// C0: an op on `fd` is in flight from now (owner, at commit) / is over
+// (whoever reaps its final CQE). The increment is a release and close's
+// load an acquire: an op that started before close was called is seen.
+// The decrement is relaxed: a close that still sees it asks the rings for
+// nothing they hold, which costs time, not correctness. An fd whose
+// counter could not be made (out of memory) is counted nowhere and closes
+// plainly, as before C0 existed.
+void count_op_on_fd(int fd) noexcept {
+  if (std::atomic<std::uint32_t>* count = ops_on_fd().find(fd, /*create=*/true)) {
+    count->fetch_add(1, std::memory_order_release);
+  }
+}
+void uncount_op_on_fd(int fd) noexcept {
+  if (std::atomic<std::uint32_t>* count = ops_on_fd().find(fd, /*create=*/false)) {
+    count->fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// One ring's part of an io::close (C1-C4 of the top), on the closer's stack
+// until `done`.
+struct CloseRequest {
+  int fd = -1;
+  CloseRequest* next = nullptr;
+  // Set by the ring's owner once the cancel is submitted (C2). Release:
+  // the closer's acquire load sees the submission done before it closes.
+  std::atomic<bool> done{false};
+};
 
 // --- The rescue signal (poller.hpp, "Rescuing a busy P's I/O", 3b-3c).
 
@@ -304,6 +384,17 @@ void pass_to_previous_handler(int signo, siginfo_t* info, void* context) noexcep
 
 class UringPoller;
 
+// The rings of running runtimes (C1): a ring is added by attach() and
+// removed by detach(), under the lock; closers put their requests under it,
+// so a ring they reach is alive.
+namespace {
+Mutex ring_registry_mu;
+std::vector<UringPoller*>& ring_registry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ring_registry_mu) {
+  static auto* rings = new std::vector<UringPoller*>;  // never destroyed: closes may outlive runs
+  return *rings;
+}
+}  // namespace
+
 // The ring this thread owns: set by attach() once the ring exists, cleared
 // by detach() before it goes. The rescue signal's handler finds its ring
 // here (3c, 3e), and a cancel whether it may submit itself (step 4).
@@ -354,15 +445,24 @@ class UringPoller final : public Poller {
       }
     }
     tls_ring.store(this, std::memory_order_relaxed);
-    OwnerCqLock cq(*this);
-    rescue_open_ = true;
-    signal_tid_ = signal_tid;
+    {
+      OwnerCqLock cq(*this);
+      rescue_open_ = true;
+      signal_tid_ = signal_tid;
+    }
+    MutexLock lock(ring_registry_mu);
+    ring_registry().push_back(this);
   }
 
   void detach() override {
     if (!attached_) {
       restore_signal_mask();
       return;
+    }
+    {
+      // C4: no closer reaches this ring from here on.
+      MutexLock lock(ring_registry_mu);
+      std::erase(ring_registry(), this);
     }
     InRing in_ring(*this);
     OwnerCqLock cq(*this);
@@ -384,6 +484,14 @@ class UringPoller final : public Poller {
       reap();
     }
     tls_ring.store(nullptr, std::memory_order_relaxed);
+    // C4: the requests left (every op was cancelled above) are done.
+    // Acquire: pairs with push_close_request's release.
+    for (CloseRequest* request = close_requests_.exchange(nullptr, std::memory_order_acquire);
+         request != nullptr;) {
+      CloseRequest* next = request->next;
+      request->done.store(true, std::memory_order_release);
+      request = next;
+    }
     io_uring_queue_exit(&ring_);
     retire_provided_buffers();
     attached_ = false;
@@ -394,6 +502,7 @@ class UringPoller final : public Poller {
     {
       InRing in_ring(*this);
       take_cancel_requests();
+      take_close_requests();
       // Nothing but the wake read in flight: nothing to do (a wake that
       // completed meanwhile is reaped by the next wait()).
       if (in_flight() == (wake_armed_ ? 1U : 0U) && io_uring_sq_ready(&ring_) == 0) return;
@@ -433,6 +542,7 @@ class UringPoller final : public Poller {
       OwnerCqLock cq(*this);
       take_over_rescue();
       take_cancel_requests();
+      take_close_requests();
       arm_wake_read();
       io_uring_cqe* cqe = nullptr;
       if (deadline_ns == kNever) {
@@ -488,6 +598,7 @@ class UringPoller final : public Poller {
     op.user_data = reinterpret_cast<std::uintptr_t>(&op) |
                    (static_cast<std::uint64_t>(++sequence_) << kSequenceShift);
     op.repoll = false;
+    op.close_epoch = close_epoch_;  // C3
   }
 
   bool commit(IoOp& op) noexcept override {
@@ -502,6 +613,9 @@ class UringPoller final : public Poller {
     InRing in_ring(*this);
     prep(op);
     publish_in_flight();
+    // C0, after the publication: a closer that sees this count sees the
+    // ring's ops in flight too.
+    count_op_on_fd(op.request.fd);
     return true;
   }
 
@@ -526,6 +640,23 @@ class UringPoller final : public Poller {
   // queueing the cancel at once could reap (a full SQ) and so take the
   // source's lock again.
   void cancel_multishot(std::uint64_t user_data) noexcept override { request_cancel(user_data); }
+
+  // C1, any thread, under ring_registry_mu: adds `request` for the owner.
+  void push_close_request(CloseRequest* request) noexcept {
+    CloseRequest* head = close_requests_.load(std::memory_order_relaxed);
+    do {
+      request->next = head;
+      // Release: the owner's acquire exchange sees the request's fields.
+    } while (!close_requests_.compare_exchange_weak(head, request, std::memory_order_release,
+                                                    std::memory_order_relaxed));
+  }
+
+  // C4: the closer, on this ring's owner thread (a goroutine of its P),
+  // takes the requests other closers left while it waits for theirs.
+  void serve_close_requests() noexcept {
+    InRing in_ring(*this);
+    take_close_requests();
+  }
 
   // Steps 3a and 3b, on sysmon's thread.
   Rescue rescue(std::int64_t now_ns, std::int64_t signal_period_ns) noexcept override {
@@ -585,6 +716,8 @@ class UringPoller final : public Poller {
         // The write ran on the owner's thread (inline or in its task
         // work), where SIGPIPE is blocked: the owner takes the signal.
         if (*final == -EPIPE) sigpipe_raised_ = true;
+        if (*final == -ECANCELED) end_as_closed(op);  // C2; a cancel that came first stays
+        uncount_op_on_fd(op.request.fd);              // C0
         op.result = *final;
         op.repoll = false;
         goroutines.push_back(op.g);
@@ -630,10 +763,11 @@ class UringPoller final : public Poller {
       for (unsigned i = 0; i < handback_count_; ++i) {
         const HandedBack h = handback_[i];
         // A resubmission; an op cancelled since (it ends, and its goroutine
-        // is readied), one that finds the SQ full and a multishot CQE stay
-        // for the owner.
+        // is readied), one that finds the SQ full, one whose fd was closed
+        // since it started (C3) and a multishot CQE stay for the owner.
         if (!is_multishot(h.user_data) && io_uring_sq_space_left(&ring_) != 0 &&
-            !final_result(*op_of(h.user_data), h.res)) {
+            !final_result(*op_of(h.user_data), h.res) &&
+            !closed_since_start(*op_of(h.user_data))) {
           IoOp& op = *op_of(h.user_data);
           op.repoll = !op.repoll;
           prep(op);
@@ -789,6 +923,44 @@ class UringPoller final : public Poller {
       cancel_requested_.store(false, std::memory_order_relaxed);  // under the lock
     }
     for (std::uint64_t user_data : requests) queue_cancel(user_data);
+  }
+
+  // C2 (owner thread, InRing): the closes asked for, each cancelled in the
+  // kernel before its request is marked done.
+  void take_close_requests() noexcept {
+    // Relaxed: a hint; the exchange below acquires.
+    if (close_requests_.load(std::memory_order_relaxed) == nullptr) return;
+    // Acquire: pairs with push_close_request's release.
+    CloseRequest* requests = close_requests_.exchange(nullptr, std::memory_order_acquire);
+    for (CloseRequest* request = requests; request != nullptr; request = request->next) {
+      closed_at_[request->fd] = ++close_epoch_;
+      io_uring_sqe* sqe = get_sqe();
+      {
+        RingMemoryScope ring_memory;
+        io_uring_prep_cancel_fd(sqe, request->fd, IORING_ASYNC_CANCEL_ALL);
+        sqe->user_data = kCancelTag;
+      }
+      add_in_flight(1);
+    }
+    // Submitted in SQ order: the ops queued before the cancels are in the
+    // kernel when the cancels run. A submission that fails transiently
+    // (EINTR) is retried; the bound keeps a broken ring from hanging here.
+    for (int attempt = 0; attempt < 1000 && io_uring_sq_ready(&ring_) != 0; ++attempt) {
+      submit_now();
+    }
+    publish_in_flight();
+    while (requests != nullptr) {
+      CloseRequest* next = requests->next;  // read before `done` frees it
+      requests->done.store(true, std::memory_order_release);
+      requests = next;
+    }
+  }
+
+  // C3: whether op's fd was closed since the op started.
+  [[nodiscard]] bool closed_since_start(const IoOp& op) const noexcept {
+    if (closed_at_.empty()) return false;
+    const auto it = closed_at_.find(op.request.fd);
+    return it != closed_at_.end() && it->second > op.close_epoch;
   }
 
   unsigned kernel_flags() const noexcept {
@@ -949,7 +1121,8 @@ class UringPoller final : public Poller {
     }
     IoOp& op = *op_of(user_data);
     if (!draining_) {
-      const std::optional<int> final = final_result(op, res);
+      std::optional<int> final = final_result(op, res);
+      if (!final && closed_since_start(op)) final = -ECANCELED;  // C3
       if (!final) {
         // Step 3 of the top: the readiness poll after -EAGAIN, or, once it
         // fired, the op itself.
@@ -958,10 +1131,12 @@ class UringPoller final : public Poller {
         return;
       }
       res = *final;
+      if (res == -ECANCELED) end_as_closed(op);  // C2; a cancel that came first stays
     }
     // The write ran on this thread (inline or in its task work), where
     // SIGPIPE is blocked: take the signal it raised.
     if (res == -EPIPE) consume_sigpipe();
+    uncount_op_on_fd(op.request.fd);  // C0: before the goroutine may close it
     op.result = res;
     op.repoll = false;
     if (!draining_) ready(op);
@@ -1259,6 +1434,14 @@ class UringPoller final : public Poller {
   Mutex cancel_mu_;
   std::vector<std::uint64_t> cancel_requests_ ABSL_GUARDED_BY(cancel_mu_);
   std::atomic<bool> cancel_requested_{false};
+  // Closes asked for (C1), a stack pushed by closers and taken whole by the
+  // owner.
+  std::atomic<CloseRequest*> close_requests_{nullptr};
+  // C2-C3, owner thread (the handler reads closed_at_ only outside InRing,
+  // where the owner never is in the middle of changing it): the closes
+  // taken so far, and for each fd closed the count when it last was.
+  std::uint64_t close_epoch_ = 0;
+  absl::flat_hash_map<int, std::uint64_t> closed_at_;
 };
 
 namespace {
@@ -1286,9 +1469,46 @@ std::unique_ptr<Poller> make_uring_poller(PCore& p, const PollerChoice& choice, 
 // Each run's rings are its own: nothing to reset between runs.
 void new_uring_run() noexcept {}
 
-// Nothing parks outside the rings: an op on a closed fd completes with its
-// error through its own CQE.
-void forget_uring_fd(int) noexcept {}
+// C1 and C4 of the top: every ring with ops in flight cancels those on fd
+// before this returns (and io::close releases the number).
+void forget_uring_fd(int fd) noexcept {
+  // C0. Acquire: pairs with count_op_on_fd's release.
+  std::atomic<std::uint32_t>* ops = ops_on_fd().find(fd, /*create=*/false);
+  if (ops == nullptr || ops->load(std::memory_order_acquire) == 0) return;
+  // Relaxed: tls_ring is this thread's own.
+  UringPoller* const own = tls_ring.load(std::memory_order_relaxed);
+  std::unique_ptr<CloseRequest[]> requests;
+  std::size_t count = 0;
+  {
+    MutexLock lock(ring_registry_mu);
+    std::vector<UringPoller*>& rings = ring_registry();
+    requests = std::make_unique<CloseRequest[]>(rings.size());
+    for (UringPoller* ring : rings) {
+      // A ring without ops in flight holds none on fd: an op counted in C0
+      // was published by its ring first (the acquire above, and
+      // ops_waiting's, pair with those releases), and stays counted there
+      // until its final CQE is reaped.
+      if (!ring->ops_waiting()) continue;
+      CloseRequest& request = requests[count++];
+      request.fd = fd;
+      ring->push_close_request(&request);
+      if (ring != own) ring->wake();
+    }
+  }
+  int spins = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    // Acquire: pairs with the owner's release once its cancel is submitted.
+    while (!requests[i].done.load(std::memory_order_acquire)) {
+      if (own != nullptr) own->serve_close_requests();
+      if (++spins < 64) {
+        sched_yield();
+      } else {
+        timespec pause{0, 50'000};  // another P takes its requests when it next polls
+        nanosleep(&pause, nullptr);
+      }
+    }
+  }
+}
 
 constinit const PollerDriver kUringDriver{"io_uring", &make_uring_poller, &new_uring_run,
                                           &forget_uring_fd};
@@ -1318,6 +1538,11 @@ void uring_send_rescue_signal_for_testing(int signo, pid_t tid) noexcept {
 
 std::uint64_t uring_receive_exhaustions_for_testing() noexcept {
   return receive_exhaustions.load(std::memory_order_relaxed);
+}
+
+std::uint32_t uring_ops_on_fd_for_testing(int fd) noexcept {
+  std::atomic<std::uint32_t>* ops = ops_on_fd().find(fd, /*create=*/false);
+  return ops == nullptr ? 0 : ops->load(std::memory_order_acquire);
 }
 
 void uring_reads_say_eagain_for_testing(bool on) noexcept {

@@ -1,13 +1,13 @@
 // net/error.cpp: goro::net's statuses (goro/net/error.hpp).
 //
 // The errno of a failed system call travels as a payload under
-// kErrnoPayload, its decimal text. goro::io builds its statuses with
+// kErrnoPayload, its decimal text, or under goro::io's kErrnoPayloadUrl
+// in a status goro::io built. A status with neither (built by
 // absl::ErrnoToStatus alone, which keeps the errno only as the code it maps
-// to and as strerror's text at the end of the message; errno_of recovers
-// it from there, checking both (the text of exactly one errno, and the
-// code that errno maps to), so a message that merely looks similar is not
-// mistaken for one. annotate() does that once, when goro::net hands a
-// goro::io status on, and stores the payload.
+// to and as strerror's text at the end of the message) has it recovered
+// from there by errno_of, checking both (the text of exactly one errno,
+// and the code that errno maps to), so a message that merely looks
+// similar is not mistaken for one.
 #include "goro/net/error.hpp"
 
 #include <cerrno>
@@ -18,6 +18,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/string_view.h"
 #include "error_internal.hpp"
+#include "goro/io.hpp"
 
 namespace goro::net {
 namespace {
@@ -29,6 +30,7 @@ constexpr int kMaxErrno = 133;
 
 std::optional<int> errno_payload(const absl::Status& status) {
   auto payload = status.GetPayload(kErrnoPayload);
+  if (!payload) payload = status.GetPayload(io::kErrnoPayloadUrl);  // a goro::io status
   if (!payload) return std::nullopt;
   const std::string text(*payload);
   int value = 0;

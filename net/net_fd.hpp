@@ -19,6 +19,16 @@
 // std::stop_source whose token each of those operations passes to goro::io
 // as its stop token.
 //
+// Memory ordering: NetFd holds no atomic of its own. Every field is read
+// and written under `mutex_`, which orders them between threads. The one
+// signal that crosses threads outside it is request_stop() on an interrupt
+// source (close, set_deadline): std::stop_source makes the request happen
+// before the stop callbacks it runs (goro::io's cancellation of the
+// parked operation) and before any stop_requested() that returns true.
+// That is enough: a woken operation learns why it woke only in end(),
+// under `mutex_`, after the closer or the deadline setter wrote the reason
+// under the same mutex before requesting the stop.
+//
 // An operation (NetFd::run):
 //   1. begin: under the mutex, fail with closed_error if closed; else
 //      count itself in flight and on its side, and copy the side's
@@ -69,10 +79,13 @@
 // stop_token (one atomic increment). A Context that can be cancelled adds
 // a stop_source (one allocation) and two stop_callbacks.
 //
-// Rejected: closing at once and relying on goro::io to wake the parked
-// operations (under io_uring an SQE holds its own file reference, so the
-// operation stays parked until its deadline, and epoll's wake-up does not
-// stop a racing operation from starting on a recycled number); shutdown(2)
+// Rejected: closing at once and relying on goro::io::close to end the
+// parked operations (it does end every operation parked on the fd, on
+// both pollers, but an operation between begin and the moment goro::io
+// takes it would start on the released number, which another file may
+// hold by then; with the count, the number is released once every
+// operation has left, and goro::io::close finds none to cancel and costs
+// a plain close(2)); shutdown(2)
 // before close (it wakes a connected socket's waiters, but not those of
 // an unconnected UDP socket, it changes what the peer sees, and the fd
 // must still stay open until the woken operations have left); one

@@ -36,17 +36,7 @@ namespace {
 using namespace std::chrono_literals;
 using io::IoOptions;
 
-struct SocketPair {
-  int fd[2] = {-1, -1};
-  SocketPair() {
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) != 0) std::abort();
-  }
-  ~SocketPair() {
-    for (int f : fd) {
-      if (f >= 0) (void)io::close(f);
-    }
-  }
-};
+using test::SocketPair;
 
 struct Pipe {
   int fd[2] = {-1, -1};
@@ -525,23 +515,7 @@ bool on_both_pollers(Make make, unsigned procs = 2) {
   return all;
 }
 
-// SIGPIPE's default disposition (terminate) while it lives, whatever the
-// test runner set.
-class DefaultSigpipe {
- public:
-  DefaultSigpipe() {
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    sigemptyset(&default_action.sa_mask);
-    ::sigaction(SIGPIPE, &default_action, &saved_);
-  }
-  DefaultSigpipe(const DefaultSigpipe&) = delete;
-  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
-  ~DefaultSigpipe() { ::sigaction(SIGPIPE, &saved_, nullptr); }
-
- private:
-  struct sigaction saved_ {};
-};
+using test::DefaultSigpipe;
 
 bool sigpipe_is_default() {
   struct sigaction current {};

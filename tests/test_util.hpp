@@ -7,6 +7,9 @@
 #ifndef GORO_TESTS_TEST_UTIL_HPP_
 #define GORO_TESTS_TEST_UTIL_HPP_
 
+#include <signal.h>
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -133,6 +136,40 @@ class Watchdog {
   std::condition_variable cv_;
   bool done_ = false;
   std::thread thread_;  // last: starts after the members it uses
+};
+
+// Both ends of a Unix stream socketpair, closed with goro::io::close when
+// it goes (a test that closes an end itself sets it to -1).
+struct SocketPair {
+  int fd[2] = {-1, -1};
+  SocketPair() {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) != 0) std::abort();
+  }
+  SocketPair(const SocketPair&) = delete;
+  SocketPair& operator=(const SocketPair&) = delete;
+  ~SocketPair() {
+    for (int f : fd) {
+      if (f >= 0) (void)io::close(f);
+    }
+  }
+};
+
+// SIGPIPE's default disposition (terminate) while it lives, whatever the
+// test runner set.
+class DefaultSigpipe {
+ public:
+  DefaultSigpipe() {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    ::sigaction(SIGPIPE, &default_action, &saved_);
+  }
+  DefaultSigpipe(const DefaultSigpipe&) = delete;
+  DefaultSigpipe& operator=(const DefaultSigpipe&) = delete;
+  ~DefaultSigpipe() { ::sigaction(SIGPIPE, &saved_, nullptr); }
+
+ private:
+  struct sigaction saved_ {};
 };
 
 }  // namespace goro::test

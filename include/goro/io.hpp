@@ -12,7 +12,8 @@
 // epoll reports the fd ready (lib/poller.hpp). Both behave the same:
 //
 //   * Errors are values: absl::Status / absl::StatusOr, built from errno
-//     (absl::ErrnoToStatus), never exceptions.
+//     (absl::ErrnoToStatus, the errno kept as a payload: errno_of), never
+//     exceptions.
 //   * A deadline that passes ends the operation with
 //     absl::StatusCode::kDeadlineExceeded; a stop request on the
 //     std::stop_token ends it with kCancelled, unless the deadline has
@@ -49,10 +50,20 @@
 // completion and another P resumes the goroutine (under io_uring by
 // signalling the busy thread, see Config::io_rescue_signal).
 //
-// Closing: close(fd) wakes operations parked on fd under epoll (they fail
-// with EBADF). Under io_uring an operation in flight keeps its file open
-// until it completes, so shut a socket down (shutdown(2)) or cancel the
-// operations before closing it when other goroutines may be waiting on it.
+// Closing: close(fd) ends every operation parked on fd, on every P and on
+// both backends, before it releases the fd number: they fail with a closed
+// error (is_closed; kFailedPrecondition, errno_of says EBADF). io_uring:
+// each ring that has operations in flight cancels those on fd (one
+// ASYNC_CANCEL with CANCEL_FD|CANCEL_ALL) before the fd is closed; epoll:
+// the fd leaves epoll and its waiters are woken. An operation that started
+// before close was called is ended; none can resubmit itself on the number
+// afterwards, so a recycled number never reaches it. An operation that
+// starts concurrently with close, unordered with it, is a race as with
+// read(2) and close(2): it may fail with EBADF, or act on whatever file
+// holds the number by then (goro::net's sockets count their operations so
+// that this cannot happen). close may wait for another P to take its
+// request: while a goroutine on that P computes without suspending, and
+// the P has operations in flight, close waits until it suspends.
 //
 // Example:
 //   char buf[4096];
@@ -67,6 +78,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <stop_token>
 #include <type_traits>
@@ -199,9 +211,23 @@ connect(int fd, const sockaddr* address, socklen_t address_length, const IoOptio
 [[nodiscard("co_await it: the operation does not start until it is awaited")]] EventsAwaiter poll(
     int fd, short events, const IoOptions& options = {});
 
-// Closes fd, first waking what is parked on it under epoll (see the top of
-// this header). Callable from any thread.
+// Closes fd, first ending every operation parked on it with a closed error
+// (see "Closing" at the top of this header). Callable from any thread,
+// inside a runtime or not; the errno of close(2) as the status otherwise.
 absl::Status close(int fd) noexcept;
+
+// The payload URLs goro::io's statuses carry: the errno of the failed
+// system call (its decimal text), and a mark on the status of an operation
+// that close(fd) ended.
+inline constexpr char kErrnoPayloadUrl[] = "goro.io/errno";
+inline constexpr char kClosedPayloadUrl[] = "goro.io/closed";
+
+// The errno behind a failed operation (a status from goro::io), if any.
+[[nodiscard]] std::optional<int> errno_of(const absl::Status& status);
+
+// True for the status of an operation that close(fd) ended while it was
+// parked.
+[[nodiscard]] bool is_closed(const absl::Status& status) noexcept;
 
 // The poller backend of the running runtime (or of the last one): "io_uring"
 // or "epoll". Chosen when a runtime starts, from Config::poller, else the

@@ -52,7 +52,8 @@ enum class IoKind : std::uint8_t {
 };
 
 // Why an operation was cancelled (IoOp::cancel); the first reason wins.
-enum class IoCancel : std::uint32_t { kNone = 0, kDeadline = 1, kCancelled = 2 };
+// kClosed: goro::io::close(fd) ended it while it was parked.
+enum class IoCancel : std::uint32_t { kNone = 0, kDeadline = 1, kCancelled = 2, kClosed = 3 };
 
 // What to do: the arguments of the system call.
 struct IoRequest {
@@ -99,6 +100,9 @@ struct IoOp {
   // number in the top 16 bits, so a stale cancel can never hit a later
   // operation at the same address).
   std::uint64_t user_data = 0;
+  // io_uring: how many closes its ring had taken when the op started, so
+  // that a CQE reaped after a close of its fd cannot resubmit it.
+  std::uint64_t close_epoch = 0;
   // Poller-private links and flags.
   IoOp* next = nullptr;
   bool connect_started = false;  // epoll: connect(2) returned EINPROGRESS

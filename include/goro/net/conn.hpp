@@ -35,6 +35,14 @@
 //     (net::is_closed), and later operations fail with it too. The fd is
 //     released once the last of them has left, so a recycled fd number
 //     never reaches a pending operation.
+//   * Bad peers. A peer that resets fails reads and writes with
+//     ECONNRESET (errno_of); a write to a peer that is gone may say EPIPE
+//     instead. Neither raises SIGPIPE: sends carry MSG_NOSIGNAL, and
+//     goro's worker threads block SIGPIPE (goro/io.hpp), whatever the
+//     process's disposition. A peer's half-close is end of stream (a 0
+//     read). A peer that does not read parks the writer once the socket
+//     buffers are full; write copies nothing, so memory does not grow
+//     with what is unsent, and the write deadline ends the wait.
 //   * One goroutine reading while another writes is the intended use.
 //     Concurrent reads (or concurrent writes) are memory-safe, but their
 //     bytes interleave in no defined order.

@@ -36,6 +36,13 @@
 //     listen backlog); close() closes those. Connections aborted
 //     before they were accepted (ECONNABORTED) are skipped. The listener's
 //     deadline (set_deadline) bounds every accept, including one parked.
+//   * Running out of file descriptors (EMFILE, ENFILE) does not end an
+//     accept: it sheds one queued connection with a descriptor the process
+//     keeps in reserve (its peer sees the connection end instead of
+//     waiting), pauses (5 ms, doubling up to 1 s; close, the deadline and
+//     ctx end the pause), and tries again, until a descriptor is free. It
+//     never spins. The reserve and the pause cost the process two
+//     descriptors, opened by its first listen (net/listener.cpp, E1-E2).
 //   * close() may be called from any goroutine or thread while accepts are
 //     parked: they wake with closed_error (is_closed), as do later ones.
 //     The listening socket is released once they have left.
@@ -86,7 +93,8 @@ class Listener {
   // The next connection. Errors: closed_error when the listener is (or
   // gets) closed; kDeadlineExceeded past the deadline or ctx's deadline;
   // kCancelled when ctx is cancelled; the errno status of accept4(2)
-  // otherwise (EMFILE...), after which accepting may go on.
+  // otherwise, after which accepting may go on. EMFILE and ENFILE are
+  // not returned: accept waits them out (see the contract above).
   [[nodiscard("co_await it: the accept happens then")]] GORO_CORO_WRAPPER Task<absl::StatusOr<Conn>>
   accept(Context ctx = {});
 
