@@ -73,7 +73,7 @@ bool Sema::acquire_or_queue(SyncWaiter* w) noexcept {
 }
 
 void Sema::release(std::uint32_t n) noexcept {
-  WakeList to_wake;
+  WakeList<SyncWaiter> to_wake;
   lock_.lock();
   for (; n > 0 && !waiters_.empty(); --n) {
     SyncWaiter* w = waiters_.pop_front();
@@ -82,7 +82,7 @@ void Sema::release(std::uint32_t n) noexcept {
   }
   banked_ += n;
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(wake_at_continuation);
 }
 
 bool Sema::withdraw(SyncWaiter* w) noexcept {
@@ -321,11 +321,11 @@ void Cond::signal() noexcept {
 
 void Cond::broadcast() noexcept {
   detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   while (!waiters_.empty()) to_wake.push(waiters_.pop_front());
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
 }
 
 void Cond::withdraw(detail::SyncWaiter* w) noexcept {
@@ -378,7 +378,7 @@ bool Semaphore::try_acquire(std::int64_t n) noexcept {
 
 void Semaphore::release(std::int64_t n) {
   detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   if (n < 0 || n > cur_) {
     lock_.unlock();
@@ -387,10 +387,10 @@ void Semaphore::release(std::int64_t n) {
   cur_ -= n;
   grant_locked(to_wake);
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
 }
 
-void Semaphore::grant_locked(detail::WakeList& to_wake) noexcept {
+void Semaphore::grant_locked(detail::WakeList<detail::SyncWaiter>& to_wake) noexcept {
   // E2: grant from the front only.
   while (!waiters_.empty() && size_ - cur_ >= waiters_.front()->weight) {
     detail::SyncWaiter* w = waiters_.pop_front();
@@ -417,7 +417,8 @@ bool Semaphore::acquire_or_lock(ContextAcquireAwaiter& a) {
   }
   // Step 2.
   if (n <= size_ && try_acquire(n)) return true;
-  (void)detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire");  // throws outside a goroutine
+  // Throws outside a goroutine.
+  (void)detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire");
   // Step 3. The callback may run right here, on this thread, if ctx was
   // cancelled since step 1: it takes the lock, so we do not hold it yet.
   a.callback_.emplace(a.ctx_.stop_token(), ContextAcquireAwaiter::Canceller{&a});
@@ -454,7 +455,7 @@ void Semaphore::queue_and_unlock(ContextAcquireAwaiter& a,
 
 void Semaphore::cancel_waiter(ContextAcquireAwaiter& a) noexcept {
   // Step 4.
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   bool wake_it = false;
   if (a.waiter_.in_queue) {
@@ -470,7 +471,7 @@ void Semaphore::cancel_waiter(ContextAcquireAwaiter& a) noexcept {
   // (it sees the flag under the lock). Granted: the grant stands.
   if (!a.waiter_.granted) a.cancelled_ = true;
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
   if (wake_it) detail::wake(&a.waiter_, a.waiter_.continuation);  // last touch (S2)
 }
 
@@ -480,12 +481,12 @@ void Semaphore::withdraw(detail::SyncWaiter* w) noexcept {
     release(w->weight);  // units it never used; held, so this cannot throw
     return;
   }
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   const bool was_front = waiters_.front() == w;
   if (waiters_.remove(w) && was_front) grant_locked(to_wake);
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
 }
 
 }  // namespace goro

@@ -115,7 +115,7 @@ class Semaphore {
   class [[nodiscard(
       "co_await it: nothing is acquired until the acquire is awaited")]] AcquireAwaiter {
    public:
-    AcquireAwaiter(Semaphore* sem, std::int64_t n) noexcept : sem_(sem) { waiter_.weight = n; }
+    AcquireAwaiter(Semaphore * sem, std::int64_t n) noexcept : sem_(sem) { waiter_.weight = n; }
     AcquireAwaiter(const AcquireAwaiter&) = delete;
     AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
     ~AcquireAwaiter() {
@@ -171,8 +171,8 @@ class Semaphore {
     Semaphore* sem_;
     Context ctx_;
     detail::SyncWaiter waiter_;
-    absl::Status result_;       // decided without parking (step 1, 3)
-    bool cancelled_ = false;    // guarded by sem_->lock_: the callback won (step 4)
+    absl::Status result_;        // decided without parking (step 1, 3)
+    bool cancelled_ = false;     // guarded by sem_->lock_: the callback won (step 4)
     bool parked_aside_ = false;  // guarded by sem_->lock_: n > size, parked, not queued
     std::optional<std::stop_callback<Canceller>> callback_;
   };
@@ -198,7 +198,7 @@ class Semaphore {
   bool acquire_or_lock(std::int64_t n);
   void queue_and_unlock(detail::SyncWaiter* w, std::coroutine_handle<> awaiting) noexcept;
   // Release step "while the front waiter fits", with lock_ held.
-  void grant_locked(detail::WakeList& to_wake) noexcept;
+  void grant_locked(detail::WakeList<detail::SyncWaiter>& to_wake) noexcept;
   void withdraw(detail::SyncWaiter* w) noexcept;
   bool acquire_or_lock(ContextAcquireAwaiter& a);
   void queue_and_unlock(ContextAcquireAwaiter& a, std::coroutine_handle<> awaiting) noexcept;

@@ -2,7 +2,8 @@
 //
 // Defines: goro::detail::ResumeHook (a stand-in coroutine frame that runs a
 // function when a parked goroutine is resumed), SyncWaiter (one goroutine or
-// OS thread waiting on a sync primitive), SyncQueue (a FIFO of them),
+// OS thread waiting on a sync primitive), SyncQueue (a FIFO of them:
+// waiter_list.hpp's list, which channels use too),
 // ThreadParker (how a thread outside the runtime waits), wake(), and Sema
 // (Go's runtime semaphore, per object). goro/mutex.hpp, rwmutex.hpp,
 // wait_group.hpp, cond.hpp and semaphore.hpp build on these.
@@ -37,7 +38,7 @@
 //
 // Invariants
 //   S1. A waiter is in at most one queue; `in_queue` says whether. Queues
-//       are guarded by their primitive's SpinLock.
+//       are guarded by their primitive's SpinLock (waiter_list.hpp, L1-L2).
 //   S2. Exactly one party readies a parked goroutine: whoever dequeues its
 //       waiter (under the lock). It sets `g->resume` and touches nothing of
 //       the waiter after wake() (the goroutine may run and free its frame at
@@ -87,6 +88,7 @@
 
 #include "goro/detail/goroutine.hpp"
 #include "goro/detail/spinlock.hpp"
+#include "goro/detail/waiter_list.hpp"
 
 namespace goro::detail {
 
@@ -163,73 +165,12 @@ inline void wake(SyncWaiter* w, std::coroutine_handle<> where) noexcept {
   ready_goroutine(g);
 }
 
-// Waiters dequeued under a lock, to be woken in FIFO order once it is
-// released (S2). Not copyable: `tail_` points into the list.
-class WakeList {
- public:
-  WakeList() noexcept = default;
-  WakeList(const WakeList&) = delete;
-  WakeList& operator=(const WakeList&) = delete;
+// Wakes `w` at its continuation: what WakeList<SyncWaiter>::wake_all does
+// with each waiter a sync primitive dequeued under its lock.
+inline void wake_at_continuation(SyncWaiter* w) noexcept { wake(w, w->continuation); }
 
-  void push(SyncWaiter* w) noexcept {
-    w->wake_next = nullptr;
-    *tail_ = w;
-    tail_ = &w->wake_next;
-  }
-  // Wakes each at its continuation.
-  void wake_all() noexcept {
-    while (head_ != nullptr) {
-      SyncWaiter* w = head_;
-      head_ = w->wake_next;  // read before waking (S2)
-      wake(w, w->continuation);
-    }
-    tail_ = &head_;
-  }
-
- private:
-  SyncWaiter* head_ = nullptr;
-  SyncWaiter** tail_ = &head_;
-};
-
-// A FIFO of waiters, guarded by its owner's SpinLock.
-class SyncQueue {
- public:
-  [[nodiscard]] bool empty() const noexcept { return first_ == nullptr; }
-  [[nodiscard]] SyncWaiter* front() const noexcept { return first_; }
-
-  void push_back(SyncWaiter* w) noexcept {
-    w->in_queue = true;
-    w->next = nullptr;
-    w->prev = last_;
-    (last_ != nullptr ? last_->next : first_) = w;
-    last_ = w;
-  }
-  void push_front(SyncWaiter* w) noexcept {
-    w->in_queue = true;
-    w->prev = nullptr;
-    w->next = first_;
-    (first_ != nullptr ? first_->prev : last_) = w;
-    first_ = w;
-  }
-  // Unlinks `w` if it is queued; returns whether it was.
-  bool remove(SyncWaiter* w) noexcept {
-    if (!w->in_queue) return false;
-    w->in_queue = false;
-    (w->prev != nullptr ? w->prev->next : first_) = w->next;
-    (w->next != nullptr ? w->next->prev : last_) = w->prev;
-    w->prev = w->next = nullptr;
-    return true;
-  }
-  SyncWaiter* pop_front() noexcept {
-    SyncWaiter* w = first_;
-    if (w != nullptr) remove(w);
-    return w;
-  }
-
- private:
-  SyncWaiter* first_ = nullptr;
-  SyncWaiter* last_ = nullptr;
-};
+// A FIFO of waiters, guarded by its owner's SpinLock (S1).
+using SyncQueue = WaiterList<SyncWaiter>;
 
 // The goroutine running now; throws std::logic_error if there is none (a
 // sync primitive that must park needs a goroutine to park). `what` names
