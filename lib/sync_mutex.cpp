@@ -195,8 +195,6 @@ void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
 
 namespace detail {
 
-void MutexWaiter::withdraw() noexcept { mutex_->withdraw(&node_); }
-
 bool MutexWaiter::acquire(std::coroutine_handle<> then) {
   node_.prepare(goroutine_to_park("goro::Mutex::lock", "sync.Mutex.Lock"), then);
   hook_ = ResumeHook{&on_wake, &ResumeHook::never_destroyed, this};
@@ -208,7 +206,7 @@ void MutexWaiter::on_wake(void* frame) noexcept {
   // Lock step 5, running on our goroutine.
   auto* self = ResumeHook::owner_of<MutexWaiter>(frame);
   SyncWaiter& w = self->node_;
-  w.granted = false;  // S4: we run (woken in normal mode: `awoke`)
+  w.resumed();  // S4 (woken in normal mode: `awoke`)
   if (!w.starving) {
     w.starving = monotonic_now_ns() - w.wait_start > goro::Mutex::kStarvationThresholdNs;
   }

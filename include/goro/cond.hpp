@@ -59,10 +59,7 @@ class Cond {
     WaitAwaiter(Cond * cond, Mutex * mutex) noexcept : cond_(cond), mutex_(mutex), relock_(mutex) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
-    ~WaitAwaiter() {
-      if (waiter_.in_queue) [[unlikely]]
-        cond_->withdraw(&waiter_);  // shutdown
-    }
+    ~WaitAwaiter() { detail::withdraw_if_parked(waiter_, cond_, &Cond::withdraw); }
     bool await_ready() const;
     void await_suspend(std::coroutine_handle<> awaiting);
     void await_resume() noexcept { relock_.resumed(); }

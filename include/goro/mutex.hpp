@@ -108,10 +108,7 @@ class MutexWaiter {
   // Only does something for a frame destroyed while parked (runtime
   // shutdown): see sync_waiter.hpp, Withdrawal. The flags are read unlocked
   // because that happens only with the runtime stopped.
-  ~MutexWaiter() {
-    if (node_.in_queue || node_.granted) [[unlikely]]
-      withdraw();
-  }
+  ~MutexWaiter();  // defined below goro::Mutex
 
   // Takes the mutex for the running goroutine. Returns true if it got it
   // without parking; otherwise the goroutine is queued (the caller must
@@ -123,12 +120,11 @@ class MutexWaiter {
   // sync_waiter.hpp): a mutex handed over in starvation mode is owned, no
   // longer a grant to give back. Harmless, and cheaper than a test, when
   // acquire() did not park.
-  void resumed() noexcept { node_.granted = false; }
+  void resumed() noexcept { node_.resumed(); }
 
  private:
   friend class goro::Mutex;
   static void on_wake(void* frame) noexcept;
-  void withdraw() noexcept;
 
   goro::Mutex* mutex_;  // qualified: lib/mutex.hpp has a detail::Mutex
   SyncWaiter node_;
@@ -292,6 +288,10 @@ class Mutex {
   detail::SpinLock qlock_;
   detail::SyncQueue waiters_;  // guarded by qlock_
 };
+
+inline detail::MutexWaiter::~MutexWaiter() {
+  detail::withdraw_if_parked(node_, mutex_, &Mutex::withdraw);
+}
 
 }  // namespace goro
 

@@ -110,17 +110,14 @@ class RWMutex {
     // A frame destroyed while parked (shutdown; sync_waiter.hpp,
     // Withdrawal): in stage 1 mutex_waiter_ takes care of w; in stage 2 the
     // write lock, pending or granted, is given up.
-    ~LockAwaiter() {
-      if (sem_waiter_.in_queue || sem_waiter_.granted) [[unlikely]]
-        rw_->withdraw_writer(&sem_waiter_);
-    }
+    ~LockAwaiter() { detail::withdraw_if_parked(sem_waiter_, rw_, &RWMutex::withdraw_writer); }
     bool await_ready() noexcept {
       if (!rw_->w_.try_lock()) return false;
       have_w_ = true;
       return rw_->announce_writer();
     }
     bool await_suspend(std::coroutine_handle<> awaiting);
-    void await_resume() noexcept { sem_waiter_.granted = false; }  // S4: we run
+    void await_resume() noexcept { sem_waiter_.resumed(); }
 
    protected:
     RWMutex* rw_;
@@ -154,10 +151,7 @@ class RWMutex {
     RLockAwaiter& operator=(const RLockAwaiter&) = delete;
     // A frame destroyed while parked (shutdown; sync_waiter.hpp,
     // Withdrawal): the read lock, pending or granted, is given up.
-    ~RLockAwaiter() {
-      if (waiter_.in_queue || waiter_.granted) [[unlikely]]
-        rw_->withdraw_reader(&waiter_);
-    }
+    ~RLockAwaiter() { detail::withdraw_if_parked(waiter_, rw_, &RWMutex::withdraw_reader); }
     bool await_ready() noexcept {
       // Step 1. Acquire: a reader that gets in sees the last writer's
       // critical section (its unlock's add released).
@@ -173,7 +167,7 @@ class RWMutex {
     bool await_suspend(std::coroutine_handle<> awaiting) {
       return detail::park_on(rw_->reader_sem_, waiter_, awaiting, "sync.RWMutex.RLock");  // step 2
     }
-    void await_resume() noexcept { waiter_.granted = false; }  // S4: we run
+    void await_resume() noexcept { waiter_.resumed(); }
 
    protected:
     RWMutex* rw_;

@@ -60,7 +60,8 @@
 // during the sweep are refused, so this is common there): give the grant
 // back (unlock, release); or neither: nothing to do. These destructors run
 // only with every worker stopped, so they read the two flags without the
-// queue's lock.
+// queue's lock. Every awaiter's destructor is one call of
+// withdraw_if_parked(), naming its primitive's withdraw function.
 //
 // Rejected alternatives
 //   * A slow-path coroutine (a Task per contended lock) for multi-stage
@@ -151,6 +152,12 @@ struct SyncWaiter {
     starving = false;
     awoke = false;
   }
+  // S4: the goroutine goes on; nothing of a grant is left to give back.
+  void resumed() noexcept { granted = false; }
+  // Whether the goroutine is still parked on it, or was granted something
+  // and never resumed (Withdrawal): only then does a destroyed awaiter
+  // have anything to undo.
+  [[nodiscard]] bool needs_withdrawal() const noexcept { return in_queue || granted; }
 };
 
 // Makes the goroutine of `w` continue at `where` (or unparks its thread).
@@ -168,6 +175,18 @@ inline void wake(SyncWaiter* w, std::coroutine_handle<> where) noexcept {
 // Wakes `w` at its continuation: what WakeList<SyncWaiter>::wake_all does
 // with each waiter a sync primitive dequeued under its lock.
 inline void wake_at_continuation(SyncWaiter* w) noexcept { wake(w, w->continuation); }
+
+// What every sync awaiter's destructor does (Withdrawal): if the awaiter
+// is destroyed with its goroutine parked on `w` (the shutdown sweep), call
+// primitive->*withdraw(&w) to leave the primitive as if the goroutine had
+// gone on. Reads `w` unlocked: a parked frame is destroyed only with every
+// worker stopped, and a running one owns its waiter.
+template <class Primitive>
+inline void withdraw_if_parked(SyncWaiter& w, Primitive* primitive,
+                               void (Primitive::*withdraw)(SyncWaiter*) noexcept) noexcept {
+  if (w.needs_withdrawal()) [[unlikely]]
+    (primitive->*withdraw)(&w);
+}
 
 // A FIFO of waiters, guarded by its owner's SpinLock (S1).
 using SyncQueue = WaiterList<SyncWaiter>;
