@@ -195,6 +195,8 @@ void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
 
 namespace detail {
 
+void MutexWaiter::withdraw(SyncWaiter* w) noexcept { mutex_->withdraw(w); }
+
 bool MutexWaiter::acquire(std::coroutine_handle<> then) {
   node_.prepare(goroutine_to_park("goro::Mutex::lock", "sync.Mutex.Lock"), then);
   hook_ = ResumeHook{&on_wake, &ResumeHook::never_destroyed, this};

@@ -39,6 +39,7 @@
 
 #include <coroutine>
 
+#include "goro/detail/mutex_waiter.hpp"
 #include "goro/detail/spinlock.hpp"
 #include "goro/detail/sync_waiter.hpp"
 #include "goro/mutex.hpp"

@@ -70,6 +70,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "goro/detail/lock_guard.hpp"
+#include "goro/detail/mutex_waiter.hpp"
 #include "goro/detail/sync_waiter.hpp"
 #include "goro/detail/synchronisation_count.hpp"
 #include "goro/mutex.hpp"
@@ -120,10 +122,12 @@ class RWMutex {
     void await_resume() noexcept { sem_waiter_.resumed(); }
 
    protected:
-    RWMutex* rw_;
+    [[nodiscard]] RWMutex& locked() const noexcept { return *rw_; }
 
    private:
     static void on_have_w(void* frame) noexcept;
+
+    RWMutex* rw_;
 
     detail::MutexWaiter mutex_waiter_;
     detail::SyncWaiter sem_waiter_;
@@ -131,16 +135,8 @@ class RWMutex {
     std::coroutine_handle<> awaiting_;
     bool have_w_ = false;
   };
-  class [[nodiscard(
-      "co_await it: the mutex is not locked until the lock is awaited")]] ScopedLockAwaiter
-      : public LockAwaiter {
-   public:
-    using LockAwaiter::LockAwaiter;
-    LockGuard<RWMutex> await_resume() noexcept {
-      LockAwaiter::await_resume();
-      return LockGuard<RWMutex>(*rw_);
-    }
-  };
+  // co_await rw.scoped_lock(): as lock(), then returns the guard.
+  using ScopedLockAwaiter = detail::ScopedLockAwaiter<LockAwaiter, LockGuard<RWMutex>>;
 
   // co_await rw.rlock(): a read lock (Go's RLock).
   class [[nodiscard(
@@ -170,21 +166,14 @@ class RWMutex {
     void await_resume() noexcept { waiter_.resumed(); }
 
    protected:
-    RWMutex* rw_;
+    [[nodiscard]] RWMutex& locked() const noexcept { return *rw_; }
 
    private:
+    RWMutex* rw_;
     detail::SyncWaiter waiter_;
   };
-  class [[nodiscard(
-      "co_await it: the read lock is not taken until the rlock is awaited")]] ScopedRLockAwaiter
-      : public RLockAwaiter {
-   public:
-    using RLockAwaiter::RLockAwaiter;
-    ReadLockGuard await_resume() noexcept {
-      RLockAwaiter::await_resume();
-      return ReadLockGuard(*rw_);
-    }
-  };
+  // co_await rw.scoped_rlock(): as rlock(), then returns the guard.
+  using ScopedRLockAwaiter = detail::ScopedLockAwaiter<RLockAwaiter, ReadLockGuard>;
 
   RWMutex() noexcept = default;
   RWMutex(const RWMutex&) = delete;
