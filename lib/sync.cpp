@@ -77,7 +77,7 @@ void Sema::release(std::uint32_t n) noexcept {
   lock_.lock();
   for (; n > 0 && !waiters_.empty(); --n) {
     SyncWaiter* w = waiters_.pop_front();
-    w->granted = true;  // S4: a unit is the waiter's now
+    w->state = SyncWaiter::kGranted;  // S4: a unit is the waiter's now
     to_wake.push(w);
   }
   banked_ += n;
@@ -178,8 +178,8 @@ void RWMutex::runlock_slow(std::int32_t r) {
 }
 
 void RWMutex::withdraw_reader(detail::SyncWaiter* w) noexcept {
-  if (w->granted) {
-    w->granted = false;
+  if (w->state == detail::SyncWaiter::kGranted) {
+    w->state = detail::SyncWaiter::kIdle;
     runlock();  // a read lock it never used; counted, so this cannot throw
     return;
   }
@@ -188,8 +188,8 @@ void RWMutex::withdraw_reader(detail::SyncWaiter* w) noexcept {
 }
 
 void RWMutex::withdraw_writer(detail::SyncWaiter* w) noexcept {
-  if (w->granted) {
-    w->granted = false;
+  if (w->state == detail::SyncWaiter::kGranted) {
+    w->state = detail::SyncWaiter::kIdle;
     unlock();  // the write lock it never used; held, so this cannot throw
     return;
   }
@@ -395,7 +395,7 @@ void Semaphore::grant_locked(detail::WakeList<detail::SyncWaiter>& to_wake) noex
   while (!waiters_.empty() && size_ - cur_ >= waiters_.front()->weight) {
     detail::SyncWaiter* w = waiters_.pop_front();
     cur_ += w->weight;
-    w->granted = true;  // S4: the units go back if it never runs
+    w->state = detail::SyncWaiter::kGranted;  // S4: the units go back if it never runs
     to_wake.push(w);
   }
 }
@@ -431,7 +431,7 @@ bool Semaphore::acquire_or_lock(ContextAcquireAwaiter& a) {
     cur_ += n;
     // Granted: a callback that runs before the reset below must leave the
     // outcome alone (step 4); await_resume clears it.
-    a.waiter_.granted = true;
+    a.waiter_.state = detail::SyncWaiter::kGranted;
     lock_.unlock();
     a.callback_.reset();
     return true;
@@ -458,7 +458,7 @@ void Semaphore::cancel_waiter(ContextAcquireAwaiter& a) noexcept {
   detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   bool wake_it = false;
-  if (a.waiter_.in_queue) {
+  if (a.waiter_.queued()) {
     const bool was_front = waiters_.front() == &a.waiter_;
     waiters_.remove(&a.waiter_);
     if (was_front) grant_locked(to_wake);
@@ -469,15 +469,15 @@ void Semaphore::cancel_waiter(ContextAcquireAwaiter& a) noexcept {
   }
   // Not granted: the goroutine is parked (woken below) or about to queue
   // (it sees the flag under the lock). Granted: the grant stands.
-  if (!a.waiter_.granted) a.cancelled_ = true;
+  if (a.waiter_.state != detail::SyncWaiter::kGranted) a.cancelled_ = true;
   lock_.unlock();
   to_wake.wake_all(detail::wake_at_continuation);
   if (wake_it) detail::wake(&a.waiter_, a.waiter_.continuation);  // last touch (S2)
 }
 
 void Semaphore::withdraw(detail::SyncWaiter* w) noexcept {
-  if (w->granted) {
-    w->granted = false;
+  if (w->state == detail::SyncWaiter::kGranted) {
+    w->state = detail::SyncWaiter::kIdle;
     release(w->weight);  // units it never used; held, so this cannot throw
     return;
   }

@@ -59,9 +59,9 @@
 //     4. If we do not queue, CAS; on success we own it. If we queue, take
 //        qlock, CAS, and link us: at the back the first time, at the front
 //        after a wakeup (Go's queueLifo). Release qlock, park.
-//     5. Woken in normal mode, through our hook (`retry`; `awoke`: the
-//        unlocker gave us kWoken): note whether we have now waited over
-//        1 ms, go to 2. Handed the mutex in starvation mode: readied
+//     5. Woken in normal mode, through our hook (`retry`): the unlocker
+//        gave us kWoken, so set `awoke`; note whether we have now waited
+//        over 1 ms, go to 2. Handed the mutex in starvation mode: readied
 //        straight at our continuation; we own it.
 //   unlock:
 //     1. Fast path: CAS kLocked -> 0 (release). Done.
@@ -73,11 +73,13 @@
 //     4. Normal: CAS kLocked off (release). If nobody waits, or someone is
 //        awake (kWoken), or the mutex is already taken again, done.
 //        Otherwise CAS (count - 1) | kWoken, pop the first waiter under
-//        qlock and ready it at its hook: it competes again (lock step 5).
-//   withdraw (a parked waiter's frame destroyed at shutdown):
-//     queued: unlink and uncount it, clearing kStarving with the last one;
-//     handed the mutex: unlock it; woken holding kWoken: clear kWoken and
-//     do unlock step 4's wakeup.
+//        qlock, mark it kGrantedWoken (one store into its frame) and ready
+//        it at its hook: it competes again (lock step 5).
+//   withdraw (a parked waiter's frame destroyed at shutdown; the waiter's
+//   one state byte says which): queued (kQueued): unlink and uncount it,
+//   clearing kStarving with the last one; handed the mutex (kGranted):
+//   unlock it; woken holding kWoken (kGrantedWoken): clear kWoken and do
+//   unlock step 4's wakeup.
 //
 // Rejected alternatives: see sync_waiter.hpp (why the hook, why not always
 // hand off, why a per-mutex queue rather than Go's semaphore table).

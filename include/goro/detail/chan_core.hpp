@@ -166,6 +166,10 @@ struct Waiter {
   // waiter was woken by close().
   bool success = false;
   bool in_queue = false;
+
+  // For WaiterList (waiter_list.hpp, L1).
+  [[nodiscard]] bool queued() const noexcept { return in_queue; }
+  void set_queued(bool queued) noexcept { in_queue = queued; }
 };
 
 // A FIFO of waiters (Go's waitq), guarded by the channel lock: a

@@ -14,13 +14,15 @@
 // down at shutdown) is O(1) from the waiter alone.
 //
 // What a Node provides: `prev`, `next` (the list's links), `wake_next` (the
-// WakeList's link) and `in_queue`. The two waiter types differ in what they
-// carry beside (a channel's value slot and select arbitration; a sync
-// primitive's grant, hook and weight), not in how they are queued.
+// WakeList's link), and queued() / set_queued() (a channel's Waiter keeps a
+// flag; a SyncWaiter keeps it in its one state byte, beside what a waker
+// grants it). The two waiter types differ in what they carry beside (a
+// channel's value slot and select arbitration; a sync primitive's grant,
+// hook and weight), not in how they are queued.
 //
 // Invariants
-//   L1. A node is in at most one WaiterList; `in_queue` says whether, and
-//       is written only by the list, with its owner's lock held. A node can
+//   L1. A node is in at most one WaiterList; queued() says whether, and
+//       only the list sets it, with its owner's lock held. A node can
 //       therefore be removed by whoever holds that lock without knowing
 //       whether someone dequeued it first (remove answers false then).
 //   L2. Every write of the list is made with its owner's lock held. `first_`
@@ -65,7 +67,7 @@ class WaiterList {
   [[nodiscard]] Node* front() const noexcept { return first_.load(std::memory_order_relaxed); }
 
   void push_back(Node* w) noexcept {
-    w->in_queue = true;
+    w->set_queued(true);
     w->next = nullptr;
     w->prev = last_;
     if (last_ != nullptr) {
@@ -77,7 +79,7 @@ class WaiterList {
   }
   void push_front(Node* w) noexcept {
     Node* first = first_.load(std::memory_order_relaxed);
-    w->in_queue = true;
+    w->set_queued(true);
     w->prev = nullptr;
     w->next = first;
     (first != nullptr ? first->prev : last_) = w;
@@ -85,8 +87,8 @@ class WaiterList {
   }
   // Unlinks `w` if it is queued; returns whether it was (L1).
   bool remove(Node* w) noexcept {
-    if (!w->in_queue) return false;
-    w->in_queue = false;
+    if (!w->queued()) return false;
+    w->set_queued(false);
     if (w->prev != nullptr) {
       w->prev->next = w->next;
     } else {
