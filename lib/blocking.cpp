@@ -9,7 +9,9 @@
 //      run other goroutines.
 //   2. The syscall thread runs the call and stores its value or exception
 //      in the awaiter.
-//   3. complete, still on the syscall thread (make_runnable_at_home,
+//   3. complete, still on the syscall thread, which has already counted
+//      itself free (syscall_threads.hpp, step 2), so that the goroutine
+//      may call again at once (make_runnable_at_home,
 //      scheduler_interface.hpp): under the scheduler lock, if the home P is
 //      idle, the goroutine goes into the home P's inbox and that worker is
 //      woken (Go's exitsyscall reacquiring its old P); otherwise it goes

@@ -382,7 +382,7 @@ void CancelNode::cancel(CancelCode code, absl::Status cause, bool from_parent) n
   for (AfterFunc* f = to_start; f != nullptr; f = f->next) f->linked = false;
   mu_.unlock();
   // Step 3 (C5: no lock held). done_ and stop_ are no longer written (C1).
-  if (close_done) close_chan(done_.state());
+  if (close_done) close_chan(done_chan().state());
   if (stop) stop_.request_stop();
   // Step 4.
   while (to_cancel != nullptr) {
@@ -460,20 +460,40 @@ bool CancelNode::stop_after_func(AfterFunc* f) noexcept {
   return true;
 }
 
+static_assert(sizeof(RecvChan<std::monostate>) <= sizeof(void*) &&
+                  alignof(RecvChan<std::monostate>) <= alignof(void*),
+              "CancelNode::done_storage_ holds one RecvChan");
+
+RecvChan<std::monostate>& CancelNode::done_chan() noexcept {
+  return *std::launder(reinterpret_cast<RecvChan<std::monostate>*>(done_storage_));
+}
+
+CancelNode::~CancelNode() {
+  // Relaxed: the last reference's release (acq_rel) ordered every write.
+  if (done_made_.load(std::memory_order_relaxed)) done_chan().~RecvChan();
+}
+
+const RecvChan<std::monostate>& CancelNode::done() {
+  // Acquire: pairs with the release store that publishes done_storage_.
+  if (done_made_.load(std::memory_order_acquire)) return done_chan();
+  return make_done();
+}
+
 const RecvChan<std::monostate>& CancelNode::make_done() {
   Chan<std::monostate> chan = make_chan<std::monostate>(0);  // outside the lock: allocates
   mu_.lock();
   // Relaxed reads: both flags and code_ change only under mu_.
   if (!done_made_.load(std::memory_order_relaxed)) {
-    done_ = std::move(chan);
+    ::new (static_cast<void*>(done_storage_)) RecvChan<std::monostate>(std::move(chan));
     // Already cancelled: made closed (C2). No waiter can be on it yet, so
     // closing under our lock calls nobody out (C5).
-    if (code_.load(std::memory_order_relaxed) != 0) close_chan(done_.state());
-    // Release: a lock-free reader of done_made_ (acquire) sees done_ built.
+    if (code_.load(std::memory_order_relaxed) != 0) close_chan(done_chan().state());
+    // Release: a lock-free reader of done_made_ (acquire) sees the handle
+    // built.
     done_made_.store(true, std::memory_order_release);
   }
   mu_.unlock();
-  return done_;  // an unused `chan` (another thread made one first) is freed here
+  return done_chan();  // an unused `chan` (another thread made one first) is freed here
 }
 
 std::stop_token CancelNode::make_stop_token() {

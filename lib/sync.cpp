@@ -73,16 +73,16 @@ bool Sema::acquire_or_queue(SyncWaiter* w) noexcept {
 }
 
 void Sema::release(std::uint32_t n) noexcept {
-  WakeList to_wake;
+  WakeList<SyncWaiter> to_wake;
   lock_.lock();
   for (; n > 0 && !waiters_.empty(); --n) {
     SyncWaiter* w = waiters_.pop_front();
-    w->granted = true;  // S4: a unit is the waiter's now
+    w->state = SyncWaiter::kGranted;  // S4: a unit is the waiter's now
     to_wake.push(w);
   }
   banked_ += n;
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(wake_at_continuation);
 }
 
 bool Sema::withdraw(SyncWaiter* w) noexcept {
@@ -178,8 +178,8 @@ void RWMutex::runlock_slow(std::int32_t r) {
 }
 
 void RWMutex::withdraw_reader(detail::SyncWaiter* w) noexcept {
-  if (w->granted) {
-    w->granted = false;
+  if (w->state == detail::SyncWaiter::kGranted) {
+    w->state = detail::SyncWaiter::kIdle;
     runlock();  // a read lock it never used; counted, so this cannot throw
     return;
   }
@@ -188,8 +188,8 @@ void RWMutex::withdraw_reader(detail::SyncWaiter* w) noexcept {
 }
 
 void RWMutex::withdraw_writer(detail::SyncWaiter* w) noexcept {
-  if (w->granted) {
-    w->granted = false;
+  if (w->state == detail::SyncWaiter::kGranted) {
+    w->state = detail::SyncWaiter::kIdle;
     unlock();  // the write lock it never used; held, so this cannot throw
     return;
   }
@@ -321,11 +321,11 @@ void Cond::signal() noexcept {
 
 void Cond::broadcast() noexcept {
   detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   while (!waiters_.empty()) to_wake.push(waiters_.pop_front());
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
 }
 
 void Cond::withdraw(detail::SyncWaiter* w) noexcept {
@@ -378,7 +378,7 @@ bool Semaphore::try_acquire(std::int64_t n) noexcept {
 
 void Semaphore::release(std::int64_t n) {
   detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   if (n < 0 || n > cur_) {
     lock_.unlock();
@@ -387,15 +387,15 @@ void Semaphore::release(std::int64_t n) {
   cur_ -= n;
   grant_locked(to_wake);
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
 }
 
-void Semaphore::grant_locked(detail::WakeList& to_wake) noexcept {
+void Semaphore::grant_locked(detail::WakeList<detail::SyncWaiter>& to_wake) noexcept {
   // E2: grant from the front only.
   while (!waiters_.empty() && size_ - cur_ >= waiters_.front()->weight) {
     detail::SyncWaiter* w = waiters_.pop_front();
     cur_ += w->weight;
-    w->granted = true;  // S4: the units go back if it never runs
+    w->state = detail::SyncWaiter::kGranted;  // S4: the units go back if it never runs
     to_wake.push(w);
   }
 }
@@ -417,7 +417,8 @@ bool Semaphore::acquire_or_lock(ContextAcquireAwaiter& a) {
   }
   // Step 2.
   if (n <= size_ && try_acquire(n)) return true;
-  (void)detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire");  // throws outside a goroutine
+  // Throws outside a goroutine.
+  (void)detail::goroutine_to_park("goro::Semaphore::acquire", "semacquire");
   // Step 3. The callback may run right here, on this thread, if ctx was
   // cancelled since step 1: it takes the lock, so we do not hold it yet.
   a.callback_.emplace(a.ctx_.stop_token(), ContextAcquireAwaiter::Canceller{&a});
@@ -430,7 +431,7 @@ bool Semaphore::acquire_or_lock(ContextAcquireAwaiter& a) {
     cur_ += n;
     // Granted: a callback that runs before the reset below must leave the
     // outcome alone (step 4); await_resume clears it.
-    a.waiter_.granted = true;
+    a.waiter_.state = detail::SyncWaiter::kGranted;
     lock_.unlock();
     a.callback_.reset();
     return true;
@@ -454,10 +455,10 @@ void Semaphore::queue_and_unlock(ContextAcquireAwaiter& a,
 
 void Semaphore::cancel_waiter(ContextAcquireAwaiter& a) noexcept {
   // Step 4.
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   bool wake_it = false;
-  if (a.waiter_.in_queue) {
+  if (a.waiter_.queued()) {
     const bool was_front = waiters_.front() == &a.waiter_;
     waiters_.remove(&a.waiter_);
     if (was_front) grant_locked(to_wake);
@@ -468,24 +469,24 @@ void Semaphore::cancel_waiter(ContextAcquireAwaiter& a) noexcept {
   }
   // Not granted: the goroutine is parked (woken below) or about to queue
   // (it sees the flag under the lock). Granted: the grant stands.
-  if (!a.waiter_.granted) a.cancelled_ = true;
+  if (a.waiter_.state != detail::SyncWaiter::kGranted) a.cancelled_ = true;
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
   if (wake_it) detail::wake(&a.waiter_, a.waiter_.continuation);  // last touch (S2)
 }
 
 void Semaphore::withdraw(detail::SyncWaiter* w) noexcept {
-  if (w->granted) {
-    w->granted = false;
+  if (w->state == detail::SyncWaiter::kGranted) {
+    w->state = detail::SyncWaiter::kIdle;
     release(w->weight);  // units it never used; held, so this cannot throw
     return;
   }
-  detail::WakeList to_wake;
+  detail::WakeList<detail::SyncWaiter> to_wake;
   lock_.lock();
   const bool was_front = waiters_.front() == w;
   if (waiters_.remove(w) && was_front) grant_locked(to_wake);
   lock_.unlock();
-  to_wake.wake_all();
+  to_wake.wake_all(detail::wake_at_continuation);
 }
 
 }  // namespace goro

@@ -100,6 +100,28 @@ bool Mutex::lock_slow(detail::SyncWaiter* w) noexcept {
   }
 }
 
+// Inline: unlock_slow's normal-mode path, the one every contended unlock
+// takes, makes no second call.
+inline void Mutex::wake_one(std::uint32_t old) noexcept {
+  for (;;) {
+    if ((old >> kWaiterShift) == 0 || (old & (kLocked | kWoken | kStarving)) != 0) return;
+    // Grab the right to wake someone. Relaxed: the woken waiter acquires
+    // the mutex through its own CAS; the queue is ordered by qlock (M1).
+    if (state_.compare_exchange_weak(old, (old - kWaiterOne) | kWoken, std::memory_order_relaxed,
+                                     std::memory_order_relaxed)) {
+      qlock_.lock();
+      detail::SyncWaiter* w = waiters_.pop_front();  // non-null by M1
+      // It holds kWoken now (M3; its hook sets `awoke`); S4: kWoken goes
+      // back if it never runs. One store into its frame, where pop_front
+      // stored kIdle.
+      w->state = detail::SyncWaiter::kGrantedWoken;
+      qlock_.unlock();
+      detail::wake(w, w->retry);  // competes again: lock step 5
+      return;
+    }
+  }
+}
+
 void Mutex::unlock_slow(std::uint32_t old) {
   detail::count_synchronisation();  // for sysmon (synchronisation_count.hpp)
   for (;;) {
@@ -113,24 +135,6 @@ void Mutex::unlock_slow(std::uint32_t old) {
     if (state_.compare_exchange_weak(old, old & ~kLocked, std::memory_order_release,
                                      std::memory_order_relaxed)) {
       wake_one(old & ~kLocked);
-      return;
-    }
-  }
-}
-
-void Mutex::wake_one(std::uint32_t old) noexcept {
-  for (;;) {
-    if ((old >> kWaiterShift) == 0 || (old & (kLocked | kWoken | kStarving)) != 0) return;
-    // Grab the right to wake someone. Relaxed: the woken waiter acquires
-    // the mutex through its own CAS; the queue is ordered by qlock (M1).
-    if (state_.compare_exchange_weak(old, (old - kWaiterOne) | kWoken, std::memory_order_relaxed,
-                                     std::memory_order_relaxed)) {
-      qlock_.lock();
-      detail::SyncWaiter* w = waiters_.pop_front();  // non-null by M1
-      w->awoke = true;                               // it holds kWoken now (M3)
-      w->granted = true;                             // S4: kWoken goes back if it never runs
-      qlock_.unlock();
-      detail::wake(w, w->retry);  // competes again: lock step 5
       return;
     }
   }
@@ -153,21 +157,22 @@ void Mutex::hand_off() noexcept {
       break;
     }
   }
-  w->granted = true;  // S4: the mutex goes back if it never runs (`awoke` is false)
+  w->state = detail::SyncWaiter::kGranted;  // S4: the mutex goes back if it never runs
   qlock_.unlock();
   // As the owner, straight to where the waiter goes on; that code calls
-  // MutexWaiter::resumed(), which clears `granted`.
+  // MutexWaiter::resumed(), which sets kIdle.
   detail::wake(w, w->continuation);
 }
 
 void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
-  if (w->granted) {
-    // Dequeued by an unlocker, never resumed (sync_waiter.hpp, Withdrawal).
-    w->granted = false;
-    if (!w->awoke) {
-      unlock();  // handed the mutex (starvation mode): pass it on; locked by M2
-      return;
-    }
+  // Dequeued by an unlocker, never resumed (sync_waiter.hpp, Withdrawal).
+  if (w->state == detail::SyncWaiter::kGranted) {
+    w->state = detail::SyncWaiter::kIdle;
+    unlock();  // handed the mutex (starvation mode): pass it on; locked by M2
+    return;
+  }
+  if (w->state == detail::SyncWaiter::kGrantedWoken) {
+    w->state = detail::SyncWaiter::kIdle;
     // Woken to compete, holding kWoken (M3): drop it, and wake the next
     // waiter if the mutex is free, as the unlock that woke us would have
     // done had we not been woken. Relaxed: see wake_one.
@@ -195,7 +200,7 @@ void Mutex::withdraw(detail::SyncWaiter* w) noexcept {
 
 namespace detail {
 
-void MutexWaiter::withdraw() noexcept { mutex_->withdraw(&node_); }
+void MutexWaiter::withdraw(SyncWaiter* w) noexcept { mutex_->withdraw(w); }
 
 bool MutexWaiter::acquire(std::coroutine_handle<> then) {
   node_.prepare(goroutine_to_park("goro::Mutex::lock", "sync.Mutex.Lock"), then);
@@ -208,7 +213,8 @@ void MutexWaiter::on_wake(void* frame) noexcept {
   // Lock step 5, running on our goroutine.
   auto* self = ResumeHook::owner_of<MutexWaiter>(frame);
   SyncWaiter& w = self->node_;
-  w.granted = false;  // S4: we run (woken in normal mode: `awoke`)
+  w.resumed();     // S4
+  w.awoke = true;  // the unlocker gave us kWoken (M3)
   if (!w.starving) {
     w.starving = monotonic_now_ns() - w.wait_start > goro::Mutex::kStarvationThresholdNs;
   }

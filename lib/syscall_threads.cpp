@@ -4,10 +4,12 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "thread_census.hpp"
 
@@ -47,11 +49,12 @@ bool SyscallThreads::submit(BlockingJob* job, std::size_t max_busy,
   return false;
 }
 
-void SyscallThreads::admit_waiting_locked() {
-  if (waiting_.empty() || busy_ >= waiting_.front().max_busy) return;
-  queue_.push_back(waiting_.front().item);
+std::optional<SyscallThreads::Item> SyscallThreads::admit_waiting_locked() noexcept {
+  if (waiting_.empty() || busy_ >= waiting_.front().max_busy) return std::nullopt;
+  const Item item = waiting_.front().item;
   waiting_.pop_front();
   ++busy_;
+  return item;
 }
 
 std::size_t SyscallThreads::withdraw_waiting(const void* calls) noexcept {
@@ -73,12 +76,18 @@ std::size_t SyscallThreads::threads() noexcept {
   return threads_;
 }
 
+std::size_t SyscallThreads::busy() noexcept {
+  std::lock_guard lock(mu_);
+  return busy_;
+}
+
 void SyscallThreads::thread_main() {
   RuntimeThreadMark mark;
   pthread_setname_np(pthread_self(), "goro-syscall");
   std::unique_lock lock(mu_);
+  std::optional<Item> next;  // admitted from `waiting_` by our last call
   for (;;) {
-    while (queue_.empty()) {
+    while (!next && queue_.empty()) {
       ++idle_;
       const bool woken =
           cv_.wait_for(lock, SyscallThreadsTuning::kIdleExit, [this] { return !queue_.empty(); });
@@ -88,14 +97,21 @@ void SyscallThreads::thread_main() {
         return;
       }
     }
-    const Item item = queue_.front();
-    queue_.pop_front();
+    Item item;
+    if (next) {
+      item = *std::exchange(next, std::nullopt);
+    } else {
+      item = queue_.front();
+      queue_.pop_front();
+    }
     lock.unlock();
-    item.job->run(item.job);
+    item.job->run(item.job);  // stores the call's outcome; never throws
+    lock.lock();
+    --busy_;                        // step 2, before the completion (see the header)
+    next = admit_waiting_locked();  // this thread runs it, next round
+    lock.unlock();
     item.complete(item.job);  // the job's frame may be gone after this
     lock.lock();
-    --busy_;
-    admit_waiting_locked();  // step 2: this thread takes it, next round
   }
 }
 

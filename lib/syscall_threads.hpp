@@ -20,11 +20,16 @@
 //   1. submit() hands a job to the threads (`queue_`, counted in `busy_`)
 //      while fewer than the cap are busy and no job waits; otherwise the
 //      job goes to the back of `waiting_`, with the cap it came with.
-//   2. A thread that has finished a job (and run its completion) counts it
-//      out of `busy_` and, if the oldest waiting job fits under its cap,
-//      moves it to `queue_` and takes it itself: each finished call starts
-//      at most one waiting call, in submission order (FIFO), so at most
-//      the cap run at once.
+//   2. A thread whose call has returned counts it out of `busy_` and, if
+//      the oldest waiting job fits under its cap, takes it out of
+//      `waiting_` (counted in `busy_` again) to run it next itself: each
+//      finished call starts at most one waiting call, in submission order
+//      (FIFO), so at most the cap run at once. Only then does it run the
+//      job's completion, which readies the goroutine and tells its runtime
+//      that the call is over: whoever learns of the return from it (the
+//      goroutine, calling again at once; a runtime that stops and starts
+//      again) finds the thread already counted out, never a call that
+//      waits behind one that has returned.
 //   3. A runtime that stops withdraws its waiting jobs (withdraw_waiting):
 //      they never start, and their goroutines, still parked, are destroyed
 //      with the others by the shutdown sweep.
@@ -42,6 +47,7 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <optional>
 
 #include "goro/blocking.hpp"
 
@@ -76,6 +82,9 @@ class SyscallThreads {
 
   // Threads alive now (idle or busy), for tests and diagnostics.
   [[nodiscard]] std::size_t threads() noexcept;
+  // Jobs handed out and not yet returned (queued for a thread or running),
+  // for tests and diagnostics.
+  [[nodiscard]] std::size_t busy() noexcept;
 
  private:
   struct Item {
@@ -87,8 +96,10 @@ class SyscallThreads {
     std::size_t max_busy;  // the cap it was submitted under
   };
   void thread_main();
-  // Step 2, under mu_: moves the oldest waiting job to `queue_` if it fits.
-  void admit_waiting_locked();
+  // Step 2, under mu_: takes the oldest waiting job out of `waiting_` and
+  // counts it busy, if it fits under its cap. Allocates nothing (it runs
+  // on a syscall thread, which has nobody to throw to).
+  std::optional<Item> admit_waiting_locked() noexcept;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -96,7 +107,7 @@ class SyscallThreads {
   std::deque<Waiting> waiting_;  // past the cap, oldest first
   std::size_t threads_ = 0;
   std::size_t idle_ = 0;
-  std::size_t busy_ = 0;  // handed out: in queue_ + running
+  std::size_t busy_ = 0;  // handed out: in queue_, running, or admitted to run next
 };
 
 }  // namespace goro::detail

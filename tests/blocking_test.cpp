@@ -305,6 +305,50 @@ TEST(Blocking, ManyCallersUnderASmallCapAllComplete) {
   EXPECT_EQ(scheduler_stats().blocking_queue_length, 0u);
 }
 
+// Two jobs handed straight to a pool of syscall threads of their own (no
+// runtime): the first one's completion, which is what readies a goroutine
+// and tells its runtime the call is over, looks at the pool and submits
+// the second under a cap of one, as a goroutine calling again at once
+// would.
+struct CompletionProbe {
+  detail::SyscallThreads* pool;
+  detail::BlockingJob first;
+  detail::BlockingJob second;
+  std::atomic<long> busy_at_first_completion{-1};
+  std::atomic<int> second_waited{-1};  // submit's answer: 1 if it waited
+  std::atomic<bool> second_completed{false};
+};
+
+void complete_second(detail::BlockingJob* job) {
+  static_cast<CompletionProbe*>(job->calls)->second_completed.store(true);
+}
+
+void complete_first(detail::BlockingJob* job) {
+  auto* probe = static_cast<CompletionProbe*>(job->calls);
+  probe->busy_at_first_completion.store(static_cast<long>(probe->pool->busy()));
+  probe->second_waited.store(probe->pool->submit(&probe->second, 1, &complete_second) ? 1 : 0);
+}
+
+TEST(Blocking, AReturnedCallIsCountedOutBeforeItsCompletionRuns) {
+  // Its own pool, never destroyed (its idle threads outlive the test).
+  static auto* const pool = new detail::SyscallThreads();
+  CompletionProbe probe;
+  probe.pool = pool;
+  for (detail::BlockingJob* job : {&probe.first, &probe.second}) {
+    job->run = [](detail::BlockingJob*) {};
+    job->calls = &probe;
+  }
+  ASSERT_FALSE(pool->submit(&probe.first, 1, &complete_first));
+  const auto give_up = std::chrono::steady_clock::now() + 60s;  // a failing test still ends
+  while (!probe.second_completed.load() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(100us);
+  }
+  ASSERT_TRUE(probe.second_completed.load());
+  EXPECT_EQ(probe.busy_at_first_completion.load(), 0);
+  EXPECT_EQ(probe.second_waited.load(), 0);  // a thread was free: it did not wait
+  EXPECT_EQ(pool->busy(), 0u);
+}
+
 Task<bool> call_with_no_thread_allowed() {
   try {
     co_await blocking([] {});

@@ -39,6 +39,7 @@
 
 #include <coroutine>
 
+#include "goro/detail/mutex_waiter.hpp"
 #include "goro/detail/spinlock.hpp"
 #include "goro/detail/sync_waiter.hpp"
 #include "goro/mutex.hpp"
@@ -59,10 +60,7 @@ class Cond {
     WaitAwaiter(Cond * cond, Mutex * mutex) noexcept : cond_(cond), mutex_(mutex), relock_(mutex) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
-    ~WaitAwaiter() {
-      if (waiter_.in_queue) [[unlikely]]
-        cond_->withdraw(&waiter_);  // shutdown
-    }
+    ~WaitAwaiter() { detail::withdraw_if_parked(waiter_, cond_, &Cond::withdraw); }
     bool await_ready() const;
     void await_suspend(std::coroutine_handle<> awaiting);
     void await_resume() noexcept { relock_.resumed(); }

@@ -1,9 +1,9 @@
 // goro/mutex.hpp
 //
-// Defines: goro::Mutex (Go's sync.Mutex for goroutines), goro::LockGuard<M>
-// (an RAII guard usable across co_await), and goro::detail::MutexWaiter
-// (the waiter that RWMutex and Cond embed to take a Mutex in one stage of a
-// longer wait).
+// Defines: goro::Mutex (Go's sync.Mutex for goroutines) and
+// goro::LockGuard<M> (an RAII guard usable across co_await). The waiter a
+// locker parks in is detail/mutex_waiter.hpp's; the guard's mechanics are
+// detail/lock_guard.hpp's.
 //
 //   goro::Mutex mu;
 //   co_await mu.lock(); ...; mu.unlock();
@@ -59,9 +59,9 @@
 //     4. If we do not queue, CAS; on success we own it. If we queue, take
 //        qlock, CAS, and link us: at the back the first time, at the front
 //        after a wakeup (Go's queueLifo). Release qlock, park.
-//     5. Woken in normal mode, through our hook (`retry`; `awoke`: the
-//        unlocker gave us kWoken): note whether we have now waited over
-//        1 ms, go to 2. Handed the mutex in starvation mode: readied
+//     5. Woken in normal mode, through our hook (`retry`): the unlocker
+//        gave us kWoken, so set `awoke`; note whether we have now waited
+//        over 1 ms, go to 2. Handed the mutex in starvation mode: readied
 //        straight at our continuation; we own it.
 //   unlock:
 //     1. Fast path: CAS kLocked -> 0 (release). Done.
@@ -73,11 +73,13 @@
 //     4. Normal: CAS kLocked off (release). If nobody waits, or someone is
 //        awake (kWoken), or the mutex is already taken again, done.
 //        Otherwise CAS (count - 1) | kWoken, pop the first waiter under
-//        qlock and ready it at its hook: it competes again (lock step 5).
-//   withdraw (a parked waiter's frame destroyed at shutdown):
-//     queued: unlink and uncount it, clearing kStarving with the last one;
-//     handed the mutex: unlock it; woken holding kWoken: clear kWoken and
-//     do unlock step 4's wakeup.
+//        qlock, mark it kGrantedWoken (one store into its frame) and ready
+//        it at its hook: it competes again (lock step 5).
+//   withdraw (a parked waiter's frame destroyed at shutdown; the waiter's
+//   one state byte says which): queued (kQueued): unlink and uncount it,
+//   clearing kStarving with the last one; handed the mutex (kGranted):
+//   unlock it; woken holding kWoken (kGrantedWoken): clear kWoken and do
+//   unlock step 4's wakeup.
 //
 // Rejected alternatives: see sync_waiter.hpp (why the hook, why not always
 // hand off, why a per-mutex queue rather than Go's semaphore table).
@@ -87,97 +89,13 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
-#include <utility>
 
+#include "goro/detail/lock_guard.hpp"
+#include "goro/detail/mutex_waiter.hpp"
 #include "goro/detail/spinlock.hpp"
 #include "goro/detail/sync_waiter.hpp"
 
 namespace goro {
-
-class Mutex;
-
-namespace detail {
-
-// A goroutine taking a Mutex, possibly as one stage of a longer wait.
-// Lives in an awaiter (in the frame) for the whole wait.
-class MutexWaiter {
- public:
-  explicit MutexWaiter(goro::Mutex* mutex) noexcept : mutex_(mutex) {}
-  MutexWaiter(const MutexWaiter&) = delete;
-  MutexWaiter& operator=(const MutexWaiter&) = delete;
-  // Only does something for a frame destroyed while parked (runtime
-  // shutdown): see sync_waiter.hpp, Withdrawal. The flags are read unlocked
-  // because that happens only with the runtime stopped.
-  ~MutexWaiter() {
-    if (node_.in_queue || node_.granted) [[unlikely]]
-      withdraw();
-  }
-
-  // Takes the mutex for the running goroutine. Returns true if it got it
-  // without parking; otherwise the goroutine is queued (the caller must
-  // park it and touch nothing of this waiter) and continues at `then` once
-  // it owns the mutex. Throws std::logic_error outside a goroutine.
-  [[nodiscard]] bool acquire(std::coroutine_handle<> then);
-
-  // Called by the goroutine when it goes on at `then` after parking (S4 of
-  // sync_waiter.hpp): a mutex handed over in starvation mode is owned, no
-  // longer a grant to give back. Harmless, and cheaper than a test, when
-  // acquire() did not park.
-  void resumed() noexcept { node_.granted = false; }
-
- private:
-  friend class goro::Mutex;
-  static void on_wake(void* frame) noexcept;
-  void withdraw() noexcept;
-
-  goro::Mutex* mutex_;  // qualified: lib/mutex.hpp has a detail::Mutex
-  SyncWaiter node_;
-  ResumeHook hook_;  // filled in by acquire(): most locks never wait
-};
-
-}  // namespace detail
-
-namespace detail {
-
-// What a guard calls to release its lock.
-struct CallUnlock {
-  template <class M>
-  void operator()(M& m) const {
-    m.unlock();
-  }
-};
-
-// An RAII owner of one lock of M, released with Release (see LockGuard and
-// ReadLockGuard).
-template <class M, class Release>
-class [[nodiscard(
-    "the mutex is unlocked when the guard is destroyed: keep it in a named "
-    "local")]] BasicLockGuard {
- public:
-  // Adopts a lock the caller holds.
-  explicit BasicLockGuard(M & m) noexcept : m_(&m) {}
-  BasicLockGuard(BasicLockGuard && other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
-  BasicLockGuard& operator=(BasicLockGuard&& other) noexcept {
-    if (this != &other) {
-      reset();
-      m_ = std::exchange(other.m_, nullptr);
-    }
-    return *this;
-  }
-  ~BasicLockGuard() { reset(); }
-
-  // Unlocks now (idempotent).
-  void unlock() { reset(); }
-  [[nodiscard]] bool owns_lock() const noexcept { return m_ != nullptr; }
-
- private:
-  void reset() {
-    if (M* m = std::exchange(m_, nullptr)) Release()(*m);
-  }
-  M* m_;
-};
-
-}  // namespace detail
 
 // LockGuard<M>: owns a lock of M (Mutex, or RWMutex's write lock) and
 // unlocks it on destruction. Obtained from `co_await m.scoped_lock()`;
@@ -208,24 +126,16 @@ class Mutex {
     }
     void await_resume() noexcept { waiter_.resumed(); }
 
+   protected:
+    [[nodiscard]] Mutex& locked() const noexcept { return *mutex_; }
+
    private:
     detail::MutexWaiter waiter_;
-
-   protected:
     Mutex* mutex_;
   };
 
   // co_await mu.scoped_lock(): as lock(), then returns the guard.
-  class [[nodiscard(
-      "co_await it: the mutex is not locked until the lock is awaited")]] ScopedLockAwaiter
-      : public LockAwaiter {
-   public:
-    using LockAwaiter::LockAwaiter;
-    LockGuard<Mutex> await_resume() noexcept {
-      LockAwaiter::await_resume();
-      return LockGuard<Mutex>(*mutex_);
-    }
-  };
+  using ScopedLockAwaiter = detail::ScopedLockAwaiter<LockAwaiter, LockGuard<Mutex>>;
 
   Mutex() noexcept = default;
   Mutex(const Mutex&) = delete;

@@ -70,6 +70,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "goro/detail/lock_guard.hpp"
+#include "goro/detail/mutex_waiter.hpp"
 #include "goro/detail/sync_waiter.hpp"
 #include "goro/detail/synchronisation_count.hpp"
 #include "goro/mutex.hpp"
@@ -110,23 +112,22 @@ class RWMutex {
     // A frame destroyed while parked (shutdown; sync_waiter.hpp,
     // Withdrawal): in stage 1 mutex_waiter_ takes care of w; in stage 2 the
     // write lock, pending or granted, is given up.
-    ~LockAwaiter() {
-      if (sem_waiter_.in_queue || sem_waiter_.granted) [[unlikely]]
-        rw_->withdraw_writer(&sem_waiter_);
-    }
+    ~LockAwaiter() { detail::withdraw_if_parked(sem_waiter_, rw_, &RWMutex::withdraw_writer); }
     bool await_ready() noexcept {
       if (!rw_->w_.try_lock()) return false;
       have_w_ = true;
       return rw_->announce_writer();
     }
     bool await_suspend(std::coroutine_handle<> awaiting);
-    void await_resume() noexcept { sem_waiter_.granted = false; }  // S4: we run
+    void await_resume() noexcept { sem_waiter_.resumed(); }
 
    protected:
-    RWMutex* rw_;
+    [[nodiscard]] RWMutex& locked() const noexcept { return *rw_; }
 
    private:
     static void on_have_w(void* frame) noexcept;
+
+    RWMutex* rw_;
 
     detail::MutexWaiter mutex_waiter_;
     detail::SyncWaiter sem_waiter_;
@@ -134,16 +135,8 @@ class RWMutex {
     std::coroutine_handle<> awaiting_;
     bool have_w_ = false;
   };
-  class [[nodiscard(
-      "co_await it: the mutex is not locked until the lock is awaited")]] ScopedLockAwaiter
-      : public LockAwaiter {
-   public:
-    using LockAwaiter::LockAwaiter;
-    LockGuard<RWMutex> await_resume() noexcept {
-      LockAwaiter::await_resume();
-      return LockGuard<RWMutex>(*rw_);
-    }
-  };
+  // co_await rw.scoped_lock(): as lock(), then returns the guard.
+  using ScopedLockAwaiter = detail::ScopedLockAwaiter<LockAwaiter, LockGuard<RWMutex>>;
 
   // co_await rw.rlock(): a read lock (Go's RLock).
   class [[nodiscard(
@@ -154,10 +147,7 @@ class RWMutex {
     RLockAwaiter& operator=(const RLockAwaiter&) = delete;
     // A frame destroyed while parked (shutdown; sync_waiter.hpp,
     // Withdrawal): the read lock, pending or granted, is given up.
-    ~RLockAwaiter() {
-      if (waiter_.in_queue || waiter_.granted) [[unlikely]]
-        rw_->withdraw_reader(&waiter_);
-    }
+    ~RLockAwaiter() { detail::withdraw_if_parked(waiter_, rw_, &RWMutex::withdraw_reader); }
     bool await_ready() noexcept {
       // Step 1. Acquire: a reader that gets in sees the last writer's
       // critical section (its unlock's add released).
@@ -173,24 +163,17 @@ class RWMutex {
     bool await_suspend(std::coroutine_handle<> awaiting) {
       return detail::park_on(rw_->reader_sem_, waiter_, awaiting, "sync.RWMutex.RLock");  // step 2
     }
-    void await_resume() noexcept { waiter_.granted = false; }  // S4: we run
+    void await_resume() noexcept { waiter_.resumed(); }
 
    protected:
-    RWMutex* rw_;
+    [[nodiscard]] RWMutex& locked() const noexcept { return *rw_; }
 
    private:
+    RWMutex* rw_;
     detail::SyncWaiter waiter_;
   };
-  class [[nodiscard(
-      "co_await it: the read lock is not taken until the rlock is awaited")]] ScopedRLockAwaiter
-      : public RLockAwaiter {
-   public:
-    using RLockAwaiter::RLockAwaiter;
-    ReadLockGuard await_resume() noexcept {
-      RLockAwaiter::await_resume();
-      return ReadLockGuard(*rw_);
-    }
-  };
+  // co_await rw.scoped_rlock(): as rlock(), then returns the guard.
+  using ScopedRLockAwaiter = detail::ScopedLockAwaiter<RLockAwaiter, ReadLockGuard>;
 
   RWMutex() noexcept = default;
   RWMutex(const RWMutex&) = delete;

@@ -115,19 +115,16 @@ class Semaphore {
   class [[nodiscard(
       "co_await it: nothing is acquired until the acquire is awaited")]] AcquireAwaiter {
    public:
-    AcquireAwaiter(Semaphore* sem, std::int64_t n) noexcept : sem_(sem) { waiter_.weight = n; }
+    AcquireAwaiter(Semaphore * sem, std::int64_t n) noexcept : sem_(sem) { waiter_.weight = n; }
     AcquireAwaiter(const AcquireAwaiter&) = delete;
     AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
-    ~AcquireAwaiter() {
-      if (waiter_.in_queue || waiter_.granted) [[unlikely]]
-        sem_->withdraw(&waiter_);  // shutdown
-    }
+    ~AcquireAwaiter() { detail::withdraw_if_parked(waiter_, sem_, &Semaphore::withdraw); }
     // Step 2. Returns false with the lock held: await_suspend queues under it.
     bool await_ready() { return sem_->acquire_or_lock(waiter_.weight); }
     void await_suspend(std::coroutine_handle<> awaiting) noexcept {
       sem_->queue_and_unlock(&waiter_, awaiting);
     }
-    void await_resume() noexcept { waiter_.granted = false; }  // S4: we run
+    void await_resume() noexcept { waiter_.resumed(); }
 
    private:
     Semaphore* sem_;
@@ -146,8 +143,7 @@ class Semaphore {
       // First: no callback runs once this returns (it waits for one in
       // progress), so the flags below are ours alone.
       callback_.reset();
-      if (waiter_.in_queue || waiter_.granted) [[unlikely]]
-        sem_->withdraw(&waiter_);  // shutdown
+      detail::withdraw_if_parked(waiter_, sem_, &Semaphore::withdraw);
     }
     // Steps 1-3 up to the queuing. Returns false with the lock held.
     bool await_ready() { return sem_->acquire_or_lock(*this); }
@@ -157,7 +153,7 @@ class Semaphore {
     // Step 5.
     [[nodiscard]] absl::Status await_resume() noexcept {
       callback_.reset();
-      if (!cancelled_ && result_.ok()) waiter_.granted = false;  // S4: we run
+      if (!cancelled_ && result_.ok()) waiter_.resumed();
       return cancelled_ ? ctx_.err() : result_;
     }
 
@@ -171,8 +167,8 @@ class Semaphore {
     Semaphore* sem_;
     Context ctx_;
     detail::SyncWaiter waiter_;
-    absl::Status result_;       // decided without parking (step 1, 3)
-    bool cancelled_ = false;    // guarded by sem_->lock_: the callback won (step 4)
+    absl::Status result_;        // decided without parking (step 1, 3)
+    bool cancelled_ = false;     // guarded by sem_->lock_: the callback won (step 4)
     bool parked_aside_ = false;  // guarded by sem_->lock_: n > size, parked, not queued
     std::optional<std::stop_callback<Canceller>> callback_;
   };
@@ -198,7 +194,7 @@ class Semaphore {
   bool acquire_or_lock(std::int64_t n);
   void queue_and_unlock(detail::SyncWaiter* w, std::coroutine_handle<> awaiting) noexcept;
   // Release step "while the front waiter fits", with lock_ held.
-  void grant_locked(detail::WakeList& to_wake) noexcept;
+  void grant_locked(detail::WakeList<detail::SyncWaiter>& to_wake) noexcept;
   void withdraw(detail::SyncWaiter* w) noexcept;
   bool acquire_or_lock(ContextAcquireAwaiter& a);
   void queue_and_unlock(ContextAcquireAwaiter& a, std::coroutine_handle<> awaiting) noexcept;

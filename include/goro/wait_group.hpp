@@ -101,13 +101,10 @@ class WaitGroup {
   // co_await wg.wait().
   class [[nodiscard("co_await it: nothing waits until the wait is awaited")]] WaitAwaiter {
    public:
-    explicit WaitAwaiter(WaitGroup* wg) noexcept : wg_(wg) {}
+    explicit WaitAwaiter(WaitGroup * wg) noexcept : wg_(wg) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
-    ~WaitAwaiter() {
-      if (waiter_.in_queue) [[unlikely]]
-        wg_->withdraw(&waiter_);  // shutdown
-    }
+    ~WaitAwaiter() { detail::withdraw_if_parked(waiter_, wg_, &WaitGroup::withdraw); }
     bool await_ready() const noexcept { return wg_->counter_is_zero(); }
     bool await_suspend(std::coroutine_handle<> awaiting) {
       if (!wg_->count_waiter()) return false;  // reached 0 meanwhile

@@ -1,6 +1,7 @@
 // goro/detail/chan_core.hpp
 //
-// Defines: goro::detail::Waiter (Go's sudog), WaitQueue, SelectState,
+// Defines: goro::detail::Waiter (Go's sudog), WaitQueue (waiter_list.hpp's
+// list, plus select arbitration), SelectState,
 // ChanAttachment, ChanCore (the untyped part of a channel: lock, queues, counters),
 // ChanState<T> (a ChanCore plus its ring buffer), the operations that run
 // with a channel's lock held (send_locked, recv_locked), close_chan, and the
@@ -122,6 +123,7 @@
 #include "goro/detail/chan_lock.hpp"
 #include "goro/detail/frame_allocator.hpp"
 #include "goro/detail/goroutine.hpp"
+#include "goro/detail/waiter_list.hpp"
 
 namespace goro {
 
@@ -164,59 +166,24 @@ struct Waiter {
   // waiter was woken by close().
   bool success = false;
   bool in_queue = false;
+
+  // For WaiterList (waiter_list.hpp, L1).
+  [[nodiscard]] bool queued() const noexcept { return in_queue; }
+  void set_queued(bool queued) noexcept { in_queue = queued; }
 };
 
-// A FIFO of waiters (Go's waitq). Guarded by the channel lock.
-class WaitQueue {
+// A FIFO of waiters (Go's waitq), guarded by the channel lock: a
+// WaiterList (waiter_list.hpp, whose L1 is I4 here) that knows selects.
+class WaitQueue : public WaiterList<Waiter> {
  public:
-  // For the lock-free "would block" checks: true if nobody waits. Acquire
-  // pairs with the release stores below (see the file comment).
-  [[nodiscard]] bool looks_empty() const noexcept {
-    return first_.load(std::memory_order_acquire) == nullptr;
-  }
-  [[nodiscard]] bool empty() const noexcept {
-    return first_.load(std::memory_order_relaxed) == nullptr;
-  }
-
-  void push_back(Waiter* w) noexcept {
-    w->next = nullptr;
-    w->prev = last_;
-    w->in_queue = true;
-    if (last_ != nullptr) {
-      last_->next = w;
-    } else {
-      // Release: see looks_empty().
-      first_.store(w, std::memory_order_release);
-    }
-    last_ = w;
-  }
-
-  // Unlinks `w` if it is still queued (a select withdrawing a losing case).
-  void remove(Waiter* w) noexcept {
-    if (!w->in_queue) return;
-    w->in_queue = false;
-    if (w->prev != nullptr) {
-      w->prev->next = w->next;
-    } else {
-      first_.store(w->next, std::memory_order_release);
-    }
-    if (w->next != nullptr) {
-      w->next->prev = w->prev;
-    } else {
-      last_ = w->prev;
-    }
-    w->prev = w->next = nullptr;
-  }
-
   // Dequeues the first waiter that can still be completed: plain waiters,
   // and select waiters whose select this call wins. Waiters of selects won
   // by someone else are unlinked and skipped (their goroutine withdraws
   // nothing then). Returns nullptr if none is left.
   Waiter* dequeue() noexcept {
     for (;;) {
-      Waiter* w = first_.load(std::memory_order_relaxed);
+      Waiter* w = pop_front();
       if (w == nullptr) return nullptr;
-      remove(w);
       if (w->select == nullptr) return w;
       // Relaxed: see SelectState::done.
       if (w->select->done.exchange(1, std::memory_order_relaxed) == 0) {
@@ -225,11 +192,6 @@ class WaitQueue {
       }
     }
   }
-
- private:
-  // Atomic only for looks_empty(); all writes hold the channel lock.
-  std::atomic<Waiter*> first_{nullptr};
-  Waiter* last_ = nullptr;
 };
 
 // Result of an operation attempted with the lock held.
@@ -298,8 +260,7 @@ inline void wake(G* g) noexcept {
 
 // close(): see the file comment. Throws ChannelClosed if already closed.
 inline void close_chan(ChanCore* c) {
-  Waiter* head = nullptr;
-  Waiter** tail = &head;
+  WakeList<Waiter> to_wake;
   c->lock.lock();
   if (c->closed.load(std::memory_order_relaxed)) {
     c->lock.unlock();
@@ -310,19 +271,13 @@ inline void close_chan(ChanCore* c) {
   for (WaitQueue* q : {&c->recvq, &c->sendq}) {
     while (Waiter* w = q->dequeue()) {
       w->success = false;
-      w->wake_next = nullptr;
-      *tail = w;
-      tail = &w->wake_next;
+      to_wake.push(w);
     }
   }
   c->lock.unlock();
   // The dequeued goroutines stay parked until readied, so their waiters are
-  // still valid; read each one's fields before readying it (I6).
-  for (Waiter* w = head; w != nullptr;) {
-    Waiter* next = w->wake_next;
-    ready_goroutine(w->g);
-    w = next;
-  }
+  // still valid until then (I6).
+  to_wake.wake_all([](Waiter* w) { ready_goroutine(w->g); });
 }
 
 // A channel of T: the core and, right after it, `cap` slots.

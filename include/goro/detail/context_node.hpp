@@ -19,13 +19,17 @@
 #include <variant>
 
 #include "absl/status/status.h"
-#include "goro/chan.hpp"
 #include "goro/detail/cpu_relax.hpp"
 #include "goro/detail/spinlock.hpp"
 #include "goro/detail/timer.hpp"
 #include "goro/task.hpp"
 
-namespace goro::detail {
+namespace goro {
+
+template <class T>
+class RecvChan;  // goro/chan.hpp; only lib/context.cpp needs it whole
+
+namespace detail {
 
 class CancelNode;
 
@@ -245,11 +249,7 @@ class CancelNode final : public ContextNode {
 
   // The done channel, made on first use (closed at once if the node is
   // already cancelled). The reference stays valid while the node lives.
-  [[nodiscard]] const RecvChan<std::monostate>& done() {
-    // Acquire: pairs with the release store that publishes done_.
-    if (done_made_.load(std::memory_order_acquire)) return done_;
-    return make_done();
-  }
+  [[nodiscard]] const RecvChan<std::monostate>& done();
 
   // A token of the node's stop source, made on first use (stop already
   // requested if the node is cancelled).
@@ -270,13 +270,15 @@ class CancelNode final : public ContextNode {
   };
 
   CancelNode(ContextNode* parent, std::int64_t deadline_ns) noexcept;
-  ~CancelNode() override = default;
+  ~CancelNode() override;  // destroys the done channel's handle, if made
 
   void cancel(CancelCode code, absl::Status cause, bool from_parent) noexcept;
   // Starts f's goroutine if f is still unclaimed, then drops the
   // registration's reference. No lock held (C5).
   static void start_after_func(AfterFunc* f) noexcept;
   const RecvChan<std::monostate>& make_done();
+  // The handle in done_storage_; valid once done_made_ is set.
+  RecvChan<std::monostate>& done_chan() noexcept;
   std::stop_token make_stop_token();
   // Links into parent_canceller_'s children, or cancels this node if that
   // is cancelled already.
@@ -307,7 +309,11 @@ class CancelNode final : public ContextNode {
   // afterwards, so a reader that saw the flag reads them without the lock.
   std::atomic<bool> done_made_{false};
   std::atomic<bool> stop_made_{false};
-  RecvChan<std::monostate> done_;
+  // The done channel's handle, a RecvChan<std::monostate> built here in
+  // place by make_done() (storage, not the member itself, so that this
+  // header needs no public channel header; lib/context.cpp checks that the
+  // handle fits).
+  alignas(void*) unsigned char done_storage_[sizeof(void*)];
   std::stop_source stop_{std::nostopstate};
 
   // The children registered with us (guarded by mu_): a doubly linked list
@@ -334,6 +340,7 @@ class CancelNode final : public ContextNode {
   DeadlineTimer timer_;
 };
 
-}  // namespace goro::detail
+}  // namespace detail
+}  // namespace goro
 
 #endif  // GORO_DETAIL_CONTEXT_NODE_HPP_

@@ -2,7 +2,8 @@
 //
 // Defines: goro::detail::ResumeHook (a stand-in coroutine frame that runs a
 // function when a parked goroutine is resumed), SyncWaiter (one goroutine or
-// OS thread waiting on a sync primitive), SyncQueue (a FIFO of them),
+// OS thread waiting on a sync primitive), SyncQueue (a FIFO of them:
+// waiter_list.hpp's list, which channels use too),
 // ThreadParker (how a thread outside the runtime waits), wake(), and Sema
 // (Go's runtime semaphore, per object). goro/mutex.hpp, rwmutex.hpp,
 // wait_group.hpp, cond.hpp and semaphore.hpp build on these.
@@ -36,8 +37,9 @@
 // two function pointers in the awaiter: no allocation.
 //
 // Invariants
-//   S1. A waiter is in at most one queue; `in_queue` says whether. Queues
-//       are guarded by their primitive's SpinLock.
+//   S1. A waiter is in at most one queue; its `state` is kQueued exactly
+//       while it is. Queues are guarded by their primitive's SpinLock
+//       (waiter_list.hpp, L1-L2).
 //   S2. Exactly one party readies a parked goroutine: whoever dequeues its
 //       waiter (under the lock). It sets `g->resume` and touches nothing of
 //       the waiter after wake() (the goroutine may run and free its frame at
@@ -45,21 +47,26 @@
 //   S3. A goroutine that queues itself touches nothing of its awaiter after
 //       releasing the queue's lock (it may already be running elsewhere).
 //   S4. A waker that dequeues a waiter to give it something that must be
-//       given back if it never runs (a lock, semaphore units, a Mutex's
-//       kWoken flag) sets `granted` before waking it; the goroutine clears
-//       it when it resumes.
+//       given back if it never runs (a lock, semaphore units: kGranted; a
+//       Mutex's kWoken flag: kGrantedWoken) writes that into `state` before
+//       waking it, in the same store that takes it off kQueued; the
+//       goroutine sets kIdle when it resumes.
 //
 // Withdrawal. The shutdown sweep destroys the frames of parked goroutines,
 // and with them their awaiters. A waiter is then in one of three states,
 // and its awaiter's destructor leaves the primitive as if the goroutine had
-// gone on its way at once: still queued (`in_queue`): unlink it and undo
+// gone on its way at once: still queued (kQueued): unlink it and undo
 // whatever counted it (a Mutex's waiter count, and the starvation flag with
 // the last waiter; a WaitGroup's waiter count; an RWMutex's reader count or
-// pending writer); granted but never resumed (`granted`, S4; wakeups made
-// during the sweep are refused, so this is common there): give the grant
-// back (unlock, release); or neither: nothing to do. These destructors run
-// only with every worker stopped, so they read the two flags without the
-// queue's lock.
+// pending writer); granted but never resumed (kGranted, kGrantedWoken: S4;
+// wakeups made during the sweep are refused, so this is common there):
+// give the grant back (unlock, release, drop kWoken); or kIdle: nothing to
+// do. These destructors run only with every worker stopped, so they read
+// `state` without the queue's lock. Every awaiter's destructor is one call
+// of withdraw_if_parked(), naming its primitive's withdraw function; one
+// byte is all it loads, and an awaiter that resumed stored kIdle there
+// itself, so on the paths where a lock is taken the compiler drops even
+// that load.
 //
 // Rejected alternatives
 //   * A slow-path coroutine (a Task per contended lock) for multi-stage
@@ -87,6 +94,7 @@
 
 #include "goro/detail/goroutine.hpp"
 #include "goro/detail/spinlock.hpp"
+#include "goro/detail/waiter_list.hpp"
 
 namespace goro::detail {
 
@@ -118,12 +126,19 @@ void unpark(ThreadParker* parker) noexcept;
 
 // One goroutine (or outside thread) waiting on a sync primitive.
 //
-// Only `in_queue` and `granted` are initialised on construction: an awaiter
-// holds one in every frame that locks, and most locks never wait, so the
-// fields are filled in by whoever queues the waiter (prepare(), then the
-// primitive's own fields) — construction is one store of two adjacent
-// bytes.
+// Only `state` is initialised on construction: an awaiter holds one in
+// every frame that locks, and most locks never wait, so the fields are
+// filled in by whoever queues the waiter (prepare(), then the primitive's
+// own fields) — construction is one store of one byte.
 struct SyncWaiter {
+  // Where the waiter stands with its primitive (S1, S4, Withdrawal).
+  enum State : std::uint8_t {
+    kIdle = 0,          // not queued, nothing to give back
+    kQueued = 1,        // in its primitive's queue (S1)
+    kGranted = 2,       // dequeued with a lock or units, not yet resumed
+    kGrantedWoken = 3,  // Mutex: dequeued holding kWoken, not yet resumed
+  };
+
   G* g;                                  // the parked goroutine, or nullptr:
   ThreadParker* thread;                  // the parked outside thread
   std::coroutine_handle<> continuation;  // where to go on when the wait is over
@@ -133,10 +148,9 @@ struct SyncWaiter {
   SyncWaiter* wake_next;    // a waker's local list of waiters to wake
   std::int64_t wait_start;  // Mutex: when it first queued (0: not yet)
   std::int64_t weight;      // Semaphore: units it waits for
-  bool in_queue = false;
-  bool granted = false;  // S4: dequeued with a grant, not yet resumed
-  bool starving;         // Mutex: waited over 1 ms
-  bool awoke;            // Mutex: holds the "woken" flag
+  State state = kIdle;
+  bool starving;  // Mutex: waited over 1 ms
+  bool awoke;     // Mutex: holds the "woken" flag
 
   // Fills in the fields every waiter needs, for goroutine `goroutine`.
   void prepare(G* goroutine, std::coroutine_handle<> then) noexcept {
@@ -149,6 +163,15 @@ struct SyncWaiter {
     starving = false;
     awoke = false;
   }
+  // S4: the goroutine goes on; nothing of a grant is left to give back.
+  void resumed() noexcept { state = kIdle; }
+  // Whether the goroutine is still parked on it, or was granted something
+  // and never resumed (Withdrawal): only then does a destroyed awaiter
+  // have anything to undo.
+  [[nodiscard]] bool needs_withdrawal() const noexcept { return state != kIdle; }
+  // For WaiterList (waiter_list.hpp, L1).
+  [[nodiscard]] bool queued() const noexcept { return state == kQueued; }
+  void set_queued(bool queued) noexcept { state = queued ? kQueued : kIdle; }
 };
 
 // Makes the goroutine of `w` continue at `where` (or unparks its thread).
@@ -163,73 +186,24 @@ inline void wake(SyncWaiter* w, std::coroutine_handle<> where) noexcept {
   ready_goroutine(g);
 }
 
-// Waiters dequeued under a lock, to be woken in FIFO order once it is
-// released (S2). Not copyable: `tail_` points into the list.
-class WakeList {
- public:
-  WakeList() noexcept = default;
-  WakeList(const WakeList&) = delete;
-  WakeList& operator=(const WakeList&) = delete;
+// Wakes `w` at its continuation: what WakeList<SyncWaiter>::wake_all does
+// with each waiter a sync primitive dequeued under its lock.
+inline void wake_at_continuation(SyncWaiter* w) noexcept { wake(w, w->continuation); }
 
-  void push(SyncWaiter* w) noexcept {
-    w->wake_next = nullptr;
-    *tail_ = w;
-    tail_ = &w->wake_next;
-  }
-  // Wakes each at its continuation.
-  void wake_all() noexcept {
-    while (head_ != nullptr) {
-      SyncWaiter* w = head_;
-      head_ = w->wake_next;  // read before waking (S2)
-      wake(w, w->continuation);
-    }
-    tail_ = &head_;
-  }
+// What every sync awaiter's destructor does (Withdrawal): if the awaiter
+// is destroyed with its goroutine parked on `w` (the shutdown sweep), call
+// primitive->*withdraw(&w) to leave the primitive as if the goroutine had
+// gone on. Reads `w` unlocked: a parked frame is destroyed only with every
+// worker stopped, and a running one owns its waiter.
+template <class Primitive>
+inline void withdraw_if_parked(SyncWaiter& w, Primitive* primitive,
+                               void (Primitive::*withdraw)(SyncWaiter*) noexcept) noexcept {
+  if (w.needs_withdrawal()) [[unlikely]]
+    (primitive->*withdraw)(&w);
+}
 
- private:
-  SyncWaiter* head_ = nullptr;
-  SyncWaiter** tail_ = &head_;
-};
-
-// A FIFO of waiters, guarded by its owner's SpinLock.
-class SyncQueue {
- public:
-  [[nodiscard]] bool empty() const noexcept { return first_ == nullptr; }
-  [[nodiscard]] SyncWaiter* front() const noexcept { return first_; }
-
-  void push_back(SyncWaiter* w) noexcept {
-    w->in_queue = true;
-    w->next = nullptr;
-    w->prev = last_;
-    (last_ != nullptr ? last_->next : first_) = w;
-    last_ = w;
-  }
-  void push_front(SyncWaiter* w) noexcept {
-    w->in_queue = true;
-    w->prev = nullptr;
-    w->next = first_;
-    (first_ != nullptr ? first_->prev : last_) = w;
-    first_ = w;
-  }
-  // Unlinks `w` if it is queued; returns whether it was.
-  bool remove(SyncWaiter* w) noexcept {
-    if (!w->in_queue) return false;
-    w->in_queue = false;
-    (w->prev != nullptr ? w->prev->next : first_) = w->next;
-    (w->next != nullptr ? w->next->prev : last_) = w->prev;
-    w->prev = w->next = nullptr;
-    return true;
-  }
-  SyncWaiter* pop_front() noexcept {
-    SyncWaiter* w = first_;
-    if (w != nullptr) remove(w);
-    return w;
-  }
-
- private:
-  SyncWaiter* first_ = nullptr;
-  SyncWaiter* last_ = nullptr;
-};
+// A FIFO of waiters, guarded by its owner's SpinLock (S1).
+using SyncQueue = WaiterList<SyncWaiter>;
 
 // The goroutine running now; throws std::logic_error if there is none (a
 // sync primitive that must park needs a goroutine to park). `what` names
