@@ -297,6 +297,42 @@ TEST(GoCallable, TakesNothingFromTheHeap) {
 #endif
 }
 
+// A goroutine started from a callable and parked three Tasks deep when the
+// runtime stops: the shutdown sweep destroys the chain (innermost first),
+// the body, and then the callable and arguments its root holds, each once.
+Task<void> park_at_depth(int depth, Guard guard) {
+  (void)guard;
+  if (depth == 0) {
+    co_await goro::test::ParkForever{};
+  } else {
+    co_await park_at_depth(depth - 1, std::move(guard));
+  }
+}
+
+Task<bool> callables_parked_deep_at_shutdown(LifeCounts* counts) {
+  std::atomic<long> started{0};
+  goro::go(
+      [guard = Guard(*counts), &started](Guard argument) -> Task<void> {
+        started.fetch_add(1);
+        co_await park_at_depth(3, std::move(argument));
+      },
+      Guard(*counts));
+  auto handle = goro::spawn([guard = Guard(*counts), &started]() -> Task<int> {
+    started.fetch_add(1);
+    co_await park_at_depth(2, guard);
+    co_return 0;
+  });
+  handle.detach();
+  co_return co_await yield_until_at_least(started, 2);
+}
+
+TEST(GoCallable, ParkedInNestedAwaitsAtShutdownEverythingIsDestroyedOnce) {
+  LifeCounts counts;
+  EXPECT_TRUE(goro::run(callables_parked_deep_at_shutdown(&counts), with_procs(2)));
+  EXPECT_GT(counts.constructed.load(), 3);
+  EXPECT_EQ(counts.alive(), 0);
+}
+
 // --- spawn(f, args...) -------------------------------------------------------
 
 Task<bool> spawn_gives_the_value() {

@@ -172,6 +172,7 @@ inline constexpr bool kIsTask<Task<T>> = true;
 namespace detail {
 
 struct G;
+struct TaskAccess;
 
 // Called by a goroutine's root task when it finishes; returns the coroutine
 // to run next on this thread (a waiting joiner, or noop_coroutine() to
@@ -229,6 +230,8 @@ class TaskPromiseBase {
   // This frame resumed: it awaits no Task any more.
   void unlink_awaited() noexcept { awaited_ = nullptr; }
   void set_goroutine(G* goroutine) noexcept { goroutine_ = goroutine; }
+  // The goroutine this frame is the root of; nullptr for any other frame.
+  [[nodiscard]] G* goroutine() const noexcept { return goroutine_; }
   [[nodiscard]] const std::exception_ptr& exception() const noexcept { return exception_; }
   void rethrow_if_exception() const {
     if (exception_) std::rethrow_exception(exception_);
@@ -406,6 +409,7 @@ class [[nodiscard(
 
  private:
   friend class detail::TaskPromise<T>;
+  friend struct detail::TaskAccess;
   explicit Task(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
 
   static std::coroutine_handle<promise_type> typed(std::coroutine_handle<> handle) noexcept {
@@ -421,6 +425,16 @@ class [[nodiscard(
 };
 
 namespace detail {
+
+// The frame a Task owns, for the goroutine-root wrapper of go(f, args...)
+// (invoke_task.hpp), which hands its goroutine over to a body Task it
+// keeps owning.
+struct TaskAccess {
+  template <class T>
+  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
+    return Task<T>::typed(task.handle_);
+  }
+};
 
 template <class T>
 Task<T> TaskPromise<T>::get_return_object() noexcept {

@@ -50,8 +50,12 @@ struct alignas(64) G {
   // stale while the goroutine runs.
   const char* wait_reason = nullptr;
   std::int64_t wait_since_nanos = 0;
-  // The root task's promise, for the JoinHandle's result; null once the
-  // shutdown sweep has destroyed the frame.
+  // The promise holding the goroutine's result, for the JoinHandle and the
+  // uncaught-exception report: the root task's, or, for a goroutine started
+  // from a callable, its body's, which the root hands the goroutine to when
+  // it first runs (detail/invoke_task.hpp; written by the goroutine's own
+  // thread before anyone reads it). Null once the shutdown sweep has
+  // destroyed the frames.
   TaskPromiseBase* root_promise = nullptr;
   std::uint64_t id = 0;
   // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
