@@ -53,6 +53,24 @@
 //       has no fixed-size stack copy.) After unlocking locks_[0] nothing of
 //       the awaiter is touched.
 //
+// Memory orders. The awaiter holds no atomic of its own, and needs none:
+//   * Its fields (orders, counts, waiters_, value_, parked_, fired_) are
+//     written and read by the selecting goroutine, on whichever thread
+//     runs it. A goroutine moves between threads only through a run queue
+//     or a join state, whose release/acquire hand-overs order everything
+//     it wrote before with everything it reads after.
+//   * Other threads touch the select only while holding the lock of one of
+//     its channels: a waker or close() unlinks a waiter, fills value_
+//     through the waiter's elem, sets its success and claims state_.done
+//     (chan_core.hpp, SelectState: relaxed, because the exchange runs under
+//     a channel lock and only its atomicity matters), writes state_.fired
+//     and readies the goroutine. Those writes reach the resumed select
+//     through ready_goroutine's run-queue hand-over (release there,
+//     acquire by the thread that resumes it), and step 5 takes every lock
+//     again before reading the queues, so a waker still inside its own
+//     critical section on another channel has finished with it first.
+//   * select_rand's state is thread_local: one thread's only.
+//
 // Rejected alternatives
 //   * A random start followed by a linear scan of the cases (no poll-order
 //     array): a ready case that follows a run of non-ready ones would be
