@@ -66,27 +66,13 @@ using namespace std::chrono_literals;
 using goro::JoinHandle;
 using goro::Task;
 using goro::WaitGroup;
+using goro::test::CodedError;
 using goro::test::Guard;
 using goro::test::LifeCounts;
 using goro::test::with_procs;
+using goro::test::yield_until;
 using goro::test::yield_until_at_least;
 using goro::test::yield_until_set;
-
-struct CodedError : std::runtime_error {
-  CodedError(const std::string& what, int code) : std::runtime_error(what), code(code) {}
-  int code;
-};
-
-// Yields until `done()` is true; false after a generous bound.
-template <class Done>
-Task<bool> yield_until(Done done, std::chrono::seconds timeout = std::chrono::seconds(120)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (long i = 0; !done(); ++i) {
-    if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return false;
-    co_await goro::yield();
-  }
-  co_return true;
-}
 
 // --- which overload a call picks -----------------------------------------------
 
