@@ -39,9 +39,11 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <goro/goro.hpp>
@@ -170,6 +172,17 @@ goro::Task<void> feed(goro::SendChan<int> out, long n) {
 // The three ways to write the select of select_batch.
 enum class SelectForm { kIndexed, kHandlers, kRecvSpan };
 
+// The fixed select over channels cs[I]..., indexed or with a handler per
+// case; awaited in the expression that calls this, as a select must be.
+template <SelectForm kForm, std::size_t... I>
+auto fixed_select(std::vector<goro::Chan<int>>& cs, std::index_sequence<I...>) {
+  if constexpr (kForm == SelectForm::kIndexed) {
+    return goro::select(goro::recv_from(cs[I])...);
+  } else {
+    return goro::select(goro::on(goro::recv_from(cs[I]), [](std::optional<int>) {})...);
+  }
+}
+
 template <SelectForm kForm>
 goro::Task<double> select_batch(int channels, bool contended, long selects) {
   std::vector<goro::Chan<int>> cs;
@@ -180,27 +193,14 @@ goro::Task<double> select_batch(int channels, bool contended, long selects) {
       goro::go(feed(cs[static_cast<std::size_t>(i)], selects / channels));
   }
   const long total = contended ? selects / channels * channels : selects;
-  using goro::on;
-  using goro::recv_from;
-  const auto drop = [](std::optional<int>) {};
   for (long i = 0; i < total; ++i) {
     if (!contended) (void)cs[static_cast<std::size_t>(i % channels)].try_send(1);
-    if constexpr (kForm == SelectForm::kIndexed) {
-      if (channels == 2) {
-        (void)co_await goro::select(recv_from(cs[0]), recv_from(cs[1]));
-      } else {
-        (void)co_await goro::select(recv_from(cs[0]), recv_from(cs[1]), recv_from(cs[2]),
-                                    recv_from(cs[3]));
-      }
-    } else if constexpr (kForm == SelectForm::kHandlers) {
-      if (channels == 2) {
-        co_await goro::select(on(recv_from(cs[0]), drop), on(recv_from(cs[1]), drop));
-      } else {
-        co_await goro::select(on(recv_from(cs[0]), drop), on(recv_from(cs[1]), drop),
-                              on(recv_from(cs[2]), drop), on(recv_from(cs[3]), drop));
-      }
-    } else {
+    if constexpr (kForm == SelectForm::kRecvSpan) {
       (void)co_await goro::select_recv(cs);
+    } else if (channels == 2) {
+      (void)co_await fixed_select<kForm>(cs, std::make_index_sequence<2>());
+    } else {
+      (void)co_await fixed_select<kForm>(cs, std::make_index_sequence<4>());
     }
   }
   co_return seconds_since(start);
@@ -215,71 +215,57 @@ void select_benchmark(benchmark::State& state) {
   set_per_item(state, "ns_per_select", kSelects / channels * channels);
 }
 
+// The rows of each form: 2 or 4 channels, each uncontended or contended.
+void select_rows(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"channels", "contended"});
+  for (const int contended : {0, 1}) {
+    for (const int channels : {2, 4}) b->Args({channels, contended});
+  }
+  b->UseManualTime()->Unit(benchmark::kMillisecond);
+}
+
 void BM_Select(benchmark::State& state) { select_benchmark<SelectForm::kIndexed>(state); }
 void BM_SelectHandlers(benchmark::State& state) { select_benchmark<SelectForm::kHandlers>(state); }
 void BM_SelectRecvSpan(benchmark::State& state) { select_benchmark<SelectForm::kRecvSpan>(state); }
-BENCHMARK(BM_Select)
-    ->ArgNames({"channels", "contended"})
-    ->Args({2, 0})
-    ->Args({4, 0})
-    ->Args({2, 1})
-    ->Args({4, 1})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SelectHandlers)
-    ->ArgNames({"channels", "contended"})
-    ->Args({2, 0})
-    ->Args({4, 0})
-    ->Args({2, 1})
-    ->Args({4, 1})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SelectRecvSpan)
-    ->ArgNames({"channels", "contended"})
-    ->Args({2, 0})
-    ->Args({4, 0})
-    ->Args({2, 1})
-    ->Args({4, 1})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Select)->Apply(select_rows);
+BENCHMARK(BM_SelectHandlers)->Apply(select_rows);
+BENCHMARK(BM_SelectRecvSpan)->Apply(select_rows);
 
+// A select over one empty channel with a default, in the indexed form or
+// the handler form; each gives 1 when the default ran.
+template <SelectForm kForm>
 goro::Task<double> nonblocking_select(long selects) {
   goro::Chan<int> empty = goro::make_chan<int>(1);
   long defaults = 0;
   const auto start = Clock::now();
   for (long i = 0; i < selects; ++i) {
-    auto r = co_await goro::select(goro::recv_from(empty), goro::default_case());
-    defaults += static_cast<long>(r.index());
+    if constexpr (kForm == SelectForm::kIndexed) {
+      auto r = co_await goro::select(goro::recv_from(empty), goro::default_case());
+      defaults += static_cast<long>(r.index());
+    } else {
+      defaults += co_await goro::select(goro::on(goro::recv_from(empty), [] { return 0L; }),
+                                        goro::otherwise([] { return 1L; }));
+    }
   }
   const double took = seconds_since(start);
   if (defaults != selects) std::abort();
   co_return took;
+}
+
+template <SelectForm kForm>
+void nonblocking_select_benchmark(benchmark::State& state) {
+  constexpr long kSelects = 2'000'000;
+  run_batches(state, 0, nonblocking_select<kForm>, kSelects);
+  set_per_item(state, "ns_per_select", kSelects);
 }
 
 void BM_SelectNonBlockingEmpty(benchmark::State& state) {
-  constexpr long kSelects = 2'000'000;
-  run_batches(state, 0, nonblocking_select, kSelects);
-  set_per_item(state, "ns_per_select", kSelects);
+  nonblocking_select_benchmark<SelectForm::kIndexed>(state);
 }
 BENCHMARK(BM_SelectNonBlockingEmpty)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-goro::Task<double> nonblocking_select_handlers(long selects) {
-  goro::Chan<int> empty = goro::make_chan<int>(1);
-  long defaults = 0;
-  const auto start = Clock::now();
-  for (long i = 0; i < selects; ++i) {
-    defaults += co_await goro::select(goro::on(goro::recv_from(empty), [] { return 0L; }),
-                                      goro::otherwise([] { return 1L; }));
-  }
-  const double took = seconds_since(start);
-  if (defaults != selects) std::abort();
-  co_return took;
-}
-
 void BM_SelectNonBlockingEmptyHandlers(benchmark::State& state) {
-  constexpr long kSelects = 2'000'000;
-  run_batches(state, 0, nonblocking_select_handlers, kSelects);
-  set_per_item(state, "ns_per_select", kSelects);
+  nonblocking_select_benchmark<SelectForm::kHandlers>(state);
 }
 BENCHMARK(BM_SelectNonBlockingEmptyHandlers)->UseManualTime()->Unit(benchmark::kMillisecond);
 

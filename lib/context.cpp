@@ -346,10 +346,16 @@ void CancelNode::cancel(CancelCode code, absl::Status cause, bool from_parent) n
   }
   // An ancestor already cancelled (its cancel has not reached us yet):
   // take its code and cause, so that code() and cause() keep giving what
-  // they gave (C7, C8). Mark first (seq_cst: see C7 for why the mark must
-  // precede the check in one order with the readers' loads). Its cause_
-  // is fixed once its code is set, and cancelled_source() loaded that code
-  // with (at least) acquire: the cause is visible.
+  // they gave (C7, C8). Mark first. seq_cst, and release would not do: the
+  // mark is a store followed by loads of the ancestors' codes, and only a
+  // seq_cst store stays ahead of later seq_cst loads (a release store may
+  // be overtaken by them: we could then miss the ancestor's code while a
+  // reader that found the ancestor misses our mark, and this node's code
+  // would change its answer; C7). seq_cst also puts the mark in the one
+  // order that C7's argument reasons about, with the ancestors' final
+  // stores and every reader's loads. The ancestor's cause_ is fixed once
+  // its code is set, and cancelled_source() loaded that code with (at
+  // least) acquire: the cause is visible.
   if (!from_parent && parent_canceller_ != nullptr) {
     code_.store(kCancelling, std::memory_order_seq_cst);
     if (const CancelNode* source = parent_canceller_->cancelled_source(); source != nullptr) {

@@ -66,27 +66,13 @@ using namespace std::chrono_literals;
 using goro::JoinHandle;
 using goro::Task;
 using goro::WaitGroup;
+using goro::test::CodedError;
 using goro::test::Guard;
 using goro::test::LifeCounts;
 using goro::test::with_procs;
+using goro::test::yield_until;
 using goro::test::yield_until_at_least;
 using goro::test::yield_until_set;
-
-struct CodedError : std::runtime_error {
-  CodedError(const std::string& what, int code) : std::runtime_error(what), code(code) {}
-  int code;
-};
-
-// Yields until `done()` is true; false after a generous bound.
-template <class Done>
-Task<bool> yield_until(Done done, std::chrono::seconds timeout = std::chrono::seconds(120)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (long i = 0; !done(); ++i) {
-    if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return false;
-    co_await goro::yield();
-  }
-  co_return true;
-}
 
 // --- which overload a call picks -----------------------------------------------
 
@@ -295,6 +281,42 @@ TEST(GoCallable, TakesNothingFromTheHeap) {
 #else
   EXPECT_TRUE(goro::run(go_callable_allocates_no_heap(100), with_procs(1)));
 #endif
+}
+
+// A goroutine started from a callable and parked three Tasks deep when the
+// runtime stops: the shutdown sweep destroys the chain (innermost first),
+// the body, and then the callable and arguments its root holds, each once.
+Task<void> park_at_depth(int depth, Guard guard) {
+  (void)guard;
+  if (depth == 0) {
+    co_await goro::test::ParkForever{};
+  } else {
+    co_await park_at_depth(depth - 1, std::move(guard));
+  }
+}
+
+Task<bool> callables_parked_deep_at_shutdown(LifeCounts* counts) {
+  std::atomic<long> started{0};
+  goro::go(
+      [guard = Guard(*counts), &started](Guard argument) -> Task<void> {
+        started.fetch_add(1);
+        co_await park_at_depth(3, std::move(argument));
+      },
+      Guard(*counts));
+  auto handle = goro::spawn([guard = Guard(*counts), &started]() -> Task<int> {
+    started.fetch_add(1);
+    co_await park_at_depth(2, guard);
+    co_return 0;
+  });
+  handle.detach();
+  co_return co_await yield_until_at_least(started, 2);
+}
+
+TEST(GoCallable, ParkedInNestedAwaitsAtShutdownEverythingIsDestroyedOnce) {
+  LifeCounts counts;
+  EXPECT_TRUE(goro::run(callables_parked_deep_at_shutdown(&counts), with_procs(2)));
+  EXPECT_GT(counts.constructed.load(), 3);
+  EXPECT_EQ(counts.alive(), 0);
 }
 
 // --- spawn(f, args...) -------------------------------------------------------

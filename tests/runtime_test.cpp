@@ -85,17 +85,17 @@ std::size_t runtime_threads() {
   return n;
 }
 
-// Runtime threads left once run() has returned. A joined thread can still be
-// listed for a moment: join() returns when the kernel clears the thread's id
-// word, a little before the thread leaves the thread group. So a leftover
-// name is looked at again until it goes; one that stays for seconds is a
-// thread the runtime really left behind.
+// Waits until no runtime thread is listed any more, once run() has
+// returned. A joined thread can still be listed for a moment: join()
+// returns when the kernel clears the thread's id word, a little before the
+// thread leaves the thread group. So a leftover name is looked at again
+// until it goes; a thread the runtime really left behind stays for good,
+// and the watchdog of the test calling this (or, in a forked child, its
+// alarm) then ends the test with a message instead of a silent hang.
+// Returns the count, 0, so that a caller can compare it.
 std::size_t runtime_threads_left() {
-  for (int attempt = 0; attempt < 10'000; ++attempt) {
-    if (runtime_threads() == 0) return 0;
-    std::this_thread::sleep_for(1ms);
-  }
-  return runtime_threads();
+  while (runtime_threads() != 0) std::this_thread::sleep_for(1ms);
+  return 0;
 }
 
 Task<int> answer() { co_return 42; }
@@ -286,6 +286,8 @@ TEST(Runtime, OutsideGoAndSpawnRacingShutdownRunOrAreDestroyedExactlyOnce) {
 // --- A runtime that cannot start --------------------------------------
 
 TEST(Runtime, ThreadStartFailureThrowsSystemErrorAndLeavesNothingBehind) {
+  goro::test::Watchdog watchdog(
+      "Runtime.ThreadStartFailureThrowsSystemErrorAndLeavesNothingBehind");
   for (PollerBackend poller : usable_pollers()) {
     SCOPED_TRACE(name_of(poller));
     const Config config = with_poller(3, poller);  // 2 workers + sysmon: 3 thread starts
@@ -321,7 +323,11 @@ TEST(Runtime, ThreadStartFailureThrowsSystemErrorAndLeavesNothingBehind) {
 // The real limit: a child that drops root (exempt from RLIMIT_NPROC) and may
 // start no thread at all.
 TEST(Runtime, ThreadLimitMakesRunThrowSystemErrorThenRunsOnceRaised) {
+  // No watchdog thread here: forking a process that runs threads is what
+  // ThreadSanitizer refuses. The child's own alarm turns a hang into a
+  // status (-SIGALRM) instead.
   const int status = in_child([] {
+    alarm(240);
     if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 77;
     rlimit limit{};
     if (getrlimit(RLIMIT_NPROC, &limit) != 0) return 78;
@@ -345,6 +351,8 @@ TEST(Runtime, ThreadLimitMakesRunThrowSystemErrorThenRunsOnceRaised) {
 }
 
 TEST(Runtime, FewFileDescriptorsMakeRunThrowSystemErrorAndLeaveNothingBehind) {
+  goro::test::Watchdog watchdog(
+      "Runtime.FewFileDescriptorsMakeRunThrowSystemErrorAndLeaveNothingBehind");
   for (PollerBackend poller : usable_pollers()) {
     SCOPED_TRACE(name_of(poller));
     const Config config = with_poller(4, poller);  // 8 fds: an eventfd and a ring or epoll per P

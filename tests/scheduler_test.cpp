@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -249,8 +250,9 @@ TEST(Run, WithOneProcEveryGoroutineRunsOnTheCallingThread) {
 }
 
 // A goroutine that never suspends holds its P; with two Ps the other one
-// must pick up the goroutine it spawned (from runnext or the local queue),
-// or this spins until its deadline.
+// must pick up the goroutine it spawned (from runnext or the local queue):
+// the spin ends only when both children ran, so a broken steal hangs, and
+// the test's watchdog reports it.
 Task<void> set_flag_and_record(std::atomic<bool>* flag, std::thread::id* where) {
   *where = std::this_thread::get_id();
   flag->store(true);
@@ -266,12 +268,10 @@ Task<int> spin_until_stolen() {
     std::thread::id second_where;
     goro::go(set_flag_and_record(&first, &first_where));
     goro::go(set_flag_and_record(&second, &second_where));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!(first.load() && second.load()) && std::chrono::steady_clock::now() < deadline) {
+    while (!(first.load() && second.load())) {
       std::this_thread::yield();  // not goro::yield: this goroutine keeps its P
     }
-    if (first.load() && second.load() && first_where != std::this_thread::get_id() &&
-        second_where != std::this_thread::get_id()) {
+    if (first_where != std::this_thread::get_id() && second_where != std::this_thread::get_id()) {
       ++stolen;
     }
     co_await goro::yield();
@@ -280,6 +280,7 @@ Task<int> spin_until_stolen() {
 }
 
 TEST(Scheduler, AnIdleProcTakesWorkFromABusyOne) {
+  goro::test::Watchdog watchdog("Scheduler.AnIdleProcTakesWorkFromABusyOne");
   EXPECT_EQ(goro::run(spin_until_stolen(), with_procs(2)), 2);
   EXPECT_GT(goro::scheduler_stats().steals, 0u);
 }
@@ -373,13 +374,12 @@ Task<void> yield_then_set(int yields, std::atomic<bool>* flag) {
   flag->store(true);
 }
 
-// Yields until `flag` is set (bounded, so that starvation fails instead of
-// hanging); returns how many times it yielded, or -1 on timeout.
+// Yields until `flag` is set; returns how many times it yielded. Starvation
+// makes it yield forever: the tests using it keep a watchdog, which turns
+// that into an abort naming the test.
 Task<long> yield_until_flag(const std::atomic<bool>* flag) {
   long yields = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!flag->load()) {
-    if ((yields & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return -1;
     co_await goro::yield();
     ++yields;
   }
@@ -393,6 +393,7 @@ Task<long> yielder_spawns_then_yields(int child_yields) {
 }
 
 TEST(Fairness, AYieldingGoroutineDoesNotStarveTheGoroutineItSpawned) {
+  goro::test::Watchdog watchdog("Fairness.AYieldingGoroutineDoesNotStarveTheGoroutineItSpawned");
   const long yields = goro::run(yielder_spawns_then_yields(100), with_procs(1));
   EXPECT_GE(yields, 100);  // the child yielded 100 times in between
 }
@@ -408,7 +409,10 @@ Task<long> yielder_with_outside_thread() {
 TEST(Fairness, AYieldingGoroutineDoesNotStarveAGoroutineStartedFromOutside) {
   // Local work (the yielder) is always available; the outsider waits in the
   // global queue, which must be served periodically anyway.
-  EXPECT_GE(goro::run(yielder_with_outside_thread(), with_procs(1)), 0);
+  goro::test::Watchdog watchdog(
+      "Fairness.AYieldingGoroutineDoesNotStarveAGoroutineStartedFromOutside");
+  // The outsider yielded 3 times, each time after the yielder's turn.
+  EXPECT_GE(goro::run(yielder_with_outside_thread(), with_procs(1)), 3);
   EXPECT_GT(goro::scheduler_stats().global_queue_takes, 0u);
 }
 
@@ -437,8 +441,9 @@ Task<TwoYieldersOutcome> two_yielders_and_a_latecomer() {
 }
 
 TEST(Fairness, TwoYieldersDoNotStarveASpawnedGoroutine) {
+  goro::test::Watchdog watchdog("Fairness.TwoYieldersDoNotStarveASpawnedGoroutine");
   const TwoYieldersOutcome outcome = goro::run(two_yielders_and_a_latecomer(), with_procs(1));
-  EXPECT_GE(outcome.main, 0);
+  EXPECT_GE(outcome.main, 5);   // the latecomer yielded 5 times, each after main's turn
   EXPECT_GT(outcome.first, 0);  // and the yielders themselves kept running
   EXPECT_GT(outcome.second, 0);
 }
@@ -512,13 +517,13 @@ TEST(Fairness, AChannelPingPongDoesNotStarveTheLocalQueue) {
 // keeps working through its queue; once the queue is stuck behind a
 // goroutine that computes (no suspension), sysmon releases them to an idle
 // P. The readier spins until one of them ran: with the release broken it
-// would spin until the bound.
+// spins for good, and the test's watchdog reports it.
 Task<void> receive_then_flag(goro::RecvChan<int> in, std::atomic<int>* ran) {
   (void)co_await in.recv();
   ran->fetch_add(1);
 }
 
-Task<bool> hog_after_handoffs() {
+Task<int> hog_after_handoffs() {
   constexpr int kReceivers = 3;
   goro::Chan<int> c = goro::make_chan<int>();
   std::atomic<int> ran{0};
@@ -527,31 +532,43 @@ Task<bool> hog_after_handoffs() {
   // send below is a handoff that readies one onto this P.
   co_await goro::sleep(std::chrono::milliseconds(10));
   for (int i = 0; i < kReceivers; ++i) co_await c.send(i);  // readies them here, as handoffs
-  const auto bound = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (ran.load() == 0 && std::chrono::steady_clock::now() < bound) {
+  while (ran.load() == 0) {
     // Compute without suspending: this P's queue is stuck behind us.
   }
-  const bool ran_while_hogging = ran.load() > 0;
   while (ran.load() < kReceivers) co_await goro::yield();
-  co_return ran_while_hogging;
+  co_return ran.load();
 }
 
 TEST(Scheduler, HandoffGoroutinesStuckBehindAHogMoveToAnIdleProc) {
-  EXPECT_TRUE(goro::run(hog_after_handoffs(), with_procs(2)));
+  goro::test::Watchdog watchdog("Scheduler.HandoffGoroutinesStuckBehindAHogMoveToAnIdleProc");
+  EXPECT_EQ(goro::run(hog_after_handoffs(), with_procs(2)), 3);
 }
 
 // A pipeline of unbuffered channels whose stages compute for tens of
 // microseconds per item keeps its queue moving (no stage is stuck), yet a
 // second core would run two stages at once. sysmon sees the P compute long
 // between synchronisations and spreads its handoffs over the idle P
-// (SchedulerStats::spread_rounds), whose thieves then take stages.
+// (SchedulerStats::spread_rounds), whose thieves then take stages. The
+// feeder keeps the pipeline going until the sink has seen both counters
+// move: with spreading broken it never stops, and the test's watchdog
+// reports it.
 // (That partners which only synchronise stay together is a matter of
 // speed, measured by chan_bench's A/B in docs/PERFORMANCE.md: on a loaded
 // machine a ping-pong split by a stuck-queue release pays membarriers and
 // wakeups between its handoffs and may spread for a few rounds.)
-void compute_for(std::chrono::microseconds d) {
-  const auto end = std::chrono::steady_clock::now() + d;
-  while (std::chrono::steady_clock::now() < end) {
+//
+// A stage's work is measured on its thread's CPU clock, the clock sysmon
+// reads for a P's computing: a thread descheduled on a loaded machine then
+// still does the work sysmon must see, however long it takes.
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec now{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0) std::abort();
+  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+}
+
+void compute_on_cpu_for(std::chrono::nanoseconds work) {
+  const std::chrono::nanoseconds end = thread_cpu_time() + work;
+  while (thread_cpu_time() < end) {
   }
 }
 
@@ -561,35 +578,55 @@ constexpr std::chrono::microseconds kStageWork(goro::test::kTsan ? 200 : 20);
 
 Task<void> computing_stage(goro::RecvChan<long> in, goro::SendChan<long> out) {
   while (std::optional<long> item = co_await in.recv()) {
-    compute_for(kStageWork);
+    compute_on_cpu_for(kStageWork);
     co_await out.send(*item + 1);
   }
   out.close();
 }
 
-Task<void> feed(goro::SendChan<long> out, long items) {
-  for (long i = 0; i < items; ++i) co_await out.send(i);
+Task<void> feed_until(goro::SendChan<long> out, const std::atomic<bool>* stop,
+                      std::atomic<long>* fed) {
+  for (long i = 0; !stop->load(); ++i) {
+    co_await out.send(i);
+    fed->fetch_add(1);
+  }
   out.close();
 }
 
-Task<long> computing_pipeline(long items) {
+struct PipelineOutcome {
+  long fed = 0;
+  long received = 0;
+};
+
+Task<PipelineOutcome> computing_pipeline() {
   constexpr int kStages = 4;
+  std::atomic<bool> stop{false};
+  std::atomic<long> fed{0};
   goro::Chan<long> first = goro::make_chan<long>();
-  goro::go(feed(first, items));
+  goro::go(feed_until(first, &stop, &fed));
   goro::Chan<long> previous = first;
   for (int i = 0; i < kStages; ++i) {
     goro::Chan<long> next = goro::make_chan<long>();
     goro::go(computing_stage(previous, next));
     previous = next;
   }
-  long received = 0;
-  while (co_await previous.recv()) ++received;
-  co_return received;
+  PipelineOutcome outcome;
+  while (co_await previous.recv()) {
+    ++outcome.received;
+    if (!stop.load()) {
+      const goro::SchedulerStats stats = goro::scheduler_stats();
+      if (stats.spread_rounds > 0 && stats.steals > 0) stop.store(true);
+    }
+  }
+  outcome.fed = fed.load();  // the feeder closed `first` after its last count
+  co_return outcome;
 }
 
 TEST(Scheduler, AComputingPipelineSpreadsOverIdleProcs) {
-  constexpr long kItems = goro::test::kTsan ? 200 : 2000;  // 160 ms of computing on one core
-  EXPECT_EQ(goro::run(computing_pipeline(kItems), with_procs(2)), kItems);
+  goro::test::Watchdog watchdog("Scheduler.AComputingPipelineSpreadsOverIdleProcs");
+  const PipelineOutcome outcome = goro::run(computing_pipeline(), with_procs(2));
+  EXPECT_GT(outcome.received, 0);
+  EXPECT_EQ(outcome.received, outcome.fed);
   const goro::SchedulerStats stats = goro::scheduler_stats();  // of that run
   EXPECT_GT(stats.spread_rounds, 0u);
   EXPECT_GT(stats.steals, 0u);

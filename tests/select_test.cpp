@@ -904,5 +904,30 @@ TEST(SelectOverSpan, DuplicateChannelsInOneSelect) {
   for (unsigned procs : {1U, 4U}) EXPECT_EQ(run(span_duplicates(n), with_procs(procs)), 2 * n);
 }
 
+// More cases than the awaiter holds inline (their orders then live on the
+// heap), with repeats and a nil channel among them; unbuffered senders make
+// most selects park first.
+Task<long> span_longer_than_inline(long n) {
+  constexpr int kChannels = 10;
+  std::vector<Chan<int>> distinct;
+  for (int i = 0; i < kChannels; ++i) {
+    distinct.push_back(make_chan<int>());
+    go(send_n(distinct.back(), n));
+  }
+  std::vector<Chan<int>> cs(distinct.begin(), distinct.end());
+  cs.insert(cs.end(), distinct.begin(), distinct.begin() + kChannels / 2);
+  cs.emplace_back();  // nil
+  long got = 0;
+  for (long i = 0; i < kChannels * n; ++i) got += *(co_await select_recv(cs)).value();
+  co_return got;
+}
+
+TEST(SelectOverSpan, MoreChannelsThanFitInlineReceiveEveryValueOnce) {
+  const long n = test::scaled(2000);
+  for (unsigned procs : {1U, 4U}) {
+    EXPECT_EQ(run(span_longer_than_inline(n), with_procs(procs)), 10 * n);
+  }
+}
+
 }  // namespace
 }  // namespace goro

@@ -26,17 +26,13 @@ namespace {
 
 using goro::JoinHandle;
 using goro::Task;
+using goro::test::CodedError;
 using goro::test::Guard;
 using goro::test::LifeCounts;
 using goro::test::ParkForever;
 using goro::test::with_procs;
 using goro::test::yield_until_at_least;
 using goro::test::yield_until_set;
-
-struct CodedError : std::runtime_error {
-  CodedError(const std::string& what, int code) : std::runtime_error(what), code(code) {}
-  int code;
-};
 
 Task<int> value_after_yields(int value, int yields) {
   for (int i = 0; i < yields; ++i) co_await goro::yield();

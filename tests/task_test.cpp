@@ -26,6 +26,7 @@
 namespace {
 
 using goro::Task;
+using goro::test::CodedError;
 using goro::test::Guard;
 using goro::test::LifeCounts;
 using goro::test::ParkForever;
@@ -97,11 +98,6 @@ Task<int> add_nested(int depth) {
   const int below = co_await add_nested(depth - 1);
   co_return below + 1;
 }
-
-struct CodedError : std::runtime_error {
-  CodedError(const std::string& what, int code) : std::runtime_error(what), code(code) {}
-  int code;
-};
 
 Task<int> throws_coded(int code) {
   throw CodedError("coded failure", code);

@@ -1,9 +1,9 @@
 // tests/test_util.hpp
 //
 // Helpers shared by goro's tests: an awaitable that parks a goroutine for
-// good, guards that count their constructions and destructions, bounded
-// "yield until" loops, and a watchdog that turns a hang into an abort with
-// a message.
+// good, guards that count their constructions and destructions, an
+// exception type carrying a code, bounded "yield until" loops, and a
+// watchdog that turns a hang into an abort with a message.
 #ifndef GORO_TESTS_TEST_UTIL_HPP_
 #define GORO_TESTS_TEST_UTIL_HPP_
 
@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -71,6 +72,13 @@ class Guard {
   LifeCounts* counts_;
 };
 
+// An exception with a code, so that a test can tell which throw reached it
+// (and that it arrived with its type and message).
+struct CodedError : std::runtime_error {
+  CodedError(const std::string& what, int code) : std::runtime_error(what), code(code) {}
+  int code;
+};
+
 // Yields until `value` >= `target`; gives up (returning false) after
 // `timeout`, so that a scheduler bug fails the test instead of hanging it.
 // A coroutine that tests the answer of this or yield_until_set in an if
@@ -91,6 +99,17 @@ inline Task<bool> yield_until_set(const std::atomic<bool>& flag,
                                   std::chrono::seconds timeout = std::chrono::seconds(120)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (long i = 0; !flag.load(); ++i) {
+    if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return false;
+    co_await goro::yield();
+  }
+  co_return true;
+}
+
+// Yields until `done()` is true; false after `timeout`, as above.
+template <class Done>
+Task<bool> yield_until(Done done, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (long i = 0; !done(); ++i) {
     if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) co_return false;
     co_await goro::yield();
   }

@@ -105,6 +105,11 @@ class BlockingAwaiter : private BlockingJob {
 //  * `fn` is moved into the awaiter (in the goroutine's frame); it must not
 //    co_await and should not touch goroutine-only APIs (it runs outside the
 //    runtime).
+//  * Built by g++ 12, a closure written in the co_await expression is
+//    destroyed twice if it captures anything with a destructor (a
+//    std::string, a Chan): capture by reference (`[&]`: the await ends
+//    before the statement does) or name the callable first and move it
+//    in (task.hpp, "Temporaries in a co_await expression").
 //  * The runtime waits for running calls before it stops; calls still
 //    queued when it stops never run (their goroutines are destroyed, as
 //    every goroutine still parked is).

@@ -378,7 +378,11 @@ class Chan : public detail::ChanHandle<T> {
 
   // co_await ch.send(v): Go's `ch <- v`. Blocks until a receiver takes the
   // value or the buffer has room. Throws ChannelClosed if the channel is
-  // closed, before or while waiting. Nil channel: blocks forever.
+  // closed, before or while waiting. Nil channel: blocks forever. Built by
+  // g++ 12, a braced aggregate sent as a temporary (`co_await
+  // ch.send(Message{name, 1})`) is destroyed twice if a member has a
+  // destructor: name it first and move it in, or give the type a
+  // constructor (task.hpp, "Temporaries in a co_await expression").
   using Base::send;
   // try_send(v): sends only if that needs no waiting (a receiver waits or
   // the buffer has room); returns whether it sent. Moves from `v` only when

@@ -77,7 +77,7 @@ template <class F, class... Args>
 requires detail::TaskInvocable<F, Args...> &&
     std::same_as<detail::InvokeResult<F, Args...>, Task<void>>
 void go(F&& f, Args&&... args) {
-  go(detail::invoke_in_frame<void, std::decay_t<F>, std::decay_t<Args>...>(
+  go(detail::invoke_as_goroutine_root<void, std::decay_t<F>, std::decay_t<Args>...>(
       std::forward<F>(f), std::forward<Args>(args)...));
 }
 
@@ -100,9 +100,9 @@ JoinHandle<T> spawn(Task<T> task) {
 template <class F, class... Args>
 JoinHandle<detail::InvokeTaskValue<F, Args...>> spawn(
     F&& f, Args&&... args) requires detail::TaskInvocable<F, Args...> {
-  return spawn(detail::invoke_in_frame<detail::InvokeTaskValue<F, Args...>, std::decay_t<F>,
-                                       std::decay_t<Args>...>(std::forward<F>(f),
-                                                              std::forward<Args>(args)...));
+  return spawn(detail::invoke_as_goroutine_root<detail::InvokeTaskValue<F, Args...>,
+                                                std::decay_t<F>, std::decay_t<Args>...>(
+      std::forward<F>(f), std::forward<Args>(args)...));
 }
 
 }  // namespace goro

@@ -99,6 +99,11 @@ class Once {
   Once(const Once&) = delete;
   Once& operator=(const Once&) = delete;
 
+  // fn is decay-copied (moved from an rvalue) into the awaiter. Built by
+  // g++ 12, a closure written in the co_await expression that captures
+  // anything with a destructor is destroyed twice: capture by reference,
+  // or name it first and move it in (task.hpp, "Temporaries in a co_await
+  // expression").
   template <class F>
   [[nodiscard("co_await it: the function does not run until the call is awaited")]] CallAwaiter<
       std::decay_t<F>>

@@ -647,6 +647,13 @@ class HandlerSelectAwaiter {
 // co_await goro::select(on(case, handler)..., [otherwise(handler)]): the
 // same select, each case with the code to run when it fires; gives what
 // that handler returns (see on()). Every case has a handler or none does.
+//
+// Handlers and sent values are moved into the awaiter. Built by g++ 12, a
+// handler closure written in the co_await expression that captures
+// anything with a destructor, or a braced aggregate sent (send_to(ch,
+// Message{name})) holding one, is destroyed twice: capture by reference
+// (`[&]`, the usual form), or name it first and move it in (task.hpp,
+// "Temporaries in a co_await expression").
 template <class... Cases>
 [[nodiscard("co_await it: the select runs when awaited")]] auto select(Cases... cases) {
   constexpr std::size_t kHandled = (std::size_t{detail::kIsHandled<Cases>} + ... + 0);

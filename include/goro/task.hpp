@@ -58,11 +58,35 @@
 //             and args in the goroutine's frame: go.hpp); a coroutine
 //             function taking its parameters by value; `co_await
 //             lambda_or_function(temporaries)` (the temporaries outlive the
-//             await, which ends in the same statement)
+//             await, which ends in the same statement; but see the next
+//             note for g++ 12)
 //      wrong  goro::go([s]() -> Task<void> { ... }()): the closure holding
 //             `s` is a temporary, gone at the `;`; likewise
 //             goro::go(object.method()) for a temporary object, and
 //             goro::go(f(std::string("x"))) for `f(const std::string&)`
+//  * Temporaries in a co_await expression, built by g++ 12. g++ 12
+//    destroys twice a temporary made by brace (aggregate) initialization,
+//    a lambda's closure among them, when its type has a non-trivial
+//    destructor and the full-expression that makes it contains a
+//    co_await; what the called function does with it makes no difference
+//    (it may even see a bitwise copy of it). clang does not. So with
+//    g++ 12, in a statement that co_awaits:
+//      wrong  co_await goro::blocking([s] { ... })  (s a std::string,
+//             a Chan, a Context: anything with a destructor);
+//             co_await ch.send(Message{name, 1})  (Message an aggregate
+//             holding a std::string); co_await [s]() -> Task<void>
+//             { ... }(); a handler or for_each body capturing such a value
+//      safe   the same callable or aggregate named first and moved in:
+//             `auto call = [s] { ... }; co_await goro::blocking(
+//             std::move(call));`; a closure that captures only references
+//             (`[&]`, `[&s]`) or trivially destructible values (ints,
+//             pointers); a temporary made by a constructor
+//             (std::string("x"), a class with constructors); a closure
+//             made in a statement with no co_await (goro::go([s]() ->
+//             Task<void> {...}), wg.go(...), group.go(...))
+//    goro's own headers make no such temporary in their coroutines and
+//    give their option types constructors (io::IoOptions). The behaviour
+//    is pinned by tests/temporaries_test.cpp.
 //  * Lifetime checks by clang (opt-in). With GORO_CORO_LIFETIME_CHECKS
 //    defined to 1 (goro's own build does so), clang (checked with 19)
 //    treats Task as a coroutine return type whose reference parameters,
@@ -148,6 +172,7 @@ inline constexpr bool kIsTask<Task<T>> = true;
 namespace detail {
 
 struct G;
+struct TaskAccess;
 
 // Called by a goroutine's root task when it finishes; returns the coroutine
 // to run next on this thread (a waiting joiner, or noop_coroutine() to
@@ -205,6 +230,8 @@ class TaskPromiseBase {
   // This frame resumed: it awaits no Task any more.
   void unlink_awaited() noexcept { awaited_ = nullptr; }
   void set_goroutine(G* goroutine) noexcept { goroutine_ = goroutine; }
+  // The goroutine this frame is the root of; nullptr for any other frame.
+  [[nodiscard]] G* goroutine() const noexcept { return goroutine_; }
   [[nodiscard]] const std::exception_ptr& exception() const noexcept { return exception_; }
   void rethrow_if_exception() const {
     if (exception_) std::rethrow_exception(exception_);
@@ -382,6 +409,7 @@ class [[nodiscard(
 
  private:
   friend class detail::TaskPromise<T>;
+  friend struct detail::TaskAccess;
   explicit Task(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
 
   static std::coroutine_handle<promise_type> typed(std::coroutine_handle<> handle) noexcept {
@@ -397,6 +425,16 @@ class [[nodiscard(
 };
 
 namespace detail {
+
+// The frame a Task owns, for the goroutine-root wrapper of go(f, args...)
+// (invoke_task.hpp), which hands its goroutine over to a body Task it
+// keeps owning.
+struct TaskAccess {
+  template <class T>
+  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
+    return Task<T>::typed(task.handle_);
+  }
+};
 
 template <class T>
 Task<T> TaskPromise<T>::get_return_object() noexcept {

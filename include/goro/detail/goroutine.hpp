@@ -50,8 +50,12 @@ struct alignas(64) G {
   // stale while the goroutine runs.
   const char* wait_reason = nullptr;
   std::int64_t wait_since_nanos = 0;
-  // The root task's promise, for the JoinHandle's result; null once the
-  // shutdown sweep has destroyed the frame.
+  // The promise holding the goroutine's result, for the JoinHandle and the
+  // uncaught-exception report: the root task's, or, for a goroutine started
+  // from a callable, its body's, which the root hands the goroutine to when
+  // it first runs (detail/invoke_task.hpp; written by the goroutine's own
+  // thread before anyone reads it). Null once the shutdown sweep has
+  // destroyed the frames.
   TaskPromiseBase* root_promise = nullptr;
   std::uint64_t id = 0;
   // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
@@ -68,12 +72,30 @@ struct alignas(64) G {
 // every park (even CLOCK_MONOTONIC_COARSE, a few ns through the vDSO)
 // would add a measurable share to a channel handoff of a few tens of ns;
 // this is one load of a line that is written a few hundred times a second
-// at most. Relaxed: a timestamp for diagnostics, ordered with nothing.
+// at most. Relaxed is enough: the value is a timestamp for diagnostics,
+// published with nothing and read for nothing but itself; a relaxed load
+// still sees one whole value (atomicity) and, on one thread, never an
+// older one than it saw before (coherence). Its writers (sysmon, a waking
+// worker, a starting runtime) store readings they each just took, so a
+// store racing another may set it back by the length of that race: a wait
+// reported a little longer than it was.
 // Defined, and advanced, by the timers (lib/timers.hpp).
 extern std::atomic<std::int64_t> wait_clock_nanos;
 
 // Records, just before `g` parks, why (a string literal: the deadlock
 // report prints it) and since when it waits.
+//  * Plain stores: they are made on the goroutine's own thread before the
+//    park publishes it (under a channel or sync lock, or by a release
+//    store), so whoever takes the goroutine over is ordered after them.
+//    Their only other reader, the deadlock report, reads them on sysmon's
+//    thread after Scheduler::all_idle() has seen every P idle: each P
+//    counts itself idle (a read-modify-write of the idle count, under the
+//    scheduler's lock) after it ran its last goroutine, and the report's
+//    seq_cst load of that count reads the last of those increments, which
+//    orders every note made before them.
+//  * The relaxed load of the wait clock: any recent value will do, since
+//    it is only subtracted from the report's own clock reading; nothing
+//    else is read through it (see wait_clock_nanos).
 inline void note_wait(G* g, const char* reason) noexcept {
   g->wait_reason = reason;
   g->wait_since_nanos = wait_clock_nanos.load(std::memory_order_relaxed);

@@ -17,8 +17,8 @@
 //   its own frame before its body starts: the callable then lives in the
 //   goroutine's root frame, exactly as long as the goroutine needs it.
 //
-// Algorithm (go(f, args...); spawn and Group::go differ only in the
-// result, WaitGroup::go in step 4)
+// Algorithm (go(f, args...) and spawn(f, args...); Group::go and
+// after_func differ in steps 3 and 4, WaitGroup::go in step 4)
 //   1. The caller decay-copies f and each argument into the wrapper's
 //      parameters (an lvalue is copied, an rvalue moved). An exception
 //      from a copy leaves go() before any goroutine exists, as from
@@ -28,18 +28,32 @@
 //      new) and moves the parameters into it; that Task is the goroutine's
 //      root.
 //   3. When the goroutine first runs, the wrapper invokes the callable once,
-//      as an rvalue with rvalue arguments (std::thread's rule), and awaits
-//      the Task it returns. A callable that throws instead of returning a
-//      Task throws inside the wrapper's body, so the exception is the
-//      goroutine's, as if the body had thrown it.
-//   4. The wrapper co_returns the body's value (or lets its exception
-//      through); the callable and the arguments are destroyed with the
-//      wrapper's frame. WaitGroup::go's wrapper destroys them first and
-//      then calls done(), so that whoever wait() releases finds them gone.
+//      as an rvalue with rvalue arguments (std::thread's rule), and keeps
+//      the Task it returns as a local. A callable that throws instead of
+//      returning a Task throws inside the wrapper's body, so the exception
+//      is the goroutine's, as if the body had thrown it (the wrapper's
+//      promise is still the goroutine's result). Then the wrapper hands the
+//      goroutine over to the body (HandOverToBody): the body's promise
+//      becomes the goroutine's (its G, and G::root_promise, where the
+//      JoinHandle and the runtime read the result or the exception), and
+//      the wrapper transfers into the body and is never resumed.
+//   4. The body finishes the goroutine itself, from its final suspend, as
+//      a Task started by go(task) does. The runtime then destroys the
+//      root, the wrapper, where it destroys any root (after the result was
+//      read, for spawn): its frame destroys the body's Task, so the body's
+//      frame, and then the callable and the arguments. The shutdown sweep
+//      destroys a parked one the same way, innermost frame first
+//      (task.hpp): the chain it walks starts at the body's promise, and
+//      the wrapper, which awaits no Task, is destroyed last.
+//   Group::go and after_func take a wrapper that is not a goroutine's root
+//   (invoke_in_frame: the group awaits it inside a goroutine of its own),
+//   so it awaits the body and co_returns its value; WaitGroup::go's wrapper
+//   awaits the body, destroys the callable and arguments, and then calls
+//   done(), so that whoever wait() releases finds them gone.
 //
-// Costs: one frame (the wrapper's) beyond the body's own, and one more
-// symmetric transfer into and out of the body; no goroutine and no other
-// allocation.
+// Costs: one frame (the wrapper's) beyond the body's own, and one resume
+// of it before the body starts; no goroutine and no other allocation. The
+// body does not return into the wrapper.
 //
 // Rejected alternatives
 //   * std::invoke (or std::apply) to make the call: with clang's lifetime
@@ -50,6 +64,10 @@
 //   * Invoking the callable as an lvalue (f(args...)): an rvalue-qualified
 //     operator() and a function taking a move-only argument by value could
 //     not be called. The wrapper calls once, so moving is free to do.
+//   * A root wrapper that awaits the body like any Task (invoke_in_frame):
+//     one more transfer back into the wrapper, its await_resume, result
+//     move and final suspend per goroutine, for nothing the hand-over
+//     does not give.
 //   * Keeping f and args in a separate heap block owned by the goroutine,
 //     or in a std::function: another allocation, where the wrapper's frame
 //     is already a block that lives exactly as long as needed.
@@ -57,13 +75,16 @@
 #define GORO_DETAIL_INVOKE_TASK_HPP_
 
 #include <concepts>
+#include <coroutine>
 #include <cstddef>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "goro/detail/goroutine.hpp"
 #include "goro/task.hpp"
 
 namespace goro::detail {
@@ -117,11 +138,45 @@ GORO_CORO_WRAPPER decltype(auto) invoke_task(F&& f, Args&&... args) {
   }
 }
 
-// The root of a goroutine started from a callable: steps 2 to 4. `F` and
-// `Args` are decayed types, so the parameters are copies the frame owns.
+// A Task made from a callable, for a caller that awaits it or starts it
+// later (Group::go, after_func): steps 2 to 4. `F` and `Args` are decayed
+// types, so the parameters are copies the frame owns.
 template <class T, class F, class... Args>
 Task<T> invoke_in_frame(F f, Args... args) {
   co_return co_await invoke_task(std::move(f), std::move(args)...);
+}
+
+// Step 3 of a goroutine root: makes `body` (owned by the root's frame) the
+// frame that finishes the goroutine and holds its result, and transfers
+// into it. The root is never resumed.
+template <class T>
+class HandOverToBody {
+ public:
+  explicit HandOverToBody(const Task<T>& body) noexcept : body_(TaskAccess::handle(body)) {}
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<TaskPromise<T>> root) noexcept {
+    G* const g = root.promise().goroutine();
+    // Plain stores: the goroutine's own thread, before anything else can
+    // read either field (they are read when it finishes, or by the
+    // shutdown sweep with every worker stopped).
+    body_.promise().set_goroutine(g);
+    g->root_promise = &body_.promise();
+    return body_;
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  std::coroutine_handle<TaskPromise<T>> body_;
+};
+
+// The root of a goroutine started from a callable (go(f, args...),
+// spawn(f, args...)): steps 2 to 4, with the body finishing the goroutine
+// itself. Only as a goroutine's root (HandOverToBody needs its G).
+template <class T, class F, class... Args>
+Task<T> invoke_as_goroutine_root(F f, Args... args) {
+  const Task<T> body = invoke_task(std::move(f), std::move(args)...);
+  co_await HandOverToBody<T>(body);
+  std::abort();  // never resumed: destroyed, with the body, once it is done
 }
 
 // A callable and its arguments, decay-copied, in one object that can be

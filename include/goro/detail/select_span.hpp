@@ -11,12 +11,14 @@
 // is not known at compile time:
 //
 // Storage. Per case a waiter (Waiter, Go's sudog), a slot in the poll
-// order and one in the lock order; they live in three absl::InlinedVector
-// inside the awaiter, that is in the goroutine's frame, with room for
-// kInlineCases cases, so a select over up to that many channels allocates
-// nothing. A longer list allocates each vector once per select, before any
-// lock is taken (waiters are reserved up front and constructed only when
-// the select parks, under the locks, where nothing may throw or allocate).
+// order and one in the lock order. They live inside the awaiter, that is in
+// the goroutine's frame, with room for kInlineCases cases, so a select over
+// up to that many channels allocates nothing: the two orders in plain
+// arrays, written slot by slot and never initialised beforehand, the
+// waiters in an absl::InlinedVector constructed only when the select parks.
+// A longer list allocates each once per select, before any lock is taken
+// (waiters are reserved up front and constructed only when the select
+// parks, under the locks, where nothing may throw or allocate).
 // A receive select has one destination, value_, shared by every case: only
 // the party that wins the select (a poll with the locks held, or the waker
 // that wins SelectState::done) writes it, so one slot is enough. A send
@@ -51,6 +53,24 @@
 //       has no fixed-size stack copy.) After unlocking locks_[0] nothing of
 //       the awaiter is touched.
 //
+// Memory orders. The awaiter holds no atomic of its own, and needs none:
+//   * Its fields (orders, counts, waiters_, value_, parked_, fired_) are
+//     written and read by the selecting goroutine, on whichever thread
+//     runs it. A goroutine moves between threads only through a run queue
+//     or a join state, whose release/acquire hand-overs order everything
+//     it wrote before with everything it reads after.
+//   * Other threads touch the select only while holding the lock of one of
+//     its channels: a waker or close() unlinks a waiter, fills value_
+//     through the waiter's elem, sets its success and claims state_.done
+//     (chan_core.hpp, SelectState: relaxed, because the exchange runs under
+//     a channel lock and only its atomicity matters), writes state_.fired
+//     and readies the goroutine. Those writes reach the resumed select
+//     through ready_goroutine's run-queue hand-over (release there,
+//     acquire by the thread that resumes it), and step 5 takes every lock
+//     again before reading the queues, so a waker still inside its own
+//     critical section on another channel has finished with it first.
+//   * select_rand's state is thread_local: one thread's only.
+//
 // Rejected alternatives
 //   * A random start followed by a linear scan of the cases (no poll-order
 //     array): a ready case that follows a run of non-ready ones would be
@@ -60,6 +80,10 @@
 //     since its cases differ in type): the cases of one span share the
 //     element type and only the winner writes, so per-case values would
 //     only make the frame bigger.
+//   * absl::InlinedVector for the poll and lock orders too: its resize
+//     value-initialises every slot, and each push_back or operator[]
+//     tests where the elements live; on the path every select takes, with
+//     a handful of cases, that cost as much as polling them.
 //   * Reading the lock order from a stack copy while unlocking, as the
 //     fixed form: it needs either a bound on the number of channels or an
 //     allocation while every lock is held.
@@ -71,6 +95,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -121,7 +146,7 @@ class SpanSelectAwaiter {
     // Torn down while parked (runtime shutdown): withdraw every waiter.
     if (parked_) [[unlikely]] {
       lock_all();
-      for (std::size_t k = 0; k < order_.size(); ++k) withdraw(k);
+      for (std::size_t k = 0; k < active_; ++k) withdraw(k);
       unlock_all();
     }
   }
@@ -131,19 +156,28 @@ class SpanSelectAwaiter {
     if (channels_.size() > std::numeric_limits<std::uint32_t>::max()) {
       throw std::length_error("goro::select over a span: more than 2^32 - 1 channels");
     }
+    if (channels_.size() > kInlineCases) {  // before any lock: may throw bad_alloc
+      order_heap_ = std::make_unique_for_overwrite<std::uint32_t[]>(channels_.size());
+      locks_heap_ = std::make_unique_for_overwrite<ChanCore*[]>(channels_.size());
+      order_ = order_heap_.get();
+      locks_ = locks_heap_.get();
+    }
+    std::uint32_t* const order = order_;
+    std::size_t active = 0;
     for (std::size_t i = 0; i < channels_.size(); ++i) {
       if (channels_[i].state() == nullptr) continue;  // nil: never chosen
-      order_.push_back(static_cast<std::uint32_t>(i));
+      order[active++] = static_cast<std::uint32_t>(i);
     }
-    const std::size_t active = order_.size();
+    active_ = active;
     if (active == 0) return has_default_ ? take(channels_.size()) : false;
     for (std::size_t i = active - 1; i > 0; --i) {  // Fisher-Yates
-      std::swap(order_[i], order_[select_rand_below(i + 1)]);
+      std::swap(order[i], order[select_rand_below(i + 1)]);
     }
     // Step 2: one channel and a default, the lock-free check.
     if (has_default_ && active == 1 && would_block(0)) return take(channels_.size());
     sort_locks();
-    if (!has_default_) waiters_.reserve(active);  // step 3 must not allocate
+    // Step 3 must not allocate; up to kInlineCases waiters fit already.
+    if (!has_default_ && active > kInlineCases) waiters_.reserve(active);
     lock_all();
     for (std::size_t k = 0; k < active; ++k) {
       G* to_wake = nullptr;
@@ -169,10 +203,10 @@ class SpanSelectAwaiter {
   void await_suspend(std::coroutine_handle<> awaiting) {
     G* g = current_goroutine();
     if (g == nullptr) [[unlikely]] {
-      if (!order_.empty()) unlock_all();  // taken by await_ready
+      if (active_ != 0) unlock_all();  // taken by await_ready
       throw_not_in_goroutine("goro::select over a span");
     }
-    if (order_.empty()) {
+    if (active_ == 0) {
       note_wait(g, "select (no cases)");
       return;  // only nil channels, or none: never readied
     }
@@ -180,9 +214,10 @@ class SpanSelectAwaiter {
     parked_ = true;
     note_wait(g, "select");
     g->resume = awaiting;
-    waiters_.resize(order_.size());  // reserved in await_ready: no allocation
-    for (std::size_t k = 0; k < order_.size(); ++k) {
-      Waiter& w = waiters_[k];
+    waiters_.resize(active_);  // reserved in await_ready: no allocation
+    Waiter* const waiters = waiters_.data();
+    for (std::size_t k = 0; k < active_; ++k) {
+      Waiter& w = waiters[k];
       w.g = g;
       w.select = &state_;
       w.success = false;
@@ -191,7 +226,7 @@ class SpanSelectAwaiter {
     }
     // S1: the first lock last; nothing of ours is read after it.
     ChanCore* const first = locks_[0];
-    for (std::size_t i = locks_.size() - 1; i > 0; --i) locks_[i]->lock.unlock();
+    for (std::size_t i = nlocks_ - 1; i > 0; --i) locks_[i]->lock.unlock();
     first->lock.unlock();
   }
 
@@ -200,9 +235,9 @@ class SpanSelectAwaiter {
   std::size_t complete() {
     if (parked_) {
       parked_ = false;
-      std::size_t fired_position = order_.size();
+      std::size_t fired_position = active_;
       lock_all();
-      for (std::size_t k = 0; k < order_.size(); ++k) {
+      for (std::size_t k = 0; k < active_; ++k) {
         if (&waiters_[k] == state_.fired) {
           fired_position = k;
         } else {
@@ -258,36 +293,54 @@ class SpanSelectAwaiter {
     const auto by_address = [](const ChanCore* a, const ChanCore* b) {
       return reinterpret_cast<std::uintptr_t>(a) < reinterpret_cast<std::uintptr_t>(b);
     };
-    if (order_.size() > kInlineCases) {
-      for (std::uint32_t i : order_) locks_.push_back(channels_[i].state());
-      std::sort(locks_.begin(), locks_.end(), by_address);
-      locks_.erase(std::unique(locks_.begin(), locks_.end()), locks_.end());
+    const std::size_t n = active_;
+    const std::uint32_t* const order = order_;
+    ChanCore** const locks = locks_;
+    if (n > kInlineCases) {
+      for (std::size_t i = 0; i < n; ++i) locks[i] = channels_[order[i]].state();
+      std::sort(locks, locks + n, by_address);
+      nlocks_ = static_cast<std::size_t>(std::unique(locks, locks + n) - locks);
       return;
     }
-    for (std::uint32_t i : order_) {  // few: insertion sort, dropping repeats
-      ChanCore* c = channels_[i].state();
-      std::size_t k = locks_.size();
-      while (k > 0 && by_address(c, locks_[k - 1])) --k;
-      if (k > 0 && locks_[k - 1] == c) continue;
-      locks_.insert(locks_.begin() + static_cast<std::ptrdiff_t>(k), c);
+    std::size_t m = 0;
+    for (std::size_t i = 0; i < n; ++i) {  // few: insertion sort, dropping repeats
+      ChanCore* const c = channels_[order[i]].state();
+      std::size_t k = m;
+      while (k > 0 && by_address(c, locks[k - 1])) --k;
+      if (k > 0 && locks[k - 1] == c) continue;
+      for (std::size_t t = m; t > k; --t) locks[t] = locks[t - 1];
+      locks[k] = c;
+      ++m;
     }
+    nlocks_ = m;
   }
 
   void lock_all() noexcept {
-    for (ChanCore* c : locks_) c->lock.lock();
+    for (std::size_t i = 0; i < nlocks_; ++i) locks_[i]->lock.lock();
   }
   void unlock_all() noexcept {
-    for (ChanCore* c : locks_) c->lock.unlock();
+    for (std::size_t i = 0; i < nlocks_; ++i) locks_[i]->lock.unlock();
   }
 
   std::span<const Handle> channels_;
   std::optional<T> value_;  // the destination (receive) or the value (send)
   SelectState state_;
-  // Positions in channels_ of the non-nil cases, in poll order (step 1);
-  // waiters_[k] is the waiter of case order_[k].
-  absl::InlinedVector<std::uint32_t, kInlineCases> order_;
-  absl::InlinedVector<ChanCore*, kInlineCases> locks_;  // distinct, by address
-  absl::InlinedVector<Waiter, kInlineCases> waiters_;   // constructed at park
+  // Positions in channels_ of the active_ non-nil cases, in poll order
+  // (step 1); waiters_[k] is the waiter of case order_[k]. locks_ holds the
+  // nlocks_ distinct channels, by address. Both point at the inline arrays
+  // (left uninitialised: every slot is written before it is read) or, for
+  // more than kInlineCases channels, at heap arrays. The awaiter is never
+  // moved (it is made in place and awaited there), so pointing into itself
+  // is safe.
+  std::uint32_t order_inline_[kInlineCases];
+  ChanCore* locks_inline_[kInlineCases];
+  std::unique_ptr<std::uint32_t[]> order_heap_;
+  std::unique_ptr<ChanCore*[]> locks_heap_;
+  std::uint32_t* order_ = order_inline_;
+  ChanCore** locks_ = locks_inline_;
+  std::size_t active_ = 0;
+  std::size_t nlocks_ = 0;
+  absl::InlinedVector<Waiter, kInlineCases> waiters_;  // constructed at park
   std::size_t fired_ = 0;
   bool has_default_;
   bool parked_ = false;
