@@ -59,9 +59,12 @@
 // kernel hand out again. So, before the number is released:
 //   C0. Every op counts itself on its fd (ops_on_fd, a table indexed by fd
 //       number) from commit, once its SQE is queued and published, until
-//       its final CQE is reaped. A close that finds no op counted on fd (the common
-//       case: goro::net closes a socket once its ops have left) is a plain
-//       close(2): no ring is asked anything.
+//       its final CQE is reaped; a multishot request likewise from each arm
+//       to its final CQE, so closing a listener cancels its multishot
+//       accept (and the socket stops listening) before close returns. A
+//       close that finds no op counted on fd (the common case: goro::net
+//       closes a socket once its ops have left) is a plain close(2): no
+//       ring is asked anything.
 //   C1. Otherwise the closer (any thread) puts a CloseRequest for fd on
 //       every ring in the registry (attach adds a ring, detach removes it)
 //       that has ops in flight, under the registry lock, and wakes its
@@ -1257,6 +1260,7 @@ class UringPoller final : public Poller {
       sqe->user_data = user_data;
     }
     add_in_flight(1);
+    count_op_on_fd(source.fd);  // C0: an io::close of the fd cancels the request first
   }
 
   // Step 3: a CQE of a multishot request (owner, holding cq_lock_).
@@ -1322,6 +1326,7 @@ class UringPoller final : public Poller {
     if (discard) discard_result(result, source.kind);
     if (cancel) queue_cancel(user_data);
     if (taken != nullptr) ready(*taken);
+    if (ended) uncount_op_on_fd(source.fd);  // C0, before a re-arm counts it again
     if (rearm_as != 0) prep_multishot(source, rearm_as);
     if (ended) release(source);  // the ring's reference to the ended request
   }

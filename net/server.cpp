@@ -30,7 +30,8 @@
 //       the handler goroutine (H1). The record comes first, so step S3
 //       can close every connection a handler holds.
 //   A4. An error: if draining is cancelled, stop (A5) with OK. A shortage
-//       (EMFILE, ENFILE, ENOBUFS, ENOMEM), a connection that failed
+//       (ENOBUFS, ENOMEM; EMFILE and ENFILE are kept as a defence, though
+//       Listener::accept waits them out itself), a connection that failed
 //       before it was accepted (ECONNABORTED, EPROTO, EPERM), or an
 //       interrupted or would-block accept (EINTR, EAGAIN): sleep, with
 //       `draining`, 5 ms doubling to 1 s (reset by a success), and go to

@@ -24,8 +24,9 @@
 //   * serve(listener) accepts until shutdown or close begins, starting
 //     handler(ctx, conn) in a goroutine of its own for each connection. It
 //     owns the listener and closes it before it returns. Accept errors
-//     that say the process or the system is short of something (EMFILE,
-//     ENFILE, ENOBUFS, ENOMEM) or that one connection failed early
+//     that say the process or the system is short of something (ENOBUFS,
+//     ENOMEM; EMFILE and ENFILE Listener::accept waits out itself, and
+//     never returns) or that one connection failed early
 //     (ECONNABORTED, EPROTO, EPERM; also EINTR, EAGAIN) are retried after
 //     a pause that doubles from 5 ms to 1 s, so the loop never spins; any
 //     other error ends serve with that status. serve returns OK once shutdown or close stopped it,
