@@ -42,8 +42,8 @@
 // Invariants
 //   C1. code goes from kNone to a final value once, under mu; nothing else
 //       changes it. (In between it may hold kCancelling, while the node's
-//       own cancel checks the ancestors under mu: never seen under mu.) done_made / stop_made go false -> true once, under mu,
-//       and done_ / stop_ are never written after that.
+//       own cancel checks the ancestors under mu: never seen under mu.) done_made / stop_made go
+//       false -> true once, under mu, and done_ / stop_ are never written after that.
 //   C2. If code != kNone and done_made, the done channel is closed or about
 //       to be closed by the canceller (it closes it right after unlocking);
 //       a done channel made after code was set is made closed. The same for
@@ -303,7 +303,7 @@ void CancelNode::register_with_parent() noexcept {
   absl::Status parent_cause;
   p->mu_.lock();
   parent_code = p->code_.load(std::memory_order_relaxed);  // under p's lock (C1)
-  if (parent_code != 0) parent_cause = p->cause_;  // fixed once the code is (C8)
+  if (parent_code != 0) parent_cause = p->cause_;          // fixed once the code is (C8)
   // Our own code may have been set by a fire that beat us (acquire: any
   // value is fine, the lock below orders the deregistration).
   if (parent_code == 0 && code_.load(std::memory_order_acquire) == 0) {

@@ -144,8 +144,8 @@
 #include <utility>
 #include <vector>
 
-#include "multishot.hpp"
 #include "absl/container/flat_hash_map.h"
+#include "multishot.hpp"
 #include "mutex.hpp"
 #include "p_core.hpp"
 #include "poller.hpp"
@@ -769,8 +769,7 @@ class UringPoller final : public Poller {
         // is readied), one that finds the SQ full, one whose fd was closed
         // since it started (C3) and a multishot CQE stay for the owner.
         if (!is_multishot(h.user_data) && io_uring_sq_space_left(&ring_) != 0 &&
-            !final_result(*op_of(h.user_data), h.res) &&
-            !closed_since_start(*op_of(h.user_data))) {
+            !final_result(*op_of(h.user_data), h.res) && !closed_since_start(*op_of(h.user_data))) {
           IoOp& op = *op_of(h.user_data);
           op.repoll = !op.repoll;
           prep(op);

@@ -657,8 +657,7 @@ Task<bool> after_func_runs_after_cancel() {
     // The Task form with arguments; f sees the context done.
     auto [ctx, cancel] = with_cancel(background());
     AfterFuncStop stop = after_func(
-        ctx,
-        [](Context c, Chan<absl::Status> out) -> Task<void> { co_await out.send(c.err()); },
+        ctx, [](Context c, Chan<absl::Status> out) -> Task<void> { co_await out.send(c.err()); },
         ctx, ran);
     for (int i = 0; i < 10; ++i) co_await goro::yield();
     ok = ok && ran.len() == 0;  // not before the cancel
@@ -746,7 +745,7 @@ Task<bool> after_func_stop() {
     ok = ok && witness.use_count() == 1;
   }
   for (int i = 0; i < 10; ++i) co_await goro::yield();
-  co_return ok && runs.load() == 10;
+  co_return ok&& runs.load() == 10;
 }
 
 TEST(Context, AfterFuncStopKeepsItFromRunning) {

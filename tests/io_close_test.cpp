@@ -191,7 +191,8 @@ Task<bool> reads_and_writes_parked() {
   SocketPair pair;
   const int fd = std::exchange(pair.fd[0], -1);
   fill_send_buffer(fd);
-  const std::vector<Kind> kinds = {Kind::kRead, Kind::kWrite, Kind::kRead};  // not in the co_await: g++ 12
+  const std::vector<Kind> kinds = {Kind::kRead, Kind::kWrite,
+                                   Kind::kRead};  // not in the co_await: g++ 12
   co_return co_await close_while_parked(kinds, fd);
 }
 

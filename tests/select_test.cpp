@@ -289,7 +289,6 @@ TEST(Select, OnlyNilCasesBlocksForever) {
   EXPECT_FALSE(finished.load());
 }
 
-
 // --- Select with handlers ------------------------------------------------------
 
 // Counts the runs of each handler of a four-case select.
@@ -314,27 +313,27 @@ Task<bool> handlers_run_once(long rounds) {
     const bool out_ready = (bits & 4) != 0;
     if (!out_ready) (void)out.try_send(0);  // full: the send case blocks
     HandlerRuns now;
-    const int which = co_await select(
-        on(recv_from(in),
-           [&](std::optional<int> v) {
-             ++now.runs[0];
-             ok = ok && v == static_cast<int>(i);
-             return 0;
-           }),
-        on(recv_from(words),
-           [&](std::optional<std::string> w) {
-             ++now.runs[1];
-             ok = ok && w == "w";
-             return 1;
-           }),
-        on(send_to(out, 7), [&] {
-          ++now.runs[2];
-          return 2;
-        }),
-        otherwise([&] {
-          ++now.runs[3];
-          return 3;
-        }));
+    const int which = co_await select(on(recv_from(in),
+                                         [&](std::optional<int> v) {
+                                           ++now.runs[0];
+                                           ok = ok && v == static_cast<int>(i);
+                                           return 0;
+                                         }),
+                                      on(recv_from(words),
+                                         [&](std::optional<std::string> w) {
+                                           ++now.runs[1];
+                                           ok = ok && w == "w";
+                                           return 1;
+                                         }),
+                                      on(send_to(out, 7),
+                                         [&] {
+                                           ++now.runs[2];
+                                           return 2;
+                                         }),
+                                      otherwise([&] {
+                                        ++now.runs[3];
+                                        return 3;
+                                      }));
     ok = ok && now.total() == 1 && now.runs[static_cast<std::size_t>(which)] == 1;
     ok = ok && (which == 3) == (bits == 0);
     if (which == 0) ok = ok && (bits & 1) != 0;
@@ -380,7 +379,7 @@ Task<bool> result_types() {
   co_await ptrs.send(std::make_unique<int>(42));
   std::unique_ptr<int> p = co_await select(
       on(recv_from(ptrs), [](std::optional<std::unique_ptr<int>> v) { return std::move(*v); }));
-  co_return sum == 5 && copy == "name" && text == "default" && ran == 2 && p && *p == 42;
+  co_return sum == 5 && copy == "name" && text == "default" && ran == 2 && p&&* p == 42;
 }
 
 TEST(SelectWithHandlers, GivesTheHandlersCommonResultType) {
@@ -408,12 +407,28 @@ Task<bool> nothing_ready_runs_otherwise() {
   Chan<int> full = make_chan<int>(1);
   co_await full.send(0);
   int runs = 0;
-  const char* which = co_await select(on(recv_from(empty), [&] { ++runs; return "recv"; }),
-                                      on(send_to(full, 1), [&] { ++runs; return "send"; }),
-                                      on(recv_from(nil), [&] { ++runs; return "nil"; }),
-                                      otherwise([&] { ++runs; return "default"; }));
+  const char* which = co_await select(on(recv_from(empty),
+                                         [&] {
+                                           ++runs;
+                                           return "recv";
+                                         }),
+                                      on(send_to(full, 1),
+                                         [&] {
+                                           ++runs;
+                                           return "send";
+                                         }),
+                                      on(recv_from(nil),
+                                         [&] {
+                                           ++runs;
+                                           return "nil";
+                                         }),
+                                      otherwise([&] {
+                                        ++runs;
+                                        return "default";
+                                      }));
   // One case and a default: the lock-free path.
-  const int single = co_await select(on(recv_from(empty), [] { return 1; }), otherwise([] { return 2; }));
+  const int single =
+      co_await select(on(recv_from(empty), [] { return 1; }), otherwise([] { return 2; }));
   co_return std::string(which) == "default" && runs == 1 && single == 2;
 }
 
@@ -448,11 +463,12 @@ Task<bool> blocked_handler_select_wakes() {
   for (int i = 0; i < 10; ++i) co_await yield();
   b.close();
   ok = ok && co_await third == -100;
-  co_return ok && runs.load() == 3;
+  co_return ok&& runs.load() == 3;
 }
 
 TEST(SelectWithHandlers, ParkedSelectRunsTheHandlerOfTheCaseThatWokeIt) {
-  for (unsigned procs : {1U, 4U}) EXPECT_TRUE(run(blocked_handler_select_wakes(), with_procs(procs)));
+  for (unsigned procs : {1U, 4U})
+    EXPECT_TRUE(run(blocked_handler_select_wakes(), with_procs(procs)));
 }
 
 Task<bool> send_to_closed_throws(std::atomic<int>* runs) {
@@ -466,14 +482,16 @@ Task<bool> send_to_closed_throws(std::atomic<int>* runs) {
   }
   // Closed while parked.
   Chan<int> later = make_chan<int>();
-  auto waiter = spawn([](Chan<int> c, std::atomic<int>* r) -> Task<bool> {
-    try {
-      co_await select(on(send_to(c, 1), [&] { r->fetch_add(1); }));
-    } catch (const ChannelClosed&) {
-      co_return true;
-    }
-    co_return false;
-  }, later, runs);
+  auto waiter = spawn(
+      [](Chan<int> c, std::atomic<int>* r) -> Task<bool> {
+        try {
+          co_await select(on(send_to(c, 1), [&] { r->fetch_add(1); }));
+        } catch (const ChannelClosed&) {
+          co_return true;
+        }
+        co_return false;
+      },
+      later, runs);
   for (int i = 0; i < 10; ++i) co_await yield();
   later.close();
   co_return co_await waiter;
@@ -489,8 +507,9 @@ Task<bool> handler_exception_leaves_the_await() {
   Chan<int> a = make_chan<int>(1);
   co_await a.send(1);
   try {
-    co_await select(on(recv_from(a), [](std::optional<int>) -> int { throw std::runtime_error("h"); }),
-                    otherwise([] { return 0; }));
+    co_await select(
+        on(recv_from(a), [](std::optional<int>) -> int { throw std::runtime_error("h"); }),
+        otherwise([] { return 0; }));
   } catch (const std::runtime_error&) {
     co_return a.len() == 0;  // the case did run: its value was taken
   }
@@ -515,7 +534,8 @@ Task<bool> time_cases() {
                                 }));
   bool ok = a == 1 && fired >= start + milliseconds(2);
   Timer timer(milliseconds(1));
-  const int b = co_await select(on(recv_from(never), [] { return 0; }), on(timer, [] { return 2; }));
+  const int b =
+      co_await select(on(recv_from(never), [] { return 0; }), on(timer, [] { return 2; }));
   ok = ok && b == 2 && !timer.stop();  // its fire was received
   Ticker ticker(milliseconds(1));
   int ticks = 0;
@@ -530,7 +550,7 @@ Task<bool> time_cases() {
   co_await ready.send(3);
   const int c = co_await select(on(recv_from(ready), [](std::optional<int> v) { return *v; }),
                                 on(after(std::chrono::hours(1)), [] { return -1; }));
-  co_return ok && ticks == 3 && c == 3;
+  co_return ok&& ticks == 3 && c == 3;
 }
 
 TEST(SelectWithHandlers, AfterTimerAndTickerAreCases) {
@@ -540,8 +560,16 @@ TEST(SelectWithHandlers, AfterTimerAndTickerAreCases) {
 Task<long> handler_receiver(Chan<int> a, Chan<int> b, Chan<int> stop) {
   long got = 0;
   for (bool more = true; more;) {
-    more = co_await select(on(recv_from(a), [&](std::optional<int> v) { got += *v; return true; }),
-                           on(recv_from(b), [&](std::optional<int> v) { got += *v; return true; }),
+    more = co_await select(on(recv_from(a),
+                              [&](std::optional<int> v) {
+                                got += *v;
+                                return true;
+                              }),
+                           on(recv_from(b),
+                              [&](std::optional<int> v) {
+                                got += *v;
+                                return true;
+                              }),
                            on(recv_from(stop), [] { return false; }));
   }
   while (auto left = a.try_recv()) got += *left.value;
@@ -571,7 +599,7 @@ Task<bool> handler_select_vs_select(long n) {
   stop.close();
   long total_got = 0;
   for (auto& g : got) total_got += co_await g;
-  co_return total_sent == 3 * n && total_got == total_sent;
+  co_return total_sent == 3 * n&& total_got == total_sent;
 }
 
 TEST(SelectWithHandlers, SelectsOnBothSidesCountEachValueOnce) {
@@ -634,7 +662,9 @@ Task<bool> span_nil_and_empty() {
   co_return ok;
 }
 
-TEST(SelectOverSpan, NilChannelsAreNeverChosen) { EXPECT_TRUE(run(span_nil_and_empty(), with_procs(1))); }
+TEST(SelectOverSpan, NilChannelsAreNeverChosen) {
+  EXPECT_TRUE(run(span_nil_and_empty(), with_procs(1)));
+}
 
 // Every channel ready: each wins about 1/8 of the rounds (Go's select
 // fairness). 16000 rounds: mean 2000, standard deviation 42; the bound is
@@ -665,7 +695,8 @@ TEST(SelectOverSpan, IsUniformAmongTheReadyChannels) {
   EXPECT_EQ(wins[5] + wins[6], 10000);
 }
 
-Task<SelectRecvResult<int>> span_recv_blocking(std::vector<Chan<int>> cs, std::atomic<bool>* parked) {
+Task<SelectRecvResult<int>> span_recv_blocking(std::vector<Chan<int>> cs,
+                                               std::atomic<bool>* parked) {
   parked->store(true);
   co_return co_await select_recv(cs);
 }
@@ -697,7 +728,7 @@ Task<bool> span_parks_and_wakes(std::size_t channels) {
   for (int i = 0; i < 5; ++i) co_await yield();
   cs[1].close();
   auto r = co_await waiter;
-  co_return ok && set && r.index() == 1 && !r.ok();
+  co_return ok&& set&& r.index() == 1 && !r.ok();
 }
 
 TEST(SelectOverSpan, AllEmptyParksAndIsWokenBySendOrClose) {
@@ -792,17 +823,19 @@ Task<bool> span_send() {
   }
   // Closed while parked: throws too.
   std::vector<Chan<int>> blocked{make_chan<int>(), make_chan<int>()};
-  auto waiter = spawn([](std::vector<Chan<int>> b) -> Task<bool> {
-    try {
-      (void)co_await select_send(b, 1);
-    } catch (const ChannelClosed&) {
-      co_return true;
-    }
-    co_return false;
-  }, blocked);
+  auto waiter = spawn(
+      [](std::vector<Chan<int>> b) -> Task<bool> {
+        try {
+          (void)co_await select_send(b, 1);
+        } catch (const ChannelClosed&) {
+          co_return true;
+        }
+        co_return false;
+      },
+      blocked);
   for (int i = 0; i < 10; ++i) co_await yield();
   blocked[1].close();
-  co_return ok && co_await waiter;
+  co_return ok&& co_await waiter;
 }
 
 TEST(SelectOverSpan, SendGoesToAReadyChannelAndThrowsOnAClosedOne) {
@@ -868,7 +901,8 @@ Task<long> span_receiver(std::vector<Chan<int>> ins, Chan<int> stop) {
 // Span selects on both sides of the same channels: nothing lost, nothing
 // doubled, nobody left parked.
 Task<bool> span_vs_span(long n) {
-  std::vector<Chan<int>> cs{make_chan<int>(), make_chan<int>(2), make_chan<int>(), make_chan<int>(1)};
+  std::vector<Chan<int>> cs{make_chan<int>(), make_chan<int>(2), make_chan<int>(),
+                            make_chan<int>(1)};
   Chan<int> stop = make_chan<int>();
   std::vector<JoinHandle<long>> sent;
   std::vector<JoinHandle<long>> got;
@@ -879,7 +913,7 @@ Task<bool> span_vs_span(long n) {
   stop.close();
   long total_got = 0;
   for (auto& g : got) total_got += co_await g;
-  co_return total_sent == 4 * n && total_got == total_sent;
+  co_return total_sent == 4 * n&& total_got == total_sent;
 }
 
 TEST(SelectOverSpan, SelectsOnBothSidesLoseAndDoubleNothing) {

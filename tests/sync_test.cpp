@@ -1040,8 +1040,8 @@ Task<bool> acquire_under_cancellation(long rounds) {
   st.outside_running.store(false);
   outside.join();
   const bool all_back = st.sem.try_acquire(st.sem.size());
-  co_return st.violations.load() == 0 && st.used.load() == 0 && all_back &&
-      st.granted.load() + st.failed.load() == kWorkers * rounds;
+  co_return st.violations.load() == 0 && st.used.load() == 0 &&
+      all_back&& st.granted.load() + st.failed.load() == kWorkers* rounds;
 }
 
 TEST(Semaphore, AcquireWithContextUnderCancellationGivesEveryUnitBack) {

@@ -584,7 +584,9 @@ using HandlerResult = decltype(call_handler<typename Handled::hold_type>(
     std::declval<typename Handled::handler_type&>(), std::declval<typename Handled::case_type&>()));
 
 template <class... Results>
-concept HaveCommonType = requires { typename std::common_type<Results...>::type; };
+concept HaveCommonType = requires {
+  typename std::common_type<Results...>::type;
+};
 
 // The awaiter of a select whose cases carry handlers: the indexed awaiter
 // over the bare cases, the handlers beside it (the file comment,
@@ -686,7 +688,8 @@ template <class T, class Handler>
 [[nodiscard("pass it to goro::select")]] auto on(detail::SendCase<T> select_case,
                                                  Handler&& handler) {
   using H = std::decay_t<Handler>;
-  static_assert(std::is_invocable_v<H&>, "goro::on(send_to(ch, v), handler): handler takes nothing");
+  static_assert(std::is_invocable_v<H&>,
+                "goro::on(send_to(ch, v), handler): handler takes nothing");
   return detail::HandledCase<detail::SendCase<T>, H>{
       {}, std::move(select_case), H(std::forward<Handler>(handler))};
 }
@@ -859,8 +862,8 @@ requires detail::RecvChannelRange<Channels>
 // took_default() is true and index() is channels' size.
 template <class Channels>
 requires detail::RecvChannelRange<Channels>
-[[nodiscard("co_await it: the select runs when awaited")]] auto select_recv(const Channels& channels,
-                                                                          DefaultCase) noexcept {
+[[nodiscard("co_await it: the select runs when awaited")]] auto select_recv(
+    const Channels& channels, DefaultCase) noexcept {
   using Handle = detail::HandleOf<Channels>;
   return detail::SelectRecvAwaiter<detail::ElementOf<Channels>, Handle>(
       std::span<const Handle>(std::ranges::data(channels), std::ranges::size(channels)), true);
@@ -875,9 +878,9 @@ requires detail::RecvChannelRange<Channels>
 // as select_recv.
 template <class Channels, class U>
 requires detail::SendChannelRange<Channels> &&
-         std::is_constructible_v<detail::ElementOf<Channels>, U&&>
-[[nodiscard("co_await it: the select runs when awaited")]] auto select_send(const Channels& channels,
-                                                                          U&& value) {
+    std::is_constructible_v<detail::ElementOf<Channels>, U &&> [[nodiscard(
+        "co_await it: the select runs when awaited")]] auto
+    select_send(const Channels& channels, U&& value) {
   using Handle = detail::HandleOf<Channels>;
   using T = detail::ElementOf<Channels>;
   return detail::SelectSendAwaiter<T, Handle>(
@@ -889,9 +892,9 @@ requires detail::SendChannelRange<Channels> &&
 // default at once when no channel can take v now (v is then dropped).
 template <class Channels, class U>
 requires detail::SendChannelRange<Channels> &&
-         std::is_constructible_v<detail::ElementOf<Channels>, U&&>
-[[nodiscard("co_await it: the select runs when awaited")]] auto select_send(const Channels& channels,
-                                                                          U&& value, DefaultCase) {
+    std::is_constructible_v<detail::ElementOf<Channels>, U &&> [[nodiscard(
+        "co_await it: the select runs when awaited")]] auto
+    select_send(const Channels& channels, U&& value, DefaultCase) {
   using Handle = detail::HandleOf<Channels>;
   using T = detail::ElementOf<Channels>;
   return detail::SelectSendAwaiter<T, Handle>(

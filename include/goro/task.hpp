@@ -354,7 +354,7 @@ class [[nodiscard(
   using value_type = T;
 
   Task() noexcept = default;
-  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  Task(Task && other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       destroy();
@@ -397,8 +397,8 @@ class [[nodiscard(
     detail::TaskPromiseBase* parent_ = nullptr;  // the awaiting Task's promise, if it is one
   };
 
-  Awaiter operator co_await() & noexcept { return Awaiter(&handle_); }
-  Awaiter operator co_await() && noexcept { return Awaiter(&handle_); }
+  Awaiter operator co_await()& noexcept { return Awaiter(&handle_); }
+  Awaiter operator co_await()&& noexcept { return Awaiter(&handle_); }
 
   // Gives up ownership of the frame (used by the scheduler to start a
   // goroutine). The caller becomes responsible for destroying it (with

@@ -21,9 +21,10 @@ namespace goro {
 class [[nodiscard("co_await it: nothing yields until it is awaited")]]
 YieldAwaiter{public : bool await_ready() const noexcept {return false;
 }  // namespace goro
-  void await_suspend(std::coroutine_handle<> awaiting) const { detail::yield_suspend(awaiting); }
-  void await_resume() const noexcept {}
-};
+void await_suspend(std::coroutine_handle<> awaiting) const { detail::yield_suspend(awaiting); }
+void await_resume() const noexcept {}
+}
+;
 
 [[nodiscard("co_await it: nothing yields until it is awaited")]] inline YieldAwaiter
 yield() noexcept {
