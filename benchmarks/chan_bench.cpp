@@ -6,7 +6,7 @@
 // benchmark uses that manual time. The `ns_per_<item>` counter is the cost
 // of one item (a round trip, a value, a select, a channel).
 //
-// Benchmarks, and their Go counterparts (/work/shared/anchors/go/pingpong,
+// Benchmarks, and their Go counterparts (../shared/anchors/go/pingpong,
 // go test runtime -bench 'Chan|Select'):
 //   BM_ChanPingPong/<procs>        two goroutines bounce an int over two
 //                                  unbuffered channels: ns per round trip
