@@ -94,7 +94,7 @@ std::size_t runtime_threads() {
 // alarm) then ends the test with a message instead of a silent hang.
 // Returns the count, 0, so that a caller can compare it.
 std::size_t runtime_threads_left() {
-  while (runtime_threads() != 0) std::this_thread::sleep_for(1ms);
+  while (runtime_threads() != 0) std::this_thread::yield();
   return 0;
 }
 

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <ctime>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -518,7 +517,9 @@ TEST(Fairness, AChannelPingPongDoesNotStarveTheLocalQueue) {
 // goroutine that computes (no suspension), sysmon releases them to an idle
 // P. The readier spins until one of them ran: with the release broken it
 // spins for good, and the test's watchdog reports it.
-Task<void> receive_then_flag(goro::RecvChan<int> in, std::atomic<int>* ran) {
+Task<void> receive_then_flag(goro::RecvChan<int> in, std::atomic<int>* started,
+                             std::atomic<int>* ran) {
+  started->fetch_add(1);
   (void)co_await in.recv();
   ran->fetch_add(1);
 }
@@ -526,11 +527,14 @@ Task<void> receive_then_flag(goro::RecvChan<int> in, std::atomic<int>* ran) {
 Task<int> hog_after_handoffs() {
   constexpr int kReceivers = 3;
   goro::Chan<int> c = goro::make_chan<int>();
+  std::atomic<int> started{0};
   std::atomic<int> ran{0};
-  for (int i = 0; i < kReceivers; ++i) goro::go(receive_then_flag(c, &ran));
-  // Let every receiver park (they may start on either P), so that each
-  // send below is a handoff that readies one onto this P.
-  co_await goro::sleep(std::chrono::milliseconds(10));
+  for (int i = 0; i < kReceivers; ++i) goro::go(receive_then_flag(c, &started, &ran));
+  // Every receiver has started (on either P) and goes straight on to park
+  // in recv, so the sends below are handoffs that ready them onto this P
+  // (a send that comes first parks until its receiver arrives: the same
+  // outcome).
+  while (started.load() < kReceivers) co_await goro::yield();
   for (int i = 0; i < kReceivers; ++i) co_await c.send(i);  // readies them here, as handoffs
   while (ran.load() == 0) {
     // Compute without suspending: this P's queue is stuck behind us.
@@ -557,28 +561,25 @@ TEST(Scheduler, HandoffGoroutinesStuckBehindAHogMoveToAnIdleProc) {
 // machine a ping-pong split by a stuck-queue release pays membarriers and
 // wakeups between its handoffs and may spread for a few rounds.)
 //
-// A stage's work is measured on its thread's CPU clock, the clock sysmon
-// reads for a P's computing: a thread descheduled on a loaded machine then
-// still does the work sysmon must see, however long it takes.
-std::chrono::nanoseconds thread_cpu_time() {
-  timespec now{};
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0) std::abort();
-  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
-}
+// A stage's work is a fixed amount of arithmetic, not a span of time: a
+// thread descheduled on a loaded machine still does all of it, and sysmon,
+// which reads the thread's CPU clock, sees it compute that long between
+// synchronisations. About 20 us per item and stage on this hardware, ten
+// times more under ThreadSanitizer, whose synchronisations are that much
+// slower (SysmonTuning::kComputeNanosPerSync).
+constexpr std::uint64_t kStageWorkSteps = goro::test::kTsan ? 200'000 : 20'000;
 
-void compute_on_cpu_for(std::chrono::nanoseconds work) {
-  const std::chrono::nanoseconds end = thread_cpu_time() + work;
-  while (thread_cpu_time() < end) {
+void compute_steps(std::uint64_t steps) {
+  std::uint64_t state = 1;
+  for (std::uint64_t i = 0; i < steps; ++i) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    asm volatile("" : "+r"(state));  // each step is done, not folded away
   }
 }
 
-// Per item and stage: 20 us, or 200 us under ThreadSanitizer, whose
-// synchronisations are that much slower (SysmonTuning::kComputeNanosPerSync).
-constexpr std::chrono::microseconds kStageWork(goro::test::kTsan ? 200 : 20);
-
 Task<void> computing_stage(goro::RecvChan<long> in, goro::SendChan<long> out) {
   while (std::optional<long> item = co_await in.recv()) {
-    compute_on_cpu_for(kStageWork);
+    compute_steps(kStageWorkSteps);
     co_await out.send(*item + 1);
   }
   out.close();
