@@ -20,8 +20,7 @@ struct Parsed {
 };
 
 // Parses `request` fed `step` bytes at a time, then its body.
-Parsed parse(std::string_view request, std::size_t step = 1 << 20,
-             RequestParser::Limits limits = {}) {
+Parsed parse(std::string request, std::size_t step = 1 << 20, RequestParser::Limits limits = {}) {
   RequestParser parser(limits);
   parser.begin_request();
   std::size_t fed = 0;
@@ -48,7 +47,7 @@ Parsed parse(std::string_view request, std::size_t step = 1 << 20,
 }
 
 TEST(HttpParser, SpansSurviveOneByteFeeds) {
-  const std::string request =
+  std::string request =
       "GET /a/b?c=d HTTP/1.1\r\nHost: example.com\r\nX-Long-Name:  value with spaces  \r\n\r\n";
   for (const std::size_t step : {std::size_t{1}, std::size_t{3}, request.size()}) {
     RequestParser parser({});
@@ -74,7 +73,7 @@ TEST(HttpParser, SpansSurviveOneByteFeeds) {
 }
 
 TEST(HttpParser, StopsAtTheEndOfEachPipelinedRequest) {
-  const std::string two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+  std::string two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
   RequestParser parser({});
   parser.begin_request();
   const auto first = parser.parse_head(two.data(), two.data(), two.size());
@@ -82,7 +81,7 @@ TEST(HttpParser, StopsAtTheEndOfEachPipelinedRequest) {
   EXPECT_EQ(first.consumed, two.size() / 2);
   EXPECT_EQ(parser.target().view(two.data()), "/1");
   parser.begin_request();
-  const char* base = two.data() + first.consumed;
+  char* base = two.data() + first.consumed;
   const auto second = parser.parse_head(base, base, two.size() - first.consumed);
   ASSERT_EQ(second.state, RequestParser::HeadState::kComplete);
   EXPECT_EQ(parser.target().view(base), "/2");
@@ -124,7 +123,18 @@ TEST(HttpParser, RefusesAmbiguousOrMalformedFraming) {
        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
        ParseError::kBadRequest},
       {"transfer-encoding not ending in chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", ParseError::kBadRequest},
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+       ParseError::kNotImplemented},
+      {"transfer-encoding with a coding before chunked",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+       ParseError::kNotImplemented},
+      {"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", ParseError::kBadRequest},
+      {"two spaces before the target", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+       ParseError::kBadRequest},
+      {"no version (HTTP/0.9)", "GET /\r\n\r\n", ParseError::kBadRequest},
+      {"HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", ParseError::kVersionUnsupported},
+      {"unknown expectation", "GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n",
+       ParseError::kExpectationFailed},
       {"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", ParseError::kBadRequest},
       {"bare CR in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n",
        ParseError::kBadRequest},
@@ -155,10 +165,29 @@ TEST(HttpParser, RefusesAmbiguousOrMalformedFraming) {
   }
 }
 
+TEST(HttpParser, NewerHttp1MinorVersionIsReadAsHttp11) {
+  for (const std::size_t step : {std::size_t{1} << 30, std::size_t{7}, std::size_t{1}}) {
+    const Parsed parsed = parse("GET /x HTTP/1.2\r\nHost: a\r\nContent-Length: 2\r\n\r\nab", step);
+    EXPECT_EQ(parsed.state, RequestParser::HeadState::kComplete) << "step " << step;
+    EXPECT_EQ(parsed.body, "ab") << "step " << step;
+  }
+  RequestParser parser({});
+  parser.begin_request();
+  std::string request = "GET /x HTTP/1.9\r\nHost: a\r\n\r\n";
+  ASSERT_EQ(parser.parse_head(request.data(), request.data(), 5).state,
+            RequestParser::HeadState::kNeedMore);
+  const auto head = parser.parse_head(request.data(), request.data() + 5, request.size() - 5);
+  ASSERT_EQ(head.state, RequestParser::HeadState::kComplete);
+  EXPECT_EQ(head.consumed, request.size() - 5);
+  EXPECT_EQ(parser.version_minor(), 1);
+  EXPECT_EQ(parser.target().view(request.data()), "/x");
+  EXPECT_EQ(parser.headers().size(), 1U);
+}
+
 TEST(HttpParser, AcceptsHttp10WithoutHostAndClosesAfterIt) {
   RequestParser parser({});
   parser.begin_request();
-  const std::string request = "GET / HTTP/1.0\r\n\r\n";
+  std::string request = "GET / HTTP/1.0\r\n\r\n";
   const auto head = parser.parse_head(request.data(), request.data(), request.size());
   ASSERT_EQ(head.state, RequestParser::HeadState::kComplete);
   EXPECT_FALSE(parser.keep_alive());
@@ -167,7 +196,7 @@ TEST(HttpParser, AcceptsHttp10WithoutHostAndClosesAfterIt) {
 TEST(HttpParser, ConnectionCloseEndsKeepAlive) {
   RequestParser parser({});
   parser.begin_request();
-  const std::string request = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+  std::string request = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
   ASSERT_EQ(parser.parse_head(request.data(), request.data(), request.size()).state,
             RequestParser::HeadState::kComplete);
   EXPECT_FALSE(parser.keep_alive());

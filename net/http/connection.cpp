@@ -231,13 +231,22 @@ void Connection::make_request() {
   Request& r = request_;
   r.method_ = parser_.method();
   r.target_ = parser_.target().view(base);
-  const std::size_t question = r.target_.find('?');
+  std::string_view origin = r.target_;
+  if (!origin.empty() && origin.front() != '/' && origin != "*" && !parser_.is_connect_method()) {
+    // Absolute form, "http://host/path?query" (RFC 9112 3.2.2): the path
+    // and query are what follows the authority ("/" when none does).
+    const std::size_t scheme = origin.find("://");
+    const std::size_t slash =
+        scheme == std::string_view::npos ? std::string_view::npos : origin.find('/', scheme + 3);
+    origin = slash == std::string_view::npos ? std::string_view("/") : origin.substr(slash);
+  }
+  const std::size_t question = origin.find('?');
   if (question == std::string_view::npos) {
-    r.path_ = r.target_;
+    r.path_ = origin;
     r.query_ = {};
   } else {
-    r.path_ = r.target_.substr(0, question);
-    r.query_ = r.target_.substr(question + 1);
+    r.path_ = origin.substr(0, question);
+    r.query_ = origin.substr(question + 1);
   }
   r.version_minor_ = parser_.version_minor();
   r.chunked_ = parser_.chunked();

@@ -39,6 +39,10 @@ int status_for(ParseError error) noexcept {
       return 413;
     case ParseError::kVersionUnsupported:
       return 505;
+    case ParseError::kNotImplemented:
+      return 501;
+    case ParseError::kExpectationFailed:
+      return 417;
     case ParseError::kNone:
     case ParseError::kHttp2Preface:
       break;
@@ -67,6 +71,11 @@ RequestParser::RequestParser(Limits limits) noexcept : limits_(limits) {
 }
 
 void RequestParser::begin_request() noexcept {
+  // After an Upgrade request llhttp waits to hand the connection over
+  // (HPE_PAUSED_UPGRADE at the next byte); the server served it as a plain
+  // request, so the next one starts afresh.
+  if (upgrade_) llhttp_reset(&parser_);
+  upgrade_ = false;
   target_ = {};
   headers_.clear();
   declared_length_ = 0;
@@ -82,7 +91,7 @@ RequestParser::HeadState RequestParser::fail(ParseError error) noexcept {
   return HeadState::kError;
 }
 
-RequestParser::HeadResult RequestParser::parse_head(const char* base, const char* data,
+RequestParser::HeadResult RequestParser::parse_head(char* base, char* data,
                                                     std::size_t length) noexcept {
   if (error_ != ParseError::kNone) return {HeadState::kError, 0};
   base_ = base;
@@ -104,13 +113,39 @@ RequestParser::HeadResult RequestParser::parse_head(const char* base, const char
     case HPE_PAUSED_H2_UPGRADE:
       return {fail(ParseError::kHttp2Preface), 0};
     default:
-      reason_ = llhttp_get_error_reason(&parser_);
-      // Bytes beyond the limit that llhttp refused are still too many.
-      if (head_bytes_ + length > limits_.max_header_bytes && error_ == ParseError::kNone) {
-        return {fail(ParseError::kHeaderTooLarge), 0};
-      }
-      return {fail(ParseError::kBadRequest), 0};
+      break;
   }
+  reason_ = llhttp_get_error_reason(&parser_);
+  // Bytes beyond the limit that llhttp refused are still too many.
+  if (head_bytes_ + length > limits_.max_header_bytes) {
+    return {fail(ParseError::kHeaderTooLarge), 0};
+  }
+  if (result == HPE_INVALID_VERSION) {
+    // llhttp knows 0.9, 1.0, 1.1 and 2.0. RFC 9110 2.5: a newer minor
+    // version of a major one implemented is served as the highest minor
+    // implemented; so "HTTP/1.2" is read as "HTTP/1.1", as in Go. llhttp
+    // reports the error just past the minor digit; it and the bytes before
+    // it are this request's, fed from `base`.
+    char* minor = const_cast<char*>(llhttp_get_error_pos(&parser_)) - 1;
+    if (parser_.http_major == 1 && minor >= base && *minor >= '2' && *minor <= '9') {
+      *minor = '1';
+      const std::size_t before = static_cast<std::size_t>(data - base);
+      llhttp_reset(&parser_);
+      begin_request();
+      reason_ = nullptr;
+      const HeadResult again = parse_head(base, base, before + length);
+      if (again.state == HeadState::kError) return again;
+      return {again.state, again.consumed - before};
+    }
+    return {
+        fail(parser_.http_major == 1 ? ParseError::kBadRequest : ParseError::kVersionUnsupported),
+        0};
+  }
+  // Go's answer to a transfer coding it does not implement: llhttp
+  // refuses a request's Transfer-Encoding whose codings are not one
+  // final "chunked".
+  if (result == HPE_INVALID_TRANSFER_ENCODING) return {fail(ParseError::kNotImplemented), 0};
+  return {fail(ParseError::kBadRequest), 0};
 }
 
 RequestParser::BodyResult RequestParser::parse_body(const char* data, std::size_t length,
@@ -156,6 +191,10 @@ const char* RequestParser::error_reason() const noexcept {
       return "HTTP version not supported";
     case ParseError::kHttp2Preface:
       return "HTTP/2 preface on an HTTP/1.1 connection";
+    case ParseError::kNotImplemented:
+      return "transfer coding not implemented";
+    case ParseError::kExpectationFailed:
+      return "expectation not supported";
   }
   return "";
 }
@@ -192,7 +231,10 @@ int RequestParser::on_header_field(llhttp_t* parser, const char* at, std::size_t
 }
 
 int RequestParser::on_header_field_complete(llhttp_t* parser) {
-  self(parser).field_open_ = false;
+  RequestParser& p = self(parser);
+  if (p.in_body_) return 0;
+  if (!p.field_open_ || p.headers_.back().name.length == 0) return p.refuse_empty_name();
+  p.field_open_ = false;
   return 0;
 }
 
@@ -231,6 +273,14 @@ int RequestParser::on_header_value_complete(llhttp_t* parser) {
   return 0;
 }
 
+int RequestParser::refuse_empty_name() noexcept {
+  // llhttp takes ": value" for a field with an empty name; a field name
+  // is a token, a byte at least.
+  reason_ = "empty header field name";
+  error_ = ParseError::kBadRequest;
+  return -1;
+}
+
 int RequestParser::on_headers_complete(llhttp_t* parser) {
   RequestParser& p = self(parser);
   if (p.check_head() != 0) return -1;
@@ -245,10 +295,18 @@ int RequestParser::check_head() noexcept {
   chunked_ = (flags & F_CHUNKED) != 0;
   has_content_length_ = (flags & F_CONTENT_LENGTH) != 0;
   declared_length_ = has_content_length_ ? parser_.content_length : 0;
-  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0 && parser_.upgrade == 0 &&
-                parser_.method != HTTP_CONNECT;
+  upgrade_ = parser_.upgrade != 0;
+  // RFC 9112 6.1: Transfer-Encoding on HTTP/1.0 is faulty framing; the
+  // connection closes after the request.
+  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0 && parser_.method != HTTP_CONNECT &&
+                !((flags & F_TRANSFER_ENCODING) != 0 && parser_.http_minor == 0);
   if (parser_.method == HTTP_PRI) {
     error_ = ParseError::kHttp2Preface;
+    return -1;
+  }
+  if (!request_line_is_strict()) {
+    reason_ = "malformed request line";
+    error_ = ParseError::kBadRequest;
     return -1;
   }
   if (parser_.http_major != 1) {
@@ -262,12 +320,24 @@ int RequestParser::check_head() noexcept {
   }
   const char* base = base_;
   int hosts = 0;
+  int transfer_encodings = 0;
+  bool unknown_expectation = false;
   for (const HeaderSpan& header : headers_) {
     const std::string_view name = header.name.view(base);
     if (equals_ignore_case(name, "host")) {
       ++hosts;
+    } else if (equals_ignore_case(name, "transfer-encoding")) {
+      // Go's rule: one field, exactly "chunked" (llhttp refuses most other
+      // values itself, and takes "gzip, chunked" as chunked).
+      if (++transfer_encodings > 1 || !equals_ignore_case(header.value.view(base), "chunked")) {
+        reason_ = "transfer coding not implemented";
+        error_ = ParseError::kNotImplemented;
+        return -1;
+      }
     } else if (equals_ignore_case(name, "expect")) {
-      expects_continue_ = equals_ignore_case(header.value.view(base), "100-continue");
+      const bool continue_100 = equals_ignore_case(header.value.view(base), "100-continue");
+      expects_continue_ = continue_100 && parser_.http_minor >= 1;
+      unknown_expectation = !continue_100;
     }
   }
   if (hosts > 1 || (hosts == 0 && parser_.http_minor == 1)) {
@@ -275,11 +345,26 @@ int RequestParser::check_head() noexcept {
     error_ = ParseError::kBadRequest;
     return -1;
   }
+  if (unknown_expectation) {
+    error_ = ParseError::kExpectationFailed;
+    return -1;
+  }
   if (declared_length_ > limits_.max_body_bytes) {
     error_ = ParseError::kBodyTooLarge;
     return -1;
   }
   return 0;
+}
+
+bool RequestParser::request_line_is_strict() const noexcept {
+  // RFC 9112 3: method SP request-target SP HTTP-version. llhttp accepts
+  // several spaces around the target and a line with no version at all
+  // (HTTP/0.9); Go refuses both, and so does goro: exactly one space on
+  // each side, and a version after it.
+  const char* target = base_ + target_.offset;
+  if (target_.offset < 2 || target[-1] != ' ' || target[-2] == ' ') return false;
+  const char* after = target + target_.length;
+  return after[0] == ' ' && after[1] == 'H';
 }
 
 int RequestParser::on_body(llhttp_t* parser, const char* at, std::size_t length) {

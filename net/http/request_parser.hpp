@@ -37,18 +37,28 @@
 //      those already fed; llhttp calls on_url / on_header_field /
 //      on_header_value with pieces, merged into spans (invariant 2).
 //   2. on_headers_complete checks what llhttp leaves to its user: a Host
-//      header on HTTP/1.1 and at most one Host (RFC 9112 3.2), the HTTP
-//      version (1.0 or 1.1; PRI, the HTTP/2 preface, closes silently),
-//      Content-Length against max_body_bytes (413 before reading any of
-//      it), Transfer-Encoding together with Content-Length (400). Then it
-//      pauses when a body follows; otherwise parsing runs on to
-//      on_message_complete, which pauses.
+//      header on HTTP/1.1 and at most one Host (RFC 9112 3.2), the request
+//      line's shape (one space on each side of the target, a version
+//      after it), the HTTP version (1.x; PRI, the HTTP/2 preface, closes
+//      silently; another major version is 505), Transfer-Encoding together
+//      with Content-Length (400), a Transfer-Encoding other than one field
+//      "chunked" (501, as Go), an Expect other than 100-continue (417, as
+//      Go), Content-Length against max_body_bytes (413 before reading any
+//      of it). Then it pauses when a body follows; otherwise parsing runs
+//      on to on_message_complete, which pauses. An Upgrade or CONNECT
+//      request ends at its head (its body, if any, first); llhttp then
+//      waits to hand the connection over, so the next begin_request resets
+//      it: an Upgrade the handler did not take is a plain request.
 //   3. parse_body feeds body bytes; on_body copies decoded bytes to the
 //      caller's output and counts them against max_body_bytes (chunked
 //      bodies are checked as they arrive, before anything is buffered).
 //   4. A head longer than max_header_bytes (request line included) is
 //      kHeaderTooLarge (431) whether it is complete or not: the caller
 //      checks head_bytes after every feed that needs more.
+//   5. llhttp refuses a version other than 0.9, 1.0, 1.1 and 2.0. For
+//      1.2 to 1.9 parse_head rewrites the minor digit to 1 in the buffer
+//      and parses the head again from the request base (RFC 9110 2.5:
+//      a newer minor version is served as the highest one implemented).
 //   Any error is final: llhttp keeps failing until reset, and the server
 //   closes the connection after answering (never reuses it).
 //
@@ -57,8 +67,11 @@
 // or malformed Content-Length, invalid chunk sizes, obs-fold, a bare CR or
 // LF where CRLF belongs, whitespace before a header's colon, invalid
 // header name or value bytes, a Transfer-Encoding whose last coding is
-// not chunked on a request. It accepts obs-fold (a value continued on a
-// line starting with whitespace), which on_header_value_complete refuses.
+// not chunked on a request, a method it does not know (lowercase names
+// included), line endings other than CRLF in the header block. It accepts
+// obs-fold (a value continued on a line starting with whitespace), which
+// on_header_value_complete refuses, and a field with an empty name, which
+// on_header_field_complete refuses.
 //
 // Rejected alternatives
 //   * Copying each header into a std::string (or a map) as it arrives: an
@@ -104,6 +117,8 @@ enum class ParseError : std::uint8_t {
   kBodyTooLarge,        // 413
   kVersionUnsupported,  // 505
   kHttp2Preface,        // no answer: the connection closes
+  kNotImplemented,      // 501: a transfer coding other than chunked
+  kExpectationFailed,   // 417: an expectation other than 100-continue
 };
 
 // ASCII case-insensitive equality (header names, tokens).
@@ -144,9 +159,10 @@ class RequestParser {
   // Feeds `length` bytes at `data`, the head bytes after those fed so far;
   // `base` is where this request's first byte lies now. On kComplete the
   // head ends `consumed` bytes into the input; when the request has no
-  // body, the request is complete too (message_complete()).
-  [[nodiscard]] HeadResult parse_head(const char* base, const char* data,
-                                      std::size_t length) noexcept;
+  // body, the request is complete too (message_complete()). The one byte
+  // it may write: an HTTP/1.x minor version llhttp refuses (1.2 to 1.9)
+  // becomes '1' in place, and the head is parsed again from `base`.
+  [[nodiscard]] HeadResult parse_head(char* base, char* data, std::size_t length) noexcept;
 
   // Feeds body bytes; decoded bytes go to `out`, which has room for at
   // least `length` bytes (invariant 4).
@@ -165,10 +181,15 @@ class RequestParser {
   // The declared Content-Length (valid when has_content_length()).
   [[nodiscard]] std::uint64_t declared_length() const noexcept { return declared_length_; }
   // Whether the connection may serve another request after this one
-  // (HTTP/1.1 without "Connection: close", or HTTP/1.0 with keep-alive,
-  // and no Upgrade or CONNECT).
+  // (HTTP/1.1 without "Connection: close", or HTTP/1.0 with keep-alive
+  // and no Transfer-Encoding; never after CONNECT, whose following bytes
+  // are a tunnel's). An Upgrade request is served as any other: the
+  // parser goes on with the next request after it.
   [[nodiscard]] bool keep_alive() const noexcept { return keep_alive_; }
+  // "Expect: 100-continue" on HTTP/1.1 (an HTTP/1.0 client gets no 1xx).
   [[nodiscard]] bool expects_continue() const noexcept { return expects_continue_; }
+  // Whether the request was CONNECT.
+  [[nodiscard]] bool is_connect_method() const noexcept { return parser_.method == HTTP_CONNECT; }
   [[nodiscard]] bool message_complete() const noexcept { return message_complete_; }
   [[nodiscard]] std::size_t head_bytes() const noexcept { return head_bytes_; }
   [[nodiscard]] std::uint64_t body_bytes() const noexcept { return body_bytes_; }
@@ -190,12 +211,14 @@ class RequestParser {
   static const llhttp_settings_t kSettings;
 
   int check_head() noexcept;  // step 2; 0 or -1 with error_ set
+  [[nodiscard]] bool request_line_is_strict() const noexcept;
+  int refuse_empty_name() noexcept;
   HeadState fail(ParseError error) noexcept;
 
   llhttp_t parser_;
   Limits limits_;
-  const char* base_ = nullptr;  // the request base during a parse_head call
-  char* body_out_ = nullptr;    // the output during a parse_body call
+  char* base_ = nullptr;      // the request base during a parse_head call
+  char* body_out_ = nullptr;  // the output during a parse_body call
   std::size_t body_produced_ = 0;
   Span target_;
   absl::InlinedVector<HeaderSpan, 16> headers_;
@@ -214,6 +237,7 @@ class RequestParser {
   bool has_content_length_ = false;
   bool keep_alive_ = false;
   bool message_complete_ = false;
+  bool upgrade_ = false;  // llhttp waits to hand the connection over: reset it
   ParseError error_ = ParseError::kNone;
   const char* reason_ = nullptr;
 };

@@ -63,13 +63,15 @@ class Request {
 
   // "GET", "POST", ... as llhttp names the method.
   [[nodiscard]] std::string_view method() const noexcept { return method_; }
-  // The request target as sent: "/path?query" (or "*", or an absolute URI).
+  // The request target as sent: "/path?query" (or "*", an absolute URI,
+  // or CONNECT's "host:port").
   [[nodiscard]] std::string_view target() const noexcept { return target_; }
-  // The target up to '?' (not percent-decoded).
+  // The target up to '?' (not percent-decoded); for an absolute URI, from
+  // the '/' after its authority ("/" when none follows).
   [[nodiscard]] std::string_view path() const noexcept { return path_; }
   // The target after '?', without it; empty when it has none.
   [[nodiscard]] std::string_view query() const noexcept { return query_; }
-  // 0 for HTTP/1.0, 1 for HTTP/1.1.
+  // 0 for HTTP/1.0, 1 for HTTP/1.1 (and for 1.2 to 1.9, served as 1.1).
   [[nodiscard]] int version_minor() const noexcept { return version_minor_; }
 
   // Every header field in the order received (repeated names included),
