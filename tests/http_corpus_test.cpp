@@ -57,6 +57,10 @@ Router corpus_router() {
     w.reply(200, "text/plain", r.target());
     co_return;
   });
+  router.handle("CONNECT", "open:443", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.reply(200, "text/plain", "not a tunnel");
+    co_return;
+  });
   router.get("/throw", [](Request&, ResponseWriter&) -> Task<void> {
     throw std::runtime_error("handler failed");
     co_return;
@@ -230,6 +234,11 @@ std::vector<Probe> corpus() {
        {200},
        After::kClosed,
        heads_have("Connection: close")},
+      {"HTTP/1.0 with Transfer-Encoding",
+       "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\n" + chunked + "\r\n3\r\nabc\r\n0\r\n\r\n",
+       {200},
+       After::kClosed,
+       body_is(0, "abc")},
       {"HTTP/1.0 keep-alive",
        "GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
        {200},
@@ -350,6 +359,18 @@ std::vector<Probe> corpus() {
        "CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n" + get("/plaintext"),
        {404},
        After::kClosed},
+      {"CONNECT answered 2xx, not taken over",
+       "CONNECT open:443 HTTP/1.1\r\nHost: open:443\r\n\r\n" + get("/plaintext"),
+       {200},
+       After::kClosed,
+       [](const std::vector<Response>& r) -> std::string {
+         // No framing and no body: the tunnel would have followed.
+         if (r[0].head.find("Content-Length") != std::string::npos ||
+             r[0].head.find("Transfer-Encoding") != std::string::npos) {
+           return describe(r[0]);
+         }
+         return "";
+       }},
       {"CONNECT without Host",
        "CONNECT t:443 HTTP/1.1\r\n\r\n" + get("/plaintext"),
        {400},
@@ -367,61 +388,180 @@ std::vector<Probe> corpus() {
   };
 }
 
+// Runs each probe on a connection of its own; "" or one line per failure.
+Task<Verdict> run_probes(std::string address) {
+  std::string failures;
+  for (const Probe& probe : corpus()) {
+    const std::string name = std::string(probe.name) + ": ";
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return name + client.status().ToString();
+    if (!co_await client->send(probe.request)) {
+      failures += name + "send failed\n";
+      continue;
+    }
+    std::vector<Response> responses;
+    std::string got;
+    bool ok = true;
+    for (std::size_t i = 0; i < probe.statuses.size(); ++i) {
+      responses.push_back(co_await client->response(probe.head));
+      got += std::to_string(responses.back().status) + " ";
+      ok = ok && responses.back().status == probe.statuses[i];
+    }
+    if (!ok) {
+      failures += name + "statuses " + got + "\n";
+      continue;
+    }
+    if (probe.check) {
+      if (std::string wrong = probe.check(responses); !wrong.empty()) {
+        failures += name + wrong + "\n";
+        continue;
+      }
+    }
+    if (probe.after == After::kClosed) {
+      // A 2xx to CONNECT does not announce the close (a tunnel would follow).
+      const bool tunnel = probe.request.starts_with("CONNECT");
+      for (const Response& r : responses) {
+        if (r.status >= 200 && !(tunnel && r.status / 100 == 2) &&
+            !has_header(r, "Connection: close")) {
+          failures += name + "no Connection: close in " + describe(r) + "\n";
+        }
+      }
+      if (!client->buffer.empty() || !co_await client->closed_by_server()) {
+        failures += name + "the connection stayed open\n";
+      }
+      continue;
+    }
+    if (!co_await client->send(get("/plaintext"))) {
+      failures += name + "the connection was closed\n";
+      continue;
+    }
+    const Response next = co_await client->response();
+    if (next.status != 200 || next.body != "Hello, World!") {
+      failures += name + "the next request got " + describe(next) + "\n";
+    }
+  }
+  co_return failures;
+}
+
 TEST(HttpCorpus, EachProbeGetsItsStatusesAndLeavesTheConnectionAsExpected) {
-  const std::vector<Probe> probes = corpus();
-  with_http_server(corpus_router(), {.max_body_bytes = kMaxBody},
-                   [&probes](std::string address) -> Task<Verdict> {
-                     std::string failures;
-                     for (const Probe& probe : probes) {
-                       const std::string name = std::string(probe.name) + ": ";
-                       auto client = co_await connect(address);
-                       if (!client.ok()) co_return name + client.status().ToString();
-                       if (!co_await client->send(probe.request)) {
-                         failures += name + "send failed\n";
-                         continue;
-                       }
-                       std::vector<Response> responses;
-                       std::string got;
-                       for (std::size_t i = 0; i < probe.statuses.size(); ++i) {
-                         responses.push_back(co_await client->response(probe.head));
-                         got += std::to_string(responses.back().status) + " ";
-                       }
-                       bool ok = true;
-                       for (std::size_t i = 0; i < probe.statuses.size(); ++i) {
-                         ok = ok && responses[i].status == probe.statuses[i];
-                       }
-                       if (!ok) {
-                         failures += name + "statuses " + got + "\n";
-                         continue;
-                       }
-                       if (probe.check) {
-                         if (std::string wrong = probe.check(responses); !wrong.empty()) {
-                           failures += name + wrong + "\n";
-                           continue;
-                         }
-                       }
-                       if (probe.after == After::kClosed) {
-                         for (const Response& r : responses) {
-                           if (!has_header(r, "Connection: close") && r.status >= 200) {
-                             failures += name + "no Connection: close in " + describe(r) + "\n";
-                           }
-                         }
-                         if (!client->buffer.empty() || !co_await client->closed_by_server()) {
-                           failures += name + "the connection stayed open\n";
-                         }
-                         continue;
-                       }
-                       if (!co_await client->send(get("/plaintext"))) {
-                         failures += name + "the connection was closed\n";
-                         continue;
-                       }
-                       const Response next = co_await client->response();
-                       if (next.status != 200 || next.body != "Hello, World!") {
-                         failures += name + "the next request got " + describe(next) + "\n";
-                       }
-                     }
-                     co_return failures;
-                   });
+  with_http_server(corpus_router(), {.max_body_bytes = kMaxBody}, run_probes);
+}
+
+// Echoes what the client sends on a hijacked connection, starting with
+// the bytes the server had already read, until the client closes.
+Task<void> echo(HijackedConnection taken) {
+  if (!taken.buffered.empty() &&
+      !(co_await taken.conn.write(taken.buffered.data(), taken.buffered.size())).ok()) {
+    co_return;
+  }
+  char chunk[1024];
+  for (;;) {
+    auto n = co_await taken.conn.read(chunk, sizeof chunk);
+    if (!n.ok() || *n == 0) co_return;
+    if (!(co_await taken.conn.write(chunk, *n)).ok()) co_return;
+  }
+}
+
+// A CONNECT proxy that echoes its tunnel, and an "Upgrade: echo" protocol
+// that does the same after its own 101; everything else is corpus_router's.
+Task<void> tunnel_handler(const Router& router, Request& request, ResponseWriter& response) {
+  if (request.method() == "CONNECT") {
+    response.set_status(200);
+    if (!(co_await response.flush()).ok()) co_return;
+    auto taken = co_await response.hijack();
+    if (!taken.ok()) co_return;
+    if ((co_await response.hijack()).status().code() != absl::StatusCode::kFailedPrecondition) {
+      co_return;  // a second hijack must fail; the client sees no echo
+    }
+    co_await echo(std::move(*taken));
+    co_return;
+  }
+  if (request.header("upgrade") == "echo") {
+    auto taken = co_await response.hijack();
+    if (!taken.ok()) co_return;
+    constexpr std::string_view kSwitching =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+    if (!(co_await taken->conn.write(kSwitching.data(), kSwitching.size())).ok()) co_return;
+    co_await echo(std::move(*taken));
+    co_return;
+  }
+  co_await router(request, response);
+}
+
+auto tunnel_server_handler() {
+  return [router = corpus_router()](Request& request, ResponseWriter& response) -> Task<void> {
+    co_await tunnel_handler(router, request, response);
+  };
+}
+
+// Sends `bytes` on the client and expects them echoed back exactly.
+Task<std::string> echoes(Client& client, std::string_view bytes) {
+  if (!co_await client.send(bytes)) co_return "send " + std::string(bytes);
+  std::string back;
+  if (!co_await client.take(bytes.size(), back) || back != bytes) {
+    co_return "sent \"" + std::string(bytes) + "\", got \"" + back + client.buffer + "\"";
+  }
+  co_return "";
+}
+
+TEST(HttpHijack, ConnectTunnelCarriesTheBytesAfterTheHeadUnparsedAndOutlivesShutdown) {
+  with_http_server(
+      tunnel_server_handler(), {},
+      [](std::string address, std::shared_ptr<Server> server) -> Task<Verdict> {
+        auto client = co_await connect(address);
+        if (!client.ok()) co_return client.status().ToString();
+        // An HTTP request inside the tunnel, sent with the CONNECT: echoed
+        // as bytes, never answered by the server.
+        const std::string inside = get("/plaintext");
+        if (!co_await client->send("CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n" + inside)) {
+          co_return "send";
+        }
+        const Response established = co_await client->response();
+        if (established.status != 200 ||
+            established.head.find("Content-Length") != std::string::npos ||
+            established.head.find("Transfer-Encoding") != std::string::npos ||
+            has_header(established, "Connection: close")) {
+          co_return "CONNECT: " + describe(established);
+        }
+        std::string echoed;
+        if (!co_await client->take(inside.size(), echoed) || echoed != inside) {
+          co_return "tunnel: \"" + echoed + client->buffer + "\"";
+        }
+        if (auto wrong = co_await echoes(*client, "ping"); !wrong.empty()) co_return wrong;
+        if (server->open_connections() != 0) co_return "the tunnel still counts as a connection";
+        // Shutdown neither waits for the tunnel nor closes it.
+        auto [ctx, cancel] = goro::with_timeout(goro::background(), 30s);
+        if (auto status = co_await server->shutdown(ctx); !status.ok()) {
+          co_return "shutdown: " + status.ToString();
+        }
+        if (auto wrong = co_await echoes(*client, "after shutdown"); !wrong.empty()) {
+          co_return wrong;
+        }
+        co_return "";
+      });
+}
+
+TEST(HttpHijack, UpgradeTakenOverAfterPipelinedRequestsSpeaksTheNewProtocol) {
+  with_http_server(tunnel_server_handler(), {}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    // A request answered before the takeover, then the upgrade with the
+    // new protocol's first bytes right behind it.
+    if (!co_await client->send(get("/plaintext") +
+                               get("/plaintext", "Connection: Upgrade\r\nUpgrade: echo\r\n") +
+                               "hello")) {
+      co_return "send";
+    }
+    const Response first = co_await client->response();
+    if (first.status != 200 || first.body != "Hello, World!") co_return "first: " + describe(first);
+    const Response switched = co_await client->response();
+    if (switched.status != 101 || !has_header(switched, "Upgrade: echo")) {
+      co_return "upgrade: " + describe(switched);
+    }
+    std::string echoed;
+    if (!co_await client->take(5, echoed) || echoed != "hello") co_return "echo: " + echoed;
+    co_return co_await echoes(*client, get("/plaintext"));
+  });
 }
 
 }  // namespace

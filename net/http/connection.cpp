@@ -80,12 +80,41 @@ Connection::Connection(net::Conn conn, std::shared_ptr<ServerState> state)
 
 Connection::~Connection() {
   std::lock_guard<std::mutex> lock(state_->mutex);
+  if (!hijacked_) unlink();
+}
+
+void Connection::unlink() {
   if (previous_ != nullptr) {
     previous_->next_ = next_;
   } else {
     state_->connections = next_;
   }
   if (next_ != nullptr) next_->previous_ = previous_;
+  previous_ = next_ = nullptr;
+}
+
+bool Connection::response_has_body(int status) const noexcept {
+  return status_has_body(status) && !(parser_.is_connect_method() && status / 100 == 2);
+}
+
+Task<absl::StatusOr<HijackedConnection>> Connection::hijack() {
+  if (hijacked_) co_return absl::FailedPreconditionError("http: connection already hijacked");
+  if (absl::Status status = co_await flush_output(); !status.ok()) co_return status;
+  {
+    // Off the list under the mutex: shutdown no longer reaches conn_.
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    unlink();
+    hijacked_ = true;
+  }
+  // Relaxed: a count (server_state.hpp); serve_connection skips its own
+  // decrement for a hijacked connection.
+  state_->open_connections.fetch_sub(1, std::memory_order_relaxed);
+  HijackedConnection taken{std::move(conn_), std::string(input_.get() + fed_, end_ - fed_)};
+  fed_ = end_;
+  taken.conn.set_deadline(Clock::time_point::max());
+  close_after_ = true;
+  writer_.started_ = writer_.replied_ = true;
+  co_return taken;
 }
 
 void Connection::close_for_shutdown(bool only_idle) {
@@ -122,6 +151,7 @@ Task<void> Connection::serve() {
     reset_writer();
     // State 3.
     co_await run_handler();
+    if (hijacked_) co_return;  // the socket is the handler's
     // State 4.
     finish_response();
     if (!close_after_ && !parser_.message_complete()) co_await drain_body();
@@ -282,6 +312,7 @@ Task<void> Connection::run_handler() {
     failed = true;
   }
   if (failed) {
+    if (hijacked_) co_return;
     if (response_flushed_) {
       close_after_ = true;  // part of the response left: it cannot be taken back
       co_return;
@@ -308,7 +339,7 @@ void Connection::finish_response() {
     std::optional<std::uint64_t> length = w.declared_length_;
     if (!length) length = head ? w.body_bytes_ : w.pending_body_.size();
     append_head(w, length, {});
-    if (!head && status_has_body(w.status_)) output_.append(w.pending_body_);
+    if (!head && response_has_body(w.status_)) output_.append(w.pending_body_);
     w.pending_body_.clear();
     return;
   }
@@ -335,8 +366,9 @@ void Connection::append_head(ResponseWriter& w, std::optional<std::uint64_t> len
   }
   output_.append(w.header_lines_);
   if (w.close_requested_ || state_->shutting_down.load()) close_after_ = true;
-  if (!status_has_body(status)) {
-    // No body and no framing (RFC 9110 8.6: not for 1xx, 204; 304 keeps none here).
+  if (!response_has_body(status)) {
+    // No body and no framing (RFC 9110 8.6: not for 1xx, 204; 304 keeps
+    // none here; RFC 9110 9.3.6: not for a 2xx to CONNECT).
   } else if (length) {
     output_.append("Content-Length: ");
     append_number(output_, *length);
@@ -348,7 +380,8 @@ void Connection::append_head(ResponseWriter& w, std::optional<std::uint64_t> len
     w.until_close_ = true;
     close_after_ = true;
   }
-  if (close_after_) {
+  if (close_after_ && !(parser_.is_connect_method() && status / 100 == 2)) {
+    // (A tunnel's 2xx does not announce the close that ends it.)
     output_.append("Connection: close\r\n");
   } else if (request_.version_minor_ == 0) {
     output_.append("Connection: keep-alive\r\n");
@@ -386,6 +419,7 @@ void Connection::append_error(int status) {
 }
 
 Task<absl::Status> Connection::flush_output() {
+  if (hijacked_) co_return absl::FailedPreconditionError("http: connection hijacked");
   if (!write_error_.ok()) co_return write_error_;
   if (output_.empty() && static_pieces_.empty()) co_return absl::OkStatus();
   if (options_.write_timeout.count() > 0) {
@@ -420,6 +454,7 @@ Task<absl::Status> Connection::flush_output() {
 }
 
 Task<absl::StatusOr<std::size_t>> Connection::read_body(char* out, std::size_t capacity) {
+  if (hijacked_) co_return absl::FailedPreconditionError("http: connection hijacked");
   if (body_error_ != ParseError::kNone) {
     co_return body_error_ == ParseError::kBodyTooLarge
         ? absl::ResourceExhaustedError("http: request body too large")

@@ -37,12 +37,19 @@
 //      is drained they move the unparsed tail next to the head end and
 //      read more (flushing the output first). An exception: drop this
 //      request's unflushed output and answer 500, or close if part of the
-//      response had already been written.
+//      response had already been written. A hijack (ResponseWriter::
+//      hijack) flushes the output, leaves the state's list (under its
+//      mutex, so shutdown never touches the socket again) and its count,
+//      and gives the Conn and [fed_, end_) to the handler; serve() then
+//      ends when the handler returns, without 4 and 5.
 //   4. Finish. Complete the response (head with Content-Length if still
 //      unsent, or the last chunk). Drain the body the handler left unread
 //      (bounded by max_body_bytes; with "Expect: 100-continue" never
 //      acknowledged, close instead: the client has not sent it).
 //   5. Next. begin_ = fed_: the next request's bytes are already in place.
+//      After CONNECT the connection closes (the bytes after it are a
+//      tunnel's, never a request); after an Upgrade nobody took, it goes
+//      on as after any request.
 //      A server shutting down closes here (and its responses say
 //      "Connection: close"); one waiting idle in 1 is closed by shutdown
 //      itself (the handshake in server_state.hpp). On close: flush,
@@ -59,9 +66,11 @@
 //      one's beginning; `response_start_` is where the current one begins
 //      while none of it has been written out (so a failing handler's
 //      partial answer can be replaced by 500).
-//   3. After a framing error, a body error, a write error or a response
-//      that asked for it, `close_after_` is set and no further request is
-//      parsed.
+//   3. After a framing error, a body error, a write error, a CONNECT, a
+//      hijack or a response that asked for it, `close_after_` is set and no
+//      further request is parsed.
+//   4. Once hijacked, the connection never reads, writes or closes conn_
+//      (moved out) and is in neither the state's list nor its count.
 //
 // Rejected alternatives
 //   * A write per response: a pipelining client (and a benchmark at depth
@@ -128,6 +137,14 @@ class Connection {
   void append_static(std::string_view data);
   Task<absl::Status> flush_output();
   [[nodiscard]] bool head_request() const noexcept { return parser_.is_head_method(); }
+  // Whether a response with `status` carries a body: not 1xx, 204, 304,
+  // nor a 2xx to CONNECT (its tunnel follows).
+  [[nodiscard]] bool response_has_body(int status) const noexcept;
+
+  // ResponseWriter::hijack: flushes, then gives the socket and the
+  // unparsed bytes away; the connection leaves the state's list and count.
+  Task<absl::StatusOr<HijackedConnection>> hijack();
+  [[nodiscard]] bool hijacked() const noexcept { return hijacked_; }
   [[nodiscard]] std::size_t output_size() const noexcept { return output_.size(); }
 
  private:
@@ -144,6 +161,7 @@ class Connection {
   Task<void> drain_body();
   Task<void> close_gracefully();
   void append_error(int status);
+  void unlink();  // under the state's mutex
   void make_room_for_head();
   void make_room_for_body();
   void arm_read_deadline(Clock::time_point deadline);
@@ -174,6 +192,7 @@ class Connection {
   bool close_after_ = false;
   bool continue_sent_ = false;
   bool first_request_ = true;
+  bool hijacked_ = false;  // the handler took the socket (set under the state's mutex)
   Clock::time_point accepted_at_;
   Clock::time_point request_started_at_;
   Clock::time_point read_deadline_ = Clock::time_point::max();

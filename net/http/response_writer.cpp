@@ -143,7 +143,7 @@ void ResponseWriter::reply_with(int status, std::string_view content_type, std::
   if (started_) return;
   status_ = status;
   connection_->append_head(*this, body.size(), content_type);
-  if (!connection_->head_request() && status >= 200 && status != 204 && status != 304) {
+  if (!connection_->head_request() && connection_->response_has_body(status)) {
     if (copy) {
       connection_->append_body(body);
     } else {
@@ -179,6 +179,10 @@ Task<absl::Status> ResponseWriter::write(std::string_view data) {
   append_body_part(data);
   if (connection_->output_size() >= kOutputFlush) co_return co_await connection_->flush_output();
   co_return absl::OkStatus();
+}
+
+Task<absl::StatusOr<HijackedConnection>> ResponseWriter::hijack() {
+  co_return co_await connection_->hijack();
 }
 
 Task<absl::Status> ResponseWriter::flush() {

@@ -26,12 +26,15 @@ constexpr std::string_view kBusy =
 
 // One connection's goroutine: the state keeps the handler alive while it runs.
 Task<void> serve_connection(std::shared_ptr<internal::ServerState> state, net::Conn conn) {
+  bool hijacked = false;
   {
     internal::Connection connection(std::move(conn), state);
     co_await connection.serve();
+    hijacked = connection.hijacked();
   }
-  // Relaxed: a count (server_state.hpp).
-  state->open_connections.fetch_sub(1, std::memory_order_relaxed);
+  // Relaxed: a count (server_state.hpp). A hijacked connection left the
+  // count when its handler took it.
+  if (!hijacked) state->open_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // A connection beyond max_connections: told so, and closed.

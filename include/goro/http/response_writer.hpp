@@ -32,6 +32,14 @@
 //     Content-Length is the length write() must send) and adds no line.
 //     A name that is not a token is dropped, CR and LF in a value become
 //     spaces (no header injection).
+//   * CONNECT: a 2xx answer has no body and no framing headers (RFC 9110
+//     9.3.6); whatever follows is the tunnel's. Unless the handler takes
+//     the connection over (hijack), it closes after the response: the
+//     bytes the client sends after a CONNECT are never read as HTTP.
+//   * hijack() hands the connection to the handler (Go's Hijacker), for a
+//     tunnel after CONNECT or another protocol after Upgrade. An Upgrade
+//     request whose handler does not hijack is an ordinary request: the
+//     header is ignored and the connection serves on.
 //   * Not thread-safe: the handler's goroutine alone uses it.
 #ifndef GORO_HTTP_RESPONSE_WRITER_HPP_
 #define GORO_HTTP_RESPONSE_WRITER_HPP_
@@ -42,6 +50,8 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "goro/net/conn.hpp"
 #include "goro/task.hpp"
 
 namespace goro::http {
@@ -53,6 +63,13 @@ class Connection;
 // The reason phrase of a status code ("OK", "Not Found"); "Unknown" for
 // codes it does not know.
 [[nodiscard]] std::string_view status_text(int status) noexcept;
+
+// What ResponseWriter::hijack hands over: the client's connection and
+// the bytes already read from it that the server had not parsed.
+struct HijackedConnection {
+  net::Conn conn;
+  std::string buffered;
+};
 
 class ResponseWriter {
  public:
@@ -85,6 +102,24 @@ class ResponseWriter {
       std::string_view data);
   // Sends the head (if not sent) and every byte written so far.
   [[nodiscard("co_await it: the flush happens then")]] Task<absl::Status> flush();
+
+  // Takes the connection over. First writes out what the server holds for
+  // it: the answers to earlier pipelined requests and, if this response
+  // has started (a reply, a flush), what was made of it; a response not
+  // started is never sent (a handler switching protocols writes its own
+  // "101 Switching Protocols" on the connection). Then the Conn is the
+  // caller's, with no deadline set, and `buffered` holds the bytes the
+  // client sent after this request's head that the server read but did
+  // not parse (the tunnel's first bytes; the body's, if unread). From
+  // then on the server does nothing more with the connection: no response
+  // is completed for the request, Request::read and write() fail, reply()
+  // is ignored, it no longer counts in Server::open_connections(), and
+  // Server::shutdown neither closes it nor waits for it (as Go). The
+  // Request's views stay valid until the handler returns. Fails with
+  // kFailedPrecondition on a second call, or with the write's error (the
+  // server then closes the connection as usual).
+  [[nodiscard("co_await it: the takeover happens then")]] Task<absl::StatusOr<HijackedConnection>>
+  hijack();
 
   // Whether the head has been made (by a reply or a flush): headers and
   // status can no longer change.

@@ -47,6 +47,12 @@
 //     Request::path() and query() are then the part after the authority);
 //     "*" (OPTIONS *, path "*") and CONNECT's authority form ("host:443")
 //     go to the handler like any other.
+//   * CONNECT and Upgrade, as Go: the handler answers them; it may take
+//     the connection over with ResponseWriter::hijack (a tunnel, a
+//     WebSocket). Otherwise a CONNECT connection closes after the
+//     response (what follows it is never read as HTTP), and an Upgrade
+//     header is ignored: the request is an ordinary one, the connection
+//     serves on.
 //   * Timeouts (zero: none, Go's defaults) use the Conn's deadlines:
 //     read_header_timeout bounds the time from the first byte of a request
 //     (from the accept, for the first one) to the end of its head: a client
@@ -130,6 +136,8 @@ class Server {
   // fail) and returns ctx.err() at once, even if a handler never returns.
   // A request that arrives on an idle connection at the very moment it is
   // closed is lost, as in Go: the client sees the connection close.
+  // Hijacked connections are the handler's: shutdown neither closes nor
+  // waits for them (as Go).
   // serve() called after shutdown returns OK at once.
   [[nodiscard("co_await it: the shutdown happens then")]] Task<absl::Status> shutdown(
       Context ctx = {});
@@ -139,7 +147,7 @@ class Server {
   [[nodiscard("co_await it: serving happens then")]] Task<absl::Status> listen_and_serve(
       std::string address);
 
-  // Connections open now (served or being refused).
+  // Connections open now (served or being refused; not hijacked ones).
   [[nodiscard]] std::size_t open_connections() const noexcept;
 
   [[nodiscard]] const ServerOptions& options() const noexcept;
