@@ -12,6 +12,17 @@ RequestParser& self(llhttp_t* parser) { return *static_cast<RequestParser*>(pars
 
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
+// Whether `host` uses only the bytes of an RFC 3986 authority (userinfo,
+// host, port): unreserved, '%', sub-delims, ':', '@', '[' and ']'. Go
+// refuses a Host with any other byte; so does goro.
+bool is_authority(std::string_view host) noexcept {
+  for (const char c : host) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) continue;
+    if (std::string_view("-._~%!$&'()*+,;=:@[]").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept {
@@ -326,6 +337,11 @@ int RequestParser::check_head() noexcept {
     const std::string_view name = header.name.view(base);
     if (equals_ignore_case(name, "host")) {
       ++hosts;
+      if (!is_authority(header.value.view(base))) {
+        reason_ = "malformed Host header";
+        error_ = ParseError::kBadRequest;
+        return -1;
+      }
     } else if (equals_ignore_case(name, "transfer-encoding")) {
       // Go's rule: one field, exactly "chunked" (llhttp refuses most other
       // values itself, and takes "gzip, chunked" as chunked).

@@ -36,19 +36,20 @@
 //   1. begin_request clears the spans. parse_head feeds the bytes after
 //      those already fed; llhttp calls on_url / on_header_field /
 //      on_header_value with pieces, merged into spans (invariant 2).
-//   2. on_headers_complete checks what llhttp leaves to its user: a Host
-//      header on HTTP/1.1 and at most one Host (RFC 9112 3.2), the request
-//      line's shape (one space on each side of the target, a version
-//      after it), the HTTP version (1.x; PRI, the HTTP/2 preface, closes
-//      silently; another major version is 505), Transfer-Encoding together
-//      with Content-Length (400), a Transfer-Encoding other than one field
-//      "chunked" (501, as Go), an Expect other than 100-continue (417, as
-//      Go), Content-Length against max_body_bytes (413 before reading any
-//      of it). Then it pauses when a body follows; otherwise parsing runs
-//      on to on_message_complete, which pauses. An Upgrade or CONNECT
-//      request ends at its head (its body, if any, first); llhttp then
-//      waits to hand the connection over, so the next begin_request resets
-//      it: an Upgrade the handler did not take is a plain request.
+//   2. on_headers_complete checks what llhttp leaves to its user: a Host header
+//      on HTTP/1.1 and at most one Host (RFC 9112 3.2), made of a URI
+//      authority's bytes (RFC 3986 3.2), the request line's shape (one space on
+//      each side of the target, a version after it), the HTTP version (1.x;
+//      PRI, the HTTP/2 preface, closes silently; another major version is 505),
+//      Transfer-Encoding together with Content-Length (400), a
+//      Transfer-Encoding other than one field "chunked" (501, as Go), an Expect
+//      other than 100-continue (417, as Go), Content-Length against
+//      max_body_bytes (413 before reading any of it). Then it pauses when a
+//      body follows; otherwise parsing runs on to on_message_complete, which
+//      pauses. An Upgrade or CONNECT request ends at its head (its body, if
+//      any, first); llhttp then waits to hand the connection over, so the next
+//      begin_request resets it: an Upgrade the handler did not take is a plain
+//      request.
 //   3. parse_body feeds body bytes; on_body copies decoded bytes to the
 //      caller's output and counts them against max_body_bytes (chunked
 //      bodies are checked as they arrive, before anything is buffered).

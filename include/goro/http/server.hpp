@@ -35,14 +35,15 @@
 //     501 (as Go); an Expect other than 100-continue 417 (as Go); an HTTP
 //     major version other than 1 505; an HTTP/2 preface a close without
 //     answer. A connection is never reused after a framing error.
-//   * Strictness where RFC 9112 leaves a choice: lines end in CRLF (a bare
-//     LF is 400, where Go accepts it); Content-Length given twice is 400
-//     even when the values agree; the request line has one space on each
-//     side of the target and a version (no HTTP/0.9); a method llhttp does
-//     not know, lowercase names included, is 400. HTTP/1.2 to 1.9 are
-//     served as HTTP/1.1 (as Go). HTTP/1.1 needs exactly one Host, CONNECT
-//     included; Transfer-Encoding on HTTP/1.0 closes the connection after
-//     the request. "Expect: 100-continue" on HTTP/1.0 gets no 100.
+//   * Strictness where RFC 9112 leaves a choice: lines end in CRLF (a bare LF
+//     is 400, where Go accepts it); Content-Length given twice is 400 even when
+//     the values agree; the request line has one space on each side of the
+//     target and a version (no HTTP/0.9); a method llhttp does not know,
+//     lowercase names included, is 400. HTTP/1.2 to 1.9 are served as HTTP/1.1
+//     (as Go). HTTP/1.1 needs exactly one Host, CONNECT included, and a Host
+//     holds only the bytes of a URI authority; Transfer-Encoding on HTTP/1.0
+//     closes the connection after the request. "Expect: 100-continue" on
+//     HTTP/1.0 gets no 100.
 //   * Request targets: origin form; absolute form ("http://host/p?q",
 //     Request::path() and query() are then the part after the authority);
 //     "*" (OPTIONS *, path "*") and CONNECT's authority form ("host:443")
