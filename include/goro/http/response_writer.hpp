@@ -32,10 +32,11 @@
 //     Content-Length is the length write() must send) and adds no line.
 //     A name that is not a token is dropped, CR and LF in a value become
 //     spaces (no header injection).
-//   * CONNECT: a 2xx answer has no body and no framing headers (RFC 9110
-//     9.3.6); whatever follows is the tunnel's. Unless the handler takes
-//     the connection over (hijack), it closes after the response: the
-//     bytes the client sends after a CONNECT are never read as HTTP.
+//   * CONNECT: a 2xx answer has no body, no framing headers (RFC 9110
+//     9.3.6) and no "Connection: close"; whatever follows is the tunnel's.
+//     Unless the handler takes the connection over (hijack), it closes
+//     after the response: the bytes the client sends after a CONNECT are
+//     never read as HTTP.
 //   * hijack() hands the connection to the handler (Go's Hijacker), for a
 //     tunnel after CONNECT or another protocol after Upgrade. An Upgrade
 //     request whose handler does not hijack is an ordinary request: the
