@@ -80,6 +80,33 @@ Router test_router() {
       if (!(co_await w.write(part)).ok()) co_return;
     }
   });
+  // Declares 5 body bytes, tries 11 (refused whole), then writes 2.
+  router.get("/declared-length", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.add_header("Content-Length", "5");
+    const bool refused = (co_await w.write("hello world")).code() == absl::StatusCode::kOutOfRange;
+    (void)co_await w.write(refused ? "hi" : "not refused");
+  });
+  // A 304 whose head goes out before the handler writes body bytes.
+  router.get("/not-modified-stream", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.set_status(304);
+    (void)co_await w.flush();
+    (void)co_await w.write("stale body");
+  });
+  // Reads the body (for GET and HEAD) before answering.
+  router.get("/read-all", [](Request& r, ResponseWriter& w) -> Task<void> {
+    std::string body;
+    if (!(co_await r.read_all(body)).ok()) co_return;  // the server answers for the body
+    w.reply(200, "text/plain", body);
+  });
+  // Statuses that are no final response.
+  router.get("/status-7", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.reply(7, "text/plain", "seven");
+    co_return;
+  });
+  router.get("/status-150", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.set_status(150);
+    (void)co_await w.write("interim?");
+  });
   return router;
 }
 
@@ -437,6 +464,93 @@ TEST(HttpServer, ShutdownReturnsAtItsDeadlineDespiteAHandlerThatNeverReturns) {
     }
     // Its connection was closed at the deadline.
     if (!co_await client->closed_by_server()) co_return "the connection stayed open";
+    co_return "";
+  });
+}
+
+TEST(HttpServer, DeclaredContentLengthIsKeptToAndAShortBodyCloses) {
+  // The over-long write is refused, and the response that ends short of
+  // its length says Connection: close and is the last on the connection.
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /declared-length HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
+      co_return "send";
+    }
+    while (co_await client->fill()) {
+    }
+    const std::size_t head_end = client->buffer.find("\r\n\r\n");
+    if (head_end == std::string::npos) co_return "no response: " + client->buffer;
+    const std::string head = client->buffer.substr(0, head_end + 2);
+    if (head.find("\r\nContent-Length: 5\r\n") == std::string::npos ||
+        head.find("\r\nConnection: close\r\n") == std::string::npos) {
+      co_return "head: " + head;
+    }
+    if (client->buffer.substr(head_end + 4) != "hi") co_return "output: " + client->buffer;
+    co_return "";
+  });
+}
+
+TEST(HttpServer, NoBodyGoesOutForAStatusWithoutOne) {
+  // 304 with its head flushed before the handler writes: the bytes are
+  // dropped, and the pipelined request's answer follows the head at once.
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /not-modified-stream HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
+      co_return "send";
+    }
+    const Response not_modified = co_await client->response();
+    if (not_modified.status != 304) co_return "first: " + describe(not_modified);
+    const Response next = co_await client->response();
+    if (next.status != 200 || next.body != "Hello, World!") co_return "second: " + describe(next);
+    co_return "";
+  });
+}
+
+TEST(HttpServer, StatusOutside200To999IsAnswered500WithTheBody) {
+  // The head and the body agree (500, the body given), for reply and for
+  // write, and the connection serves on.
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("GET /status-7 HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /status-150 HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
+      co_return "send";
+    }
+    const Response seven = co_await client->response();
+    if (seven.status != 500 || seven.body != "seven") co_return "status 7: " + describe(seven);
+    const Response interim = co_await client->response();
+    if (interim.status != 500 || interim.body != "interim?") {
+      co_return "status 150: " + describe(interim);
+    }
+    const Response next = co_await client->response();
+    if (next.status != 200 || next.body != "Hello, World!") co_return "third: " + describe(next);
+    co_return "";
+  });
+}
+
+TEST(HttpServer, RefusedBodyOfAHeadRequestIsAnsweredWithoutABody) {
+  // A HEAD request whose chunked body is malformed: 400, closing, and no
+  // content, as no answer to HEAD has.
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("HEAD /read-all HTTP/1.1\r\nHost: t\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\nzz\r\n")) {
+      co_return "send";
+    }
+    while (co_await client->fill()) {
+    }
+    const std::size_t head_end = client->buffer.find("\r\n\r\n");
+    if (!client->buffer.starts_with("HTTP/1.1 400 ") || head_end == std::string::npos ||
+        client->buffer.find("\r\nConnection: close\r\n") == std::string::npos ||
+        head_end + 4 != client->buffer.size()) {
+      co_return "output: " + client->buffer;
+    }
     co_return "";
   });
 }

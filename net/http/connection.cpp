@@ -60,7 +60,10 @@ void append_number(std::string& out, std::uint64_t value) {
   out.append(digits, result.ptr);
 }
 
-bool status_has_body(int status) { return status >= 200 && status != 204 && status != 304; }
+// The status a response goes out with: the writer sends final responses
+// only, so a code outside 200-999 (1xx are interim; no code has four
+// digits) is the handler's mistake, answered as 500.
+int final_status(int status) { return status >= 200 && status <= 999 ? status : 500; }
 
 }  // namespace
 
@@ -180,7 +183,7 @@ Task<bool> Connection::read_head() {
       }
       if (result.state == RequestParser::HeadState::kError) {
         close_after_ = true;
-        append_error(status_for(parser_.error()));
+        append_error(status_for(parser_.error()), /*head=*/false);
         co_return false;
       }
     }
@@ -331,13 +334,18 @@ void Connection::finish_response() {
   if (body_error_ != ParseError::kNone) close_after_ = true;
   if (!w.started_) {
     if (body_error_ != ParseError::kNone) {
-      // The handler gave up on a body the parser refused: say why.
-      append_error(status_for(body_error_));
+      // The handler gave up on a body the parser refused: say why (with
+      // no body for HEAD, as any answer to it).
+      append_error(status_for(body_error_), head_request());
       return;
     }
     const bool head = head_request();
+    w.status_ = final_status(w.status_);
     std::optional<std::uint64_t> length = w.declared_length_;
     if (!length) length = head ? w.body_bytes_ : w.pending_body_.size();
+    if (!head && response_has_body(w.status_) && *length != w.pending_body_.size()) {
+      close_after_ = true;  // a body short of its declared length: end it by closing
+    }
     append_head(w, length, {});
     if (!head && response_has_body(w.status_)) output_.append(w.pending_body_);
     w.pending_body_.clear();
@@ -352,7 +360,10 @@ void Connection::finish_response() {
 
 void Connection::append_head(ResponseWriter& w, std::optional<std::uint64_t> length,
                              std::string_view content_type) {
-  const int status = (w.status_ >= 100 && w.status_ <= 999) ? w.status_ : 500;
+  // The writer's status becomes the one sent, so that it decides about
+  // the body as the head does.
+  w.status_ = final_status(w.status_);
+  const int status = w.status_;
   output_.append("HTTP/1.1 ");
   append_number(output_, static_cast<std::uint64_t>(status));
   output_.push_back(' ');
@@ -401,7 +412,7 @@ void Connection::append_static(std::string_view data) {
   static_pieces_.push_back({output_.size(), data});
 }
 
-void Connection::append_error(int status) {
+void Connection::append_error(int status, bool head) {
   if (status == 0) return;  // an HTTP/2 preface: close without a word
   const std::string_view text = status_text(status);
   output_.append("HTTP/1.1 ");
@@ -413,6 +424,7 @@ void Connection::append_error(int status) {
   output_.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
   append_number(output_, text.size() + 4);
   output_.append("\r\nConnection: close\r\n\r\n");
+  if (head) return;
   append_number(output_, static_cast<std::uint64_t>(status));
   output_.push_back(' ');
   output_.append(text);

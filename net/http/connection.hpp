@@ -107,6 +107,12 @@
 
 namespace goro::http::internal {
 
+// Whether a response with `status` has a body (RFC 9110 6.4.1: not 1xx,
+// 204 or 304).
+[[nodiscard]] inline bool status_has_body(int status) noexcept {
+  return status >= 200 && status != 204 && status != 304;
+}
+
 class Connection {
  public:
   // Registers with the state (server_state.hpp); the destructor unregisters.
@@ -160,7 +166,9 @@ class Connection {
   Task<void> run_handler();
   Task<void> drain_body();
   Task<void> close_gracefully();
-  void append_error(int status);
+  // The answer to a refused request (`head`: a HEAD request, whose answer
+  // has no body), which closes the connection.
+  void append_error(int status, bool head);
   void unlink();  // under the state's mutex
   void make_room_for_head();
   void make_room_for_body();

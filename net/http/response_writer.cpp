@@ -143,7 +143,7 @@ void ResponseWriter::reply_with(int status, std::string_view content_type, std::
   if (started_) return;
   status_ = status;
   connection_->append_head(*this, body.size(), content_type);
-  if (!connection_->head_request() && connection_->response_has_body(status)) {
+  if (!connection_->head_request() && connection_->response_has_body(status_)) {
     if (copy) {
       connection_->append_body(body);
     } else {
@@ -169,8 +169,13 @@ void ResponseWriter::append_body_part(std::string_view data) {
 
 Task<absl::Status> ResponseWriter::write(std::string_view data) {
   if (replied_) co_return absl::FailedPreconditionError("http: write after reply");
+  // body_bytes_ never passes the declared length, so the difference is exact.
+  if (declared_length_ && data.size() > *declared_length_ - body_bytes_) {
+    co_return absl::OutOfRangeError("http: write past the declared Content-Length");
+  }
   body_bytes_ += data.size();
   if (connection_->head_request() || data.empty()) co_return absl::OkStatus();
+  if (started_ && !connection_->response_has_body(status_)) co_return absl::OkStatus();
   if (!started_) {
     pending_body_.append(data);
     if (pending_body_.size() < kBufferedBody) co_return absl::OkStatus();
@@ -188,7 +193,10 @@ Task<absl::StatusOr<HijackedConnection>> ResponseWriter::hijack() {
 Task<absl::Status> ResponseWriter::flush() {
   if (!started_) {
     connection_->append_head(*this, declared_length_, {});
-    if (!pending_body_.empty() && !connection_->head_request()) append_body_part(pending_body_);
+    if (!pending_body_.empty() && !connection_->head_request() &&
+        connection_->response_has_body(status_)) {
+      append_body_part(pending_body_);
+    }
     pending_body_.clear();
   }
   co_return co_await connection_->flush_output();

@@ -24,8 +24,15 @@
 //     the body runs to the connection's close). A handler that returns
 //     with the head unsent gets Content-Length set to what it wrote; one
 //     that wrote nothing answers 200 with an empty body.
+//   * A Content-Length set with add_header is kept to: a write() that
+//     would pass it fails with kOutOfRange and sends none of its bytes; a
+//     body that ends short of it ends the connection after the response
+//     (the head says "Connection: close" when it is still unsent).
 //   * HEAD: the head says what a GET would (Content-Length of the body
-//     given), and no body bytes go out.
+//     given), and no body bytes go out. Nor do they for 204 and 304, whose
+//     responses have no body: write() accepts the bytes and drops them.
+//   * Only final responses are sent: a status outside 200-999 (a 1xx,
+//     which is interim, or no valid code at all) is answered as 500.
 //   * Date is added to every response; Content-Length, Transfer-Encoding
 //     and Connection are the server's: add_header records what they ask
 //     ("Connection: close" closes the connection after the response, a
@@ -80,7 +87,8 @@ class ResponseWriter {
   // Adds a header line to the response (before it starts; ignored after).
   void add_header(std::string_view name, std::string_view value);
 
-  // The status write() sends (200 unless set); before the response starts.
+  // The status write() sends (200 unless set; 500 if outside 200-999);
+  // before the response starts.
   void set_status(int status) noexcept {
     if (!started_) status_ = status;
   }
@@ -97,8 +105,9 @@ class ResponseWriter {
 
   // Appends body bytes (see the contract above): buffered, and written out
   // when the buffer passes 16 KiB (the head going first) or at flush().
-  // Fails with the connection's error once writing has failed, and with
-  // kFailedPrecondition after a reply.
+  // Fails with the connection's error once writing has failed, with
+  // kFailedPrecondition after a reply, and with kOutOfRange past a
+  // declared Content-Length.
   [[nodiscard("co_await it: the write happens then")]] Task<absl::Status> write(
       std::string_view data);
   // Sends the head (if not sent) and every byte written so far.
