@@ -33,7 +33,9 @@
 //      responses, each with a status line, a Date, and body framing that
 //      adds up (Content-Length, chunked, or until close as the last one),
 //      no 1xx but 100 Continue, no HEAD, 204 or 304 response with a
-//      body, nothing follows a response that says "Connection: close",
+//      body, a 2xx to CONNECT without framing and with nothing after it
+//      (nobody takes the tunnel over, so the connection closes), nothing
+//      follows a response that says "Connection: close",
 //      and there is one response per handler call plus at most one error
 //      response that ends the connection.
 //
@@ -97,10 +99,13 @@ using goro::http::ResponseWriter;
 constexpr auto kHangLimit = 5s;
 
 // What one input's handler calls saw, in order: whether each request was
-// HEAD (its response has no body). Written by the handler's goroutine,
-// read by the fuzzer's thread after `done` (release/acquire).
+// HEAD (its response has no body) and whether it was CONNECT (a 2xx to it
+// opens a tunnel: no framing, and the connection ends after it). Written
+// by the handler's goroutine, read by the fuzzer's thread after `done`
+// (release/acquire).
 struct Exchange {
   std::vector<bool> head_requests;
+  std::vector<bool> connect_requests;
   std::binary_semaphore done{0};
 };
 
@@ -170,6 +175,7 @@ std::string echo(const Request& request, long long body_length) {
 
 goro::Task<void> handle(Request& request, ResponseWriter& response) {
   current->head_requests.push_back(request.method() == "HEAD");
+  current->connect_requests.push_back(request.method() == "CONNECT");
   const std::string_view path = request.path();
   const std::size_t step = request.query().empty() ? 4096 : 1 + request.query().size() % 64;
   auto segment = [&path](std::string_view name) {
@@ -363,7 +369,8 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
 
 // Checks that `output` is whole HTTP/1.1 responses, as the algorithm's
 // step 4 says.
-void check_output(std::string_view output, const std::vector<bool>& head_requests) {
+void check_output(std::string_view output, const std::vector<bool>& head_requests,
+                  const std::vector<bool>& connect_requests) {
   std::size_t position = 0;
   std::size_t responses = 0;
   while (position < output.size()) {
@@ -419,9 +426,14 @@ void check_output(std::string_view output, const std::vector<bool>& head_request
     if (chunked && content_length) fail("a response is chunked and has a Content-Length", output);
 
     const bool head_request = responses < head_requests.size() && head_requests[responses];
+    const bool tunnel =
+        responses < connect_requests.size() && connect_requests[responses] && status / 100 == 2;
     ++responses;
     bool truncated = false;
-    if (head_request || status == 204 || status == 304) {
+    if (tunnel) {
+      if (chunked || content_length) fail("a 2xx to CONNECT has body framing", output);
+      if (position != output.size()) fail("bytes follow a 2xx to CONNECT", output);
+    } else if (head_request || status == 204 || status == 304) {
       // No body.
     } else if (chunked) {
       for (;;) {
@@ -482,6 +494,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (runtime == nullptr) start_runtime();
   Exchange exchange_state;
   const std::string output = exchange(data, size, exchange_state);
-  check_output(output, exchange_state.head_requests);
+  check_output(output, exchange_state.head_requests, exchange_state.connect_requests);
   return 0;
 }
