@@ -11,7 +11,9 @@
 #include <utility>
 
 #include "goro/io_multishot.hpp"
+#include "p.hpp"
 #include "poller.hpp"
+#include "runtime_state.hpp"
 
 namespace goro::detail {
 
@@ -145,6 +147,11 @@ SizeAwaiter ReceiveStream::read(void* buffer, std::size_t length, const IoOption
                                              .length = std::min(length, goro::detail::kMaxIoLength),
                                              .multishot = source_},
                      options);
+}
+
+bool ReceiveStream::multishot_active() noexcept {
+  const goro::detail::P* p = goro::detail::tls_p;
+  return p != nullptr && goro::detail::tls_g != nullptr && p->poller->serves_multishot_receive();
 }
 
 void ReceiveStream::stop() noexcept {

@@ -429,6 +429,11 @@ class Poller {
   // the multishot request this poller's ring holds under `user_data`. Only
   // a backend that arms multishot requests is ever asked.
   virtual void cancel_multishot(std::uint64_t user_data) noexcept { (void)user_data; }
+  // Any thread: whether this poller serves a kRecv op that names a
+  // multishot source with that source (io_uring with
+  // Config::multishot_receive); false: as a plain recv on the fd. Fixed for
+  // the poller's life (goro::io::ReceiveStream::multishot_active).
+  [[nodiscard]] virtual bool serves_multishot_receive() const noexcept { return false; }
 
  protected:
   // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker

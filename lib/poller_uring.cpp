@@ -1146,6 +1146,8 @@ class UringPoller final : public Poller {
 
   // --- Multishot requests: the ring's side of multishot.hpp's steps.
 
+  bool serves_multishot_receive() const noexcept override { return multishot_receive_; }
+
   // Whether `r` is served by a multishot source on this ring.
   bool serves_multishot(const IoRequest& r) const noexcept {
     if (r.multishot == nullptr) return false;

@@ -110,16 +110,19 @@ absl::Status NetFd::check_deadline(Side side, const Context& ctx, const char* op
 
 void NetFd::release_fd() noexcept { (void)io::close(fd_); }
 
-io::ReceiveStream& NetFd::receive_stream() {
+io::ReceiveStream* NetFd::receive_stream() {
   // Acquire: pairs with the release store below (the stream is built).
-  if (io::ReceiveStream* stream = receive_stream_.load(std::memory_order_acquire)) return *stream;
+  if (io::ReceiveStream* stream = receive_stream_.load(std::memory_order_acquire)) return stream;
+  // The same answer for every read of this runtime, so no read takes the
+  // plain path while another has bytes queued in a stream.
+  if (!io::ReceiveStream::multishot_active()) return nullptr;
   MutexLock lock(&mutex_);
   io::ReceiveStream* stream = receive_stream_.load(std::memory_order_relaxed);  // under the lock
   if (stream == nullptr) {
     stream = new io::ReceiveStream(fd_);
     receive_stream_.store(stream, std::memory_order_release);
   }
-  return *stream;
+  return stream;
 }
 
 // Cancels the multishot receive and drops the bytes it queued for nobody.

@@ -141,10 +141,14 @@ class NetFd {
   // operations parked on it so that they take it.
   void set_deadline(Side side, Clock::time_point deadline);
 
-  // The stream reads take the socket's bytes from (a multishot receive
-  // under io_uring, goro/io_multishot.hpp), made by the first read and
-  // stopped by close() (stop_receive_stream) after the parked reads woke.
-  io::ReceiveStream& receive_stream();
+  // The stream reads take the socket's bytes from when the runtime
+  // receives through multishot requests (io::ReceiveStream::
+  // multishot_active: io_uring with Config::multishot_receive), made by the
+  // first read and stopped by close() (stop_receive_stream) after the
+  // parked reads woke. Null otherwise: reads are plain goro::io::recv calls
+  // on the fd, and a connection that only ever reads that way allocates
+  // no stream. Called from the reading goroutine.
+  io::ReceiveStream* receive_stream();
 
   // Runs `call(fd)` (a plain system call returning absl::Status or
   // StatusOr) with the fd held open; closed_error(operation) when closed.
