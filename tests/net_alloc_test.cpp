@@ -1,12 +1,14 @@
 // tests/net_alloc_test.cpp: what goro::net allocates on its common paths
-// (a Conn's reads with multishot receive off), counted with a global
-// operator new.
+// (a Conn's reads with multishot receive off, deadline refreshes while a
+// read is parked), counted with a global operator new, and that deadline
+// changes while a read is parked never lose its wake-up.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <string>
@@ -15,6 +17,7 @@
 #include <goro/goro.hpp>
 #include <goro/net.hpp>
 
+#include "poller.hpp"
 #include "test_util.hpp"
 
 // Counts the global operator new calls of the whole process (every thread:
@@ -60,6 +63,14 @@ using namespace std::chrono_literals;
 constexpr bool kCountsNew = GORO_TEST_COUNTS_NEW != 0;
 
 long news_now() { return global_news.load(std::memory_order_relaxed); }  // see global_news
+
+bool runs_on_uring() { return std::string(io::poller_backend()) == "io_uring"; }
+
+// Whether an operation on `fd` is parked in the poller.
+bool parked_on(int fd) {
+  return runs_on_uring() ? detail::uring_ops_on_fd_for_testing(fd) != 0
+                         : detail::epoll_ops_parked_on_fd_for_testing(fd) != 0;
+}
 
 // A connected Unix stream pair: a Conn and the peer's raw fd.
 struct ConnPair {
@@ -135,6 +146,101 @@ TEST(NetAllocation, AConnsFirstReadMakesItsReceiveStreamWithMultishotReceiveOn) 
   } else {
     EXPECT_LT(news, kConns) << news;
   }
+}
+
+Task<absl::StatusOr<char>> read_one(net::Conn* conn) {
+  char c = 0;
+  auto n = co_await conn->read(&c, 1);
+  if (!n.ok()) co_return n.status();
+  if (*n != 1) co_return absl::OutOfRangeError("end of stream");
+  co_return c;
+}
+
+constexpr int kChanges = 10'000;
+
+// A read parks under a deadline an hour away; the deadline is pushed
+// further out kChanges times, as a server refreshing it per request does;
+// the allocations that made go to *news. Then a byte arrives and the
+// read must get it, and a deadline in the past must end the next read.
+Task<std::string> refresh_while_parked(long* news) {
+  ConnPair pair;
+  if (!make_pair(pair)) co_return "socketpair";
+  const Clock::time_point start = Clock::now();
+  pair.conn.set_read_deadline(start + 1h);
+  auto reader = spawn(read_one, &pair.conn);
+  if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
+  const long before = news_now();
+  const std::uint64_t parks = scheduler_stats().io_waits;
+  for (int i = 1; i <= kChanges; ++i) pair.conn.set_read_deadline(start + 1h + i * 1ms);
+  *news = news_now() - before;
+  // Each change left the read parked: it did not start again.
+  if (scheduler_stats().io_waits != parks) co_return "the read was woken";
+  if (::write(pair.peer, "z", 1) != 1) co_return "write";
+  auto got = co_await reader;
+  if (!got.ok()) co_return got.status().ToString();
+  if (*got != 'z') co_return std::string("read ") + *got;
+  auto late = spawn(read_one, &pair.conn);
+  if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
+  pair.conn.set_read_deadline(Clock::now());
+  auto timed_out = co_await late;
+  if (timed_out.status().code() != absl::StatusCode::kDeadlineExceeded) {
+    co_return "after the refreshes: " + timed_out.status().ToString();
+  }
+  ::close(pair.peer);
+  co_return "";
+}
+
+TEST(NetDeadline, RefreshedTenThousandTimesWhileAReadIsParkedAllocatesNothingAndKeepsTheWakeUp) {
+  test::Watchdog watchdog("NetDeadline.RefreshedTenThousandTimesWhileAReadIsParked", 120s);
+  long news = 0;
+  EXPECT_EQ(run(refresh_while_parked(&news), test::with_procs(2)), "");
+  if (!kCountsNew) GTEST_SKIP() << "operator new is not counted in this build";
+  EXPECT_LT(news, kChanges / 100) << news << " allocations in " << kChanges << " changes";
+}
+
+// The deadline of a parked read alternates kChanges times between an hour
+// away and ever earlier times about half an hour away: each move earlier
+// wakes the read, which parks again under the new deadline (the test waits
+// until it has started its next operation); each move later leaves it
+// parked. The read still gets the byte written at the end, and a deadline
+// in the past still ends the next read.
+Task<std::string> alternate_while_parked() {
+  ConnPair pair;
+  if (!make_pair(pair)) co_return "socketpair";
+  const Clock::time_point start = Clock::now();
+  pair.conn.set_read_deadline(start + 1h);
+  auto reader = spawn(read_one, &pair.conn);
+  if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
+  for (int i = 0; i < kChanges; ++i) {
+    if (i % 2 == 1) {
+      pair.conn.set_read_deadline(start + 1h);
+      continue;
+    }
+    const std::uint64_t parks = scheduler_stats().io_waits;
+    pair.conn.set_read_deadline(start + 30min - i * 1ms);
+    if (!co_await test::yield_until([&] { return scheduler_stats().io_waits > parks; })) {
+      co_return "the read did not park again after change " + std::to_string(i);
+    }
+  }
+  if (::write(pair.peer, "w", 1) != 1) co_return "write";
+  auto got = co_await reader;
+  if (!got.ok()) co_return got.status().ToString();
+  if (*got != 'w') co_return std::string("read ") + *got;
+  auto late = spawn(read_one, &pair.conn);
+  if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
+  pair.conn.set_read_deadline(Clock::now() - 1s);
+  auto timed_out = co_await late;
+  if (timed_out.status().code() != absl::StatusCode::kDeadlineExceeded) {
+    co_return "after the changes: " + timed_out.status().ToString();
+  }
+  ::close(pair.peer);
+  co_return "";
+}
+
+TEST(NetDeadline, MovedEarlierAndLaterTenThousandTimesWhileAReadIsParkedKeepsTheWakeUp) {
+  test::Watchdog watchdog("NetDeadline.MovedEarlierAndLaterTenThousandTimesWhileAReadIsParked",
+                          120s);
+  EXPECT_EQ(run(alternate_while_parked(), test::with_procs(2)), "");
 }
 
 }  // namespace
