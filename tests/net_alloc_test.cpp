@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <goro/goro.hpp>
@@ -158,89 +159,88 @@ Task<absl::StatusOr<char>> read_one(net::Conn* conn) {
 
 constexpr int kChanges = 10'000;
 
-// A read parks under a deadline an hour away; the deadline is pushed
-// further out kChanges times, as a server refreshing it per request does;
-// the allocations that made go to *news. Then a byte arrives and the
-// read must get it, and a deadline in the past must end the next read.
-Task<std::string> refresh_while_parked(long* news) {
+// How the tests below end: `reader`, parked through the changes, gets the
+// byte written now, and the next read, parked, is ended at once by a
+// deadline in the past.
+Task<std::string> wake_up_then_time_out(ConnPair* pair, JoinHandle<absl::StatusOr<char>> reader) {
+  if (::write(pair->peer, "w", 1) != 1) co_return "write";
+  auto got = co_await reader;
+  if (!got.ok()) co_return got.status().ToString();
+  if (*got != 'w') co_return std::string("read ") + *got;
+  auto late = spawn(read_one, &pair->conn);
+  if (!co_await test::yield_until([&] { return parked_on(pair->conn_fd); })) co_return "not parked";
+  pair->conn.set_read_deadline(Clock::now() - 1s);
+  auto timed_out = co_await late;
+  if (timed_out.status().code() != absl::StatusCode::kDeadlineExceeded) {
+    co_return "after the changes: " + timed_out.status().ToString();
+  }
+  ::close(pair->peer);
+  co_return "";
+}
+
+// Makes a pair, parks a read on it under a deadline an hour after `start`,
+// awaits `changes(&pair, start)` (a Task<std::string>: "" or what went
+// wrong), then ends as wake_up_then_time_out.
+template <class Changes>
+Task<std::string> with_a_parked_read(Changes changes) {
   ConnPair pair;
   if (!make_pair(pair)) co_return "socketpair";
   const Clock::time_point start = Clock::now();
   pair.conn.set_read_deadline(start + 1h);
   auto reader = spawn(read_one, &pair.conn);
   if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
+  if (std::string failure = co_await changes(&pair, start); !failure.empty()) co_return failure;
+  co_return co_await wake_up_then_time_out(&pair, std::move(reader));
+}
+
+// The deadline of the parked read is pushed further out kChanges times,
+// as a server refreshing it per request does; the allocations that made go
+// to *news.
+Task<std::string> refresh(ConnPair* pair, Clock::time_point start, long* news) {
   const long before = news_now();
   const std::uint64_t parks = scheduler_stats().io_waits;
-  for (int i = 1; i <= kChanges; ++i) pair.conn.set_read_deadline(start + 1h + i * 1ms);
+  for (int i = 1; i <= kChanges; ++i) pair->conn.set_read_deadline(start + 1h + i * 1ms);
   *news = news_now() - before;
   // Each change left the read parked: it did not start again.
   if (scheduler_stats().io_waits != parks) co_return "the read was woken";
-  if (::write(pair.peer, "z", 1) != 1) co_return "write";
-  auto got = co_await reader;
-  if (!got.ok()) co_return got.status().ToString();
-  if (*got != 'z') co_return std::string("read ") + *got;
-  auto late = spawn(read_one, &pair.conn);
-  if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
-  pair.conn.set_read_deadline(Clock::now());
-  auto timed_out = co_await late;
-  if (timed_out.status().code() != absl::StatusCode::kDeadlineExceeded) {
-    co_return "after the refreshes: " + timed_out.status().ToString();
-  }
-  ::close(pair.peer);
   co_return "";
 }
 
 TEST(NetDeadline, RefreshedTenThousandTimesWhileAReadIsParkedAllocatesNothingAndKeepsTheWakeUp) {
   test::Watchdog watchdog("NetDeadline.RefreshedTenThousandTimesWhileAReadIsParked", 120s);
   long news = 0;
-  EXPECT_EQ(run(refresh_while_parked(&news), test::with_procs(2)), "");
+  EXPECT_EQ(run(with_a_parked_read([&news](ConnPair* pair, Clock::time_point start)
+                                       GORO_CORO_WRAPPER { return refresh(pair, start, &news); }),
+                test::with_procs(2)),
+            "");
   if (!kCountsNew) GTEST_SKIP() << "operator new is not counted in this build";
   EXPECT_LT(news, kChanges / 100) << news << " allocations in " << kChanges << " changes";
 }
 
-// The deadline of a parked read alternates kChanges times between an hour
-// away and ever earlier times about half an hour away: each move earlier
-// wakes the read, which parks again under the new deadline (the test waits
-// until it has started its next operation); each move later leaves it
-// parked. The read still gets the byte written at the end, and a deadline
-// in the past still ends the next read.
-Task<std::string> alternate_while_parked() {
-  ConnPair pair;
-  if (!make_pair(pair)) co_return "socketpair";
-  const Clock::time_point start = Clock::now();
-  pair.conn.set_read_deadline(start + 1h);
-  auto reader = spawn(read_one, &pair.conn);
-  if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
+// The deadline of the parked read alternates kChanges times between an
+// hour away and ever earlier times about half an hour away: each move
+// earlier wakes the read, which parks again under the new deadline (the
+// test waits until it has started its next operation); each move later
+// leaves it parked.
+Task<std::string> alternate(ConnPair* pair, Clock::time_point start) {
   for (int i = 0; i < kChanges; ++i) {
     if (i % 2 == 1) {
-      pair.conn.set_read_deadline(start + 1h);
+      pair->conn.set_read_deadline(start + 1h);
       continue;
     }
     const std::uint64_t parks = scheduler_stats().io_waits;
-    pair.conn.set_read_deadline(start + 30min - i * 1ms);
+    pair->conn.set_read_deadline(start + 30min - i * 1ms);
     if (!co_await test::yield_until([&] { return scheduler_stats().io_waits > parks; })) {
       co_return "the read did not park again after change " + std::to_string(i);
     }
   }
-  if (::write(pair.peer, "w", 1) != 1) co_return "write";
-  auto got = co_await reader;
-  if (!got.ok()) co_return got.status().ToString();
-  if (*got != 'w') co_return std::string("read ") + *got;
-  auto late = spawn(read_one, &pair.conn);
-  if (!co_await test::yield_until([&] { return parked_on(pair.conn_fd); })) co_return "not parked";
-  pair.conn.set_read_deadline(Clock::now() - 1s);
-  auto timed_out = co_await late;
-  if (timed_out.status().code() != absl::StatusCode::kDeadlineExceeded) {
-    co_return "after the changes: " + timed_out.status().ToString();
-  }
-  ::close(pair.peer);
   co_return "";
 }
 
 TEST(NetDeadline, MovedEarlierAndLaterTenThousandTimesWhileAReadIsParkedKeepsTheWakeUp) {
   test::Watchdog watchdog("NetDeadline.MovedEarlierAndLaterTenThousandTimesWhileAReadIsParked",
                           120s);
-  EXPECT_EQ(run(alternate_while_parked(), test::with_procs(2)), "");
+  EXPECT_EQ(run(with_a_parked_read(alternate), test::with_procs(2)), "");
 }
 
 }  // namespace
