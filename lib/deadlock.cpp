@@ -27,7 +27,10 @@
 // Quiescent means, with every P idle (no worker holds a goroutine):
 //   1. no run queue, runnext, inbox or the global queue holds a goroutine;
 //   2. no P has an armed timer (a sleep, a Timer, a deadline could fire);
-//   3. no poller has an op waiting (I/O could complete);
+//   3. no poller has an op that a goroutine waits for (I/O could
+//      complete and ready it); an armed multishot request with no
+//      goroutine waiting on it (a listener nobody accepts on) does not
+//      count, since its results only queue (Poller::goroutines_waiting);
 //   4. no blocking call is in flight (it will ready its goroutine);
 //   5. no OutsideWaker is alive (it promised a waker the census cannot see).
 // The scheduler core answers 1 (Scheduler::nothing_runnable), the P's
@@ -108,7 +111,7 @@ bool Runtime::quiescent(std::uint64_t& activity) noexcept {
   // 2 and 3. Relaxed: hints re-read after the grace period (see the top).
   for (const P* p : p_list_) {
     if (p->timers.next.load(std::memory_order_relaxed) != TimerHeap::kNever) return false;
-    if (p->poller->ops_waiting()) return false;
+    if (p->poller->goroutines_waiting()) return false;
   }
   activity = count;
   return true;

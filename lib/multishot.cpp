@@ -11,9 +11,29 @@
 #include <utility>
 
 #include "goro/io_multishot.hpp"
+#include "p.hpp"
 #include "poller.hpp"
+#include "runtime_state.hpp"
 
 namespace goro::detail {
+
+namespace {
+
+// Invariant 7 of multishot.hpp. Relaxed: a hint for the deadlock detector,
+// which reads it twice a grace period apart; a waiter that parks or leaves
+// in between runs or readies a goroutine, which moves the detector's
+// activity count, so a stale value cannot end in a false report.
+std::atomic<std::int64_t> multishot_waiters{0};
+
+}  // namespace
+
+void count_multishot_waiters(std::int64_t delta) noexcept {
+  multishot_waiters.fetch_add(delta, std::memory_order_relaxed);  // see multishot_waiters
+}
+
+bool multishot_waiters_parked() noexcept {
+  return multishot_waiters.load(std::memory_order_relaxed) != 0;  // see multishot_waiters
+}
 
 void discard_result(const MultishotResult& result, MultishotSource::Kind kind) noexcept {
   if (kind == MultishotSource::Kind::kAccept) {
@@ -83,6 +103,7 @@ void stop_multishot(MultishotSource& source_ref) noexcept {
     source->stopped = true;
     results.swap(source->results);
     waiters.swap(source->waiters);
+    count_multishot_waiters(-static_cast<std::int64_t>(waiters.size()));
     if (source->armed_on != nullptr && !source->cancel_asked) {
       source->cancel_asked = true;
       // Under the lock: the ring's terminal CQE, which disarms the source,
@@ -145,6 +166,11 @@ SizeAwaiter ReceiveStream::read(void* buffer, std::size_t length, const IoOption
                                              .length = std::min(length, goro::detail::kMaxIoLength),
                                              .multishot = source_},
                      options);
+}
+
+bool ReceiveStream::multishot_active() noexcept {
+  const goro::detail::P* p = goro::detail::tls_p;
+  return p != nullptr && goro::detail::tls_g != nullptr && p->poller->serves_multishot_receive();
 }
 
 void ReceiveStream::stop() noexcept {

@@ -60,6 +60,11 @@
 //      the request is armed at most once at a time, and a one-shot recv
 //      runs only while it is not armed and the queue is empty, so the
 //      kernel hands each byte to one party, in order.
+//   7. multishot_waiters_parked() is true while any source of the
+//      process has a waiter: every change of `waiters` adds its size
+//      change to one process-wide count, under `mu`. The deadlock detector
+//      counts a goroutine parked on a source through it, and not the armed
+//      request itself (an armed request nobody waits on only queues).
 //
 // An accept, step by step:
 //   1. try_now (the goroutine, on any P): a queued result is taken at once
@@ -203,6 +208,13 @@ void release(MultishotSource& source) noexcept;
 
 // A result left for nobody: an accepted fd is closed, a buffer given back.
 void discard_result(const MultishotResult& result, MultishotSource::Kind kind) noexcept;
+
+// Invariant 7: adds `delta` to the process-wide count of waiters (any
+// thread, holding the lock of the source whose `waiters` changed).
+void count_multishot_waiters(std::int64_t delta) noexcept;
+// Whether any source of the process has a waiter (the deadlock detector;
+// a hint, exact while nothing runs).
+[[nodiscard]] bool multishot_waiters_parked() noexcept;
 
 // Receive: moves queued bytes into `buffer` (at most `length`), in order,
 // giving back the buffers emptied; stops at an end of stream or error,

@@ -403,9 +403,17 @@ class Poller {
   // spinning on it before going idle is cheap).
   [[nodiscard]] virtual bool has_ops_in_flight() const noexcept = 0;
   [[nodiscard]] virtual bool cheap_to_poll() const noexcept = 0;
-  // Any thread (sysmon's deadlock check): whether ops wait in this poller
-  // (epoll: in any PollDesc). Exact whenever the P is idle.
+  // Any thread (sysmon's rescue): whether ops wait in this poller (epoll:
+  // in any PollDesc; io_uring: any SQE in flight but the wake read,
+  // multishot requests included). Exact whenever the P is idle.
   [[nodiscard]] virtual bool ops_waiting() const noexcept = 0;
+  // Any thread (the deadlock check, deadlock.cpp): whether a goroutine
+  // waits for an op of this poller, or (io_uring) for a result of any
+  // multishot source. A multishot request armed in the ring with no
+  // goroutine waiting on it does not count: it can only queue results for
+  // nobody (Go's view: a goroutine blocked in Accept is not deadlocked, an
+  // open listener nobody accepts on is). Exact whenever every P is idle.
+  [[nodiscard]] virtual bool goroutines_waiting() const noexcept { return ops_waiting(); }
   // What one rescue did: how many goroutines it made runnable, and whether
   // it signalled the owner's thread (io_uring, step 3b), whose results
   // the next rescue collects.
@@ -429,6 +437,11 @@ class Poller {
   // the multishot request this poller's ring holds under `user_data`. Only
   // a backend that arms multishot requests is ever asked.
   virtual void cancel_multishot(std::uint64_t user_data) noexcept { (void)user_data; }
+  // Any thread: whether this poller serves a kRecv op that names a
+  // multishot source with that source (io_uring with
+  // Config::multishot_receive); false: as a plain recv on the fd. Fixed for
+  // the poller's life (goro::io::ReceiveStream::multishot_active).
+  [[nodiscard]] virtual bool serves_multishot_receive() const noexcept { return false; }
 
  protected:
   // Owner thread, in attach() and detach(): SIGPIPE is blocked on a worker

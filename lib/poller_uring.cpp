@@ -51,7 +51,11 @@
 // (leaves in_flight_) only without that flag; each of the others hands a
 // result to the source's first waiter or queue (complete_multishot). Sysmon
 // never handles them: it hands them back to the owner, who alone may re-arm
-// or cancel the request on this ring.
+// or cancel the request on this ring. An armed request is an op in flight
+// (ops_waiting, C1) but not one a goroutine waits for: goroutines_waiting,
+// the deadlock check's question, leaves the armed requests out
+// (multishot_armed_) and counts the goroutines parked on any source
+// instead (multishot.hpp, invariant 7).
 // Closing an fd with ops in flight (io::close, PollerDriver::forget_fd). An
 // SQE holds its own reference to the file once submitted, so a plain
 // close(2) leaves those ops parked; and an SQE still queued, or an op
@@ -573,6 +577,13 @@ class UringPoller final : public Poller {
     // store is exact.
     return ops_in_flight_.load(std::memory_order_acquire) != 0;
   }
+  bool goroutines_waiting() const noexcept override {
+    // Acquire: as ops_waiting. A goroutine parked on a multishot source
+    // (on whichever ring it is armed) counts through the process-wide
+    // count of waiters; an armed request counts for nothing by itself.
+    return goroutine_ops_in_flight_.load(std::memory_order_acquire) != 0 ||
+           multishot_waiters_parked();
+  }
   // With DEFER_TASKRUN or COOP_TASKRUN + TASKRUN_FLAG the kernel flags
   // pending completion work in the SQ ring; with no flags it posts CQEs
   // directly. Either way a poll with nothing to do is a few memory reads.
@@ -864,6 +875,11 @@ class UringPoller final : public Poller {
 
   // in_flight_: relaxed, see the top of this file.
   unsigned in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  // multishot_armed_: relaxed, as in_flight_ (the owner writes it, the
+  // handler on the same thread reads it in publish_in_flight).
+  unsigned multishot_armed() const noexcept {
+    return multishot_armed_.load(std::memory_order_relaxed);
+  }
   void add_in_flight(unsigned n) noexcept {
     in_flight_.store(in_flight() + n, std::memory_order_relaxed);
   }
@@ -879,6 +895,12 @@ class UringPoller final : public Poller {
     // Release: an owner that goes idle afterwards is seen with its final
     // count.
     ops_in_flight_.store(in_flight() - (wake_armed_ ? 1U : 0U), std::memory_order_release);
+    // Release: as above. The multishot requests are counted in in_flight_
+    // from the same arm to the same terminal CQE; clamped anyway, so a
+    // publish between the two could only say "ops" (a stale busy).
+    const unsigned besides = (wake_armed_ ? 1U : 0U) + multishot_armed();
+    goroutine_ops_in_flight_.store(in_flight() > besides ? in_flight() - besides : 0U,
+                                   std::memory_order_release);
     // Release: sysmon reads an op's fields (its request, goroutine, repoll
     // flag) when it takes the op's CQE, which the kernel posts only after
     // the SQE was submitted, after this store; sysmon's acquire load of
@@ -1146,6 +1168,8 @@ class UringPoller final : public Poller {
 
   // --- Multishot requests: the ring's side of multishot.hpp's steps.
 
+  bool serves_multishot_receive() const noexcept override { return multishot_receive_; }
+
   // Whether `r` is served by a multishot source on this ring.
   bool serves_multishot(const IoRequest& r) const noexcept {
     if (r.multishot == nullptr) return false;
@@ -1200,6 +1224,7 @@ class UringPoller final : public Poller {
         return false;
       }
       source.waiters.push_back(&op);
+      count_multishot_waiters(1);
       if (source.armed_on == nullptr) arm_as = claim_multishot(source);
     }
     // Queued after unlocking (get_sqe may reap, which takes sources' locks);
@@ -1222,6 +1247,7 @@ class UringPoller final : public Poller {
       auto it = std::find(source.waiters.begin(), source.waiters.end(), &op);
       if (it != source.waiters.end()) {
         source.waiters.erase(it);
+        count_multishot_waiters(-1);
         withdrawn = true;
       }
     }
@@ -1259,6 +1285,8 @@ class UringPoller final : public Poller {
       sqe->user_data = user_data;
     }
     add_in_flight(1);
+    multishot_armed_.store(multishot_armed() + 1,
+                           std::memory_order_relaxed);  // see multishot_armed
     count_op_on_fd(source.fd);  // C0: an io::close of the fd cancels the request first
   }
 
@@ -1300,6 +1328,7 @@ class UringPoller final : public Poller {
             op.result = n;
             taken = &op;
             source.waiters.erase(source.waiters.begin());
+            count_multishot_waiters(-1);
           }
         }
       } else {
@@ -1307,6 +1336,7 @@ class UringPoller final : public Poller {
         if (!source.waiters.empty()) {
           taken = source.waiters.front();
           source.waiters.erase(source.waiters.begin());
+          count_multishot_waiters(-1);
           take_result(source, *taken);
         } else if (!ended && !source.cancel_asked &&
                    source.results.size() >=
@@ -1317,6 +1347,7 @@ class UringPoller final : public Poller {
       }
       if (ended && draining_) {
         // Invariant 2: the sweep destroys the waiters' frames, unreadied.
+        count_multishot_waiters(-static_cast<std::int64_t>(source.waiters.size()));
         source.waiters.clear();
       } else if (ended && !source.stopped && !source.waiters.empty()) {
         rearm_as = claim_multishot(source);
@@ -1325,7 +1356,11 @@ class UringPoller final : public Poller {
     if (discard) discard_result(result, source.kind);
     if (cancel) queue_cancel(user_data);
     if (taken != nullptr) ready(*taken);
-    if (ended) uncount_op_on_fd(source.fd);  // C0, before a re-arm counts it again
+    if (ended) {
+      uncount_op_on_fd(source.fd);  // C0, before a re-arm counts it again
+      // See multishot_armed; in_flight_ was left when the CQE was reaped.
+      multishot_armed_.store(multishot_armed() - 1, std::memory_order_relaxed);
+    }
     if (rearm_as != 0) prep_multishot(source, rearm_as);
     if (ended) release(source);  // the ring's reference to the ended request
   }
@@ -1413,6 +1448,11 @@ class UringPoller final : public Poller {
   // (those sysmon took are taken off in take_over_rescue).
   std::atomic<unsigned> in_flight_{0};
   std::atomic<unsigned> ops_in_flight_{0};  // in_flight_ less the wake read, published
+  // The multishot requests armed on this ring (counted in in_flight_ too).
+  std::atomic<unsigned> multishot_armed_{0};
+  // in_flight_ less the wake read and the multishot requests: the ops a
+  // goroutine waits for in this ring, published (goroutines_waiting).
+  std::atomic<unsigned> goroutine_ops_in_flight_{0};
   // The SQ tail as of the last publish_in_flight: sysmon compares it with
   // the kernel's SQ head (3b).
   std::atomic<unsigned> queued_tail_{0};

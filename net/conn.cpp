@@ -1,6 +1,7 @@
 // net/conn.cpp: Conn's operations, each a NetFd::run of one goro::io
-// operation (net_fd.hpp has the mechanism); reads go through the socket's
-// goro::io::ReceiveStream (goro/io_multishot.hpp); writev is sendmsg(2) with
+// operation (net_fd.hpp has the mechanism); reads are goro::io::recv, or go
+// through the socket's goro::io::ReceiveStream where the runtime receives
+// with multishot requests (goro/io_multishot.hpp); writev is sendmsg(2) with
 // MSG_DONTWAIT, waiting for POLLOUT through goro::io::poll when the socket
 // buffer is full (goro::io has no vectored send).
 #include "goro/net/conn.hpp"
@@ -31,14 +32,19 @@ namespace {
 
 constexpr Clock::time_point kNever = Clock::time_point::max();
 
-// One read from the socket's receive stream into the caller's buffer (a
-// multishot receive under io_uring, recv otherwise: goro/io_multishot.hpp).
+// One read into the caller's buffer: from the socket's receive stream
+// where the runtime receives with multishot requests, else a plain recv
+// (which is what the stream's read would be, without the stream's
+// allocation).
 struct Receive {
   NetFd* socket;
   void* buffer;
   std::size_t length;
-  io::SizeAwaiter operator()(int, const io::IoOptions& options) const {
-    return socket->receive_stream().read(buffer, length, options);
+  io::SizeAwaiter operator()(int fd, const io::IoOptions& options) const {
+    if (io::ReceiveStream* stream = socket->receive_stream()) {
+      return stream->read(buffer, length, options);
+    }
+    return io::recv(fd, buffer, length, 0, options);
   }
 };
 

@@ -17,8 +17,9 @@ NetFd::~NetFd() {
 }
 
 absl::Status NetFd::close() {
-  std::stop_source read_interrupt;
-  std::stop_source write_interrupt;
+  // Without state (a default-constructed source allocates its own).
+  std::stop_source read_interrupt(std::nostopstate);
+  std::stop_source write_interrupt(std::nostopstate);
   bool release_now;
   {
     MutexLock lock(&mutex_);
@@ -40,15 +41,22 @@ absl::Status NetFd::close() {
 }
 
 void NetFd::set_deadline(Side side, Clock::time_point deadline) {
-  std::stop_source woken;
+  // Without state: only D3 gives it one (a default-constructed source
+  // would allocate on every change).
+  std::stop_source woken(std::nostopstate);
   {
     MutexLock lock(&mutex_);
     SideState& state = side_state(side);
-    state.deadline = deadline;
+    state.deadline = deadline;  // D1
     ++state.generation;
-    if (state.running > 0 && !closed_) woken = std::exchange(state.interrupt, std::stop_source());
+    // D2: every operation holding the token parked with a deadline no
+    // later than this one, which ends it in time. D3 otherwise.
+    if (state.running > 0 && !closed_ && deadline < state.interrupt_bound) {
+      woken = std::exchange(state.interrupt, std::stop_source());
+      state.interrupt_bound = Clock::time_point::min();
+    }
   }
-  woken.request_stop();
+  woken.request_stop();  // does nothing without state (D2)
 }
 
 absl::StatusOr<NetFd::Ticket> NetFd::begin(Side side, const char* operation) {
@@ -57,6 +65,7 @@ absl::StatusOr<NetFd::Ticket> NetFd::begin(Side side, const char* operation) {
   ++in_flight_;
   SideState& state = side_state(side);
   ++state.running;
+  state.interrupt_bound = std::max(state.interrupt_bound, state.deadline);
   return Ticket{state.deadline, state.generation, state.interrupt.get_token()};
 }
 
@@ -66,7 +75,8 @@ NetFd::Outcome NetFd::end(Side side, const Ticket& ticket) {
   {
     MutexLock lock(&mutex_);
     SideState& state = side_state(side);
-    --state.running;
+    // The side's last operation: nobody holds the token.
+    if (--state.running == 0) state.interrupt_bound = Clock::time_point::min();
     --in_flight_;
     if (closed_) {
       outcome = Outcome::kClosed;
@@ -110,16 +120,19 @@ absl::Status NetFd::check_deadline(Side side, const Context& ctx, const char* op
 
 void NetFd::release_fd() noexcept { (void)io::close(fd_); }
 
-io::ReceiveStream& NetFd::receive_stream() {
+io::ReceiveStream* NetFd::receive_stream() {
   // Acquire: pairs with the release store below (the stream is built).
-  if (io::ReceiveStream* stream = receive_stream_.load(std::memory_order_acquire)) return *stream;
+  if (io::ReceiveStream* stream = receive_stream_.load(std::memory_order_acquire)) return stream;
+  // The same answer for every read of this runtime, so no read takes the
+  // plain path while another has bytes queued in a stream.
+  if (!io::ReceiveStream::multishot_active()) return nullptr;
   MutexLock lock(&mutex_);
   io::ReceiveStream* stream = receive_stream_.load(std::memory_order_relaxed);  // under the lock
   if (stream == nullptr) {
     stream = new io::ReceiveStream(fd_);
     receive_stream_.store(stream, std::memory_order_release);
   }
-  return *stream;
+  return stream;
 }
 
 // Cancels the multishot receive and drops the bytes it queued for nobody.

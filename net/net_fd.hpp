@@ -15,9 +15,11 @@
 // between begin and end (each an io operation, or a plain system call such
 // as setsockopt); and per side (read, write) the deadline, a generation
 // counter bumped by every deadline change, the number of operations
-// running on that side (between begin and end), and `interrupt`, a
+// running on that side (between begin and end), `interrupt`, a
 // std::stop_source whose token each of those operations passes to goro::io
-// as its stop token.
+// as its stop token, and `interrupt_bound`, the latest deadline that an
+// operation holding that token took in begin (the earliest time point
+// when none does).
 //
 // Memory ordering: NetFd holds no atomic of its own. Every field is read
 // and written under `mutex_`, which orders them between threads. The one
@@ -31,27 +33,43 @@
 //
 // An operation (NetFd::run):
 //   1. begin: under the mutex, fail with closed_error if closed; else
-//      count itself in flight and on its side, and copy the side's
-//      deadline, generation and interrupt token.
+//      count itself in flight and on its side, copy the side's deadline,
+//      generation and interrupt token, and raise interrupt_bound to that
+//      deadline.
 //   2. Await the goro::io operation with that deadline (or the caller's
 //      Context's, if earlier) and that token (combined with the Context's
 //      stop token when there is one: a stop_source of the operation's own,
 //      requested by either).
-//   3. end: under the mutex, leave the counts; note whether the socket
-//      was closed and whether the side's generation moved. If closed and
-//      this was the last operation in flight, close the fd (step C3).
+//   3. end: under the mutex, leave the counts (the last operation of its
+//      side resets interrupt_bound); note whether the socket was closed
+//      and whether the side's generation moved. If closed and this was the
+//      last operation in flight, close the fd (step C3).
 //   4. A result (data, an error of the system call) is returned as it is.
 //      An operation ended by the interrupt returns closed_error when the
 //      socket was closed, and starts again at step 1 when the deadline
 //      changed (the new deadline, possibly already past, then decides). So
 //      does one ended by its old deadline when the deadline was changed to
 //      a later one meanwhile.
-// A deadline change (set_deadline): under the mutex, store it and bump the
-// generation; if operations are running on that side, swap in a fresh
-// interrupt source; after unlocking, request a stop on the old one. Those
-// operations wake (goro::io cancels them on both pollers; one not parked
-// yet sees the stop before it parks), see the new generation and go round
-// again. With none running, a change costs no allocation.
+// A deadline change (set_deadline):
+//   D1. Under the mutex, store it and bump the generation.
+//   D2. A deadline no earlier than interrupt_bound (the common case: a
+//       server pushing the deadline further out on each request, or no
+//       operation running) wakes nobody. Each running operation that
+//       holds the current token took a deadline no later than the new one,
+//       so its own goro::io deadline ends it no later than the new deadline
+//       would; if that happens, end sees the generation moved and step 4
+//       sends it round with the new deadline. Data that arrives first
+//       completes it as always. (One holding an earlier token was stopped
+//       by D3 already and goes round anyway.)
+//   D3. An earlier deadline, with operations running on that side: swap in
+//       a fresh interrupt source and reset interrupt_bound (no operation
+//       holds the new token yet); after unlocking, request a stop on the
+//       old one. Those operations wake (goro::io cancels them on both
+//       pollers; one not parked yet sees the stop before it parks), see
+//       the new generation and go round again, taking the new token.
+// So only D3 allocates (the new source's shared state), and only D3
+// cancels a parked operation at once; D2 costs at most one early wake-up
+// per running operation, at the deadline it parked with.
 // Close (C1-C3):
 //   C1. Under the mutex: fail with closed_error if already closed; set
 //       closed_, take both interrupt sources out; note whether nothing is
@@ -73,11 +91,15 @@
 // Invariants: in_flight_ >= running(read) + running(write); the fd is open
 // exactly while !closed_ || in_flight_ > 0 (or until the destructor runs,
 // for a NetFd never closed); an interrupt source is swapped only with
-// operations running on its side.
+// operations running on its side; every running operation that holds a
+// side's current interrupt token took a deadline no later than that
+// side's interrupt_bound (so an operation D2 leaves parked is ended by its
+// own deadline no later than the deadline D2 stored).
 //
 // Costs: per operation, two uncontended mutex sections and a copy of a
 // stop_token (one atomic increment). A Context that can be cancelled adds
-// a stop_source (one allocation) and two stop_callbacks.
+// a stop_source (one allocation) and two stop_callbacks. A deadline change
+// allocates only in D3.
 //
 // Rejected: closing at once and relying on goro::io::close to end the
 // parked operations (it does end every operation parked on the fd, on
@@ -90,7 +112,17 @@
 // an unconnected UDP socket, it changes what the peer sees, and the fd
 // must still stay open until the woken operations have left); one
 // stop_source per operation always (an allocation per read for the rare
-// case of a parked deadline change).
+// case of a parked deadline change). For deadline changes: a fresh
+// interrupt source on every change while an operation runs (an allocation,
+// a cancel and a resubmission of the parked operation per change, which a
+// server refreshing its deadlines on each request pays per request); one
+// reusable interrupt per side, reset once no operation of the old
+// generation remains (std::stop_source cannot be reset once stopped, and
+// goro::io takes a std::stop_token, so a reset is a new source anyway);
+// cancelling the parked operation itself through goro::io (NetFd would
+// have to register each operation's awaiter and keep it alive and started
+// while it may cancel it, reaching into goro::io's internals for a case
+// that D2 already makes free).
 #ifndef GORO_NET_NET_FD_HPP_
 #define GORO_NET_NET_FD_HPP_
 
@@ -141,10 +173,14 @@ class NetFd {
   // operations parked on it so that they take it.
   void set_deadline(Side side, Clock::time_point deadline);
 
-  // The stream reads take the socket's bytes from (a multishot receive
-  // under io_uring, goro/io_multishot.hpp), made by the first read and
-  // stopped by close() (stop_receive_stream) after the parked reads woke.
-  io::ReceiveStream& receive_stream();
+  // The stream reads take the socket's bytes from when the runtime
+  // receives through multishot requests (io::ReceiveStream::
+  // multishot_active: io_uring with Config::multishot_receive), made by the
+  // first read and stopped by close() (stop_receive_stream) after the
+  // parked reads woke. Null otherwise: reads are plain goro::io::recv calls
+  // on the fd, and a connection that only ever reads that way allocates
+  // no stream. Called from the reading goroutine.
+  io::ReceiveStream* receive_stream();
 
   // Runs `call(fd)` (a plain system call returning absl::Status or
   // StatusOr) with the fd held open; closed_error(operation) when closed.
@@ -183,6 +219,9 @@ class NetFd {
     Clock::time_point deadline = Clock::time_point::max();
     std::uint64_t generation = 0;
     int running = 0;  // operations between begin and end on this side
+    // The latest deadline an operation holding `interrupt`'s token took in
+    // begin; the earliest time point when none does (steps D2 and D3).
+    Clock::time_point interrupt_bound = Clock::time_point::min();
     std::stop_source interrupt;
   };
   struct Ticket {

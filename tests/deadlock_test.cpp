@@ -2,9 +2,13 @@
 // is parked with nothing to wake it, and does not while a timer, an I/O
 // operation, a blocking call or a thread outside the runtime can still
 // wake one.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <liburing.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,6 +20,9 @@
 #include <string>
 #include <thread>
 
+#include <goro/io_multishot.hpp>
+
+#include "poller.hpp"
 #include "runtime.hpp"
 #include "test_util.hpp"
 #include "thread_census.hpp"
@@ -649,6 +656,145 @@ TEST(ThreadCensusDeathTest, AForkedChildStillDetectsADeadlock) {
         std::_Exit(4);
       },
       testing::ExitedWithCode(3), "all goroutines are asleep");
+}
+
+// A TCP socket listening on 127.0.0.1 (port chosen by the kernel), and
+// its address; the fd is -1 if the socket could not be made.
+struct LoopbackListener {
+  int fd = -1;
+  sockaddr_in address{};
+
+  LoopbackListener() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(fd, 16) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    }
+  }
+  LoopbackListener(const LoopbackListener&) = delete;
+  LoopbackListener& operator=(const LoopbackListener&) = delete;
+  ~LoopbackListener() {
+    if (fd >= 0) (void)io::close(fd);
+  }
+
+  // A blocking connect from this thread (the kernel completes it from the
+  // backlog); the client's fd, or -1.
+  [[nodiscard]] int connect_client() const {
+    const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (client < 0) return -1;
+    if (::connect(client, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      ::close(client);
+      return -1;
+    }
+    return client;
+  }
+};
+
+// Accepts one connection, so that under io_uring the listener's multishot
+// accept stays armed in the ring with nobody waiting on it, then waits on
+// a channel nobody sends on. Returns (instead of deadlocking) only when the
+// set-up failed.
+Task<int> accept_once_then_receive_forever(const LoopbackListener* listener, int* client) {
+  io::AcceptStream stream(listener->fd);
+  *client = listener->connect_client();
+  if (*client < 0) co_return -1;
+  auto accepted = co_await stream.accept();
+  if (!accepted.ok()) co_return -2;
+  (void)io::close(*accepted);
+  if (std::string(io::poller_backend()) == "io_uring" &&
+      detail::uring_ops_on_fd_for_testing(listener->fd) == 0) {
+    co_return -3;  // the request is not armed: the test would prove nothing
+  }
+  Chan<int> nobody_sends = make_chan<int>();
+  auto v = co_await nobody_sends.recv();
+  co_return v.value_or(-4);
+}
+
+TEST(Deadlock, AListenerNobodyAcceptsOnDoesNotHideADeadlock) {
+  test::Watchdog watchdog("Deadlock.AListenerNobodyAcceptsOnDoesNotHideADeadlock", 60s);
+  const LoopbackListener listener;
+  ASSERT_GE(listener.fd, 0);
+  int client = -1;
+  try {
+    const int result = run(accept_once_then_receive_forever(&listener, &client), quick());
+    FAIL() << "run returned " << result;
+  } catch (const Deadlock& e) {
+    EXPECT_TRUE(lists_wait(e.what(), "chan receive", "1", " \\(main\\)")) << e.what();
+  }
+  if (client >= 0) ::close(client);
+}
+
+// Accepts one connection (which a process outside this one makes later)
+// and reports it to main, which waits for it on a channel.
+Task<void> accept_and_report(io::AcceptStream* stream, Chan<int> accepted) {
+  auto fd = co_await stream->accept();
+  if (fd.ok()) (void)io::close(*fd);
+  co_await accepted.send(fd.ok() ? 1 : -1);
+}
+
+Task<int> wait_for_an_accept(const LoopbackListener* listener) {
+  io::AcceptStream stream(listener->fd);
+  Chan<int> accepted = make_chan<int>();
+  go(accept_and_report(&stream, accepted));
+  auto v = co_await accepted.recv();
+  co_return v.value_or(-1);
+}
+
+TEST(Deadlock, AGoroutineParkedInAcceptIsNotADeadlock) {
+  test::Watchdog watchdog("Deadlock.AGoroutineParkedInAcceptIsNotADeadlock", 60s);
+  const LoopbackListener listener;
+  ASSERT_GE(listener.fd, 0);
+  // The connection comes from another process, which the thread census
+  // does not see: only the parked accept tells the detector that a
+  // goroutine can still wake. It connects well after the grace period.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const timespec pause{0, 300'000'000};
+    ::nanosleep(&pause, nullptr);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&listener.address),
+                             sizeof listener.address);
+    ::_exit(rc == 0 ? 0 : 1);
+  }
+  int result = 0;
+  EXPECT_NO_THROW(result = run(wait_for_an_accept(&listener), quick()));
+  EXPECT_EQ(result, 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+Task<void> accept_until_the_end(io::AcceptStream* stream) { (void)co_await stream->accept(); }
+
+// Leaves a goroutine parked in accept on `stream` when main returns: the
+// runtime ends with it parked (io_uring drops it as a waiter of the
+// multishot source).
+Task<int> return_with_an_accept_parked(io::AcceptStream* stream, int listening_fd) {
+  go(accept_until_the_end(stream));
+  const bool parked = co_await test::yield_until([&] {
+    return std::string(io::poller_backend()) != "io_uring" ||
+           detail::uring_ops_on_fd_for_testing(listening_fd) != 0;
+  });
+  co_return parked ? 5 : -1;
+}
+
+TEST(Deadlock, ARuntimeThatEndedWithAnAcceptParkedLeavesTheDetectorWorking) {
+  test::Watchdog watchdog("Deadlock.ARuntimeThatEndedWithAnAcceptParkedLeavesTheDetectorWorking",
+                          60s);
+  const LoopbackListener listener;
+  ASSERT_GE(listener.fd, 0);
+  {
+    io::AcceptStream stream(listener.fd);  // outlives the accept's frame
+    EXPECT_EQ(run(return_with_an_accept_parked(&stream, listener.fd), quick()), 5);
+  }
+  // The accept that was parked counts for nothing now.
+  EXPECT_THROW((void)run(receive_forever(), quick()), Deadlock);
 }
 
 }  // namespace

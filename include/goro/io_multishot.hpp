@@ -113,6 +113,15 @@ class ReceiveStream {
   [[nodiscard("co_await it: the operation does not start until it is awaited")]] SizeAwaiter read(
       void* buffer, std::size_t length, const IoOptions& options = IoOptions());
 
+  // Whether read()s on the current runtime go through a multishot receive
+  // (io_uring with Config::multishot_receive). When false (epoll, the
+  // option off, or not called from a goroutine), a stream's read() is
+  // exactly goro::io::recv(fd, buffer, length, 0, options), so a caller
+  // may skip making the stream (its source is an allocation). The answer
+  // is the same for the whole life of a runtime. A TLS load and a virtual
+  // call: cheap enough to ask before every read.
+  [[nodiscard]] static bool multishot_active() noexcept;
+
   // Stops the stream (see the contract).
   void stop() noexcept;
 

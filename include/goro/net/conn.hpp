@@ -22,8 +22,10 @@
 //     a read of 0 bytes, not an error.
 //   * Deadlines are absolute and per direction, as in Go:
 //     set_read_deadline applies to every read until changed, including a
-//     read already parked (it wakes and takes the new deadline, failing at
-//     once if that has passed); set_write_deadline likewise for writes;
+//     read already parked (it takes the new deadline: one moved earlier
+//     wakes it at once, failing it if that has passed; one moved later
+//     lets it wait on, and costs no allocation); set_write_deadline
+//     likewise for writes;
 //     set_deadline sets both. A passed deadline fails operations with
 //     kDeadlineExceeded (is_timeout) without consuming data, and the
 //     connection stays usable once the deadline is moved.
