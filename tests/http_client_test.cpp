@@ -96,6 +96,10 @@ template <class Script>
 struct ScriptState {
   explicit ScriptState(Script s) : script(std::move(s)) {}
   Script script;
+  // Connections accepted so far. Sequentially consistent (the default):
+  // a test reads it after exchanges whose connections were accepted
+  // before the server answered on them, and any order would do for that;
+  // the default costs nothing here and needs no argument.
   std::atomic<int> accepted{0};
 };
 
@@ -290,6 +294,9 @@ TEST(HttpClient, ConcurrentRequestsFrom32GoroutinesShareThePool) {
     auto address = co_await start_goro_server();
     if (!address.ok()) co_return address.status().ToString();
     auto client = std::make_shared<Client>(ClientOptions{.max_idle_connections_per_host = 8});
+    // Counted by the 32 goroutines, read after group.wait(), which orders
+    // every count before the read; the first failure's text is written by
+    // the one goroutine that wins failure_once's exchange.
     auto failures = std::make_shared<std::atomic<int>>(0);
     auto first_failure = std::make_shared<std::string>();
     auto failure_once = std::make_shared<std::atomic<bool>>(false);
@@ -361,6 +368,13 @@ TEST(HttpClient, IdleConnectionsPastTheLimitsAreClosedNotReused) {
       if (keeping_none.idle_connections() != 0) co_return "pooled with a limit of 0";
     }
     if (server->accepted() != 4) co_return "accepted " + std::to_string(server->accepted());
+    // A zero idle_timeout is no limit.
+    Client unlimited(ClientOptions{.idle_timeout = std::chrono::nanoseconds::zero()});
+    for (int i = 0; i < 2; ++i) {
+      auto response = co_await unlimited.get(server->url("/"));
+      if (!response.ok()) co_return describe(response);
+    }
+    if (server->accepted() != 5) co_return "accepted " + std::to_string(server->accepted());
     co_return "";
   });
 }
@@ -443,6 +457,21 @@ TEST(HttpClient, ConnectionCloseIsHonoured) {
     if (!response.ok() || client.idle_connections() != 0) {
       co_return "request's Connection: close: " + describe(response);
     }
+    co_return "";
+  });
+}
+
+TEST(HttpClient, BytesAfterAResponseKeepItsConnectionOutOfThePool) {
+  run_verdict([]() -> Task<Verdict> {
+    // One write (so one read takes it all on loopback): a response and
+    // bytes no request asked for.
+    auto server = co_await start_scripted(
+        answer_every_request("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"));
+    if (!server.ok()) co_return server.status().ToString();
+    Client client;
+    auto response = co_await client.get(server->url("/"));
+    if (!response.ok() || response->body != "ok") co_return describe(response);
+    if (client.idle_connections() != 0) co_return "pooled a connection with bytes left over";
     co_return "";
   });
 }
@@ -590,8 +619,9 @@ TEST(HttpClient, MalformedResponsesFailWithDataLossAndAreNotReused) {
   const char* malformed[] = {
       "HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",                         // status not a number
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",  // two lengths
-      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: "
-      "chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      // Content-Length with Transfer-Encoding.
+      ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "2\r\nok\r\n0\r\n\r\n"),
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",  // chunk size
       "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",  // space before the colon
       "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",  // obs-fold

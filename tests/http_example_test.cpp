@@ -17,13 +17,22 @@
 
 namespace {
 
+// The address examples/http_server says it listens on, from its first
+// line ("" when that line is not what it should be, a failure recorded).
+std::string listening_address(goro::test::ExampleProcess& server) {
+  const std::string line = server.read_line(30'000);
+  const std::string prefix = "http_server: listening on ";
+  if (line.rfind(prefix, 0) != 0) {
+    ADD_FAILURE() << "first line: \"" << line << "\"";
+    return "";
+  }
+  return line.substr(prefix.size());
+}
+
 TEST(HttpExample, AnswersPlaintextAndJsonUntilKilled) {
   goro::test::ExampleProcess server(HTTP_SERVER_PATH, "127.0.0.1:0");
   ASSERT_TRUE(server.started());
-  const std::string line = server.read_line(30'000);
-  const std::string prefix = "http_server: listening on ";
-  ASSERT_EQ(line.rfind(prefix, 0), 0u) << "first line: \"" << line << "\"";
-  auto address = goro::net::Addr::parse_ip_port(line.substr(prefix.size()));
+  auto address = goro::net::Addr::parse_ip_port(listening_address(server));
   ASSERT_TRUE(address.ok()) << address.status();
 
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -63,10 +72,9 @@ TEST(HttpExample, AnswersPlaintextAndJsonUntilKilled) {
 TEST(HttpExample, FetchPrintsTheStatusLineHeadersAndBody) {
   goro::test::ExampleProcess server(HTTP_SERVER_PATH, "127.0.0.1:0");
   ASSERT_TRUE(server.started());
-  const std::string line = server.read_line(30'000);
-  const std::string prefix = "http_server: listening on ";
-  ASSERT_EQ(line.rfind(prefix, 0), 0u) << "first line: \"" << line << "\"";
-  const std::string url = "http://" + line.substr(prefix.size()) + "/json";
+  const std::string address = listening_address(server);
+  ASSERT_NE(address, "");
+  const std::string url = "http://" + address + "/json";
 
   goro::test::ExampleProcess fetch(FETCH_PATH, url.c_str());
   ASSERT_TRUE(fetch.started());

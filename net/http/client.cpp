@@ -83,6 +83,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <chrono>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -133,7 +134,14 @@ struct ClientState {
       const auto found = idle.find(host_key);
       if (found == idle.end()) return std::nullopt;
       std::vector<IdleConnection>& connections = found->second;
-      const Clock::time_point oldest_allowed = Clock::now() - options.idle_timeout;
+      // A zero or negative idle_timeout is no limit, as in Go; one longer
+      // than the clock has run cannot expire anything yet (and must not
+      // underflow the subtraction).
+      const Clock::time_point now = Clock::now();
+      const bool expires = options.idle_timeout > std::chrono::nanoseconds::zero() &&
+                           options.idle_timeout < now.time_since_epoch();
+      const Clock::time_point oldest_allowed =
+          expires ? now - options.idle_timeout : Clock::time_point::min();
       // The oldest are at the front: drop those past idle_timeout.
       std::size_t first_live = 0;
       while (first_live < connections.size() &&

@@ -11,13 +11,14 @@
 //
 // Contract:
 //   * URLs are "http://host[:port][/path][?query]" (port 80 by default;
-//     an IPv6 host in brackets). Any other scheme, https included, fails
-//     with kInvalidArgument before anything is dialed, as does a URL with
-//     user info, a fragment only, or a byte that cannot go on a request
-//     line. A header name or value holding CR, LF or NUL, a method that is
-//     not a token, and a Content-Length or Transfer-Encoding header of
-//     the caller's (the client frames the body itself) are
-//     kInvalidArgument too.
+//     an IPv6 host in brackets; a "#fragment" is dropped, never sent).
+//     Any other scheme, https included, fails with kInvalidArgument before
+//     anything is dialed, as does a URL with user info, no host, a bad
+//     port, or a space or control byte (the caller percent-encodes). A
+//     header name or value holding CR, LF or NUL, a method that is not a
+//     token, and a Content-Length or Transfer-Encoding header of the
+//     caller's (the client frames the body itself) are kInvalidArgument
+//     too.
 //   * The request says "Host" (the caller's Host header replaces it) and
 //     carries its body with Content-Length (for POST, PUT and PATCH also
 //     when empty). Responses are framed by Content-Length, chunked
@@ -27,8 +28,9 @@
 //     connection.
 //   * Keep-alive: a connection whose response was read to its end, where
 //     neither side said "Connection: close" and the body was not delimited
-//     by the close, goes back to a pool kept per "host:port", where the
-//     next request to that host takes it (the most recently used first).
+//     by the close, and no byte came after the response in its last read,
+//     goes back to a pool kept per "host:port", where the next request to
+//     that host takes it (the most recently used first).
 //     At most max_idle_connections_per_host wait there; more are closed.
 //     An idle connection older than idle_timeout is closed instead of
 //     reused when the pool is next touched.
@@ -44,8 +46,8 @@
 //     never pooled.
 //   * Errors: a malformed response (llhttp's strict framing: bad status
 //     line, bad chunk size, Content-Length with Transfer-Encoding,
-//     duplicate Content-Length, bytes after the response, an HTTP version
-//     other than 1.x...) is kDataLoss with llhttp's reason; a body over
+//     duplicate Content-Length, obs-fold, an HTTP version other than
+//     1.x...) is kDataLoss with llhttp's reason; a body over
 //     max_response_bytes or a head over max_header_bytes is
 //     kResourceExhausted; the connection ending before the response did
 //     is kOutOfRange (net::is_eof, "unexpected EOF"). Dial, write and
@@ -56,7 +58,8 @@
 //     once; the pool is shared by them. Each request runs on its own
 //     connection. The Client's state is shared with its requests, so
 //     destroying the Client while requests are in flight is safe (they
-//     finish and close their connections); it closes the idle ones.
+//     finish, and their connections close when the last of them ends);
+//     it closes the idle ones at once.
 //   * Responses are read into memory whole (std::string body): the client
 //     is meant for tools, tests and small services, not for streaming.
 #ifndef GORO_HTTP_CLIENT_HPP_
@@ -89,7 +92,8 @@ struct ClientOptions {
   // Idle keep-alive connections kept per host:port (Go's
   // MaxIdleConnsPerHost default); zero keeps none.
   std::size_t max_idle_connections_per_host = 2;
-  // How long an idle connection may wait for reuse (Go's IdleConnTimeout).
+  // How long an idle connection may wait for reuse (Go's IdleConnTimeout);
+  // zero or negative: no limit.
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(90);
 };
 static_assert(std::is_trivially_destructible_v<ClientOptions>);
