@@ -66,10 +66,13 @@
 //     and a pending read per idle connection, and a handoff between it and
 //     the request. Retrying once (invariant 4) gives the same result for
 //     idempotent requests, and Go itself still needs the retry for the
-//     race where the close crosses the request.
+//     race where the close crosses the request. The price: a POST on a
+//     pooled connection the server closed long ago fails, where Go's
+//     reader would usually have seen the close and dialed instead.
 //   * A goro::Mutex (parking) for the pool: the critical sections are a
 //     few moves (invariant 2), so a parked waiter would cost more than the
-//     wait. A std::mutex, as ServerState uses for the same reason.
+//     wait. A std::mutex behind clang's thread-safety annotations
+//     (net/mutex.hpp, NetFd's lock, for the same reason).
 //   * Pipelining requests on a pooled connection: a slow response would
 //     hold up the ones behind it, and an error would lose them all;
 //     connections are cheap, so each request gets its own.
@@ -84,7 +87,6 @@
 
 #include <cerrno>
 #include <chrono>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -92,6 +94,7 @@
 #include <utility>
 #include <vector>
 
+#include "../mutex.hpp"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -130,7 +133,7 @@ struct ClientState {
     std::vector<IdleConnection> expired;  // closed after the lock (invariant 2)
     std::optional<net::Conn> taken;
     {
-      std::lock_guard lock(mutex);
+      net::internal::MutexLock lock(&mutex);
       const auto found = idle.find(host_key);
       if (found == idle.end()) return std::nullopt;
       std::vector<IdleConnection>& connections = found->second;
@@ -167,7 +170,7 @@ struct ClientState {
   void put(const std::string& host_key, net::Conn conn) {
     std::optional<IdleConnection> dropped;  // closed after the lock
     {
-      std::lock_guard lock(mutex);
+      net::internal::MutexLock lock(&mutex);
       if (options.max_idle_connections_per_host == 0) {
         dropped.emplace(IdleConnection{std::move(conn), {}});
       } else {
@@ -186,19 +189,19 @@ struct ClientState {
   void close_idle() {
     absl::flat_hash_map<std::string, std::vector<IdleConnection>> closing;
     {
-      std::lock_guard lock(mutex);
+      net::internal::MutexLock lock(&mutex);
       closing.swap(idle);
       idle_count = 0;
     }
   }
 
   std::size_t idle_connections() {
-    std::lock_guard lock(mutex);
+    net::internal::MutexLock lock(&mutex);
     return idle_count;
   }
 
   const ClientOptions options;
-  std::mutex mutex;
+  net::internal::Mutex mutex;
   absl::flat_hash_map<std::string, std::vector<IdleConnection>> idle ABSL_GUARDED_BY(mutex);
   std::size_t idle_count ABSL_GUARDED_BY(mutex) = 0;
 };
