@@ -44,7 +44,7 @@
 //     server-side checks (Host, 100-continue, 413) are all wrong for a
 //     response read whole into strings.
 //   * Parsing the status line and headers by hand and only the body with
-//     llhttp: llhttp's strictness about the head (bare LF, whitespace
+//     llhttp: llhttp's strictness about the head (bare CR, whitespace
 //     before the colon, bad bytes) is what the client wants too.
 #ifndef GORO_NET_HTTP_RESPONSE_PARSER_HPP_
 #define GORO_NET_HTTP_RESPONSE_PARSER_HPP_
