@@ -1,7 +1,8 @@
 // tests/example_process.hpp: runs an example server as a user would, for
 // the tests of examples/: spawned with an address argument, its first
 // line of standard output read (where it says what it listens on), and
-// stopped with SIGTERM.
+// stopped with SIGTERM; or, for a client, its whole output read and its
+// exit awaited.
 #ifndef GORO_TESTS_EXAMPLE_PROCESS_HPP_
 #define GORO_TESTS_EXAMPLE_PROCESS_HPP_
 
@@ -56,6 +57,20 @@ class ExampleProcess {
       if (::read(out_, &c, 1) != 1) return "";
       if (c == '\n') return line;
       line += c;
+    }
+  }
+
+  // The rest of its standard output, up to its end (the program closed it
+  // or exited); what came before `timeout_ms` passed without a byte.
+  std::string read_to_end(int timeout_ms) {
+    std::string output;
+    char buffer[4096];
+    for (;;) {
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, timeout_ms) <= 0) return output;
+      const ssize_t n = ::read(out_, buffer, sizeof buffer);
+      if (n <= 0) return output;
+      output.append(buffer, static_cast<std::size_t>(n));
     }
   }
 

@@ -1,9 +1,11 @@
 // tests/http_example_test.cpp: smoke test of examples/http_server over
 // loopback, as a user runs it: start it on port 0, read the address it
 // prints, ask for /plaintext, /json and / on one keep-alive connection
-// (the last request closing it), stop it with SIGTERM.
+// (the last request closing it), stop it with SIGTERM. And examples/fetch
+// against it: the status line, header fields and body it prints.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,13 +17,22 @@
 
 namespace {
 
+// The address examples/http_server says it listens on, from its first
+// line ("" when that line is not what it should be, a failure recorded).
+std::string listening_address(goro::test::ExampleProcess& server) {
+  const std::string line = server.read_line(30'000);
+  const std::string prefix = "http_server: listening on ";
+  if (line.rfind(prefix, 0) != 0) {
+    ADD_FAILURE() << "first line: \"" << line << "\"";
+    return "";
+  }
+  return line.substr(prefix.size());
+}
+
 TEST(HttpExample, AnswersPlaintextAndJsonUntilKilled) {
   goro::test::ExampleProcess server(HTTP_SERVER_PATH, "127.0.0.1:0");
   ASSERT_TRUE(server.started());
-  const std::string line = server.read_line(30'000);
-  const std::string prefix = "http_server: listening on ";
-  ASSERT_EQ(line.rfind(prefix, 0), 0u) << "first line: \"" << line << "\"";
-  auto address = goro::net::Addr::parse_ip_port(line.substr(prefix.size()));
+  auto address = goro::net::Addr::parse_ip_port(listening_address(server));
   ASSERT_TRUE(address.ok()) << address.status();
 
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -55,6 +66,26 @@ TEST(HttpExample, AnswersPlaintextAndJsonUntilKilled) {
   EXPECT_LT(plain, json_body) << answers;
   EXPECT_LT(json_body, root) << answers;
   EXPECT_NE(root, std::string::npos) << answers;
+  EXPECT_TRUE(server.stop());
+}
+
+TEST(HttpExample, FetchPrintsTheStatusLineHeadersAndBody) {
+  goro::test::ExampleProcess server(HTTP_SERVER_PATH, "127.0.0.1:0");
+  ASSERT_TRUE(server.started());
+  const std::string address = listening_address(server);
+  ASSERT_NE(address, "");
+  const std::string url = "http://" + address + "/json";
+
+  goro::test::ExampleProcess fetch(FETCH_PATH, url.c_str());
+  ASSERT_TRUE(fetch.started());
+  const std::string output = fetch.read_to_end(30'000);
+  const int status = fetch.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(output.rfind("HTTP/1.1 200 OK\n", 0), 0u) << output;
+  EXPECT_NE(output.find("\nContent-Type: application/json\n"), std::string::npos) << output;
+  EXPECT_NE(output.find("\nContent-Length: 27\n"), std::string::npos) << output;
+  const std::string body = R"({"message":"Hello, World!"})";
+  EXPECT_EQ(output.substr(output.size() - body.size() - 2), "\n\n" + body) << output;
   EXPECT_TRUE(server.stop());
 }
 
