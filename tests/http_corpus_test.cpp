@@ -87,7 +87,7 @@ struct Probe {
   std::vector<int> statuses;  // the responses, in order; none: closed without an answer
   After after;
   // Checks the responses beyond their status codes: "" or what is wrong.
-  std::function<std::string(const std::vector<Response>&)> check = {};
+  std::function<std::string(const std::vector<RawResponse>&)> check = {};
   bool head = false;  // the responses answer HEAD requests (no body follows)
 };
 
@@ -102,19 +102,19 @@ std::string get(std::string_view target, std::string_view headers = "",
 }
 
 // Expects response `index`'s body to be `body`.
-std::function<std::string(const std::vector<Response>&)> body_is(std::size_t index,
-                                                                 std::string body) {
-  return [index, body](const std::vector<Response>& responses) -> std::string {
+std::function<std::string(const std::vector<RawResponse>&)> body_is(std::size_t index,
+                                                                    std::string body) {
+  return [index, body](const std::vector<RawResponse>& responses) -> std::string {
     if (responses[index].body == body) return "";
     return "response " + std::to_string(index) + ": " + describe(responses[index]);
   };
 }
 
 // Expects every response's head to hold `line`, or not (`present`).
-std::function<std::string(const std::vector<Response>&)> heads_have(std::string line,
-                                                                    bool present = true) {
-  return [line, present](const std::vector<Response>& responses) -> std::string {
-    for (const Response& r : responses) {
+std::function<std::string(const std::vector<RawResponse>&)> heads_have(std::string line,
+                                                                       bool present = true) {
+  return [line, present](const std::vector<RawResponse>& responses) -> std::string {
+    for (const RawResponse& r : responses) {
       if (has_header(r, line) != present) return describe(r);
     }
     return "";
@@ -319,7 +319,7 @@ std::vector<Probe> corpus() {
        get("/target?1") + post("Content-Length: 1\r\n", "2") + get("/target?3"),
        {200, 200, 200},
        After::kOpen,
-       [](const std::vector<Response>& r) -> std::string {
+       [](const std::vector<RawResponse>& r) -> std::string {
          if (r[0].body == "/target?1 /target" && r[1].body == "2" &&
              r[2].body == "/target?3 /target") {
            return "";
@@ -369,7 +369,7 @@ std::vector<Probe> corpus() {
        "CONNECT open:443 HTTP/1.1\r\nHost: open:443\r\n\r\n" + get("/plaintext"),
        {200},
        After::kClosed,
-       [](const std::vector<Response>& r) -> std::string {
+       [](const std::vector<RawResponse>& r) -> std::string {
          // No framing and no body: the tunnel would have followed.
          if (r[0].head.find("Content-Length") != std::string::npos ||
              r[0].head.find("Transfer-Encoding") != std::string::npos) {
@@ -405,7 +405,7 @@ Task<Verdict> run_probes(std::string address) {
       failures += name + "send failed\n";
       continue;
     }
-    std::vector<Response> responses;
+    std::vector<RawResponse> responses;
     std::string got;
     bool ok = true;
     for (std::size_t i = 0; i < probe.statuses.size(); ++i) {
@@ -426,7 +426,7 @@ Task<Verdict> run_probes(std::string address) {
     if (probe.after == After::kClosed) {
       // A 2xx to CONNECT does not announce the close (a tunnel would follow).
       const bool tunnel = probe.request.starts_with("CONNECT");
-      for (const Response& r : responses) {
+      for (const RawResponse& r : responses) {
         if (r.status >= 200 && !(tunnel && r.status / 100 == 2) &&
             !has_header(r, "Connection: close")) {
           failures += name + "no Connection: close in " + describe(r) + "\n";
@@ -441,7 +441,7 @@ Task<Verdict> run_probes(std::string address) {
       failures += name + "the connection was closed\n";
       continue;
     }
-    const Response next = co_await client->response();
+    const RawResponse next = co_await client->response();
     if (next.status != 200 || next.body != "Hello, World!") {
       failures += name + "the next request got " + describe(next) + "\n";
     }
@@ -501,7 +501,7 @@ auto tunnel_server_handler() {
 }
 
 // Sends `bytes` on the client and expects them echoed back exactly.
-Task<std::string> echoes(Client& client, std::string_view bytes) {
+Task<std::string> echoes(RawClient& client, std::string_view bytes) {
   if (!co_await client.send(bytes)) co_return "send " + std::string(bytes);
   std::string back;
   if (!co_await client.take(bytes.size(), back) || back != bytes) {
@@ -522,7 +522,7 @@ TEST(HttpHijack, ConnectTunnelCarriesTheBytesAfterTheHeadUnparsedAndOutlivesShut
         if (!co_await client->send("CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n" + inside)) {
           co_return "send";
         }
-        const Response established = co_await client->response();
+        const RawResponse established = co_await client->response();
         if (established.status != 200 ||
             established.head.find("Content-Length") != std::string::npos ||
             established.head.find("Transfer-Encoding") != std::string::npos ||
@@ -558,9 +558,9 @@ TEST(HttpHijack, UpgradeTakenOverAfterPipelinedRequestsSpeaksTheNewProtocol) {
                                "hello")) {
       co_return "send";
     }
-    const Response first = co_await client->response();
+    const RawResponse first = co_await client->response();
     if (first.status != 200 || first.body != "Hello, World!") co_return "first: " + describe(first);
-    const Response switched = co_await client->response();
+    const RawResponse switched = co_await client->response();
     if (switched.status != 101 || !has_header(switched, "Upgrade: echo")) {
       co_return "upgrade: " + describe(switched);
     }

@@ -123,7 +123,7 @@ TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
     if (!client.ok()) co_return client.status().ToString();
     for (int i = 0; i < 5; ++i) {
       if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
-      const Response r = co_await client->response();
+      const RawResponse r = co_await client->response();
       if (r.status != 200 || r.body != "Hello, World!" ||
           !has_header(r, "Content-Type: text/plain") ||
           r.head.find("\r\nDate: ") == std::string::npos) {
@@ -132,7 +132,7 @@ TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
     }
     const std::string json = "GET /json HTTP/1.1\r\nHost: t\r\n\r\n";
     if (!co_await client->send(json)) co_return "send";
-    const Response r = co_await client->response();
+    const RawResponse r = co_await client->response();
     if (r.body != R"({"message":"Hello, World!"})" ||
         !has_header(r, "Content-Type: application/json")) {
       co_return "json: " + describe(r);
@@ -151,7 +151,7 @@ TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
     }
     if (!co_await client->send(requests)) co_return "send";
     for (int i = 0; i < 16; ++i) {
-      const Response r = co_await client->response();
+      const RawResponse r = co_await client->response();
       if (r.status != 200 || r.body != std::to_string(i)) {
         co_return "response " + std::to_string(i) + ": " + describe(r);
       }
@@ -173,11 +173,11 @@ TEST(HttpServer, StaticBodiesInterleaveWithCopiedOnesWhenPipelined) {
     }
     if (!co_await client->send(requests)) co_return "send";
     for (int i = 0; i < 20; ++i) {
-      const Response large = co_await client->response();
+      const RawResponse large = co_await client->response();
       if (large.status != 200 || large.body != kLargeStaticBody) {
         co_return "large " + std::to_string(i) + ": " + describe(large);
       }
-      const Response small = co_await client->response();
+      const RawResponse small = co_await client->response();
       if (small.body != std::to_string(i)) co_return "small: " + describe(small);
     }
     co_return "";
@@ -223,7 +223,7 @@ TEST(HttpServer, FramingErrorsAreAnsweredAndTheConnectionClosed) {
       if (!client.ok()) co_return client.status().ToString();
       if (!co_await client->send(c.request)) co_return std::string(c.name) + ": send";
       if (c.status != 0) {
-        const Response r = co_await client->response();
+        const RawResponse r = co_await client->response();
         if (r.status != c.status || !has_header(r, "Connection: close")) {
           co_return std::string(c.name) + ": " + describe(r);
         }
@@ -244,12 +244,12 @@ TEST(HttpServer, HeadGetsTheHeadersOfGetAndNoBody) {
                                "GET /users/7 HTTP/1.1\r\nHost: t\r\n\r\n")) {
       co_return "send";
     }
-    const Response head = co_await client->response(/*head_only=*/true);
+    const RawResponse head = co_await client->response(/*head_only=*/true);
     if (head.status != 200 || !has_header(head, "Content-Length: 13")) {
       co_return "HEAD: " + describe(head);
     }
     // No body bytes: the next thing on the wire is the GET's answer.
-    const Response get = co_await client->response();
+    const RawResponse get = co_await client->response();
     if (get.status != 200 || get.body != "7") co_return "GET after HEAD: " + describe(get);
     co_return "";
   });
@@ -264,13 +264,13 @@ TEST(HttpServer, RouterAnswers404And405WithAllow) {
                                "GET /users/ HTTP/1.1\r\nHost: t\r\n\r\n")) {
       co_return "send";
     }
-    const Response missing = co_await client->response();
+    const RawResponse missing = co_await client->response();
     if (missing.status != 404) co_return "404: " + describe(missing);
-    const Response wrong = co_await client->response();
+    const RawResponse wrong = co_await client->response();
     if (wrong.status != 405 || !has_header(wrong, "Allow: GET, HEAD")) {
       co_return "405: " + describe(wrong);
     }
-    const Response empty_param = co_await client->response();
+    const RawResponse empty_param = co_await client->response();
     if (empty_param.status != 404) co_return "empty {id}: " + describe(empty_param);
     co_return "";
   });
@@ -281,10 +281,10 @@ TEST(HttpServer, ThrowingHandlerGets500AndTheConnectionServesOn) {
     auto client = co_await connect(address);
     if (!client.ok()) co_return client.status().ToString();
     if (!co_await client->send("GET /throw HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
-    const Response failed = co_await client->response();
+    const RawResponse failed = co_await client->response();
     if (failed.status != 500) co_return "throw: " + describe(failed);
     if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) co_return "send";
-    const Response next = co_await client->response();
+    const RawResponse next = co_await client->response();
     if (next.status != 200 || next.body != "Hello, World!") co_return "next: " + describe(next);
     co_return "";
   });
@@ -300,11 +300,11 @@ TEST(HttpServer, BodiesStreamInBothFramingsAndUnknownLengthsGoChunked) {
                                "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")) {
       co_return "send";
     }
-    const Response fixed = co_await client->response();
+    const RawResponse fixed = co_await client->response();
     if (fixed.body != "hello") co_return "content-length: " + describe(fixed);
-    const Response chunked = co_await client->response();
+    const RawResponse chunked = co_await client->response();
     if (chunked.body != "abcde") co_return "chunked: " + describe(chunked);
-    const Response stream = co_await client->response();
+    const RawResponse stream = co_await client->response();
     if (!has_header(stream, "Transfer-Encoding: chunked") ||
         stream.body != std::string(30000, 'x')) {
       co_return "stream: " + describe(stream);
@@ -321,10 +321,10 @@ TEST(HttpServer, ExpectContinueIsAnsweredWhenTheHandlerReadsTheBody) {
                                "Expect: 100-continue\r\n\r\n")) {
       co_return "send";
     }
-    const Response go_on = co_await client->response();
+    const RawResponse go_on = co_await client->response();
     if (go_on.status != 100) co_return "100: " + describe(go_on);
     if (!co_await client->send("hello")) co_return "send body";
-    const Response echoed = co_await client->response();
+    const RawResponse echoed = co_await client->response();
     if (echoed.status != 200 || echoed.body != "hello") co_return "echo: " + describe(echoed);
     co_return "";
   });
@@ -337,7 +337,7 @@ TEST(HttpServer, ConnectionCloseRequestIsAnsweredThenClosed) {
     if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")) {
       co_return "send";
     }
-    const Response r = co_await client->response();
+    const RawResponse r = co_await client->response();
     if (r.status != 200 || !has_header(r, "Connection: close")) co_return describe(r);
     if (!co_await client->closed_by_server()) co_return "still open";
     co_return "";
@@ -353,7 +353,7 @@ TEST(HttpServer, ConnectionsBeyondMaxConnectionsGet503) {
     if ((co_await first->response()).status != 200) co_return "first connection not served";
     auto second = co_await connect(address);
     if (!second.ok()) co_return second.status().ToString();
-    const Response busy = co_await second->response();
+    const RawResponse busy = co_await second->response();
     if (busy.status != 503) co_return "second: " + describe(busy);
     if (!co_await second->closed_by_server()) co_return "second stayed open";
     co_return "";
@@ -401,7 +401,7 @@ TEST(HttpServer, Http10ClosesUnlessItAsksForKeepAlive) {
       if (!co_await kept->send("GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")) {
         co_return "send";
       }
-      const Response r = co_await kept->response();
+      const RawResponse r = co_await kept->response();
       if (r.status != 200 || !has_header(r, "Connection: keep-alive")) {
         co_return "keep-alive " + std::to_string(i) + ": " + describe(r);
       }
@@ -409,7 +409,7 @@ TEST(HttpServer, Http10ClosesUnlessItAsksForKeepAlive) {
     auto closed = co_await connect(address);
     if (!closed.ok()) co_return closed.status().ToString();
     if (!co_await closed->send("GET /plaintext HTTP/1.0\r\n\r\n")) co_return "send";
-    const Response r = co_await closed->response();
+    const RawResponse r = co_await closed->response();
     if (r.status != 200 || r.body != "Hello, World!" || !has_header(r, "Connection: close")) {
       co_return "plain HTTP/1.0: " + describe(r);
     }
@@ -438,7 +438,7 @@ TEST(HttpServer, ShutdownClosesIdleConnectionsAndLetsInFlightRequestsFinish) {
     const absl::Status status = co_await server->shutdown(ctx);
     if (!status.ok()) co_return "shutdown: " + status.ToString();
     if (server->open_connections() != 0) co_return "connections left after shutdown";
-    const Response slow = co_await busy->response();
+    const RawResponse slow = co_await busy->response();
     if (slow.status != 200 || slow.body != "slow" || !has_header(slow, "Connection: close")) {
       co_return "in-flight request: " + describe(slow);
     }
@@ -502,9 +502,9 @@ TEST(HttpServer, NoBodyGoesOutForAStatusWithoutOne) {
                                "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
       co_return "send";
     }
-    const Response not_modified = co_await client->response();
+    const RawResponse not_modified = co_await client->response();
     if (not_modified.status != 304) co_return "first: " + describe(not_modified);
-    const Response next = co_await client->response();
+    const RawResponse next = co_await client->response();
     if (next.status != 200 || next.body != "Hello, World!") co_return "second: " + describe(next);
     co_return "";
   });
@@ -521,13 +521,13 @@ TEST(HttpServer, StatusOutside200To999IsAnswered500WithTheBody) {
                                "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
       co_return "send";
     }
-    const Response seven = co_await client->response();
+    const RawResponse seven = co_await client->response();
     if (seven.status != 500 || seven.body != "seven") co_return "status 7: " + describe(seven);
-    const Response interim = co_await client->response();
+    const RawResponse interim = co_await client->response();
     if (interim.status != 500 || interim.body != "interim?") {
       co_return "status 150: " + describe(interim);
     }
-    const Response next = co_await client->response();
+    const RawResponse next = co_await client->response();
     if (next.status != 200 || next.body != "Hello, World!") co_return "third: " + describe(next);
     co_return "";
   });

@@ -30,24 +30,24 @@ namespace goro::http {
 // What a test body reports: "" when it passed, else what went wrong.
 using Verdict = std::string;
 
-struct Response {
+struct RawResponse {
   int status = 0;
   std::string head;
   std::string body;
 };
 
-inline bool has_header(const Response& response, std::string_view line) {
+inline bool has_header(const RawResponse& response, std::string_view line) {
   return response.head.find(std::string("\r\n") + std::string(line) + "\r\n") != std::string::npos;
 }
 
-inline std::string describe(const Response& r) {
+inline std::string describe(const RawResponse& r) {
   return "status " + std::to_string(r.status) + ", head \"" + r.head + "\", body \"" +
          r.body.substr(0, 200) + "\"";
 }
 
-// A raw HTTP client on one connection: bytes read and not yet returned
-// stay in `buffer`.
-struct Client {
+// A raw HTTP client on one connection (goro::http::Client is the real one): bytes read and not yet
+// returned stay in `buffer`.
+struct RawClient {
   net::Conn conn;
   std::string buffer;
 
@@ -80,8 +80,8 @@ struct Client {
   // A 1xx, 204 or 304 response has no body; a response with neither
   // Content-Length nor chunked framing has none either (a test that
   // expects a body up to the close reads it with fill()).
-  Task<Response> response(bool head_only = false) {
-    Response r;
+  Task<RawResponse> response(bool head_only = false) {
+    RawResponse r;
     std::size_t end;
     while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
       if (!co_await fill()) co_return r;
@@ -94,11 +94,11 @@ struct Client {
       for (;;) {
         std::size_t line;
         while ((line = buffer.find("\r\n")) == std::string::npos) {
-          if (!co_await fill()) co_return Response{};
+          if (!co_await fill()) co_return RawResponse{};
         }
         const std::size_t size = std::strtoul(buffer.c_str(), nullptr, 16);
         while (buffer.size() < line + 2 + size + 2) {
-          if (!co_await fill()) co_return Response{};
+          if (!co_await fill()) co_return RawResponse{};
         }
         r.body.append(buffer, line + 2, size);
         buffer.erase(0, line + 2 + size + 2);
@@ -108,7 +108,7 @@ struct Client {
     const std::size_t at = r.head.find("Content-Length: ");
     const std::size_t length = at == std::string::npos ? 0 : std::atol(r.head.c_str() + at + 16);
     while (buffer.size() < length) {
-      if (!co_await fill()) co_return Response{};
+      if (!co_await fill()) co_return RawResponse{};
     }
     r.body = buffer.substr(0, length);
     buffer.erase(0, length);
@@ -126,10 +126,10 @@ struct Client {
   }
 };
 
-inline Task<absl::StatusOr<Client>> connect(std::string address) {
+inline Task<absl::StatusOr<RawClient>> connect(std::string address) {
   auto conn = co_await net::dial("tcp", address);
   if (!conn.ok()) co_return conn.status();
-  co_return Client{std::move(*conn), {}};
+  co_return RawClient{std::move(*conn), {}};
 }
 
 inline Task<void> serve_in_background(std::shared_ptr<Server> server, net::Listener listener) {
