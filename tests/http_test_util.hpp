@@ -45,8 +45,8 @@ inline std::string describe(const RawResponse& r) {
          r.body.substr(0, 200) + "\"";
 }
 
-// A raw HTTP client on one connection (goro::http::Client is the real one): bytes read and not yet
-// returned stay in `buffer`.
+// A raw HTTP client on one connection (goro::http::Client is the real
+// one): bytes read and not yet returned stay in `buffer`.
 struct RawClient {
   net::Conn conn;
   std::string buffer;
