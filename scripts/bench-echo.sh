@@ -13,18 +13,17 @@ rounds=${1:-3} conns=${2:-50} bytes=${3:-64} seconds=${4:-5}
 anchors=${ANCHORS:-/tmp/goro-anchors}
 echo_server=build/release/examples/echo_server
 port=9101
-source scripts/lib/server_cpu.sh
+source scripts/lib/server_bench.sh
 
 # run_one NAME COMMAND...: starts the server, loads it, prints a line.
 run_one() {
   local name=$1; shift
-  "$@" >/dev/null 2>&1 &
-  local pid=$!
-  wait_port "$port"
+  start_server "$port" "$@"
+  local pid=$server_pid
   local before; before=$(server_cpu_ticks "$pid")
   local line; line=$("$anchors/echoload" 127.0.0.1 "$port" "$conns" "$bytes" "$seconds")
   local after; after=$(server_cpu_ticks "$pid")
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop_server "$pid"
   local rate; rate=$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
   local messages; messages=$(awk -v r="$rate" -v s="$seconds" 'BEGIN { printf "%.3f", r * s }')
   local us; us=$(cpu_us_per_unit $((after - before)) "$messages")

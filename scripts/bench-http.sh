@@ -15,7 +15,7 @@ anchors=${ANCHORS:-/tmp/goro-anchors}
 nginx_serve=${NGINX_SERVE:-../shared/anchors/nginx/serve.sh}
 http_server=build/release/examples/http_server
 port=9310
-source scripts/lib/server_cpu.sh
+source scripts/lib/server_bench.sh
 
 # load NAME PID PATH: runs wrk against the server PID serves, prints a line.
 load() {
@@ -34,11 +34,9 @@ load() {
 # run_one NAME COMMAND...: starts a server on $port, loads it, stops it.
 run_one() {
   local name=$1; shift
-  "$@" >/dev/null 2>&1 &
-  local pid=$!
-  wait_port "$port"
-  load "$name" "$pid" /plaintext
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  start_server "$port" "$@"
+  load "$name" "$server_pid" /plaintext
+  stop_server "$server_pid"
   port=$((port + 1))
 }
 

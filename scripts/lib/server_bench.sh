@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# scripts/lib/server_cpu.sh: shared by the server benchmark scripts
-# (sourced): waiting for a server's port, and the CPU a server spends per
-# unit of work (a message, a request).
+# scripts/lib/server_bench.sh: shared by the server benchmark scripts
+# (sourced): starting a server and waiting for its port, stopping it, and
+# the CPU it spends per unit of work (a message, a request).
 #
 # The CPU comes from /proc/PID/stat (utime + stime, fields 14 and 15, in
 # clock ticks) of the server and its children (nginx's workers), read
@@ -26,6 +26,19 @@ wait_port() {
     sleep 0.05
   done
 }
+
+# start_server PORT COMMAND...: starts COMMAND in the background, its
+# output discarded, sets server_pid, and waits for PORT (wait_port).
+start_server() {
+  local port=$1; shift
+  "$@" >/dev/null 2>&1 &
+  # shellcheck disable=SC2034  # read by the script that sourced this file
+  server_pid=$!
+  wait_port "$port"
+}
+
+# stop_server PID: ends the server start_server started, and reaps it.
+stop_server() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
 # cpu_us_per_unit TICKS UNITS: microseconds of CPU per unit, two decimals,
 # for TICKS clock ticks spent on UNITS units.
