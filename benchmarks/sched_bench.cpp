@@ -83,18 +83,35 @@ void set_stats_counters(benchmark::State& state) {
 goro::Task<int> leaf(int x) { co_return x + 1; }
 
 // How a benchmark starts its goroutines: from a Task (go(task),
-// spawn(task)) or from a capturing lambda (go(f, args...), spawn(f,
-// args...)), whose wrapper frame keeps the closure alive. The rows of a
-// pair differ by that frame and nothing else.
-enum class Form { kTask, kCallable };
+// spawn(task)), from a capturing lambda (go(f), spawn(f)), or from a
+// function and its arguments (go(f, args...), spawn(f, args...)). The two
+// callable forms add the wrapper frame that keeps the callable and the
+// arguments alive (goro/detail/invoke_task.hpp); the rows of a set differ
+// by the form and nothing else.
+enum class Form { kTask, kCallable, kFunctionArgs };
 
 template <Form kForm>
 goro::JoinHandle<int> spawn_leaf(int x) {
   if constexpr (kForm == Form::kTask) {
     return goro::spawn(leaf(x));
-  } else {
+  } else if constexpr (kForm == Form::kCallable) {
     return goro::spawn([x]() -> goro::Task<int> { co_return x + 1; });
+  } else {
+    return goro::spawn(leaf, x);
   }
+}
+
+// Runs `batch(args...)` (a Task<double>: the seconds its work took) in a
+// fresh runtime once per iteration, then reports the cost per goroutine
+// (`goroutines` per batch) and the scheduler counters of the last run.
+template <class Batch, class... Args>
+void run_goroutine_batches(benchmark::State& state, std::int64_t goroutines, Batch batch,
+                           Args... args) {
+  const goro::Config config = config_for(state);
+  for (auto _ : state) state.SetIterationTime(goro::run(batch(args...), config));
+  set_per_item(state, "ns_per_goroutine", goroutines);
+  set_stats_counters(state);
+  label_procs(state);
 }
 
 // ---------------------------------------------------------------------------
@@ -131,7 +148,8 @@ BENCHMARK(BM_TaskAwait)->ArgName("procs")->Arg(1)->UseManualTime();
 // BM_SpawnJoin_Serial: spawn one child and co_await it at once. The child
 // sits in runnext, unstarted, so the join normally runs it in place (the
 // inline-join path); with procs=2 an idle P may steal it first.
-// BM_SpawnJoin_Serial_Callable: the same with spawn(f, args...).
+// BM_SpawnJoin_Serial_Callable: the same with spawn(f) of a capturing
+// lambda; BM_SpawnJoin_Serial_FunctionArgs: with spawn(f, args...).
 
 constexpr int kSerialBatch = 100'000;
 
@@ -147,13 +165,7 @@ goro::Task<double> spawn_join_serial(int n) {
 
 template <Form kForm>
 void spawn_join_serial_benchmark(benchmark::State& state) {
-  const goro::Config config = config_for(state);
-  for (auto _ : state) {
-    state.SetIterationTime(goro::run(spawn_join_serial<kForm>(kSerialBatch), config));
-  }
-  set_per_item(state, "ns_per_goroutine", kSerialBatch);
-  set_stats_counters(state);
-  label_procs(state);
+  run_goroutine_batches(state, kSerialBatch, spawn_join_serial<kForm>, kSerialBatch);
 }
 
 void BM_SpawnJoin_Serial(benchmark::State& state) {
@@ -166,11 +178,17 @@ void BM_SpawnJoin_Serial_Callable(benchmark::State& state) {
 }
 BENCHMARK(BM_SpawnJoin_Serial_Callable)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
 
+void BM_SpawnJoin_Serial_FunctionArgs(benchmark::State& state) {
+  spawn_join_serial_benchmark<Form::kFunctionArgs>(state);
+}
+BENCHMARK(BM_SpawnJoin_Serial_FunctionArgs)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
 // ---------------------------------------------------------------------------
 // BM_SpawnJoin_Batch1000: spawn 1000 children into a vector<JoinHandle>,
 // then join them all; 100 rounds per run. Children queued behind runnext
 // can be stolen by the other P (the steals counter says how many).
-// BM_SpawnJoin_Batch1000_Callable: the same with spawn(f, args...).
+// BM_SpawnJoin_Batch1000_Callable: the same with spawn(f) of a capturing
+// lambda; BM_SpawnJoin_Batch1000_FunctionArgs: with spawn(f, args...).
 
 constexpr int kFanout = 1000;
 constexpr int kBatchRounds = 100;
@@ -193,13 +211,8 @@ goro::Task<double> spawn_join_batch(int rounds, int fanout) {
 
 template <Form kForm>
 void spawn_join_batch_benchmark(benchmark::State& state) {
-  const goro::Config config = config_for(state);
-  for (auto _ : state) {
-    state.SetIterationTime(goro::run(spawn_join_batch<kForm>(kBatchRounds, kFanout), config));
-  }
-  set_per_item(state, "ns_per_goroutine", std::int64_t{kBatchRounds} * kFanout);
-  set_stats_counters(state);
-  label_procs(state);
+  run_goroutine_batches(state, std::int64_t{kBatchRounds} * kFanout, spawn_join_batch<kForm>,
+                        kBatchRounds, kFanout);
 }
 
 void BM_SpawnJoin_Batch1000(benchmark::State& state) {
@@ -212,10 +225,17 @@ void BM_SpawnJoin_Batch1000_Callable(benchmark::State& state) {
 }
 BENCHMARK(BM_SpawnJoin_Batch1000_Callable)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
 
+void BM_SpawnJoin_Batch1000_FunctionArgs(benchmark::State& state) {
+  spawn_join_batch_benchmark<Form::kFunctionArgs>(state);
+}
+BENCHMARK(BM_SpawnJoin_Batch1000_FunctionArgs)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
 // ---------------------------------------------------------------------------
 // BM_Go_Batch1000: go() 1000 detached children, each counting down an
 // atomic, then yield until all have run; 100 rounds per run.
-// BM_Go_Batch1000_Callable: the same with go(f, args...).
+// BM_Go_Batch1000_Callable: the same with go(f) of a capturing lambda;
+// BM_Go_Batch1000_FunctionArgs: with go(f, args...), the function and
+// argument of the go(task) row.
 
 goro::Task<void> count_down_child(std::atomic<long>* remaining) {
   remaining->fetch_sub(1, std::memory_order_acq_rel);
@@ -231,11 +251,13 @@ goro::Task<double> go_batch(int rounds, int fanout) {
     for (int i = 0; i < fanout; ++i) {
       if constexpr (kForm == Form::kTask) {
         goro::go(count_down_child(&remaining));
-      } else {
+      } else if constexpr (kForm == Form::kCallable) {
         goro::go([&remaining]() -> goro::Task<void> {
           remaining.fetch_sub(1, std::memory_order_acq_rel);
           co_return;
         });
+      } else {
+        goro::go(count_down_child, &remaining);
       }
     }
     while (remaining.load(std::memory_order_acquire) != 0) co_await goro::yield();
@@ -245,13 +267,8 @@ goro::Task<double> go_batch(int rounds, int fanout) {
 
 template <Form kForm>
 void go_batch_benchmark(benchmark::State& state) {
-  const goro::Config config = config_for(state);
-  for (auto _ : state) {
-    state.SetIterationTime(goro::run(go_batch<kForm>(kBatchRounds, kFanout), config));
-  }
-  set_per_item(state, "ns_per_goroutine", std::int64_t{kBatchRounds} * kFanout);
-  set_stats_counters(state);
-  label_procs(state);
+  run_goroutine_batches(state, std::int64_t{kBatchRounds} * kFanout, go_batch<kForm>, kBatchRounds,
+                        kFanout);
 }
 
 void BM_Go_Batch1000(benchmark::State& state) { go_batch_benchmark<Form::kTask>(state); }
@@ -261,6 +278,11 @@ void BM_Go_Batch1000_Callable(benchmark::State& state) {
   go_batch_benchmark<Form::kCallable>(state);
 }
 BENCHMARK(BM_Go_Batch1000_Callable)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
+
+void BM_Go_Batch1000_FunctionArgs(benchmark::State& state) {
+  go_batch_benchmark<Form::kFunctionArgs>(state);
+}
+BENCHMARK(BM_Go_Batch1000_FunctionArgs)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
 
 // ---------------------------------------------------------------------------
 // BM_Skynet1M: 1M goroutines in a 10-ary spawn/join tree, the tree of
@@ -279,11 +301,7 @@ goro::Task<double> skynet_tree() {
 }
 
 void BM_Skynet1M(benchmark::State& state) {
-  const goro::Config config = config_for(state);
-  for (auto _ : state) state.SetIterationTime(goro::run(skynet_tree(), config));
-  set_per_item(state, "ns_per_goroutine", 1'111'111);  // 1M leaves + 111,111 inner nodes
-  set_stats_counters(state);
-  label_procs(state);
+  run_goroutine_batches(state, 1'111'111, skynet_tree);  // 1M leaves + 111,111 inner nodes
 }
 BENCHMARK(BM_Skynet1M)
     ->ArgName("procs")
@@ -331,16 +349,11 @@ BENCHMARK(BM_YieldPingPong)->ArgName("procs")->Arg(1)->Arg(2)->UseManualTime();
 
 constexpr int kOutsideBatch = 100'000;
 
-goro::Task<void> count_down(std::atomic<long>* remaining) {
-  remaining->fetch_sub(1, std::memory_order_acq_rel);
-  co_return;
-}
-
 goro::Task<double> spawn_from_outside(int n) {
   std::atomic<long> remaining{n};
   const auto start = Clock::now();
   std::thread outsider([&remaining, n] {
-    for (int i = 0; i < n; ++i) goro::go(count_down(&remaining));
+    for (int i = 0; i < n; ++i) goro::go(count_down_child(&remaining));
   });
   while (remaining.load(std::memory_order_acquire) != 0) co_await goro::yield();
   const double took = seconds_since(start);

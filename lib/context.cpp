@@ -217,14 +217,45 @@
 //     futex (goro/detail/spinlock.hpp); the critical sections are short.
 #include "goro/context.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <new>
+#include <utility>
 
 #include "goro/go.hpp"
 #include "goro/select.hpp"
+#include "goro/task.hpp"
 #include "goro/time.hpp"
 
 namespace goro::detail {
+
+// One after_func registration: the goroutine to start once the context is
+// done, not started yet. Shared by the stop handle (AfterFuncStop) and the
+// registration (the canceller's list, or whoever took it from there); the
+// last reference frees it. See "After-funcs" above.
+struct AfterFunc {
+  explicit AfterFunc(Task<void> task) noexcept : body(std::move(task)) {}
+
+  // Drops a reference; the last frees the node (and an unstarted body).
+  static void release(AfterFunc* f) noexcept {
+    // acq_rel: the freeing thread sees every other holder's writes (the
+    // body moved out or reset by whoever claimed it).
+    if (f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete f;
+  }
+  // Decides f's fate once: true for the one caller (the canceller starting
+  // it, or stop) that may touch `body`. acq_rel: the winner's accesses to
+  // the body come after every earlier holder's (release of the node is
+  // ordered by `refs` in any case; this keeps the claim self-contained).
+  [[nodiscard]] bool claim() noexcept { return !claimed.exchange(true, std::memory_order_acq_rel); }
+
+  std::atomic<std::uint32_t> refs{1};
+  std::atomic<bool> claimed{false};
+  Task<void> body;  // the goroutine; touched only by the claim's winner
+  // Guarded by the owning CancelNode's mu_: the links in its list.
+  AfterFunc* prev = nullptr;
+  AfterFunc* next = nullptr;
+  bool linked = false;
+};
 namespace {
 
 // The DeadlineTimer whose fire callback is running on this thread (see
@@ -633,6 +664,16 @@ Context without_cancel(const Context& parent) {
     throw;
   }
   return ContextAccess::adopt(node);
+}
+
+AfterFuncStop::AfterFuncStop(const AfterFuncStop& other) noexcept
+    : ctx_(other.ctx_), func_(other.func_) {
+  // Relaxed: `other` keeps the node alive (the shared_ptr rule).
+  if (func_ != nullptr) func_->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+AfterFuncStop::~AfterFuncStop() {
+  if (func_ != nullptr) detail::AfterFunc::release(func_);
 }
 
 AfterFuncStop ContextAccess::after_func_from_task(const Context& ctx, Task<void> body) {

@@ -26,7 +26,6 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -47,7 +46,6 @@ using internal::Side;
 
 namespace {
 
-constexpr int kKeepAliveSeconds = 15;
 constexpr std::chrono::seconds kMinimumAttemptTime{2};
 
 struct PollWritable {
@@ -84,8 +82,7 @@ Task<absl::StatusOr<Conn>> connect_one(Addr address, int type, Clock::time_point
     if (flags >= 0) (void)::fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK);
   }
   if (address.is_ip() && type == SOCK_STREAM) {
-    (void)internal::set_int_option(*fd, IPPROTO_TCP, TCP_NODELAY, 1, context);
-    (void)internal::set_keepalive(*fd, kKeepAliveSeconds);
+    internal::set_connection_options(*fd, context);
   }
   co_return std::move(conn);
 }

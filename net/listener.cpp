@@ -40,7 +40,6 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -66,8 +65,6 @@ using internal::NetFd;
 using internal::Side;
 
 namespace {
-
-constexpr int kKeepAliveSeconds = 15;
 
 // One accept from the listener's stream (which knows the fd).
 struct AcceptFrom {
@@ -238,9 +235,7 @@ Task<absl::StatusOr<Conn>> accept_on(std::shared_ptr<NetFd> socket,
     }
     Conn conn = internal::ConnAccess::make(std::make_shared<NetFd>(*fd));
     if (is_ip) {
-      // Best effort, as in Go: a connection without them still works.
-      (void)internal::set_int_option(*fd, IPPROTO_TCP, TCP_NODELAY, 1, "accept");
-      (void)internal::set_keepalive(*fd, kKeepAliveSeconds);
+      internal::set_connection_options(*fd, "accept");
     }
     co_return conn;
   }

@@ -81,6 +81,12 @@ absl::Status set_keepalive(int fd, int idle_seconds) {
   return set_int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, idle_seconds, "keepalive");
 }
 
+void set_connection_options(int fd, std::string_view context) {
+  constexpr int kKeepAliveSeconds = 15;
+  (void)set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1, context);
+  (void)set_keepalive(fd, kKeepAliveSeconds);
+}
+
 namespace {
 
 // A socket bound to `address` (and listening, for a stream socket); the

@@ -46,8 +46,13 @@ struct Network {
 [[nodiscard]] Addr peer_address(int fd) noexcept;
 
 // Keep-alive on with `idle_seconds` of idleness before the first probe and
-// between probes (Go's 15 s default), or off for a value <= 0.
+// between probes, or off for a value <= 0.
 [[nodiscard]] absl::Status set_keepalive(int fd, int idle_seconds);
+
+// What every TCP connection that dial makes or a Listener accepts gets, as
+// in Go: TCP_NODELAY, and keep-alive after 15 s of idleness. Best effort:
+// a connection without them still works, so failures are ignored.
+void set_connection_options(int fd, std::string_view context);
 
 // A bound socket (listening, for SOCK_STREAM) and what its owner keeps.
 struct BoundSocket {

@@ -13,26 +13,20 @@ rounds=${1:-3} conns=${2:-50} bytes=${3:-64} seconds=${4:-5}
 anchors=${ANCHORS:-/tmp/goro-anchors}
 echo_server=build/release/examples/echo_server
 port=9101
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+source scripts/lib/server_bench.sh
 
 # run_one NAME COMMAND...: starts the server, loads it, prints a line.
 run_one() {
   local name=$1; shift
-  "$@" >/dev/null 2>&1 &
-  local pid=$!
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-    sleep 0.05
-  done
-  local before; before=$(cpu_ticks "$pid")
+  start_server "$port" "$@"
+  local pid=$server_pid
+  local before; before=$(server_cpu_ticks "$pid")
   local line; line=$("$anchors/echoload" 127.0.0.1 "$port" "$conns" "$bytes" "$seconds")
-  local after; after=$(cpu_ticks "$pid")
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local after; after=$(server_cpu_ticks "$pid")
+  stop_server "$pid"
   local rate; rate=$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
-  local hz; hz=$(getconf CLK_TCK)
-  local us; us=$(awk -v t=$((after - before)) -v hz="$hz" -v r="$rate" -v s="$seconds" \
-    'BEGIN { printf "%.2f", t / hz * 1e6 / (r * s) }')
+  local messages; messages=$(awk -v r="$rate" -v s="$seconds" 'BEGIN { printf "%.3f", r * s }')
+  local us; us=$(cpu_us_per_unit $((after - before)) "$messages")
   echo "$name $line server_cpu_us_per_msg=$us"
   port=$((port + 1))
 }

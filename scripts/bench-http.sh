@@ -15,47 +15,28 @@ anchors=${ANCHORS:-/tmp/goro-anchors}
 nginx_serve=${NGINX_SERVE:-../shared/anchors/nginx/serve.sh}
 http_server=build/release/examples/http_server
 port=9310
-
-# CPU ticks of a process and its children (nginx's workers).
-cpu_ticks() {
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
-
-wait_port() {
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
-    sleep 0.05
-  done
-}
+source scripts/lib/server_bench.sh
 
 # load NAME PID PATH: runs wrk against the server PID serves, prints a line.
 load() {
   local name=$1 pid=$2 path=$3
-  local before; before=$(cpu_ticks "$pid")
+  local before; before=$(server_cpu_ticks "$pid")
   local out; out=$(wrk -t1 -c"$conns" -d"${seconds}s" --latency "http://127.0.0.1:$port$path")
-  local after; after=$(cpu_ticks "$pid")
+  local after; after=$(server_cpu_ticks "$pid")
   local requests; requests=$(awk '/requests in/ {print $1}' <<<"$out")
   local rate; rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   local p50; p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   local p99; p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  local hz; hz=$(getconf CLK_TCK)
-  local us; us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" \
-    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+  local us; us=$(cpu_us_per_unit $((after - before)) "$requests")
   echo "$name req_per_s=$rate p50=$p50 p99=$p99 server_cpu_us_per_req=$us"
 }
 
 # run_one NAME COMMAND...: starts a server on $port, loads it, stops it.
 run_one() {
   local name=$1; shift
-  "$@" >/dev/null 2>&1 &
-  local pid=$!
-  wait_port
-  load "$name" "$pid" /plaintext
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  start_server "$port" "$@"
+  load "$name" "$server_pid" /plaintext
+  stop_server "$server_pid"
   port=$((port + 1))
 }
 

@@ -67,6 +67,9 @@ RULES = [
     (["lib/poller_uring.cpp", "lib/poller_epoll.cpp"], ["lib/p.hpp"],
      "a poller backend sees its P as a PCore (lib/p_core.hpp) and the scheduler through "
      "lib/scheduler_interface.hpp", []),
+    (["include/goro/detail/context_node.hpp"], ["include/goro/task.hpp", "include/goro/chan.hpp"],
+     "the context tree's nodes name goroutines and channels by forward declaration only; what "
+     "holds a Task or a channel lives in lib/context.cpp", []),
     (["net/*"], ["lib/*", "include/goro/detail/*"],
      "net/ is built on the public API only", []),
     (["net/http/*"], ["net/net_fd.hpp", "net/socket.hpp", "net/conn_access.hpp",

@@ -20,44 +20,22 @@
 
 namespace {
 
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-bool read_all(int fd, char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::recv(fd, data, size, 0);
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
+using goro::test::connect_with_receive_timeout;
+using goro::test::read_all;
+using goro::test::write_all;
 
 TEST(EchoServer, EchoesOverLoopbackUntilKilled) {
   goro::test::ExampleProcess server(ECHO_SERVER_PATH, "127.0.0.1:0");
   ASSERT_TRUE(server.started());
 
-  const std::string line = server.read_line(30'000);
-  const std::string prefix = "echo_server: listening on ";
-  ASSERT_EQ(line.rfind(prefix, 0), 0u) << "first line: \"" << line << "\"";
-  auto address = goro::net::Addr::parse_ip_port(line.substr(prefix.size()));
+  auto address = server.listening_address("echo_server: listening on ");
   ASSERT_TRUE(address.ok()) << address.status();
   EXPECT_NE(address->port(), 0);
 
   std::vector<int> clients;
   for (int i = 0; i < 8; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    timeval timeout{30, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ASSERT_EQ(::connect(fd, address->sockaddr_pointer(), address->length()), 0) << errno;
+    const int fd = connect_with_receive_timeout(*address);
+    ASSERT_GE(fd, 0) << errno;
     clients.push_back(fd);
   }
   for (int round = 0; round < 10; ++round) {

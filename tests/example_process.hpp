@@ -2,17 +2,28 @@
 // the tests of examples/: spawned with an address argument, its first
 // line of standard output read (where it says what it listens on), and
 // stopped with SIGTERM; or, for a client, its whole output read and its
-// exit awaited.
+// exit awaited; and the plain blocking client side: a connected socket
+// with a receive timeout, and sending or receiving a whole buffer.
 #ifndef GORO_TESTS_EXAMPLE_PROCESS_HPP_
 #define GORO_TESTS_EXAMPLE_PROCESS_HPP_
 
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <string>
+#include <string_view>
+
+#include <goro/net/address.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 extern char** environ;
 
@@ -74,6 +85,16 @@ class ExampleProcess {
     }
   }
 
+  // The address in its first line of output, `prefix` followed by
+  // host:port, read within 30 seconds.
+  absl::StatusOr<net::Addr> listening_address(std::string_view prefix) {
+    const std::string line = read_line(30'000);
+    if (line.rfind(prefix, 0) != 0) {
+      return absl::FailedPreconditionError("first line: \"" + line + "\"");
+    }
+    return net::Addr::parse_ip_port(line.substr(prefix.size()));
+  }
+
   // Sends SIGTERM and returns at once.
   void terminate() { ::kill(pid_, SIGTERM); }
 
@@ -96,6 +117,44 @@ class ExampleProcess {
   pid_t pid_ = 0;
   int out_ = -1;
 };
+
+// A blocking TCP socket connected to `address`, whose receives give up
+// after 30 seconds; -1 (errno set) when it cannot be made or connected.
+inline int connect_with_receive_timeout(const net::Addr& address) {
+  const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  timeval timeout{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  if (::connect(fd, address.sockaddr_pointer(), address.length()) != 0) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+// Sends all `size` bytes at `data` on the blocking socket `fd`.
+inline bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Receives exactly `size` bytes into `data` from the blocking socket `fd`.
+inline bool read_all(int fd, char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::recv(fd, data, size, 0);
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
 
 }  // namespace goro::test
 

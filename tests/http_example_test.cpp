@@ -17,35 +17,19 @@
 
 namespace {
 
-// The address examples/http_server says it listens on, from its first
-// line ("" when that line is not what it should be, a failure recorded).
-std::string listening_address(goro::test::ExampleProcess& server) {
-  const std::string line = server.read_line(30'000);
-  const std::string prefix = "http_server: listening on ";
-  if (line.rfind(prefix, 0) != 0) {
-    ADD_FAILURE() << "first line: \"" << line << "\"";
-    return "";
-  }
-  return line.substr(prefix.size());
-}
-
 TEST(HttpExample, AnswersPlaintextAndJsonUntilKilled) {
   goro::test::ExampleProcess server(HTTP_SERVER_PATH, "127.0.0.1:0");
   ASSERT_TRUE(server.started());
-  auto address = goro::net::Addr::parse_ip_port(listening_address(server));
+  auto address = server.listening_address("http_server: listening on ");
   ASSERT_TRUE(address.ok()) << address.status();
 
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  timeval timeout{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ASSERT_EQ(::connect(fd, address->sockaddr_pointer(), address->length()), 0) << errno;
+  const int fd = goro::test::connect_with_receive_timeout(*address);
+  ASSERT_GE(fd, 0) << errno;
   const std::string requests =
       "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n"
       "GET /json HTTP/1.1\r\nHost: t\r\n\r\n"
       "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-  ASSERT_EQ(::send(fd, requests.data(), requests.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(requests.size()));
+  ASSERT_TRUE(goro::test::write_all(fd, requests.data(), requests.size()));
   std::string answers;
   char buffer[4096];
   for (;;) {
@@ -72,9 +56,9 @@ TEST(HttpExample, AnswersPlaintextAndJsonUntilKilled) {
 TEST(HttpExample, FetchPrintsTheStatusLineHeadersAndBody) {
   goro::test::ExampleProcess server(HTTP_SERVER_PATH, "127.0.0.1:0");
   ASSERT_TRUE(server.started());
-  const std::string address = listening_address(server);
-  ASSERT_NE(address, "");
-  const std::string url = "http://" + address + "/json";
+  auto address = server.listening_address("http_server: listening on ");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string url = "http://" + address->to_string() + "/json";
 
   goro::test::ExampleProcess fetch(FETCH_PATH, url.c_str());
   ASSERT_TRUE(fetch.started());

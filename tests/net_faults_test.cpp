@@ -29,6 +29,7 @@
 #include <goro/net.hpp>
 
 #include "fd_shortage.hpp"
+#include "net_test_util.hpp"
 #include "test_util.hpp"
 
 namespace goro {
@@ -36,10 +37,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// What a test body reports: "" when it passed, else what went wrong.
-using Verdict = std::string;
-
-std::string describe(const absl::Status& status) { return status.ToString(); }
+using test::describe;
+using test::raw_peer;
+using test::RawPeer;
+using test::resident_bytes;
+using test::Verdict;
 
 Config config_for(PollerBackend backend, unsigned procs) {
   Config config = test::with_procs(procs);
@@ -283,31 +285,6 @@ TEST(NetFaults, AcceptSurvivesRunningOutOfDescriptors) {
 
 // --- Peers that reset, half-close, or do not read --------------------------
 
-// A loopback connection whose client end is a raw socket (so that it can
-// reset: SO_LINGER 0), with the server end as a Conn.
-struct RawPeer {
-  int raw = -1;
-  net::Conn server;
-};
-
-Task<absl::StatusOr<RawPeer>> raw_peer() {
-  auto listener = co_await net::listen("tcp", "127.0.0.1:0");
-  if (!listener.ok()) co_return listener.status();
-  const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (::connect(raw, listener->addr().sockaddr_pointer(), listener->addr().length()) != 0) {
-    co_return absl::InternalError("raw connect");
-  }
-  auto server = co_await listener->accept();
-  if (!server.ok()) co_return server.status();
-  co_return RawPeer{raw, std::move(*server)};
-}
-
-void reset(int raw) {
-  linger hard{1, 0};
-  ::setsockopt(raw, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-  ::close(raw);
-}
-
 struct Outcome {
   absl::Status status;
   std::atomic<bool> done{false};
@@ -331,7 +308,7 @@ Task<Verdict> peer_resets_mid_read() {
   Outcome outcome;
   go(read_once, &peer->server, &outcome);
   co_await goro::sleep(10ms);  // the read parks first, or meets the reset at once: same verdict
-  reset(peer->raw);
+  test::close_with_reset(peer->raw);
   const bool done = co_await test::yield_until_set(outcome.done);
   if (!done) co_return "read never ended";
   if (net::errno_of(outcome.status) != ECONNRESET) co_return "read: " + describe(outcome.status);
@@ -352,7 +329,7 @@ Task<Verdict> peer_resets_mid_write() {
   Outcome outcome;
   go(write_all, &peer->server, &big, &outcome);
   co_await goro::sleep(10ms);  // the write fills the buffers and parks, or fails at once
-  reset(peer->raw);
+  test::close_with_reset(peer->raw);
   const bool done = co_await test::yield_until_set(outcome.done);
   if (!done) co_return "write never ended";
   const std::optional<int> error = net::errno_of(outcome.status);
@@ -397,17 +374,6 @@ TEST(NetFaults, PeerHalfCloseMidReadIsEndOfStream) {
   on_each_poller_and_procs(peer_half_closes_mid_read);
 }
 
-// The resident set size of this process, in bytes.
-std::size_t resident_bytes() {
-  long pages = 0;
-  if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
-    long size = 0;
-    if (std::fscanf(statm, "%ld %ld", &size, &pages) != 2) pages = 0;
-    std::fclose(statm);
-  }
-  return static_cast<std::size_t>(pages) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
-
 // A peer that does not read: the writer parks once the socket buffers are
 // full, copies nothing of its own (the process does not grow by the
 // unsent bytes), and the write deadline ends it; what reached the peer is
@@ -416,11 +382,11 @@ Task<Verdict> slow_reader() {
   auto peer = co_await raw_peer();
   if (!peer.ok()) co_return describe(peer.status());
   std::vector<char> big(64 << 20, 's');  // touched: resident before the write
-  const std::size_t resident_before = resident_bytes();
+  const long resident_before = resident_bytes();
   peer->server.set_write_deadline(Clock::now() + 200ms);
   const absl::Status written = co_await peer->server.write(big.data(), big.size());
   if (!net::is_timeout(written)) co_return "write: " + describe(written);
-  const std::size_t resident_after = resident_bytes();
+  const long resident_after = resident_bytes();
   if (resident_after > resident_before + (16 << 20)) {
     co_return "grew by " + std::to_string(resident_after - resident_before) + " bytes";
   }

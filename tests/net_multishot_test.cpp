@@ -25,6 +25,7 @@
 #include <goro/io_multishot.hpp>
 #include <goro/net.hpp>
 
+#include "net_test_util.hpp"
 #include "poller.hpp"
 #include "test_util.hpp"
 
@@ -33,7 +34,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-using Verdict = std::string;
+using test::run_verdict;
+using test::Verdict;
 
 bool multishot_runs() { return std::string(io::poller_backend()) == "io_uring"; }
 
@@ -41,14 +43,6 @@ Config tiny_queue_config(unsigned procs, unsigned capacity) {
   Config config = test::with_procs(procs);
   config.accept_queue_capacity = capacity;
   return config;
-}
-
-template <class Body>
-void run_verdict(Body body, const Config& config) {
-  test::Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                          std::chrono::seconds(120));
-  const Verdict verdict = run(body(), config);
-  EXPECT_EQ(verdict, "");
 }
 
 // A listening TCP socket on 127.0.0.1 with `backlog`; its fd and port.
@@ -70,6 +64,34 @@ RawListener raw_listener(int backlog) {
   }
   l.port = ntohs(address.sin_port);
   return l;
+}
+
+// A scenario on an AcceptStream: its body, given the stream and the port
+// its raw listener listens on.
+using StreamScenario = Task<Verdict> (*)(io::AcceptStream& stream, int port);
+
+// Runs `Scenario` on an AcceptStream over a fresh raw listener with
+// `Backlog`, then stops the stream and closes the listener.
+template <int Backlog, StreamScenario Scenario>
+Task<Verdict> on_raw_stream() {
+  RawListener listener = raw_listener(Backlog);
+  if (listener.fd < 0) co_return "listen failed";
+  io::AcceptStream stream(listener.fd);
+  const Verdict verdict = co_await Scenario(stream, listener.port);
+  stream.stop();
+  (void)io::close(listener.fd);
+  co_return verdict;
+}
+
+// Dials `count` clients to `address`, sending nothing.
+Task<absl::StatusOr<std::vector<net::Conn>>> dial_many(std::string address, int count) {
+  std::vector<net::Conn> clients;
+  for (int i = 0; i < count; ++i) {
+    auto conn = co_await net::dial("tcp", address);
+    if (!conn.ok()) co_return conn.status();
+    clients.push_back(std::move(*conn));
+  }
+  co_return clients;
 }
 
 // Dials `count` clients one after another, each writing its index (4
@@ -139,13 +161,10 @@ Task<Verdict> dial_and_accept(io::AcceptStream& stream, int port, int count) {
 // Capacity 3, 12 clients dialled while nobody accepts: 3 wait accepted in
 // the stream (under io_uring), the rest in the backlog; all 12 are then
 // accepted once each, in the order they were dialled.
-Task<Verdict> queue_then_backlog_keeps_order() {
-  RawListener listener = raw_listener(64);
-  if (listener.fd < 0) co_return "listen failed";
-  io::AcceptStream stream(listener.fd);
-  if (Verdict v = co_await dial_and_accept(stream, listener.port, 1); !v.empty()) co_return v;
+Task<Verdict> queue_then_backlog_keeps_order(io::AcceptStream& stream, int port) {
+  if (Verdict v = co_await dial_and_accept(stream, port, 1); !v.empty()) co_return v;
   constexpr int kClients = 12;
-  auto clients = co_await dial_numbered(listener.port, kClients);
+  auto clients = co_await dial_numbered(port, kClients);
   if (!clients.ok()) co_return clients.status().ToString();
   if (multishot_runs()) {
     if (!co_await wait_queued(stream, 3)) co_return "the stream never queued 3 connections";
@@ -160,43 +179,38 @@ Task<Verdict> queue_then_backlog_keeps_order() {
   }
   if (Verdict v = co_await accept_in_order(stream, kClients); !v.empty()) co_return v;
   if (stream.queued() != 0) co_return "results left over";
-  stream.stop();
-  (void)io::close(listener.fd);
   co_return "";
 }
 
 TEST(NetMultishot, ConnectionsArrivingWhileNobodyAcceptsAreQueuedBoundedAndAcceptedInOrder) {
-  run_verdict(queue_then_backlog_keeps_order, tiny_queue_config(2, 3));
+  run_verdict(on_raw_stream<64, queue_then_backlog_keeps_order>, tiny_queue_config(2, 3));
+}
+
+// Capacity 1 on one P: rounds of dials, each accepted until an accept
+// waits 200 ms for nothing.
+Task<Verdict> queue_of_one(io::AcceptStream& stream, int port) {
+  auto clients = co_await dial_numbered(port, 1);
+  if (!clients.ok()) co_return clients.status().ToString();
+  for (int round = 0; round < 3; ++round) {
+    if (round > 0) {
+      auto more = co_await dial_numbered(port, 5);
+      if (!more.ok()) co_return more.status().ToString();
+      for (auto& c : *more) clients->push_back(std::move(c));
+    }
+    while (true) {
+      auto fd = co_await stream.accept(io::IoOptions::timeout(200ms));
+      if (!fd.ok()) {
+        if (fd.status().code() == absl::StatusCode::kDeadlineExceeded) break;
+        co_return fd.status().ToString();
+      }
+      (void)io::close(*fd);
+    }
+  }
+  co_return "";
 }
 
 TEST(NetMultishot, QueueOfOneOnOneP) {
-  run_verdict(
-      []() -> Task<Verdict> {
-        RawListener listener = raw_listener(64);
-        if (listener.fd < 0) co_return "listen failed";
-        io::AcceptStream stream(listener.fd);
-        auto clients = co_await dial_numbered(listener.port, 1);
-        if (!clients.ok()) co_return clients.status().ToString();
-        for (int round = 0; round < 3; ++round) {
-          if (round > 0) {
-            auto more = co_await dial_numbered(listener.port, 5);
-            if (!more.ok()) co_return more.status().ToString();
-            for (auto& c : *more) clients->push_back(std::move(c));
-          }
-          while (true) {
-            auto fd = co_await stream.accept(io::IoOptions::timeout(200ms));
-            if (!fd.ok()) {
-              if (fd.status().code() == absl::StatusCode::kDeadlineExceeded) break;
-              co_return fd.status().ToString();
-            }
-            (void)io::close(*fd);
-          }
-        }
-        stream.stop();
-        (void)io::close(listener.fd);
-        co_return "";
-      },
-      tiny_queue_config(1, 1));
+  run_verdict(on_raw_stream<64, queue_of_one>, tiny_queue_config(1, 1));
 }
 
 // Four acceptors share a stream while 200 clients dial: each connection is
@@ -253,24 +267,19 @@ TEST(NetMultishot, SeveralAcceptorsTakeEachConnectionOnce) {
 
 // An accept that times out while the request stays armed leaves nothing
 // behind: the next connection goes to the next accept.
-Task<Verdict> deadline_then_accept() {
-  RawListener listener = raw_listener(16);
-  if (listener.fd < 0) co_return "listen failed";
-  io::AcceptStream stream(listener.fd);
+Task<Verdict> deadline_then_accept(io::AcceptStream& stream, int port) {
   for (int round = 0; round < 3; ++round) {
     auto late = co_await stream.accept(io::IoOptions::timeout(10ms));
     if (late.status().code() != absl::StatusCode::kDeadlineExceeded) {
       co_return "expected a deadline, got " + late.status().ToString();
     }
-    if (Verdict v = co_await dial_and_accept(stream, listener.port, 1); !v.empty()) co_return v;
+    if (Verdict v = co_await dial_and_accept(stream, port, 1); !v.empty()) co_return v;
   }
-  stream.stop();
-  (void)io::close(listener.fd);
   co_return "";
 }
 
 TEST(NetMultishot, AcceptDeadlineWhileArmedLosesNoConnection) {
-  run_verdict(deadline_then_accept, tiny_queue_config(2, 4));
+  run_verdict(on_raw_stream<16, deadline_then_accept>, tiny_queue_config(2, 4));
 }
 
 // stop() with an accept parked: it fails with EBADF once the fd is closed
@@ -321,15 +330,11 @@ Task<Verdict> close_closes_queued() {
   if (!warm.ok()) co_return warm.status().ToString();
   auto first = co_await listener->accept();
   if (!first.ok()) co_return first.status().ToString();
-  std::vector<net::Conn> clients;
-  for (int i = 0; i < 4; ++i) {
-    auto c = co_await net::dial("tcp", address);
-    if (!c.ok()) co_return c.status().ToString();
-    clients.push_back(std::move(*c));
-  }
+  auto clients = co_await dial_many(address, 4);
+  if (!clients.ok()) co_return clients.status().ToString();
   co_await sleep(20ms);  // lets the queue fill (not needed for the outcome)
   if (auto s = listener->close(); !s.ok()) co_return s.ToString();
-  for (auto& c : clients) {
+  for (auto& c : *clients) {
     char byte;
     c.set_read_deadline(Clock::now() + 30s);
     auto n = co_await c.read(&byte, 1);
@@ -364,12 +369,8 @@ TEST(NetMultishot, RuntimeEndsWithAnAcceptParked) {
             co_await sleep(1h);  // keeps the connection, then parks in the next accept
           }
         }(shared));
-        std::vector<net::Conn> clients;
-        for (int i = 0; i < 3; ++i) {
-          auto c = co_await net::dial("tcp", address);
-          if (!c.ok()) co_return c.status().ToString();
-          clients.push_back(std::move(*c));
-        }
+        auto clients = co_await dial_many(address, 3);
+        if (!clients.ok()) co_return clients.status().ToString();
         co_await sleep(20ms);
         co_return "";
       },
@@ -377,27 +378,22 @@ TEST(NetMultishot, RuntimeEndsWithAnAcceptParked) {
 }
 
 // Listeners with multishot_accept off run the one-shot accept.
+Task<Verdict> accept_one_shot(io::AcceptStream& stream, int port) {
+  auto clients = co_await dial_numbered(port, 3);
+  if (!clients.ok()) co_return clients.status().ToString();
+  for (int i = 0; i < 3; ++i) {
+    auto fd = co_await stream.accept(io::IoOptions::timeout(30s));
+    if (!fd.ok()) co_return fd.status().ToString();
+    if (stream.queued() != 0) co_return "queued with multishot off";
+    (void)io::close(*fd);
+  }
+  co_return "";
+}
+
 TEST(NetMultishot, OneShotAcceptWhenTurnedOff) {
   Config config = tiny_queue_config(2, 8);
   config.multishot_accept = false;
-  run_verdict(
-      []() -> Task<Verdict> {
-        RawListener listener = raw_listener(16);
-        if (listener.fd < 0) co_return "listen failed";
-        io::AcceptStream stream(listener.fd);
-        auto clients = co_await dial_numbered(listener.port, 3);
-        if (!clients.ok()) co_return clients.status().ToString();
-        for (int i = 0; i < 3; ++i) {
-          auto fd = co_await stream.accept(io::IoOptions::timeout(30s));
-          if (!fd.ok()) co_return fd.status().ToString();
-          if (stream.queued() != 0) co_return "queued with multishot off";
-          (void)io::close(*fd);
-        }
-        stream.stop();
-        (void)io::close(listener.fd);
-        co_return "";
-      },
-      config);
+  run_verdict(on_raw_stream<16, accept_one_shot>, config);
 }
 
 // --- Multishot receive ----------------------------------------------------------
@@ -411,16 +407,6 @@ Config tiny_ring_config(unsigned procs) {
   config.receive_buffer_size = 64;
   config.receive_queue_capacity = 2;
   return config;
-}
-
-// Echoes until the peer closes, reading `chunk` bytes at most at a time.
-Task<void> echo_conn(net::Conn conn, std::size_t chunk) {
-  std::vector<char> buffer(chunk);
-  for (;;) {
-    auto n = co_await conn.read(buffer.data(), buffer.size());
-    if (!n.ok() || *n == 0) co_return;
-    if (!(co_await conn.write(buffer.data(), *n)).ok()) co_return;
-  }
 }
 
 // Sends `messages` random messages (1 to 20,000 bytes) and checks each
@@ -458,7 +444,7 @@ Task<Verdict> echo_through_tiny_ring() {
     for (std::size_t i = 0;; ++i) {
       auto conn = co_await l->accept();
       if (!conn.ok()) co_return;
-      go(echo_conn(std::move(*conn), 1 + (i * 997) % 3000));
+      go(test::echo_until_end(std::move(*conn), 1 + (i * 997) % 3000));
     }
   }(std::make_shared<net::Listener>(std::move(*listener))));
   std::vector<JoinHandle<Verdict>> clients;

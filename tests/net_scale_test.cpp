@@ -39,22 +39,13 @@ namespace {
 using namespace std::chrono_literals;
 using test::describe;
 using test::open_fd_count;
+using test::resident_bytes;
 using test::thread_count;
 using test::Verdict;
 
 int connection_count() {
   if (const char* text = std::getenv("GORO_NET_SCALE_CONNECTIONS")) return std::atoi(text);
   return static_cast<int>(test::scaled(10'000, 500));
-}
-
-// Resident set size in bytes (/proc/self/statm).
-long resident_bytes() {
-  FILE* file = std::fopen("/proc/self/statm", "r");
-  if (file == nullptr) return -1;
-  long pages = 0, resident = 0;
-  const int read = std::fscanf(file, "%ld %ld", &pages, &resident);
-  std::fclose(file);
-  return read == 2 ? resident * ::sysconf(_SC_PAGESIZE) : -1;
 }
 
 // 127.<1 + pid % 250>.<1 + round>.1, in host order.

@@ -335,20 +335,11 @@ TEST(NetDial, UnknownNetworkAndBadAddressAreInvalidArgument) {
 
 // --- Echo -----------------------------------------------------------------
 
-Task<void> echo_handler(net::Conn conn) {
-  std::vector<char> buffer(16 * 1024);
-  for (;;) {
-    auto n = co_await conn.read(buffer.data(), buffer.size());
-    if (!n.ok() || *n == 0) co_return;
-    if (!(co_await conn.write(buffer.data(), *n)).ok()) co_return;
-  }
-}
-
 Task<void> echo_server(std::shared_ptr<net::Listener> listener) {
   for (;;) {
     auto conn = co_await listener->accept();
     if (!conn.ok()) co_return;
-    go(echo_handler, std::move(*conn));
+    go(test::echo_until_end, std::move(*conn), std::size_t{16 * 1024});
   }
 }
 
@@ -441,25 +432,17 @@ Task<Verdict> unexpected_eof() {
 TEST(NetConn, ReadFullReportsUnexpectedEofAndKeepsThePart) { run_verdict(unexpected_eof); }
 
 Task<Verdict> peer_reset() {
-  auto listener = co_await net::listen("tcp", "127.0.0.1:0");
-  if (!listener.ok()) co_return describe(listener.status());
   // The peer is a raw socket so that it can close with SO_LINGER 0 (RST).
-  const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (::connect(raw, listener->addr().sockaddr_pointer(), listener->addr().length()) != 0) {
-    co_return "raw connect";
-  }
-  auto server = co_await listener->accept();
-  if (!server.ok()) co_return describe(server.status());
-  auto reader = spawn(read_status, &*server);
+  auto peer = co_await test::raw_peer();
+  if (!peer.ok()) co_return describe(peer.status());
+  auto reader = spawn(read_status, &peer->server);
   co_await sleep(20ms);  // lets the read park first (either order gives the same verdict)
-  linger hard{1, 0};
-  ::setsockopt(raw, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-  ::close(raw);
+  test::close_with_reset(peer->raw);
   const absl::Status read = co_await reader;
   if (net::errno_of(read) != ECONNRESET) co_return "read: " + describe(read);
   // Writing to the reset connection fails too (EPIPE or ECONNRESET), as
   // a value.
-  const absl::Status write = co_await server->write("x", 1);
+  const absl::Status write = co_await peer->server.write("x", 1);
   if (write.ok()) co_return "write to a reset connection succeeded";
   co_return "";
 }

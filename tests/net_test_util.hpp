@@ -3,21 +3,26 @@
 // What the goro::net tests share: a test body is a coroutine returning a
 // Verdict ("" when it passed, else what went wrong), run in a fresh
 // runtime under a watchdog; fresh Unix socket paths; the counts of open
-// fds and threads, for leak checks; and an echo client that checks what
-// comes back byte for byte.
+// fds and threads and the resident set size, for leak checks; a loopback
+// connection whose client end is a raw socket that can reset; an echo
+// handler; and an echo client that checks what comes back byte for byte.
 #ifndef GORO_TESTS_NET_TEST_UTIL_HPP_
 #define GORO_TESTS_NET_TEST_UTIL_HPP_
 
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <goro/goro.hpp>
@@ -25,6 +30,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "test_util.hpp"
 
 namespace goro::test {
@@ -34,13 +40,20 @@ using Verdict = std::string;
 
 inline std::string describe(const absl::Status& status) { return status.ToString(); }
 
+// Runs `body()` (a Task<Verdict>) in a runtime made with `config` and
+// expects "".
+template <class Body>
+void run_verdict(Body body, const Config& config) {
+  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name(),
+                    std::chrono::seconds(120));
+  const Verdict verdict = run(body(), config);
+  EXPECT_EQ(verdict, "");
+}
+
 // Runs `body()` (a Task<Verdict>) with `procs` Ps and expects "".
 template <class Body>
 void run_verdict(Body body, unsigned procs = 2) {
-  Watchdog watchdog(::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                    std::chrono::seconds(120));
-  const Verdict verdict = run(body(), with_procs(procs));
-  EXPECT_EQ(verdict, "");
+  run_verdict(body, with_procs(procs));
 }
 
 // A fresh Unix socket path under /tmp, `what` in its name.
@@ -69,6 +82,54 @@ inline int open_fd_count() { return directory_entries("/proc/self/fd"); }
 
 // The threads of this process now.
 inline int thread_count() { return directory_entries("/proc/self/task"); }
+
+// The resident set size of this process in bytes (/proc/self/statm); -1
+// if it cannot be read.
+inline long resident_bytes() {
+  std::FILE* file = std::fopen("/proc/self/statm", "r");
+  if (file == nullptr) return -1;
+  long pages = 0, resident = 0;
+  const int read = std::fscanf(file, "%ld %ld", &pages, &resident);
+  std::fclose(file);
+  return read == 2 ? resident * ::sysconf(_SC_PAGESIZE) : -1;
+}
+
+// A loopback TCP connection whose client end is a raw socket (so that it
+// can reset: SO_LINGER 0), with the server end as a Conn.
+struct RawPeer {
+  int raw = -1;
+  net::Conn server;
+};
+
+inline Task<absl::StatusOr<RawPeer>> raw_peer() {
+  auto listener = co_await net::listen("tcp", "127.0.0.1:0");
+  if (!listener.ok()) co_return listener.status();
+  const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (::connect(raw, listener->addr().sockaddr_pointer(), listener->addr().length()) != 0) {
+    co_return absl::InternalError("raw connect");
+  }
+  auto server = co_await listener->accept();
+  if (!server.ok()) co_return server.status();
+  co_return RawPeer{raw, std::move(*server)};
+}
+
+// Closes the raw socket `raw` with SO_LINGER 0: its peer sees a reset.
+inline void close_with_reset(int raw) {
+  linger hard{1, 0};
+  ::setsockopt(raw, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  ::close(raw);
+}
+
+// Echoes what `conn` reads, at most `chunk` bytes at a time, until end of
+// stream or an error.
+inline Task<void> echo_until_end(net::Conn conn, std::size_t chunk) {
+  std::vector<char> buffer(chunk);
+  for (;;) {
+    auto n = co_await conn.read(buffer.data(), buffer.size());
+    if (!n.ok() || *n == 0) co_return;
+    if (!(co_await conn.write(buffer.data(), *n)).ok()) co_return;
+  }
+}
 
 // One client of an echo server at `address`: `rounds` messages of random
 // size (1 to 200,000 bytes, from `seed`), each checked byte for byte; a

@@ -253,10 +253,7 @@ struct ContextWithCancelCause {
 class AfterFuncStop {
  public:
   AfterFuncStop() noexcept = default;
-  AfterFuncStop(const AfterFuncStop& other) noexcept : ctx_(other.ctx_), func_(other.func_) {
-    // Relaxed: `other` keeps the node alive (the shared_ptr rule).
-    if (func_ != nullptr) func_->refs.fetch_add(1, std::memory_order_relaxed);
-  }
+  AfterFuncStop(const AfterFuncStop& other) noexcept;
   AfterFuncStop(AfterFuncStop&& other) noexcept
       : ctx_(std::move(other.ctx_)), func_(std::exchange(other.func_, nullptr)) {}
   AfterFuncStop& operator=(AfterFuncStop other) noexcept {
@@ -264,9 +261,7 @@ class AfterFuncStop {
     std::swap(func_, other.func_);
     return *this;
   }
-  ~AfterFuncStop() {
-    if (func_ != nullptr) detail::AfterFunc::release(func_);
-  }
+  ~AfterFuncStop();
 
   bool operator()() const noexcept;
 

@@ -3,11 +3,13 @@
 // Defines: goro::detail::ContextNode (a node of the context tree, shared by
 // the goro::Context handles that refer to it), CancelNode (a node that can
 // be cancelled: with_cancel, with_cancel_cause, with_deadline), ValueNode<T>
-// (with_value), WithoutCancelNode (without_cancel), AfterFunc (one
-// after_func registration), and the error codes a cancelled node records.
-// goro/context.hpp builds the public API on these; lib/context.cpp
-// implements them and opens with the design (glossary, invariants,
-// cancellation step by step, memory orders, rejected alternatives).
+// (with_value), WithoutCancelNode (without_cancel), and the error codes a
+// cancelled node records. AfterFunc (one after_func registration) is only
+// named here: it holds the goroutine's Task and lives in lib/context.cpp,
+// so this header needs no goroutine type. goro/context.hpp builds the
+// public API on these; lib/context.cpp implements them and opens with the
+// design (glossary, invariants, cancellation step by step, memory orders,
+// rejected alternatives).
 #ifndef GORO_DETAIL_CONTEXT_NODE_HPP_
 #define GORO_DETAIL_CONTEXT_NODE_HPP_
 
@@ -22,7 +24,6 @@
 #include "goro/detail/cpu_relax.hpp"
 #include "goro/detail/spinlock.hpp"
 #include "goro/detail/timer.hpp"
-#include "goro/task.hpp"
 
 namespace goro {
 
@@ -32,6 +33,7 @@ class RecvChan;  // goro/chan.hpp; only lib/context.cpp needs it whole
 namespace detail {
 
 class CancelNode;
+struct AfterFunc;  // one after_func registration (lib/context.cpp)
 
 // Why a node was cancelled (CancelNode::code). 0 while it is not.
 enum class CancelCode : std::uint8_t { kNone = 0, kCanceled = 1, kDeadlineExceeded = 2 };
@@ -128,34 +130,6 @@ class WithoutCancelNode final : public ContextNode {
   // Adopts the reference to `parent`.
   explicit WithoutCancelNode(ContextNode* parent) noexcept
       : ContextNode(Kind::kWithoutCancel, parent, nullptr, kNoContextDeadline, nullptr) {}
-};
-
-// One after_func registration: the goroutine to start once the context is
-// done, not started yet. Shared by the stop handle (AfterFuncStop) and the
-// registration (the canceller's list, or whoever took it from there); the
-// last reference frees it. See lib/context.cpp, "After-funcs".
-struct AfterFunc {
-  explicit AfterFunc(Task<void> task) noexcept : body(std::move(task)) {}
-
-  // Drops a reference; the last frees the node (and an unstarted body).
-  static void release(AfterFunc* f) noexcept {
-    // acq_rel: the freeing thread sees every other holder's writes (the
-    // body moved out or reset by whoever claimed it).
-    if (f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete f;
-  }
-  // Decides f's fate once: true for the one caller (the canceller starting
-  // it, or stop) that may touch `body`. acq_rel: the winner's accesses to
-  // the body come after every earlier holder's (release of the node is
-  // ordered by `refs` in any case; this keeps the claim self-contained).
-  [[nodiscard]] bool claim() noexcept { return !claimed.exchange(true, std::memory_order_acq_rel); }
-
-  std::atomic<std::uint32_t> refs{1};
-  std::atomic<bool> claimed{false};
-  Task<void> body;  // the goroutine; touched only by the claim's winner
-  // Guarded by the owning CancelNode's mu_: the links in its list.
-  AfterFunc* prev = nullptr;
-  AfterFunc* next = nullptr;
-  bool linked = false;
 };
 
 // with_cancel's, with_cancel_cause's and with_deadline's node. Everything
