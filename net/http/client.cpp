@@ -71,8 +71,9 @@
 //     reader would usually have seen the close and dialed instead.
 //   * A goro::Mutex (parking) for the pool: the critical sections are a
 //     few moves (invariant 2), so a parked waiter would cost more than the
-//     wait. A std::mutex behind clang's thread-safety annotations
-//     (net/mutex.hpp, NetFd's lock, for the same reason).
+//     wait. A std::mutex, as the server's registry of connections uses
+//     (ThreadSanitizer intercepts it; Debian's Abseil is not built for
+//     it, so absl::Mutex's edges would be invisible to it).
 //   * Pipelining requests on a pooled connection: a slow response would
 //     hold up the ones behind it, and an error would lose them all;
 //     connections are cheap, so each request gets its own.
@@ -87,6 +88,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -94,8 +96,6 @@
 #include <utility>
 #include <vector>
 
-#include "../mutex.hpp"
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -133,7 +133,7 @@ struct ClientState {
     std::vector<IdleConnection> expired;  // closed after the lock (invariant 2)
     std::optional<net::Conn> taken;
     {
-      net::internal::MutexLock lock(&mutex);
+      std::lock_guard lock(mutex);
       const auto found = idle.find(host_key);
       if (found == idle.end()) return std::nullopt;
       std::vector<IdleConnection>& connections = found->second;
@@ -170,7 +170,7 @@ struct ClientState {
   void put(const std::string& host_key, net::Conn conn) {
     std::optional<IdleConnection> dropped;  // closed after the lock
     {
-      net::internal::MutexLock lock(&mutex);
+      std::lock_guard lock(mutex);
       if (options.max_idle_connections_per_host == 0) {
         dropped.emplace(IdleConnection{std::move(conn), {}});
       } else {
@@ -189,21 +189,22 @@ struct ClientState {
   void close_idle() {
     absl::flat_hash_map<std::string, std::vector<IdleConnection>> closing;
     {
-      net::internal::MutexLock lock(&mutex);
+      std::lock_guard lock(mutex);
       closing.swap(idle);
       idle_count = 0;
     }
   }
 
   std::size_t idle_connections() {
-    net::internal::MutexLock lock(&mutex);
+    std::lock_guard lock(mutex);
     return idle_count;
   }
 
   const ClientOptions options;
-  net::internal::Mutex mutex;
-  absl::flat_hash_map<std::string, std::vector<IdleConnection>> idle ABSL_GUARDED_BY(mutex);
-  std::size_t idle_count ABSL_GUARDED_BY(mutex) = 0;
+  std::mutex mutex;
+  // Under `mutex`.
+  absl::flat_hash_map<std::string, std::vector<IdleConnection>> idle;
+  std::size_t idle_count = 0;
 };
 
 namespace {
