@@ -6,11 +6,12 @@
 # server's CPU per request (utime+stime from /proc/PID/stat of the server
 # and its children, before and after, over the requests wrk counted).
 # usage: scripts/bench-http.sh [ROUNDS] [CONNS] [SECONDS]   (default 3 50 5)
+#   PIPELINE=N pipelines N requests per write (benchmarks/pipeline.lua).
 #   Needs build/release/examples/http_server, wrk, and the anchors built
 #   into $ANCHORS (default /tmp/goro-anchors; see ../shared/anchors/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3} conns=${2:-50} seconds=${3:-5}
+rounds=${1:-3} conns=${2:-50} seconds=${3:-5} pipeline=${PIPELINE:-1}
 anchors=${ANCHORS:-/tmp/goro-anchors}
 nginx_serve=${NGINX_SERVE:-../shared/anchors/nginx/serve.sh}
 http_server=build/release/examples/http_server
@@ -21,7 +22,13 @@ source scripts/lib/server_bench.sh
 load() {
   local name=$1 pid=$2 path=$3
   local before; before=$(server_cpu_ticks "$pid")
-  local out; out=$(wrk -t1 -c"$conns" -d"${seconds}s" --latency "http://127.0.0.1:$port$path")
+  local out
+  if ((pipeline > 1)); then
+    out=$(PIPELINE_DEPTH=$pipeline wrk -t1 -c"$conns" -d"${seconds}s" --latency \
+      -s benchmarks/pipeline.lua "http://127.0.0.1:$port" -- "$path")
+  else
+    out=$(wrk -t1 -c"$conns" -d"${seconds}s" --latency "http://127.0.0.1:$port$path")
+  fi
   local after; after=$(server_cpu_ticks "$pid")
   local requests; requests=$(awk '/requests in/ {print $1}' <<<"$out")
   local rate; rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
