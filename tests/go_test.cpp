@@ -25,40 +25,8 @@
 
 #include <goro/goro.hpp>
 
+#include "counting_new.hpp"
 #include "test_util.hpp"
-
-// Counts the global operator new calls made by each thread, so that a test
-// can check that starting a goroutine from a callable allocates nothing
-// from the heap. Not under ThreadSanitizer, whose runtime defines operator
-// new itself, nor where frames come from operator new by design.
-#if defined(__SANITIZE_THREAD__)
-#define GORO_TEST_COUNTS_NEW 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GORO_TEST_COUNTS_NEW 0
-#endif
-#endif
-#if !defined(GORO_TEST_COUNTS_NEW) && defined(GORO_SYSTEM_FRAME_ALLOCATOR) && \
-    GORO_SYSTEM_FRAME_ALLOCATOR
-#define GORO_TEST_COUNTS_NEW 0
-#endif
-#ifndef GORO_TEST_COUNTS_NEW
-#define GORO_TEST_COUNTS_NEW 1
-#endif
-
-namespace {
-thread_local long t_global_news = 0;
-}  // namespace
-
-#if GORO_TEST_COUNTS_NEW
-void* operator new(std::size_t size) {
-  ++t_global_news;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#endif
 
 namespace {
 
@@ -266,11 +234,11 @@ TEST(GoCallable, WithoutARuntimeThrowsLogicErrorAndDestroysTheCallable) {
   // Warm up: G records and frame caches for n goroutines exist afterwards.
   for (long i = 0; i < n; ++i) goro::go(add_after_yield, std::ref(ran), 1);
   if (!co_await yield_until_at_least(ran, n)) co_return false;
-  const long before = t_global_news;  // no suspension until `after`
+  const long before = goro::test::news_on_this_thread();  // no suspension until `after`
   for (long i = 0; i < n; ++i) {
     goro::go([&ran](long one) -> Task<void> { co_await add_after_yield(ran, one); }, 1L);
   }
-  const long after = t_global_news;
+  const long after = goro::test::news_on_this_thread();
   const bool all_ran = co_await yield_until_at_least(ran, 2 * n);
   co_return all_ran&& after == before;
 }

@@ -18,43 +18,9 @@
 #include <goro/goro.hpp>
 #include <goro/net.hpp>
 
+#include "counting_new.hpp"
 #include "poller.hpp"
 #include "test_util.hpp"
-
-// Counts the global operator new calls of the whole process (every thread:
-// a worker may run the goroutine that allocates). Not under
-// ThreadSanitizer, whose runtime defines operator new itself, nor where
-// frames come from operator new by design.
-#if defined(__SANITIZE_THREAD__)
-#define GORO_TEST_COUNTS_NEW 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GORO_TEST_COUNTS_NEW 0
-#endif
-#endif
-#if !defined(GORO_TEST_COUNTS_NEW) && defined(GORO_SYSTEM_FRAME_ALLOCATOR) && \
-    GORO_SYSTEM_FRAME_ALLOCATOR
-#define GORO_TEST_COUNTS_NEW 0
-#endif
-#ifndef GORO_TEST_COUNTS_NEW
-#define GORO_TEST_COUNTS_NEW 1
-#endif
-
-namespace {
-// Relaxed: read by the thread that runs the test body after the operations
-// it counts returned to it (a resumption, which the scheduler orders).
-std::atomic<long> global_news{0};
-}  // namespace
-
-#if GORO_TEST_COUNTS_NEW
-void* operator new(std::size_t size) {
-  global_news.fetch_add(1, std::memory_order_relaxed);  // see global_news
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#endif
 
 namespace goro {
 namespace {
@@ -63,7 +29,7 @@ using namespace std::chrono_literals;
 
 constexpr bool kCountsNew = GORO_TEST_COUNTS_NEW != 0;
 
-long news_now() { return global_news.load(std::memory_order_relaxed); }  // see global_news
+long news_now() { return test::news_in_process(); }
 
 bool runs_on_uring() { return std::string(io::poller_backend()) == "io_uring"; }
 
