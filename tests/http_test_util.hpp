@@ -69,7 +69,8 @@ struct RawClient {
   // stream ends first).
   Task<bool> take(std::size_t count, std::string& out) {
     while (buffer.size() < count) {
-      if (!co_await fill()) co_return false;
+      const bool filled = co_await fill();  // named: g++ 12 (goro/task.hpp)
+      if (!filled) co_return false;
     }
     out = buffer.substr(0, count);
     buffer.erase(0, count);
