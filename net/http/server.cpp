@@ -70,21 +70,23 @@ Task<absl::Status> Server::serve(net::Listener listener) {
   const std::size_t limit = state->options.max_connections;
   {
     std::lock_guard<std::mutex> lock(state->mutex);
-    // Under the mutex, which shutdown holds while it closes the listeners:
-    // a listener registered after that sees the flag.
+    // Under the mutex, with which shutdown sets the flag: a loop counted
+    // here sees `draining` cancelled, one that comes later sees the flag.
     if (state->shutting_down.load()) co_return absl::OkStatus();
-    state->listeners.push_back(&listener);
+    state->serving.fetch_add(1);
   }
-  absl::Cleanup unregister = [&state, &listener] {
-    std::lock_guard<std::mutex> lock(state->mutex);
-    std::erase(state->listeners, &listener);
+  absl::Cleanup leave = [&state, &listener] {
+    (void)listener.close();  // before shutdown sees the loop gone
+    state->serving.fetch_sub(1);
   };
   for (;;) {
-    auto conn = co_await listener.accept();
+    auto conn = co_await listener.accept(state->draining);
     if (!conn.ok()) {
-      if (net::is_closed(conn.status())) co_return absl::OkStatus();
+      if (state->draining.cancelled() || net::is_closed(conn.status())) {
+        co_return absl::OkStatus();
+      }
       // EMFILE and the like: pause rather than spin, as Go's Serve does.
-      co_await goro::sleep(10ms);
+      (void)co_await goro::sleep(10ms, state->draining);
       continue;
     }
     // Relaxed: a count (server_state.hpp).
@@ -103,20 +105,26 @@ Task<absl::Status> Server::shutdown(Context ctx) {
     std::lock_guard<std::mutex> lock(state->mutex);
     // Step s1 of the handshake (server_state.hpp), then s2.
     state->shutting_down.store(true);
-    for (net::Listener* listener : state->listeners) (void)listener->close();
     for (internal::Connection* c = state->connections; c != nullptr; c = c->next()) {
       c->close_for_shutdown(/*only_idle=*/true);
     }
   }
-  // Wait for the busy connections, polling as Go's Shutdown does: a
-  // connection ending is not worth a wake-up mechanism of its own.
+  // The serve loops wake and close their listeners (server_state.hpp).
+  state->stop_draining();
+  // Wait for them and for the busy connections, polling as Go's Shutdown
+  // does: a connection ending is not worth a wake-up mechanism of its own.
   auto interval = 1ms;
-  while (state->open_connections.load(std::memory_order_relaxed) > 0) {
+  while (state->serving.load() > 0 || state->open_connections.load(std::memory_order_relaxed) > 0) {
     if (!(co_await goro::sleep(interval, ctx)).ok()) {
-      std::lock_guard<std::mutex> lock(state->mutex);
-      for (internal::Connection* c = state->connections; c != nullptr; c = c->next()) {
-        c->close_for_shutdown(/*only_idle=*/false);
+      {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        for (internal::Connection* c = state->connections; c != nullptr; c = c->next()) {
+          c->close_for_shutdown(/*only_idle=*/false);
+        }
       }
+      // The loops' accepts were cancelled: they are closing their
+      // listeners now, and no dial succeeds once shutdown returns.
+      while (state->serving.load() > 0) co_await goro::sleep(1ms);
       co_return ctx.err();
     }
     interval = std::min<std::chrono::milliseconds>(interval * 2, 50ms);

@@ -3,8 +3,14 @@
 // the options live as long as the last connection, whatever happens to
 // the Server object.
 //
-// Graceful shutdown (Server::shutdown) needs to reach the listeners being
-// served and the connections: both are registered here, under `mutex`.
+// Graceful shutdown (Server::shutdown) needs to reach the serve() loops
+// and the connections. A loop counts itself in `serving` under `mutex`
+// unless shutting_down is set, and accepts with `draining`, which shutdown
+// cancels after setting shutting_down: the accept wakes and the loop closes
+// its own listener as it returns. No lock is held across that close, which
+// may wait for other Ps' rings (goro::io::close, C4), and the listener dies
+// with the loop's frame, which nothing else touches. Connections are
+// registered here under `mutex`.
 //
 // Shutdown's handshake with a connection about to wait for its next
 // request (the connection's steps c1-c2, shutdown's s1-s2):
@@ -18,15 +24,17 @@
 // "Connection: close" in the response when it sees it before the head).
 //
 // `mutex` is a std::mutex: its critical sections are a few pointer
-// updates and Conn::close calls, and are never held across a park.
+// updates and Conn::close calls (a close with operations in flight only
+// wakes them; the last one out releases the fd), and are never held
+// across a park.
 #ifndef GORO_NET_HTTP_SERVER_STATE_HPP_
 #define GORO_NET_HTTP_SERVER_STATE_HPP_
 
 #include <atomic>
 #include <cstddef>
 #include <mutex>
-#include <vector>
 
+#include "goro/context.hpp"
 #include "goro/http/server.hpp"
 #include "goro/net/listener.hpp"
 
@@ -35,7 +43,11 @@ namespace goro::http::internal {
 class Connection;
 
 struct ServerState {
-  ServerState(Handler h, ServerOptions o) : handler(std::move(h)), options(o) {}
+  ServerState(Handler h, ServerOptions o) : handler(std::move(h)), options(o) {
+    auto [context, cancel] = with_cancel(background());
+    draining = std::move(context);
+    stop_draining = std::move(cancel);
+  }
 
   Handler handler;
   const ServerOptions options;
@@ -46,9 +58,13 @@ struct ServerState {
 
   // Set once by shutdown (the handshake above).
   std::atomic<bool> shutting_down{false};
+  // Cancelled by shutdown after s1: the serve() loops' accepts wake.
+  Context draining;
+  CancelFunc stop_draining;
+  // serve() loops running, each counted under `mutex` (see the top).
+  std::atomic<int> serving{0};
   std::mutex mutex;
-  std::vector<net::Listener*> listeners;  // serve() calls running
-  Connection* connections = nullptr;      // the registered ones, linked
+  Connection* connections = nullptr;  // the registered ones, linked
 };
 
 }  // namespace goro::http::internal
