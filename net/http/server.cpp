@@ -73,11 +73,11 @@ Task<absl::Status> Server::serve(net::Listener listener) {
     // Under the mutex, with which shutdown sets the flag: a loop counted
     // here sees `draining` cancelled, one that comes later sees the flag.
     if (state->shutting_down.load()) co_return absl::OkStatus();
-    state->serving.fetch_add(1);
+    state->serving.fetch_add(1, std::memory_order_relaxed);  // under the mutex
   }
   absl::Cleanup leave = [&state, &listener] {
-    (void)listener.close();  // before shutdown sees the loop gone
-    state->serving.fetch_sub(1);
+    (void)listener.close();                                  // before shutdown sees the loop gone
+    state->serving.fetch_sub(1, std::memory_order_release);  // see serving
   };
   for (;;) {
     auto conn = co_await listener.accept(state->draining);
@@ -114,7 +114,8 @@ Task<absl::Status> Server::shutdown(Context ctx) {
   // Wait for them and for the busy connections, polling as Go's Shutdown
   // does: a connection ending is not worth a wake-up mechanism of its own.
   auto interval = 1ms;
-  while (state->serving.load() > 0 || state->open_connections.load(std::memory_order_relaxed) > 0) {
+  while (state->serving.load(std::memory_order_acquire) > 0 ||
+         state->open_connections.load(std::memory_order_relaxed) > 0) {
     if (!(co_await goro::sleep(interval, ctx)).ok()) {
       {
         std::lock_guard<std::mutex> lock(state->mutex);
@@ -124,7 +125,7 @@ Task<absl::Status> Server::shutdown(Context ctx) {
       }
       // The loops' accepts were cancelled: they are closing their
       // listeners now, and no dial succeeds once shutdown returns.
-      while (state->serving.load() > 0) co_await goro::sleep(1ms);
+      while (state->serving.load(std::memory_order_acquire) > 0) co_await goro::sleep(1ms);
       co_return ctx.err();
     }
     interval = std::min<std::chrono::milliseconds>(interval * 2, 50ms);

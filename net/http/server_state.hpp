@@ -62,6 +62,10 @@ struct ServerState {
   Context draining;
   CancelFunc stop_draining;
   // serve() loops running, each counted under `mutex` (see the top).
+  // The increment is ordered by `mutex` (relaxed is enough: shutdown reads
+  // it only after its own critical section). The decrement is a release
+  // after the loop closed its listener, and shutdown's loads acquire: a
+  // shutdown that sees 0 sees every listener closed.
   std::atomic<int> serving{0};
   std::mutex mutex;
   Connection* connections = nullptr;  // the registered ones, linked
