@@ -181,10 +181,13 @@ Task<QueueResult> ten_calls_under_a_cap_of_two(QueuedCalls* calls) {
   for (int i = 0; i < 10; ++i) {
     handles.push_back(spawn(call_in_turn(calls, i)));
     // Call i is made before goroutine i + 1 starts: running (the first
-    // two) or waiting behind the others.
+    // two) or waiting behind the others. A call joins the queue before its
+    // P counts it as queued, so both figures are awaited.
     const bool made = i < 2 ? co_await test::yield_until_at_least(calls->started, i + 1)
                             : co_await yield_until([i] {
-                                return scheduler_stats().blocking_queue_length == i - 1u;
+                                const SchedulerStats s = scheduler_stats();
+                                return s.blocking_queue_length == i - 1u &&
+                                       s.blocking_calls_queued == i - 1u;
                               });
     if (!made) co_return r;
   }
