@@ -277,9 +277,12 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
     p.release_handoffs.store(release, std::memory_order_relaxed);
   }
   if (release && queued) view_.notify_work_available();
-  // While a P has queued goroutines and another is idle, keep looking
-  // every kMinDelayNanos: held-back handoffs wait for this check.
-  return queued && view_.idle_procs() != 0;
+  // While a P holds back handoff entries, or its queue is stuck, and
+  // another P is idle, keep looking every kMinDelayNanos: those entries
+  // wait for this check. A queue that moves needs no such rounds: whoever
+  // queued its other goroutines woke a P for them (ready_goroutine,
+  // Poller::finish_batch).
+  return (queued_handoffs || stuck) && view_.idle_procs() != 0;
 }
 
 void Sysmon::loop() {
@@ -339,7 +342,8 @@ void Sysmon::loop() {
       sleeping_.store(true, std::memory_order_seq_cst);
       if (view_.all_idle()) parker_.park_until(wake_at);
       sleeping_.store(false, std::memory_order_relaxed);
-      idle_rounds = 0;
+      // The sleep counts as a round with nothing to do: a server whose Ps
+      // go idle between bursts of requests keeps sysmon backed off.
     } else {
       quiet_since_ = 0;
       parker_.park_until(now + delay);

@@ -19,8 +19,8 @@
 //      microseconds between synchronisations while others wait: it lets
 //      thieves take that queue's handoff entries (PCore::release_handoffs,
 //      which thieves otherwise leave with their partners) and wakes an
-//      idle worker. While some P has
-//      queued goroutines and another is idle, rounds stay 20 us apart;
+//      idle worker. While some P holds back handoff entries (or its
+//      queue is stuck) and another is idle, rounds stay 20 us apart;
 //   1c. rescues the I/O of a P that has run one goroutine for
 //      kIoRescueNanos or more while ops wait in pollers (poller.hpp,
 //      "Rescuing a busy P's I/O"): the P does not poll meanwhile, so
@@ -45,7 +45,11 @@
 //      deadlock (deadlock.cpp).
 // It sleeps between rounds, 20 us at first and doubling after 50 rounds
 // with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
-// (or until the next scavenge) while every P is idle.
+// (or until the next scavenge) while every P is idle. That sleep counts as
+// a round with nothing to do and leaves the delay as it was: a server's Ps
+// go idle between bursts of requests hundreds of times a second, and
+// starting over at 20 us after each would keep sysmon polling (a futex
+// sleep and a thread-CPU-clock read per P each round) for nothing.
 //
 // A stall is detected from two per-P atomics the worker writes with plain
 // relaxed stores around each resume: the id of the goroutine it resumed
