@@ -97,7 +97,6 @@
 #include <string>
 #include <system_error>
 #include <thread>
-#include <vector>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
@@ -142,13 +141,14 @@ extern "C" void on_signal(int signal) {
   in_handler.fetch_add(1);  // seq_cst: see "Memory orders"
   const std::uint64_t mask = bit(signal);
   for (Slot& slot : slots) {
+    // seq_cst, both: ordered after the increment above (see "Memory orders")
     if ((slot.signals.load() & mask) == 0) continue;
     const int fd = slot.write_fd.load();
     if (fd < 0) continue;
     const auto byte = static_cast<unsigned char>(signal);
     (void)!::write(fd, &byte, 1);  // EAGAIN on a full pipe: a byte is waiting already
   }
-  in_handler.fetch_sub(1);
+  in_handler.fetch_sub(1);  // seq_cst: stopping's step 2 waits for this
   errno = saved_errno;
 }
 
@@ -188,7 +188,9 @@ struct SignalNotification {
       if (r.taken[i]) continue;
       r.taken[i] = true;
       slot = i;
-      slots[i].write_fd.store(write_fd);  // before the mask: the handler reads the mask first
+      // seq_cst (release would do here): the fd before the mask, which the
+      // handler reads first, so a handler that sees the mask sees the fd.
+      slots[i].write_fd.store(write_fd);
       slots[i].signals.store(signals);
       struct sigaction action {};
       action.sa_handler = on_signal;
@@ -210,6 +212,7 @@ struct SignalNotification {
     {
       Registry& r = registry();
       std::lock_guard lock(r.mutex);
+      // seq_cst: against the handler's increment of in_handler, step 2 below
       slots[slot].signals.store(0);
       slots[slot].write_fd.store(-1);
       for (int signal = 1; signal <= kMaxSignal; ++signal) {
@@ -221,7 +224,7 @@ struct SignalNotification {
       slot = -1;
     }
     // A handler is a few system calls long: yielding the thread is enough.
-    while (in_handler.load() != 0) std::this_thread::yield();
+    while (in_handler.load() != 0) std::this_thread::yield();  // seq_cst: "Memory orders"
     ::close(write_fd);
     write_fd = -1;
   }

@@ -181,5 +181,11 @@ TEST(SignalContext, UncatchableSignalIsRejected) {
   }());
 }
 
+TEST(SignalContext, OutsideARuntimeThrowsAndRegistersNothing) {
+  CountingHandler counting(SIGUSR1);
+  EXPECT_THROW((void)signal_context(background(), {SIGUSR1}), std::logic_error);
+  EXPECT_EQ(installed_handler(SIGUSR1), &count_signal);
+}
+
 }  // namespace
 }  // namespace goro

@@ -94,8 +94,12 @@ struct SignalContext {
 //    run() returns, that goroutine is gone: the context is then no longer
 //    cancelled by a signal, but the signals stay caught until stop.
 //  * Throws std::invalid_argument for a signal that cannot be caught
-//    (SIGKILL, SIGSTOP) or is no signal number, and std::system_error when
-//    the process has no file descriptors left; nothing is registered then.
+//    (SIGKILL, SIGSTOP) or is no signal number (1 to 64), std::system_error
+//    when the process has no file descriptors left, std::length_error with
+//    64 registrations alive at once, and std::logic_error with no runtime
+//    running; nothing stays registered then.
+//  * Costs a pipe (two file descriptors) and a parked goroutine per
+//    registration.
 [[nodiscard("hold the stop function: destroying it unregisters at once")]] SignalContext
 signal_context(const Context& parent, std::initializer_list<int> signals);
 
