@@ -46,8 +46,8 @@
 
 namespace {
 
-constexpr std::size_t kBacklog = 16;         // messages a client may fall behind by
-constexpr std::size_t kMaxLine = 4096;       // longer lines are cut
+constexpr std::size_t kBacklog = 16;    // messages a client may fall behind by
+constexpr std::size_t kMaxLine = 4096;  // longer lines are cut
 constexpr std::size_t kReadBuffer = 4096;
 
 struct Client {
@@ -87,32 +87,34 @@ goro::Task<void> broadcaster(Room room) {
       }
     }
   };
-  for (bool open = true; open;) {
-    co_await goro::select(
-        goro::on(goro::recv_from(room.messages),
-                 [&](std::optional<std::string> message) {
-                   if (message) announce(std::move(*message));
-                   else open = false;  // the server has shut down
-                 }),
-        goro::on(goro::recv_from(room.entering),
-                 [&](std::optional<Client> client) {
-                   const std::string name = client->name;
-                   clients.emplace(client->id, std::move(*client));
-                   announce(name + " has joined");
-                 }),
-        goro::on(goro::recv_from(room.leaving), [&](std::optional<int> id) {
-          auto node = clients.extract(*id);
-          if (node.empty()) return;  // dropped already
-          node.mapped().out.close();
-          announce(node.mapped().name + " has left");
-        }));
+  bool open = true;
+  auto on_message = [&](std::optional<std::string> message) {
+    open = message.has_value();  // closed: the server has shut down
+    if (open) announce(std::move(*message));
+  };
+  auto on_entering = [&](std::optional<Client> client) {
+    const std::string name = client->name;
+    clients.emplace(client->id, std::move(*client));
+    announce(name + " has joined");
+  };
+  auto on_leaving = [&](std::optional<int> id) {
+    auto node = clients.extract(*id);
+    if (node.empty()) return;  // dropped already
+    node.mapped().out.close();
+    announce(node.mapped().name + " has left");
+  };
+  while (open) {
+    co_await goro::select(goro::on(goro::recv_from(room.messages), on_message),
+                          goro::on(goro::recv_from(room.entering), on_entering),
+                          goro::on(goro::recv_from(room.leaving), on_leaving));
   }
 }
 
 // Writes what the room sends to `conn` until the room closes the channel
 // or drops the client (`ctx`), then closes the connection (which also ends
 // the client's reader).
-goro::Task<void> write_lines(goro::Context ctx, goro::net::Conn& conn, goro::Chan<std::string> out) {
+goro::Task<void> write_lines(goro::Context ctx, goro::net::Conn& conn,
+                             goro::Chan<std::string> out) {
   while (auto line = co_await out.recv()) {
     if (!(co_await conn.write(line->data(), line->size(), ctx)).ok()) break;
   }
@@ -179,10 +181,11 @@ goro::Task<int> serve(std::string address) {
   Room room;
   auto broadcasting = goro::spawn(broadcaster(room));
   auto next_id = std::make_shared<std::atomic<int>>(0);
-  goro::net::Server server([room, next_id](goro::Context, goro::net::Conn conn) -> goro::Task<void> {
-    // relaxed: the ids only need to differ
-    co_await handle(room, next_id->fetch_add(1, std::memory_order_relaxed), std::move(conn));
-  });
+  goro::net::Server server(
+      [room, next_id](goro::Context, goro::net::Conn conn) -> goro::Task<void> {
+        // relaxed: the ids only need to differ
+        co_await handle(room, next_id->fetch_add(1, std::memory_order_relaxed), std::move(conn));
+      });
   auto serving = goro::spawn(server.serve(std::move(*listener)));
 
   (void)co_await stopping.done().recv();

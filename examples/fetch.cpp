@@ -40,7 +40,8 @@ struct Result {
 
 goro::Task<Result> fetch(goro::http::Client& client, goro::Context ctx, std::string url) {
   auto response = co_await client.get(url, ctx);
-  if (!response.ok()) co_return Result{absl::StrCat(url, ": error: ", response.status().ToString())};
+  if (!response.ok())
+    co_return Result{absl::StrCat(url, ": error: ", response.status().ToString())};
   co_return Result{absl::StrCat(url, ": ", response->status_code, " ", response->reason, ", ",
                                 response->body.size(), " bytes"),
                    true};

@@ -21,9 +21,9 @@
 // waits, blocking calls, allocator bytes) and exits 0. Try:
 //   curl -i http://127.0.0.1:8080/json
 //   wrk -t1 -c50 -d5s http://127.0.0.1:8080/plaintext
-#include <csignal>
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -75,7 +75,8 @@ goro::Task<int> serve(std::string address) {
   std::fflush(stdout);
   auto [grace, release] = goro::with_timeout(goro::background(), 5s);
   const absl::Status shutdown = co_await server.shutdown(grace);
-  if (!shutdown.ok()) std::printf("http_server: connections cut off: %s\n", shutdown.ToString().c_str());
+  if (!shutdown.ok())
+    std::printf("http_server: connections cut off: %s\n", shutdown.ToString().c_str());
   const absl::Status served = co_await serving;
   if (!served.ok()) std::fprintf(stderr, "http_server: %s\n", served.ToString().c_str());
   co_return served.ok() ? 0 : 1;
@@ -93,7 +94,8 @@ void print_summary() {
   std::printf("runtime: I/O waits %" PRIu64 ", blocking calls %" PRIu64 "\n", stats.io_waits,
               stats.blocking_calls);
   std::uint64_t frames = 0;
-  for (const goro::SizeClassStats& size_class : memory.size_classes) frames += size_class.allocations;
+  for (const goro::SizeClassStats& size_class : memory.size_classes)
+    frames += size_class.allocations;
   std::printf("runtime: allocator frames allocated %" PRIu64 ", bytes mapped %" PRIu64
               ", in use %" PRIu64 "\n",
               frames, memory.bytes_mapped, memory.bytes_in_use);

@@ -254,7 +254,8 @@ SignalContext signal_context(const Context& parent, std::initializer_list<int> s
   auto notification = std::make_shared<detail::SignalNotification>();
   for (int signal : signals) {
     if (signal < 1 || signal > detail::kMaxSignal || signal == SIGKILL || signal == SIGSTOP) {
-      throw std::invalid_argument(absl::StrCat("goro::signal_context: cannot catch signal ", signal));
+      throw std::invalid_argument(
+          absl::StrCat("goro::signal_context: cannot catch signal ", signal));
     }
     notification->signals |= detail::bit(signal);
   }
@@ -275,7 +276,8 @@ SignalContext signal_context(const Context& parent, std::initializer_list<int> s
 std::optional<int> signal_number(const absl::Status& cause) {
   const auto payload = cause.GetPayload(detail::kSignalPayloadUrl);
   int signal = 0;
-  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &signal)) return std::nullopt;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &signal))
+    return std::nullopt;
   return signal;
 }
 

@@ -45,7 +45,9 @@ class ChatClient {
   ~ChatClient() { close(); }
 
   [[nodiscard]] bool connected() const { return fd_ >= 0; }
-  bool say(const std::string& line) { return write_all(fd_, (line + "\n").data(), line.size() + 1); }
+  bool say(const std::string& line) {
+    return write_all(fd_, (line + "\n").data(), line.size() + 1);
+  }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;

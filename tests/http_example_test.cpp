@@ -74,7 +74,8 @@ TEST(HttpExample, AnswersPlaintextAndJsonThenShutsDownOnSigterm) {
   const std::size_t poller = output.find("\nruntime: poller ");
   ASSERT_NE(poller, std::string::npos) << output;
   const std::size_t poller_name = poller + std::string("\nruntime: poller ").size();
-  EXPECT_TRUE(expected_poller(output.substr(poller_name, output.find(',', poller_name) - poller_name)))
+  EXPECT_TRUE(
+      expected_poller(output.substr(poller_name, output.find(',', poller_name) - poller_name)))
       << output;
   for (const char* line : {"\nruntime: goroutines started ", "\nruntime: steals ",
                            "\nruntime: I/O waits ", "\nruntime: allocator frames allocated "}) {
@@ -97,19 +98,20 @@ TEST(HttpExample, FetchPrintsStatusAndSizePerUrlInTheOrderGiven) {
   ASSERT_TRUE(address.ok()) << address.status();
   const std::string base = "http://" + address->to_string();
   // More URLs than fetch runs at once (4), so that some wait for a slot.
-  const std::vector<std::string> urls = {base + "/json", base + "/plaintext", base + "/",
-                                         base + "/missing", base + "/json", base + "/plaintext"};
+  const std::vector<std::string> urls = {base + "/json", base + "/plaintext",
+                                         base + "/",     base + "/missing",
+                                         base + "/json", base + "/plaintext"};
 
   goro::test::ExampleProcess fetch(FETCH_PATH, urls);
   ASSERT_TRUE(fetch.started());
   const std::string output = fetch.read_to_end(30'000);
   const int status = fetch.wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_EQ(output, urls[0] + ": 200 OK, 27 bytes\n" +      //
-                        urls[1] + ": 200 OK, 13 bytes\n" +  //
-                        urls[2] + ": 200 OK, 13 bytes\n" +  //
-                        urls[3] + ": 404 Not Found, 13 bytes\n" +
-                        urls[4] + ": 200 OK, 27 bytes\n" +  //
+  EXPECT_EQ(output, urls[0] + ": 200 OK, 27 bytes\n" +             //
+                        urls[1] + ": 200 OK, 13 bytes\n" +         //
+                        urls[2] + ": 200 OK, 13 bytes\n" +         //
+                        urls[3] + ": 404 Not Found, 13 bytes\n" +  //
+                        urls[4] + ": 200 OK, 27 bytes\n" +         //
                         urls[5] + ": 200 OK, 13 bytes\n");
   expect_graceful_exit(server);
 }

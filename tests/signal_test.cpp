@@ -4,6 +4,8 @@
 // previous disposition and cancels; registrations of one signal are all
 // told; it works in runtimes run one after the other and after run()
 // returns.
+#include "goro/signal.hpp"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -14,7 +16,6 @@
 #include <thread>
 
 #include "goro/goro.hpp"
-#include "goro/signal.hpp"
 #include "test_util.hpp"
 
 namespace goro {
