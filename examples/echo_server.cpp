@@ -12,9 +12,6 @@
 // kernel pick one). Prints "echo_server: listening on ADDRESS" once it
 // listens and "echo_server: shutting down" when a signal arrives; exits 0
 // once the clients have left (or 5 s later, with their connections closed).
-#include <signal.h>
-#include <sys/signalfd.h>
-
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -22,6 +19,7 @@
 
 #include <goro/goro.hpp>
 #include <goro/net.hpp>
+#include <goro/signal.hpp>
 
 namespace {
 
@@ -36,7 +34,9 @@ goro::Task<void> handle(goro::Context ctx, goro::net::Conn conn) {
   }
 }  // conn's destructor closes the connection
 
-goro::Task<int> serve(std::string address, int signals) {
+goro::Task<int> serve(std::string address) {
+  // Caught from here on: a signal cannot come between "listening" and this.
+  auto [stopping, stop] = goro::signal_context(goro::background(), {SIGINT, SIGTERM});
   auto listener = co_await goro::net::listen("tcp", address);
   if (!listener.ok()) {
     std::fprintf(stderr, "echo_server: %s\n", listener.status().ToString().c_str());
@@ -47,8 +47,8 @@ goro::Task<int> serve(std::string address, int signals) {
   goro::net::Server server(handle);
   auto serving = goro::spawn(server.serve(std::move(*listener)));
 
-  signalfd_siginfo signal;
-  (void)co_await goro::io::read(signals, &signal, sizeof signal);  // SIGINT or SIGTERM
+  (void)co_await stopping.done().recv();
+  stop();  // a second Ctrl-C ends the process at once
   std::printf("echo_server: shutting down\n");
   std::fflush(stdout);
   auto [grace, release] = goro::with_timeout(goro::background(), 5s);
@@ -60,18 +60,4 @@ goro::Task<int> serve(std::string address, int signals) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // SIGINT and SIGTERM wait in a signalfd instead of killing the process
-  // (blocked here, they stay blocked in every thread goro starts; and not
-  // ignored, as a shell leaves SIGINT for a background job, or the kernel
-  // would drop them).
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int signal_number : {SIGINT, SIGTERM}) {
-    sigaddset(&signals, signal_number);
-    std::signal(signal_number, SIG_DFL);
-  }
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  const int signal_fd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-  return goro::run(serve(argc > 1 ? argv[1] : "127.0.0.1:9101", signal_fd));
-}
+int main(int argc, char** argv) { return goro::run(serve(argc > 1 ? argv[1] : "127.0.0.1:9101")); }

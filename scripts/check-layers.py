@@ -41,10 +41,10 @@ LAYERS = [
     ("P", "P: PCore plus each mechanism's per-P state; PMechanisms",
      ["lib/p.hpp", "lib/p.cpp"]),
     ("mechanisms", "timers, the poller and its backends, I/O, blocking calls, sysmon, "
-     "channels' lock, sync, context, group",
+     "channels' lock, sync, context, signals, group",
      ["lib/timers.cpp", "lib/poller.cpp", "lib/poller_uring.cpp", "lib/poller_epoll.cpp",
       "lib/io.cpp", "lib/multishot.cpp", "lib/blocking.cpp", "lib/syscall_threads.cpp", "lib/sysmon.cpp",
-      "lib/chan_lock.cpp", "lib/sync.cpp", "lib/sync_mutex.cpp", "lib/context.cpp",
+      "lib/chan_lock.cpp", "lib/sync.cpp", "lib/sync_mutex.cpp", "lib/context.cpp", "lib/signal.cpp",
       "lib/group.cpp"]),
     ("runtime", "one run(): owns the Ps, the scheduler and the mechanisms; the entry points",
      ["lib/runtime.hpp", "lib/runtime.cpp", "lib/runtime_threads.cpp", "lib/deadlock.cpp"]),

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <goro/net/address.hpp>
 
@@ -33,7 +34,10 @@ class ExampleProcess {
  public:
   // Starts `program` with `argument`, its standard output to a pipe.
   // started() says whether it ran.
-  ExampleProcess(const char* program, const char* argument) {
+  ExampleProcess(const char* program, const char* argument)
+      : ExampleProcess(program, std::vector<std::string>{argument}) {}
+  // The same with several arguments.
+  ExampleProcess(const char* program, std::vector<std::string> arguments) {
     int out[2];
     if (::pipe(out) != 0) return;
     posix_spawn_file_actions_t actions;
@@ -41,9 +45,10 @@ class ExampleProcess {
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, out[0]);
     std::string program_copy = program;
-    std::string argument_copy = argument;
-    char* argv[] = {program_copy.data(), argument_copy.data(), nullptr};
-    if (::posix_spawn(&pid_, program, &actions, nullptr, argv, environ) != 0) pid_ = 0;
+    std::vector<char*> argv = {program_copy.data()};
+    for (std::string& argument : arguments) argv.push_back(argument.data());
+    argv.push_back(nullptr);
+    if (::posix_spawn(&pid_, program, &actions, nullptr, argv.data(), environ) != 0) pid_ = 0;
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
     out_ = out[0];

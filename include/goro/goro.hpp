@@ -24,6 +24,7 @@
 #include "goro/scheduler_stats.hpp"
 #include "goro/select.hpp"
 #include "goro/semaphore.hpp"
+#include "goro/signal.hpp"
 #include "goro/task.hpp"
 #include "goro/time.hpp"
 #include "goro/wait_group.hpp"
