@@ -33,9 +33,9 @@
 // bytes returned completes a request.
 //
 // Errors (connect, read, write, timeout, parse) are counted and never stop
-// the run; the first of each kind is printed at the end. A request whose
-// response has not come within --timeout is a timeout error and its
-// connection is redialled; requests in flight on a connection that fails
+// the run; the first of each kind is printed at the end. A connection with
+// requests in flight that receives nothing for --timeout has a timeout
+// error and is redialled; requests in flight on a connection that fails
 // are dropped, uncounted, as wrk does.
 //
 // Output (standard output): a summary with requests/s, MB/s read, errors,
@@ -735,7 +735,8 @@ constexpr char kUsage[] =
     "  --method M             http: request method (default GET)\n"
     "  --path P               http: request path (default: the URL's)\n"
     "  --timeout D            a response later than this is an error (default 10s)\n"
-    "  --procs N              goro Ps (default: the CPUs available)\n"
+    "  --procs N              goro Ps, worker threads (default: the CPUs available;\n"
+    "                         --threads is the same)\n"
     "  --progress auto|none   progress on standard error (default auto)\n"
     "  --histogram COLUMNS    also print a text histogram of latencies this wide\n"
     "  --json                 also print the results as one JSON line\n";
