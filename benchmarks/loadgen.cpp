@@ -105,9 +105,9 @@ struct Options {
 // What every connection shares, read-only during the run.
 struct Plan {
   Mode mode = Mode::kHttp;
-  std::string address;    // host:port to dial
-  std::string request;    // one request (http) or message (echo)
-  std::string requests;   // `pipeline` copies of it back to back
+  std::string address;   // host:port to dial
+  std::string request;   // one request (http) or message (echo)
+  std::string requests;  // `pipeline` copies of it back to back
   bool head_request = false;
   int pipeline = 1;
   std::chrono::nanoseconds timeout{};
@@ -151,7 +151,8 @@ std::string_view strip_whitespace(std::string_view text) {
 }
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 bool equals_ignore_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
 }
 bool contains_ignore_case(std::string_view text, std::string_view word) {
   for (std::size_t i = 0; i + word.size() <= text.size(); ++i) {
@@ -160,7 +161,8 @@ bool contains_ignore_case(std::string_view text, std::string_view word) {
   return false;
 }
 bool ends_with_ignore_case(std::string_view text, std::string_view word) {
-  return text.size() >= word.size() && equals_ignore_case(text.substr(text.size() - word.size()), word);
+  return text.size() >= word.size() &&
+         equals_ignore_case(text.substr(text.size() - word.size()), word);
 }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // Digits in `base` (10 or 16) only, at most 15 of them (no overflow).
@@ -268,7 +270,8 @@ class HttpResponseCounter {
           pos = input.size();
           break;
       }
-      if (pending_.size() > kMaxHead) return absl::ResourceExhaustedError("response head over 64 KiB");
+      if (pending_.size() > kMaxHead)
+        return absl::ResourceExhaustedError("response head over 64 KiB");
     }
     return absl::OkStatus();
   }
@@ -430,7 +433,8 @@ class EchoCounter {
 // error. `first_due` is its first due time in open loop.
 template <typename Counter>
 goro::Task<void> run_connection(const Plan* plan, ConnectionStats* stats, goro::Context ctx,
-                                Clock::time_point end, Clock::time_point first_due, Counter counter) {
+                                Clock::time_point end, Clock::time_point first_due,
+                                Counter counter) {
   const bool open_loop = plan->interval.count() > 0;
   const auto depth = static_cast<std::size_t>(plan->pipeline);
   const std::size_t request_size = plan->request.size();
@@ -481,7 +485,8 @@ goro::Task<void> run_connection(const Plan* plan, ConnectionStats* stats, goro::
       }
       if (to_send > 0) {
         if (sent.size() == to_send) last_progress = now;  // the timeout runs from here
-        const absl::Status written = co_await conn.write(plan->requests.data(), to_send * request_size);
+        const absl::Status written =
+            co_await conn.write(plan->requests.data(), to_send * request_size);
         if (!written.ok()) {
           if (Clock::now() < end) stats->add_error(kWrite, written);
           break;
@@ -515,22 +520,25 @@ goro::Task<void> run_connection(const Plan* plan, ConnectionStats* stats, goro::
           if (!sent.empty()) on_response(arrived, status);
         });
         if (!sent.empty() && !counter.close_requested()) {
-          stats->add_error(kRead, absl::UnavailableError("the server closed the connection with requests in flight"));
+          stats->add_error(kRead, absl::UnavailableError(
+                                      "the server closed the connection with requests in flight"));
         }
         break;
       }
       stats->bytes_read += *n;
       last_progress = arrived;
       bool unexpected = false;
-      const absl::Status parsed = counter.feed(std::string_view(buffer.data(), *n), [&](int status) {
-        if (sent.empty()) {
-          unexpected = true;
-        } else {
-          on_response(arrived, status);
-        }
-      });
+      const absl::Status parsed =
+          counter.feed(std::string_view(buffer.data(), *n), [&](int status) {
+            if (sent.empty()) {
+              unexpected = true;
+            } else {
+              on_response(arrived, status);
+            }
+          });
       if (!parsed.ok() || unexpected) {
-        stats->add_error(kParse, parsed.ok() ? absl::DataLossError("a response to no request") : parsed);
+        stats->add_error(kParse,
+                         parsed.ok() ? absl::DataLossError("a response to no request") : parsed);
         break;
       }
       // The server closes after this response: what is still in flight is lost.
@@ -603,7 +611,8 @@ void print_histogram(const LatencyHistogram& histogram, int columns) {
   const double step = std::max(high - low, 1e-9) / kRows;
   std::uint64_t counts[kRows] = {};
   histogram.for_each_bucket([&](std::uint64_t lowest, std::uint64_t highest, std::uint64_t count) {
-    const double middle = std::log(static_cast<double>(std::max<std::uint64_t>((lowest + highest) / 2, 1)));
+    const double middle =
+        std::log(static_cast<double>(std::max<std::uint64_t>((lowest + highest) / 2, 1)));
     const int row = std::clamp(static_cast<int>((middle - low) / step), 0, kRows - 1);
     counts[row] += count;
   });
@@ -614,9 +623,10 @@ void print_histogram(const LatencyHistogram& histogram, int columns) {
   for (int row = 0; row < kRows; ++row) {
     const auto from = static_cast<std::uint64_t>(std::exp(low + step * row));
     const auto to = static_cast<std::uint64_t>(std::exp(low + step * (row + 1)));
-    const int bar = static_cast<int>(static_cast<double>(bar_width) * static_cast<double>(counts[row]) /
-                                     static_cast<double>(most));
-    std::printf("%8s - %-8s |%s%*s %5.1f%%\n", format_duration(from).c_str(), format_duration(to).c_str(),
+    const int bar = static_cast<int>(static_cast<double>(bar_width) *
+                                     static_cast<double>(counts[row]) / static_cast<double>(most));
+    std::printf("%8s - %-8s |%s%*s %5.1f%%\n", format_duration(from).c_str(),
+                format_duration(to).c_str(),
                 std::string(static_cast<std::size_t>(bar), '#').c_str(), bar_width - bar, "",
                 100.0 * static_cast<double>(counts[row]) / static_cast<double>(histogram.total()));
   }
@@ -641,19 +651,20 @@ goro::Task<int> run_load(Options options, Plan plan) {
     // Open loop: connection i's schedule starts i/rate into the run, so the
     // connections' due times interleave evenly.
     const Clock::time_point first_due =
-        start + std::chrono::nanoseconds(options.rate > 0 ? static_cast<std::int64_t>(i * 1e9 / options.rate) : 0);
+        start + std::chrono::nanoseconds(
+                    options.rate > 0 ? static_cast<std::int64_t>(i * 1e9 / options.rate) : 0);
     if (plan.mode == Mode::kHttp) {
-      connections.push_back(goro::spawn(run_connection(&plan, stats.back().get(), ctx, end, first_due,
-                                                       HttpResponseCounter(plan.head_request))));
+      connections.push_back(goro::spawn(run_connection(
+          &plan, stats.back().get(), ctx, end, first_due, HttpResponseCounter(plan.head_request))));
     } else {
-      connections.push_back(goro::spawn(run_connection(&plan, stats.back().get(), ctx, end, first_due,
-                                                       EchoCounter(plan.request))));
+      connections.push_back(goro::spawn(run_connection(&plan, stats.back().get(), ctx, end,
+                                                       first_due, EchoCounter(plan.request))));
     }
   }
   std::optional<goro::JoinHandle<void>> progress;
   if (options.progress != Progress::kNone) {
-    progress.emplace(goro::spawn(show_progress(&stats, ctx, start,
-                                               std::chrono::duration<double>(options.duration).count())));
+    progress.emplace(goro::spawn(show_progress(
+        &stats, ctx, start, std::chrono::duration<double>(options.duration).count())));
   }
   for (auto& connection : connections) co_await connection;
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -681,8 +692,9 @@ goro::Task<int> run_load(Options options, Plan plan) {
   const double cpu_per_request_us = requests > 0 ? cpu * 1e6 / static_cast<double>(requests) : 0;
   const char* loop = options.rate > 0 ? "open loop" : "closed loop";
 
-  std::printf("loadgen: %s %s, %d connections, pipeline %d, %.1fs, %s", options.mode == Mode::kHttp ? "http" : "echo",
-              options.target.c_str(), options.connections, options.pipeline, elapsed, loop);
+  std::printf("loadgen: %s %s, %d connections, pipeline %d, %.1fs, %s",
+              options.mode == Mode::kHttp ? "http" : "echo", options.target.c_str(),
+              options.connections, options.pipeline, elapsed, loop);
   if (options.rate > 0) std::printf(" at %.0f req/s", options.rate);
   std::printf(", poller %s, %u procs\n", goro::io::poller_backend(), goro::scheduler_stats().procs);
   std::printf("  requests   %" PRIu64 " (%.1f/s), %.2f MB/s read\n", requests, rate, megabytes);
@@ -695,26 +707,30 @@ goro::Task<int> run_load(Options options, Plan plan) {
   if (options.mode == Mode::kHttp) std::printf(", non-2xx/3xx responses %" PRIu64, non_success);
   std::printf("\n");
   for (int kind = 0; kind < kErrorKinds; ++kind) {
-    if (!first_error[kind].empty()) std::printf("    first %s error: %s\n", kErrorNames[kind], first_error[kind].c_str());
+    if (!first_error[kind].empty())
+      std::printf("    first %s error: %s\n", kErrorNames[kind], first_error[kind].c_str());
   }
   std::printf("  latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
               format_duration(latency.value_at_quantile(0.50)).c_str(),
               format_duration(latency.value_at_quantile(0.90)).c_str(),
               format_duration(latency.value_at_quantile(0.99)).c_str(),
-              format_duration(latency.value_at_quantile(0.999)).c_str(), format_duration(latency.max()).c_str());
+              format_duration(latency.value_at_quantile(0.999)).c_str(),
+              format_duration(latency.max()).c_str());
   std::printf("  loadgen    %.2fs CPU, %.2f us CPU per request\n", cpu, cpu_per_request_us);
   if (options.histogram_columns > 0) print_histogram(latency, options.histogram_columns);
   if (options.json) {
     std::printf(
         "{\"mode\":\"%s\",\"connections\":%d,\"pipeline\":%d,\"rate\":%.0f,\"duration_s\":%.3f,"
-        "\"requests\":%" PRIu64 ",\"requests_per_s\":%.1f,\"bytes_read\":%" PRIu64 ",\"mb_per_s\":%.3f,"
-        "\"errors\":%" PRIu64 ",\"non_2xx_3xx\":%" PRIu64
-        ",\"latency_ns\":{\"p50\":%" PRIu64 ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p99.9\":%" PRIu64
-        ",\"max\":%" PRIu64 "},\"cpu_s\":%.3f,\"cpu_us_per_request\":%.3f,\"poller\":\"%s\"}\n",
-        options.mode == Mode::kHttp ? "http" : "echo", options.connections, options.pipeline, options.rate, elapsed,
-        requests, rate, bytes, megabytes, errors, non_success, latency.value_at_quantile(0.50),
-        latency.value_at_quantile(0.90), latency.value_at_quantile(0.99), latency.value_at_quantile(0.999),
-        latency.max(), cpu, cpu_per_request_us, goro::io::poller_backend());
+        "\"requests\":%" PRIu64 ",\"requests_per_s\":%.1f,\"bytes_read\":%" PRIu64
+        ",\"mb_per_s\":%.3f,"
+        "\"errors\":%" PRIu64 ",\"non_2xx_3xx\":%" PRIu64 ",\"latency_ns\":{\"p50\":%" PRIu64
+        ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p99.9\":%" PRIu64 ",\"max\":%" PRIu64
+        "},\"cpu_s\":%.3f,\"cpu_us_per_request\":%.3f,\"poller\":\"%s\"}\n",
+        options.mode == Mode::kHttp ? "http" : "echo", options.connections, options.pipeline,
+        options.rate, elapsed, requests, rate, bytes, megabytes, errors, non_success,
+        latency.value_at_quantile(0.50), latency.value_at_quantile(0.90),
+        latency.value_at_quantile(0.99), latency.value_at_quantile(0.999), latency.max(), cpu,
+        cpu_per_request_us, goro::io::poller_backend());
   }
   std::fflush(stdout);
   co_return requests > 0 ? 0 : 1;
@@ -752,7 +768,8 @@ bool parse_duration(std::string_view text, std::chrono::nanoseconds* out) {
     scale = 60e9;
   }
   double value = 0;
-  if (!absl::SimpleAtod(std::string(text), &value) || !(value > 0) || value * scale > 1e15) return false;
+  if (!absl::SimpleAtod(std::string(text), &value) || !(value > 0) || value * scale > 1e15)
+    return false;
   *out = std::chrono::nanoseconds(static_cast<std::int64_t>(value * scale));
   return true;
 }
@@ -770,9 +787,9 @@ std::string parse(int argc, char** argv, Options* options, Plan* plan) {
     std::string value;
     const std::size_t equals = name.find('=');
     const bool flag = name == "json" || name == "help";
-    constexpr std::string_view kValued[] = {"mode",   "connections", "pipeline", "duration",  "timeout", "rate",
-                                            "size",   "method",      "path",     "procs",     "threads", "progress",
-                                            "histogram"};
+    constexpr std::string_view kValued[] = {
+        "mode",   "connections", "pipeline", "duration", "timeout",  "rate",     "size",
+        "method", "path",        "procs",    "threads",  "progress", "histogram"};
     const std::string_view bare = name.substr(0, name.find('='));
     if (!flag && std::find(std::begin(kValued), std::end(kValued), bare) == std::end(kValued)) {
       return "unknown option --" + std::string(bare);
@@ -800,26 +817,32 @@ std::string parse(int argc, char** argv, Options* options, Plan* plan) {
         return "--mode is http or echo";
       }
     } else if (name == "connections") {
-      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 1'000'000) return "--connections: 1 or more";
+      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 1'000'000)
+        return "--connections: 1 or more";
       options->connections = number;
     } else if (name == "pipeline") {
-      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 10'000) return "--pipeline: 1 to 10000";
+      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 10'000)
+        return "--pipeline: 1 to 10000";
       options->pipeline = number;
     } else if (name == "duration") {
-      if (!parse_duration(value, &options->duration)) return "--duration: a positive time such as 5s or 500ms";
+      if (!parse_duration(value, &options->duration))
+        return "--duration: a positive time such as 5s or 500ms";
     } else if (name == "timeout") {
-      if (!parse_duration(value, &options->timeout)) return "--timeout: a positive time such as 5s or 500ms";
+      if (!parse_duration(value, &options->timeout))
+        return "--timeout: a positive time such as 5s or 500ms";
     } else if (name == "rate") {
       if (!absl::SimpleAtod(value, &options->rate) || !(options->rate > 0) || options->rate > 1e9) {
         return "--rate: requests per second, more than 0";
       }
     } else if (name == "size") {
       std::uint64_t size = 0;
-      if (!absl::SimpleAtoi(value, &size) || size > (std::uint64_t{1} << 30)) return "--size: 0 to 1 GiB";
+      if (!absl::SimpleAtoi(value, &size) || size > (std::uint64_t{1} << 30))
+        return "--size: 0 to 1 GiB";
       options->size = size;
       options->size_given = true;
     } else if (name == "method") {
-      if (value.empty() || !std::all_of(value.begin(), value.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      if (value.empty() ||
+          !std::all_of(value.begin(), value.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
         return "--method: upper-case letters, such as GET";
       }
       options->method = value;
@@ -830,7 +853,8 @@ std::string parse(int argc, char** argv, Options* options, Plan* plan) {
       }
       options->path = value;
     } else if (name == "procs" || name == "threads") {
-      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 1024) return "--procs: 1 to 1024";
+      if (!absl::SimpleAtoi(value, &number) || number < 1 || number > 1024)
+        return "--procs: 1 to 1024";
       options->procs = static_cast<unsigned>(number);
     } else if (name == "progress") {
       if (value == "auto") {
@@ -841,7 +865,8 @@ std::string parse(int argc, char** argv, Options* options, Plan* plan) {
         return "--progress is auto or none";
       }
     } else if (name == "histogram") {
-      if (!absl::SimpleAtoi(value, &number) || number < 0 || number > 1000) return "--histogram: columns, 0 to 1000";
+      if (!absl::SimpleAtoi(value, &number) || number < 0 || number > 1000)
+        return "--histogram: columns, 0 to 1000";
       options->histogram_columns = number;
     } else {
       return "unknown option --" + std::string(name);
@@ -853,7 +878,8 @@ std::string parse(int argc, char** argv, Options* options, Plan* plan) {
   plan->pipeline = options->pipeline;
   plan->timeout = options->timeout;
   if (options->rate > 0) {
-    plan->interval = std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * options->connections / options->rate));
+    plan->interval = std::chrono::nanoseconds(
+        static_cast<std::int64_t>(1e9 * options->connections / options->rate));
     if (plan->interval.count() == 0) return "--rate: at most 1e9 per second per connection";
   }
   if (options->mode == Mode::kEcho) {
@@ -861,15 +887,18 @@ std::string parse(int argc, char** argv, Options* options, Plan* plan) {
     if (options->target.find('/') != std::string::npos) return "an echo target is HOST:PORT";
     plan->address = options->target;
     plan->request.resize(options->size);
-    for (std::size_t i = 0; i < options->size; ++i) plan->request[i] = static_cast<char>('a' + i % 26);
+    for (std::size_t i = 0; i < options->size; ++i)
+      plan->request[i] = static_cast<char>('a' + i % 26);
   } else {
     std::string_view url = options->target;
-    if (!url.starts_with("http://")) return "the target is http://HOST:PORT[/PATH] (https is not spoken)";
+    if (!url.starts_with("http://"))
+      return "the target is http://HOST:PORT[/PATH] (https is not spoken)";
     url.remove_prefix(7);
     const std::size_t slash = url.find('/');
     const std::string_view host = url.substr(0, slash);
     std::string_view path = slash == std::string_view::npos ? "/" : url.substr(slash);
-    if (host.empty() || std::any_of(path.begin(), path.end(), [](char c) { return c <= ' ' || c == 0x7f; })) {
+    if (host.empty() ||
+        std::any_of(path.begin(), path.end(), [](char c) { return c <= ' ' || c == 0x7f; })) {
       return "bad URL: http://HOST:PORT[/PATH], no spaces";
     }
     if (!options->path.empty()) path = options->path;
@@ -877,7 +906,8 @@ std::string parse(int argc, char** argv, Options* options, Plan* plan) {
                           (host.front() != '[' || host.rfind("]:") != std::string_view::npos);
     plan->address = has_port ? std::string(host) : std::string(host) + ":80";
     plan->head_request = options->method == "HEAD";
-    plan->request = options->method + " " + std::string(path) + " HTTP/1.1\r\nHost: " + std::string(host) + "\r\n";
+    plan->request = options->method + " " + std::string(path) +
+                    " HTTP/1.1\r\nHost: " + std::string(host) + "\r\n";
     if (options->size_given || options->method == "POST" || options->method == "PUT") {
       plan->request += "Content-Length: " + std::to_string(options->size) + "\r\n\r\n";
       plan->request.append(options->size_given ? options->size : 0, 'x');

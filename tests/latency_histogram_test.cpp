@@ -39,8 +39,12 @@ TEST(LatencyHistogram, ValuesBelowTheSubBucketCountAreExact) {
 
 TEST(LatencyHistogram, EveryBucketHoldsItsValueWithinTheRelativeErrorBound) {
   std::mt19937_64 random(42);
-  std::vector<std::uint64_t> values = {kSubBuckets,     kSubBuckets + 1, 2 * kSubBuckets - 1, 2 * kSubBuckets,
-                                       1'000'000'007,   std::uint64_t{1} << 40,
+  std::vector<std::uint64_t> values = {kSubBuckets,
+                                       kSubBuckets + 1,
+                                       2 * kSubBuckets - 1,
+                                       2 * kSubBuckets,
+                                       1'000'000'007,
+                                       std::uint64_t{1} << 40,
                                        std::numeric_limits<std::uint64_t>::max()};
   for (int i = 0; i < 100'000; ++i) values.push_back(random() >> (random() % 64));
   for (const std::uint64_t v : values) {

@@ -66,7 +66,8 @@ std::int64_t json_number(const std::string& output, const std::string& key) {
 }
 
 bool exited_with(const Finished& finished, int code) {
-  return finished.status != -1 && WIFEXITED(finished.status) && WEXITSTATUS(finished.status) == code;
+  return finished.status != -1 && WIFEXITED(finished.status) &&
+         WEXITSTATUS(finished.status) == code;
 }
 
 TEST(Loadgen, DrivesTheHttpServerAndReportsRequests) {
@@ -74,9 +75,9 @@ TEST(Loadgen, DrivesTheHttpServerAndReportsRequests) {
   ASSERT_TRUE(server.started());
   auto address = server.listening_address("http_server: listening on ");
   ASSERT_TRUE(address.ok()) << address.status();
-  const Finished loadgen = run_to_end({LOADGEN_PATH, "--duration=1s", "--connections=4", "--pipeline=2",
-                                       "--json", "--histogram=60",
-                                       "http://" + address->to_string() + "/plaintext"});
+  const Finished loadgen =
+      run_to_end({LOADGEN_PATH, "--duration=1s", "--connections=4", "--pipeline=2", "--json",
+                  "--histogram=60", "http://" + address->to_string() + "/plaintext"});
   EXPECT_TRUE(exited_with(loadgen, 0)) << loadgen.status << "\n" << loadgen.output;
   EXPECT_GT(json_number(loadgen.output, "requests"), 0) << loadgen.output;
   EXPECT_EQ(json_number(loadgen.output, "errors"), 0) << loadgen.output;
@@ -90,8 +91,9 @@ TEST(Loadgen, OpenLoopAtARateReportsRequests) {
   ASSERT_TRUE(server.started());
   auto address = server.listening_address("http_server: listening on ");
   ASSERT_TRUE(address.ok()) << address.status();
-  const Finished loadgen = run_to_end({LOADGEN_PATH, "--duration=1s", "--connections=2", "--rate=200", "--json",
-                                       "http://" + address->to_string() + "/json"});
+  const Finished loadgen =
+      run_to_end({LOADGEN_PATH, "--duration=1s", "--connections=2", "--rate=200", "--json",
+                  "http://" + address->to_string() + "/json"});
   EXPECT_TRUE(exited_with(loadgen, 0)) << loadgen.status << "\n" << loadgen.output;
   EXPECT_GT(json_number(loadgen.output, "requests"), 0) << loadgen.output;
   EXPECT_NE(loadgen.output.find("open loop at 200 req/s"), std::string::npos) << loadgen.output;
@@ -102,8 +104,9 @@ TEST(Loadgen, DrivesTheEchoServerAndReportsRequests) {
   ASSERT_TRUE(server.started());
   auto address = server.listening_address("echo_server: listening on ");
   ASSERT_TRUE(address.ok()) << address.status();
-  const Finished loadgen = run_to_end({LOADGEN_PATH, "--mode=echo", "--duration=1s", "--connections=4",
-                                       "--size=1000", "--pipeline=4", "--json", address->to_string()});
+  const Finished loadgen =
+      run_to_end({LOADGEN_PATH, "--mode=echo", "--duration=1s", "--connections=4", "--size=1000",
+                  "--pipeline=4", "--json", address->to_string()});
   EXPECT_TRUE(exited_with(loadgen, 0)) << loadgen.status << "\n" << loadgen.output;
   EXPECT_GT(json_number(loadgen.output, "requests"), 0) << loadgen.output;
   EXPECT_EQ(json_number(loadgen.output, "errors"), 0) << loadgen.output;
@@ -116,8 +119,8 @@ TEST(Loadgen, NothingListeningIsCountedAsConnectErrorsAndExitsOne) {
   auto address = server.listening_address("echo_server: listening on ");
   ASSERT_TRUE(address.ok()) << address.status();
   (void)server.stop();
-  const Finished loadgen = run_to_end({LOADGEN_PATH, "--duration=500ms", "--connections=2", "--json",
-                                       "http://" + address->to_string() + "/"});
+  const Finished loadgen = run_to_end({LOADGEN_PATH, "--duration=500ms", "--connections=2",
+                                       "--json", "http://" + address->to_string() + "/"});
   EXPECT_TRUE(exited_with(loadgen, 1)) << loadgen.status << "\n" << loadgen.output;
   EXPECT_EQ(json_number(loadgen.output, "requests"), 0) << loadgen.output;
   EXPECT_GT(json_number(loadgen.output, "errors"), 0) << loadgen.output;
@@ -125,10 +128,12 @@ TEST(Loadgen, NothingListeningIsCountedAsConnectErrorsAndExitsOne) {
 }
 
 TEST(Loadgen, BadOptionsAreRefusedWithUsage) {
-  for (const char* bad : {"--connections=0", "--mode=udp", "--duration=soon", "--pipeline=-1", "--frobnicate"}) {
+  for (const char* bad :
+       {"--connections=0", "--mode=udp", "--duration=soon", "--pipeline=-1", "--frobnicate"}) {
     const Finished loadgen = run_to_end({LOADGEN_PATH, bad, "http://127.0.0.1:1/"});
     EXPECT_TRUE(exited_with(loadgen, 2)) << bad << ": " << loadgen.status << "\n" << loadgen.output;
-    EXPECT_NE(loadgen.output.find("usage: loadgen"), std::string::npos) << bad << ": " << loadgen.output;
+    EXPECT_NE(loadgen.output.find("usage: loadgen"), std::string::npos)
+        << bad << ": " << loadgen.output;
   }
   const Finished no_target = run_to_end({LOADGEN_PATH});
   EXPECT_TRUE(exited_with(no_target, 2)) << no_target.output;
