@@ -1,5 +1,5 @@
-// The main demo (scripts/demo.sh): runs many goroutines in the shapes
-// servers and parallel programs produce, then prints what the scheduler did.
+// A tour of the scheduler: runs many goroutines in the shapes servers and
+// parallel programs produce, then prints what the scheduler did.
 //
 //  1. A fork-join tree of 2^17 - 1 goroutines (spawn + co_await), as the
 //     README's example: joins run unstarted children inline, idle Ps steal.
