@@ -277,7 +277,9 @@ TEST(DeadlockReport, SaysHowLongEachGoroutineHasWaitedAtLeastTheGrace) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(report, m, std::regex(R"(\[chan receive, (\d+) (ms|s|minutes)\])")))
       << report;
-  if (m[2] == "ms") EXPECT_GE(std::stoll(m[1]), 20) << report;
+  if (m[2] == "ms") {
+    EXPECT_GE(std::stoll(m[1]), 20) << report;
+  }
 }
 
 TEST(DeadlockReport, PrintsMillisecondsThenSecondsThenGosMinutes) {
