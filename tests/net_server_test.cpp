@@ -32,6 +32,7 @@ using namespace std::chrono_literals;
 
 using test::describe;
 using test::open_fd_count;
+using test::open_fd_listing;
 using test::Verdict;
 
 // Runs `body` as test::run_verdict does and checks, after run() returned,
@@ -93,7 +94,10 @@ Task<absl::StatusOr<net::Conn>> dial_and_send(std::string address, char byte) {
 // fds open.
 Verdict nothing_left(const net::Server& server, int fds_before) {
   if (server.connections() != 0) return "connections() after shutdown";
-  if (open_fd_count() != fds_before) return "fds before and after differ";
+  if (const int fds = open_fd_count(); fds != fds_before) {
+    return "fds before and after differ: " + std::to_string(fds_before) + " then " +
+           std::to_string(fds) + " (" + open_fd_listing() + ")";
+  }
   return "";
 }
 

@@ -80,6 +80,23 @@ inline int directory_entries(const char* path) {
 // same in every count).
 inline int open_fd_count() { return directory_entries("/proc/self/fd"); }
 
+// The open descriptors of this process and what each names ("3 socket:[42]"),
+// for a test that found a different count than it expected to say which.
+inline std::string open_fd_listing() {
+  std::string listing;
+  DIR* directory = ::opendir("/proc/self/fd");
+  if (directory == nullptr) return "(unreadable)";
+  while (const dirent* entry = ::readdir(directory)) {
+    if (entry->d_name[0] == '.') continue;
+    char target[256] = {};
+    const std::string link = std::string("/proc/self/fd/") + entry->d_name;
+    const ssize_t length = ::readlink(link.c_str(), target, sizeof target - 1);
+    listing += std::string(entry->d_name) + " " + (length > 0 ? target : "?") + "; ";
+  }
+  ::closedir(directory);
+  return listing;
+}
+
 // The threads of this process now.
 inline int thread_count() { return directory_entries("/proc/self/task"); }
 
