@@ -183,12 +183,12 @@ Task<QueueResult> ten_calls_under_a_cap_of_two(QueuedCalls* calls) {
     // Call i is made before goroutine i + 1 starts: running (the first
     // two) or waiting behind the others. A call joins the queue before its
     // P counts it as queued, so both figures are awaited.
-    const bool made = i < 2 ? co_await test::yield_until_at_least(calls->started, i + 1)
-                            : co_await yield_until([i] {
-                                const SchedulerStats s = scheduler_stats();
-                                return s.blocking_queue_length == i - 1u &&
-                                       s.blocking_calls_queued == i - 1u;
-                              });
+    const bool made =
+        i < 2 ? co_await test::yield_until_at_least(calls->started, i + 1)
+              : co_await yield_until([i] {
+                  const SchedulerStats s = scheduler_stats();
+                  return s.blocking_queue_length == i - 1u && s.blocking_calls_queued == i - 1u;
+                });
     if (!made) co_return r;
   }
   const SchedulerStats stats = scheduler_stats();
