@@ -10,12 +10,21 @@ How the classes are chosen (the allocator that uses them: lib/alloc/allocator.hp
    __STDCPP_DEFAULT_NEW_ALIGNMENT__ (16 on x86-64 and AArch64). An object's
    address is span start (page aligned) + i * size, so a class whose size is
    a multiple of 2^k is 2^k-aligned, up to the 8 KiB page.
-2. Up to 256 bytes the classes step by 16. Coroutine frames live here: the
-   frames of goro's own tasks and examples measure 48 to 160 bytes (clang 19;
-   g++ 12 frames are somewhat larger), so a fine grid wastes at most 15 bytes
-   per frame where frames are most numerous.
-3. Above 256 bytes each power-of-two range is split into 8 classes, so that
-   rounding a request up wastes at most 12.5%.
+2. Every class from 64 bytes up is a multiple of 64, a cache line, so that
+   no two such objects share a line. Neighbouring frames belong to
+   different goroutines as often as not, and work stealing runs those on
+   different cores: with an 80-byte class, one goroutine's resume index and
+   the next frame's first bytes share a line, and every resumption on one
+   core misses in the other's cache (false sharing). Coroutine frames and
+   channels are nearly all 48 bytes or more (the frames of goro's own tasks
+   and examples measure 64 to 200 bytes with clang 19, a little more with
+   g++ 12), so the classes below 64 (16, 32, 48) serve small objects only.
+   The cost is rounding: up to 63 bytes per frame, where a 16-byte grid
+   wasted at most 15.
+3. Above 256 bytes each power-of-two range is split into 8 classes, so
+   that rounding a request up wastes at most 12.5%; between 256 and 512
+   bytes, where an eighth is less than a line, the classes are a line apart
+   (at most 25%).
 4. A class's span is the smallest number of 8 KiB pages whose tail (what is
    left after carving whole objects) is at most 1/8 of the span.
 5. A class whose span holds as many objects as the previous class's, in as
@@ -31,13 +40,14 @@ a request one byte larger than the previous class).
 PAGE = 8192
 MAX_SMALL = 32768
 ALIGN = 16
+LINE = 64  # a cache line
 
 
 def candidate_sizes():
-    sizes = list(range(ALIGN, 256 + 1, ALIGN))
+    sizes = [16, 32, 48] + list(range(LINE, 256 + 1, LINE))
     lo = 256
     while lo < MAX_SMALL:
-        step = lo // 8
+        step = max(lo // 8, LINE)
         sizes.extend(range(lo + step, 2 * lo + 1, step))
         lo *= 2
     return sizes

@@ -23,7 +23,8 @@
 //   page        8 KiB. arena: 64 MiB of address space mapped at once,
 //               64 MiB-aligned (page_heap.hpp).
 //   size class  one of the object sizes from 16 B to 32 KiB, each a multiple
-//               of 16 (operator new's alignment); larger requests are large
+//               of 16 (operator new's alignment), from 64 B up of a 64-byte
+//               cache line (no false sharing); larger requests are large
 //               objects (size_classes.hpp; how the classes are chosen is at
 //               the top of scripts/gen_size_classes.py).
 //   span        a run of pages that is free, carved into objects of one

@@ -6,9 +6,11 @@
 // request size to the smallest class that fits it.
 //
 // Constants: 8 KiB pages; small objects up to 32 KiB; every class a
-// multiple of 16 bytes (operator new's default alignment). How the classes
-// are chosen is written at the top of the generator; how the allocator
-// uses them, in allocator.hpp.
+// multiple of 16 bytes (operator new's default alignment), and from 64
+// bytes up a multiple of a 64-byte cache line, so that frames of
+// goroutines running on different cores never share a line. How the
+// classes are chosen is written at the top of the generator; how the
+// allocator uses them, in allocator.hpp.
 #ifndef GORO_LIB_ALLOC_SIZE_CLASSES_HPP_
 #define GORO_LIB_ALLOC_SIZE_CLASSES_HPP_
 
