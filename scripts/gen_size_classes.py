@@ -20,7 +20,10 @@ How the classes are chosen (the allocator that uses them: lib/alloc/allocator.hp
    and examples measure 64 to 200 bytes with clang 19, a little more with
    g++ 12), so the classes below 64 (16, 32, 48) serve small objects only.
    The cost is rounding: up to 63 bytes per frame, where a 16-byte grid
-   wasted at most 15.
+   wasted at most 15. Rejected: 128-byte steps (Intel's spatial prefetcher
+   fetches lines in pairs, so neighbours on one 128-byte pair can still
+   interfere): twice the rounding, for an effect the 64-byte grid already
+   removes on the machine measured (docs/PERFORMANCE.md).
 3. Above 256 bytes each power-of-two range is split into 8 classes, so
    that rounding a request up wastes at most 12.5%; between 256 and 512
    bytes, where an eighth is less than a line, the classes are a line apart
