@@ -17,6 +17,7 @@
 //                                1,111,111 goroutines; depth 8: 111 M);
 //                                each leaf returns its number, each parent
 //                                the sum of its children
+//                                (examples/skynet.hpp, spawn_join_array_tree)
 //   BM_ForkJoinFib/n:<n>         fib(n): each call with n >= 2 spawns
 //                                fib(n-1) as a goroutine, awaits fib(n-2)
 //                                as a plain Task, then joins the goroutine
@@ -42,6 +43,7 @@
 #include <goro/goro.hpp>
 
 #include "bench_util.hpp"
+#include "skynet.hpp"
 
 namespace {
 
@@ -58,34 +60,18 @@ void set_max_rss(benchmark::State& state) {
 
 // --- skynet ------------------------------------------------------------------
 
-constexpr int kSkynetDegree = 10;
-
 constexpr long power_of_ten(int exponent) {
   long result = 1;
   for (int i = 0; i < exponent; ++i) result *= 10;
   return result;
 }
 
-// The subtree of 10^depth leaves numbered from `first`.
-goro::Task<long> skynet(long first, int depth) {
-  if (depth == 0) co_return first;
-  const long child_leaves = power_of_ten(depth - 1);
-  std::array<goro::JoinHandle<long>, kSkynetDegree> children;
-  for (int i = 0; i < kSkynetDegree; ++i) {
-    children[static_cast<std::size_t>(i)] =
-        goro::spawn(skynet(first + i * child_leaves, depth - 1));
-  }
-  long sum = 0;
-  for (auto& child : children) sum += co_await child;
-  co_return sum;
-}
-
 goro::Task<double> skynet_tree(int depth) {
   const long leaves = power_of_ten(depth);
   const auto start = Clock::now();
-  const long sum = co_await skynet(0, depth);
+  const long sum = co_await skynet::spawn_join_array_tree(0, leaves);
   const double took = seconds_since(start);
-  if (sum != leaves * (leaves - 1) / 2) {
+  if (sum != skynet::leaf_sum(leaves)) {
     std::fprintf(stderr, "skynet: bad sum %ld\n", sum);
     std::abort();
   }

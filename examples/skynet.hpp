@@ -2,16 +2,21 @@
 //
 // Defines: the skynet tree, in the namespace `skynet`: every node of a
 // `div`-ary tree of `size` leaves is a goroutine; each leaf returns its
-// number and each parent sums its children. Two versions:
+// number and each parent sums its children. Three versions:
 //   - spawn_join_tree: the parent spawns its children (goro::spawn) and
 //     joins them in order (JoinHandle);
+//   - spawn_join_array_tree: the same, 10 children per parent, their
+//     handles in a fixed array (no allocation but the goroutines' own): the
+//     shape the C++ task runtimes' skynet has
+//     (benchmarks/forkjoin_bench.cpp);
 //   - channel_tree: Go's skynet line for line: each parent makes one
 //     unbuffered channel, starts its children with goro::go, and receives
 //     their sums from it (`c <- sum` in Go), so it is the counterpart of the
 //     Go program it is compared with.
 //
 // Why a header: the example (examples/skynet.cpp), the benchmark
-// (benchmarks/sched_bench.cpp, BM_Skynet1M) and the tests
+// (benchmarks/sched_bench.cpp, BM_Skynet1M; benchmarks/forkjoin_bench.cpp)
+// and the tests
 // (tests/stress_test.cpp, tests/scheduler_test.cpp) run the same tree, so a
 // figure measured by one is about the code the others check. It lives in
 // examples/ because the example is where a reader looks for the program;
@@ -22,6 +27,7 @@
 #ifndef GORO_EXAMPLES_SKYNET_HPP_
 #define GORO_EXAMPLES_SKYNET_HPP_
 
+#include <array>
 #include <cstddef>
 #include <vector>
 
@@ -40,6 +46,22 @@ inline goro::Task<long> spawn_join_tree(long num, long size, long div) {
   children.reserve(static_cast<std::size_t>(div));
   for (long i = 0; i < div; ++i) {
     children.push_back(goro::spawn(spawn_join_tree(num + i * (size / div), size / div, div)));
+  }
+  long sum = 0;
+  for (auto& child : children) sum += co_await child;
+  co_return sum;
+}
+
+// The subtree of `size` leaves numbered from `num`, 10 children per node,
+// their handles in a fixed array. `size` is a power of 10.
+inline goro::Task<long> spawn_join_array_tree(long num, long size) {
+  if (size == 1) co_return num;
+  constexpr std::size_t kChildren = 10;
+  const long child_size = size / static_cast<long>(kChildren);
+  std::array<goro::JoinHandle<long>, kChildren> children;
+  for (std::size_t i = 0; i < kChildren; ++i) {
+    children[i] =
+        goro::spawn(spawn_join_array_tree(num + static_cast<long>(i) * child_size, child_size));
   }
   long sum = 0;
   for (auto& child : children) sum += co_await child;

@@ -331,6 +331,21 @@ TEST(Stress, SkynetTenAryTreeJoinedInOrder) {
   }
 }
 
+TEST(Stress, SkynetWithChildrenInAFixedArrayRunsEveryNodeOnce) {
+  Watchdog watchdog("SkynetWithChildrenInAFixedArrayRunsEveryNodeOnce");
+  const long leaves = goro::test::kScaleDivisor == 1 ? 100'000 : 10'000;
+  const long nodes = leaves + (leaves - 1) / 9;  // 10-ary: leaves + inner nodes
+  for (unsigned procs : {1u, 2u, 4u}) {
+    EXPECT_EQ(goro::run(skynet::spawn_join_array_tree(0, leaves), with_procs(procs)),
+              skynet::leaf_sum(leaves))
+        << procs << " procs";
+    const goro::SchedulerStats stats = goro::scheduler_stats();
+    // The root is main; every other node is a goroutine of its own.
+    EXPECT_EQ(stats.goroutines_started, static_cast<std::uint64_t>(nodes)) << procs << " procs";
+    EXPECT_EQ(stats.goroutines_finished, stats.goroutines_started) << procs << " procs";
+  }
+}
+
 // --- a tiny local queue -----------------------------------------------------------------
 
 Task<long> fan_out_and_join(long n) {
