@@ -404,6 +404,14 @@ class SelectAwaiter {
     while (i < kCases && !is_default[i]) ++i;
     return i;
   }();
+  // The first case that is not the default (the only one when kChannels
+  // is 1).
+  static constexpr std::size_t kFirstChannelIndex = [] {
+    constexpr bool is_default[] = {kIsDefault<Cases>..., false};
+    std::size_t i = 0;
+    while (i < kCases && is_default[i]) ++i;
+    return i;
+  }();
 
  public:
   explicit SelectAwaiter(Cases&&... cases) noexcept : cases_(std::move(cases)...) {
@@ -423,20 +431,13 @@ class SelectAwaiter {
   bool await_ready() {
     if constexpr (kHasDefault && kChannels == 1) {
       // One case and a default: Go's non-blocking send/receive fast path.
-      if (active_ == 1 && poll_[0]->would_block()) return take(kDefaultIndex);
+      // The case is called through its own (final) type and the rest of
+      // the steps are out of line, so the check inlines into the caller:
+      // a few loads of the channel, no call.
+      const auto& only = std::get<kFirstChannelIndex>(cases_);
+      if (only.core != nullptr && only.would_block()) return take(kDefaultIndex);
     }
-    if (!SelectCore::prepare(poll_.data(), active_, locks_.data(), &nlocks_)) {
-      return kHasDefault ? take(kDefaultIndex) : false;  // no default: park forever
-    }
-    SelectCore::lock_all(locks_.data(), nlocks_);
-    if (SelectCaseBase* c = SelectCore::poll(poll_.data(), active_, locks_.data(), nlocks_)) {
-      return take(c->index);
-    }
-    if constexpr (kHasDefault) {
-      SelectCore::unlock_all(locks_.data(), nlocks_);
-      return take(kDefaultIndex);
-    }
-    return false;  // locks held for await_suspend
+    return lock_and_poll();
   }
 
   void await_suspend(std::coroutine_handle<> awaiting) {
@@ -463,12 +464,7 @@ class SelectAwaiter {
   // value still in the case). Throws ChannelClosed for a send case woken
   // by a close.
   std::size_t complete() {
-    if (parked_) {
-      parked_ = false;
-      SelectCaseBase* c = SelectCore::finish(poll_.data(), active_, state_, locks_.data(), nlocks_);
-      fired_ = c->index;
-      if (c->is_send && !c->waiter.success) throw ChannelClosed("send on closed channel");
-    }
+    if (parked_) finish_parked();
     return fired_;
   }
 
@@ -482,6 +478,32 @@ class SelectAwaiter {
   bool take(std::size_t index) noexcept {
     fired_ = index;
     return true;
+  }
+
+  // Steps 1 and 2, where the fast path did not decide: true with the case
+  // that fired (or the default) taken, false with the locks held for
+  // await_suspend.
+  [[gnu::noinline]] bool lock_and_poll() {
+    if (!SelectCore::prepare(poll_.data(), active_, locks_.data(), &nlocks_)) {
+      return kHasDefault ? take(kDefaultIndex) : false;  // no default: park forever
+    }
+    SelectCore::lock_all(locks_.data(), nlocks_);
+    if (SelectCaseBase* c = SelectCore::poll(poll_.data(), active_, locks_.data(), nlocks_)) {
+      return take(c->index);
+    }
+    if constexpr (kHasDefault) {
+      SelectCore::unlock_all(locks_.data(), nlocks_);
+      return take(kDefaultIndex);
+    }
+    return false;  // locks held for await_suspend
+  }
+
+  // Step 5 after a park.
+  [[gnu::noinline]] void finish_parked() {
+    parked_ = false;
+    SelectCaseBase* c = SelectCore::finish(poll_.data(), active_, state_, locks_.data(), nlocks_);
+    fired_ = c->index;
+    if (c->is_send && !c->waiter.success) throw ChannelClosed("send on closed channel");
   }
 
   template <std::size_t... I>
