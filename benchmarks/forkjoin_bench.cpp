@@ -6,10 +6,11 @@
 // Why these shapes: they cost almost nothing but the spawn and the join,
 // so the time per task is the runtime's own cost per task (the G record,
 // the frame, the queue entry, the join), which is what docs/PERFORMANCE.md
-// compares with TooManyCooks and libfork on the same shapes: fib forks one
-// leg and runs the other in place, as both of them do (TooManyCooks
-// spawns fib(n-1) and awaits fib(n-2); libfork forks one and calls the
-// other).
+// compares with TooManyCooks and libfork on the same shapes
+// (scripts/bench-forkjoin.sh builds theirs and runs all three,
+// alternating). fib forks one leg and runs the other in place, as both of
+// them do (TooManyCooks spawns fib(n-1) and awaits fib(n-2); libfork forks
+// one and calls the other).
 //
 // Benchmarks (each iteration is one goro::run; the main goroutine times
 // its tree, so start-up and shutdown are not counted):
