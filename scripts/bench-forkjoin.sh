@@ -93,13 +93,13 @@ max_rss_kib() {
   cat "$tmp/rss"
 }
 
-# peer NAME SHAPE ARG: one run of a peer program (it times its tree after
-# a warm-up tree); prints the line.
+# peer NAME SHAPE ARG LABEL: one run of a peer program (it times its tree
+# after a warm-up tree); prints the line, naming the tree LABEL.
 peer() {
   local rss us
   rss=$(max_rss_kib "$peers/bin/$1-$2" "$3")
   us=$(sed -n 's/.*duration: \([0-9]*\) us.*/\1/p' "$tmp/out" | tail -1)
-  awk -v n="$1" -v s="$2" -v us="$us" -v rss="$rss" \
+  awk -v n="$1" -v s="$4" -v us="$us" -v rss="$rss" \
     'BEGIN { printf "%s %s ms=%.1f max_rss_kib=%s\n", n, s, us / 1000, rss }'
 }
 
@@ -121,15 +121,15 @@ EOF
 echo "# threads / Ps: $threads; $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$rounds"); do
   echo "# round $round (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-  peer tmc skynet "$threads"
-  peer libfork skynet "$threads"
+  peer tmc skynet "$threads" skynet100M
+  peer libfork skynet "$threads" skynet100M
   goro skynet100M '^BM_ForkJoinSkynet/depth:8/'
   for n in "${fib_ns[@]}"; do
-    peer tmc fib "$n"
-    peer libfork fib "$n"
+    peer tmc fib "$n" "fib$n"
+    peer libfork fib "$n" "fib$n"
     goro "fib$n" "^BM_ForkJoinFib/n:$n/"
   done
-  peer tmc nqueens "$threads"
-  peer libfork nqueens "$threads"
+  peer tmc nqueens "$threads" nqueens14
+  peer libfork nqueens "$threads" nqueens14
   goro nqueens14 '^BM_ForkJoinNQueens/'
 done
