@@ -7,7 +7,7 @@
 #
 # The peers' programs are tzcnt/runtime-benchmarks' (cpp/TooManyCooks,
 # cpp/libfork), built from their public repositories into $PEERS (default
-# /tmp/goro-peers), outside the tree: nothing of theirs is part of goro.
+# $TMPDIR/goro-peers), outside the tree: nothing of theirs is part of goro.
 # They are compiled as that project compiles them (clang, -O3
 # -march=native, tcmalloc; TooManyCooks with hwloc and TMC_TRIVIAL_TASK),
 # with one change made to the copies: the thread count defaults to every
@@ -32,7 +32,7 @@ rounds=${1:-3}
 shift || true
 fib_ns=("$@")
 if ((${#fib_ns[@]} == 0)); then fib_ns=(35 37 39); fi
-peers=${PEERS:-/tmp/goro-peers}
+peers=${PEERS:-${TMPDIR:-/tmp}/goro-peers}
 threads=${THREADS:-$(nproc)}
 rb_git=${RUNTIME_BENCHMARKS_GIT:-https://github.com/tzcnt/runtime-benchmarks.git}
 tmc_git=${TOOMANYCOOKS_GIT:-https://github.com/tzcnt/TooManyCooks.git}
