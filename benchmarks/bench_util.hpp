@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 
 #include <goro/goro.hpp>
 
@@ -32,6 +34,14 @@ using Clock = std::chrono::steady_clock;
 
 inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Aborts, naming `what`, when a batch computed `result` instead of
+// `expected`: a timing of work that went wrong measures nothing.
+inline void check_result(const char* what, long result, long expected) {
+  if (result == expected) return;
+  std::fprintf(stderr, "%s: computed %ld, expected %ld\n", what, result, expected);
+  std::abort();
 }
 
 // A Config with `procs` Ps (0: the default).

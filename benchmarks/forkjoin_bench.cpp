@@ -38,8 +38,6 @@
 
 #include <array>
 #include <cstddef>
-#include <cstdio>
-#include <cstdlib>
 
 #include <goro/goro.hpp>
 
@@ -48,6 +46,7 @@
 
 namespace {
 
+using goro::bench::check_result;
 using goro::bench::Clock;
 using goro::bench::run_batches;
 using goro::bench::seconds_since;
@@ -72,10 +71,7 @@ goro::Task<double> skynet_tree(int depth) {
   const auto start = Clock::now();
   const long sum = co_await skynet::spawn_join_array_tree(0, leaves);
   const double took = seconds_since(start);
-  if (sum != skynet::leaf_sum(leaves)) {
-    std::fprintf(stderr, "skynet: bad sum %ld\n", sum);
-    std::abort();
-  }
+  check_result("skynet", sum, skynet::leaf_sum(leaves));
   co_return took;
 }
 
@@ -120,10 +116,7 @@ goro::Task<double> fib_tree(int n) {
   const auto start = Clock::now();
   const long value = co_await fib(n);
   const double took = seconds_since(start);
-  if (value != fib_value(n)) {
-    std::fprintf(stderr, "fib(%d): bad value %ld\n", n, value);
-    std::abort();
-  }
+  check_result("fib", value, fib_value(n));
   co_return took;
 }
 
@@ -193,10 +186,7 @@ goro::Task<double> nqueens_tree() {
   const auto start = Clock::now();
   const long placements = co_await nqueens(0, Board{});
   const double took = seconds_since(start);
-  if (placements != kQueensPlacements) {
-    std::fprintf(stderr, "nqueens(%zu): bad count %ld\n", kQueens, placements);
-    std::abort();
-  }
+  check_result("nqueens", placements, kQueensPlacements);
   co_return took;
 }
 

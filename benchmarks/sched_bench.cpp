@@ -36,8 +36,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -293,10 +291,7 @@ goro::Task<double> skynet_tree() {
   const auto start = Clock::now();
   const long result = co_await goro::spawn(skynet::spawn_join_tree(0, kLeaves, 10));
   const double took = seconds_since(start);
-  if (result != skynet::leaf_sum(kLeaves)) {
-    std::fprintf(stderr, "skynet: bad sum %ld\n", result);
-    std::abort();
-  }
+  goro::bench::check_result("skynet", result, skynet::leaf_sum(kLeaves));
   co_return took;
 }
 

@@ -391,6 +391,16 @@ namespace detail {
 template <class C>
 inline constexpr bool kIsDefault = std::is_same_v<C, DefaultCase>;
 
+// The index of the first of Cases that is (kWantDefault) or is not a
+// default_case(); sizeof...(Cases) if none.
+template <bool kWantDefault, class... Cases>
+inline constexpr std::size_t kFirstCaseWhereDefaultIs = [] {
+  constexpr bool is_default[] = {kIsDefault<Cases>..., kWantDefault};
+  std::size_t i = 0;
+  while (i < sizeof...(Cases) && is_default[i] != kWantDefault) ++i;
+  return i;
+}();
+
 template <class... Cases>
 class SelectAwaiter {
   static constexpr std::size_t kCases = sizeof...(Cases);
@@ -398,20 +408,9 @@ class SelectAwaiter {
   static_assert(kDefaults <= 1, "goro::select: at most one default_case()");
   static constexpr bool kHasDefault = kDefaults == 1;
   static constexpr std::size_t kChannels = kCases - kDefaults;
-  static constexpr std::size_t kDefaultIndex = [] {
-    constexpr bool is_default[] = {kIsDefault<Cases>..., false};
-    std::size_t i = 0;
-    while (i < kCases && !is_default[i]) ++i;
-    return i;
-  }();
-  // The first case that is not the default (the only one when kChannels
-  // is 1).
-  static constexpr std::size_t kFirstChannelIndex = [] {
-    constexpr bool is_default[] = {kIsDefault<Cases>..., false};
-    std::size_t i = 0;
-    while (i < kCases && is_default[i]) ++i;
-    return i;
-  }();
+  static constexpr std::size_t kDefaultIndex = kFirstCaseWhereDefaultIs<true, Cases...>;
+  // The only channel case when kChannels is 1.
+  static constexpr std::size_t kFirstChannelIndex = kFirstCaseWhereDefaultIs<false, Cases...>;
 
  public:
   explicit SelectAwaiter(Cases&&... cases) noexcept : cases_(std::move(cases)...) {
