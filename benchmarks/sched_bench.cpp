@@ -83,9 +83,9 @@ goro::Task<int> leaf(int x) { co_return x + 1; }
 // How a benchmark starts its goroutines: from a Task (go(task),
 // spawn(task)), from a capturing lambda (go(f), spawn(f)), or from a
 // function and its arguments (go(f, args...), spawn(f, args...)). The two
-// callable forms add the wrapper frame that keeps the callable and the
-// arguments alive (goro/detail/invoke_task.hpp); the rows of a set differ
-// by the form and nothing else.
+// callable forms keep the callable and the arguments in the goroutine's
+// record and call it in go() (goro/detail/invoke_task.hpp); the rows of a
+// set differ by the form and nothing else.
 enum class Form { kTask, kCallable, kFunctionArgs };
 
 template <Form kForm>

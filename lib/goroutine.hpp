@@ -1,7 +1,9 @@
 // lib/goroutine.hpp
 //
 // Defines: goro::detail::GoroutineRecord (a goroutine's whole record: the
-// public G plus what only the runtime uses), Claim, and record_of.
+// public G plus what only the runtime uses), Claim, record_of, and
+// destroy_root / destroy_inline_call (a root frame and the callable kept
+// beside it).
 //
 // Records are type-stable: they are carved from slabs that live as long
 // as the process and are recycled through per-P free lists
@@ -22,7 +24,9 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include "goro/detail/goroutine.hpp"
 
@@ -65,9 +69,44 @@ struct alignas(64) GoroutineRecord final : G {
   std::uint64_t inline_epoch = 0;
   // Free-list link while the record is free.
   GoroutineRecord* next_free = nullptr;
+  // The callable and arguments of a goroutine started by go(f, args...) or
+  // spawn(f, args...) when they fit here (detail/invoke_task.hpp), and how
+  // to destroy them: nullptr when the storage holds nothing to destroy.
+  // The root frame may refer to the storage (a lambda body reads its
+  // captures through it), so it is destroyed right after the root frame,
+  // by whoever destroys that (destroy_root, and the shutdown sweep). Plain
+  // fields: written before the record is published, like `root`.
+  InlineCallDestroyer destroy_inline_call = nullptr;
+  alignas(kInlineCallAlign) std::byte inline_call[kInlineCallBytes];
 };
 
 static_assert(sizeof(GoroutineRecord) == 128, "two cache lines per record");
+
+// Makes `g` (not yet initialised for its goroutine) keep `boxed`: the
+// box's address in the inline call storage, and its destroyer.
+inline void attach_boxed_call(GoroutineRecord& g, const BoxedCall& boxed) noexcept {
+  g.destroy_inline_call = boxed.destroy;
+  ::new (g.inline_call) void*(boxed.box);
+}
+
+// Destroys what the inline call storage of `g` holds, if anything. After
+// the root frame is gone (see GoroutineRecord::inline_call).
+inline void destroy_inline_call(GoroutineRecord& g) noexcept {
+  // A record goes back to the pool with no destroyer (new_goroutine and
+  // start_reserved_goroutine set it only for a call that needs one).
+  if (const InlineCallDestroyer destroy = g.destroy_inline_call) [[unlikely]] {
+    g.destroy_inline_call = nullptr;
+    destroy(g.inline_call);
+  }
+}
+
+// Destroys the root frame of `g`, then its inline call. Only for a frame
+// that may be destroyed with one destroy(): finished, in its final suspend,
+// or never started (a parked chain goes through destroy_frame_chain).
+inline void destroy_root(GoroutineRecord& g) noexcept {
+  g.root.destroy();
+  destroy_inline_call(g);
+}
 
 inline GoroutineRecord* record_of(G* g) noexcept { return static_cast<GoroutineRecord*>(g); }
 inline const GoroutineRecord* record_of(const G* g) noexcept {

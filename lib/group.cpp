@@ -58,8 +58,8 @@
 //     objects and two locks where one short critical section suffices.
 //   * Accepting only callables, as errgroup's Go takes a func() error: a
 //     Task from a coroutine function is as safe and needs no wrapper frame.
-//     go(f, args...) wraps the callable in a Task (detail/invoke_task.hpp),
-//     so from there on the group handles Tasks only.
+//     go(f, args...) wraps the callable in a Task (detail/invoke_task.hpp,
+//     invoke_in_frame), so from there on the group handles Tasks only.
 #include "goro/group.hpp"
 
 #include <atomic>

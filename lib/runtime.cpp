@@ -128,23 +128,30 @@ void throw_not_in_goroutine(const char* what) {
                          ": must wait, but not called from a goroutine (no goroutine to park)");
 }
 
-G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable) {
+namespace {
+
+// start_goroutine refused a goroutine: its root, then its call, go now.
+void destroy_refused(std::coroutine_handle<> root, const BoxedCall* boxed_call) noexcept {
+  root.destroy();
+  if (boxed_call != nullptr) {
+    void* storage = boxed_call->box;  // what a record's inline call would hold
+    boxed_call->destroy(&storage);
+  }
+}
+
+}  // namespace
+
+G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable,
+                   const BoxedCall* boxed_call) {
   if (P* p = tls_p) {
     Scheduler& s = p->scheduler;
     if (s.stopping()) {
-      root.destroy();
+      destroy_refused(root, boxed_call);
       return nullptr;
     }
-    G* g = s.new_goroutine(p, root, promise, joinable);
-    // Detached goroutines go to the spawn stack (newest first: a tree of
-    // go()s runs depth-first, see spawn_stack.hpp). Joinable ones keep the
-    // FIFO queue: their parent usually joins them inline in spawn order,
-    // and thieves taking them one by one from the stack's old end would
-    // collide with exactly those joins (BM_SpawnJoin_Batch1000 with 2 Ps;
-    // docs/PERFORMANCE.md).
-    s.runq_put(*p, entry_for(g, joinable),
-               joinable ? Placement::kRunNextIfFree : Placement::kSpawn);
-    s.notify_work_available(p);
+    GoroutineRecord* g = s.allocate_goroutine(p);
+    if (boxed_call != nullptr) attach_boxed_call(*g, *boxed_call);
+    s.start_on(*p, g, root, promise, joinable);
     return g;
   }
   G* g = nullptr;
@@ -156,18 +163,36 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
     if (running == nullptr) {
       no_runtime = true;
     } else {
-      g = running->scheduler().start_from_outside(root, promise, joinable);
+      g = running->scheduler().start_from_outside(root, promise, joinable, boxed_call);
     }
   } catch (...) {
-    root.destroy();  // no record for it (out of memory)
+    destroy_refused(root, boxed_call);  // no record for it (out of memory)
     throw;
   }
   if (g == nullptr) {
-    root.destroy();  // outside the lock: its destructors may call go()
+    destroy_refused(root, boxed_call);  // outside the lock: its destructors may call go()
     if (no_runtime) {
       throw std::logic_error("goro::go/spawn: no runtime is running (start one with goro::run)");
     }
   }
+  return g;
+}
+
+ReservedGoroutine reserve_goroutine() noexcept {
+  P* p = tls_p;
+  if (p == nullptr || p->scheduler.stopping()) return {};
+  GoroutineRecord* g = p->scheduler.allocate_goroutine(p);  // inline: from p's cache
+  return {g, g->inline_call};
+}
+
+void unreserve_goroutine(G* g) noexcept { recycle_goroutine(tls_p, g); }
+
+G* start_reserved_goroutine(G* goroutine, std::coroutine_handle<> root, TaskPromiseBase* promise,
+                            bool joinable, InlineCallDestroyer destroy_call) noexcept {
+  P* p = tls_p;
+  GoroutineRecord* g = record_of(goroutine);
+  g->destroy_inline_call = destroy_call;
+  p->scheduler.start_on(*p, g, root, promise, joinable);
   return g;
 }
 
@@ -188,7 +213,7 @@ std::coroutine_handle<> finish_goroutine(G* goroutine) noexcept {
     if (const std::exception_ptr& error = g->root_promise->exception()) {
       runtime.report_uncaught(g->id, error);
     }
-    g->root.destroy();  // we are in its final suspend: allowed
+    destroy_root(*g);  // we are in its final suspend: allowed
     recycle_goroutine(p, g);
     return std::noop_coroutine();
   }
@@ -210,7 +235,7 @@ std::coroutine_handle<> finish_goroutine(G* goroutine) noexcept {
     if (const std::exception_ptr& error = g->root_promise->exception()) {
       runtime.report_uncaught(g->id, error);
     }
-    g->root.destroy();
+    destroy_root(*g);
     recycle_goroutine(p, g);
     return std::noop_coroutine();
   }
@@ -287,13 +312,13 @@ void drop_join_handle(G* joined) noexcept {
       if (report) Runtime::report_uncaught(hook, child->id, std::move(error));  // unlocked
     }
   }
-  if (child->root) child->root.destroy();
+  if (child->root) destroy_root(*child);
   recycle_goroutine(tls_p, child);
 }
 
 void release_finished(G* finished) noexcept {
   GoroutineRecord* child = record_of(finished);
-  if (child->root) child->root.destroy();
+  if (child->root) destroy_root(*child);
   recycle_goroutine(tls_p, child);
 }
 

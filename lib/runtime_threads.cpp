@@ -264,6 +264,7 @@ void Runtime::sweep_goroutines() noexcept {
     // handles (recycling finished records) but cannot start goroutines.
     // A chain of awaits however deep goes in constant stack (task.hpp).
     if (root) destroy_frame_chain(root, *promise);
+    destroy_inline_call(g);  // after the frames that may refer to it
     if (recycle_now) recycle_goroutine(nullptr, &g);
   });
 }

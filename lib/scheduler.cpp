@@ -495,7 +495,7 @@ bool Scheduler::global_put_from_outside(Entry entry) {
 }
 
 G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* promise,
-                                 bool joinable) {
+                                 bool joinable, const BoxedCall* boxed_call) {
   G* g;
   {
     // The record is born under the lock that begin_stop takes to refuse
@@ -504,7 +504,10 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
     // then owns it).
     MutexLock lock(sched_mu_);
     if (!accepting_outside_) return nullptr;
-    g = new_goroutine(nullptr, root, promise, joinable);
+    GoroutineRecord* record = allocate_goroutine(nullptr);
+    if (boxed_call != nullptr) attach_boxed_call(*record, *boxed_call);
+    init_goroutine(nullptr, record, root, promise, joinable);
+    g = record;
     global_.push(entry_for(g, joinable));
   }
   count_outside_start();
@@ -512,10 +515,21 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
   return g;
 }
 
-G* Scheduler::new_goroutine(PCore* p, std::coroutine_handle<> root, TaskPromiseBase* promise,
-                            bool joinable) {
-  GoroutineRecord* g =
-      p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
+void Scheduler::start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
+                         TaskPromiseBase* promise, bool joinable) {
+  init_goroutine(&p, g, root, promise, joinable);
+  // Detached goroutines go to the spawn stack (newest first: a tree of
+  // go()s runs depth-first, see spawn_stack.hpp). Joinable ones keep the
+  // FIFO queue: their parent usually joins them inline in spawn order,
+  // and thieves taking them one by one from the stack's old end would
+  // collide with exactly those joins (BM_SpawnJoin_Batch1000 with 2 Ps;
+  // docs/PERFORMANCE.md).
+  runq_put(p, entry_for(g, joinable), joinable ? Placement::kRunNextIfFree : Placement::kSpawn);
+  notify_work_available(&p);
+}
+
+void Scheduler::init_goroutine(PCore* p, GoroutineRecord* g, std::coroutine_handle<> root,
+                               TaskPromiseBase* promise, bool joinable) noexcept {
   g->root = root;
   g->resume = root;
   g->root_promise = promise;
@@ -536,7 +550,6 @@ G* Scheduler::new_goroutine(PCore* p, std::coroutine_handle<> root, TaskPromiseB
   // Goroutines from outside are counted once the global queue took them
   // (count_outside_start): one refused at shutdown never started.
   if (p != nullptr) bump(p->stats.goroutines_started);
-  return g;
 }
 
 std::uint64_t Scheduler::next_goroutine_id(PCore& p) noexcept {

@@ -193,7 +193,17 @@ class Scheduler {
   // The worker loop of p: runs goroutines until the runtime stops.
   void schedule(PCore& p);
 
-  G* new_goroutine(PCore* p, std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
+  // A record for a new goroutine, from p's cache (or the shared pool when
+  // p is null); what it must keep (a call) goes in before start_on.
+  GoroutineRecord* allocate_goroutine(PCore* p) {
+    return p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
+  }
+  // On p's worker: makes `g` (from allocate_goroutine) the live goroutine
+  // of `root` (promise `promise`) and queues it: a joinable one into the
+  // runnext slot when free (else the tail), a detached one onto the spawn
+  // stack; then wakes an idle P if none is looking for work.
+  void start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
+                TaskPromiseBase* promise, bool joinable);
   // Makes `entry` runnable from p's worker, spilling half of the local queue
   // to the global queue when it is full. Returns whether a goroutine landed
   // where other Ps can steal it (see make_runnable).
@@ -206,7 +216,8 @@ class Scheduler {
   // record, once the runtime stops accepting work (begin_stop). The check
   // and the record's birth share sched_mu_ with begin_stop, so the shutdown
   // sweep sees every record born before it and none after.
-  G* start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
+  G* start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable,
+                        const BoxedCall* boxed_call);
   // Puts a goroutine yielding on p that was asked to give its P back onto
   // the global queue and wakes a worker.
   void yield_to_global(PCore& p, G* g) noexcept {
@@ -271,6 +282,11 @@ class Scheduler {
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
 
  private:
+  // Fills in `g`'s fields for the goroutine of `root` and marks it live;
+  // the release store of its claim word publishes them (see there).
+  void init_goroutine(PCore* p, GoroutineRecord* g, std::coroutine_handle<> root,
+                      TaskPromiseBase* promise, bool joinable) noexcept;
+
   struct Found {
     G* g = nullptr;
     bool inherit_time = false;

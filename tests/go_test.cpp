@@ -3,14 +3,16 @@
 // args...) (Group::go(f, args...) is in group_test). Captures and arguments
 // live as long as the goroutine however often it suspends; move-only
 // callables and arguments; values and exceptions, including one thrown by
-// the call itself; which overload a call picks; and that the form takes
-// nothing from the heap (its one extra frame comes from goro's frame
-// allocator).
+// the call itself; which overload a call picks; where the callable is
+// kept (in the goroutine's record, or in a block of its own) and that
+// either way the body's frame goes first; and that the form takes nothing
+// from the heap.
 //
 // Run under ASan with ASAN_OPTIONS=detect_stack_use_after_return=1 too: a
 // capture read after its closure died is what that build reports.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +23,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <goro/goro.hpp>
@@ -73,6 +76,11 @@ static_assert(std::is_same_v<decltype(goro::spawn(std::declval<GivesInt>(), 1)),
 static_assert(std::is_same_v<decltype(goro::spawn(std::declval<TakesInt>(), 1)), JoinHandle<void>>);
 
 // --- go(f, args...) ----------------------------------------------------------
+
+// Padding for a callable: none (it is kept in the goroutine's record), or
+// enough to push it out of the record into a block of its own.
+inline constexpr std::size_t kInRecord = 0;
+inline constexpr std::size_t kBoxed = 40;
 
 // Not a coroutine, so the closure is built in this function's stack frame,
 // gone when the goroutine first runs: a capture read from the closure
@@ -226,20 +234,35 @@ TEST(GoCallable, WithoutARuntimeThrowsLogicErrorAndDestroysTheCallable) {
   EXPECT_EQ(counts.alive(), 0);
 }
 
-// Starting a goroutine from a callable costs the wrapper's frame, which
-// comes from goro's frame allocator like every Task frame: no global
-// operator new, as for go(task). (Unused where new is not counted.)
+// Starting a goroutine from a callable takes nothing from the global heap,
+// as for go(task): small parts live in the record, and a larger callable
+// takes a block from goro's frame allocator. (Unused where new is not
+// counted.)
+template <std::size_t kPad>
+void go_adder(std::atomic<long>& ran) {
+  goro::go(
+      [&ran, pad = std::array<char, kPad>{}](long one) -> Task<void> {
+        (void)pad;
+        co_await add_after_yield(ran, one);
+      },
+      1L);
+}
+
 [[maybe_unused]] Task<bool> go_callable_allocates_no_heap(long n) {
   std::atomic<long> ran{0};
-  // Warm up: G records and frame caches for n goroutines exist afterwards.
-  for (long i = 0; i < n; ++i) goro::go(add_after_yield, std::ref(ran), 1);
-  if (!co_await yield_until_at_least(ran, n)) co_return false;
+  // Warm up: G records and frame caches for 2n goroutines exist afterwards.
+  for (long i = 0; i < n; ++i) {
+    go_adder<kInRecord>(ran);
+    go_adder<kBoxed>(ran);
+  }
+  if (!co_await yield_until_at_least(ran, 2 * n)) co_return false;
   const long before = goro::test::news_on_this_thread();  // no suspension until `after`
   for (long i = 0; i < n; ++i) {
-    goro::go([&ran](long one) -> Task<void> { co_await add_after_yield(ran, one); }, 1L);
+    go_adder<kInRecord>(ran);
+    go_adder<kBoxed>(ran);
   }
   const long after = goro::test::news_on_this_thread();
-  const bool all_ran = co_await yield_until_at_least(ran, 2 * n);
+  const bool all_ran = co_await yield_until_at_least(ran, 4 * n);
   co_return all_ran&& after == before;
 }
 
@@ -287,6 +310,214 @@ TEST(GoCallable, ParkedInNestedAwaitsAtShutdownEverythingIsDestroyedOnce) {
   EXPECT_EQ(counts.alive(), 0);
 }
 
+// --- where the callable is kept: in the record, or in a box -----------------
+//
+// Parts (the callable and its arguments) of up to 16 bytes live in the
+// goroutine's record, larger or over-aligned ones in a block of their own
+// (detail/invoke_task.hpp); each test below runs both ways (kInRecord,
+// kBoxed).
+
+Task<void> empty_body() { co_return; }
+
+// Not a coroutine: counts its calls, then returns a Task.
+template <std::size_t kPad>
+struct CountsItsCall {
+  std::atomic<long>* calls;
+  std::array<char, kPad> pad{};
+  GORO_CORO_WRAPPER Task<void> operator()() && {
+    calls->fetch_add(1);
+    return empty_body();
+  }
+};
+static_assert(sizeof(CountsItsCall<kInRecord>) <= 16 && sizeof(CountsItsCall<kBoxed>) > 16);
+
+template <std::size_t kPad>
+Task<bool> call_made_by_go(std::atomic<long>* from_thread_calls) {
+  std::atomic<long> calls{0};
+  goro::go(CountsItsCall<kPad>{&calls});
+  const bool called_in_go = calls.load() == 1;  // nothing suspended since
+  // From a thread outside the runtime the call is made by go() as well.
+  std::thread outside([from_thread_calls] {
+    goro::go(CountsItsCall<kPad>{from_thread_calls});
+    from_thread_calls->fetch_add(100);  // after go() returned
+  });
+  outside.join();
+  co_return called_in_go && from_thread_calls->load() == 101;
+}
+
+TEST(GoCallable, TheCallIsMadeByGoBeforeItReturns) {
+  for (unsigned procs : {1u, 2u}) {
+    std::atomic<long> outside_calls{0};
+    EXPECT_TRUE(goro::run(call_made_by_go<kInRecord>(&outside_calls), with_procs(procs)));
+    outside_calls.store(0);
+    EXPECT_TRUE(goro::run(call_made_by_go<kBoxed>(&outside_calls), with_procs(procs)));
+  }
+}
+
+// Destruction order: when each object of a goroutine went, by a shared
+// counter. The body's frame must go before the callable and arguments it
+// was made from (a lambda body reads its captures through the callable).
+struct DeathOrder {
+  std::atomic<long> clock{0};
+  std::atomic<long> body_frame{0};  // when the body's frame died (0: not yet)
+  std::atomic<long> capture{0};     // when the kept capture died
+  std::atomic<long> bodies{0};      // bodies started
+  [[nodiscard]] long tick() { return clock.fetch_add(1) + 1; }
+};
+
+// Stamps `kWhen` with its death, unless it was moved from (each copy but
+// the last one made is).
+template <std::atomic<long> DeathOrder::*kWhen>
+class StampsDeath {
+ public:
+  explicit StampsDeath(DeathOrder* order) noexcept : order_(order) {}
+  StampsDeath(StampsDeath&& other) noexcept : order_(std::exchange(other.order_, nullptr)) {}
+  StampsDeath& operator=(StampsDeath&&) = delete;
+  ~StampsDeath() {
+    if (order_ != nullptr) (order_->*kWhen).store(order_->tick());
+  }
+  [[nodiscard]] DeathOrder* order() const noexcept { return order_; }
+
+ private:
+  DeathOrder* order_;
+};
+
+template <std::size_t kPad>
+struct Padding {
+  std::array<char, kPad> bytes{};
+};
+template <>
+struct Padding<0> {};
+
+// A by-value parameter of the body, so its last move lives in the body's
+// frame until that frame is destroyed; carries the padding that decides
+// where the parts are kept.
+template <std::size_t kPad>
+struct FrameStamp : Padding<kPad> {
+  explicit FrameStamp(DeathOrder* order) : stamp(order) {}
+  StampsDeath<&DeathOrder::body_frame> stamp;
+};
+
+// The callable: its capture stamps the callable's death, its parameter the
+// body frame's. kPark: the body parks for good (the shutdown sweep destroys
+// it) instead of finishing after a yield.
+template <class R, bool kPark>
+auto stamping_body(DeathOrder* order) {
+  return [stamp = StampsDeath<&DeathOrder::capture>(order)](auto frame) -> Task<R> {
+    (void)frame;
+    stamp.order()->bodies.fetch_add(1);
+    co_await goro::yield();
+    if constexpr (kPark) co_await goro::test::ParkForever{};
+    if constexpr (!std::is_void_v<R>) co_return 1;
+  };
+}
+
+template <std::size_t kPad>
+Task<bool> body_goes_before_captures(DeathOrder* go_order, DeathOrder* spawn_order,
+                                     DeathOrder* parked_order) {
+  goro::go(stamping_body<void, false>(go_order), FrameStamp<kPad>(go_order));
+  auto handle = goro::spawn(stamping_body<int, false>(spawn_order), FrameStamp<kPad>(spawn_order));
+  const int value = co_await handle;
+  auto parked =
+      goro::spawn(stamping_body<int, true>(parked_order), FrameStamp<kPad>(parked_order));
+  parked.detach();
+  const bool parked_started = co_await yield_until_at_least(parked_order->bodies, 1);
+  const bool go_done = co_await yield_until([go_order] { return go_order->capture.load() != 0; });
+  co_return value == 1 && parked_started && go_done;
+}
+
+void expect_body_first(const DeathOrder& order, const char* which) {
+  EXPECT_NE(order.body_frame.load(), 0) << which;
+  EXPECT_NE(order.capture.load(), 0) << which;
+  EXPECT_LT(order.body_frame.load(), order.capture.load()) << which;
+}
+
+template <std::size_t kPad>
+void check_body_goes_before_captures() {
+  static_assert((sizeof(decltype(stamping_body<int, false>(nullptr))) +
+                 sizeof(FrameStamp<kPad>) <= 16) == (kPad == kInRecord));
+  for (unsigned procs : {1u, 2u}) {
+    DeathOrder go_order, spawn_order, parked_order;
+    EXPECT_TRUE(goro::run(body_goes_before_captures<kPad>(&go_order, &spawn_order, &parked_order),
+                          with_procs(procs)));
+    expect_body_first(go_order, "go, finished");
+    expect_body_first(spawn_order, "spawn, joined");
+    expect_body_first(parked_order, "spawn, parked at shutdown");
+  }
+}
+
+TEST(GoCallable, TheBodysFrameIsDestroyedBeforeTheCallableInTheRecord) {
+  check_body_goes_before_captures<kInRecord>();
+}
+
+TEST(GoCallable, TheBodysFrameIsDestroyedBeforeTheBoxedCallable) {
+  check_body_goes_before_captures<kBoxed>();
+}
+
+// An argument whose copy throws: go() throws it, and starts nothing.
+struct ThrowsOnCopy {
+  explicit ThrowsOnCopy(LifeCounts& counts) : guard(counts) {}
+  ThrowsOnCopy(const ThrowsOnCopy& other) : guard(other.guard) { throw CodedError("copy", 9); }
+  Guard guard;
+};
+
+template <std::size_t kPad>
+Task<bool> copy_that_throws(LifeCounts* counts) {
+  std::atomic<long> ran{0};
+  const ThrowsOnCopy argument(*counts);
+  bool threw = false;
+  try {
+    goro::go(
+        [&ran, pad = std::array<char, kPad>{}](ThrowsOnCopy) -> Task<void> {
+          (void)pad;
+          ran.fetch_add(1);
+          co_return;
+        },
+        argument);
+  } catch (const CodedError& e) {
+    threw = e.code == 9;
+  }
+  // The runtime goes on: a goroutine started next runs, and the first one
+  // never does.
+  goro::go([&ran]() -> Task<void> {
+    ran.fetch_add(10);
+    co_return;
+  });
+  const bool next_ran = co_await yield_until_at_least(ran, 10);
+  co_await goro::yield();
+  co_return threw&& next_ran&& ran.load() == 10 && counts->alive() == 1;  // `argument` only
+}
+
+TEST(GoCallable, ACopyThatThrowsThrowsFromGoAndStartsNothing) {
+  for (unsigned procs : {1u, 2u}) {
+    LifeCounts counts;
+    EXPECT_TRUE(goro::run(copy_that_throws<kInRecord>(&counts), with_procs(procs)));
+    EXPECT_TRUE(goro::run(copy_that_throws<kBoxed>(&counts), with_procs(procs)));
+    EXPECT_EQ(counts.alive(), 0);
+  }
+}
+
+// Captures aligned beyond what the frame allocator gives by default keep
+// their alignment in their box.
+struct alignas(128) OverAligned {
+  long value = 0;
+};
+
+Task<bool> over_aligned_capture_keeps_its_alignment() {
+  OverAligned wide;
+  wide.value = 77;
+  auto handle = goro::spawn([wide]() -> Task<bool> {
+    co_await goro::yield();
+    co_return reinterpret_cast<std::uintptr_t>(&wide) % alignof(OverAligned) == 0 &&
+        wide.value == 77;
+  });
+  co_return co_await handle;
+}
+
+TEST(GoCallable, AnOverAlignedCaptureKeepsItsAlignment) {
+  EXPECT_TRUE(goro::run(over_aligned_capture_keeps_its_alignment(), with_procs(2)));
+}
+
 // --- spawn(f, args...) -------------------------------------------------------
 
 Task<bool> spawn_gives_the_value() {
@@ -307,12 +538,17 @@ TEST(SpawnCallable, JoinGivesTheBodysValue) {
   }
 }
 
-Task<int> spawn_rethrows(bool in_the_call) {
+enum class ThrownBy { kBody, kCallInARecord, kBoxedCall };
+
+Task<int> spawn_rethrows(ThrownBy thrower) {
   std::string what(24, 'w');
   JoinHandle<int> handle;
-  if (in_the_call) {
+  if (thrower == ThrownBy::kBoxedCall) {
     handle = goro::spawn(
         [](std::string w) GORO_CORO_WRAPPER -> Task<int> { throw CodedError(w, 3); }, what);
+  } else if (thrower == ThrownBy::kCallInARecord) {
+    handle = goro::spawn(
+        [&what](int code) GORO_CORO_WRAPPER -> Task<int> { throw CodedError(what, code); }, 5);
   } else {
     handle = goro::spawn(
         [what](int code) -> Task<int> {
@@ -330,11 +566,12 @@ Task<int> spawn_rethrows(bool in_the_call) {
 }
 
 TEST(SpawnCallable, JoinRethrowsTheBodysException) {
-  EXPECT_EQ(goro::run(spawn_rethrows(false), with_procs(2)), 4);
+  EXPECT_EQ(goro::run(spawn_rethrows(ThrownBy::kBody), with_procs(2)), 4);
 }
 
 TEST(SpawnCallable, JoinRethrowsAnExceptionThrownByTheCall) {
-  EXPECT_EQ(goro::run(spawn_rethrows(true), with_procs(2)), 3);
+  EXPECT_EQ(goro::run(spawn_rethrows(ThrownBy::kBoxedCall), with_procs(2)), 3);
+  EXPECT_EQ(goro::run(spawn_rethrows(ThrownBy::kCallInARecord), with_procs(2)), 5);
 }
 
 Task<bool> callable_destroyed_before_the_joiner_resumes(LifeCounts* counts) {

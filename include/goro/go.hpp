@@ -21,8 +21,8 @@
 // temporary, destroyed at the `;` while the goroutine still has to run:
 // its captures are read after they died (task.hpp, "What a suspended frame
 // may refer to"). go(f, args...) and spawn(f, args...) move the callable
-// and its arguments into the goroutine's own frame before it starts, so
-// captures and arguments live as long as the goroutine (mechanism:
+// and its arguments to where the goroutine keeps them before it starts,
+// so captures and arguments live as long as the goroutine (mechanism:
 // detail/invoke_task.hpp).
 #ifndef GORO_GO_HPP_
 #define GORO_GO_HPP_
@@ -56,29 +56,40 @@ void go(Task<void> task);
 // a function object, or a pointer to member function followed by the
 // object (a pointer, a reference_wrapper or the object itself).
 //  * f and every argument are decay-copied (moved when passed as rvalues)
-//    into the goroutine's root frame before go() returns; they live until
-//    the goroutine finishes. A copy that throws throws from go(), and no
-//    goroutine starts. Move-only callables and arguments are moved.
+//    to where the goroutine keeps them, and live until the goroutine's
+//    frames are destroyed (they go after the body's frame). A copy that
+//    throws throws from go(), and no goroutine starts. Move-only callables
+//    and arguments are moved.
 //  * References are not kept: an argument is copied even where f takes a
 //    reference. To share an object instead, pass std::ref(x) or a pointer;
 //    x must then outlive the goroutine. The same holds for what a lambda
 //    captures by reference and for `this` captured or passed with a
 //    member function: the object must outlive the goroutine. Arrays decay
 //    to pointers (a string literal is fine; a local char buffer is not).
-//  * f is called once, in the new goroutine, as an rvalue with rvalue
-//    arguments (as std::thread calls it): a function taking a non-const
-//    reference needs std::ref. An exception thrown by the call itself
-//    (before it returns the Task) is the goroutine's, like one thrown by
-//    the body.
-//  * Costs one coroutine frame (from goro's frame allocator) beyond the
-//    body's own; no goroutine or allocation beyond that.
+//  * f is called once, by go() itself before it returns, on the calling
+//    thread, as an rvalue with rvalue arguments (as std::thread calls it):
+//    a function taking a non-const reference needs std::ref. For a
+//    coroutine that call only makes the body's frame and moves its
+//    by-value parameters in; the body runs in the new goroutine, as Go's
+//    `go f(x)` evaluates f and x in the caller and runs f in the
+//    goroutine. A callable that is not a coroutine runs its own code in
+//    go(). An exception thrown by the call (before it returns the Task) is
+//    the goroutine's, like one thrown by the body: go() itself does not
+//    throw it.
+//  * Costs what go(task) costs when f and the arguments fit in 16 bytes
+//    (aligned to at most 8): they are kept in the goroutine's record. Larger
+//    ones take one block from goro's frame allocator. Nothing comes from
+//    the global heap.
+//  * With no runtime running, the call is still made, then the Task and
+//    the copies are destroyed and std::logic_error is thrown; while the
+//    runtime is shutting down they are destroyed unrun.
 // A Task passed alone picks go(Task<void>) (a Task is not callable).
 template <class F, class... Args>
 requires detail::TaskInvocable<F, Args...> &&
     std::same_as<detail::InvokeResult<F, Args...>, Task<void>>
 void go(F&& f, Args&&... args) {
-  go(detail::invoke_as_goroutine_root<void, std::decay_t<F>, std::decay_t<Args>...>(
-      std::forward<F>(f), std::forward<Args>(args)...));
+  detail::start_goroutine_from_call<void>(/*joinable=*/false, std::forward<F>(f),
+                                          std::forward<Args>(args)...);
 }
 
 // Starts `task` as a new goroutine, like go(), and returns a JoinHandle whose
@@ -89,20 +100,22 @@ void go(F&& f, Args&&... args) {
 template <class T>
 JoinHandle<T> spawn(Task<T> task) {
   auto root = task.release();
-  return JoinHandle<T>(detail::start_goroutine(root, &root.promise(), /*joinable=*/true));
+  return detail::JoinHandleAccess::adopt<T>(
+      detail::start_goroutine(root, &root.promise(), /*joinable=*/true));
 }
 
 // Starts `f(args...)` as a new goroutine, with `f` a callable returning
 // Task<T>, and returns a JoinHandle<T>, as spawn(task) does. f and its
-// arguments are copied, kept and called as by go(f, args...); an exception
-// thrown by the call reaches the handle like the body's. The callable and
-// the arguments are destroyed before the joiner resumes.
+// arguments are copied, kept and called as by go(f, args...) (the call is
+// made by spawn() itself); an exception thrown by the call reaches the
+// handle like the body's. The callable and the arguments are destroyed
+// before the joiner resumes.
 template <class F, class... Args>
 JoinHandle<detail::InvokeTaskValue<F, Args...>> spawn(
     F&& f, Args&&... args) requires detail::TaskInvocable<F, Args...> {
-  return spawn(detail::invoke_as_goroutine_root<detail::InvokeTaskValue<F, Args...>,
-                                                std::decay_t<F>, std::decay_t<Args>...>(
-      std::forward<F>(f), std::forward<Args>(args)...));
+  using T = detail::InvokeTaskValue<F, Args...>;
+  return detail::JoinHandleAccess::adopt<T>(detail::start_goroutine_from_call<T>(
+      /*joinable=*/true, std::forward<F>(f), std::forward<Args>(args)...));
 }
 
 }  // namespace goro

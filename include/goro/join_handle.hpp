@@ -17,8 +17,15 @@ namespace goro {
 
 template <class T>
 class JoinHandle;
-template <class T>
-JoinHandle<T> spawn(Task<T> task);
+namespace detail {
+// How spawn() makes the handle of the goroutine it started.
+struct JoinHandleAccess {
+  template <class T>
+  static JoinHandle<T> adopt(G* g) noexcept {
+    return JoinHandle<T>(g);
+  }
+};
+}  // namespace detail
 
 // JoinHandle<T>: the right to a spawned goroutine's result.
 //
@@ -110,7 +117,7 @@ class [[nodiscard(
   Awaiter operator co_await()&& noexcept { return Awaiter(*this); }
 
  private:
-  friend JoinHandle<T> spawn<T>(Task<T> task);
+  friend struct detail::JoinHandleAccess;
   explicit JoinHandle(detail::G * g) noexcept : g_(g) {}
 
   void reset() noexcept {

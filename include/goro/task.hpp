@@ -172,7 +172,6 @@ inline constexpr bool kIsTask<Task<T>> = true;
 namespace detail {
 
 struct G;
-struct TaskAccess;
 
 // Called by a goroutine's root task when it finishes; returns the coroutine
 // to run next on this thread (a waiting joiner, or noop_coroutine() to
@@ -409,7 +408,6 @@ class [[nodiscard(
 
  private:
   friend class detail::TaskPromise<T>;
-  friend struct detail::TaskAccess;
   explicit Task(std::coroutine_handle<promise_type> handle) noexcept : handle_(handle) {}
 
   static std::coroutine_handle<promise_type> typed(std::coroutine_handle<> handle) noexcept {
@@ -425,16 +423,6 @@ class [[nodiscard(
 };
 
 namespace detail {
-
-// The frame a Task owns, for the goroutine-root wrapper of go(f, args...)
-// (invoke_task.hpp), which hands its goroutine over to a body Task it
-// keeps owning.
-struct TaskAccess {
-  template <class T>
-  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
-    return Task<T>::typed(task.handle_);
-  }
-};
 
 template <class T>
 Task<T> TaskPromise<T>::get_return_object() noexcept {

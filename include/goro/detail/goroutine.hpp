@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 
 namespace goro::detail {
@@ -50,12 +51,9 @@ struct alignas(64) G {
   // stale while the goroutine runs.
   const char* wait_reason = nullptr;
   std::int64_t wait_since_nanos = 0;
-  // The promise holding the goroutine's result, for the JoinHandle and the
-  // uncaught-exception report: the root task's, or, for a goroutine started
-  // from a callable, its body's, which the root hands the goroutine to when
-  // it first runs (detail/invoke_task.hpp; written by the goroutine's own
-  // thread before anyone reads it). Null once the shutdown sweep has
-  // destroyed the frames.
+  // The root task's promise, which holds the goroutine's result, for the
+  // JoinHandle and the uncaught-exception report. Null once the shutdown
+  // sweep has destroyed the frames.
   TaskPromiseBase* root_promise = nullptr;
   std::uint64_t id = 0;
   // kJoinRunning / kJoinDone / kJoinDetached or the waiting G.
@@ -124,12 +122,59 @@ inline void note_wait(G* g, const char* reason) noexcept {
   return g;
 }
 
+// Room in a goroutine's record for the callable and arguments it is
+// started from (go(f, args...), spawn(f, args...); detail/invoke_task.hpp):
+// a callable and arguments that fit live there instead of in a frame.
+inline constexpr std::size_t kInlineCallBytes = 16;
+inline constexpr std::size_t kInlineCallAlign = 8;
+
+// Destroys the object that a goroutine's inline call storage holds.
+using InlineCallDestroyer = void (*)(void* storage) noexcept;
+
+// A goroutine's callable kept in a block of its own (detail/invoke_task.hpp):
+// the block's address, which the record's inline call storage then holds,
+// and the destroyer that takes that storage.
+struct BoxedCall {
+  InlineCallDestroyer destroy;
+  void* box;
+};
+
+// A goroutine record taken for a goroutine not started yet, and its inline
+// call storage (kInlineCallBytes, aligned to kInlineCallAlign).
+struct ReservedGoroutine {
+  G* g = nullptr;
+  void* inline_call = nullptr;
+};
+
+// On a worker thread of a runtime that is not stopping: a fresh record from
+// this P, for start_reserved_goroutine or unreserve_goroutine on this same
+// thread before it can run another goroutine (the caller does not
+// suspend in between). Anywhere else, an empty ReservedGoroutine: the
+// caller takes start_goroutine's path, which handles those cases.
+[[nodiscard("a record taken must be started or given back")]] ReservedGoroutine
+reserve_goroutine() noexcept;
+
+// Gives back a record from reserve_goroutine that will not start; its
+// inline call storage must hold nothing that needs destroying.
+void unreserve_goroutine(G* g) noexcept;
+
+// Starts the goroutine of a record from reserve_goroutine, as
+// start_goroutine would from this P, with `root` (promise `promise`) as its
+// root. `destroy_call` (or nullptr) destroys what the record's inline call
+// storage holds, once the root frame is destroyed. Returns the record.
+G* start_reserved_goroutine(G* g, std::coroutine_handle<> root, TaskPromiseBase* promise,
+                            bool joinable, InlineCallDestroyer destroy_call) noexcept;
+
 // Creates a goroutine for `root` (whose promise is `promise`) and makes it
 // runnable: from inside the runtime into the current P's runnext slot, from
 // outside onto the global queue, waking an idle worker. Returns the record.
 // If no runtime is running, destroys `root` and throws std::logic_error.
 // If the runtime is shutting down, destroys `root` and returns nullptr.
-G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable);
+// `boxed_call`, when not null, is the callable the root was made from,
+// kept outside the record: its destroyer runs right after the root frame
+// is destroyed, here or when the goroutine is done.
+G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable,
+                   const BoxedCall* boxed_call = nullptr);
 
 // co_await on a JoinHandle: returns the coroutine to transfer to: `awaiting`
 // if the child already finished, the child's root if the joiner may run it

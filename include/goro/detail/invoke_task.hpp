@@ -3,59 +3,72 @@
 // Defines: the machinery behind the forms that start a goroutine from a
 // callable (goro::go(f, args...), goro::spawn(f, args...), Group::go(f,
 // args...), WaitGroup::go(f, args...)): the TaskInvocable concept,
-// invoke_task, and the wrapper coroutines that own the callable and its
-// arguments for as long as the goroutine runs.
+// invoke_task, start_goroutine_from_call (where a goroutine's callable and
+// arguments are kept), and the wrappers for the forms that await a body.
 //
-// Why a wrapper coroutine
+// Why the callable is kept by the goroutine
 //
 //   A Task is lazy, and a lambda coroutine reads its captures through the
 //   closure object, of which its frame holds only a pointer. In
 //   `go([s]() -> Task<void> { ... }())` the closure is a temporary that
-//   dies at the end of the statement, before the goroutine first runs.
-//   The wrapper takes the callable and the arguments as by-value
-//   parameters instead, and a coroutine moves its by-value parameters into
-//   its own frame before its body starts: the callable then lives in the
-//   goroutine's root frame, exactly as long as the goroutine needs it.
+//   dies at the end of the statement, before the goroutine first runs. So
+//   go(f, args...) copies the callable and the arguments to a place that
+//   lives exactly as long as the goroutine, and calls them there: the
+//   body's frame may point into that place for as long as it exists.
 //
-// Algorithm (go(f, args...) and spawn(f, args...); Group::go and
-// after_func differ in steps 3 and 4, WaitGroup::go in step 4)
-//   1. The caller decay-copies f and each argument into the wrapper's
-//      parameters (an lvalue is copied, an rvalue moved). An exception
-//      from a copy leaves go() before any goroutine exists, as from
-//      std::thread's constructor.
-//   2. Creating the wrapper Task allocates its frame from goro's frame
-//      allocator (it is a Task like any other: TaskPromiseBase's operator
-//      new) and moves the parameters into it; that Task is the goroutine's
-//      root.
-//   3. When the goroutine first runs, the wrapper invokes the callable once,
-//      as an rvalue with rvalue arguments (std::thread's rule), and keeps
-//      the Task it returns as a local. A callable that throws instead of
-//      returning a Task throws inside the wrapper's body, so the exception
-//      is the goroutine's, as if the body had thrown it (the wrapper's
-//      promise is still the goroutine's result). Then the wrapper hands the
-//      goroutine over to the body (HandOverToBody): the body's promise
-//      becomes the goroutine's (its G, and G::root_promise, where the
-//      JoinHandle and the runtime read the result or the exception), and
-//      the wrapper transfers into the body and is never resumed.
-//   4. The body finishes the goroutine itself, from its final suspend, as
-//      a Task started by go(task) does. The runtime then destroys the
-//      root, the wrapper, where it destroys any root (after the result was
-//      read, for spawn): its frame destroys the body's Task, so the body's
-//      frame, and then the callable and the arguments. The shutdown sweep
-//      destroys a parked one the same way, innermost frame first
-//      (task.hpp): the chain it walks starts at the body's promise, and
-//      the wrapper, which awaits no Task, is destroyed last.
-//   Group::go and after_func take a wrapper that is not a goroutine's root
-//   (invoke_in_frame: the group awaits it inside a goroutine of its own),
-//   so it awaits the body and co_returns its value; WaitGroup::go's wrapper
-//   awaits the body, destroys the callable and arguments, and then calls
-//   done(), so that whoever wait() releases finds them gone.
+// Glossary
+//   parts        std::tuple of the decay-copied callable and arguments.
+//   inline call  room for parts in the goroutine's record (kInlineCallBytes,
+//                kInlineCallAlign; lib/goroutine.hpp): no allocation.
+//   box          parts that do not fit, in one block from goro's frame
+//                allocator; the inline call then holds the box's address.
 //
-// Costs: one frame (the wrapper's) beyond the body's own, and one resume
-// of it before the body starts; no goroutine and no other allocation. The
-// body does not return into the wrapper.
+// Algorithm (go(f, args...) and spawn(f, args...):
+// start_goroutine_from_call)
+//   1. On a worker thread, take the goroutine's record before anything else
+//      (reserve_goroutine), so that the parts get their final address
+//      before the callable is called. Elsewhere (a thread outside the
+//      runtime; a runtime stopping, or none) there is no record yet: the
+//      parts go into a box, whose address is just as final.
+//   2. Decay-copy f and each argument into the parts, in the record or in
+//      a box (an lvalue is copied, an rvalue moved). An exception from a
+//      copy leaves go() before any goroutine exists (the record goes back),
+//      as from std::thread's constructor.
+//   3. Call the callable there and then, on the caller's thread, as an
+//      rvalue with rvalue arguments (std::thread's rule). The body Task it
+//      returns is the goroutine's root. A coroutine's body does not run yet
+//      (a Task is lazy): the call makes its frame and moves its by-value
+//      parameters in, and a lambda body will read its captures through a
+//      pointer to the parts. A call that throws instead of returning a Task
+//      gives, as the root, a Task that throws the same exception when it
+//      runs (throw_when_run): the exception is the goroutine's, as if the
+//      body had thrown it.
+//   4. Start the goroutine (start_reserved_goroutine, or start_goroutine
+//      with the box), with a function that destroys the parts (and frees
+//      the box). The runtime calls it right after it destroys the root
+//      frame, wherever it does (finishing, after the JoinHandle read the
+//      result, the shutdown sweep): the body's frame, whose destructors may
+//      still read captures, always goes first. Where start_goroutine
+//      refuses the goroutine (no runtime, or stopping), it destroys the
+//      root and then the parts at once.
+//   Group::go and after_func need a Task that is not a goroutine's root
+//   (the group awaits it inside a goroutine of its own): invoke_in_frame
+//   is a coroutine whose by-value parameters are the parts, which awaits
+//   the body. WaitGroup::go's wrapper awaits the body, destroys the parts
+//   (BoundCall), and then calls done(), so that whoever wait() releases
+//   finds them gone.
+//
+// Costs: for parts that fit the record, nothing beyond go(task)'s: no
+// frame, no allocation, no extra resume. For larger parts, one block from
+// the frame allocator.
 //
 // Rejected alternatives
+//   * A root wrapper coroutine taking f and args as by-value parameters,
+//     which calls the callable when the goroutine first runs and hands the
+//     goroutine over to the body: a second frame, a resume and a transfer
+//     per goroutine, where the record already has room for most callables.
+//     It would call the callable in the goroutine rather than in go(); for
+//     a coroutine that difference is only where its parameters are moved.
 //   * std::invoke (or std::apply) to make the call: with clang's lifetime
 //     checks on (GORO_CORO_LIFETIME_CHECKS), a function returning a Task
 //     without being a coroutine must be marked GORO_CORO_WRAPPER, and the
@@ -63,14 +76,10 @@
 //     that a callable returning a Task needs, so marked.
 //   * Invoking the callable as an lvalue (f(args...)): an rvalue-qualified
 //     operator() and a function taking a move-only argument by value could
-//     not be called. The wrapper calls once, so moving is free to do.
-//   * A root wrapper that awaits the body like any Task (invoke_in_frame):
-//     one more transfer back into the wrapper, its await_resume, result
-//     move and final suspend per goroutine, for nothing the hand-over
-//     does not give.
-//   * Keeping f and args in a separate heap block owned by the goroutine,
-//     or in a std::function: another allocation, where the wrapper's frame
-//     is already a block that lives exactly as long as needed.
+//     not be called. The callable is called once, so moving is free to do.
+//   * std::function, or a heap block for every callable: an allocation
+//     where the record has room, and std::function cannot hold a move-only
+//     callable.
 #ifndef GORO_DETAIL_INVOKE_TASK_HPP_
 #define GORO_DETAIL_INVOKE_TASK_HPP_
 
@@ -78,12 +87,15 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdlib>
+#include <exception>
 #include <functional>
+#include <new>
 #include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "goro/detail/frame_allocator.hpp"
 #include "goro/detail/goroutine.hpp"
 #include "goro/task.hpp"
 
@@ -139,44 +151,155 @@ GORO_CORO_WRAPPER decltype(auto) invoke_task(F&& f, Args&&... args) {
 }
 
 // A Task made from a callable, for a caller that awaits it or starts it
-// later (Group::go, after_func): steps 2 to 4. `F` and `Args` are decayed
-// types, so the parameters are copies the frame owns.
+// later (Group::go, after_func; see the end of the algorithm above). `F`
+// and `Args` are decayed types, so the parameters are copies the frame
+// owns, and the callable is called when the Task first runs.
 template <class T, class F, class... Args>
 Task<T> invoke_in_frame(F f, Args... args) {
   co_return co_await invoke_task(std::move(f), std::move(args)...);
 }
 
-// Step 3 of a goroutine root: makes `body` (owned by the root's frame) the
-// frame that finishes the goroutine and holds its result, and transfers
-// into it. The root is never resumed.
-template <class T>
-class HandOverToBody {
+// Calls the callable held first in `parts` once, as an rvalue, with the
+// arguments that follow it in `parts`, as rvalues.
+template <class Parts, std::size_t... I>
+GORO_CORO_WRAPPER decltype(auto) invoke_parts(Parts& parts, std::index_sequence<I...>) {
+  return invoke_task(std::move(std::get<0>(parts)), std::move(std::get<I + 1>(parts))...);
+}
+
+// Throws `error` where it is awaited, without suspending.
+class Rethrow {
  public:
-  explicit HandOverToBody(const Task<T>& body) noexcept : body_(TaskAccess::handle(body)) {}
-  bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<TaskPromise<T>> root) noexcept {
-    G* const g = root.promise().goroutine();
-    // Plain stores: the goroutine's own thread, before anything else can
-    // read either field (they are read when it finishes, or by the
-    // shutdown sweep with every worker stopped).
-    body_.promise().set_goroutine(g);
-    g->root_promise = &body_.promise();
-    return body_;
-  }
-  void await_resume() const noexcept {}
+  explicit Rethrow(std::exception_ptr error) noexcept : error_(std::move(error)) {}
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  [[noreturn]] void await_resume() const { std::rethrow_exception(error_); }
 
  private:
-  std::coroutine_handle<TaskPromise<T>> body_;
+  std::exception_ptr error_;
 };
 
-// The root of a goroutine started from a callable (go(f, args...),
-// spawn(f, args...)): steps 2 to 4, with the body finishing the goroutine
-// itself. Only as a goroutine's root (HandOverToBody needs its G).
+// Step 3's root for a call that threw: throws that exception when it runs.
+template <class T>
+Task<T> throw_when_run(std::exception_ptr error) {
+  co_await Rethrow(std::move(error));
+}
+
+// Where a goroutine's parts are kept (glossary): the inline call, or a box.
+template <class Parts>
+inline constexpr bool kPartsFitInline = sizeof(Parts) <= kInlineCallBytes &&
+                                        alignof(Parts) <= kInlineCallAlign;
+
+// A box's memory, from the frame allocator (aligned beyond its default
+// where the parts need it).
+template <class Parts>
+inline constexpr bool kPartsOverAligned = alignof(Parts) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+template <class Parts>
+void* allocate_box() {
+  if constexpr (kPartsOverAligned<Parts>) {
+    return allocate_frame_aligned(sizeof(Parts), alignof(Parts));
+  } else {
+    return allocate_frame(sizeof(Parts));
+  }
+}
+template <class Parts>
+void free_box(void* box) noexcept {
+  if constexpr (kPartsOverAligned<Parts>) {
+    free_frame_aligned(box, sizeof(Parts), alignof(Parts));
+  } else {
+    free_frame(box, sizeof(Parts));
+  }
+}
+
+// The inline call's destroyers: for parts kept in it, and for a box whose
+// address it holds.
+template <class Parts>
+void destroy_inline_parts(void* storage) noexcept {
+  static_cast<Parts*>(storage)->~Parts();
+}
+template <class Parts>
+void destroy_boxed_parts(void* storage) noexcept {
+  Parts* const parts = *static_cast<Parts**>(storage);
+  parts->~Parts();
+  free_box<Parts>(parts);
+}
+// The destroyer step 4 hands over (nullptr: nothing to destroy).
+template <class Parts>
+constexpr InlineCallDestroyer destroyer_of_parts() noexcept {
+  if constexpr (!kPartsFitInline<Parts>) {
+    return &destroy_boxed_parts<Parts>;
+  } else if constexpr (std::is_trivially_destructible_v<Parts>) {
+    return nullptr;
+  } else {
+    return &destroy_inline_parts<Parts>;
+  }
+}
+
+// Step 2 for parts that do not fit the record: a box holding them.
+template <class Parts, class... A>
+Parts* make_boxed_parts(A&&... a) {
+  void* const box = allocate_box<Parts>();
+  try {
+    return ::new (box) Parts(std::forward<A>(a)...);
+  } catch (...) {
+    free_box<Parts>(box);
+    throw;
+  }
+}
+
+// Step 3: the root, from calling the parts. Throws only when even
+// throw_when_run's frame cannot be allocated.
+template <class T, class Parts, std::size_t... I>
+std::coroutine_handle<TaskPromise<T>> call_for_root(Parts& parts, std::index_sequence<I...> i) {
+  try {
+    return invoke_parts(parts, i).release();
+  } catch (...) {
+    return throw_when_run<T>(std::current_exception()).release();
+  }
+}
+
+// Starts a goroutine from `f(args...)` (steps 1 to 4), joinable or not.
+// Returns the record, or nullptr when the runtime is stopping (as
+// start_goroutine, which throws when none runs).
 template <class T, class F, class... Args>
-Task<T> invoke_as_goroutine_root(F f, Args... args) {
-  const Task<T> body = invoke_task(std::move(f), std::move(args)...);
-  co_await HandOverToBody<T>(body);
-  std::abort();  // never resumed: destroyed, with the body, once it is done
+G* start_goroutine_from_call(bool joinable, F&& f, Args&&... args) {
+  using Parts = std::tuple<std::decay_t<F>, std::decay_t<Args>...>;
+  constexpr InlineCallDestroyer kDestroy = destroyer_of_parts<Parts>();
+  constexpr auto kArgIndexes = std::index_sequence_for<Args...>();
+  const ReservedGoroutine reserved = reserve_goroutine();  // step 1
+  if (reserved.g != nullptr) {
+    Parts* parts;
+    try {  // step 2
+      if constexpr (kPartsFitInline<Parts>) {
+        parts = ::new (reserved.inline_call) Parts(std::forward<F>(f), std::forward<Args>(args)...);
+      } else {
+        parts = make_boxed_parts<Parts>(std::forward<F>(f), std::forward<Args>(args)...);
+        ::new (reserved.inline_call) Parts*(parts);
+      }
+    } catch (...) {
+      unreserve_goroutine(reserved.g);
+      throw;
+    }
+    std::coroutine_handle<TaskPromise<T>> root;
+    try {
+      root = call_for_root<T>(*parts, kArgIndexes);  // step 3
+    } catch (...) {
+      if (kDestroy != nullptr) kDestroy(reserved.inline_call);
+      unreserve_goroutine(reserved.g);
+      throw;
+    }
+    return start_reserved_goroutine(reserved.g, root, &root.promise(), joinable, kDestroy);
+  }
+  // Steps 2 to 4 with a box, where no record could be reserved.
+  Parts* parts = make_boxed_parts<Parts>(std::forward<F>(f), std::forward<Args>(args)...);
+  std::coroutine_handle<TaskPromise<T>> root;
+  try {
+    root = call_for_root<T>(*parts, kArgIndexes);
+  } catch (...) {
+    destroy_boxed_parts<Parts>(&parts);
+    throw;
+  }
+  const BoxedCall boxed{&destroy_boxed_parts<Parts>, parts};
+  return start_goroutine(root, &root.promise(), joinable, &boxed);
 }
 
 // A callable and its arguments, decay-copied, in one object that can be
@@ -190,17 +313,12 @@ class BoundCall {
 
   // Calls the callable once, as an rvalue with rvalue arguments.
   GORO_CORO_WRAPPER InvokeResult<F, Args...> invoke() {
-    return invoke(std::index_sequence_for<Args...>());
+    return invoke_parts(*parts_, std::index_sequence_for<Args...>());
   }
   // Destroys the callable and the arguments.
   void reset() noexcept { parts_.reset(); }
 
  private:
-  template <std::size_t... I>
-  GORO_CORO_WRAPPER InvokeResult<F, Args...> invoke(std::index_sequence<I...>) {
-    return invoke_task(std::move(std::get<0>(*parts_)), std::move(std::get<I + 1>(*parts_))...);
-  }
-
   std::optional<std::tuple<F, Args...>> parts_;
 };
 
