@@ -249,7 +249,8 @@ Parts* make_boxed_parts(A&&... a) {
 // Step 3: the root, from calling the parts. Throws only when even
 // throw_when_run's frame cannot be allocated.
 template <class T, class Parts, std::size_t... I>
-std::coroutine_handle<TaskPromise<T>> call_for_root(Parts& parts, std::index_sequence<I...> i) {
+[[gnu::always_inline]] inline std::coroutine_handle<TaskPromise<T>> call_for_root(
+    Parts& parts, std::index_sequence<I...> i) {
   try {
     return invoke_parts(parts, i).release();
   } catch (...) {
