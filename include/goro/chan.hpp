@@ -123,7 +123,7 @@ class SendAwaiter {
     return false;  // keep the lock: await_suspend enqueues under it
   }
 
-  void await_suspend(std::coroutine_handle<> awaiting) {
+  [[gnu::always_inline]] void await_suspend(std::coroutine_handle<> awaiting) {
     G* g = current_goroutine();
     if (g == nullptr) [[unlikely]] {
       if (chan_ != nullptr) chan_->lock.unlock();  // taken by await_ready
@@ -200,7 +200,7 @@ class RecvAwaiter {
     return false;
   }
 
-  void await_suspend(std::coroutine_handle<> awaiting) {
+  [[gnu::always_inline]] void await_suspend(std::coroutine_handle<> awaiting) {
     G* g = current_goroutine();
     if (g == nullptr) [[unlikely]] {
       if (chan_ != nullptr) chan_->lock.unlock();  // taken by await_ready
