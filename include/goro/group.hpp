@@ -19,8 +19,9 @@
 // task has returned, cancels the context, and gives the first error.
 //
 // A task is a Task<absl::Status> or a callable returning one with its
-// arguments, kept in the goroutine's frame as goro::go(f, args...) keeps
-// them (go.hpp): a capturing lambda is safe there, and not as
+// arguments, which the task's frame keeps for as long as it runs, as
+// goro::go(f, args...) keeps them (go.hpp): a capturing lambda is safe
+// there, and not as
 // `group.go([x]() -> Task<absl::Status> {...}())`, whose closure dies at
 // the `;`.
 //
@@ -110,8 +111,9 @@ class Group {
 
   // go(task) for the task `f(args...)`, with `f` a callable returning
   // Task<absl::Status>: f and the arguments are copied into the task's own
-  // frame and called in its goroutine as goro::go(f, args...) does (go.hpp:
-  // copies, std::ref, lifetimes, an exception from the call itself). A
+  // frame, as goro::go(f, args...) copies them (go.hpp: copies, std::ref,
+  // lifetimes, an exception from the call itself), and called when the
+  // task starts, in its goroutine (go() calls f before it returns). A
   // queued task holds them until it starts. They are destroyed before the
   // task counts as returned, so before wait() can give its result.
   template <class F, class... Args>
