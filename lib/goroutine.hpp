@@ -92,8 +92,8 @@ inline void attach_boxed_call(GoroutineRecord& g, const BoxedCall& boxed) noexce
 // Destroys what the inline call storage of `g` holds, if anything. After
 // the root frame is gone (see GoroutineRecord::inline_call).
 inline void destroy_inline_call(GoroutineRecord& g) noexcept {
-  // A record goes back to the pool with no destroyer (new_goroutine and
-  // start_reserved_goroutine set it only for a call that needs one).
+  // A record goes back to the pool with no destroyer (attach_boxed_call
+  // and start_reserved_goroutine set one only for a call that needs it).
   if (const InlineCallDestroyer destroy = g.destroy_inline_call) [[unlikely]] {
     g.destroy_inline_call = nullptr;
     destroy(g.inline_call);

@@ -178,7 +178,7 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
   return g;
 }
 
-ReservedGoroutine reserve_goroutine() noexcept {
+ReservedGoroutine reserve_goroutine() {
   P* p = tls_p;
   if (p == nullptr || p->scheduler.stopping()) return {};
   GoroutineRecord* g = p->scheduler.allocate_goroutine(p);  // inline: from p's cache
@@ -188,7 +188,7 @@ ReservedGoroutine reserve_goroutine() noexcept {
 void unreserve_goroutine(G* g) noexcept { recycle_goroutine(tls_p, g); }
 
 G* start_reserved_goroutine(G* goroutine, std::coroutine_handle<> root, TaskPromiseBase* promise,
-                            bool joinable, InlineCallDestroyer destroy_call) noexcept {
+                            bool joinable, InlineCallDestroyer destroy_call) {
   P* p = tls_p;
   GoroutineRecord* g = record_of(goroutine);
   g->destroy_inline_call = destroy_call;

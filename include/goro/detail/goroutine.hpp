@@ -150,9 +150,9 @@ struct ReservedGoroutine {
 // this P, for start_reserved_goroutine or unreserve_goroutine on this same
 // thread before it can run another goroutine (the caller does not
 // suspend in between). Anywhere else, an empty ReservedGoroutine: the
-// caller takes start_goroutine's path, which handles those cases.
-[[nodiscard("a record taken must be started or given back")]] ReservedGoroutine
-reserve_goroutine() noexcept;
+// caller takes start_goroutine's path, which handles those cases. Throws
+// std::bad_alloc when no record can be had.
+[[nodiscard("a record taken must be started or given back")]] ReservedGoroutine reserve_goroutine();
 
 // Gives back a record from reserve_goroutine that will not start; its
 // inline call storage must hold nothing that needs destroying.
@@ -163,7 +163,7 @@ void unreserve_goroutine(G* g) noexcept;
 // root. `destroy_call` (or nullptr) destroys what the record's inline call
 // storage holds, once the root frame is destroyed. Returns the record.
 G* start_reserved_goroutine(G* g, std::coroutine_handle<> root, TaskPromiseBase* promise,
-                            bool joinable, InlineCallDestroyer destroy_call) noexcept;
+                            bool joinable, InlineCallDestroyer destroy_call);
 
 // Creates a goroutine for `root` (whose promise is `promise`) and makes it
 // runnable: from inside the runtime into the current P's runnext slot, from
