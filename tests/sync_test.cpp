@@ -168,6 +168,42 @@ TEST(Mutex, StarvationModeLetsAContenderIn) {
   }
 }
 
+// Critical sections that sleep hold the others queued past the starvation
+// threshold, so most unlocks are starvation handoffs, on several Ps: no two
+// goroutines are ever inside together and every section runs.
+Task<void> sleepy_sections(Mutex& mu, std::atomic<int>& inside, std::atomic<long>& violations,
+                           std::atomic<long>& sections, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    co_await mu.lock();
+    if (inside.fetch_add(1) != 0) violations.fetch_add(1);
+    co_await goro::sleep(std::chrono::microseconds(300));
+    if (inside.fetch_sub(1) != 1) violations.fetch_add(1);
+    sections.fetch_add(1);
+    mu.unlock();
+  }
+}
+
+Task<bool> starvation_handoffs_keep_mutual_exclusion(int goroutines, int rounds) {
+  Mutex mu;
+  std::atomic<int> inside{0};
+  std::atomic<long> violations{0};
+  std::atomic<long> sections{0};
+  std::vector<JoinHandle<void>> handles;
+  for (int g = 0; g < goroutines; ++g) {
+    handles.push_back(spawn(sleepy_sections(mu, inside, violations, sections, rounds)));
+  }
+  for (auto& h : handles) co_await h;
+  co_return violations.load() == 0 && sections.load() == long{goroutines} * rounds &&
+      !mu.is_locked();
+}
+
+TEST(Mutex, StarvationHandoffsKeepMutualExclusionOnSeveralPs) {
+  test::Watchdog watchdog("Mutex.StarvationHandoffsKeepMutualExclusionOnSeveralPs");
+  for (unsigned procs : {2u, 4u}) {
+    EXPECT_TRUE(run(starvation_handoffs_keep_mutual_exclusion(8, 20), with_procs(procs))) << procs;
+  }
+}
+
 // Starvation mode is FIFO: once in it, waiters get the mutex in queue order.
 Task<void> queue_in_order(Mutex& mu, std::vector<int>& order, int id) {
   co_await mu.lock();
