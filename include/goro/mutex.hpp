@@ -82,7 +82,14 @@
 //   unlock step 4's wakeup.
 //
 // Rejected alternatives: see sync_waiter.hpp (why the hook, why not always
-// hand off, why a per-mutex queue rather than Go's semaphore table).
+// hand off, why a per-mutex queue rather than Go's semaphore table). And an
+// unlock that clears kLocked with one atomic AND (x86 `lock btr`, which
+// leaves the word intact on a misuse) and then loads the word to choose
+// step 3 or 4: in between another goroutine may take the mutex and a
+// starving waiter queue behind it, so the unlocker would hand off a mutex
+// it no longer owns. The choice must come from the unlocking
+// read-modify-write's own result (Go's XADD); an XADD on an unlocked word
+// would corrupt it before the misuse check could throw.
 #ifndef GORO_MUTEX_HPP_
 #define GORO_MUTEX_HPP_
 
