@@ -418,12 +418,11 @@ Task<bool> body_goes_before_captures(DeathOrder* go_order, DeathOrder* spawn_ord
   goro::go(stamping_body<void, false>(go_order), FrameStamp<kPad>(go_order));
   auto handle = goro::spawn(stamping_body<int, false>(spawn_order), FrameStamp<kPad>(spawn_order));
   const int value = co_await handle;
-  auto parked =
-      goro::spawn(stamping_body<int, true>(parked_order), FrameStamp<kPad>(parked_order));
+  auto parked = goro::spawn(stamping_body<int, true>(parked_order), FrameStamp<kPad>(parked_order));
   parked.detach();
   const bool parked_started = co_await yield_until_at_least(parked_order->bodies, 1);
   const bool go_done = co_await yield_until([go_order] { return go_order->capture.load() != 0; });
-  co_return value == 1 && parked_started && go_done;
+  co_return value == 1 && parked_started&& go_done;
 }
 
 void expect_body_first(const DeathOrder& order, const char* which) {
@@ -434,8 +433,8 @@ void expect_body_first(const DeathOrder& order, const char* which) {
 
 template <std::size_t kPad>
 void check_body_goes_before_captures() {
-  static_assert((sizeof(decltype(stamping_body<int, false>(nullptr))) +
-                 sizeof(FrameStamp<kPad>) <= 16) == (kPad == kInRecord));
+  static_assert((sizeof(decltype(stamping_body<int, false>(nullptr))) + sizeof(FrameStamp<kPad>) <=
+                 16) == (kPad == kInRecord));
   for (unsigned procs : {1u, 2u}) {
     DeathOrder go_order, spawn_order, parked_order;
     EXPECT_TRUE(goro::run(body_goes_before_captures<kPad>(&go_order, &spawn_order, &parked_order),
