@@ -94,7 +94,9 @@ inline void attach_boxed_call(GoroutineRecord& g, const BoxedCall& boxed) noexce
 inline void destroy_inline_call(GoroutineRecord& g) noexcept {
   // A record goes back to the pool with no destroyer (attach_boxed_call
   // and start_reserved_goroutine set one only for a call that needs it).
-  if (const InlineCallDestroyer destroy = g.destroy_inline_call) [[unlikely]] {
+  // No branch hint: a callable whose captures own memory is as common as
+  // a Task or a trivially destructible callable.
+  if (const InlineCallDestroyer destroy = g.destroy_inline_call) {
     g.destroy_inline_call = nullptr;
     destroy(g.inline_call);
   }
