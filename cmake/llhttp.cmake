@@ -12,12 +12,17 @@
 #   2. Debian's node-llhttp package: /usr/share/llhttp/*.c and
 #      /usr/share/include/llhttp/llhttp.h.
 #   3. FetchContent of llhttp's upstream release tarball (the "release/"
-#      tags carry the generated C sources; the plain tags do not).
+#      tags carry the generated C sources; the plain tags do not), from
+#      GORO_LLHTTP_URL, checked against its SHA-256.
 #
 # Sets GORO_LLHTTP_SOURCES (the three .c files) and GORO_LLHTTP_INCLUDE_DIR.
 set(GORO_LLHTTP_DIR "" CACHE PATH
     "A directory with llhttp's generated api.c, http.c, llhttp.c and llhttp.h")
 set(GORO_LLHTTP_VERSION 8.1.0)
+set(GORO_LLHTTP_URL
+    https://github.com/nodejs/llhttp/archive/refs/tags/release/v${GORO_LLHTTP_VERSION}.tar.gz
+    CACHE STRING "Where FetchContent downloads llhttp's release tarball from (a mirror, or file://)")
+set(GORO_LLHTTP_SHA256 9da0d23453e8e242cf3b2bc5d6fb70b1517b8a70520065fcbad6be787e86638e)
 
 function(_goro_llhttp_from_directory directory)
   foreach(layout IN ITEMS "." "src")
@@ -50,8 +55,11 @@ elseif(EXISTS /usr/share/llhttp/llhttp.c AND EXISTS /usr/share/include/llhttp/ll
   set(GORO_LLHTTP_INCLUDE_DIR /usr/share/include/llhttp)
 else()
   include(FetchContent)
+  # The hash pins the tarball's bytes: a download that differs (a moved tag,
+  # a tampered mirror) fails the configure step instead of building.
   FetchContent_Declare(goro_llhttp
-    URL https://github.com/nodejs/llhttp/archive/refs/tags/release/v${GORO_LLHTTP_VERSION}.tar.gz)
+    URL ${GORO_LLHTTP_URL}
+    URL_HASH SHA256=${GORO_LLHTTP_SHA256})
   # Populate only: the tarball's own CMakeLists.txt builds libraries goro
   # does not want; goro compiles the sources itself.
   FetchContent_GetProperties(goro_llhttp)
