@@ -26,6 +26,10 @@
 //                                  a std::vector of the channels
 //   BM_SelectNonBlockingEmpty      select(recv_from(empty), default): ns
 //   BM_SelectNonBlockingEmptyHandlers  the same with on(...) and otherwise
+//   BM_SelectNonBlockingEmptyParallel/<goroutines>  the same select in that
+//                                  many goroutines at once on 2 Ps (Go's
+//                                  BenchmarkChanNonblocking, RunParallel):
+//                                  wall ns per select over all of them
 //   BM_ChanCreate/<capacity>       make_chan + drop: ns per channel
 //   BM_ChanComputePipeline/<us>    4 stages joined by unbuffered channels,
 //                                  each computing <us> microseconds per
@@ -259,6 +263,45 @@ void nonblocking_select_benchmark(benchmark::State& state) {
   set_per_item(state, "ns_per_select", kSelects);
 }
 
+// Go's BenchmarkChanNonblocking shape (b.RunParallel): one goroutine per P,
+// each running its share of the selects on one shared empty channel; the
+// time is the wall time until the last one is done.
+goro::Task<long> nonblocking_select_share(goro::Chan<int> empty, long selects) {
+  long defaults = 0;
+  for (long i = 0; i < selects; ++i) {
+    auto r = co_await goro::select(goro::recv_from(empty), goro::default_case());
+    defaults += static_cast<long>(r.index());
+  }
+  co_return defaults;
+}
+
+goro::Task<double> nonblocking_select_parallel(long selects, long shares) {
+  goro::Chan<int> empty = goro::make_chan<int>(0);
+  std::vector<goro::JoinHandle<long>> handles;
+  handles.reserve(static_cast<std::size_t>(shares));
+  const auto start = Clock::now();
+  for (long i = 0; i < shares; ++i) {
+    handles.push_back(goro::spawn(nonblocking_select_share(empty, selects / shares)));
+  }
+  long defaults = 0;
+  for (auto& handle : handles) defaults += co_await std::move(handle);
+  const double took = seconds_since(start);
+  goro::bench::check_result("nonblocking_select_parallel", defaults, selects / shares * shares);
+  co_return took;
+}
+
+void BM_SelectNonBlockingEmptyParallel(benchmark::State& state) {
+  constexpr long kSelects = 4'000'000;
+  const long shares = state.range(0);
+  run_batches(state, 0, nonblocking_select_parallel, kSelects, shares);
+  set_per_item(state, "ns_per_select", static_cast<double>(kSelects / shares * shares));
+}
+BENCHMARK(BM_SelectNonBlockingEmptyParallel)
+    ->Arg(2)
+    ->Arg(8)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
 void BM_SelectNonBlockingEmpty(benchmark::State& state) {
   nonblocking_select_benchmark<SelectForm::kIndexed>(state);
 }
@@ -333,6 +376,7 @@ void BM_ChanComputePipeline(benchmark::State& state) {
 }
 BENCHMARK(BM_ChanComputePipeline)
     ->Arg(2)
+    ->Arg(8)
     ->Arg(5)
     ->Arg(20)
     ->UseManualTime()

@@ -71,6 +71,12 @@
 //   non-blocking send or receive); see chan_core.hpp for why that is sound.
 //   With more cases there is no single moment at which separate lock-free
 //   loads would show every channel not ready, so they are polled locked.
+//   A select with a default never parks (step 3 never comes), so its
+//   awaiter answers await_ready with a constant `true` and runs steps 1
+//   and 2 in await_resume. The compiler then removes the suspension point:
+//   the awaiter is a temporary on the caller's stack instead of state the
+//   goroutine's frame keeps across it, and the caller's loop variables stay
+//   in registers.
 //   select_recv and select_send run the same steps over a run-time count
 //   of cases (goro/detail/select_span.hpp); past 8 channels they allocate
 //   their per-case arrays, once per select.
@@ -427,16 +433,16 @@ class SelectAwaiter {
     }
   }
 
+  // A select with a default never parks, so it says "ready" as a constant
+  // and runs in await_resume (complete()): the compiler then drops the
+  // suspension point, and the awaiter is a temporary of the caller's stack,
+  // not state kept in the coroutine frame across the loop around it.
   bool await_ready() {
-    if constexpr (kHasDefault && kChannels == 1) {
-      // One case and a default: Go's non-blocking send/receive fast path.
-      // The case is called through its own (final) type and the rest of
-      // the steps are out of line, so the check inlines into the caller:
-      // a few loads of the channel, no call.
-      const auto& only = std::get<kFirstChannelIndex>(cases_);
-      if (only.core != nullptr && only.would_block()) return take(kDefaultIndex);
+    if constexpr (kHasDefault) {
+      return true;
+    } else {
+      return lock_and_poll();
     }
-    return lock_and_poll();
   }
 
   void await_suspend(std::coroutine_handle<> awaiting) {
@@ -454,16 +460,29 @@ class SelectAwaiter {
   }
 
   SelectResult<Cases...> await_resume() {
-    SelectResult<Cases...> result(complete());
-    move_value(result, std::index_sequence_for<Cases...>{});
+    const std::size_t fired = complete();
+    SelectResult<Cases...> result(fired);
+    move_value(result, fired, std::index_sequence_for<Cases...>{});
     return result;
   }
 
-  // Step 5 when parked: the index of the case that fired (its received
-  // value still in the case). Throws ChannelClosed for a send case woken
-  // by a close.
+  // The index of the case that fired (its received value still in the
+  // case): steps 1 and 2 for a select with a default, step 5 after a park.
+  // Throws ChannelClosed for a send case on a closed channel.
   std::size_t complete() {
-    if (parked_) finish_parked();
+    if constexpr (kHasDefault) {
+      if constexpr (kChannels == 1) {
+        // One case and a default: Go's non-blocking send/receive fast path.
+        // The case is called through its own (final) type and the rest of
+        // the steps are out of line, so the check inlines into the caller:
+        // a few loads of the channel, no call.
+        const auto& only = std::get<kFirstChannelIndex>(cases_);
+        if (only.core != nullptr && only.would_block()) return kDefaultIndex;
+      }
+      lock_and_poll();  // with a default, it always decides
+    } else {
+      if (parked_) finish_parked();
+    }
     return fired_;
   }
 
@@ -520,14 +539,15 @@ class SelectAwaiter {
   }
 
   template <std::size_t... I>
-  void move_value(SelectResult<Cases...>& result, std::index_sequence<I...>) noexcept {
-    (move_one<I>(result), ...);
+  void move_value(SelectResult<Cases...>& result, std::size_t fired,
+                  std::index_sequence<I...>) noexcept {
+    (move_one<I>(result, fired), ...);
   }
   template <std::size_t I>
-  void move_one(SelectResult<Cases...>& result) noexcept {
+  void move_one(SelectResult<Cases...>& result, std::size_t fired) noexcept {
     using C = std::tuple_element_t<I, std::tuple<Cases...>>;
     if constexpr (!std::is_same_v<typename C::result_type, std::monostate>) {
-      if (fired_ == I) std::get<I>(result.values_) = std::move(std::get<I>(cases_).value);
+      if (fired == I) std::get<I>(result.values_) = std::move(std::get<I>(cases_).value);
     }
   }
 
