@@ -2,7 +2,8 @@
 # Echo server benchmark: examples/echo_server (io_uring, then epoll) and the
 # Go anchor go-echo, alternating, under the anchors' echoload. For each run
 # prints echoload's line and the server's CPU per message (utime+stime from
-# /proc/PID/stat before and after, over the messages echoed).
+# /proc/PID/stat before and after, over the messages echoed), and how much
+# of it was user and how much system (kernel) time.
 # usage: scripts/bench-echo.sh [ROUNDS] [CONNS] [BYTES] [SECONDS]
 #   (default 3 50 64 5). Needs build/release/examples/echo_server and the
 #   anchors built into $ANCHORS (default /tmp/goro-anchors; see
@@ -20,14 +21,18 @@ run_one() {
   local name=$1; shift
   start_server "$port" "$@"
   local pid=$server_pid
-  local before; before=$(server_cpu_ticks "$pid")
+  local user_before; user_before=$(server_cpu_ticks "$pid" user)
+  local system_before; system_before=$(server_cpu_ticks "$pid" system)
   local line; line=$("$anchors/echoload" 127.0.0.1 "$port" "$conns" "$bytes" "$seconds")
-  local after; after=$(server_cpu_ticks "$pid")
+  local user_after; user_after=$(server_cpu_ticks "$pid" user)
+  local system_after; system_after=$(server_cpu_ticks "$pid" system)
   stop_server "$pid"
   local rate; rate=$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
   local messages; messages=$(awk -v r="$rate" -v s="$seconds" 'BEGIN { printf "%.3f", r * s }')
-  local us; us=$(cpu_us_per_unit $((after - before)) "$messages")
-  echo "$name $line server_cpu_us_per_msg=$us"
+  local user=$((user_after - user_before)) system=$((system_after - system_before))
+  local us; us=$(cpu_us_per_unit $((user + system)) "$messages")
+  echo "$name $line server_cpu_us_per_msg=$us" \
+    "(user $(cpu_us_per_unit "$user" "$messages"), system $(cpu_us_per_unit "$system" "$messages"))"
   port=$((port + 1))
 }
 

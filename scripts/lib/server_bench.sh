@@ -9,11 +9,16 @@
 # generator counted is the server's CPU per unit. Reading it from outside
 # needs nothing of the server and counts all its threads.
 
-# Clock ticks (user + system) of process PID and its children.
+# server_cpu_ticks PID [user|system]: clock ticks of process PID and its
+# children, user + system, or only the one named.
 server_cpu_ticks() {
-  local total=0 pid
+  local expression='$14 + $15' total=0 pid
+  case ${2:-} in
+    user) expression='$14' ;;
+    system) expression='$15' ;;
+  esac
   for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    total=$((total + $(awk "{print $expression}" "/proc/$pid/stat")))
   done
   echo "$total"
 }
