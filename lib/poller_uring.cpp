@@ -174,6 +174,12 @@ extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 namespace goro::detail {
 namespace {
 
+#ifdef GORO_TSAN_RING_ANNOTATIONS
+// The longest an idle worker sleeps in its ring under ThreadSanitizer
+// (UringPoller::wait says why).
+constexpr std::int64_t kTsanWaitCapNanos = 10'000'000;  // 10 ms
+#endif
+
 // Marks a scope that reads or writes ring memory (SQEs, CQEs, the kernel's
 // flags word and indices). That memory is shared with the kernel and
 // mapped by liburing with raw system calls that ThreadSanitizer does not
@@ -551,6 +557,14 @@ class UringPoller final : public Poller {
       take_cancel_requests();
       take_close_requests();
       arm_wake_read();
+#ifdef GORO_TSAN_RING_ANNOTATIONS
+      // ThreadSanitizer defers a signal that lands on a thread blocked in a
+      // system call it does not intercept (io_uring_enter, which liburing
+      // makes itself) until that thread runs instrumented code again: a
+      // SIGTERM sent to an idle server would wait for its next I/O. So under
+      // TSan an idle worker comes back at least every kTsanWaitCapNanos.
+      deadline_ns = std::min(deadline_ns, monotonic_now_ns() + kTsanWaitCapNanos);
+#endif
       io_uring_cqe* cqe = nullptr;
       if (deadline_ns == kNever) {
         io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);
