@@ -4,9 +4,6 @@
 // and each mechanism's protocol stays in its own file.
 #include "p.hpp"
 
-#include "cpu_load.hpp"
-#include "goro/detail/timer.hpp"
-
 namespace goro::detail {
 
 P::~P() = default;
@@ -23,11 +20,10 @@ bool PMechanisms::steal_due_timers(PCore& victim, PCore& p, std::int64_t& now) n
   return v.timers.maybe_due(now) && Timers::run_due(v, p_of(p), now);
 }
 
-bool PMechanisms::poller_spin_pays(PCore& p) noexcept {
+bool PMechanisms::io_completion_near(PCore& p) noexcept {
   // io_uring: a poll with nothing to do is a memory read (poller.hpp).
   const Poller& poller = *p_of(p).poller;
-  return poller.cheap_to_poll() && poller.has_ops_in_flight() &&
-         !cpus_oversubscribed(monotonic_now_ns());
+  return poller.cheap_to_poll() && poller.has_ops_in_flight();
 }
 
 void PMechanisms::sleep_idle(PCore& core) noexcept {

@@ -365,10 +365,8 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
     // 5b. Ops in flight in a poller that is cheap to poll (io_uring: a
     // memory read): a completion is often microseconds away (a peer's
     // reply). Poll for a while before paying for going idle: a full fence,
-    // a sleep in the kernel and a wakeup; unless every CPU of the machine
-    // has a runnable thread, when the spin would take one from a thread
-    // with work.
-    if (PMechanisms::poller_spin_pays(p)) {
+    // a sleep in the kernel and a wakeup.
+    if (PMechanisms::io_completion_near(p)) {
       if (Found f = spin_on_poller(p); f.g != nullptr) return f;
     }
 
