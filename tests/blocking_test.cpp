@@ -123,18 +123,6 @@ TEST(Blocking, SixtyFourCallsEachGetAThread) {
   EXPECT_GE(detail::SyscallThreads::instance().threads(), 64u);
 }
 
-// Waits, yielding, until `condition()` holds; false if it did not within
-// `timeout`.
-template <class Condition>
-Task<bool> yield_until(Condition condition, std::chrono::seconds timeout = 120s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) co_return false;
-    co_await yield();
-  }
-  co_return true;
-}
-
 // Calls made past a cap: the order in which they started, how many were in
 // their function at once, and the turn that lets call i return (once
 // `released` exceeds i).
@@ -185,7 +173,7 @@ Task<QueueResult> ten_calls_under_a_cap_of_two(QueuedCalls* calls) {
     // P counts it as queued, so both figures are awaited.
     const bool made =
         i < 2 ? co_await test::yield_until_at_least(calls->started, i + 1)
-              : co_await yield_until([i] {
+              : co_await test::yield_until([i] {
                   const SchedulerStats s = scheduler_stats();
                   return s.blocking_queue_length == i - 1u && s.blocking_calls_queued == i - 1u;
                 });
@@ -249,7 +237,8 @@ Task<int> return_with_calls_queued(test::LifeCounts* counts, std::atomic<int>* r
   if (!co_await test::yield_until_at_least(started, 1)) co_return -1;
   for (unsigned i = 0; i < 3; ++i) {
     go(queued_call(counts, ran));
-    if (!co_await yield_until([i] { return scheduler_stats().blocking_queue_length == i + 1; })) {
+    if (!co_await test::yield_until(
+            [i] { return scheduler_stats().blocking_queue_length == i + 1; })) {
       co_return -1;
     }
   }

@@ -570,14 +570,14 @@ Task<bool> two_receivers_on_one_timer() {
   std::atomic<long> received{0};
   go(wait_and_count(&t, &started, &received));
   go(wait_and_count(&t, &started, &received));
-  bool ok = co_await test::yield_until_at_least(started, 2, 20s);
+  bool ok = co_await test::yield_until_at_least(started, 2);
   co_await sleep(1ms);  // let both park (either way, one fire feeds one)
   ok = ok && t.reset(1ms);
-  ok = ok && co_await test::yield_until_at_least(received, 1, 20s);
+  ok = ok && co_await test::yield_until_at_least(received, 1);
   co_await sleep(2ms);
   ok = ok && received.load() == 1;  // one fire, one receiver; the other still waits
   ok = ok && !t.reset(1ms);         // the fire was received
-  ok = ok && co_await test::yield_until_at_least(received, 2, 20s);
+  ok = ok && co_await test::yield_until_at_least(received, 2);
   co_return ok;
 }
 
@@ -655,13 +655,13 @@ Task<bool> stop_leaves_a_parked_receiver_waiting() {
   std::atomic<bool> started{false};
   std::atomic<bool> received{false};
   go(receive_once(t.c(), &started, &received));
-  bool ok = co_await test::yield_until_set(started, 20s);
+  bool ok = co_await test::yield_until_set(started);
   co_await sleep(1ms);
   ok = ok && t.stop();
   co_await sleep(2ms);
   ok = ok && !received.load();  // a stopped timer delivers nothing
   ok = ok && !t.reset(1ms);     // already stopped
-  ok = ok && co_await test::yield_until_set(received, 20s);
+  ok = ok && co_await test::yield_until_set(received);
   co_return ok;
 }
 
@@ -685,7 +685,7 @@ Task<bool> timer_destroyed_while_waited_on() {
   {
     auto t = std::make_unique<Timer>(1h);
     go(wait_on_timer(t.get(), &started, &woke));
-    ok = co_await test::yield_until_set(started, 20s);
+    ok = co_await test::yield_until_set(started);
   }
   // The waiter keeps the channel alive: it stays parked (nothing more
   // arrives) and is torn down at shutdown without touching freed memory
