@@ -21,11 +21,10 @@ run_one() {
   local name=$1; shift
   start_server "$port" "$@"
   local pid=$server_pid
-  local user_before; user_before=$(server_cpu_ticks "$pid" user)
-  local system_before; system_before=$(server_cpu_ticks "$pid" system)
+  local user_before system_before user_after system_after
+  read -r user_before system_before < <(server_cpu_ticks "$pid" split)
   local line; line=$("$anchors/echoload" 127.0.0.1 "$port" "$conns" "$bytes" "$seconds")
-  local user_after; user_after=$(server_cpu_ticks "$pid" user)
-  local system_after; system_after=$(server_cpu_ticks "$pid" system)
+  read -r user_after system_after < <(server_cpu_ticks "$pid" split)
   stop_server "$pid"
   local rate; rate=$(sed -n 's/.*msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
   local messages; messages=$(awk -v r="$rate" -v s="$seconds" 'BEGIN { printf "%.3f", r * s }')

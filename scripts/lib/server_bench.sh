@@ -9,18 +9,16 @@
 # generator counted is the server's CPU per unit. Reading it from outside
 # needs nothing of the server and counts all its threads.
 
-# server_cpu_ticks PID [user|system]: clock ticks of process PID and its
-# children, user + system, or only the one named.
+# server_cpu_ticks PID [split]: clock ticks of process PID and its
+# children, user + system; with `split`, the two as "USER SYSTEM", read at
+# one moment.
 server_cpu_ticks() {
-  local expression='$14 + $15' total=0 pid
-  case ${2:-} in
-    user) expression='$14' ;;
-    system) expression='$15' ;;
-  esac
+  local user=0 system=0 pid
   for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk "{print $expression}" "/proc/$pid/stat")))
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    user=$((user + u)) system=$((system + s))
   done
-  echo "$total"
+  if [[ ${2:-} == split ]]; then echo "$user $system"; else echo $((user + system)); fi
 }
 
 # wait_port PORT: returns once 127.0.0.1:PORT accepts a connection, or
