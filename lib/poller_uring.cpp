@@ -694,9 +694,7 @@ class UringPoller final : public Poller {
       unlock_cq();
       return result;
     }
-    // Acquire: pairs with publish_in_flight's release (the ops whose CQEs
-    // are about to be taken).
-    const unsigned queued_tail = queued_tail_.load(std::memory_order_acquire);
+    unsigned queued_tail = 0;
     RescuedGoroutines goroutines;
     // 3a: take what the CQ holds, while the handback has room for all of a
     // batch (each CQE may need a place in it).
@@ -721,6 +719,16 @@ class UringPoller final : public Poller {
         // Release: the kernel may reuse the slots once it sees the head.
         if (n != 0) io_uring_smp_store_release(ring_.cq.khead, head);
       }
+      // Acquire: pairs with publish_in_flight's release, so that the ops
+      // named by the CQEs just copied are seen as their goroutines wrote
+      // them. Loaded after the CQ tail, never before: the handler (3c), or
+      // an owner whose SQ filled up, submits without cq_lock_, so an op
+      // may be published, submitted and completed between an earlier load
+      // and the read of the tail. Its CQE then comes after its publication
+      // (the kernel posts it only once the SQE is submitted, and every SQE
+      // is published before it is submitted), so this load returns that
+      // publication or a later one.
+      queued_tail = queued_tail_.load(std::memory_order_acquire);
       if (n == 0) break;
       rescued_cqes_ += ended;
       rescued_hint_.store(true, std::memory_order_relaxed);  // under the lock
@@ -918,8 +926,8 @@ class UringPoller final : public Poller {
     // Release: sysmon reads an op's fields (its request, goroutine, repoll
     // flag) when it takes the op's CQE, which the kernel posts only after
     // the SQE was submitted, after this store; sysmon's acquire load of
-    // queued_tail_ (rescue) then sees them. (SQEs queued under cq_lock_
-    // are ordered by the lock as well.)
+    // queued_tail_, made after it reads the CQ tail (rescue), then sees
+    // them. (SQEs queued under cq_lock_ are ordered by the lock as well.)
     queued_tail_.store(sq_tail(), std::memory_order_release);
   }
 
