@@ -20,10 +20,11 @@ bool PMechanisms::steal_due_timers(PCore& victim, PCore& p, std::int64_t& now) n
   return v.timers.maybe_due(now) && Timers::run_due(v, p_of(p), now);
 }
 
-bool PMechanisms::io_completion_near(PCore& p) noexcept {
+bool PMechanisms::poller_spin_pays(PCore& p, std::uint32_t other_busy_procs) noexcept {
   // io_uring: a poll with nothing to do is a memory read (poller.hpp).
   const Poller& poller = *p_of(p).poller;
-  return poller.cheap_to_poll() && poller.has_ops_in_flight();
+  return poller.cheap_to_poll() && poller.has_ops_in_flight() &&
+         p_of(p).sysmon.cpu_to_spare(other_busy_procs);
 }
 
 void PMechanisms::sleep_idle(PCore& core) noexcept {

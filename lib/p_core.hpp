@@ -166,8 +166,10 @@ struct PMechanisms {
   // read once, when first needed (0 until then). Returns whether any fired.
   static bool steal_due_timers(PCore& victim, PCore& p, std::int64_t& now) noexcept;
   // Step 5b: whether ops of p are in flight in a poller cheap to poll, so
-  // that a completion may be microseconds away.
-  static bool io_completion_near(PCore& p) noexcept;
+  // that a completion may be microseconds away, and the machine has a CPU
+  // to spare for a spin with `other_busy_procs` Ps of the runtime busy
+  // besides p (machine_load.hpp).
+  static bool poller_spin_pays(PCore& p, std::uint32_t other_busy_procs) noexcept;
   // Step 6e: sleeps p's worker (idle, on the idle list) until wake(p), an
   // I/O completion, or the earliest timer of any P, and takes it off the
   // idle list (leave_idle) once awake.

@@ -365,8 +365,11 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
     // 5b. Ops in flight in a poller that is cheap to poll (io_uring: a
     // memory read): a completion is often microseconds away (a peer's
     // reply). Poll for a while before paying for going idle: a full fence,
-    // a sleep in the kernel and a wakeup.
-    if (PMechanisms::io_completion_near(p)) {
+    // a sleep in the kernel and a wakeup; unless the other busy Ps and the
+    // machine's other runnable threads fill every CPU, when the spin would
+    // take one from a thread with work.
+    // (`busy` counts p, which is not on the idle list.)
+    if (PMechanisms::poller_spin_pays(p, busy > 0 ? busy - 1 : 0)) {
       if (Found f = spin_on_poller(p); f.g != nullptr) return f;
     }
 

@@ -64,8 +64,10 @@
 //      timers (PMechanisms::steal_due_timers) and its runnext, but runnext
 //      only after giving the victim ~3 microseconds to run it itself.
 //   5b. If this P's poller is cheap to poll (io_uring) and has ops in
-//      flight (PMechanisms::io_completion_near), poll it for up to
-//      kPollerSpinNanos first.
+//      flight, and the machine has a CPU to spare (the other busy Ps and
+//      the threads runnable outside the runtime, as sysmon last counted
+//      them, leave one free: machine_load.hpp), poll it for up to
+//      kPollerSpinNanos first (PMechanisms::poller_spin_pays).
 //   6. Go idle (the spin/park handshake below, steps a-e), then sleep in
 //      the poller until woken or until the earliest timer
 //      (PMechanisms::sleep_idle: timers.cpp has that handshake).

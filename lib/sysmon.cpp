@@ -46,6 +46,9 @@ void Sysmon::start() {
     MutexLock lock(stall_mu_);
     open_stall_.assign(procs, 0);
   }
+  machine_load_.emplace();  // step 6 (machine_load.hpp, step 1)
+  machine_load_at_ = 0;
+  runnable_elsewhere_.store(0, std::memory_order_relaxed);  // no thread runs yet
   thread_ = start_runtime_thread("sysmon thread", [this] {
     pthread_setname_np(pthread_self(), "goro-sysmon");
     // Step 1c makes system calls on goroutines' fds: as on the workers, a
@@ -59,6 +62,22 @@ void Sysmon::start() {
   });
 }
 
+void Sysmon::sample_machine_load(std::int64_t now) noexcept {
+  if (machine_load_at_ != 0 && now - machine_load_at_ < SysmonTuning::kMachineLoadPeriodNanos) {
+    return;
+  }
+  machine_load_at_ = now;
+  const int runnable = machine_load_->runnable_threads();
+  int elsewhere = 0;  // unknown: nobody else counted (machine_load.hpp, step 4)
+  if (runnable > 0) {
+    // Neither sysmon (the reader) nor the Ps that were busy as it read.
+    const auto busy = static_cast<int>(view_.ps().size() - view_.idle_procs());
+    elsewhere = std::max(0, runnable - 1 - busy);
+  }
+  // Relaxed: a hint (cpu_to_spare).
+  runnable_elsewhere_.store(elsewhere, std::memory_order_relaxed);
+}
+
 void Sysmon::stop() noexcept {
   if (!thread_.joinable()) return;
   // Release/acquire: nothing rides on it but the flag itself; the join
@@ -66,6 +85,7 @@ void Sysmon::stop() noexcept {
   stopping_.store(true, std::memory_order_release);
   parker_.unpark();
   thread_.join();
+  machine_load_.reset();
 }
 
 bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
@@ -351,6 +371,7 @@ void Sysmon::loop() {
     if (stopping_.load(std::memory_order_acquire)) break;  // pairs with stop()
     now = monotonic_now_ns();
     advance_wait_clock(now);
+    sample_machine_load(now);
     bool acted = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) acted = watch_p(i, now) || acted;
     rescuing_ = false;

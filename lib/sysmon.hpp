@@ -42,7 +42,12 @@
 //      (thread_census.hpp). While a thread outside the runtime lives, it
 //      looks again later (kMaxCensusPeriodNanos); once none does, and the
 //      runtime is still quiescent with the same count, it declares the
-//      deadlock (deadlock.cpp).
+//      deadlock (deadlock.cpp);
+//   6. at most every kMachineLoadPeriodNanos, reads how many threads the
+//      machine has runnable (machine_load.hpp) and publishes how many of
+//      them are not the runtime's busy Ps or itself: an idle P spins on its
+//      ring only while those and the other busy Ps leave a CPU free
+//      (cpu_to_spare; scheduler.hpp, step 5b).
 // It sleeps between rounds, 20 us at first and doubling after 50 rounds
 // with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
 // (or until the next scavenge) while every P is idle. That sleep counts as
@@ -63,11 +68,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "goro/detail/asymmetric_fence.hpp"  // GORO_TSAN
 #include "goro/scheduler_stats.hpp"
+#include "machine_load.hpp"
 #include "mutex.hpp"
 #include "parker.hpp"
 
@@ -140,6 +147,9 @@ struct SysmonTuning {
   // (or the grace, if longer): a program that waits for such a thread for
   // hours costs a few /proc reads a second at first, then one.
   static constexpr std::int64_t kMaxCensusPeriodNanos = 1'000'000'000;  // 1 s
+  // Step 6: how old the count of runnable threads elsewhere may get while
+  // sysmon is awake (a pread of /proc/loadavg each time).
+  static constexpr std::int64_t kMachineLoadPeriodNanos = 1'000'000;  // 1 ms
 };
 
 // What sysmon sees of the runtime and may ask of it, beyond reading the Ps
@@ -201,6 +211,16 @@ class Sysmon {
     return io_rescued_.load(std::memory_order_relaxed);  // a statistic
   }
 
+  // Step 6, any thread: whether a CPU of the machine is free for a P to
+  // spin on, with `other_busy_procs` of the runtime's Ps busy besides the
+  // caller's, as of sysmon's last sample. True when the count is unknown.
+  [[nodiscard]] bool cpu_to_spare(std::uint32_t other_busy_procs) const noexcept {
+    // Relaxed: a hint refreshed every kMachineLoadPeriodNanos; a stale one
+    // costs one spin too many or too few.
+    const int elsewhere = runnable_elsewhere_.load(std::memory_order_relaxed);
+    return static_cast<std::int64_t>(elsewhere) + other_busy_procs < MachineLoad::online_cpus();
+  }
+
  private:
   struct Watch {
     std::uint64_t schedules = 0;
@@ -236,6 +256,8 @@ class Sysmon {
   bool watch_queue(std::size_t index, std::int64_t now);
   // Step 1c for one P (after watch_p); returns whether it is a candidate.
   bool rescue_io(std::size_t index, std::int64_t now);
+  // Step 6.
+  void sample_machine_load(std::int64_t now) noexcept;
   // Step 1's record of a stall of P `index`: opened when seen, its duration
   // updated when it ends (if it is still in the history).
   void begin_stall(std::size_t index, std::uint64_t goroutine, std::int64_t nanos);
@@ -254,6 +276,11 @@ class Sysmon {
   // and whether it signalled one's thread (io_uring).
   bool rescuing_ = false;
   bool signalled_ = false;
+  // Step 6: the file, open from start() to stop(); when it was last read;
+  // the runnable threads that were not busy Ps or sysmon then.
+  std::optional<MachineLoad> machine_load_;
+  std::int64_t machine_load_at_ = 0;
+  std::atomic<int> runnable_elsewhere_{0};
   // Deadlock detection: when the runtime was first seen quiescent (0: not
   // now) and its activity count then; when the next decision is due, and
   // how long the last census that found an outside thread put it off.

@@ -27,8 +27,9 @@ LAYERS = [
     ("public", "the public API and the detail its templates inline; never lib/ (installed "
      "without it)",
      ["include/goro/*.hpp", "include/goro/detail/*.hpp"]),
-    ("base", "locks, parking, thread starts, the frame allocator",
+    ("base", "locks, parking, thread starts, the frame allocator, the machine's CPU load",
      ["lib/mutex.hpp", "lib/parker.*", "lib/runtime_threads.hpp", "lib/thread_census.*",
+      "lib/machine_load.*",
       "lib/alloc/*",
       "lib/asymmetric_fence.cpp", "lib/frame_allocator.cpp", "lib/procs.cpp"]),
     ("core", "the scheduler core: goroutine records, run queues, PCore, Scheduler",
