@@ -140,22 +140,33 @@ bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
     if (p.spawned.push(entry)) return true;
     // Full: the local queue's tail, below.
   }
+  if ((entry & kClaimBit) != 0) {
+    // Remember where the claim entry goes so that an inline join on this
+    // P can tombstone it in O(1). Relaxed: only this thread uses it.
+    auto* g = reinterpret_cast<GoroutineRecord*>(entry & ~kEntryFlags);
+    g->queued_on.store(&p, std::memory_order_relaxed);
+    g->queue_position.store(p.runq.next_position(), std::memory_order_relaxed);
+  }
+  // A handoff entry is held back from thieves: no point waking one.
+  if (p.runq.push(entry)) return (entry & kHandoffBit) == 0;
+  return runq_put_full(p, entry);
+}
+
+// Out of line, with its batch on its own stack frame: every spawn and
+// every ready passes through runq_put, and one push in 128 comes here.
+bool Scheduler::runq_put_full(PCore& p, Entry entry) {
   for (;;) {
-    if ((entry & kClaimBit) != 0) {
-      // Remember where the claim entry goes so that an inline join on this
-      // P can tombstone it in O(1). Relaxed: only this thread uses it.
-      auto* g = reinterpret_cast<GoroutineRecord*>(entry & ~kEntryFlags);
-      g->queued_on.store(&p, std::memory_order_relaxed);
-      g->queue_position.store(p.runq.next_position(), std::memory_order_relaxed);
-    }
-    // A handoff entry is held back from thieves: no point waking one.
-    if (p.runq.push(entry)) return (entry & kHandoffBit) == 0;
     // Full: move the older half and `entry` to the global queue in one
     // batch (Go's runqputslow), so that the next 128 pushes are lock-free.
     absl::InlinedVector<Entry, SchedulerTuning::kLocalQueueCapacity / 2 + 1> batch(
         p.runq.capacity() / 2 + 1);
     const std::uint32_t n = p.runq.spill_half(batch.data());
-    if (n == 0) continue;  // a thief made room
+    if (n == 0) {
+      // A thief made room. (A claim entry's position, noted above, is
+      // still the next push's.)
+      if (p.runq.push(entry)) return (entry & kHandoffBit) == 0;
+      continue;
+    }
     // Entries of goroutines joined inline already stay out of the global
     // queue, which a P busy with inline joins may not pop for a long time.
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -440,14 +451,7 @@ void Scheduler::reset_spinning(PCore& p) noexcept {
   notify_work_available(&p);
 }
 
-void Scheduler::notify_work_available(PCore* p) noexcept {
-  // Step g: the enqueue (already done) must be ordered before the loads of
-  // npidle/nmspinning below. The light half of the asymmetric fence pairs
-  // with the idle worker's heavy half (6c).
-  light_fence();
-  // Relaxed loads after the fence: the fence pair is all the handshake needs.
-  if (npidle_.load(std::memory_order_relaxed) == 0) return;
-  if (nmspinning_.load(std::memory_order_relaxed) != 0) return;
+void Scheduler::wake_idle_for(PCore* p) noexcept {
   std::uint32_t none = 0;
   if (!nmspinning_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) return;
   PCore* woken = nullptr;

@@ -135,6 +135,7 @@
 #include <vector>
 
 #include "global_queue.hpp"
+#include "goro/detail/asymmetric_fence.hpp"
 #include "goro/detail/goroutine.hpp"
 #include "goro/scheduler_stats.hpp"
 #include "mutex.hpp"
@@ -210,6 +211,8 @@ class Scheduler {
   // to the global queue when it is full. Returns whether a goroutine landed
   // where other Ps can steal it (see make_runnable).
   bool runq_put(PCore& p, Entry entry, Placement placement);
+  // runq_put's slow path: the local queue is full.
+  bool runq_put_full(PCore& p, Entry entry);
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // once the runtime stops accepting work.
   bool global_put_from_outside(Entry entry);
@@ -229,8 +232,21 @@ class Scheduler {
   // A hint (relaxed): whether goroutines wait in the global queue.
   [[nodiscard]] bool global_queue_has_work() const noexcept { return global_.size_hint() != 0; }
   // Steps g-h of the handshake; p is the submitter's P, nullptr outside
-  // the runtime.
-  void notify_work_available(PCore* p) noexcept;
+  // the runtime. Inline up to h's first test, which ends nearly every call
+  // of a P that spawns while the others are busy.
+  void notify_work_available(PCore* p) noexcept {
+    // Step g: the enqueue (already done) must be ordered before the loads
+    // of npidle/nmspinning below. The light half of the asymmetric fence
+    // pairs with the idle worker's heavy half (6c).
+    light_fence();
+    // Relaxed loads after the fence: the fence pair is all the handshake
+    // needs.
+    if (npidle_.load(std::memory_order_relaxed) == 0) return;
+    if (nmspinning_.load(std::memory_order_relaxed) != 0) return;
+    wake_idle_for(p);
+  }
+  // Step h past its first tests: makes an idle P spinning and wakes it.
+  void wake_idle_for(PCore* p) noexcept;
   // make_runnable_at_home (scheduler_interface.hpp).
   void make_runnable_at_home(PCore& home, G* g) noexcept;
   // wake_idle_p (scheduler_interface.hpp).
