@@ -108,6 +108,12 @@ void BM_MutexContended(benchmark::State& state) {
   constexpr long kOps = 2'000'000;
   const int goroutines = static_cast<int>(state.range(0));
   measure(state, 2, kOps, kOps / goroutines * goroutines, mutex_contended, goroutines);
+  // How often a locker parked (and its P went idle) and how often a worker
+  // woke another, per lock, in the last iteration's runtime.
+  const goro::SchedulerStats stats = goro::scheduler_stats();
+  const auto per_op = [&](std::uint64_t n) { return static_cast<double>(n) / kOps; };
+  state.counters["parks_per_op"] = per_op(stats.parks);
+  state.counters["wakeups_per_op"] = per_op(stats.wakeups);
 }
 BENCHMARK(BM_MutexContended)
     ->Arg(2)
