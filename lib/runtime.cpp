@@ -387,6 +387,16 @@ void ready_goroutine(G* g) noexcept {
   ready_from_outside(g);
 }
 
+void ready_goroutine_to_compete(G* g) noexcept {
+  P* p = tls_p;
+  if (p == nullptr) {
+    ready_from_outside(g);
+    return;
+  }
+  p->scheduler.runq_put(*p, entry_for(g, /*claim=*/false), Placement::kRunNext);
+  p->scheduler.notify_work_available(p);
+}
+
 void run_main(std::coroutine_handle<> main, TaskPromiseBase* promise, const Config& config) {
   // 1. Reserve the process's runtime slot before touching anything: the
   // Runtime's constructor resets process-wide state (the active poller

@@ -116,7 +116,14 @@ inline void Mutex::wake_one(std::uint32_t old) noexcept {
       // stored kIdle.
       w->state = detail::SyncWaiter::kGrantedWoken;
       qlock_.unlock();
-      detail::wake(w, w->retry);  // competes again: lock step 5
+      // Competes again: lock step 5 (unlock step 4 says where it runs).
+      if (w->thread == nullptr && !wake_as_partner_) {
+        detail::G* g = w->g;  // last read of `w`
+        g->resume = w->retry;
+        detail::ready_goroutine_to_compete(g);
+      } else {
+        detail::wake(w, w->retry);
+      }
       return;
     }
   }

@@ -63,6 +63,37 @@ TEST(Mutex, MutualExclusionOnTwoPs) {
   EXPECT_EQ(run(mutex_stress(4, times), with_procs(2)), 4 * times);
 }
 
+// The main goroutine waits for a mutex that a thread outside the runtime
+// holds, so that its P goes idle; the thread's unlock wakes it (through the
+// global queue) and it takes the mutex; the runtime then stops at once,
+// possibly before the thread's unlock has returned.
+Task<int> lock_held_outside(Mutex* mu, std::atomic<bool>* waiting) {
+  waiting->store(true);
+  co_await mu->lock();
+  const int owned = mu->is_locked() ? 1 : 0;
+  mu->unlock();
+  co_return owned;
+}
+
+TEST(Mutex, UnlockOutsideTheRuntimeWakesAParkedWaiter) {
+  test::Watchdog watchdog("Mutex.UnlockOutsideTheRuntimeWakesAParkedWaiter");
+  for (unsigned procs : {1u, 2u}) {
+    Mutex mu;
+    ASSERT_TRUE(mu.try_lock());
+    std::atomic<bool> waiting{false};
+    std::thread outside([&] {
+      while (!waiting.load()) std::this_thread::yield();
+      // Whether the waiter still spins or has parked (its P asleep) when
+      // the unlock comes, it must end up owning the mutex.
+      std::this_thread::sleep_for(5ms);
+      mu.unlock();
+    });
+    EXPECT_EQ(run(lock_held_outside(&mu, &waiting), with_procs(procs)), 1) << procs << " procs";
+    outside.join();
+    EXPECT_FALSE(mu.is_locked());
+  }
+}
+
 Task<int> try_lock_and_misuse() {
   Mutex mu;
   int score = 0;

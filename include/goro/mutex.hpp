@@ -74,7 +74,15 @@
 //        awake (kWoken), or the mutex is already taken again, done.
 //        Otherwise CAS (count - 1) | kWoken, pop the first waiter under
 //        qlock, mark it kGrantedWoken (one store into its frame) and ready
-//        it at its hook: it competes again (lock step 5).
+//        it at its hook: it competes again (lock step 5). It goes to this
+//        P's runnext, but not as the unlocker's partner: an idle P is woken
+//        and takes it if this P has not run it within the runnext grace
+//        (Go's goready + wakep). The unlocker usually goes on running and
+//        soon locks again; a partner, held back from thieves, would wait
+//        until it parks, holding kWoken all that time, which sends every
+//        unlock down this step. RWMutex's writer mutex readies it as the
+//        partner all the same (WakeAsPartner): there a writer taken by an
+//        idle P at once runs beside the readers that its lock then blocks.
 //   withdraw (a parked waiter's frame destroyed at shutdown; the waiter's
 //   one state byte says which): queued (kQueued): unlink and uncount it,
 //   clearing kStarving with the last one; handed the mutex (kGranted):
@@ -182,6 +190,7 @@ class Mutex {
 
  private:
   friend class detail::MutexWaiter;
+  friend class RWMutex;
 
   static constexpr std::uint32_t kLocked = 1;
   static constexpr std::uint32_t kWoken = 2;
@@ -205,8 +214,14 @@ class Mutex {
   // A waiter's frame destroyed while parked (sync_waiter.hpp, Withdrawal).
   void withdraw(detail::SyncWaiter* w) noexcept;
 
+  // RWMutex's writer mutex: a woken waiter is readied as the unlocker's
+  // partner (unlock step 4).
+  struct WakeAsPartner {};
+  explicit Mutex(WakeAsPartner) noexcept : wake_as_partner_(true) {}
+
   std::atomic<std::uint32_t> state_{0};
   detail::SpinLock qlock_;
+  const bool wake_as_partner_ = false;
   detail::SyncQueue waiters_;  // guarded by qlock_
 };
 

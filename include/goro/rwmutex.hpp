@@ -221,7 +221,7 @@ class RWMutex {
   void withdraw_reader(detail::SyncWaiter* w) noexcept;
   void withdraw_writer(detail::SyncWaiter* w) noexcept;
 
-  Mutex w_;
+  Mutex w_{Mutex::WakeAsPartner{}};
   detail::Sema writer_sem_;
   detail::Sema reader_sem_;
   std::atomic<std::int32_t> reader_count_{0};

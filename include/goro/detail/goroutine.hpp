@@ -205,6 +205,13 @@ void yield_suspend(std::coroutine_handle<> awaiting);
 // it stays parked and the shutdown sweep destroys it.
 void ready_goroutine(G* g) noexcept;
 
+// As ready_goroutine, but on a worker `g` is not this goroutine's partner:
+// it goes to runnext without the handoff bit (thieves may take it once the
+// runnext grace is over), and an idle P is woken if none looks for work
+// (Go's goready + wakep). For a goroutine woken to compete with the one
+// running here, which goes on running (a Mutex waiter).
+void ready_goroutine_to_compete(G* g) noexcept;
+
 }  // namespace goro::detail
 
 #endif  // GORO_DETAIL_GOROUTINE_HPP_
