@@ -161,9 +161,9 @@ bool Scheduler::runq_put_full(PCore& p, Entry entry) {
     absl::InlinedVector<Entry, SchedulerTuning::kLocalQueueCapacity / 2 + 1> batch(
         p.runq.capacity() / 2 + 1);
     const std::uint32_t n = p.runq.spill_half(batch.data());
+    // None: a thief made room. (A claim entry's position, noted in
+    // runq_put, is still the next push's.)
     if (n == 0) {
-      // A thief made room. (A claim entry's position, noted above, is
-      // still the next push's.)
       if (p.runq.push(entry)) return (entry & kHandoffBit) == 0;
       continue;
     }

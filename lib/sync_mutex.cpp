@@ -117,13 +117,8 @@ inline void Mutex::wake_one(std::uint32_t old) noexcept {
       w->state = detail::SyncWaiter::kGrantedWoken;
       qlock_.unlock();
       // Competes again: lock step 5 (unlock step 4 says where it runs).
-      if (w->thread == nullptr && !wake_as_partner_) {
-        detail::G* g = w->g;  // last read of `w`
-        g->resume = w->retry;
-        detail::ready_goroutine_to_compete(g);
-      } else {
-        detail::wake(w, w->retry);
-      }
+      detail::wake(w, w->retry,
+                   wake_as_partner_ ? detail::WakeAs::kPartner : detail::WakeAs::kCompetitor);
       return;
     }
   }

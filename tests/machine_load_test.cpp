@@ -3,13 +3,14 @@
 // cannot be read.
 #include "machine_load.hpp"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <thread>
 #include <vector>
+
+#include "test_util.hpp"
 
 namespace goro::detail {
 namespace {
@@ -33,27 +34,18 @@ TEST(MachineLoad, AFileThatCannotBeOpenedGivesAnUnknownCount) {
   EXPECT_GE(MachineLoad::online_cpus(), 1);
 }
 
-int open_fds() {
-  int count = 0;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  while (::readdir(dir) != nullptr) ++count;
-  ::closedir(dir);
-  return count;
-}
-
 TEST(MachineLoad, HoldsOneDescriptorFromConstructionToDestruction) {
-  const int before = open_fds();
+  const int before = test::open_fd_count();
   ASSERT_GT(before, 0);
   {
     const MachineLoad load;
-    EXPECT_EQ(open_fds(), before + 1);
+    EXPECT_EQ(test::open_fd_count(), before + 1);
     for (int i = 0; i < 100; ++i) {
       ASSERT_GE(load.runnable_threads(), 1);  // the reader itself is runnable
     }
-    EXPECT_EQ(open_fds(), before + 1);  // samples open nothing
+    EXPECT_EQ(test::open_fd_count(), before + 1);  // samples open nothing
   }
-  EXPECT_EQ(open_fds(), before);
+  EXPECT_EQ(test::open_fd_count(), before);
 }
 
 TEST(MachineLoad, CountsThreadsThatSpin) {

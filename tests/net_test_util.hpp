@@ -2,8 +2,9 @@
 //
 // What the goro::net tests share: a test body is a coroutine returning a
 // Verdict ("" when it passed, else what went wrong), run in a fresh
-// runtime under a watchdog; fresh Unix socket paths; the counts of open
-// fds and threads and the resident set size, for leak checks; a loopback
+// runtime under a watchdog; fresh Unix socket paths; the open fds'
+// listing, the thread count and the resident set size, for leak checks
+// (the fd count is test_util.hpp's); a loopback
 // connection whose client end is a raw socket that can reset; an echo
 // handler; and an echo client that checks what comes back byte for byte.
 #ifndef GORO_TESTS_NET_TEST_UTIL_HPP_
@@ -62,23 +63,6 @@ inline std::string unique_unix_path(const char* what) {
   return "/tmp/goro-net-test-" + std::to_string(::getpid()) + "-" + what + "-" +
          std::to_string(counter.fetch_add(1));
 }
-
-// The entries of the directory at `path` (without "." and ".."); -1 if
-// it cannot be read.
-inline int directory_entries(const char* path) {
-  DIR* directory = ::opendir(path);
-  if (directory == nullptr) return -1;
-  int count = 0;
-  while (const dirent* entry = ::readdir(directory)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  ::closedir(directory);
-  return count;
-}
-
-// The fds this process has open now (the directory's own fd included, the
-// same in every count).
-inline int open_fd_count() { return directory_entries("/proc/self/fd"); }
 
 // The open descriptors of this process and what each names ("3 socket:[42]"),
 // for a test that found a different count than it expected to say which.

@@ -2,11 +2,12 @@
 //
 // Helpers shared by goro's tests: an awaitable that parks a goroutine for
 // good, guards that count their constructions and destructions, an
-// exception type carrying a code, bounded "yield until" loops, and a
-// watchdog that turns a hang into an abort with a message.
+// exception type carrying a code, the count of open fds, "yield until"
+// loops, and a watchdog that names a test still running after a while.
 #ifndef GORO_TESTS_TEST_UTIL_HPP_
 #define GORO_TESTS_TEST_UTIL_HPP_
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -78,6 +79,23 @@ struct CodedError : std::runtime_error {
   CodedError(const std::string& what, int code) : std::runtime_error(what), code(code) {}
   int code;
 };
+
+// The entries of the directory at `path` (without "." and ".."); -1 if
+// it cannot be read.
+inline int directory_entries(const char* path) {
+  DIR* directory = ::opendir(path);
+  if (directory == nullptr) return -1;
+  int count = 0;
+  while (const dirent* entry = ::readdir(directory)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  ::closedir(directory);
+  return count;
+}
+
+// The fds this process has open now (the directory's own fd included, the
+// same in every count).
+inline int open_fd_count() { return directory_entries("/proc/self/fd"); }
 
 // Yields until `value` >= `target`, then returns true. There is no time
 // limit: how long a correct runtime takes depends on the machine's load,

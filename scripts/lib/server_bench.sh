@@ -13,7 +13,7 @@
 # children, user + system; with `split`, the two as "USER SYSTEM", read at
 # one moment.
 server_cpu_ticks() {
-  local user=0 system=0 pid
+  local user=0 system=0 pid u s
   for pid in "$1" $(pgrep -P "$1" || true); do
     read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat")
     user=$((user + u)) system=$((system + s))

@@ -174,16 +174,26 @@ struct SyncWaiter {
   void set_queued(bool queued) noexcept { state = queued ? kQueued : kIdle; }
 };
 
+// How a woken goroutine is readied: as the waker's partner
+// (ready_goroutine), or to compete with the waker, which goes on running
+// (ready_goroutine_to_compete).
+enum class WakeAs { kPartner, kCompetitor };
+
 // Makes the goroutine of `w` continue at `where` (or unparks its thread).
 // The caller must have dequeued `w` (S2) and released the queue's lock.
-inline void wake(SyncWaiter* w, std::coroutine_handle<> where) noexcept {
+inline void wake(SyncWaiter* w, std::coroutine_handle<> where,
+                 WakeAs as = WakeAs::kPartner) noexcept {
   if (w->thread != nullptr) {
     unpark(w->thread);
     return;
   }
   G* g = w->g;  // last read of `w`
   g->resume = where;
-  ready_goroutine(g);
+  if (as == WakeAs::kCompetitor) {
+    ready_goroutine_to_compete(g);
+  } else {
+    ready_goroutine(g);
+  }
 }
 
 // Wakes `w` at its continuation: what WakeList<SyncWaiter>::wake_all does
