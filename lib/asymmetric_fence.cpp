@@ -29,7 +29,7 @@ void enable_asymmetric_fences() noexcept {
 }
 
 void heavy_fence() noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  full_fence();
   if (membarrier_enabled.load(std::memory_order_relaxed)) {
     // Cannot fail once registered; if it ever did, the seq_cst fence above
     // would not be enough for the light side, so fall back loudly.

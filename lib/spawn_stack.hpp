@@ -79,8 +79,9 @@
 //     entry, which for a tree is the oldest and largest subtree.
 //   * Asymmetric fences for pop (membarrier on the thief side): steals
 //     would cost a membarrier (an interrupt to every CPU running the
-//     process) each; the owner's full fence costs about what the FIFO
-//     queue's compare-exchange does.
+//     process) each; the owner's full fence (full_fence: a locked
+//     instruction, not `mfence`) costs about what the FIFO queue's
+//     compare-exchange does.
 #ifndef GORO_LIB_SPAWN_STACK_HPP_
 #define GORO_LIB_SPAWN_STACK_HPP_
 
@@ -88,6 +89,8 @@
 #include <cassert>
 #include <cstdint>
 #include <memory>
+
+#include "goro/detail/asymmetric_fence.hpp"
 
 namespace goro::detail {
 
@@ -129,7 +132,7 @@ class SpawnStack {
     owner_end_.store(b, std::memory_order_relaxed);
     // The owner's half of the Dekker pair (file comment): our store of
     // owner_end_ is ordered before our load of steal_end_.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    full_fence();
     std::uint32_t t = steal_end_.load(std::memory_order_relaxed);
     const auto left = static_cast<std::int32_t>(b - t);
     if (left > 0) {
@@ -156,7 +159,7 @@ class SpawnStack {
     // the slots the owner published.
     std::uint32_t t = steal_end_.load(std::memory_order_acquire);
     // The thief's half of the Dekker pair (file comment).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    full_fence();
     const std::uint32_t b = owner_end_.load(std::memory_order_acquire);
     if (static_cast<std::int32_t>(b - t) <= 0) return false;
     const Entry entry = slots_[t & mask_].load(std::memory_order_relaxed);

@@ -2,7 +2,8 @@
 //
 // Defines: goro::detail::light_fence, heavy_fence and
 // enable_asymmetric_fences: a store-load fence split into a cheap half for
-// the hot path and an expensive half for the cold path.
+// the hot path and an expensive half for the cold path; and full_fence, a
+// whole store-load fence for paths that pay one on every call.
 //
 // Why: the spin/park handshake (scheduler.hpp) is a Dekker pattern: a
 // submitter stores work and then loads the idle/spinning counts; a worker
@@ -26,8 +27,21 @@
 // loads. This is the "asymmetric fence" of liburcu and folly.
 //
 // Fallback: where membarrier is unavailable (old kernels, seccomp) both
-// halves are seq_cst fences. Under ThreadSanitizer both halves are always
-// seq_cst fences, because TSan does not model membarrier.
+// halves are full fences (full_fence). Under ThreadSanitizer both halves
+// are always seq_cst fences, because TSan does not model membarrier.
+//
+// full_fence: what std::atomic_thread_fence(seq_cst) promises, built on
+// x86-64 from a locked read-modify-write of the word at the top of the
+// stack (`lock or $0`, which leaves it unchanged) instead of the `mfence`
+// compilers emit for it. For ordinary (write-back) memory a locked
+// instruction orders every earlier load and store before every later one
+// just as `mfence` does (the Intel and AMD manuals; Linux's smp_mb() has
+// been the same instruction since 2016); `mfence` additionally orders
+// non-temporal stores and, on AMD, waits for every earlier instruction to
+// retire, which makes it several times slower there (docs/PERFORMANCE.md,
+// "A full fence without mfence"). goro makes no non-temporal stores.
+// Elsewhere, and under ThreadSanitizer (which understands the standard
+// fence, not the instruction), it is the standard fence.
 #ifndef GORO_DETAIL_ASYMMETRIC_FENCE_HPP_
 #define GORO_DETAIL_ASYMMETRIC_FENCE_HPP_
 
@@ -43,6 +57,17 @@
 #endif
 
 namespace goro::detail {
+
+// A full (seq_cst) fence: see the file comment.
+inline void full_fence() noexcept {
+#if defined(__x86_64__) && !defined(GORO_TSAN)
+  // The "memory" clobber makes it a compiler barrier too; "cc": `or` sets
+  // the flags.
+  asm volatile("lock orl $0, (%%rsp)" ::: "memory", "cc");
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
 
 // Set once membarrier has been registered for this process.
 extern std::atomic<bool> membarrier_enabled;
@@ -62,7 +87,7 @@ inline void light_fence() noexcept {
   if (membarrier_enabled.load(std::memory_order_relaxed)) {
     std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler barrier only
   } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    full_fence();
   }
 #endif
 }
