@@ -35,11 +35,11 @@
 // stack (`lock or $0`, which leaves it unchanged) instead of the `mfence`
 // compilers emit for it. For ordinary (write-back) memory a locked
 // instruction orders every earlier load and store before every later one
-// just as `mfence` does (the Intel and AMD manuals; Linux's smp_mb() has
-// been the same instruction since 2016); `mfence` additionally orders
-// non-temporal stores and, on AMD, waits for every earlier instruction to
-// retire, which makes it several times slower there (docs/PERFORMANCE.md,
-// "A full fence without mfence"). goro makes no non-temporal stores.
+// just as `mfence` does (the Intel and AMD manuals; Linux's smp_mb() on
+// x86-64 is a locked add to the stack for that reason); `mfence` also
+// orders non-temporal stores, which goro never makes, and is several times
+// slower on some CPUs (docs/PERFORMANCE.md, "A full fence without
+// mfence").
 // Elsewhere, and under ThreadSanitizer (which understands the standard
 // fence, not the instruction), it is the standard fence.
 #ifndef GORO_DETAIL_ASYMMETRIC_FENCE_HPP_
