@@ -13,25 +13,63 @@
 //   write_ready       direction: the next op to park tries once more first.
 //   epoch             the runtime the registration belongs to; a PollDesc
 //                     of an earlier run() is reset before use.
+//   edges             events step 3 handled for the fd that can mean
+//                     bytes to read (input, hang-up, error), counted.
+//   drained_at        for a stream socket: 1 + the edge count read just
+//                     before a read-side call that returned fewer bytes
+//                     than asked (the receive queue was empty then); 0
+//                     for none.
 //
 // The life of an op:
 //   1. try_now (await_ready): register the fd if needed, then try the call.
-//      Done unless it says EAGAIN (or EINPROGRESS for connect).
+//      Done unless it says EAGAIN (or EINPROGRESS for connect). A read on
+//      a stream socket that is known drained (step 6) skips the try and
+//      goes to step 2 as if it had said EAGAIN.
 //   2. commit (await_suspend): the deadline timer and stop
 //      callback are set up, then, under the PollDesc lock: if the op was
 //      cancelled meanwhile, complete it with -ECANCELED; if an edge arrived
-//      since step 1 (ready flag), clear it and try again; otherwise append
-//      the op to its list and park.
+//      since step 1 (ready flag), clear it and try again (a read on a
+//      stream socket instead tries again exactly when the fd is not known
+//      drained, step 6); otherwise append the op to its list and park.
 //   3. An edge (on the owner P's worker, from poll()/wait()): under the
-//      lock, for each list, try the ops in FIFO order, completing them,
-//      until one says EAGAIN; if none did, set the ready flag. Every event
-//      retries both lists (a spurious try costs one EAGAIN; a missed one
-//      would hang), and the completed goroutines go to this P's queue.
+//      lock, for each list the event concerns, try the ops in FIFO order,
+//      completing them, until one says EAGAIN; if none did, set the ready
+//      flag; the completed goroutines go to this P's queue. Readers are
+//      retried for input, hang-up and error events, writers for output,
+//      hang-up and error: epoll reports with an edge every direction ready
+//      at that moment, so a reader with bytes to read is never passed
+//      over, while the output edges a TCP sender gets as its data is
+//      acknowledged no longer retry a parked reader for nothing.
 //   4. A cancel (any thread): under the lock, if the op is still in its
 //      list, take it out and ready it with -ECANCELED; otherwise it is
 //      completing already, or step 2 will see its cancel word.
 //   Step 2's check and step 4 both run under the PollDesc lock, and the
 //   cancel word is set before step 4 takes it, so no cancel is lost.
+//   6. Known drained (nginx's "ready" flag, which spares a server the
+//      EAGAIN read before each wait for the next request): a read-side
+//      call on a stream socket (recv without MSG_PEEK or MSG_OOB, or read)
+//      first reads `edges` (relaxed: a value no newer than the call), and
+//      if it says EAGAIN or returns more than 0 but fewer bytes than
+//      asked, stores drained_at = that count + 1; any other result (end of
+//      stream, an error, a full buffer) stores 0, and so does a cancelled
+//      park (step 4). A stream socket returns fewer bytes than asked only
+//      once its receive queue is empty (bytes the kernel queues meanwhile,
+//      its backlog included, raise an edge after they are queued). So while `edges` still equals
+//      drained_at - 1 under the lock, every byte in the queue arrived after
+//      that call and its edge is not handled yet: a reader that parks is
+//      retried by it (step 3). The check that lets a reader park without
+//      trying runs under the lock (step 2), where `edges` is exact; step
+//      1's look at drained_at is only the hint to skip its try.
+//      The end of the peer's stream and a pending error are readable
+//      without bytes, and their edge comes once: once an event has said
+//      EPOLLRDHUP, EPOLLHUP or EPOLLERR (input_ended), step 6 stops for
+//      the fd; one that arrives after a drained call counts as an edge.
+//      Datagram and seqpacket sockets, pipes and ttys keep the try: a
+//      short read there does not mean an empty queue. An fd closed behind
+//      goro's back and reused (below) may then park with bytes queued,
+//      where it would have read them: it waits until its deadline or a
+//      stop, as it would for bytes still to come, and the cancel resets
+//      drained_at, so the next read tries first.
 //   5. io::close (forget_fd, any thread, before close(2)): under the lock,
 //      every parked op leaves its list as closed (end_as_closed), the fd
 //      leaves the epoll instance and its PollDesc is reset; an op between
@@ -94,6 +132,22 @@ struct PollDesc {
   // The fd refused RWF_NOWAIT: its attempts check O_NONBLOCK instead.
   // Relaxed: a hint, set once per registration.
   std::atomic<bool> no_nowait{false};
+  // A SOCK_STREAM socket (step 6). Written under `mu` before `epoch`
+  // publishes the registration; read like `pollable`.
+  std::atomic<bool> stream{false};
+  // Step 6: an event said the peer shut down its side, hung up or left
+  // an error: a read can end without bytes and without another edge, so
+  // step 6 stops. Set under `mu` (step 3), reset only with the
+  // registration; read like `stream`.
+  std::atomic<bool> input_ended{false};
+  // Step 6. Incremented under `mu` only (step 3); read without it by
+  // attempts (relaxed: the value bounds what the call can have missed, see
+  // step 6) and exactly under it by commit.
+  std::atomic<std::uint32_t> edges{0};
+  // Step 6. Written by any attempt, with or without `mu` (relaxed: a hint
+  // whose every value names a real drained call; commit decides under
+  // `mu` with the exact `edges`).
+  std::atomic<std::uint32_t> drained_at{0};
   bool read_ready ABSL_GUARDED_BY(mu) = false;
   bool write_ready ABSL_GUARDED_BY(mu) = false;
   IoOp* readers ABSL_GUARDED_BY(mu) = nullptr;
@@ -163,8 +217,37 @@ ssize_t transfer(PollDesc& pd, const IoRequest& r, bool write) noexcept {
   return write ? ::write(r.fd, r.buffer, r.length) : ::read(r.fd, r.buffer, r.length);
 }
 
-// One non-blocking attempt: the result, or -EAGAIN.
+// Whether a read-side request on a stream socket counts for step 6: a
+// recv that consumes (no MSG_PEEK, no MSG_OOB) or a read.
+bool drains_stream(const PollDesc& pd, const IoRequest& r) noexcept {
+  // Relaxed: `stream` is published with the registration; `input_ended`
+  // is a hint here and exact under mu, where commit reads it.
+  if (!pd.stream.load(std::memory_order_relaxed) ||
+      pd.input_ended.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  if (r.kind == IoKind::kRead) return true;
+  return r.kind == IoKind::kRecv && (r.flags & (MSG_PEEK | MSG_OOB)) == 0;
+}
+
+int attempt_call(PollDesc& pd, IoOp& op) noexcept;
+
+// One non-blocking attempt: the result, or -EAGAIN. Keeps step 6's
+// drained_at for reads on stream sockets.
 int attempt(PollDesc& pd, IoOp& op) noexcept {
+  if (!drains_stream(pd, op.request)) return attempt_call(pd, op);
+  // Relaxed, before the call: see step 6.
+  const std::uint32_t edges = pd.edges.load(std::memory_order_relaxed);
+  const int r = attempt_call(pd, op);
+  // EAGAIN, or fewer bytes than asked: the receive queue was empty.
+  const bool drained = r == -EAGAIN || (r > 0 && static_cast<std::size_t>(r) < op.request.length);
+  // Relaxed: a hint (PollDesc::drained_at).
+  pd.drained_at.store(drained ? edges + 1 : 0, std::memory_order_relaxed);
+  return r;
+}
+
+// The system call of one non-blocking attempt.
+int attempt_call(PollDesc& pd, IoOp& op) noexcept {
   const IoRequest& r = op.request;
   for (;;) {
     ssize_t n = 0;
@@ -245,6 +328,13 @@ bool unlink(IoOp*& list, IoOp* op) noexcept {
 
 using OpBatch = absl::InlinedVector<IoOp*, 8>;
 
+// The events that can end a reader's or a writer's wait (step 3). epoll
+// reports, for an edge in either direction, every direction ready at that
+// moment: an output edge while bytes are queued says EPOLLIN too.
+constexpr std::uint32_t kInputEvents =
+    EPOLLIN | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+constexpr std::uint32_t kOutputEvents = EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND | EPOLLHUP | EPOLLERR;
+
 // Step 3 for one list; returns whether it ran dry without an EAGAIN.
 bool retry_list(PollDesc& pd, IoOp*& list, OpBatch& done) noexcept {
   while (IoOp* op = list) {
@@ -267,6 +357,9 @@ void refresh(PollDesc& pd) noexcept ABSL_EXCLUSIVE_LOCKS_REQUIRED(pd.mu) {
   // Relaxed: published by the epoch store of the next registration.
   pd.pollable.store(true, std::memory_order_relaxed);
   pd.no_nowait.store(false, std::memory_order_relaxed);
+  pd.stream.store(false, std::memory_order_relaxed);
+  pd.input_ended.store(false, std::memory_order_relaxed);
+  pd.drained_at.store(0, std::memory_order_relaxed);
   pd.read_ready = pd.write_ready = false;
   pd.readers = pd.writers = nullptr;
 }
@@ -292,6 +385,13 @@ int register_with(int epoll_fd, PollDesc& pd, int fd) noexcept
       return -errno;
     }
   }
+  // Step 6 applies to stream sockets only; not a socket (ENOTSOCK) is not
+  // one. Relaxed: published with the registration.
+  int type = 0;
+  socklen_t type_length = sizeof type;
+  const bool stream =
+      ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) == 0 && type == SOCK_STREAM;
+  pd.stream.store(stream, std::memory_order_relaxed);
   return 0;
 }
 
@@ -401,8 +501,20 @@ class EpollPoller final : public Poller {
       }
       MutexLock lock(pd->mu);
       if (pd->epoch.load(std::memory_order_relaxed) != live_epoch()) continue;  // stale; under mu
-      if (retry_list(*pd, pd->readers, done)) pd->read_ready = true;
-      if (retry_list(*pd, pd->writers, done)) pd->write_ready = true;
+      // Step 3 by direction; `edges` (step 6) before the retries, whose
+      // attempts read it. Relaxed: under mu, which commit takes to read it
+      // exactly.
+      const std::uint32_t ready = events[i].events;
+      if ((ready & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+        pd->input_ended.store(true, std::memory_order_relaxed);  // under mu
+      }
+      if ((ready & kInputEvents) != 0) {
+        pd->edges.store(pd->edges.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        if (retry_list(*pd, pd->readers, done)) pd->read_ready = true;
+      }
+      if ((ready & kOutputEvents) != 0 && retry_list(*pd, pd->writers, done)) {
+        pd->write_ready = true;
+      }
     }
   }
 
@@ -430,6 +542,14 @@ bool EpollPoller::try_now(IoOp& op) noexcept {
       }
     }
   }
+  // Step 6: a stream known drained, with no edge handled since: the try
+  // would say EAGAIN. Relaxed: hints; commit decides under the lock.
+  if (drains_stream(*pd, op.request) && !io_never_waits(op.request)) {
+    const std::uint32_t drained_at = pd->drained_at.load(std::memory_order_relaxed);
+    if (drained_at != 0 && pd->edges.load(std::memory_order_relaxed) == drained_at - 1) {
+      return false;
+    }
+  }
   const int r = attempt(*pd, op);
   if (r == -EAGAIN && !io_never_waits(op.request)) return false;
   op.result = r;
@@ -451,7 +571,19 @@ bool EpollPoller::commit(IoOp& op) noexcept {
   const bool reader = io_direction(op.request) == IoDirection::kRead;
   bool& ready_flag = reader ? pd.read_ready : pd.write_ready;
   const bool pollable = pd.pollable.load(std::memory_order_relaxed);  // under mu
-  if (ready_flag || !pollable) {
+  bool try_first = ready_flag || !pollable;
+  if (pollable && reader && drains_stream(pd, op.request)) {
+    // Step 6: a stream reader tries first unless the fd is known drained
+    // with no input edge handled since (exact here: `edges` changes under
+    // mu only). Then a set ready flag is stale: the edge that set it was
+    // counted before the drained call began, which read its bytes.
+    const std::uint32_t drained_at = pd.drained_at.load(std::memory_order_relaxed);
+    const bool drained =
+        drained_at != 0 && pd.edges.load(std::memory_order_relaxed) == drained_at - 1;
+    if (drained) ready_flag = false;
+    try_first = !drained;
+  }
+  if (try_first) {
     ready_flag = false;
     const int r = attempt(pd, op);
     if (r != -EAGAIN || !pollable) {
@@ -476,6 +608,9 @@ void EpollPoller::cancel(IoOp& op) noexcept {
     if (removed) {
       op.result = -ECANCELED;
       parked_ops.fetch_sub(1, std::memory_order_relaxed);
+      // Step 6: the next read tries first (an fd reused behind goro's
+      // back gets its queued bytes read). Relaxed: a hint.
+      pd->drained_at.store(0, std::memory_order_relaxed);
       // An op that waited until its deadline or a stop may have waited on
       // an fd number reused behind goro's back (the top of this file).
       if (pd->pollable.load(std::memory_order_relaxed)) {  // under mu
