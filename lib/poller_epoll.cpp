@@ -16,9 +16,9 @@
 //   edges             events step 3 handled for the fd that can mean
 //                     bytes to read (input, hang-up, error), counted.
 //   drained_at        for a stream socket: 1 + the edge count read just
-//                     before a read-side call that returned fewer bytes
-//                     than asked (the receive queue was empty then); 0
-//                     for none.
+//                     before a read-side call that said EAGAIN or
+//                     returned fewer bytes than asked (the receive queue
+//                     was empty then); 0 for none (step 6).
 //
 // The life of an op:
 //   1. try_now (await_ready): register the fd if needed, then try the call.
@@ -35,16 +35,22 @@
 //      lock, for each list the event concerns, try the ops in FIFO order,
 //      completing them, until one says EAGAIN; if none did, set the ready
 //      flag; the completed goroutines go to this P's queue. Readers are
-//      retried for input, hang-up and error events, writers for output,
-//      hang-up and error: epoll reports with an edge every direction ready
-//      at that moment, so a reader with bytes to read is never passed
-//      over, while the output edges a TCP sender gets as its data is
-//      acknowledged no longer retry a parked reader for nothing.
+//      retried for input, hang-up and error events (and for output ones
+//      while a poll for input and output waits among them), writers for
+//      output, hang-up and error: epoll reports with an edge every
+//      direction ready at that moment, so a reader with bytes to read is
+//      never passed over, while the output edges a TCP sender gets as its
+//      data is acknowledged do not retry a parked reader for nothing.
 //   4. A cancel (any thread): under the lock, if the op is still in its
 //      list, take it out and ready it with -ECANCELED; otherwise it is
 //      completing already, or step 2 will see its cancel word.
 //   Step 2's check and step 4 both run under the PollDesc lock, and the
 //   cancel word is set before step 4 takes it, so no cancel is lost.
+//   5. io::close (forget_fd, any thread, before close(2)): under the lock,
+//      every parked op leaves its list as closed (end_as_closed), the fd
+//      leaves the epoll instance and its PollDesc is reset; an op between
+//      steps 1 and 2 finds the registration gone in step 2 and ends as
+//      closed too.
 //   6. Known drained (nginx's "ready" flag, which spares a server the
 //      EAGAIN read before each wait for the next request): a read-side
 //      call on a stream socket (recv without MSG_PEEK or MSG_OOB, or read)
@@ -54,27 +60,22 @@
 //      stream, an error, a full buffer) stores 0, and so does a cancelled
 //      park (step 4). A stream socket returns fewer bytes than asked only
 //      once its receive queue is empty (bytes the kernel queues meanwhile,
-//      its backlog included, raise an edge after they are queued). So while `edges` still equals
-//      drained_at - 1 under the lock, every byte in the queue arrived after
-//      that call and its edge is not handled yet: a reader that parks is
-//      retried by it (step 3). The check that lets a reader park without
-//      trying runs under the lock (step 2), where `edges` is exact; step
-//      1's look at drained_at is only the hint to skip its try.
-//      The end of the peer's stream and a pending error are readable
-//      without bytes, and their edge comes once: once an event has said
-//      EPOLLRDHUP, EPOLLHUP or EPOLLERR (input_ended), step 6 stops for
-//      the fd; one that arrives after a drained call counts as an edge.
-//      Datagram and seqpacket sockets, pipes and ttys keep the try: a
-//      short read there does not mean an empty queue. An fd closed behind
-//      goro's back and reused (below) may then park with bytes queued,
-//      where it would have read them: it waits until its deadline or a
-//      stop, as it would for bytes still to come, and the cancel resets
-//      drained_at, so the next read tries first.
-//   5. io::close (forget_fd, any thread, before close(2)): under the lock,
-//      every parked op leaves its list as closed (end_as_closed), the fd
-//      leaves the epoll instance and its PollDesc is reset; an op between
-//      steps 1 and 2 finds the registration gone in step 2 and ends as
-//      closed too.
+//      its backlog included, raise an edge after they are queued). So
+//      while `edges` still equals drained_at - 1 under the lock, every
+//      byte in the queue arrived after that call and its edge is not
+//      handled yet: a reader that parks is retried by it (step 3). The
+//      check that lets a reader park without trying runs under the lock
+//      (step 2), where `edges` is exact; step 1's look at drained_at is
+//      only the hint to skip its try. The end of the peer's stream and a
+//      pending error are readable without bytes, and their edge comes
+//      once: once an event has said EPOLLRDHUP, EPOLLHUP or EPOLLERR
+//      (input_ended), step 6 stops for the fd; one that arrives after a
+//      drained call counts as an edge. Datagram and seqpacket sockets,
+//      pipes and ttys keep the try: a short read there does not mean an
+//      empty queue. An fd closed behind goro's back and reused (below) may
+//      park with bytes queued, where it would have read them: it waits
+//      until its deadline or a stop, as it would for bytes still to come,
+//      and the cancel resets drained_at, so the next read tries first.
 //
 // No attempt blocks its worker, even when the fd number was closed behind
 // goro's back (::close, not io::close) and reused by a blocking file that
@@ -335,6 +336,16 @@ constexpr std::uint32_t kInputEvents =
     EPOLLIN | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 constexpr std::uint32_t kOutputEvents = EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND | EPOLLHUP | EPOLLERR;
 
+// Whether a reader list holds a poll for output too (poll(POLLIN |
+// POLLOUT) parks as a reader: poller.hpp, io_direction), which an output
+// edge must retry.
+bool polls_for_output(const IoOp* list) noexcept {
+  for (; list != nullptr; list = list->next) {
+    if (list->request.kind == IoKind::kPoll && (list->request.flags & POLLOUT) != 0) return true;
+  }
+  return false;
+}
+
 // Step 3 for one list; returns whether it ran dry without an EAGAIN.
 bool retry_list(PollDesc& pd, IoOp*& list, OpBatch& done) noexcept {
   while (IoOp* op = list) {
@@ -508,8 +519,11 @@ class EpollPoller final : public Poller {
       if ((ready & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
         pd->input_ended.store(true, std::memory_order_relaxed);  // under mu
       }
-      if ((ready & kInputEvents) != 0) {
+      const bool input = (ready & kInputEvents) != 0;
+      if (input) {
         pd->edges.store(pd->edges.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      }
+      if (input || ((ready & kOutputEvents) != 0 && polls_for_output(pd->readers))) {
         if (retry_list(*pd, pd->readers, done)) pd->read_ready = true;
       }
       if ((ready & kOutputEvents) != 0 && retry_list(*pd, pd->writers, done)) {

@@ -595,6 +595,38 @@ TEST(Io, ReadAfterAShortPeekGetsTheBytes) {
   EXPECT_TRUE(on_both_pollers(read_after_a_short_peek_gets_the_bytes));
 }
 
+// poll(POLLIN | POLLOUT) parks among the readers (poller.hpp,
+// io_direction): a socket that becomes writable, with nothing to read,
+// must still end it.
+Task<bool> poll_for_input_or_output_wakes_on_output() {
+  SocketPair s;
+  (void)::fcntl(s.fd[0], F_SETFL, ::fcntl(s.fd[0], F_GETFL) | O_NONBLOCK);
+  // Fill fd[0]'s send buffer (and the peer's receive buffer).
+  std::vector<char> chunk(64 * 1024, 'f');
+  std::size_t queued = 0;
+  for (;;) {
+    const ssize_t n = ::send(s.fd[0], chunk.data(), chunk.size(), MSG_DONTWAIT);
+    if (n <= 0) break;
+    queued += static_cast<std::size_t>(n);
+  }
+  if (queued == 0) co_return false;
+  auto poller = spawn(poll_task(s.fd[0], POLLIN | POLLOUT));
+  co_await sleep(2ms);  // lets it park (a pass does not depend on it)
+  // Drain the peer: fd[0] becomes writable; it has nothing to read.
+  std::size_t drained = 0;
+  while (drained < queued) {
+    auto n = co_await io::recv(s.fd[1], chunk.data(), chunk.size(), 0);
+    if (!n.ok() || *n == 0) co_return false;
+    drained += *n;
+  }
+  auto events = co_await poller;
+  co_return events.ok() && (*events & POLLOUT) != 0;
+}
+
+TEST(Io, PollForInputOrOutputWakesOnOutput) {
+  EXPECT_TRUE(on_both_pollers(poll_for_input_or_output_wakes_on_output));
+}
+
 using test::DefaultSigpipe;
 
 bool sigpipe_is_default() {
