@@ -80,7 +80,6 @@ Task<std::string> first_reads(long* news) {
 }
 
 TEST(NetAllocation, AConnsReadsAllocateNothingWithMultishotReceiveOff) {
-  test::Watchdog watchdog("NetAllocation.AConnsReadsAllocateNothingWithMultishotReceiveOff");
   Config config = test::with_procs(1);
   ASSERT_FALSE(config.multishot_receive);  // the default
   long news = 0;
@@ -92,8 +91,6 @@ TEST(NetAllocation, AConnsReadsAllocateNothingWithMultishotReceiveOff) {
 }
 
 TEST(NetAllocation, AConnsFirstReadMakesItsReceiveStreamWithMultishotReceiveOn) {
-  test::Watchdog watchdog(
-      "NetAllocation.AConnsFirstReadMakesItsReceiveStreamWithMultishotReceiveOn");
   Config config = test::with_procs(1);
   config.multishot_receive = true;
   long news = 0;
@@ -173,7 +170,6 @@ Task<std::string> refresh(ConnPair* pair, Clock::time_point start, long* news) {
 }
 
 TEST(NetDeadline, RefreshedTenThousandTimesWhileAReadIsParkedAllocatesNothingAndKeepsTheWakeUp) {
-  test::Watchdog watchdog("NetDeadline.RefreshedTenThousandTimesWhileAReadIsParked");
   long news = 0;
   EXPECT_EQ(run(with_a_parked_read([&news](ConnPair* pair, Clock::time_point start)
                                        GORO_CORO_WRAPPER { return refresh(pair, start, &news); }),
@@ -204,7 +200,6 @@ Task<std::string> alternate(ConnPair* pair, Clock::time_point start) {
 }
 
 TEST(NetDeadline, MovedEarlierAndLaterTenThousandTimesWhileAReadIsParkedKeepsTheWakeUp) {
-  test::Watchdog watchdog("NetDeadline.MovedEarlierAndLaterTenThousandTimesWhileAReadIsParked");
   EXPECT_EQ(run(with_a_parked_read(alternate), test::with_procs(2)), "");
 }
 

@@ -90,8 +90,7 @@ std::size_t runtime_threads() {
 // returns when the kernel clears the thread's id word, a little before the
 // thread leaves the thread group. So a leftover name is looked at again
 // until it goes; a thread the runtime really left behind stays for good,
-// and the test then waits until ctest's per-test timeout ends it (the
-// watchdog of the test calling this, where it has one, names it).
+// and the test then waits until ctest's per-test timeout ends it.
 // Returns the count, 0, so that a caller can compare it.
 std::size_t runtime_threads_left() {
   while (runtime_threads() != 0) std::this_thread::yield();
@@ -286,8 +285,6 @@ TEST(Runtime, OutsideGoAndSpawnRacingShutdownRunOrAreDestroyedExactlyOnce) {
 // --- A runtime that cannot start --------------------------------------
 
 TEST(Runtime, ThreadStartFailureThrowsSystemErrorAndLeavesNothingBehind) {
-  goro::test::Watchdog watchdog(
-      "Runtime.ThreadStartFailureThrowsSystemErrorAndLeavesNothingBehind");
   for (PollerBackend poller : usable_pollers()) {
     SCOPED_TRACE(name_of(poller));
     const Config config = with_poller(3, poller);  // 2 workers + sysmon: 3 thread starts
@@ -323,9 +320,8 @@ TEST(Runtime, ThreadStartFailureThrowsSystemErrorAndLeavesNothingBehind) {
 // The real limit: a child that drops root (exempt from RLIMIT_NPROC) and may
 // start no thread at all.
 TEST(Runtime, ThreadLimitMakesRunThrowSystemErrorThenRunsOnceRaised) {
-  // No watchdog thread here: forking a process that runs threads is what
-  // ThreadSanitizer refuses. A child that hangs keeps this test waiting
-  // until ctest's per-test timeout ends it.
+  // A child that hangs keeps this test waiting until ctest's per-test
+  // timeout ends it.
   const int status = in_child([] {
     if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 77;
     rlimit limit{};
@@ -350,8 +346,6 @@ TEST(Runtime, ThreadLimitMakesRunThrowSystemErrorThenRunsOnceRaised) {
 }
 
 TEST(Runtime, FewFileDescriptorsMakeRunThrowSystemErrorAndLeaveNothingBehind) {
-  goro::test::Watchdog watchdog(
-      "Runtime.FewFileDescriptorsMakeRunThrowSystemErrorAndLeaveNothingBehind");
   for (PollerBackend poller : usable_pollers()) {
     SCOPED_TRACE(name_of(poller));
     const Config config = with_poller(4, poller);  // 8 fds: an eventfd and a ring or epoll per P
@@ -491,7 +485,6 @@ Task<bool> epoll_waiters_survive_nested_run() {
 }
 
 TEST(Runtime, FailedNestedRunLeavesRunningEpollWaitersWakeable) {
-  goro::test::Watchdog watchdog("Runtime.FailedNestedRunLeavesRunningEpollWaitersWakeable");
   EXPECT_TRUE(goro::run(epoll_waiters_survive_nested_run(), with_poller(1, PollerBackend::kEpoll)));
 }
 

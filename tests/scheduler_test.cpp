@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <goro/goro.hpp>
 
 #include "skynet.hpp"
+#include "sysmon.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -250,8 +252,8 @@ TEST(Run, WithOneProcEveryGoroutineRunsOnTheCallingThread) {
 
 // A goroutine that never suspends holds its P; with two Ps the other one
 // must pick up the goroutine it spawned (from runnext or the local queue):
-// the spin ends only when both children ran, so a broken steal hangs, and
-// the test's watchdog reports it.
+// the spin ends only when both children ran, so a broken steal hangs
+// until ctest's per-test timeout ends it.
 Task<void> set_flag_and_record(std::atomic<bool>* flag, std::thread::id* where) {
   *where = std::this_thread::get_id();
   flag->store(true);
@@ -279,7 +281,6 @@ Task<int> spin_until_stolen() {
 }
 
 TEST(Scheduler, AnIdleProcTakesWorkFromABusyOne) {
-  goro::test::Watchdog watchdog("Scheduler.AnIdleProcTakesWorkFromABusyOne");
   EXPECT_EQ(goro::run(spin_until_stolen(), with_procs(2)), 2);
   EXPECT_GT(goro::scheduler_stats().steals, 0u);
 }
@@ -374,8 +375,7 @@ Task<void> yield_then_set(int yields, std::atomic<bool>* flag) {
 }
 
 // Yields until `flag` is set; returns how many times it yielded. Starvation
-// makes it yield forever: the tests using it keep a watchdog, which turns
-// that into an abort naming the test.
+// makes it yield forever, until ctest's per-test timeout ends the test.
 Task<long> yield_until_flag(const std::atomic<bool>* flag) {
   long yields = 0;
   while (!flag->load()) {
@@ -392,7 +392,6 @@ Task<long> yielder_spawns_then_yields(int child_yields) {
 }
 
 TEST(Fairness, AYieldingGoroutineDoesNotStarveTheGoroutineItSpawned) {
-  goro::test::Watchdog watchdog("Fairness.AYieldingGoroutineDoesNotStarveTheGoroutineItSpawned");
   const long yields = goro::run(yielder_spawns_then_yields(100), with_procs(1));
   EXPECT_GE(yields, 100);  // the child yielded 100 times in between
 }
@@ -408,8 +407,6 @@ Task<long> yielder_with_outside_thread() {
 TEST(Fairness, AYieldingGoroutineDoesNotStarveAGoroutineStartedFromOutside) {
   // Local work (the yielder) is always available; the outsider waits in the
   // global queue, which must be served periodically anyway.
-  goro::test::Watchdog watchdog(
-      "Fairness.AYieldingGoroutineDoesNotStarveAGoroutineStartedFromOutside");
   // The outsider yielded 3 times, each time after the yielder's turn.
   EXPECT_GE(goro::run(yielder_with_outside_thread(), with_procs(1)), 3);
   EXPECT_GT(goro::scheduler_stats().global_queue_takes, 0u);
@@ -440,7 +437,6 @@ Task<TwoYieldersOutcome> two_yielders_and_a_latecomer() {
 }
 
 TEST(Fairness, TwoYieldersDoNotStarveASpawnedGoroutine) {
-  goro::test::Watchdog watchdog("Fairness.TwoYieldersDoNotStarveASpawnedGoroutine");
   const TwoYieldersOutcome outcome = goro::run(two_yielders_and_a_latecomer(), with_procs(1));
   EXPECT_GE(outcome.main, 5);   // the latecomer yielded 5 times, each after main's turn
   EXPECT_GT(outcome.first, 0);  // and the yielders themselves kept running
@@ -516,7 +512,7 @@ TEST(Fairness, AChannelPingPongDoesNotStarveTheLocalQueue) {
 // keeps working through its queue; once the queue is stuck behind a
 // goroutine that computes (no suspension), sysmon releases them to an idle
 // P. The readier spins until one of them ran: with the release broken it
-// spins for good, and the test's watchdog reports it.
+// spins for good, until ctest's per-test timeout ends it.
 Task<void> receive_then_flag(goro::RecvChan<int> in, std::atomic<int>* started,
                              std::atomic<int>* ran) {
   started->fetch_add(1);
@@ -544,42 +540,49 @@ Task<int> hog_after_handoffs() {
 }
 
 TEST(Scheduler, HandoffGoroutinesStuckBehindAHogMoveToAnIdleProc) {
-  goro::test::Watchdog watchdog("Scheduler.HandoffGoroutinesStuckBehindAHogMoveToAnIdleProc");
   EXPECT_EQ(goro::run(hog_after_handoffs(), with_procs(2)), 3);
 }
 
-// A pipeline of unbuffered channels whose stages compute for tens of
-// microseconds per item keeps its queue moving (no stage is stuck), yet a
+// A pipeline of unbuffered channels whose stages compute for many times
+// sysmon's threshold per item keeps its queue moving (no stage is stuck), yet a
 // second core would run two stages at once. sysmon sees the P compute long
 // between synchronisations and spreads its handoffs over the idle P
 // (SchedulerStats::spread_rounds), whose thieves then take stages. The
 // feeder keeps the pipeline going until the sink has seen both counters
-// move: with spreading broken it never stops, and the test's watchdog
-// reports it.
+// move: with spreading broken it never stops, and ctest's per-test
+// timeout ends it.
 // (That partners which only synchronise stay together is a matter of
 // speed, measured by chan_bench's A/B in docs/PERFORMANCE.md: on a loaded
 // machine a ping-pong split by a stuck-queue release pays membarriers and
 // wakeups between its handoffs and may spread for a few rounds.)
 //
-// A stage's work is a fixed amount of arithmetic, not a span of time: a
-// thread descheduled on a loaded machine still does all of it, and sysmon,
-// which reads the thread's CPU clock, sees it compute that long between
-// synchronisations. About 20 us per item and stage on this hardware, ten
-// times more under ThreadSanitizer, whose synchronisations are that much
-// slower (SysmonTuning::kComputeNanosPerSync).
-constexpr std::uint64_t kStageWorkSteps = goro::test::kTsan ? 200'000 : 20'000;
+// A stage's work per item is measured on the thread's own CPU clock, the
+// clock sysmon reads: a multiple of the CPU time per synchronisation above
+// which sysmon calls a P computing (SysmonTuning::kComputeNanosPerSync),
+// so the outcome is the same on a fast or a slow machine, and a thread
+// descheduled on a loaded one still does all of its share.
+constexpr std::int64_t kStageCpuNanos = 40 * goro::detail::SysmonTuning::kComputeNanosPerSync;
 
-void compute_steps(std::uint64_t steps) {
+std::int64_t thread_cpu_nanos() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void compute_on_this_thread(std::int64_t cpu_nanos) {
+  const std::int64_t until = thread_cpu_nanos() + cpu_nanos;
   std::uint64_t state = 1;
-  for (std::uint64_t i = 0; i < steps; ++i) {
-    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-    asm volatile("" : "+r"(state));  // each step is done, not folded away
+  while (thread_cpu_nanos() < until) {
+    for (int i = 0; i < 256; ++i) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      asm volatile("" : "+r"(state));  // each step is done, not folded away
+    }
   }
 }
 
 Task<void> computing_stage(goro::RecvChan<long> in, goro::SendChan<long> out) {
   while (std::optional<long> item = co_await in.recv()) {
-    compute_steps(kStageWorkSteps);
+    compute_on_this_thread(kStageCpuNanos);
     co_await out.send(*item + 1);
   }
   out.close();
@@ -624,7 +627,6 @@ Task<PipelineOutcome> computing_pipeline() {
 }
 
 TEST(Scheduler, AComputingPipelineSpreadsOverIdleProcs) {
-  goro::test::Watchdog watchdog("Scheduler.AComputingPipelineSpreadsOverIdleProcs");
   const PipelineOutcome outcome = goro::run(computing_pipeline(), with_procs(2));
   EXPECT_GT(outcome.received, 0);
   EXPECT_EQ(outcome.received, outcome.fed);
