@@ -231,6 +231,14 @@ bool drains_stream(const PollDesc& pd, const IoRequest& r) noexcept {
   return r.kind == IoKind::kRecv && (r.flags & (MSG_PEEK | MSG_OOB)) == 0;
 }
 
+// Step 6's test: the last read-side call drained the fd and no input edge
+// was handled since. Relaxed loads: a hint without `mu`, exact under it
+// (`edges` changes under mu only; see PollDesc).
+bool known_drained(const PollDesc& pd) noexcept {
+  const std::uint32_t drained_at = pd.drained_at.load(std::memory_order_relaxed);
+  return drained_at != 0 && pd.edges.load(std::memory_order_relaxed) == drained_at - 1;
+}
+
 int attempt_call(PollDesc& pd, IoOp& op) noexcept;
 
 // One non-blocking attempt: the result, or -EAGAIN. Keeps step 6's
@@ -558,11 +566,8 @@ bool EpollPoller::try_now(IoOp& op) noexcept {
   }
   // Step 6: a stream known drained, with no edge handled since: the try
   // would say EAGAIN. Relaxed: hints; commit decides under the lock.
-  if (drains_stream(*pd, op.request) && !io_never_waits(op.request)) {
-    const std::uint32_t drained_at = pd->drained_at.load(std::memory_order_relaxed);
-    if (drained_at != 0 && pd->edges.load(std::memory_order_relaxed) == drained_at - 1) {
-      return false;
-    }
+  if (drains_stream(*pd, op.request) && !io_never_waits(op.request) && known_drained(*pd)) {
+    return false;
   }
   const int r = attempt(*pd, op);
   if (r == -EAGAIN && !io_never_waits(op.request)) return false;
@@ -591,9 +596,7 @@ bool EpollPoller::commit(IoOp& op) noexcept {
     // with no input edge handled since (exact here: `edges` changes under
     // mu only). Then a set ready flag is stale: the edge that set it was
     // counted before the drained call began, which read its bytes.
-    const std::uint32_t drained_at = pd.drained_at.load(std::memory_order_relaxed);
-    const bool drained =
-        drained_at != 0 && pd.edges.load(std::memory_order_relaxed) == drained_at - 1;
+    const bool drained = known_drained(pd);
     if (drained) ready_flag = false;
     try_first = !drained;
   }
