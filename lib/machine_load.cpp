@@ -5,9 +5,26 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 
 namespace goro::detail {
+namespace {
+
+// Relaxed: set by a test before it starts a runtime, read as it starts
+// (the runtime's start orders the two on the test's thread).
+std::atomic<const char*> path_override{nullptr};
+
+}  // namespace
+
+const char* machine_load_path() noexcept {
+  const char* path = path_override.load(std::memory_order_relaxed);
+  return path != nullptr ? path : "/proc/loadavg";
+}
+
+void set_machine_load_path_for_testing(const char* path) noexcept {
+  path_override.store(path, std::memory_order_relaxed);
+}
 
 MachineLoad::MachineLoad(const char* path) noexcept : fd_(::open(path, O_RDONLY | O_CLOEXEC)) {}
 

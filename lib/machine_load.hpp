@@ -1,7 +1,8 @@
 // lib/machine_load.hpp
 //
 // Defines: goro::detail::MachineLoad, which reads how many threads the
-// whole machine has runnable at this instant, and parse_runnable_threads.
+// whole machine has runnable at this instant, parse_runnable_threads, and
+// the path sysmon reads it from (a test may point it at a file of its own).
 //
 // Why: an idle P whose ring has ops in flight polls it for a while before
 // going to sleep (scheduler.hpp, find_runnable step 5b), because a reply on
@@ -40,6 +41,9 @@
 //     the CPU.
 //   * The load averages (first three fields): minutes of history, where the
 //     decision is about now.
+// The same count, averaged, decides how many Ps run goroutines while the
+// machine is shared (sysmon.hpp, step 7; scheduler.hpp, "Sharing the
+// machine").
 #ifndef GORO_LIB_MACHINE_LOAD_HPP_
 #define GORO_LIB_MACHINE_LOAD_HPP_
 
@@ -68,6 +72,12 @@ class MachineLoad {
  private:
   int fd_ = -1;
 };
+
+// The file sysmon's MachineLoad reads when a runtime starts:
+// "/proc/loadavg", unless a test set another (nullptr sets it back). The
+// string must outlive the runtimes that start meanwhile.
+[[nodiscard]] const char* machine_load_path() noexcept;
+void set_machine_load_path_for_testing(const char* path) noexcept;
 
 // The number of runnable scheduling entities in a /proc/loadavg line
 // ("0.52 0.58 0.59 3/467 12345": 3), or -1 if the line does not have that

@@ -82,6 +82,7 @@ struct PStats {
   std::atomic<std::uint64_t> blocking_calls_queued{0};
   std::atomic<std::uint64_t> io_waits{0};
   std::atomic<std::uint64_t> io_completions{0};
+  std::atomic<std::uint64_t> handed_over{0};
 };
 
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {

@@ -83,6 +83,9 @@ class Runtime final : private SysmonView {
   void preempt(P& p) noexcept override { scheduler_.preempt(p); }
   void notify_work_available() noexcept override { scheduler_.notify_work_available(nullptr); }
   bool kick_global_queue() noexcept override { return scheduler_.kick_global_queue(); }
+  void set_active_procs(std::uint32_t active) noexcept override {
+    scheduler_.set_active_procs(active);
+  }
   bool detect_deadlocks() const noexcept override { return config_.detect_deadlocks; }
   std::int64_t deadlock_grace_nanos() const noexcept override {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(config_.deadlock_grace).count();

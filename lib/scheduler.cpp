@@ -19,7 +19,8 @@
 
 namespace goro::detail {
 
-Scheduler::Scheduler(std::vector<PCore*> ps) : ps_(std::move(ps)) {
+Scheduler::Scheduler(std::vector<PCore*> ps)
+    : ps_(std::move(ps)), active_procs_(static_cast<std::uint32_t>(ps_.size())) {
   const auto procs = static_cast<std::uint32_t>(ps_.size());
   for (PCore* p : ps_) p->rng = 0x243f6a8885a308d3ULL * (p->index + 1);
   // Strides coprime to the number of Ps visit every P exactly once from any
@@ -346,42 +347,48 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
       PMechanisms::poll_io(p);
     }
 
-    // 1. Fairness: the global queue first every 61st tick.
-    if (p.schedtick.load(std::memory_order_relaxed) % SchedulerTuning::kGlobalQueueFairnessTick ==
-            0 &&
-        global_.size_hint() != 0) {
-      if (G* g = global_get(p, 1)) return {g, false};
-    }
-    // 2. runnext, then the local queue.
-    if (Found f = local_get(p); f.g != nullptr) return f;
-    // 3. The global queue.
-    if (global_.size_hint() != 0) {
-      if (G* g = global_get(p, 0)) return {g, false};
-    }
-    // 4. The netpoller, without blocking (submits what goroutines queued).
-    PMechanisms::poll_io(p);
-    if (Found f = local_get(p); f.g != nullptr) return f;
-    // 5. Steal, limiting spinners to half of the busy Ps.
-    const std::uint32_t busy =
-        static_cast<std::uint32_t>(ps_.size()) - npidle_.load(std::memory_order_relaxed);
-    if (p.spinning || 2 * nmspinning_.load(std::memory_order_relaxed) < busy) {
-      if (!p.spinning) {
-        p.spinning = true;
-        // Relaxed suffices: a submitter that misses this increment wakes a
-        // worker anyway; one that sees it relies on our re-check (step d).
-        nmspinning_.fetch_add(1, std::memory_order_relaxed);
+    // 0b. On standby: hand over what is runnable here, then go idle.
+    const bool standby = on_standby(p);
+    if (standby) {
+      (void)hand_over(p);  // what completes later wakes this P's sleep (step e)
+    } else {
+      // 1. Fairness: the global queue first every 61st tick.
+      if (p.schedtick.load(std::memory_order_relaxed) % SchedulerTuning::kGlobalQueueFairnessTick ==
+              0 &&
+          global_.size_hint() != 0) {
+        if (G* g = global_get(p, 1)) return {g, false};
       }
-      if (G* g = steal_work(p)) return {g, false};
-    }
-    // 5b. Ops in flight in a poller that is cheap to poll (io_uring: a
-    // memory read): a completion is often microseconds away (a peer's
-    // reply). Poll for a while before paying for going idle: a full fence,
-    // a sleep in the kernel and a wakeup; unless the other busy Ps and the
-    // machine's other runnable threads fill every CPU, when the spin would
-    // take one from a thread with work.
-    // (`busy` counts p, which is not on the idle list.)
-    if (PMechanisms::poller_spin_pays(p, busy > 0 ? busy - 1 : 0)) {
-      if (Found f = spin_on_poller(p); f.g != nullptr) return f;
+      // 2. runnext, then the local queue.
+      if (Found f = local_get(p); f.g != nullptr) return f;
+      // 3. The global queue.
+      if (global_.size_hint() != 0) {
+        if (G* g = global_get(p, 0)) return {g, false};
+      }
+      // 4. The netpoller, without blocking (submits what goroutines queued).
+      PMechanisms::poll_io(p);
+      if (Found f = local_get(p); f.g != nullptr) return f;
+      // 5. Steal, limiting spinners to half of the busy Ps.
+      const std::uint32_t busy =
+          static_cast<std::uint32_t>(ps_.size()) - npidle_.load(std::memory_order_relaxed);
+      if (p.spinning || 2 * nmspinning_.load(std::memory_order_relaxed) < busy) {
+        if (!p.spinning) {
+          p.spinning = true;
+          // Relaxed suffices: a submitter that misses this increment wakes a
+          // worker anyway; one that sees it relies on our re-check (step d).
+          nmspinning_.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (G* g = steal_work(p)) return {g, false};
+      }
+      // 5b. Ops in flight in a poller that is cheap to poll (io_uring: a
+      // memory read): a completion is often microseconds away (a peer's
+      // reply). Poll for a while before paying for going idle: a full fence,
+      // a sleep in the kernel and a wakeup; unless the other busy Ps and the
+      // machine's other runnable threads fill every CPU, when the spin would
+      // take one from a thread with work.
+      // (`busy` counts p, which is not on the idle list.)
+      if (PMechanisms::poller_spin_pays(p, busy > 0 ? busy - 1 : 0)) {
+        if (Found f = spin_on_poller(p); f.g != nullptr) return f;
+      }
     }
 
     // 6. Go idle, by the spin/park handshake (scheduler.hpp, steps a-e).
@@ -392,7 +399,7 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
     {
       MutexLock lock(sched_mu_);
       if (stopping_.load(std::memory_order_relaxed)) return {};  // set under sched_mu_
-      if (global_.size_hint() != 0) continue;
+      if (!standby && global_.size_hint() != 0) continue;        // s3: an active P takes it
       idle_.push_back(&p);
       p.idle = true;
       // seq_cst: part of the Dekker pair with the submitter's fence (steps c/g).
@@ -408,8 +415,13 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
     // synchronisation, as the steal rounds are, with the park that follows.
     count_synchronisation();
     heavy_fence();
-    // d. Re-check every source of work (our inbox: see make_runnable_at_home).
-    if (any_work_visible() || p.inbox_nonempty.load(std::memory_order_seq_cst)) {
+    // d. Re-check every source of work (our inbox: see make_runnable_at_home);
+    // on standby, only the inbox (s3). Standby is read again here, after
+    // the fence: sysmon raising the active count and then notifying (s4)
+    // is a submitter like any other, so either its notify sees us idle or
+    // this read sees the new count.
+    if ((!on_standby(p) && any_work_visible()) ||
+        p.inbox_nonempty.load(std::memory_order_seq_cst)) {
       MutexLock lock(sched_mu_);
       if (p.idle) {
         idle_.erase(std::find(idle_.begin(), idle_.end(), &p));
@@ -429,6 +441,35 @@ Scheduler::Found Scheduler::find_runnable(PCore& p) {
     bump(p.stats.parks);
     PMechanisms::sleep_idle(p);
   }
+}
+
+bool Scheduler::hand_over(PCore& p) {
+  // s2: give up the spinning slot before the notify below, which trusts a
+  // spinner to look.
+  if (p.spinning) {
+    p.spinning = false;
+    nmspinning_.fetch_sub(1, std::memory_order_seq_cst);  // as in step b
+  }
+  PMechanisms::poll_io(p);
+  absl::InlinedVector<Entry, SchedulerTuning::kLocalQueueCapacity / 2> batch;
+  // local_get wins the claim of a claim entry: what it returns is ours to
+  // queue as a plain entry.
+  for (Found f = local_get(p); f.g != nullptr; f = local_get(p)) {
+    batch.push_back(entry_for(f.g, /*claim=*/false));
+  }
+  if (batch.empty()) return false;
+  global_.push_batch(batch.data(), batch.size());  // step f
+  bump(p.stats.handed_over, batch.size());
+  notify_work_available(&p);  // steps g-h: wakes an active P if one is idle
+  return true;
+}
+
+void Scheduler::set_active_procs(std::uint32_t active) noexcept {
+  // Relaxed: step f of a submission (s4); notify_work_available's fence
+  // (step g) orders it before the loads that decide whom to wake.
+  const std::uint32_t before = active_procs_.exchange(active, std::memory_order_relaxed);
+  // More Ps may run: what the standby Ps left waits for one of them.
+  if (active > before) notify_work_available(nullptr);
 }
 
 Scheduler::Found Scheduler::spin_on_poller(PCore& p) noexcept {
@@ -457,9 +498,17 @@ void Scheduler::wake_idle_for(PCore* p) noexcept {
   PCore* woken = nullptr;
   {
     MutexLock lock(sched_mu_);
-    if (!idle_.empty()) {
-      woken = idle_.back();
-      idle_.pop_back();
+    // s1: the most recently idle of the active Ps (the cache-warmest);
+    // none when every active P is busy (they take the work themselves).
+    const std::uint32_t active = active_procs();
+    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+      if ((*it)->index < active) {
+        woken = *it;
+        idle_.erase(std::next(it).base());
+        break;
+      }
+    }
+    if (woken != nullptr) {
       woken->idle = false;
       woken->spinning = true;  // it owns the nmspinning slot we just took
       npidle_.fetch_sub(1, std::memory_order_seq_cst);
@@ -599,6 +648,7 @@ bool Scheduler::claim_for_inline_join(PCore& p, G* joined) noexcept {
 SchedulerStats Scheduler::stats() const noexcept {
   SchedulerStats s;
   s.procs = static_cast<std::uint32_t>(ps_.size());
+  s.active_procs = active_procs();
   for (const PCore* p : ps_) {
     const PStats& c = p->stats;
     auto get = [](const std::atomic<std::uint64_t>& v) {
@@ -611,6 +661,7 @@ SchedulerStats Scheduler::stats() const noexcept {
     s.yields += get(c.yields);
     s.steals += get(c.steals);
     s.stolen_goroutines += get(c.stolen_goroutines);
+    s.handed_over_goroutines += get(c.handed_over);
     s.global_queue_takes += get(c.global_queue_takes);
     s.local_queue_overflows += get(c.local_queue_overflows);
     s.parks += get(c.parks);

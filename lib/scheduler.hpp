@@ -43,11 +43,50 @@
 //      while holding nothing). npidle counts workers in the idle list.
 //   4. A worker in the idle list is woken only by the thread that removes
 //      it from the list, under sched_mu_.
+//   5. P 0 is always active (active_procs_ >= 1), so some P always runs
+//      goroutines.
+//
+// Sharing the machine: standby Ps.
+//   Each P's thread keeps its own ring (Why one thread per P), so the
+//   goroutines of a connection come back to the P whose ring holds its
+//   next read. When threads outside the runtime keep the machine's CPUs
+//   busy (a load generator beside a server, other services), Ps beyond the
+//   CPUs left take turns with them: a P whose thread waits for a CPU holds
+//   the completions of its ring, and every hand-over between two Ps is a
+//   sleep and a wakeup that the CPU pays twice. One busy P does the same
+//   work without them. So sysmon (sysmon.hpp, step 7) sets active_procs_:
+//   all Ps, or as many as the CPUs the other threads leave (at least 1).
+//   A P whose index is active_procs_ or more is on standby:
+//     s1. wakep (step h) wakes only active Ps;
+//     s2. a standby P that finds goroutines on itself (its ring's
+//         completions, its timers, its inbox) hands them to the global
+//         queue and notifies (steps f-h), having given up its spinning
+//         slot first (so h never counts on it to look); it steals nothing
+//         and does not spin on its ring;
+//     s3. it then goes idle (step 6) without counting the work queued
+//         elsewhere as its own (a and d skip the other queues; its own
+//         inbox still counts);
+//     s4. raising the count (set_active_procs) is a submission: the store
+//         of the new count is step f, then g-h wake an idle P that is now
+//         active, and step d reads the count again after its fence, so a
+//         P going idle on standby just as it becomes active either is
+//         woken or sees the count and re-checks every queue.
+//   A connection's goroutine handed over this way runs on an active P, and
+//   its next operation goes to that P's ring: after one round trip per
+//   connection, a standby P's ring holds nothing and the P sleeps.
+//   Why no work is stranded: what a standby P hands over is in the global
+//   queue before its notify; an active P that is idle is woken (s1), one
+//   that is busy takes it at step 1 or 3, one going idle sees it at d. If
+//   the active Ps are held by goroutines that do not suspend, sysmon sees
+//   the stall and makes every P active again, waking one (step 7).
 //
 // Finding work (find_runnable), as findRunnable in proc.go:
 //   0. This P's due timers (PMechanisms::run_due_timers) and the
 //      goroutines other threads handed to it (its inbox); every
 //      kPollInterval schedules, also the netpoller.
+//   0b. A P on standby (below: Sharing the machine) polls its netpoller,
+//      hands everything runnable on it to the global queue (waking an
+//      active P, step h) and goes to step 6; it skips steps 1-5b.
 //   1. Every 61st schedule tick, one G from the global queue first, so that
 //      goroutines that keep readying each other cannot starve it.
 //   2. runnext (the G inherits the current time slice: the tick is not
@@ -285,6 +324,14 @@ class Scheduler {
   void preempt(PCore& p) noexcept;
   // Wakes a worker if the global queue has work and nobody looks for it.
   bool kick_global_queue() noexcept;
+  // Sysmon, step 7: Ps 0 .. active - 1 run goroutines, the others stand by
+  // (file comment, "Sharing the machine"); 1 <= active <= procs. Raising it
+  // wakes an idle P for the work the standby Ps left.
+  void set_active_procs(std::uint32_t active) noexcept;
+  [[nodiscard]] std::uint32_t active_procs() const noexcept {
+    // Relaxed: a hint (see active_procs_).
+    return active_procs_.load(std::memory_order_relaxed);
+  }
 
   // The deadlock check (deadlock.cpp), with every P idle: whether no
   // goroutine waits in any run queue, runnext, spawn stack, inbox or the
@@ -329,6 +376,10 @@ class Scheduler {
     return p.release_handoffs.load(std::memory_order_relaxed) ? 0 : kHandoffBit;
   }
   Found spin_on_poller(PCore& p) noexcept;
+  [[nodiscard]] bool on_standby(const PCore& p) const noexcept { return p.index >= active_procs(); }
+  // Step 0b on standby P p: polls, hands what is runnable on p to the
+  // global queue and notifies; returns whether it handed anything over.
+  bool hand_over(PCore& p);
   bool any_work_visible() const noexcept;
   void reset_spinning(PCore& p) noexcept;
   std::uint64_t next_goroutine_id(PCore& p) noexcept;
@@ -350,6 +401,13 @@ class Scheduler {
   alignas(64) std::atomic<std::uint32_t> nmspinning_{0};
   std::atomic<std::uint32_t> npidle_{0};
   std::atomic<bool> stopping_{false};
+  // Written by sysmon only (step 7), read by every worker at each trip
+  // through find_runnable and by wakep. Relaxed everywhere: a P that reads
+  // a stale count runs a few more goroutines, or hands a few over, before
+  // it sees the new one; no data is published through it (s2's hand-over
+  // goes through the global queue's lock), and where a wakeup depends on
+  // it (s4) the handshake's fences order it, as they order a queue's tail.
+  std::atomic<std::uint32_t> active_procs_;
   alignas(64) std::atomic<std::uint64_t> id_source_{2};  // 1 is main
   // Counters for work submitted from outside the runtime.
   std::atomic<std::uint64_t> outside_started_{0};

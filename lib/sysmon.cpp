@@ -46,8 +46,11 @@ void Sysmon::start() {
     MutexLock lock(stall_mu_);
     open_stall_.assign(procs, 0);
   }
-  machine_load_.emplace();  // step 6 (machine_load.hpp, step 1)
+  machine_load_.emplace(machine_load_path());  // step 6 (machine_load.hpp, step 1)
   machine_load_at_ = 0;
+  elsewhere_sixteenths_ = 0;  // step 7: every P active
+  every_p_needed_ = false;
+  active_procs_ = static_cast<std::uint32_t>(procs);
   runnable_elsewhere_.store(0, std::memory_order_relaxed);  // no thread runs yet
   thread_ = start_runtime_thread("sysmon thread", [this] {
     pthread_setname_np(pthread_self(), "goro-sysmon");
@@ -76,6 +79,38 @@ void Sysmon::sample_machine_load(std::int64_t now) noexcept {
   }
   // Relaxed: a hint (cpu_to_spare).
   runnable_elsewhere_.store(elsewhere, std::memory_order_relaxed);
+  // Step 7's average. Each step is at least a sixteenth, so that it
+  // reaches a steady count exactly (integer division alone stops short).
+  const std::int64_t gap = std::int64_t{elsewhere} * 16 - elsewhere_sixteenths_;
+  std::int64_t step = gap / SysmonTuning::kStandbyAverageWeight;
+  if (step == 0 && gap != 0) step = gap > 0 ? 1 : -1;
+  elsewhere_sixteenths_ += step;
+}
+
+void Sysmon::set_active_procs(bool reset) noexcept {
+  const auto procs = static_cast<std::uint32_t>(view_.ps().size());
+  std::uint32_t active = procs;
+  if (reset) {
+    elsewhere_sixteenths_ = 0;
+  } else if (!every_p_needed_) {
+    // The Ps that fit beside `others` threads on the machine's CPUs.
+    const auto fit = [procs](std::int64_t others) {
+      return static_cast<std::uint32_t>(
+          std::clamp<std::int64_t>(MachineLoad::online_cpus() - others, 1, procs));
+    };
+    // A thread elsewhere takes a CPU from the runtime once its average
+    // reaches the standby threshold, and gives it back once it falls below
+    // the lower, active-again threshold; between the two the count stays.
+    const std::uint32_t at_most =
+        fit((elsewhere_sixteenths_ + 16 - SysmonTuning::kStandbyAtSixteenths) / 16);
+    const std::uint32_t at_least =
+        fit((elsewhere_sixteenths_ + 16 - SysmonTuning::kActiveAgainAtSixteenths) / 16);
+    active = std::clamp(active_procs_, at_least, at_most);
+  }
+  every_p_needed_ = false;
+  if (active == active_procs_) return;
+  active_procs_ = active;
+  view_.set_active_procs(active);
 }
 
 void Sysmon::stop() noexcept {
@@ -100,7 +135,9 @@ bool Sysmon::watch_p(std::size_t index, std::int64_t now) {
     w = Watch{schedules, now, false};
     return false;
   }
-  if (w.reported || now - w.since < SysmonTuning::kStallNanos) return false;
+  if (now - w.since < SysmonTuning::kStallNanos) return false;
+  every_p_needed_ = true;  // step 7, for as long as the stall lasts
+  if (w.reported) return false;
   w.reported = true;
   begin_stall(index, running, now - w.since);
   view_.preempt(p);
@@ -281,6 +318,7 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
     w.computing_windows = 0;
   }
   const bool release = stuck || spread;
+  if (spread) every_p_needed_ = true;  // step 7
   w.consumed = consumed;
   w.queued_fifo = queued_fifo;
   w.runnext = runnext;
@@ -362,6 +400,8 @@ void Sysmon::loop() {
       sleeping_.store(true, std::memory_order_seq_cst);
       if (view_.all_idle()) parker_.park_until(wake_at);
       sleeping_.store(false, std::memory_order_relaxed);
+      // Step 7: after a long idle sleep, the load counted before is history.
+      if (monotonic_now_ns() - now >= SysmonTuning::kStandbyResetNanos) set_active_procs(true);
       // The sleep counts as a round with nothing to do: a server whose Ps
       // go idle between bursts of requests keeps sysmon backed off.
     } else {
@@ -378,6 +418,7 @@ void Sysmon::loop() {
     signalled_ = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) rescuing_ = rescue_io(i, now) || rescuing_;
     for (std::size_t i = 0; i < queue_watches_.size(); ++i) acted = watch_queue(i, now) || acted;
+    set_active_procs(false);  // step 7
     acted = view_.kick_global_queue() || acted;
     if (now >= next_scavenge) {
       alloc::PageHeap::instance().scavenge(SysmonTuning::kScavengeAgeNanos);

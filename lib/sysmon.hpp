@@ -48,6 +48,21 @@
 //      them are not the runtime's busy Ps or itself: an idle P spins on its
 //      ring only while those and the other busy Ps leave a CPU free
 //      (cpu_to_spare; scheduler.hpp, step 5b).
+//   7. after each round, sets how many Ps run goroutines (scheduler.hpp,
+//      "Sharing the machine"): the CPUs that the threads runnable
+//      elsewhere leave, at least one, at most every P. The count from step
+//      6 is one instant's; it is averaged over samples (a weight of
+//      1/kStandbyAverageWeight for each new one), and another thread
+//      counts as taking a CPU once that average reaches kStandbyAtSixteenths
+//      sixteenths of a thread, and stops counting once it falls below
+//      kActiveAgainAtSixteenths (the gap keeps the count from flapping; a
+//      load generator beside a server is runnable at about half of the
+//      instants). Every P is made active at once, whatever the count,
+//      in a round that finds a stalled P (step 1: its queue waits for
+//      another P) or a spreading one (step 1b: goroutines that compute
+//      gain from a second CPU even when they share it); and when sysmon
+//      wakes from a sleep of kStandbyResetNanos or more with every P idle
+//      (the load it counted is history).
 // It sleeps between rounds, 20 us at first and doubling after 50 rounds
 // with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
 // (or until the next scavenge) while every P is idle. That sleep counts as
@@ -150,6 +165,13 @@ struct SysmonTuning {
   // Step 6: how old the count of runnable threads elsewhere may get while
   // sysmon is awake (a pread of /proc/loadavg each time).
   static constexpr std::int64_t kMachineLoadPeriodNanos = 1'000'000;  // 1 ms
+  // Step 7: the average of the threads runnable elsewhere, and when it
+  // takes a CPU from the runtime or gives it back (in sixteenths of a
+  // thread), and after how long a sleep with every P idle it starts over.
+  static constexpr std::int64_t kStandbyAverageWeight = 8;
+  static constexpr std::int64_t kStandbyAtSixteenths = 4;
+  static constexpr std::int64_t kActiveAgainAtSixteenths = 2;
+  static constexpr std::int64_t kStandbyResetNanos = 100'000'000;  // 100 ms
 };
 
 // What sysmon sees of the runtime and may ask of it, beyond reading the Ps
@@ -168,6 +190,8 @@ class SysmonView {
   virtual void preempt(P& p) noexcept = 0;
   // Step 1b: wakes an idle P if nobody looks for work.
   virtual void notify_work_available() noexcept = 0;
+  // Step 7: Ps 0 .. active - 1 run goroutines, the others stand by.
+  virtual void set_active_procs(std::uint32_t active) noexcept = 0;
   // Step 2: wakes a worker if the global queue has work and nobody looks
   // for it; returns whether it did.
   virtual bool kick_global_queue() noexcept = 0;
@@ -281,6 +305,15 @@ class Sysmon {
   std::optional<MachineLoad> machine_load_;
   std::int64_t machine_load_at_ = 0;
   std::atomic<int> runnable_elsewhere_{0};
+  // Step 7: the average of runnable_elsewhere_'s samples, in sixteenths of
+  // a thread; whether this round saw a P stalled or spreading; the active
+  // count last set.
+  std::int64_t elsewhere_sixteenths_ = 0;
+  bool every_p_needed_ = false;
+  std::uint32_t active_procs_ = 0;
+  // Step 7 at the end of a round; with `reset`, every P active and the
+  // average forgotten.
+  void set_active_procs(bool reset) noexcept;
   // Deadlock detection: when the runtime was first seen quiescent (0: not
   // now) and its activity count then; when the next decision is due, and
   // how long the last census that found an outside thread put it off.

@@ -1,8 +1,10 @@
 // scheduler_test: goro::run (results, errors, one runtime at a time),
 // Config (procs, GORO_MAXPROCS, queue capacity), scheduler_stats(), and
 // fairness with one P.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +21,7 @@
 
 #include <goro/goro.hpp>
 
+#include "machine_load.hpp"
 #include "skynet.hpp"
 #include "sysmon.hpp"
 #include "test_util.hpp"
@@ -633,6 +636,170 @@ TEST(Scheduler, AComputingPipelineSpreadsOverIdleProcs) {
   const goro::SchedulerStats stats = goro::scheduler_stats();  // of that run
   EXPECT_GT(stats.spread_rounds, 0u);
   EXPECT_GT(stats.steals, 0u);
+}
+
+// --- Sharing the machine: standby Ps (scheduler.hpp) --------------------
+
+using namespace std::chrono_literals;
+
+// Points sysmon's machine-load reading at a file of the test's own, in
+// /proc/loadavg's format, for the runtimes started while it lives; the
+// runnable count it holds can be changed meanwhile (sysmon re-reads the
+// file from its start at every sample).
+class FakeMachineLoad {
+ public:
+  explicit FakeMachineLoad(int runnable) {
+    char pattern[] = "/tmp/goro-loadavg-XXXXXX";
+    fd_ = ::mkstemp(pattern);
+    if (fd_ < 0) throw std::runtime_error("mkstemp failed");
+    path_ = pattern;
+    set_runnable(runnable);
+    goro::detail::set_machine_load_path_for_testing(path_.c_str());
+  }
+  FakeMachineLoad(const FakeMachineLoad&) = delete;
+  FakeMachineLoad& operator=(const FakeMachineLoad&) = delete;
+  ~FakeMachineLoad() {
+    goro::detail::set_machine_load_path_for_testing(nullptr);
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  // Rewrites the file in place: sysmon holds it open.
+  void set_runnable(int runnable) {
+    const std::string line = "0.00 0.00 0.00 " + std::to_string(runnable) + "/1000 4242\n";
+    if (::ftruncate(fd_, 0) != 0 ||
+        ::pwrite(fd_, line.data(), line.size(), 0) != static_cast<ssize_t>(line.size())) {
+      throw std::runtime_error("cannot write the fake loadavg");
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// More runnable threads than any machine has CPUs: every P but P 0 stands by.
+int busy_machine_runnable() { return goro::detail::MachineLoad::online_cpus() + 64; }
+
+Task<void> wait_for_active_procs(std::uint32_t active) {
+  while (goro::scheduler_stats().active_procs != active) co_await goro::sleep(1ms);
+}
+
+// One side of a ping-pong over a socket pair: each round reads a byte and
+// writes it back (the server side) or writes then reads (the client side),
+// counting the rounds that resumed after their read on a thread other than
+// `home` (P 0's: goro::run's caller), once `counting` is set.
+struct PingPongCounts {
+  std::atomic<bool> counting{false};
+  std::atomic<long> counted{0};
+  std::atomic<long> away{0};
+};
+
+Task<void> ping_pong_side(int fd, bool serve, long rounds, std::thread::id home,
+                          PingPongCounts* counts, goro::WaitGroup* done) {
+  char byte = 'x';
+  for (long i = 0; i < rounds; ++i) {
+    if (!serve) EXPECT_TRUE((co_await goro::io::write(fd, &byte, 1)).ok());
+    auto got = co_await goro::io::read(fd, &byte, 1);
+    EXPECT_TRUE(got.ok() && *got == 1);
+    if (counts->counting.load()) {
+      counts->counted.fetch_add(1);
+      if (std::this_thread::get_id() != home) counts->away.fetch_add(1);
+    }
+    if (serve) EXPECT_TRUE((co_await goro::io::write(fd, &byte, 1)).ok());
+  }
+  done->done();
+}
+
+struct StandbyOutcome {
+  long counted = 0;
+  long away = 0;
+  std::uint64_t stalls_while_counting = 0;
+};
+
+// Four ping-pong pairs start at once, while sysmon has not yet read the
+// (fake) machine load: the second P takes some of them. Once sysmon has put
+// it on standby and every pair has gone round a few times, every pair runs
+// on P 0.
+Task<StandbyOutcome> ping_pongs_on_a_busy_machine(std::thread::id home) {
+  constexpr int kPairs = 4;
+  constexpr long kRounds = 3000;
+  PingPongCounts counts;
+  goro::WaitGroup done;
+  std::vector<int> fds;
+  for (int i = 0; i < kPairs; ++i) {
+    int pair[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    fds.insert(fds.end(), {pair[0], pair[1]});
+    done.add(2);
+    goro::go(ping_pong_side(pair[0], /*serve=*/true, kRounds, home, &counts, &done));
+    goro::go(ping_pong_side(pair[1], /*serve=*/false, kRounds, home, &counts, &done));
+  }
+  co_await wait_for_active_procs(1);
+  co_await goro::sleep(20ms);  // each pair goes round (and moves) meanwhile
+  const std::uint64_t stalls = goro::scheduler_stats().stalls;
+  counts.counting.store(true);
+  co_await done.wait();
+  StandbyOutcome outcome{counts.counted.load(), counts.away.load(),
+                         goro::scheduler_stats().stalls - stalls};
+  for (int fd : fds) ::close(fd);
+  co_return outcome;
+}
+
+TEST(Scheduler, ProcsBeyondTheFreeCpusHandTheirGoroutinesOver) {
+  FakeMachineLoad load(busy_machine_runnable());
+  const StandbyOutcome outcome =
+      goro::run(ping_pongs_on_a_busy_machine(std::this_thread::get_id()), with_procs(2));
+  const goro::SchedulerStats stats = goro::scheduler_stats();  // of that run
+  EXPECT_EQ(stats.active_procs, 1u);
+  EXPECT_GT(outcome.counted, 0);
+  // A stall (a worker thread descheduled for 10 ms on a loaded machine while
+  // a goroutine ran) makes every P active for a round, and goroutines may
+  // spread again until the next round puts P 1 back on standby.
+  if (outcome.stalls_while_counting == 0) {
+    EXPECT_EQ(outcome.away, 0) << "rounds run on the standby P";
+  }
+}
+
+// A goroutine that never suspends holds P 0, the one active P; what waits
+// behind it needs the standby P. Sysmon sees the stall and makes every P
+// active, so the waiting goroutine runs elsewhere and releases the hog.
+// Without that, this test never ends (ctest's timeout).
+Task<void> note_thread_and_set(std::atomic<bool>* flag, std::atomic<bool>* ran_at_home,
+                               std::thread::id home) {
+  ran_at_home->store(std::this_thread::get_id() == home);
+  flag->store(true);
+  co_return;
+}
+
+Task<bool> hog_until_released(std::thread::id home) {
+  co_await wait_for_active_procs(1);
+  std::atomic<bool> flag{false};
+  std::atomic<bool> ran_at_home{true};
+  goro::go(note_thread_and_set(&flag, &ran_at_home, home));
+  while (!flag.load()) {
+    // Compute without suspending: P 0's queue is stuck behind us.
+  }
+  co_return ran_at_home.load();
+}
+
+TEST(Scheduler, AStallOnTheOnlyActiveProcWakesAStandbyOne) {
+  FakeMachineLoad load(busy_machine_runnable());
+  const bool ran_at_home = goro::run(hog_until_released(std::this_thread::get_id()), with_procs(2));
+  EXPECT_FALSE(ran_at_home);
+  EXPECT_GT(goro::scheduler_stats().stalls, 0u);
+}
+
+// When the threads elsewhere go, the standby Ps come back.
+Task<void> standby_then_back(FakeMachineLoad* load) {
+  co_await wait_for_active_procs(1);
+  load->set_runnable(1);  // the reader alone
+  co_await wait_for_active_procs(2);
+}
+
+TEST(Scheduler, StandbyProcsComeBackWhenTheMachineIsFree) {
+  FakeMachineLoad load(busy_machine_runnable());
+  goro::run(standby_then_back(&load), with_procs(2));
+  EXPECT_EQ(goro::scheduler_stats().active_procs, 2u);
 }
 
 // Spawned goroutines that have not started run newest first (the spawn

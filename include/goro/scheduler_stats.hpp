@@ -44,6 +44,14 @@ struct SchedulerStats {
   // handoffs over the idle Ps (docs/ARCHITECTURE.md, "Keeping partners
   // together"); counted once per P and round while it spreads.
   std::uint64_t spread_rounds = 0;
+  // Goroutines that a P on standby handed to the running Ps (through the
+  // global queue) instead of running them: while threads outside the
+  // runtime keep the machine's CPUs busy, only as many Ps run goroutines
+  // as there are CPUs left (docs/ARCHITECTURE.md, "Sharing the machine").
+  std::uint64_t handed_over_goroutines = 0;
+  // Ps that run goroutines now (not a counter): procs, or fewer while the
+  // others are on standby.
+  std::uint32_t active_procs = 0;
   // Slots of the global run queue's ring now (not a counter): it grows with
   // the goroutines waiting there and shrinks once they have gone, so bounded
   // work keeps it bounded.
