@@ -3,6 +3,7 @@
 #include "machine_load.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -48,6 +49,13 @@ int MachineLoad::online_cpus() noexcept {
     return n < 1 ? 1 : static_cast<int>(n);
   }();
   return cpus;
+}
+
+bool MachineLoad::runs_on_every_cpu() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return false;
+  return CPU_COUNT(&set) >= online_cpus();
 }
 
 int parse_runnable_threads(std::string_view loadavg) noexcept {

@@ -69,6 +69,11 @@ class MachineLoad {
   // The machine's online CPUs (at least 1).
   [[nodiscard]] static int online_cpus() noexcept;
 
+  // Whether the calling thread may run on every online CPU (its affinity
+  // mask holds them all). Where it may not, the machine-wide count says
+  // nothing about the CPUs it may use.
+  [[nodiscard]] static bool runs_on_every_cpu() noexcept;
+
  private:
   int fd_ = -1;
 };

@@ -50,6 +50,7 @@ void Sysmon::start() {
   machine_load_at_ = 0;
   elsewhere_sixteenths_ = 0;  // step 7: every P active
   every_p_needed_ = false;
+  standby_possible_ = MachineLoad::runs_on_every_cpu();  // on run()'s thread, as the workers
   active_procs_ = static_cast<std::uint32_t>(procs);
   runnable_elsewhere_.store(0, std::memory_order_relaxed);  // no thread runs yet
   thread_ = start_runtime_thread("sysmon thread", [this] {
@@ -92,7 +93,7 @@ void Sysmon::set_active_procs(bool reset) noexcept {
   std::uint32_t active = procs;
   if (reset) {
     elsewhere_sixteenths_ = 0;
-  } else if (!every_p_needed_) {
+  } else if (standby_possible_ && !every_p_needed_) {
     // The Ps that fit beside `others` threads on the machine's CPUs.
     const auto fit = [procs](std::int64_t others) {
       return static_cast<std::uint32_t>(

@@ -62,7 +62,9 @@
 //      another P) or a spreading one (step 1b: goroutines that compute
 //      gain from a second CPU even when they share it); and when sysmon
 //      wakes from a sleep of kStandbyResetNanos or more with every P idle
-//      (the load it counted is history).
+//      (the load it counted is history). A runtime whose threads may not
+//      run on every CPU (an affinity mask: taskset, cpusets) keeps every P
+//      active: the machine-wide count says nothing about its own CPUs.
 // It sleeps between rounds, 20 us at first and doubling after 50 rounds
 // with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
 // (or until the next scavenge) while every P is idle. That sleep counts as
@@ -310,6 +312,7 @@ class Sysmon {
   // count last set.
   std::int64_t elsewhere_sixteenths_ = 0;
   bool every_p_needed_ = false;
+  bool standby_possible_ = false;  // the workers may run on every CPU
   std::uint32_t active_procs_ = 0;
   // Step 7 at the end of a round; with `reset`, every P active and the
   // average forgotten.

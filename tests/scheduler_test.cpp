@@ -796,6 +796,33 @@ Task<void> standby_then_back(FakeMachineLoad* load) {
   co_await wait_for_active_procs(2);
 }
 
+// A process that may not run on every CPU (taskset, a cpuset) learns
+// nothing about its own CPUs from the machine-wide count: every P stays
+// active however busy the machine looks.
+Task<std::uint32_t> active_procs_after_a_while() {
+  for (int i = 0; i < 50; ++i) co_await goro::sleep(1ms);  // sysmon samples meanwhile
+  co_return goro::scheduler_stats().active_procs;
+}
+
+TEST(Scheduler, EveryProcStaysActiveWhenTheProcessMayNotUseEveryCpu) {
+  FakeMachineLoad load(busy_machine_runnable());
+  cpu_set_t all;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof all, &all), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &all)) {
+      CPU_SET(cpu, &one);
+      break;
+    }
+  }
+  ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);  // run()'s thread, and so its workers
+  const std::uint32_t active = goro::run(active_procs_after_a_while(), with_procs(2));
+  ASSERT_EQ(::sched_setaffinity(0, sizeof all, &all), 0);
+  // On a machine of one CPU, one CPU is every CPU: the busy count applies.
+  EXPECT_EQ(active, goro::detail::MachineLoad::online_cpus() > 1 ? 2u : 1u);
+}
+
 TEST(Scheduler, StandbyProcsComeBackWhenTheMachineIsFree) {
   FakeMachineLoad load(busy_machine_runnable());
   goro::run(standby_then_back(&load), with_procs(2));
