@@ -94,8 +94,10 @@ void Sysmon::set_active_procs(bool reset) noexcept {
   if (reset) {
     elsewhere_sixteenths_ = 0;
   } else if (standby_possible_ && !every_p_needed_) {
-    // The Ps that fit beside `others` threads on the machine's CPUs.
+    // The Ps that fit beside `others` threads on the machine's CPUs; every
+    // P when nothing else runs (more Ps than CPUs is the program's choice).
     const auto fit = [procs](std::int64_t others) {
+      if (others == 0) return procs;
       return static_cast<std::uint32_t>(
           std::clamp<std::int64_t>(MachineLoad::online_cpus() - others, 1, procs));
     };

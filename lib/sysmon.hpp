@@ -50,7 +50,9 @@
 //      (cpu_to_spare; scheduler.hpp, step 5b).
 //   7. after each round, sets how many Ps run goroutines (scheduler.hpp,
 //      "Sharing the machine"): the CPUs that the threads runnable
-//      elsewhere leave, at least one, at most every P. The count from step
+//      elsewhere leave, at least one, at most every P; every P while no
+//      thread elsewhere counts (a program that asked for more Ps than the
+//      machine has CPUs gets them while it has the machine). The count from step
 //      6 is one instant's; it is averaged over samples (a weight of
 //      1/kStandbyAverageWeight for each new one), and another thread
 //      counts as taking a CPU once that average reaches kStandbyAtSixteenths

@@ -823,6 +823,14 @@ TEST(Scheduler, EveryProcStaysActiveWhenTheProcessMayNotUseEveryCpu) {
   EXPECT_EQ(active, goro::detail::MachineLoad::online_cpus() > 1 ? 2u : 1u);
 }
 
+// More Ps than CPUs is the program's choice: while nothing else runs on
+// the machine, every P stays active.
+TEST(Scheduler, MoreProcsThanCpusAllRunOnAnOtherwiseIdleMachine) {
+  FakeMachineLoad load(1);  // the reader alone
+  const auto procs = static_cast<unsigned>(goro::detail::MachineLoad::online_cpus()) + 2;
+  EXPECT_EQ(goro::run(active_procs_after_a_while(), with_procs(procs)), procs);
+}
+
 TEST(Scheduler, StandbyProcsComeBackWhenTheMachineIsFree) {
   FakeMachineLoad load(busy_machine_runnable());
   goro::run(standby_then_back(&load), with_procs(2));
