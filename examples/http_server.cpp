@@ -89,8 +89,9 @@ void print_summary() {
   std::printf("runtime: poller %s, %" PRIu32 " Ps\n", goro::io::poller_backend(), stats.procs);
   std::printf("runtime: goroutines started %" PRIu64 ", finished %" PRIu64 "\n",
               stats.goroutines_started, stats.goroutines_finished);
-  std::printf("runtime: steals %" PRIu64 " (%" PRIu64 " goroutines moved)\n", stats.steals,
-              stats.stolen_goroutines);
+  std::printf("runtime: steals %" PRIu64 " (%" PRIu64 " goroutines moved), %" PRIu64
+              " goroutines handed over by standby Ps\n",
+              stats.steals, stats.stolen_goroutines, stats.handed_over_goroutines);
   std::printf("runtime: I/O waits %" PRIu64 ", blocking calls %" PRIu64 "\n", stats.io_waits,
               stats.blocking_calls);
   std::uint64_t frames = 0;
