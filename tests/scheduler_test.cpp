@@ -773,6 +773,9 @@ Task<void> note_thread_and_set(std::atomic<bool>* flag, std::atomic<bool>* ran_a
 
 Task<bool> hog_until_released(std::thread::id home) {
   co_await wait_for_active_procs(1);
+  // A timer may have resumed us on the standby P (a running goroutine is
+  // not moved): a yield there hands us over to P 0.
+  while (std::this_thread::get_id() != home) co_await goro::yield();
   std::atomic<bool> flag{false};
   std::atomic<bool> ran_at_home{true};
   goro::go(note_thread_and_set(&flag, &ran_at_home, home));
