@@ -57,7 +57,9 @@
 //   work without them. So sysmon (sysmon.hpp, step 7) sets active_procs_:
 //   all Ps, or as many as the CPUs the other threads leave (at least 1).
 //   A P whose index is active_procs_ or more is on standby:
-//     s1. wakep (step h) wakes only active Ps;
+//     s1. wakep (step h) wakes only active Ps (the timer role's hand-on
+//         and sysmon's preempt, which wake any idle P, may still wake a
+//         standby one: it hands over what it finds and sleeps again);
 //     s2. a standby P that finds goroutines on itself (its ring's
 //         completions, its timers, its inbox) hands them to the global
 //         queue and notifies (steps f-h), having given up its spinning
@@ -71,7 +73,8 @@
 //         active, and step d reads the count again after its fence, so a
 //         P going idle on standby just as it becomes active either is
 //         woken or sees the count and re-checks every queue.
-//   A connection's goroutine handed over this way runs on an active P, and
+//   A goroutine already running on a P that goes on standby runs on until
+//   it parks. A connection's goroutine handed over runs on an active P, and
 //   its next operation goes to that P's ring: after one round trip per
 //   connection, a standby P's ring holds nothing and the P sleeps.
 //   Why no work is stranded: what a standby P hands over is in the global
@@ -79,12 +82,20 @@
 //   that is busy takes it at step 1 or 3, one going idle sees it at d. If
 //   the active Ps are held by goroutines that do not suspend, sysmon sees
 //   the stall and makes every P active again, waking one (step 7).
+//   Rejected: every P running while the kernel time-slices them with the
+//   other threads (Go's way: a server beside its load generator then pays
+//   sleeps and wakeups that one P does not; docs/PERFORMANCE.md, "Standby
+//   Ps");
+//   an active P reaping a standby P's ring (SINGLE_ISSUER and
+//   DEFER_TASKRUN leave the completion work to the ring's own thread);
+//   stopping the surplus Ps' threads (a P cannot move between threads, and
+//   its ring's ops in flight still need it).
 //
 // Finding work (find_runnable), as findRunnable in proc.go:
 //   0. This P's due timers (PMechanisms::run_due_timers) and the
 //      goroutines other threads handed to it (its inbox); every
 //      kPollInterval schedules, also the netpoller.
-//   0b. A P on standby (below: Sharing the machine) polls its netpoller,
+//   0b. A P on standby (above: Sharing the machine) polls its netpoller,
 //      hands everything runnable on it to the global queue (waking an
 //      active P, step h) and goes to step 6; it skips steps 1-5b.
 //   1. Every 61st schedule tick, one G from the global queue first, so that

@@ -57,9 +57,10 @@
 //      1/kStandbyAverageWeight for each new one), and another thread
 //      counts as taking a CPU once that average reaches kStandbyAtSixteenths
 //      sixteenths of a thread, and stops counting once it falls below
-//      kActiveAgainAtSixteenths (the gap keeps the count from flapping; a
-//      load generator beside a server is runnable at about half of the
-//      instants). Every P is made active at once, whatever the count,
+//      kActiveAgainAtSixteenths (the gap keeps the count from flapping;
+//      the threshold is well below one whole thread because a load
+//      generator beside a server waits for its replies at many of the
+//      instants sampled, yet takes a CPU). Every P is made active at once, whatever the count,
 //      in a round that finds a stalled P (step 1: its queue waits for
 //      another P) or a spreading one (step 1b: goroutines that compute
 //      gain from a second CPU even when they share it); and when sysmon
