@@ -86,6 +86,7 @@ class Runtime final : private SysmonView {
   void set_active_procs(std::uint32_t active) noexcept override {
     scheduler_.set_active_procs(active);
   }
+  bool standby_allowed() const noexcept override { return config_.standby_procs; }
   bool detect_deadlocks() const noexcept override { return config_.detect_deadlocks; }
   std::int64_t deadlock_grace_nanos() const noexcept override {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(config_.deadlock_grace).count();

@@ -50,7 +50,8 @@ void Sysmon::start() {
   machine_load_at_ = 0;
   elsewhere_sixteenths_ = 0;  // step 7: every P active
   every_p_needed_ = false;
-  standby_possible_ = MachineLoad::runs_on_every_cpu();  // on run()'s thread, as the workers
+  // Read on run()'s thread, whose affinity the workers inherit.
+  standby_possible_ = view_.standby_allowed() && MachineLoad::runs_on_every_cpu();
   active_procs_ = static_cast<std::uint32_t>(procs);
   runnable_elsewhere_.store(0, std::memory_order_relaxed);  // no thread runs yet
   thread_ = start_runtime_thread("sysmon thread", [this] {

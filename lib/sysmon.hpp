@@ -195,8 +195,10 @@ class SysmonView {
   virtual void preempt(P& p) noexcept = 0;
   // Step 1b: wakes an idle P if nobody looks for work.
   virtual void notify_work_available() noexcept = 0;
-  // Step 7: Ps 0 .. active - 1 run goroutines, the others stand by.
+  // Step 7: Ps 0 .. active - 1 run goroutines, the others stand by;
+  // whether the program allows it (Config::standby_procs).
   virtual void set_active_procs(std::uint32_t active) noexcept = 0;
+  [[nodiscard]] virtual bool standby_allowed() const noexcept = 0;
   // Step 2: wakes a worker if the global queue has work and nobody looks
   // for it; returns whether it did.
   virtual bool kick_global_queue() noexcept = 0;
@@ -315,7 +317,7 @@ class Sysmon {
   // count last set.
   std::int64_t elsewhere_sixteenths_ = 0;
   bool every_p_needed_ = false;
-  bool standby_possible_ = false;  // the workers may run on every CPU
+  bool standby_possible_ = false;  // allowed, and the workers may run on every CPU
   std::uint32_t active_procs_ = 0;
   // Step 7 at the end of a round; with `reset`, every P active and the
   // average forgotten.

@@ -840,6 +840,14 @@ TEST(Scheduler, StandbyProcsComeBackWhenTheMachineIsFree) {
   EXPECT_EQ(goro::scheduler_stats().active_procs, 2u);
 }
 
+// Config::standby_procs = false: every P runs however busy the machine is.
+TEST(Scheduler, StandbyProcsCanBeTurnedOff) {
+  FakeMachineLoad load(busy_machine_runnable());
+  goro::Config config = with_procs(2);
+  config.standby_procs = false;
+  EXPECT_EQ(goro::run(active_procs_after_a_while(), config), 2u);
+}
+
 // Spawned goroutines that have not started run newest first (the spawn
 // stack), after the one that took the free runnext slot; a yielding
 // goroutine goes behind them (the FIFO queue).

@@ -38,6 +38,17 @@ struct Config {
   // available_procs().
   unsigned procs = 0;
 
+  // While threads outside the runtime keep the machine's CPUs busy (a load
+  // generator beside a server, other services), only as many Ps run
+  // goroutines as there are CPUs left, at least one; the others stand by
+  // and hand what becomes runnable on them to the running ones, so that
+  // the Ps do not take turns on the same CPUs (docs/ARCHITECTURE.md,
+  // "Sharing the machine"; SchedulerStats::active_procs). Every P runs
+  // while nothing else does, while a goroutine holds a P for 10 ms, and
+  // always under an affinity mask narrower than the machine. false: every
+  // P always runs, as Go's do.
+  bool standby_procs = true;
+
   // Called when an exception escapes a goroutine and nobody can observe it
   // otherwise: one started with goro::go (on the worker thread, as it
   // finishes), or one started with goro::spawn whose JoinHandle was dropped
