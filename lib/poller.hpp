@@ -354,6 +354,12 @@ struct PollerDriver {
   // io::close(fd), before the fd is closed: wakes every op parked on fd
   // with -EBADF and forgets what the backend knows of it.
   void (*forget_fd)(int fd) noexcept;
+  // Whether an fd's I/O goes to the poller of the P whose goroutine starts
+  // the operation (io_uring: each op is submitted to that P's ring), rather
+  // than to one P's poller for the fd's life (epoll: the fd stays in the
+  // epoll of the P that first used it). Standby Ps (scheduler.hpp) rely
+  // on the first: a goroutine handed over takes its I/O with it.
+  bool io_follows_the_goroutine;
 };
 
 const PollerDriver& uring_driver() noexcept;  // poller_uring.cpp

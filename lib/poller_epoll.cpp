@@ -680,7 +680,8 @@ std::unique_ptr<Poller> make_epoll_poller(PCore& p, const PollerChoice&, int /*r
 // new_run: a new registration epoch, so that every PollDesc of the run
 // before is reset on its next use (the ops parked in it are forgotten with
 // the run).
-constinit const PollerDriver kEpollDriver{"epoll", &make_epoll_poller, &new_epoch, &forget_fd};
+constinit const PollerDriver kEpollDriver{"epoll", &make_epoll_poller, &new_epoch, &forget_fd,
+                                          /*io_follows_the_goroutine=*/false};
 
 }  // namespace
 

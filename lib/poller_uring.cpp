@@ -1577,7 +1577,7 @@ void forget_uring_fd(int fd) noexcept {
 }
 
 constinit const PollerDriver kUringDriver{"io_uring", &make_uring_poller, &new_uring_run,
-                                          &forget_uring_fd};
+                                          &forget_uring_fd, /*io_follows_the_goroutine=*/true};
 
 }  // namespace
 

@@ -86,7 +86,12 @@ class Runtime final : private SysmonView {
   void set_active_procs(std::uint32_t active) noexcept override {
     scheduler_.set_active_procs(active);
   }
-  bool standby_allowed() const noexcept override { return config_.standby_procs; }
+  // Standby Ps need I/O that follows a goroutine handed over (io_uring):
+  // under epoll a standby P would keep receiving its fds' events and hand
+  // over each goroutine they ready, a wakeup more per event, not fewer.
+  bool standby_allowed() const noexcept override {
+    return config_.standby_procs && poller_.driver->io_follows_the_goroutine;
+  }
   bool detect_deadlocks() const noexcept override { return config_.detect_deadlocks; }
   std::int64_t deadlock_grace_nanos() const noexcept override {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(config_.deadlock_grace).count();

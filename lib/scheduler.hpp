@@ -56,6 +56,10 @@
 //   sleep and a wakeup that the CPU pays twice. One busy P does the same
 //   work without them. So sysmon (sysmon.hpp, step 7) sets active_procs_:
 //   all Ps, or as many as the CPUs the other threads leave (at least 1).
+//   (Only with a backend whose I/O follows the goroutine, io_uring: under
+//   epoll an fd's events keep coming to the P that registered it, which a
+//   standby P would answer with a hand-over per event; sysmon then keeps
+//   every P active. PollerDriver::io_follows_the_goroutine.)
 //   A P whose index is active_procs_ or more is on standby:
 //     s1. wakep (step h) wakes only active Ps (the timer role's hand-on
 //         and sysmon's preempt, which wake any idle P, may still wake a

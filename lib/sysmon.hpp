@@ -67,7 +67,9 @@
 //      wakes from a sleep of kStandbyResetNanos or more with every P idle
 //      (the load it counted is history). A runtime whose threads may not
 //      run on every CPU (an affinity mask: taskset, cpusets) keeps every P
-//      active: the machine-wide count says nothing about its own CPUs.
+//      active: the machine-wide count says nothing about its own CPUs; so
+//      does one on epoll, or with Config::standby_procs false
+//      (SysmonView::standby_allowed).
 // It sleeps between rounds, 20 us at first and doubling after 50 rounds
 // with nothing to do, up to 10 ms (Go's numbers), and sleeps until woken
 // (or until the next scavenge) while every P is idle. That sleep counts as

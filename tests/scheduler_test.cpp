@@ -642,6 +642,15 @@ TEST(Scheduler, AComputingPipelineSpreadsOverIdleProcs) {
 
 using namespace std::chrono_literals;
 
+// Standby Ps apply where a goroutine's I/O follows it (io_uring; see
+// PollerDriver::io_follows_the_goroutine): these tests name that backend,
+// whatever GORO_POLLER says.
+goro::Config standby_procs_config(unsigned procs) {
+  goro::Config config = with_procs(procs);
+  config.poller = goro::PollerBackend::kIoUring;
+  return config;
+}
+
 // Points sysmon's machine-load reading at a file of the test's own, in
 // /proc/loadavg's format, for the runtimes started while it lives; the
 // runnable count it holds can be changed meanwhile (sysmon re-reads the
@@ -748,7 +757,7 @@ Task<StandbyOutcome> ping_pongs_on_a_busy_machine(std::thread::id home) {
 TEST(Scheduler, ProcsBeyondTheFreeCpusHandTheirGoroutinesOver) {
   FakeMachineLoad load(busy_machine_runnable());
   const StandbyOutcome outcome =
-      goro::run(ping_pongs_on_a_busy_machine(std::this_thread::get_id()), with_procs(2));
+      goro::run(ping_pongs_on_a_busy_machine(std::this_thread::get_id()), standby_procs_config(2));
   const goro::SchedulerStats stats = goro::scheduler_stats();  // of that run
   EXPECT_EQ(stats.active_procs, 1u);
   EXPECT_GT(outcome.counted, 0);
@@ -787,7 +796,8 @@ Task<bool> hog_until_released(std::thread::id home) {
 
 TEST(Scheduler, AStallOnTheOnlyActiveProcWakesAStandbyOne) {
   FakeMachineLoad load(busy_machine_runnable());
-  const bool ran_at_home = goro::run(hog_until_released(std::this_thread::get_id()), with_procs(2));
+  const bool ran_at_home =
+      goro::run(hog_until_released(std::this_thread::get_id()), standby_procs_config(2));
   EXPECT_FALSE(ran_at_home);
   EXPECT_GT(goro::scheduler_stats().stalls, 0u);
 }
@@ -820,7 +830,7 @@ TEST(Scheduler, EveryProcStaysActiveWhenTheProcessMayNotUseEveryCpu) {
     }
   }
   ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);  // run()'s thread, and so its workers
-  const std::uint32_t active = goro::run(active_procs_after_a_while(), with_procs(2));
+  const std::uint32_t active = goro::run(active_procs_after_a_while(), standby_procs_config(2));
   ASSERT_EQ(::sched_setaffinity(0, sizeof all, &all), 0);
   // On a machine of one CPU, one CPU is every CPU: the busy count applies.
   EXPECT_EQ(active, goro::detail::MachineLoad::online_cpus() > 1 ? 2u : 1u);
@@ -831,20 +841,30 @@ TEST(Scheduler, EveryProcStaysActiveWhenTheProcessMayNotUseEveryCpu) {
 TEST(Scheduler, MoreProcsThanCpusAllRunOnAnOtherwiseIdleMachine) {
   FakeMachineLoad load(1);  // the reader alone
   const auto procs = static_cast<unsigned>(goro::detail::MachineLoad::online_cpus()) + 2;
-  EXPECT_EQ(goro::run(active_procs_after_a_while(), with_procs(procs)), procs);
+  EXPECT_EQ(goro::run(active_procs_after_a_while(), standby_procs_config(procs)), procs);
 }
 
 TEST(Scheduler, StandbyProcsComeBackWhenTheMachineIsFree) {
   FakeMachineLoad load(busy_machine_runnable());
-  goro::run(standby_then_back(&load), with_procs(2));
+  goro::run(standby_then_back(&load), standby_procs_config(2));
   EXPECT_EQ(goro::scheduler_stats().active_procs, 2u);
 }
 
 // Config::standby_procs = false: every P runs however busy the machine is.
 TEST(Scheduler, StandbyProcsCanBeTurnedOff) {
   FakeMachineLoad load(busy_machine_runnable());
-  goro::Config config = with_procs(2);
+  goro::Config config = standby_procs_config(2);
   config.standby_procs = false;
+  EXPECT_EQ(goro::run(active_procs_after_a_while(), config), 2u);
+}
+
+// Under epoll an fd stays in the epoll of the P that first used it, so a
+// standby P would keep getting its connections' events: every P stays
+// active.
+TEST(Scheduler, StandbyProcsAreOffUnderEpoll) {
+  FakeMachineLoad load(busy_machine_runnable());
+  goro::Config config = with_procs(2);
+  config.poller = goro::PollerBackend::kEpoll;
   EXPECT_EQ(goro::run(active_procs_after_a_while(), config), 2u);
 }
 

@@ -45,8 +45,9 @@ struct Config {
   // the Ps do not take turns on the same CPUs (docs/ARCHITECTURE.md,
   // "Sharing the machine"; SchedulerStats::active_procs). Every P runs
   // while nothing else does, while a goroutine holds a P for 10 ms, and
-  // always under an affinity mask narrower than the machine. false: every
-  // P always runs, as Go's do.
+  // always under an affinity mask narrower than the machine or on the
+  // epoll backend (whose fds stay with one P). false: every P always runs,
+  // as Go's do.
   bool standby_procs = true;
 
   // Called when an exception escapes a goroutine and nobody can observe it
