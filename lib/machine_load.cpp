@@ -15,6 +15,9 @@ namespace {
 // Relaxed: set by a test before it starts a runtime, read as it starts
 // (the runtime's start orders the two on the test's thread).
 std::atomic<const char*> path_override{nullptr};
+// Relaxed: a count that tests compare with an earlier reading of their own;
+// it orders nothing.
+std::atomic<std::uint64_t> samples{0};
 
 }  // namespace
 
@@ -25,6 +28,10 @@ const char* machine_load_path() noexcept {
 
 void set_machine_load_path_for_testing(const char* path) noexcept {
   path_override.store(path, std::memory_order_relaxed);
+}
+
+std::uint64_t machine_load_samples_for_testing() noexcept {
+  return samples.load(std::memory_order_relaxed);
 }
 
 MachineLoad::MachineLoad(const char* path) noexcept : fd_(::open(path, O_RDONLY | O_CLOEXEC)) {}
@@ -39,6 +46,7 @@ int MachineLoad::runnable_threads() const noexcept {
   // pread at offset 0: procfs renders the file afresh for a read from the
   // start, so one descriptor serves every sample.
   const ssize_t n = ::pread(fd_, line, sizeof line, 0);
+  samples.fetch_add(1, std::memory_order_relaxed);  // at most one per sysmon period
   if (n <= 0) return -1;
   return parse_runnable_threads(std::string_view(line, static_cast<std::size_t>(n)));
 }

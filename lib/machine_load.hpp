@@ -47,6 +47,7 @@
 #ifndef GORO_LIB_MACHINE_LOAD_HPP_
 #define GORO_LIB_MACHINE_LOAD_HPP_
 
+#include <cstdint>
 #include <string_view>
 
 namespace goro::detail {
@@ -83,6 +84,9 @@ class MachineLoad {
 // string must outlive the runtimes that start meanwhile.
 [[nodiscard]] const char* machine_load_path() noexcept;
 void set_machine_load_path_for_testing(const char* path) noexcept;
+// Tests: how many samples every MachineLoad of the process has taken, so
+// that a test can wait for sysmon to have read its file, not for a time.
+[[nodiscard]] std::uint64_t machine_load_samples_for_testing() noexcept;
 
 // The number of runnable scheduling entities in a /proc/loadavg line
 // ("0.52 0.58 0.59 3/467 12345": 3), or -1 if the line does not have that

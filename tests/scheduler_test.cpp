@@ -698,24 +698,53 @@ Task<void> wait_for_active_procs(std::uint32_t active) {
 // counting the rounds that resumed after their read on a thread other than
 // `home` (P 0's: goro::run's caller), once `counting` is set.
 struct PingPongCounts {
-  std::atomic<bool> counting{false};
+  std::atomic<bool> spread{false};    // a round ran on another thread than P 0's
+  std::atomic<bool> counting{false};  // set once P 1 is on standby
+  std::atomic<bool> stop{false};
   std::atomic<long> counted{0};
   std::atomic<long> away{0};
+  std::atomic<int> sides_done{0};  // sides that counted kRoundsEach
 };
 
-Task<void> ping_pong_side(int fd, bool serve, long rounds, std::thread::id home,
-                          PingPongCounts* counts, goro::WaitGroup* done) {
+constexpr long kWarmUpRounds = 8;
+constexpr long kRoundsEach = 200;
+
+// Once counting, a side goes kWarmUpRounds rounds (a side on the standby P
+// moves to P 0 at its first: the standby P hands it over when its read
+// completes, and its next read goes to P 0's ring), then counts kRoundsEach
+// rounds and where each resumed: `home` is P 0's thread, goro::run's caller.
+struct PingPongSide {
+  PingPongCounts* counts;
+  std::thread::id home;
+  long rounds = 0;
+
+  void note_round() {
+    if (!counts->counting.load()) {
+      if (std::this_thread::get_id() != home) counts->spread.store(true);
+      return;
+    }
+    if (++rounds <= kWarmUpRounds) return;
+    counts->counted.fetch_add(1);
+    if (std::this_thread::get_id() != home) counts->away.fetch_add(1);
+    if (rounds == kWarmUpRounds + kRoundsEach) counts->sides_done.fetch_add(1);
+  }
+};
+
+// The client writes a byte and reads it back until told to stop, then
+// shuts its side down; the server echoes until that end of stream.
+Task<void> ping_pong_side(int fd, bool serve, std::thread::id home, PingPongCounts* counts,
+                          goro::WaitGroup* done) {
+  PingPongSide side{counts, home};
   char byte = 'x';
-  for (long i = 0; i < rounds; ++i) {
+  while (serve || !counts->stop.load()) {
     if (!serve) EXPECT_TRUE((co_await goro::io::write(fd, &byte, 1)).ok());
     auto got = co_await goro::io::read(fd, &byte, 1);
-    EXPECT_TRUE(got.ok() && *got == 1);
-    if (counts->counting.load()) {
-      counts->counted.fetch_add(1);
-      if (std::this_thread::get_id() != home) counts->away.fetch_add(1);
-    }
+    EXPECT_TRUE(got.ok());
+    if (!got.ok() || *got == 0) break;
+    side.note_round();
     if (serve) EXPECT_TRUE((co_await goro::io::write(fd, &byte, 1)).ok());
   }
+  if (!serve) ::shutdown(fd, SHUT_WR);
   done->done();
 }
 
@@ -725,13 +754,13 @@ struct StandbyOutcome {
   std::uint64_t stalls_while_counting = 0;
 };
 
-// Four ping-pong pairs start at once, while sysmon has not yet read the
-// (fake) machine load: the second P takes some of them. Once sysmon has put
-// it on standby and every pair has gone round a few times, every pair runs
-// on P 0.
-Task<StandbyOutcome> ping_pongs_on_a_busy_machine(std::thread::id home) {
+// Four ping-pong pairs run on a free machine until the second P has taken
+// some of them; then the (fake) machine gets busy. Once sysmon has put the
+// second P on standby, each side moves to P 0 within its warm-up rounds and
+// stays there: none of the rounds counted after resumes elsewhere.
+Task<StandbyOutcome> ping_pongs_as_the_machine_gets_busy(FakeMachineLoad* load,
+                                                         std::thread::id home) {
   constexpr int kPairs = 4;
-  constexpr long kRounds = 3000;
   PingPongCounts counts;
   goro::WaitGroup done;
   std::vector<int> fds;
@@ -740,13 +769,16 @@ Task<StandbyOutcome> ping_pongs_on_a_busy_machine(std::thread::id home) {
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
     fds.insert(fds.end(), {pair[0], pair[1]});
     done.add(2);
-    goro::go(ping_pong_side(pair[0], /*serve=*/true, kRounds, home, &counts, &done));
-    goro::go(ping_pong_side(pair[1], /*serve=*/false, kRounds, home, &counts, &done));
+    goro::go(ping_pong_side(pair[0], /*serve=*/true, home, &counts, &done));
+    goro::go(ping_pong_side(pair[1], /*serve=*/false, home, &counts, &done));
   }
+  while (!counts.spread.load()) co_await goro::sleep(1ms);
+  load->set_runnable(busy_machine_runnable());
   co_await wait_for_active_procs(1);
-  co_await goro::sleep(20ms);  // each pair goes round (and moves) meanwhile
   const std::uint64_t stalls = goro::scheduler_stats().stalls;
   counts.counting.store(true);
+  while (counts.sides_done.load() < 2 * kPairs) co_await goro::sleep(1ms);
+  counts.stop.store(true);
   co_await done.wait();
   StandbyOutcome outcome{counts.counted.load(), counts.away.load(),
                          goro::scheduler_stats().stalls - stalls};
@@ -755,9 +787,10 @@ Task<StandbyOutcome> ping_pongs_on_a_busy_machine(std::thread::id home) {
 }
 
 TEST(Scheduler, ProcsBeyondTheFreeCpusHandTheirGoroutinesOver) {
-  FakeMachineLoad load(busy_machine_runnable());
+  FakeMachineLoad load(1);  // the reader alone: every P active at first
   const StandbyOutcome outcome =
-      goro::run(ping_pongs_on_a_busy_machine(std::this_thread::get_id()), standby_procs_config(2));
+      goro::run(ping_pongs_as_the_machine_gets_busy(&load, std::this_thread::get_id()),
+                standby_procs_config(2));
   const goro::SchedulerStats stats = goro::scheduler_stats();  // of that run
   EXPECT_EQ(stats.active_procs, 1u);
   EXPECT_GT(outcome.counted, 0);
@@ -812,8 +845,13 @@ Task<void> standby_then_back(FakeMachineLoad* load) {
 // A process that may not run on every CPU (taskset, a cpuset) learns
 // nothing about its own CPUs from the machine-wide count: every P stays
 // active however busy the machine looks.
-Task<std::uint32_t> active_procs_after_a_while() {
-  for (int i = 0; i < 50; ++i) co_await goro::sleep(1ms);  // sysmon samples meanwhile
+// The active count once sysmon has sampled the machine's load 16 more
+// times (enough for the fake busy count to put every P but one on standby).
+Task<std::uint32_t> active_procs_after_samples() {
+  const std::uint64_t seen = goro::detail::machine_load_samples_for_testing();
+  while (goro::detail::machine_load_samples_for_testing() < seen + 16) {
+    co_await goro::sleep(1ms);  // a busy moment wakes sysmon for its next sample
+  }
   co_return goro::scheduler_stats().active_procs;
 }
 
@@ -830,7 +868,7 @@ TEST(Scheduler, EveryProcStaysActiveWhenTheProcessMayNotUseEveryCpu) {
     }
   }
   ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);  // run()'s thread, and so its workers
-  const std::uint32_t active = goro::run(active_procs_after_a_while(), standby_procs_config(2));
+  const std::uint32_t active = goro::run(active_procs_after_samples(), standby_procs_config(2));
   ASSERT_EQ(::sched_setaffinity(0, sizeof all, &all), 0);
   // On a machine of one CPU, one CPU is every CPU: the busy count applies.
   EXPECT_EQ(active, goro::detail::MachineLoad::online_cpus() > 1 ? 2u : 1u);
@@ -841,7 +879,7 @@ TEST(Scheduler, EveryProcStaysActiveWhenTheProcessMayNotUseEveryCpu) {
 TEST(Scheduler, MoreProcsThanCpusAllRunOnAnOtherwiseIdleMachine) {
   FakeMachineLoad load(1);  // the reader alone
   const auto procs = static_cast<unsigned>(goro::detail::MachineLoad::online_cpus()) + 2;
-  EXPECT_EQ(goro::run(active_procs_after_a_while(), standby_procs_config(procs)), procs);
+  EXPECT_EQ(goro::run(active_procs_after_samples(), standby_procs_config(procs)), procs);
 }
 
 TEST(Scheduler, StandbyProcsComeBackWhenTheMachineIsFree) {
@@ -855,7 +893,7 @@ TEST(Scheduler, StandbyProcsCanBeTurnedOff) {
   FakeMachineLoad load(busy_machine_runnable());
   goro::Config config = standby_procs_config(2);
   config.standby_procs = false;
-  EXPECT_EQ(goro::run(active_procs_after_a_while(), config), 2u);
+  EXPECT_EQ(goro::run(active_procs_after_samples(), config), 2u);
 }
 
 // Under epoll an fd stays in the epoll of the P that first used it, so a
@@ -865,7 +903,7 @@ TEST(Scheduler, StandbyProcsAreOffUnderEpoll) {
   FakeMachineLoad load(busy_machine_runnable());
   goro::Config config = with_procs(2);
   config.poller = goro::PollerBackend::kEpoll;
-  EXPECT_EQ(goro::run(active_procs_after_a_while(), config), 2u);
+  EXPECT_EQ(goro::run(active_procs_after_samples(), config), 2u);
 }
 
 // Spawned goroutines that have not started run newest first (the spawn
