@@ -89,10 +89,10 @@ void Sysmon::sample_machine_load(std::int64_t now) noexcept {
   elsewhere_sixteenths_ += step;
 }
 
-void Sysmon::set_active_procs(bool reset) noexcept {
+void Sysmon::update_active_procs(bool forget_load) noexcept {
   const auto procs = static_cast<std::uint32_t>(view_.ps().size());
   std::uint32_t active = procs;
-  if (reset) {
+  if (forget_load) {
     elsewhere_sixteenths_ = 0;
   } else if (standby_possible_ && !every_p_needed_) {
     // The Ps that fit beside `others` threads on the machine's CPUs; every
@@ -405,7 +405,8 @@ void Sysmon::loop() {
       if (view_.all_idle()) parker_.park_until(wake_at);
       sleeping_.store(false, std::memory_order_relaxed);
       // Step 7: after a long idle sleep, the load counted before is history.
-      if (monotonic_now_ns() - now >= SysmonTuning::kStandbyResetNanos) set_active_procs(true);
+      if (monotonic_now_ns() - now >= SysmonTuning::kStandbyResetNanos)
+        update_active_procs(/*forget_load=*/true);
       // The sleep counts as a round with nothing to do: a server whose Ps
       // go idle between bursts of requests keeps sysmon backed off.
     } else {
@@ -422,7 +423,7 @@ void Sysmon::loop() {
     signalled_ = false;
     for (std::size_t i = 0; i < watches_.size(); ++i) rescuing_ = rescue_io(i, now) || rescuing_;
     for (std::size_t i = 0; i < queue_watches_.size(); ++i) acted = watch_queue(i, now) || acted;
-    set_active_procs(false);  // step 7
+    update_active_procs(/*forget_load=*/false);  // step 7
     acted = view_.kick_global_queue() || acted;
     if (now >= next_scavenge) {
       alloc::PageHeap::instance().scavenge(SysmonTuning::kScavengeAgeNanos);

@@ -316,14 +316,15 @@ class Sysmon {
   std::atomic<int> runnable_elsewhere_{0};
   // Step 7: the average of runnable_elsewhere_'s samples, in sixteenths of
   // a thread; whether this round saw a P stalled or spreading; the active
-  // count last set.
+  // count last set (sysmon is the scheduler's count's only writer: its own
+  // copy spares a call through the view each round).
   std::int64_t elsewhere_sixteenths_ = 0;
   bool every_p_needed_ = false;
   bool standby_possible_ = false;  // allowed, and the workers may run on every CPU
   std::uint32_t active_procs_ = 0;
-  // Step 7 at the end of a round; with `reset`, every P active and the
-  // average forgotten.
-  void set_active_procs(bool reset) noexcept;
+  // Step 7 at the end of a round; with `forget_load`, every P active and
+  // the average forgotten.
+  void update_active_procs(bool forget_load) noexcept;
   // Deadlock detection: when the runtime was first seen quiescent (0: not
   // now) and its activity count then; when the next decision is due, and
   // how long the last census that found an outside thread put it off.
