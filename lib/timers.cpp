@@ -65,6 +65,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "goro/stop_timer.hpp"
 #include "goro/time.hpp"
 #include "p.hpp"
 #include "runtime_state.hpp"
@@ -74,6 +75,7 @@ namespace goro::detail {
 
 static_assert(std::is_standard_layout_v<SleepAwaiter>, "fire() casts the node back to its owner");
 static_assert(std::is_standard_layout_v<ChannelTimer>, "fire() casts the node back to its owner");
+static_assert(std::is_standard_layout_v<StopTimer>, "fire() casts the node back to its owner");
 
 std::int64_t monotonic_now_ns() noexcept {
   timespec ts{};
@@ -249,6 +251,25 @@ namespace goro {
 
 void Ticker::check_period(std::chrono::nanoseconds period) {
   if (period.count() <= 0) throw std::invalid_argument("goro::Ticker: period must be positive");
+}
+
+void StopTimer::arm(Clock::time_point deadline, std::stop_source* target) {
+  node_.when = std::min(detail::to_ns(deadline), detail::kLatestDeadline);
+  node_.fire = &StopTimer::fire;
+  target_ = target;
+  detail::arm_timer(&node_);  // from here on it may fire
+}
+
+bool StopTimer::disarm() noexcept { return detail::disarm_timer(&node_); }
+
+bool StopTimer::armed() const noexcept {
+  // Acquire: pairs with the release store that ends a fire (run_due), so
+  // a caller that sees false sees everything the fire did.
+  return node_.owner.load(std::memory_order_acquire) != nullptr;
+}
+
+void StopTimer::fire(detail::TimerNode* node) noexcept {
+  reinterpret_cast<StopTimer*>(node)->target_->request_stop();
 }
 
 }  // namespace goro

@@ -5,6 +5,9 @@
 namespace goro::net::internal {
 
 NetFd::~NetFd() {
+  // No operation is in flight (each holds a reference), so only a timer
+  // armed by the last one can still fire: disarming waits for that.
+  for (SideState& state : sides_) (void)state.timer.disarm();
   // Acquire: pairs with the release store in receive_stream().
   delete receive_stream_.load(std::memory_order_acquire);
   bool release;
@@ -25,6 +28,9 @@ absl::Status NetFd::close() {
     MutexLock lock(&mutex_);
     if (closed_) return closed_error("close");
     closed_ = true;
+    // C1: no fire after this (T1), so the sources can be taken out.
+    (void)side_state(Side::kRead).timer.disarm();
+    (void)side_state(Side::kWrite).timer.disarm();
     read_interrupt = std::move(side_state(Side::kRead).interrupt);
     write_interrupt = std::move(side_state(Side::kWrite).interrupt);
     release_now = in_flight_ == 0;
@@ -41,53 +47,62 @@ absl::Status NetFd::close() {
 }
 
 void NetFd::set_deadline(Side side, Clock::time_point deadline) {
-  // Without state: only D3 gives it one (a default-constructed source
+  // Without state: only D4 gives it one (a default-constructed source
   // would allocate on every change).
   std::stop_source woken(std::nostopstate);
   {
     MutexLock lock(&mutex_);
     SideState& state = side_state(side);
     state.deadline = deadline;  // D1
-    ++state.generation;
-    // D2: every operation holding the token parked with a deadline no
-    // later than this one, which ends it in time. D3 otherwise.
-    if (state.running > 0 && !closed_ && deadline < state.interrupt_bound) {
-      woken = std::exchange(state.interrupt, std::stop_source());
-      state.interrupt_bound = Clock::time_point::min();
+    if (closed_) return;
+    const bool armed = state.timer.armed();
+    if (deadline == Clock::time_point::max()) {
+      if (armed) (void)state.timer.disarm();  // D3
+    } else if (!armed || deadline < state.timer.deadline()) {
+      // D4 (D2, a later deadline with the timer armed, leaves it).
+      if (armed) (void)state.timer.disarm();
+      if (state.running > 0) woken = std::exchange(state.interrupt, std::stop_source());
     }
   }
-  woken.request_stop();  // does nothing without state (D2)
+  woken.request_stop();  // does nothing without state
 }
 
-absl::StatusOr<NetFd::Ticket> NetFd::begin(Side side, const char* operation) {
+absl::StatusOr<std::stop_token> NetFd::begin(Side side, const char* operation) {
   MutexLock lock(&mutex_);
   if (closed_) return closed_error(operation);
-  ++in_flight_;
   SideState& state = side_state(side);
+  if (state.interrupt.stop_requested()) {
+    // Step 1: the timer fired (T3). Disarming waits for its fire to return;
+    // then the source may be replaced (T1).
+    (void)state.timer.disarm();
+    state.interrupt = std::stop_source();
+  }
+  if (state.deadline != Clock::time_point::max() && !state.timer.armed()) {
+    if (state.deadline <= Clock::now()) {
+      return absl::DeadlineExceededError(std::string(operation) + ": i/o timeout");
+    }
+    state.timer.arm(state.deadline, &state.interrupt);  // T2
+  }
+  ++in_flight_;
   ++state.running;
-  state.interrupt_bound = std::max(state.interrupt_bound, state.deadline);
-  return Ticket{state.deadline, state.generation, state.interrupt.get_token()};
+  return state.interrupt.get_token();
 }
 
-NetFd::Outcome NetFd::end(Side side, const Ticket& ticket) {
-  Outcome outcome = Outcome::kUnchanged;
+bool NetFd::end(Side side) {
+  bool closed = false;
   bool release = false;
   {
     MutexLock lock(&mutex_);
-    SideState& state = side_state(side);
-    // The side's last operation: nobody holds the token.
-    if (--state.running == 0) state.interrupt_bound = Clock::time_point::min();
+    --side_state(side).running;
     --in_flight_;
-    if (closed_) {
-      outcome = Outcome::kClosed;
+    closed = closed_;
+    if (closed) {
       release = in_flight_ == 0 && !released_;
       if (release) released_ = true;
-    } else if (state.generation != ticket.generation) {
-      outcome = Outcome::kDeadlineChanged;
     }
   }
   if (release) release_fd();
-  return outcome;
+  return closed;
 }
 
 void NetFd::leave() {

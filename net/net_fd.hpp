@@ -13,67 +13,84 @@
 //
 // State (under `mutex_`): the fd; `closed_`; `in_flight_`, the operations
 // between begin and end (each an io operation, or a plain system call such
-// as setsockopt); and per side (read, write) the deadline, a generation
-// counter bumped by every deadline change, the number of operations
-// running on that side (between begin and end), `interrupt`, a
+// as setsockopt); and per side (read, write) the deadline, the number of
+// operations running on that side (between begin and end), `interrupt`, a
 // std::stop_source whose token each of those operations passes to goro::io
-// as its stop token, and `interrupt_bound`, the latest deadline that an
-// operation holding that token took in begin (the earliest time point
-// when none does).
+// as its stop token, and `timer`, a goro::StopTimer that stops
+// `interrupt` when the side's deadline passes.
 //
 // Memory ordering: NetFd holds no atomic of its own. Every field is read
-// and written under `mutex_`, which orders them between threads. The one
-// signal that crosses threads outside it is request_stop() on an interrupt
-// source (close, set_deadline): std::stop_source makes the request happen
-// before the stop callbacks it runs (goro::io's cancellation of the
-// parked operation) and before any stop_requested() that returns true.
-// That is enough: a woken operation learns why it woke only in end(),
-// under `mutex_`, after the closer or the deadline setter wrote the reason
-// under the same mutex before requesting the stop.
+// and written under `mutex_`, which orders them between threads. The
+// signals that cross threads outside it are request_stop() on an interrupt
+// source (close, set_deadline, the timer's fire): std::stop_source makes
+// the request happen before the stop callbacks it runs (goro::io's
+// cancellation of the parked operation) and before any stop_requested()
+// that returns true. That is enough: a woken operation learns why it woke
+// only in end() and begin(), under `mutex_`. The fire reads the source
+// without the mutex, which invariant T1 makes safe: the timer is armed
+// under the mutex after the source was put in place, and the source is
+// replaced only after the timer is disarmed, a disarm that waits for a
+// fire in progress.
+//
+// The deadline timer (Go's model: the deadline belongs to the socket, not
+// to each operation):
+//   T1. A side's interrupt source is replaced only under the mutex and with
+//       its timer not armed (disarmed first, or already fired), so the
+//       source a firing timer stops is the one the operations hold.
+//   T2. The timer is armed only by begin (a goroutine, under the mutex), at
+//       the side's deadline, when the side has one and the timer is not
+//       armed; it is disarmed by set_deadline (D3, D4), close (C1) and the
+//       destructor.
+//   T3. The timer firing stops the interrupt source: every operation
+//       parked on the side, or about to park, wakes and goes round (step
+//       4); begin then finds the deadline passed (i/o timeout) or moved
+//       later (it takes a fresh source and re-arms the timer).
 //
 // An operation (NetFd::run):
-//   1. begin: under the mutex, fail with closed_error if closed; else
-//      count itself in flight and on its side, copy the side's deadline,
-//      generation and interrupt token, and raise interrupt_bound to that
-//      deadline.
-//   2. Await the goro::io operation with that deadline (or the caller's
-//      Context's, if earlier) and that token (combined with the Context's
-//      stop token when there is one: a stop_source of the operation's own,
-//      requested by either).
-//   3. end: under the mutex, leave the counts (the last operation of its
-//      side resets interrupt_bound); note whether the socket was closed
-//      and whether the side's generation moved. If closed and this was the
-//      last operation in flight, close the fd (step C3).
+//   1. begin: under the mutex, fail with closed_error if closed. If the
+//      side's interrupt source was stopped (its timer fired), disarm the
+//      timer (waiting for the fire to return) and take a fresh source (T1).
+//      If the side has a deadline and its timer is not armed: fail with
+//      "i/o timeout" if the deadline has passed, else arm the timer for it
+//      (T2). Count itself in flight and on its side; copy the side's
+//      interrupt token.
+//   2. Await the goro::io operation with that token (combined with the
+//      Context's stop token when there is one: a stop_source of the
+//      operation's own, requested by either) and with only the caller's own
+//      deadlines (`extra_deadline`, the Context's): the side's deadline is
+//      the timer's.
+//   3. end: under the mutex, leave the counts; note whether the socket was
+//      closed. If closed and this was the last operation in flight, close
+//      the fd (step C3).
 //   4. A result (data, an error of the system call) is returned as it is.
-//      An operation ended by the interrupt returns closed_error when the
-//      socket was closed, and starts again at step 1 when the deadline
-//      changed (the new deadline, possibly already past, then decides). So
-//      does one ended by its old deadline when the deadline was changed to
-//      a later one meanwhile.
+//      An operation cancelled or timed out returns closed_error when the
+//      socket was closed, the caller's error when the caller's own stop or
+//      deadline ended it, and otherwise (the interrupt: the side's deadline
+//      passed, or moved, or a set_deadline woke it) starts again at step 1,
+//      where the deadline decides.
 // A deadline change (set_deadline):
-//   D1. Under the mutex, store it and bump the generation.
-//   D2. A deadline no earlier than interrupt_bound (the common case: a
-//       server pushing the deadline further out on each request, or no
-//       operation running) wakes nobody. Each running operation that
-//       holds the current token took a deadline no later than the new one,
-//       so its own goro::io deadline ends it no later than the new deadline
-//       would; if that happens, end sees the generation moved and step 4
-//       sends it round with the new deadline. Data that arrives first
-//       completes it as always. (One holding an earlier token was stopped
-//       by D3 already and goes round anyway.)
-//   D3. An earlier deadline, with operations running on that side: swap in
-//       a fresh interrupt source and reset interrupt_bound (no operation
-//       holds the new token yet); after unlocking, request a stop on the
-//       old one. Those operations wake (goro::io cancels them on both
-//       pollers; one not parked yet sees the stop before it parks), see
-//       the new generation and go round again, taking the new token.
-// So only D3 allocates (the new source's shared state), and only D3
-// cancels a parked operation at once; D2 costs at most one early wake-up
-// per running operation, at the deadline it parked with.
+//   D1. Under the mutex, store it.
+//   D2. A deadline no earlier than the armed timer's leaves the timer as it
+//       is (the common case: a server pushing its deadline further out on
+//       each request). The timer fires at the old deadline once; the
+//       operations parked then go round and re-arm it at the new one
+//       (T3), one early wake-up per expiry of the old deadline instead of a
+//       heap operation per change.
+//   D3. No deadline (time_point::max()): the timer is disarmed; operations
+//       parked keep waiting, now without a deadline.
+//   D4. An earlier deadline than the armed timer's, or a deadline while
+//       operations run with no timer armed: disarm the timer; with
+//       operations running, swap in a fresh interrupt source (T1) and,
+//       after unlocking, request a stop on the old one. Those operations
+//       wake (goro::io cancels them on both pollers; one not parked yet
+//       sees the stop before it parks) and go round, arming the timer for
+//       the new deadline.
+// So only D4 and a fired timer allocate (a new source's shared state);
+// moving a deadline later costs a mutex section.
 // Close (C1-C3):
 //   C1. Under the mutex: fail with closed_error if already closed; set
-//       closed_, take both interrupt sources out; note whether nothing is
-//       in flight.
+//       closed_, disarm both timers, take both interrupt sources out; note
+//       whether nothing is in flight.
 //   C2. After unlocking, request a stop on both sources: every parked
 //       operation wakes. goro::io guarantees it comes back only once the
 //       kernel (io_uring) or the poller (epoll) is done with it, with its
@@ -90,18 +107,22 @@
 //
 // Invariants: in_flight_ >= running(read) + running(write); the fd is open
 // exactly while !closed_ || in_flight_ > 0 (or until the destructor runs,
-// for a NetFd never closed); an interrupt source is swapped only with
-// operations running on its side; every running operation that holds a
-// side's current interrupt token took a deadline no later than that
-// side's interrupt_bound (so an operation D2 leaves parked is ended by its
-// own deadline no later than the deadline D2 stored).
+// for a NetFd never closed); T1; an armed timer's deadline is no later
+// than its side's deadline, unless D2 moved the deadline later (the timer
+// then fires early, never late).
+//
+// Lock order: `mutex_`, then a P's timer lock (arm and disarm under the
+// mutex). The fire runs under the timer lock and never takes `mutex_`.
 //
 // Costs: per operation, two uncontended mutex sections and a copy of a
-// stop_token (one atomic increment). A Context that can be cancelled adds
-// a stop_source (one allocation) and two stop_callbacks. A deadline change
-// allocates only in D3.
+// stop_token (one atomic increment); no timer and no clock read unless the
+// timer must be armed. A Context that can be cancelled adds a stop_source
+// (one allocation) and two stop_callbacks.
 //
-// Rejected: closing at once and relying on goro::io::close to end the
+// Rejected: a deadline timer per operation (goro::io's own deadline): a
+// heap insert and remove and a clock read on every operation, which a
+// server arming an idle deadline on each request pays on each request.
+// Closing at once and relying on goro::io::close to end the
 // parked operations (it does end every operation parked on the fd, on
 // both pollers, but an operation between begin and the moment goro::io
 // takes it would start on the released number, which another file may
@@ -112,17 +133,13 @@
 // an unconnected UDP socket, it changes what the peer sees, and the fd
 // must still stay open until the woken operations have left); one
 // stop_source per operation always (an allocation per read for the rare
-// case of a parked deadline change). For deadline changes: a fresh
-// interrupt source on every change while an operation runs (an allocation,
-// a cancel and a resubmission of the parked operation per change, which a
-// server refreshing its deadlines on each request pays per request); one
-// reusable interrupt per side, reset once no operation of the old
-// generation remains (std::stop_source cannot be reset once stopped, and
-// goro::io takes a std::stop_token, so a reset is a new source anyway);
-// cancelling the parked operation itself through goro::io (NetFd would
-// have to register each operation's awaiter and keep it alive and started
-// while it may cancel it, reaching into goro::io's internals for a case
-// that D2 already makes free).
+// case of a parked deadline change); one reusable interrupt per side,
+// reset once the operations it woke have left (std::stop_source
+// cannot be reset once stopped, and goro::io takes a std::stop_token, so a
+// reset is a new source anyway); cancelling the parked operation itself
+// through goro::io (NetFd would have to register each operation's awaiter
+// and keep it alive and started while it may cancel it, reaching into
+// goro::io's internals).
 #ifndef GORO_NET_NET_FD_HPP_
 #define GORO_NET_NET_FD_HPP_
 
@@ -145,6 +162,7 @@
 #include "goro/io.hpp"
 #include "goro/io_multishot.hpp"
 #include "goro/net/error.hpp"
+#include "goro/stop_timer.hpp"
 #include "goro/task.hpp"
 #include "mutex.hpp"
 
@@ -217,22 +235,15 @@ class NetFd {
  private:
   struct SideState {
     Clock::time_point deadline = Clock::time_point::max();
-    std::uint64_t generation = 0;
     int running = 0;  // operations between begin and end on this side
-    // The latest deadline an operation holding `interrupt`'s token took in
-    // begin; the earliest time point when none does (steps D2 and D3).
-    Clock::time_point interrupt_bound = Clock::time_point::min();
     std::stop_source interrupt;
+    StopTimer timer;  // stops `interrupt` at the deadline (T1-T3)
   };
-  struct Ticket {
-    Clock::time_point deadline;
-    std::uint64_t generation;
-    std::stop_token interrupt;
-  };
-  enum class Outcome : std::uint8_t { kUnchanged, kClosed, kDeadlineChanged };
 
-  absl::StatusOr<Ticket> begin(Side side, const char* operation);
-  Outcome end(Side side, const Ticket& ticket);
+  // Steps 1 and 3: begin gives the interrupt token to pass to goro::io;
+  // end gives whether the socket was closed.
+  absl::StatusOr<std::stop_token> begin(Side side, const char* operation);
+  bool end(Side side);
   // Leaves in_flight_ (a with_fd call), closing the fd if it was the last.
   void leave();
   void release_fd() noexcept;
@@ -280,27 +291,29 @@ auto NetFd::run(std::shared_ptr<NetFd> self, Side side, const char* operation, C
   if (self == nullptr) co_return closed_error(operation);  // a moved-from or default Conn
   const std::stop_token user_stop = ctx.stop_token();
   for (;;) {
-    auto ticket = self->begin(side, operation);
-    if (!ticket.ok()) co_return ticket.status();
-    const Clock::time_point deadline = std::min(ticket->deadline, outer_deadline);
+    auto interrupt = self->begin(side, operation);
+    if (!interrupt.ok()) co_return interrupt.status();
     std::optional<Result> result;
     if (!user_stop.stop_possible()) {
-      result.emplace(co_await start(self->fd_, io::IoOptions(deadline, ticket->interrupt)));
+      result.emplace(co_await start(self->fd_, io::IoOptions(outer_deadline, *interrupt)));
     } else {
       std::stop_source combined;
-      std::stop_callback<RequestStop> on_interrupt(ticket->interrupt, RequestStop{&combined});
+      std::stop_callback<RequestStop> on_interrupt(*interrupt, RequestStop{&combined});
       std::stop_callback<RequestStop> on_user_stop(user_stop, RequestStop{&combined});
-      result.emplace(co_await start(self->fd_, io::IoOptions(deadline, combined.get_token())));
+      result.emplace(
+          co_await start(self->fd_, io::IoOptions(outer_deadline, combined.get_token())));
     }
-    const Outcome outcome = self->end(side, *ticket);
+    const bool closed = self->end(side);
     if (result->ok()) co_return std::move(*result);
     const absl::StatusCode code = status_of(*result).code();
     if (code == absl::StatusCode::kCancelled || code == absl::StatusCode::kDeadlineExceeded) {
-      if (outcome == Outcome::kClosed) co_return closed_error(operation);
-      // The Conn's deadline moved: go round with the new one, unless the
-      // caller's own deadline or stop is what ended the operation.
-      const bool caller_done = user_stop.stop_requested() || outer_deadline <= Clock::now();
-      if (outcome == Outcome::kDeadlineChanged && !caller_done) continue;
+      if (closed) co_return closed_error(operation);
+      // Step 4: unless the caller's own stop or deadline ended it, the
+      // interrupt did (the side's deadline passed or moved): begin decides.
+      const bool caller_done =
+          user_stop.stop_requested() ||
+          (outer_deadline != Clock::time_point::max() && outer_deadline <= Clock::now());
+      if (!caller_done) continue;
       if (code == absl::StatusCode::kCancelled && !ctx.err().ok()) {
         co_return annotate(ctx.err(), operation);
       }

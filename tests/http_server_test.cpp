@@ -360,25 +360,69 @@ TEST(HttpServer, ConnectionsBeyondMaxConnectionsGet503) {
   });
 }
 
+// Sends an unfinished head's first line, then a header line every 20 ms,
+// never ending the head: "" once the server cut the client off (end of
+// stream or a reset). The loop's bound (2000 lines, 40 s) is far beyond
+// the read_header_timeout of the tests below.
+Task<Verdict> trickle_a_head(RawClient* client) {
+  if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n")) co_return "send";
+  for (int i = 0; i < 2000; ++i) {
+    if (!co_await client->send("X-A: b\r\n")) co_return "";  // the server closed
+    char byte;
+    client->conn.set_read_deadline(Clock::now() + 20ms);
+    auto n = co_await client->conn.read(&byte, 1);
+    if (n.ok() && *n == 0) co_return "";                        // end of stream
+    if (!n.ok() && !net::is_timeout(n.status())) co_return "";  // reset
+    if (n.ok()) co_return "the server answered an unfinished head";
+  }
+  co_return "the trickling client was never cut off";
+}
+
 TEST(HttpServer, SlowlorisIsCutOffByReadHeaderTimeout) {
-  // The client sends a header line every 20 ms and never ends the head:
-  // only the server's read_header_timeout can end this, and the loop's
-  // bound (2000 lines, 40 s) is far beyond it.
+  // Only the server's read_header_timeout can end the trickle.
   with_server({.read_header_timeout = 300ms}, [](std::string address) -> Task<Verdict> {
     auto client = co_await connect(address);
     if (!client.ok()) co_return client.status().ToString();
-    if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n")) co_return "send";
-    for (int i = 0; i < 2000; ++i) {
-      if (!co_await client->send("X-A: b\r\n")) co_return "";  // the server closed
-      char byte;
-      client->conn.set_read_deadline(Clock::now() + 20ms);
-      auto n = co_await client->conn.read(&byte, 1);
-      if (n.ok() && *n == 0) co_return "";                        // end of stream
-      if (!n.ok() && !net::is_timeout(n.status())) co_return "";  // reset
-      if (n.ok()) co_return "the server answered an unfinished head";
-    }
-    co_return "the trickling client was never cut off";
+    co_return co_await trickle_a_head(&*client);
   });
+}
+
+TEST(HttpServer, SlowlorisAfterAServedRequestIsCutOffToo) {
+  // As above on a keep-alive connection's second request, whose head's
+  // start the server takes from the clock, not from the accept; the idle
+  // timeout (an hour) cannot end it.
+  with_server({.read_header_timeout = 300ms, .idle_timeout = 1h},
+              [](std::string address) -> Task<Verdict> {
+                auto client = co_await connect(address);
+                if (!client.ok()) co_return client.status().ToString();
+                if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
+                  co_return "send";
+                }
+                if ((co_await client->response()).status != 200) co_return "not served";
+                co_return co_await trickle_a_head(&*client);
+              });
+}
+
+TEST(HttpServer, ALaterHeadSplitAcrossReadsIsTimedFromItsOwnStart) {
+  // The second request's head comes in two writes 50 ms apart: it is
+  // served, so its read_header_timeout (10 s) runs from its own start,
+  // not from a time never read or from long ago.
+  with_server({.read_header_timeout = 10s, .idle_timeout = 1h},
+              [](std::string address) -> Task<Verdict> {
+                auto client = co_await connect(address);
+                if (!client.ok()) co_return client.status().ToString();
+                for (int i = 0; i < 2; ++i) {
+                  if (!co_await client->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n")) {
+                    co_return "send";
+                  }
+                  co_await goro::sleep(50ms);
+                  if (!co_await client->send("X-A: b\r\n\r\n")) co_return "send the rest";
+                  const RawResponse r = co_await client->response();
+                  if (r.status != 200)
+                    co_return "request " + std::to_string(i) + ": " + describe(r);
+                }
+                co_return "";
+              });
 }
 
 TEST(HttpServer, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {

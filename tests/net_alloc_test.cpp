@@ -203,5 +203,28 @@ TEST(NetDeadline, MovedEarlierAndLaterTenThousandTimesWhileAReadIsParkedKeepsThe
   EXPECT_EQ(run(with_a_parked_read(alternate), test::with_procs(2)), "");
 }
 
+// The parked read's deadline is moved 20 ms out (earlier: the read wakes
+// and parks again under it), then an hour out. The socket's deadline timer
+// stays armed for the old 20 ms (a later deadline moves no timer): when it
+// fires, the read wakes, finds the deadline moved and parks again, neither
+// failing nor losing the byte written afterwards.
+Task<std::string> outlive_the_old_deadline(ConnPair* pair, Clock::time_point start) {
+  std::uint64_t parks = scheduler_stats().io_waits;
+  pair->conn.set_read_deadline(Clock::now() + 20ms);
+  if (!co_await test::yield_until([&] { return scheduler_stats().io_waits > parks; })) {
+    co_return "the read did not park again under the earlier deadline";
+  }
+  parks = scheduler_stats().io_waits;
+  pair->conn.set_read_deadline(start + 2h);
+  if (!co_await test::yield_until([&] { return scheduler_stats().io_waits > parks; })) {
+    co_return "the read did not park again after the old deadline passed";
+  }
+  co_return "";
+}
+
+TEST(NetDeadline, PushedLaterWhileParkedTheReadOutlivesTheOldDeadline) {
+  EXPECT_EQ(run(with_a_parked_read(outlive_the_old_deadline), test::with_procs(2)), "");
+}
+
 }  // namespace
 }  // namespace goro

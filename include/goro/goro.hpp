@@ -25,6 +25,7 @@
 #include "goro/select.hpp"
 #include "goro/semaphore.hpp"
 #include "goro/signal.hpp"
+#include "goro/stop_timer.hpp"
 #include "goro/task.hpp"
 #include "goro/time.hpp"
 #include "goro/wait_group.hpp"

@@ -169,9 +169,9 @@ Task<void> Connection::serve() {
 }
 
 Task<bool> Connection::read_head() {
-  if (end_ > begin_ && options_.read_header_timeout.count() > 0) {
-    request_started_at_ = first_request_ ? accepted_at_ : Clock::now();  // pipelined bytes
-  }
+  // Pipelined bytes: the head began before this call; when, is read only
+  // if it needs a read (note_head_start).
+  if (end_ > begin_) note_head_start();
   for (;;) {
     if (fed_ < end_) {
       const auto result =
@@ -187,10 +187,15 @@ Task<bool> Connection::read_head() {
         co_return false;
       }
     }
-    // Needs more: everything answered so far goes out before the wait.
+    // Needs more. A head begun: its start is now, if not known yet (read
+    // before the flush, which may wait).
+    const bool started = end_ > begin_;
+    if (started && request_started_at_ == kNotRead && options_.read_header_timeout.count() > 0) {
+      request_started_at_ = Clock::now();
+    }
+    // Everything answered so far goes out before the wait.
     if (!(co_await flush_output()).ok()) co_return false;
     if (end_ == capacity_) make_room_for_head();
-    const bool started = end_ > begin_;
     if (started) {
       arm_read_deadline(deadline_after(options_.read_header_timeout, request_started_at_));
     } else if (first_request_) {
@@ -219,10 +224,12 @@ Task<bool> Connection::read_head() {
       co_return false;
     }
     end_ += *n;
-    if (!started && options_.read_header_timeout.count() > 0) {
-      request_started_at_ = first_request_ ? accepted_at_ : Clock::now();
-    }
+    if (!started) note_head_start();
   }
+}
+
+void Connection::note_head_start() noexcept {
+  request_started_at_ = first_request_ ? accepted_at_ : kNotRead;
 }
 
 void Connection::make_room_for_head() {

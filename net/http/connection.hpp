@@ -171,6 +171,9 @@ class Connection {
   void append_error(int status, bool head);
   void unlink();  // under the state's mutex
   void make_room_for_head();
+  // A head began with the bytes just read, or already buffered: its start
+  // is the accept (first request) or not read yet (request_started_at_).
+  void note_head_start() noexcept;
   void make_room_for_body();
   void arm_read_deadline(Clock::time_point deadline);
   [[nodiscard]] Clock::time_point deadline_after(std::chrono::nanoseconds timeout,
@@ -202,7 +205,14 @@ class Connection {
   bool first_request_ = true;
   bool hijacked_ = false;  // the handler took the socket (set under the state's mutex)
   Clock::time_point accepted_at_;
-  Clock::time_point request_started_at_;
+  // When the current request's head began, for read_header_timeout: the
+  // accept for the first request; for a later one, kNotRead until the head
+  // turns out to need another read, when the clock is read (right after
+  // its first bytes were parsed, before anything waits), so that a head
+  // that arrives whole costs no clock read. Reset to the request's start
+  // when read_timeout is set (make_request).
+  static constexpr Clock::time_point kNotRead = Clock::time_point::min();
+  Clock::time_point request_started_at_ = kNotRead;
   Clock::time_point read_deadline_ = Clock::time_point::max();
 
   // Waiting for the first byte of a next request (the shutdown handshake,
