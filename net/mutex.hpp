@@ -5,8 +5,13 @@
 // instrumentation, so TSan cannot see absl::Mutex's happens-before edges
 // and reports false races; it does intercept the pthread mutex under
 // std::mutex. The annotations keep clang's -Wthread-safety checks. The
-// sections hold no system call and no wait, so a worker thread that finds
-// the lock taken is delayed by a few instructions of another thread.
+// sections hold no wait and no system call of their own; the one thing in
+// them that reaches further is a socket's deadline timer (net_fd.hpp, T2):
+// disarming it waits for a fire in progress (a stop request and the
+// cancellations it runs, all short), and arming it may wake the runtime's
+// timer sleeper (one system call, when the timer is the earliest and the
+// sleeper sleeps longer), once per deadline expiry, not per operation. So
+// a worker thread that finds the lock taken is delayed briefly.
 #ifndef GORO_NET_MUTEX_HPP_
 #define GORO_NET_MUTEX_HPP_
 
