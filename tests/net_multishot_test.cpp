@@ -517,6 +517,55 @@ TEST(NetMultishot, SlowReaderWithTheDefaultRing) {
   run_verdict(slow_reader_then_eof, config);
 }
 
+// A read parked in the socket's receive stream is ended by the socket's
+// read deadline (its timer stops the read, which finds the deadline passed:
+// an i/o timeout), a deadline pushed later leaves the next read parked past
+// the old one, and the bytes that come after are read in order.
+Task<Verdict> stream_read_deadlines() {
+  auto listener = co_await net::listen("tcp", "127.0.0.1:0");
+  if (!listener.ok()) co_return listener.status().ToString();
+  auto client = co_await net::dial("tcp", listener->addr().to_string());
+  if (!client.ok()) co_return client.status().ToString();
+  auto server = co_await listener->accept();
+  if (!server.ok()) co_return server.status().ToString();
+  std::uint8_t byte = 1;
+  if (!(co_await client->write(&byte, 1)).ok()) co_return "write";
+  std::uint8_t got = 0;
+  if (auto n = co_await server->read(&got, 1); !n.ok() || *n != 1 || got != 1) {
+    co_return "first read";
+  }
+  server->set_read_deadline(Clock::now() + 20ms);
+  auto late = co_await server->read(&got, 1);
+  if (!net::is_timeout(late.status()))
+    co_return "expected a timeout, got " + late.status().ToString();
+  // Pushed later while a read waits: the read outlives the old deadline.
+  auto reader = spawn(
+      [](net::Conn* conn) -> Task<absl::StatusOr<std::uint8_t>> {
+        std::uint8_t b = 0;
+        auto n = co_await conn->read(&b, 1);
+        if (!n.ok()) co_return n.status();
+        if (*n != 1) co_return absl::OutOfRangeError("end of stream");
+        co_return b;
+      },
+      &*server);
+  server->set_read_deadline(Clock::now() + 20ms);
+  co_await yield();
+  server->set_read_deadline(Clock::now() + 1h);
+  co_await sleep(60ms);  // past the old deadline (not needed for the outcome)
+  byte = 2;
+  if (!(co_await client->write(&byte, 1)).ok()) co_return "write";
+  auto second = co_await reader;
+  if (!second.ok()) co_return "read after the deadline moved: " + second.status().ToString();
+  if (*second != 2) co_return "read the wrong byte";
+  co_return "";
+}
+
+TEST(NetMultishot, StreamReadsKeepTheSocketsDeadlines) {
+  Config config = test::with_procs(2);
+  config.multishot_receive = true;
+  run_verdict(stream_read_deadlines, config);
+}
+
 // The runtime ends with a reader parked and bytes queued on other
 // connections: the buffers go back, the frames go (asan checks).
 TEST(NetMultishot, RuntimeEndsWithBytesQueuedAndAReadParked) {
