@@ -39,8 +39,9 @@
 //       source a firing timer stops is the one the operations hold.
 //   T2. The timer is armed only by begin (a goroutine, under the mutex), at
 //       the side's deadline, when the side has one and the timer is not
-//       armed; it is disarmed by set_deadline (D3, D4), close (C1) and the
-//       destructor.
+//       armed; it is disarmed by set_deadline (D3, D4), close (C1), the
+//       destructor, and begin after a fire (step 1: the disarm then only
+//       waits for the fire to return).
 //   T3. The timer firing stops the interrupt source: every operation
 //       parked on the side, or about to park, wakes and goes round (step
 //       4); begin then finds the deadline passed (i/o timeout) or moved

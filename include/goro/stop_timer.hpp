@@ -51,8 +51,10 @@ class StopTimer {
   ~StopTimer() { (void)disarm(); }
 
   // Arms the timer (which must not be armed) to request a stop on
-  // `*target` once `deadline` has passed; a deadline already passed fires
-  // at the P's next trip through the scheduler, not inside this call.
+  // `*target` once `deadline` has passed. A deadline already passed fires
+  // soon: at this P's next trip through the scheduler, or at once on
+  // another P's worker (possibly before arm() returns), never on this
+  // thread inside arm().
   // `*target` must stay the same object, not assigned to or destroyed,
   // until the timer has fired or been disarmed. Must be called from a
   // goroutine (the timer lives in the heap of that goroutine's P); throws
