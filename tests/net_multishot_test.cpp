@@ -471,23 +471,38 @@ TEST(NetMultishot, EchoThroughAnExhaustedBufferRingOnOneP) {
   run_verdict(echo_through_tiny_ring, tiny_ring_config(1));
 }
 
+// A connected pair whose server side has read one byte, `first`, from the
+// client: under multishot receive that first read arms the socket's
+// receive stream.
+struct ArmedPair {
+  net::Listener listener;
+  net::Conn client;
+  net::Conn server;
+};
+
+Task<absl::StatusOr<ArmedPair>> armed_pair(std::uint8_t first) {
+  auto listener = co_await net::listen("tcp", "127.0.0.1:0");
+  if (!listener.ok()) co_return listener.status();
+  auto client = co_await net::dial("tcp", listener->addr().to_string());
+  if (!client.ok()) co_return client.status();
+  auto server = co_await listener->accept();
+  if (!server.ok()) co_return server.status();
+  if (auto sent = co_await client->write(&first, 1); !sent.ok()) co_return sent;
+  std::uint8_t got = 0;
+  auto n = co_await server->read(&got, 1);
+  if (!n.ok()) co_return n.status();
+  if (*n != 1 || got != first) co_return absl::DataLossError("the first byte did not arrive");
+  co_return ArmedPair{std::move(*listener), std::move(*client), std::move(*server)};
+}
+
 // Bytes that arrive while nobody reads (more than the connection may
 // queue), then the peer's close: the reader gets every byte in order,
 // then the end of the stream.
 Task<Verdict> slow_reader_then_eof() {
-  auto listener = co_await net::listen("tcp", "127.0.0.1:0");
-  if (!listener.ok()) co_return listener.status().ToString();
-  auto client = co_await net::dial("tcp", listener->addr().to_string());
-  if (!client.ok()) co_return client.status().ToString();
-  auto server = co_await listener->accept();
-  if (!server.ok()) co_return server.status().ToString();
-  // The first read arms the multishot receive.
-  std::uint8_t first = 0;
-  std::uint8_t byte = 7;
-  if (!(co_await client->write(&byte, 1)).ok()) co_return "write";
-  if (auto n = co_await server->read(&first, 1); !n.ok() || *n != 1 || first != 7) {
-    co_return "first read";
-  }
+  auto pair = co_await armed_pair(7);
+  if (!pair.ok()) co_return pair.status().ToString();
+  net::Conn* client = &pair->client;
+  net::Conn* server = &pair->server;
   std::vector<std::uint8_t> sent(50000);
   for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<std::uint8_t>(i * 31 + 5);
   if (!(co_await client->write(sent.data(), sent.size())).ok()) co_return "write";
@@ -524,18 +539,12 @@ TEST(NetMultishot, SlowReaderWithTheDefaultRing) {
 // the yield runs the reader until it parks, so the deadline is pushed out
 // within one trip through the scheduler, far inside the old 300 ms.
 Task<Verdict> stream_read_deadlines() {
-  auto listener = co_await net::listen("tcp", "127.0.0.1:0");
-  if (!listener.ok()) co_return listener.status().ToString();
-  auto client = co_await net::dial("tcp", listener->addr().to_string());
-  if (!client.ok()) co_return client.status().ToString();
-  auto server = co_await listener->accept();
-  if (!server.ok()) co_return server.status().ToString();
+  auto pair = co_await armed_pair(1);
+  if (!pair.ok()) co_return pair.status().ToString();
+  net::Conn* client = &pair->client;
+  net::Conn* server = &pair->server;
   std::uint8_t byte = 1;
-  if (!(co_await client->write(&byte, 1)).ok()) co_return "write";
   std::uint8_t got = 0;
-  if (auto n = co_await server->read(&got, 1); !n.ok() || *n != 1 || got != 1) {
-    co_return "first read";
-  }
   server->set_read_deadline(Clock::now() + 20ms);
   auto late = co_await server->read(&got, 1);
   if (!net::is_timeout(late.status()))
@@ -551,7 +560,7 @@ Task<Verdict> stream_read_deadlines() {
         if (*n != 1) co_return absl::OutOfRangeError("end of stream");
         co_return b;
       },
-      &*server);
+      server);
   co_await yield();
   server->set_read_deadline(Clock::now() + 1h);
   if (Clock::now() >= old_deadline) co_return "held up past the old deadline: nothing shown";
