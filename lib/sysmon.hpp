@@ -60,10 +60,11 @@
 //      kActiveAgainAtSixteenths (the gap keeps the count from flapping;
 //      the threshold is well below one whole thread because a load
 //      generator beside a server waits for its replies at many of the
-//      instants sampled, yet takes a CPU). Every P is made active at once, whatever the count,
-//      in a round that finds a stalled P (step 1: its queue waits for
-//      another P) or a spreading one (step 1b: goroutines that compute
-//      gain from a second CPU even when they share it); and when sysmon
+//      instants sampled, yet takes a CPU). Every P is made active at
+//      once, whatever the count, in a round that finds a stalled P (step
+//      1: its queue waits for another P) or a spreading one (step 1b:
+//      goroutines that compute gain from a second CPU even when they
+//      share it); and when sysmon
 //      wakes from a sleep of kStandbyResetNanos or more with every P idle
 //      (the load it counted is history). A runtime whose threads may not
 //      run on every CPU (an affinity mask: taskset, cpusets) keeps every P

@@ -17,6 +17,11 @@
 // Cost: one heap insert in the arming goroutine's P per arm, a heap
 // remove per disarm of an armed timer; nothing per operation that shares
 // the source. It allocates nothing.
+//
+// Rejected: a Context with a deadline (goro::with_deadline), whose stop
+// token is also stopped by a timer: it cannot be re-armed, so each new
+// deadline would be a new context (an allocation, a parent link) and a
+// deadline could not stay lazily behind a later one.
 #ifndef GORO_STOP_TIMER_HPP_
 #define GORO_STOP_TIMER_HPP_
 
