@@ -52,21 +52,15 @@ struct alignas(64) GoroutineRecord final : G {
   // JoinHandle: hence atomic; relaxed, because whoever acts on a record
   // also reads join_state, which orders the rest.
   std::atomic<bool> live{false};
-  // Where the claim entry was last pushed into a local queue: the P (as an
-  // opaque pointer) and the queue position. A hint, written by that P's
-  // owner and used only by it, so that an inline join can tombstone the
-  // entry in O(1); atomics only because a stale entry may write the hint of
-  // a recycled record from another thread.
+  // Where the claim entry was last put: a P's spawn stack (its address),
+  // or a P's local queue (the P's address, as an opaque pointer, and the
+  // queue position). A hint, written by that P's owner and used only by it,
+  // so that an inline join can take the entry off in O(1) (a spawn stack's
+  // dead entries go together: spawn_stack.hpp); atomics only because a
+  // stale entry may write the hint of a recycled record from another
+  // thread.
   std::atomic<void*> queued_on{nullptr};
   std::atomic<std::uint32_t> queue_position{0};
-  // Set when a joiner runs the goroutine inline: the joiner's P (opaque) and
-  // that P's loop epoch at that moment. If the goroutine finishes on the
-  // same P in the same epoch, it never left the joiner's thread, so nobody
-  // else can have seen its join state and finishing needs no atomic RMW.
-  // Plain fields: written before the transfer into the goroutine, read by
-  // whichever thread finishes it, which got it through a queue.
-  void* inline_on = nullptr;
-  std::uint64_t inline_epoch = 0;
   // Free-list link while the record is free.
   GoroutineRecord* next_free = nullptr;
   // The callable and arguments of a goroutine started by go(f, args...) or

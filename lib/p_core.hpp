@@ -130,9 +130,6 @@ struct alignas(64) PCore {
   std::uint32_t spawn_chain = 0;    // spawn-stack takes in a row (kSpawnChain)
   bool spinning = false;            // also written by a waker while the P is idle (under sched_mu_)
   bool idle = false;                // guarded by Scheduler::sched_mu_
-  // Incremented each time the worker loop regains control from a goroutine
-  // (see GoroutineRecord::inline_epoch).
-  std::uint64_t loop_epoch = 0;
   // The id of the goroutine the worker resumed, 0 between goroutines.
   // Written by the owner (relaxed stores), read by sysmon.
   std::atomic<std::uint64_t> running_goroutine{0};

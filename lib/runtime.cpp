@@ -9,34 +9,45 @@
 //   1. spawn: the child's join state is kJoinRunning, its claim kUnclaimed
 //      (a release store: a stale entry that wins the claim sees the
 //      record), and its claim entry goes to the spawner's runnext if that
-//      is free, otherwise to the local queue's tail (recording where, for
-//      step 2's tombstone); then the submitter's half of the spin/park
-//      handshake (scheduler.hpp, steps f-h).
-//   2. co_await handle, child not started: the joiner wins the claim CAS,
-//      stores itself as the waiter, tombstones the child's entry if it is
-//      still in its own P's runnext or recent queue slots, and transfers
-//      into the child (inline join). The child's final suspend transfers
-//      back to the joiner, so a fork-join tree runs depth first on one
-//      thread with no queue traffic, while idle Ps steal the siblings (the
-//      lazy-task trick of TBB and rayon; Go's FIFO queues are untouched for
+//      is free, otherwise onto its spawn stack, otherwise to the local
+//      queue's tail (recording which, for step 2); then the submitter's
+//      half of the spin/park handshake (scheduler.hpp, steps f-h).
+//   2. co_await handle, child not started: the joiner wins the claim CAS
+//      and takes the child's entry off its P if it can (runnext cleared;
+//      on the spawn stack, the dead entries at its newest end dropped once
+//      the child's is the newest; in the local queue, tombstoned). Then it
+//      runs the child inline, as a Task it awaits: the child's promise
+//      names no goroutine and continues at the joiner, the join state
+//      names the joiner, and this thread runs as the child's goroutine
+//      (switch_to) until the child's final suspend transfers back and
+//      release_finished switches to the joiner again. So a fork-join tree
+//      runs depth first on one thread with no queue traffic and no
+//      finishing exchange, while idle Ps steal the siblings (the lazy-task
+//      trick of TBB and rayon; Go's FIFO queues are untouched for
 //      everything else). Memory grows with the tree's depth, not its size.
-//      A child that finishes inline without ever having parked finishes
-//      with plain stores (GoroutineRecord::inline_epoch says so).
+//      A child joined inline that parks parks as itself: it is resumed
+//      from a queue like any goroutine, and its final suspend still
+//      transfers to the joiner, on whatever thread it finishes.
 //      Rejected: joiners that always park (breadth-first fork-join): a
 //      10-ary tree of a million goroutines would have most of them alive,
-//      and their frames allocated, at once.
+//      and their frames allocated, at once. Finishing an inline child
+//      through finish_goroutine (its join state exchanged, the joiner
+//      resumed from the record): the same transfer with an atomic
+//      exchange, or a test of where it runs, on every join.
 //   3. co_await handle, child started elsewhere: CAS join state
 //      kJoinRunning -> joiner (release: publishes joiner->resume) and park;
 //      if the CAS fails the child is done and the joiner continues.
-//   4. The child finishes: exchange join state -> kJoinDone (acq_rel). The
-//      old value says what to do: a waiter is resumed at once by symmetric
-//      transfer on this thread (it inherits the time slice, like a runnext
-//      handoff); kJoinDetached means nobody will read the result: free
-//      everything; kJoinRunning: the handle will read the result later.
+//   4. A child started by the scheduler finishes (finish_goroutine):
+//      exchange join state -> kJoinDone (acq_rel). The old value says what
+//      to do: a waiter is resumed at once by symmetric transfer on this
+//      thread (it inherits the time slice, like a runnext handoff);
+//      kJoinDetached means nobody will read the result: free everything;
+//      kJoinRunning: the handle will read the result later.
 //   5. The handle reads the result and frees the frame and record, or, if
 //      dropped unread, exchanges kJoinDetached and frees them if the child
 //      had already finished.
-// Exactly one of steps 4 and 5 frees: whichever exchange comes second.
+// Exactly one of steps 4 and 5 frees: whichever exchange comes second (a
+// child joined inline is freed by step 5 alone).
 #include "runtime.hpp"
 
 #include <csignal>
@@ -217,15 +228,6 @@ std::coroutine_handle<> finish_goroutine(G* goroutine) noexcept {
     recycle_goroutine(p, g);
     return std::noop_coroutine();
   }
-  if (g->inline_on == p && g->inline_epoch == p->loop_epoch) {
-    // Run inline by its joiner and never parked: the joiner is suspended in
-    // this very chain of transfers, so no other thread can reach the join
-    // state. Relaxed is enough; resume the joiner directly.
-    G* waiter = reinterpret_cast<G*>(g->join_state.load(std::memory_order_relaxed));
-    g->join_state.store(kJoinDone, std::memory_order_relaxed);
-    switch_to(p, waiter);
-    return waiter->resume;
-  }
   // Release: publishes the result to the joiner. Acquire: if a waiter
   // registered, we read its resume point (written before its release CAS).
   const std::uintptr_t previous = g->join_state.exchange(kJoinDone, std::memory_order_acq_rel);
@@ -250,19 +252,22 @@ std::coroutine_handle<> join_suspend(G* joined, std::coroutine_handle<> awaiting
   if (self == nullptr) [[unlikely]]
     throw_not_in_goroutine("goro::JoinHandle (co_await)");
   P* p = tls_p;
-  self->resume = awaiting;
   note_wait(self, "join");
   if (p->scheduler.claim_for_inline_join(*p, child)) {
-    // Inline join. Nobody else touches the join state before the child
-    // finishes; release because the child may finish on another thread
-    // (having parked) and acquire-read our resume point there.
-    child->join_state.store(reinterpret_cast<std::uintptr_t>(self), std::memory_order_release);
-    child->inline_on = p;
-    child->inline_epoch = p->loop_epoch;
+    // Inline join (step 2): the child runs as a Task awaited by this
+    // goroutine, whose final suspend transfers straight back to
+    // `awaiting`; release_finished switches back to us. Relaxed: the join
+    // state is read by whoever runs `awaiting`, on this thread or, if the
+    // child parks, after the queues that carry it.
+    TaskPromiseBase* promise = child->root_promise;
+    promise->set_goroutine(nullptr);
+    promise->set_continuation(awaiting);
+    child->join_state.store(reinterpret_cast<std::uintptr_t>(self), std::memory_order_relaxed);
     bump(p->stats.inline_joins);
     switch_to(p, child);
-    return child->resume;
+    return child->root;
   }
+  self->resume = awaiting;
   std::uintptr_t running_state = kJoinRunning;
   // Release on success: publishes self->resume to the finishing child.
   // Acquire on failure: the child is done; its result must be visible.
@@ -318,8 +323,18 @@ void drop_join_handle(G* joined) noexcept {
 
 void release_finished(G* finished) noexcept {
   GoroutineRecord* child = record_of(finished);
+  P* p = tls_p;
+  // A child joined inline (its promise names no goroutine) finished as a
+  // Task awaited by its joiner, without finish_goroutine: this thread runs
+  // the joiner again, and the child is counted here. The join state names
+  // the joiner (join_suspend). The root promise is null only when the
+  // shutdown sweep destroyed the child's frames, and then nobody awaits.
+  if (child->root_promise != nullptr && child->root_promise->goroutine() == nullptr) {
+    switch_to(p, reinterpret_cast<G*>(child->join_state.load(std::memory_order_relaxed)));
+    bump(p->stats.goroutines_finished);
+  }
   if (child->root) destroy_root(*child);
-  recycle_goroutine(tls_p, child);
+  recycle_goroutine(p, child);
 }
 
 void yield_suspend(std::coroutine_handle<> awaiting) {

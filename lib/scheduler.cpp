@@ -49,7 +49,6 @@ void Scheduler::schedule(PCore& p) {
     found.g->resume.resume();
     tls_g = nullptr;
     p.running_goroutine.store(0, std::memory_order_relaxed);
-    ++p.loop_epoch;
     // The goroutine suspended: a preempt request sysmon made is honoured.
     if (p.preempt.load(std::memory_order_relaxed))
       p.preempt.store(false, std::memory_order_relaxed);
@@ -135,8 +134,8 @@ bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
     if (entry == 0) return false;
   }
   if (placement == Placement::kSpawn) {
-    // Detached goroutines only (start_goroutine): a claim entry needs the
-    // local queue's positions for the inline join's tombstone.
+    // Detached goroutines only (start_on): a claim entry pushed here would
+    // need its hint (GoroutineRecord::queued_on) set as start_on sets it.
     assert((entry & kClaimBit) == 0);
     if (p.spawned.push(entry)) return true;
     // Full: the local queue's tail, below.
@@ -574,13 +573,27 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
 void Scheduler::start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
                          TaskPromiseBase* promise, bool joinable) {
   init_goroutine(&p, g, root, promise, joinable);
-  // Detached goroutines go to the spawn stack (newest first: a tree of
-  // go()s runs depth-first, see spawn_stack.hpp). Joinable ones keep the
-  // FIFO queue: their parent usually joins them inline in spawn order,
-  // and thieves taking them one by one from the stack's old end would
-  // collide with exactly those joins (BM_SpawnJoin_Batch1000 with 2 Ps;
-  // docs/PERFORMANCE.md).
-  runq_put(p, entry_for(g, joinable), joinable ? Placement::kRunNextIfFree : Placement::kSpawn);
+  if (!joinable) {
+    // Detached goroutines: runnext if free, else the spawn stack (newest
+    // first: a tree of go()s runs depth-first, see spawn_stack.hpp).
+    runq_put(p, entry_for(g, /*claim=*/false), Placement::kSpawn);
+  } else if (const Entry entry = entry_for(g, /*claim=*/true);
+             p.runnext.load(std::memory_order_relaxed) == 0) {
+    // Joinable ones: a claim entry, which their parent usually makes dead
+    // by joining them inline. In runnext if free (a plain store: only this
+    // thread stores non-zero values; release: a thief that takes it sees
+    // the record), which the join clears with a plain store.
+    p.runnext.store(entry, std::memory_order_release);
+  } else if (p.spawned.push(entry)) {
+    // Else on the spawn stack, whose dead entries the joins take off its
+    // newest end (claim_for_inline_join), so that a tree keeps the stack
+    // about as deep as the tree, not as large. Relaxed: a hint read only
+    // by this P's owner (GoroutineRecord::queued_on).
+    g->queued_on.store(&p.spawned, std::memory_order_relaxed);
+  } else {
+    // Else the local queue's tail.
+    runq_put(p, entry, Placement::kTail);
+  }
   notify_work_available(&p);
 }
 
@@ -592,7 +605,6 @@ void Scheduler::init_goroutine(PCore* p, GoroutineRecord* g, std::coroutine_hand
   g->joinable = joinable;
   g->is_main = false;
   g->live.store(true, std::memory_order_relaxed);  // see GoroutineRecord::live
-  g->inline_on = nullptr;
   g->id = p != nullptr ? next_goroutine_id(*p) : id_source_.fetch_add(1, std::memory_order_relaxed);
   // Relaxed: published together with the record by the release below and
   // by the queue that carries the entry.
@@ -617,6 +629,22 @@ std::uint64_t Scheduler::next_goroutine_id(PCore& p) noexcept {
   return p.next_id++;
 }
 
+void Scheduler::drop_dead_spawns(PCore& p) noexcept {
+  // The dead entries at the spawn stack's newest end, the one just joined
+  // first: a tree joined in spawn order leaves its first children's
+  // entries dead below the last one's, so joining the last one finds them
+  // all, and its parent's if that was the last of its own siblings, and so
+  // on up.
+  std::uint32_t dead = 0;
+  Entry entry;
+  while (p.spawned.peek(dead, entry) && entry_is_stale(entry)) ++dead;
+  if (dead == 0 || p.spawned.drop_newest(dead)) return;
+  // They reach the stack's oldest end, where thieves may be taking them:
+  // one at a time, as the worker loop would.
+  while (dead-- > 0 && p.spawned.pop(entry)) {
+  }
+}
+
 bool Scheduler::claim_for_inline_join(PCore& p, G* joined) noexcept {
   GoroutineRecord* child = record_of(joined);
   std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
@@ -628,18 +656,36 @@ bool Scheduler::claim_for_inline_join(PCore& p, G* joined) noexcept {
                                             std::memory_order_acquire, std::memory_order_relaxed)) {
     return false;
   }
-  // Tombstone the entry we just made stale, if it is still on this P.
+  // The entry we just made stale: where does it wait? Relaxed: the hint
+  // is written by the spawning P's owner; a hint naming this P was written
+  // by this very thread (see GoroutineRecord::queued_on).
   const Entry entry = entry_for(child, /*claim=*/true);
   if (p.runnext.load(std::memory_order_relaxed) == entry) {
     // A plain store is safe: only this thread stores non-zero values, so
     // the slot holds `entry` or, if a thief took it meanwhile, 0.
     p.runnext.store(0, std::memory_order_relaxed);
-  } else if (child->queued_on.load(std::memory_order_relaxed) != &p ||
-             // Relaxed: the hint is written by this very thread (see GoroutineRecord::queued_on).
+    return true;
+  }
+  const void* queued_on = child->queued_on.load(std::memory_order_relaxed);
+  if (queued_on == &p.spawned) {
+    // On this P's spawn stack. Only when it is the newest entry can dead
+    // ones be taken off (a thief may have taken it meanwhile: harmless).
+    Entry newest;
+    if (p.spawned.peek(0, newest) && newest == entry) {
+      // Usually the one below is alive (a parent's unjoined child): this
+      // entry alone goes.
+      Entry below;
+      const bool below_alive = p.spawned.peek(1, below) && !entry_is_stale(below);
+      if (!below_alive || !p.spawned.drop_newest(1)) drop_dead_spawns(p);
+    }
+  } else if (queued_on != &p ||
+             // Relaxed: written by this very thread.
              !p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry)) {
-    // The entry left this P's queues (spilled to the global queue, or
-    // stolen into another P's queue, where it is dropped when met): it is
-    // stale now, and the global queue may be holding it.
+    // Not in this P's local queue (where it went when the spawn stack was
+    // full) any more, or never: it was started from outside, spilled to
+    // the global queue, stolen into another P's queue, or it waits on
+    // another P (the joiner moved since the spawn). It is dropped where it
+    // is met; the global queue may be holding it.
     global_.note_stale();
   }
   return true;

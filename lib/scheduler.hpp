@@ -316,8 +316,10 @@ class Scheduler {
   }
 
   // For an inline join: wins the first run of `child` (the claim CAS) and
-  // tombstones its claim entry if that is still in p's runnext or local
-  // queue. Returns false when someone else started the child first.
+  // drops its claim entry if that is still on p: the dead entries at the
+  // newest end of p's spawn stack go (drop_dead_spawns), an entry in p's
+  // local queue is tombstoned. Returns false when someone else started
+  // the child first.
   bool claim_for_inline_join(PCore& p, G* child) noexcept;
 
   // Counters for work that arrives from outside the runtime. Relaxed: the
@@ -384,6 +386,9 @@ class Scheduler {
   // spawn stack (skipping tombstones and stale claims), or nullptr.
   G* pop_local_queue(PCore& p) noexcept;
   G* pop_spawn_stack(PCore& p) noexcept;
+  // claim_for_inline_join: drops the dead entries at the newest end of p's
+  // spawn stack.
+  void drop_dead_spawns(PCore& p) noexcept;
   // The entry bits that thieves must leave in p's queues now: kHandoffBit,
   // or none while sysmon has released them (PCore::release_handoffs;
   // relaxed, a hint).

@@ -29,15 +29,15 @@ enum class Placement {
   // select").
   kRunNext,
   // runnext if it is free (a plain store: thieves only ever clear it),
-  // otherwise the tail: for spawns and I/O completions. Go displaces the
-  // occupant for spawns too; goro does not, saving the exchange on the
-  // hottest path. A burst of spawns then runs oldest first, which is also
-  // what FIFO order would do, and fork-join code joins its children inline
-  // anyway.
+  // otherwise the tail: for I/O completions. The first of a batch runs
+  // next; the rest keep their completion order.
   kRunNextIfFree,
   // runnext if it is free, otherwise the spawn stack (spawn_stack.hpp),
-  // otherwise the local queue's tail: for go() (spawn() keeps
-  // kRunNextIfFree, see start_goroutine).
+  // otherwise the local queue's tail: for go() (spawn()'s claim entries go
+  // the same way, placed by Scheduler::start_on, which notes where for
+  // the inline join). Go displaces runnext's occupant for a spawn; goro
+  // does not, saving the exchange on the hottest path: a burst of spawns
+  // runs its first child first and the rest newest first.
   kSpawn,
   // The local queue's tail (yield, timers, redistributing a global batch).
   kTail,

@@ -15,23 +15,34 @@
 // (work-first, LIFO for the owner, FIFO for thieves, who then take the
 // oldest, biggest subtrees). Goroutines readied by a channel, a timer or
 // I/O, and yielding ones, keep Go's FIFO queue; only goroutines started by
-// go() that have not run yet go here (spawn()'s joinable children keep the
-// FIFO queue: their parent joins them inline, in order, which thieves
-// taking the oldest would collide with), and the scheduler bounds how long
-// they may keep the FIFO queue waiting (scheduler.cpp, local_get).
+// go() and spawn() that have not run yet go here, and the scheduler bounds
+// how long they may keep the FIFO queue waiting (scheduler.cpp,
+// local_get).
 //
-// Where go() puts a new goroutine: runnext if it is free (the first child
-// still runs first), otherwise this stack, otherwise (full) the local
-// queue's tail (scheduler_interface.hpp, Placement::kSpawn). What the
-// stack gives up, and the bounds:
-//   1. Unstarted go() children run newest first, not in spawn order. Go
+// Where go() and spawn() put a new goroutine: runnext if it is free (the
+// first child still runs first), otherwise this stack, otherwise (full)
+// the local queue's tail (scheduler_interface.hpp, Placement::kSpawn;
+// Scheduler::start_on). What the stack gives up, and the bounds:
+//   1. Unstarted children run newest first, not in spawn order. Go
 //      promises no order either.
 //   2. A stream of spawns could keep the FIFO queue waiting: after
 //      kSpawnChain (61) stack takes in a row while the queue holds
 //      goroutines, the queue's oldest goes first (scheduler.hpp,
 //      SchedulerTuning; Fairness.NewSpawnsDoNotStarveTheLocalQueue).
-//   3. spawn()'s children keep the FIFO queue (above).
-//   4. A thief takes one entry per steal, not half (Rejected alternatives).
+//   3. A thief takes one entry per steal, not half (Rejected alternatives).
+//
+// Dead entries. A spawn()'s child is a claim entry (p_core.hpp): its
+// parent usually joins it inline (runtime.cpp, joining step 2), which
+// makes the entry dead where it stands, often below live ones (a parent
+// joins its first children while the later ones wait above them). Dead
+// entries are harmless (whoever pops or steals one drops it), but a tree
+// joined inline never pops its own P's stack, so left there they would fill
+// it. So an inline join whose child's entry is the newest drops the dead
+// entries at the newest end (drop_newest: one fence for all of them): a
+// parent that joins its children in spawn order drops them all with its
+// last join, so the stack stays about as deep as the tree (children per
+// level times levels) instead of growing with every spawn
+// (Spawn.AJoinedTreeKeepsItsSpawnStackAsDeepAsTheTree).
 //
 // The algorithm is the bounded Chase-Lev deque in the C11 formulation of
 // Lê, Pop, Cohen and Zappa Nardelli ("Correct and efficient work-stealing
@@ -66,6 +77,11 @@
 //     owner_end_ = t + 1. b < t: a thief took the last one: restore.
 //   steal (thief): t = steal_end_ (acquire); full fence; b = owner_end_
 //     (acquire); t < b: read slot t, compare-exchange steal_end_ t -> t + 1.
+//   drop_newest(n) (owner, n dead entries): b = owner_end_; k = b - n;
+//     store owner_end_ = k; full fence; t = steal_end_. k > t: done, no
+//     thief can reach index k (pop's argument), so none can reach those
+//     above it. k <= t: store owner_end_ = b back (no thief can have gone
+//     past b) and pop them one by one.
 //   The fences make the owner's store of owner_end_ and a thief's load of
 //   it (and the thief's load of steal_end_ and the owner's) a Dekker pair:
 //   for the last entry, at most one of them believes it is uncontended,
@@ -82,6 +98,15 @@
 //     process) each; the owner's full fence (full_fence: a locked
 //     instruction, not `mfence`) costs about what the FIFO queue's
 //     compare-exchange does.
+//   * Zeroing a joined child's slot where it stands, as the local queue
+//     tombstones it: a thief may have read the slot and be about to claim
+//     its index, and once the slot is reused it would take the new entry's
+//     index with the old entry's value, losing the new one.
+//   * Keeping spawn()'s children in the local queue, tombstoned in O(1):
+//     a tree joined inline never pops that queue either, so the
+//     tombstones fill it and spill through the global queue's lock every
+//     few parents (docs/PERFORMANCE.md, "spawn()'s children on the spawn
+//     stack").
 #ifndef GORO_LIB_SPAWN_STACK_HPP_
 #define GORO_LIB_SPAWN_STACK_HPP_
 
@@ -150,6 +175,44 @@ class SpawnStack {
     // Empty now either way (b + 1 == the new steal end, or a thief's).
     owner_end_.store(b + 1, std::memory_order_relaxed);
     return won;
+  }
+
+  // Owner only. Reads the entry `depth` places below the newest (0: the
+  // newest) without taking it; false when the stack holds no such entry.
+  // Thieves may take it meanwhile: what it returns is a hint for the
+  // owner's next pop() or drop_newest().
+  bool peek(std::uint32_t depth, Entry& out) const noexcept {
+    const std::uint32_t b = owner_end_.load(std::memory_order_relaxed);  // only we write it
+    // Relaxed: a stale (smaller) steal end only makes the stack look
+    // fuller than it is, which the caller's pop() or drop_newest() settles;
+    // the slots below b were written by this thread.
+    const auto held = static_cast<std::int32_t>(b - steal_end_.load(std::memory_order_relaxed));
+    if (static_cast<std::int32_t>(depth) >= held) return false;
+    out = slots_[(b - 1 - depth) & mask_].load(std::memory_order_relaxed);
+    return true;
+  }
+
+  // Owner only. Removes the `count` newest entries (1 <= count <= what
+  // peek() showed), which must be dead (entries nobody may run), unless
+  // that would leave the stack empty: then it changes nothing and returns
+  // false, and the caller takes them with pop(), which settles the race
+  // for the last entry with the thieves.
+  // Why one fence is enough for `count` entries: pop()'s argument for
+  // index b applies to index `kept` below; no thief can take an index
+  // above `kept` without first taking `kept`.
+  bool drop_newest(std::uint32_t count) noexcept {
+    const std::uint32_t b = owner_end_.load(std::memory_order_relaxed);  // only we write it
+    const std::uint32_t kept = b - count;
+    owner_end_.store(kept, std::memory_order_relaxed);
+    // The owner's half of the Dekker pair, as in pop().
+    full_fence();
+    const std::uint32_t t = steal_end_.load(std::memory_order_relaxed);
+    if (static_cast<std::int32_t>(kept - t) > 0) return true;
+    // Thieves may be taking entries at or above `kept`: restore the end
+    // they may have read (no thief can have gone past it), as if nothing
+    // happened. The entries are dead, so whoever takes them drops them.
+    owner_end_.store(b, std::memory_order_relaxed);
+    return false;
   }
 
   // Thieves (any thread). Takes the oldest entry; false when empty or when

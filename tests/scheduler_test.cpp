@@ -1009,7 +1009,9 @@ Task<std::vector<AfterTree>> skynet_trees(int trees, long size) {
 }
 
 // Runs 60 skynet trees and checks that what the runtime holds after the
-// first few trees does not grow with the goroutines run since.
+// first few trees does not grow with the goroutines run since. The Ps'
+// queues hold 16 entries, fewer than a few levels of a tree leave on the
+// spawn stack, so the trees spill to the global queue.
 void expect_memory_bounded_over_skynet_trees(unsigned procs) {
   constexpr int kTrees = 60;
   constexpr int kWarmup = 5;
@@ -1017,7 +1019,8 @@ void expect_memory_bounded_over_skynet_trees(unsigned procs) {
   long size = 1;
   const int depth = goro::test::kTsan ? 4 : goro::test::scaled_depth(6, 2);
   for (int i = 0; i < depth; ++i) size *= 10;
-  const std::vector<AfterTree> after = goro::run(skynet_trees(kTrees, size), with_procs(procs));
+  const std::vector<AfterTree> after =
+      goro::run(skynet_trees(kTrees, size), with_procs(procs, /*local_run_queue_capacity=*/16));
   ASSERT_EQ(after.size(), static_cast<std::size_t>(kTrees));
   AfterTree warm;
   for (int t = 0; t < kWarmup; ++t) {
@@ -1054,6 +1057,30 @@ TEST(Memory, SkynetTreesOnOneProcDoNotGrowTheRuntimesMemory) {
 
 TEST(Memory, SkynetTreesOnTwoProcsDoNotGrowTheRuntimesMemory) {
   expect_memory_bounded_over_skynet_trees(2);
+}
+
+// A tree joined in spawn order leaves the entries of the children it joined
+// dead on the spawn stack; each inline join of the newest one drops the dead
+// ones, so the stack holds about one level's children per level of the
+// tree (60 entries for this one) and never overflows into the local queue.
+// Without the drop, the dead entries fill the stack's 256 slots within a
+// few parents and every later spawn spills.
+Task<long> joined_trees(int trees, long size) {
+  long total = 0;
+  for (int t = 0; t < trees; ++t) {
+    total = co_await goro::spawn(skynet::spawn_join_array_tree(0, size));
+  }
+  co_return total;
+}
+
+TEST(Spawn, AJoinedTreeKeepsItsSpawnStackAsDeepAsTheTree) {
+  const long size = goro::test::kTsan ? 10'000 : 1'000'000;
+  EXPECT_EQ(goro::run(joined_trees(3, size), with_procs(1)), skynet::leaf_sum(size));
+  const goro::SchedulerStats stats = goro::scheduler_stats();
+  EXPECT_EQ(stats.local_queue_overflows, 0u);
+  EXPECT_EQ(stats.goroutines_finished, stats.goroutines_started);
+  // Every child was joined inline: one P, and nothing ever parked.
+  EXPECT_GE(stats.inline_joins, static_cast<std::uint64_t>(3 * (size - 1) / 9 * 10));
 }
 
 }  // namespace

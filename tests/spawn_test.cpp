@@ -33,6 +33,7 @@ using goro::test::ParkForever;
 using goro::test::with_procs;
 using goro::test::yield_until_at_least;
 using goro::test::yield_until_set;
+using namespace std::chrono_literals;
 
 Task<int> value_after_yields(int value, int yields) {
   for (int i = 0; i < yields; ++i) co_await goro::yield();
@@ -221,6 +222,44 @@ Task<bool> distinct_ids(int n) {
 
 TEST(JoinHandle, IdsAreDistinctAndNotMains) {
   EXPECT_TRUE(goro::run(distinct_ids(300), with_procs(2)));
+}
+
+// A child its joiner runs inline is still its own goroutine while it runs
+// (diagnostics name it), and the joiner is itself again afterwards, also
+// when the child threw or parked on the way.
+Task<std::uint64_t> own_id(bool park, bool fail) {
+  if (park) co_await goro::sleep(1ms);  // parks inside the joiner's join
+  const std::uint64_t id = goro::detail::current_goroutine()->id;
+  if (fail) throw CodedError("inline child", 7);
+  co_return id;
+}
+
+Task<bool> inline_children_run_as_themselves() {
+  const std::uint64_t self = goro::detail::current_goroutine()->id;
+  const std::uint64_t inline_joins = goro::scheduler_stats().inline_joins;
+  bool ok = true;
+  for (const bool park : {false, true}) {
+    auto child = goro::spawn(own_id(park, /*fail=*/false));
+    const std::uint64_t child_id = child.id();
+    const std::uint64_t seen = co_await child;  // nobody started it: inline
+    ok = ok && seen == child_id && child_id != self;
+    ok = ok && goro::detail::current_goroutine()->id == self;
+    auto failing = goro::spawn(own_id(park, /*fail=*/true));
+    try {
+      (void)co_await failing;
+      ok = false;
+    } catch (const CodedError& e) {
+      ok = ok && e.code == 7;
+    }
+    ok = ok && goro::detail::current_goroutine()->id == self;
+  }
+  // Four inline joins, or the test did not test what it says.
+  const bool all_inline = goro::scheduler_stats().inline_joins == inline_joins + 4;
+  co_return all_inline ? ok : false;
+}
+
+TEST(JoinHandle, AChildJoinedInlineRunsAsItselfAndItsJoinerResumesAsItself) {
+  EXPECT_TRUE(goro::run(inline_children_run_as_themselves(), with_procs(1)));
 }
 
 // --- JoinHandle states ------------------------------------------------------------
@@ -652,6 +691,15 @@ Task<void> join_a_parked_child(Guard guard, std::atomic<long>* started) {
   ADD_FAILURE() << "joined a child that never finishes";
 }
 
+// Joins a child at once, so that it runs the child inline (nobody has
+// started it), and the child parks for good: the joiner parks inside it.
+Task<void> join_inline_a_child_that_parks(Guard guard, std::atomic<long>* started) {
+  Guard local(guard);
+  started->fetch_add(1);
+  (void)co_await goro::spawn(joinable_park_with_guard(guard, started));
+  ADD_FAILURE() << "joined a child that never finishes";
+}
+
 // Holds the handle of a finished child while parked.
 Task<void> hold_finished_child(Guard guard, std::atomic<long>* started) {
   Guard local(guard);
@@ -671,9 +719,11 @@ Task<long> start_doomed_goroutines(LifeCounts* counts, long each) {
     kept.push_back(goro::spawn(joinable_park_with_guard(Guard(*counts), &started)));
     goro::go(join_a_parked_child(Guard(*counts), &started));
     goro::go(hold_finished_child(Guard(*counts), &started));
+    goro::go(join_inline_a_child_that_parks(Guard(*counts), &started));
   }
-  // join_a_parked_child counts twice (itself and its child).
-  const bool all = co_await yield_until_at_least(started, 7 * each);
+  // join_a_parked_child and join_inline_a_child_that_parks count twice
+  // (themselves and their children).
+  const bool all = co_await yield_until_at_least(started, 9 * each);
   co_return all ? started.load() : -1;
 }
 
@@ -681,8 +731,8 @@ TEST(Shutdown, DestroysParkedRunnableAndJoiningGoroutines) {
   for (unsigned procs : {1u, 2u, 4u}) {
     LifeCounts counts;
     const long each = 20;
-    EXPECT_EQ(goro::run(start_doomed_goroutines(&counts, each), with_procs(procs)), 7 * each);
-    EXPECT_GT(counts.constructed.load(), 7 * each);
+    EXPECT_EQ(goro::run(start_doomed_goroutines(&counts, each), with_procs(procs)), 9 * each);
+    EXPECT_GT(counts.constructed.load(), 9 * each);
     EXPECT_EQ(counts.alive(), 0) << procs << " procs: goroutine frames not destroyed";
   }
 }

@@ -47,7 +47,9 @@
 //  * Goroutine roots. A Task started as a goroutine has no awaiter; its
 //    promise points at the goroutine record instead, and its final suspend
 //    asks the scheduler what to run next (a joiner waiting on it, or
-//    nothing, returning control to the worker loop).
+//    nothing, returning control to the worker loop). A spawned child that
+//    its joiner runs inline is awaited like any Task: its promise then
+//    names no goroutine, and its final suspend transfers to the joiner.
 //  * What a suspended frame may refer to. A coroutine's frame holds its
 //    by-value parameters (moved in before the body starts) and only
 //    pointers for its reference parameters and, in a lambda or member

@@ -178,8 +178,10 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
 
 // co_await on a JoinHandle: returns the coroutine to transfer to: `awaiting`
 // if the child already finished, the child's root if the joiner may run it
-// inline (not started by anyone yet), or noop_coroutine() to park. Throws
-// std::logic_error when the awaiting coroutine is not a goroutine.
+// inline (not started by anyone yet: it then runs as a Task awaited by
+// `awaiting`, and release_finished must follow), or noop_coroutine() to
+// park. Throws std::logic_error when the awaiting coroutine is not a
+// goroutine.
 std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting);
 
 // The JoinHandle for `child` is gone: frees the record now if the child has
@@ -187,7 +189,8 @@ std::coroutine_handle<> join_suspend(G* child, std::coroutine_handle<> awaiting)
 void drop_join_handle(G* child) noexcept;
 
 // After the result was read: destroys the finished child's root frame and
-// recycles its record (the JoinHandle is done with it).
+// recycles its record (the JoinHandle is done with it). For a child its
+// joiner ran inline (join_suspend), this thread runs as the joiner again.
 void release_finished(G* child) noexcept;
 
 // co_await goro::yield(): puts the current goroutine at the tail of its P's
