@@ -965,10 +965,10 @@ TEST(Fairness, NewSpawnsDoNotStarveTheLocalQueue) {
 
 Task<void> noop_child() { co_return; }
 
-// Each round spawns more children than the local queue holds, so half of
-// them spill to the global queue, and then joins them all inline: the
-// spilled entries go stale there, and with one P whose goroutine never
-// returns to the scheduler nothing pops them.
+// Each round spawns more children than runnext, the spawn stack and the
+// local queue hold (1 + 4 + 4), so some spill to the global queue, and
+// then joins them all inline: the spilled entries go stale there, and with
+// one P whose goroutine never returns to the scheduler nothing pops them.
 Task<std::uint64_t> spill_then_join_inline(int rounds, int children) {
   std::vector<goro::JoinHandle<void>> handles;
   for (int r = 0; r < rounds; ++r) {
@@ -982,10 +982,10 @@ Task<std::uint64_t> spill_then_join_inline(int rounds, int children) {
 TEST(Scheduler, SpilledEntriesOfGoroutinesJoinedInlineDoNotAccumulateInTheGlobalQueue) {
   const int rounds = static_cast<int>(goro::test::scaled(20'000));
   const std::uint64_t capacity =
-      goro::run(spill_then_join_inline(rounds, 8), with_procs(1, /*local_run_queue_capacity=*/4));
+      goro::run(spill_then_join_inline(rounds, 16), with_procs(1, /*local_run_queue_capacity=*/4));
   const goro::SchedulerStats stats = goro::scheduler_stats();
   ASSERT_GE(stats.local_queue_overflows, static_cast<std::uint64_t>(rounds));
-  EXPECT_EQ(stats.inline_joins, static_cast<std::uint64_t>(rounds) * 8);
+  EXPECT_EQ(stats.inline_joins, static_cast<std::uint64_t>(rounds) * 16);
   // The initial ring (64 slots): the stale entries were compacted away.
   EXPECT_LE(capacity, 64u);
 }
