@@ -1,6 +1,7 @@
 // spawn_stack_test: the owner-LIFO, thief-FIFO spawn stack
-// (lib/spawn_stack.hpp), alone, against a model, and under concurrent
-// owner/thief traffic that fights over the last entry.
+// (lib/spawn_stack.hpp), alone, against a model, under concurrent
+// owner/thief traffic that fights over the last entry, and with the owner
+// dropping dead entries while thieves steal.
 #include "spawn_stack.hpp"
 
 #include <gtest/gtest.h>
@@ -86,7 +87,29 @@ TEST(SpawnStack, MatchesADequeModelThroughManyWraps) {
   Entry next = 1;
   for (long step = 0; step < goro::test::scaled(400'000, 20'000); ++step) {
     Entry e = 0;
-    switch (rng() % 3) {
+    switch (rng() % 5) {
+      case 3: {  // peek at every depth the model holds, and one past it
+        for (std::uint32_t depth = 0; depth <= model.size(); ++depth) {
+          if (depth == model.size()) {
+            ASSERT_FALSE(s.peek(depth, e));
+          } else {
+            ASSERT_TRUE(s.peek(depth, e));
+            ASSERT_EQ(e, model[model.size() - 1 - depth]);
+          }
+        }
+        break;
+      }
+      case 4:  // drop some of the newest: refused when it would empty the stack
+        if (!model.empty()) {
+          const auto count = static_cast<std::uint32_t>(1 + rng() % model.size());
+          if (count < model.size()) {
+            ASSERT_TRUE(s.drop_newest(count));
+            model.resize(model.size() - count);
+          } else {
+            ASSERT_FALSE(s.drop_newest(count));
+          }
+        }
+        break;
       case 0:
         if (model.size() < 8) {
           ASSERT_TRUE(s.push(next));
@@ -175,6 +198,77 @@ TEST(SpawnStack, ConcurrentOwnerAndThievesConsumeEveryEntryExactlyOnce) {
 
 TEST(SpawnStack, ConcurrentFightsOverTheLastEntryLoseNothing) {
   owner_and_thieves(2, 3, goro::test::scaled(1'000'000));
+}
+
+// The scheduler's use of drop_newest (Scheduler::drop_dead_spawns): every
+// value has a claim flag, and whoever takes an entry (the owner's pop, a
+// thief's steal) runs it only by winning the flag, as a goroutine's claim
+// entry is run. The owner also claims some values itself while their
+// entries wait in the stack (an inline join), making those entries dead,
+// and then drops the dead entries at the newest end as the scheduler does:
+// one drop_newest, or pops when that would empty the stack. An entry
+// dropped while still unclaimed would be a value nobody ever claims.
+void owner_drops_dead_entries_while_thieves_steal(std::uint32_t capacity, int thieves, long n) {
+  SpawnStack s(capacity);
+  const auto claims = std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(n) + 1);
+  std::atomic<long> claimed{0};
+  auto claim = [&](Entry v) {
+    bool expected = false;
+    if (claims[v].compare_exchange_strong(expected, true)) claimed.fetch_add(1);
+  };
+  auto dead = [&](Entry v) { return claims[v].load(); };
+  std::atomic<bool> owner_done{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < thieves; ++t) {
+    threads.emplace_back([&] {
+      for (;;) {
+        const bool last_pass = owner_done.load();
+        Entry e = 0;
+        while (s.steal(e)) claim(e);
+        if (last_pass) break;
+      }
+    });
+  }
+  std::mt19937 rng(17);
+  std::vector<Entry> waiting;  // pushed, maybe still in the stack
+  bool stuck = false;
+  for (Entry v = 1; v <= static_cast<Entry>(n) && !stuck; ++v) {
+    Entry e = 0;
+    for (long tries = 0; !s.push(v); ++tries) {
+      if (tries == 10'000'000) {
+        stuck = true;
+        break;
+      }
+      if (s.pop(e)) claim(e);
+    }
+    waiting.push_back(v);
+    // Join some in spawn order, as a parent joins its children.
+    while (!waiting.empty() && rng() % 3 == 0) {
+      const Entry joined = waiting.front();
+      waiting.erase(waiting.begin());
+      claim(joined);
+      std::uint32_t count = 0;
+      while (s.peek(count, e) && dead(e)) ++count;
+      if (count == 0 || s.drop_newest(count)) continue;
+      while (count-- > 0 && s.pop(e)) {
+        ASSERT_TRUE(dead(e)) << "popped a live entry counted as dead";
+      }
+    }
+    if (waiting.size() > capacity) waiting.clear();  // left to pops and thieves
+    if (rng() % 8 == 0 && s.pop(e)) claim(e);
+  }
+  Entry e = 0;
+  while (s.pop(e)) claim(e);
+  owner_done.store(true);
+  for (auto& t : threads) t.join();
+  ASSERT_FALSE(stuck) << "push kept failing on a stack the owner kept emptying";
+  EXPECT_EQ(claimed.load(), n) << "an unclaimed entry was dropped";
+  EXPECT_TRUE(s.empty());
+}
+
+TEST(SpawnStack, DroppingDeadEntriesBesideThievesLosesNoLiveOne) {
+  owner_drops_dead_entries_while_thieves_steal(256, 2, goro::test::scaled(1'000'000));
+  owner_drops_dead_entries_while_thieves_steal(4, 3, goro::test::scaled(1'000'000));
 }
 
 }  // namespace
