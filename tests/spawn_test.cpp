@@ -10,6 +10,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -132,6 +133,40 @@ Task<long> spawn_and_join_values(int n) {
 TEST(Spawn, JoinGivesEachChildsValue) {
   for (unsigned procs : {1u, 2u, 3u}) {
     EXPECT_EQ(goro::run(spawn_and_join_values(500), with_procs(procs)), 500L * 499 / 2);
+  }
+}
+
+// Handles handed to another goroutine, which joins them: the children it
+// runs inline have their entries on the spawner's P (runnext, the spawn
+// stack or the local queue), which that P's worker later drops as dead.
+Task<void> join_handed_over(goro::RecvChan<JoinHandle<int>> handles, goro::SendChan<long> sum) {
+  long total = 0;
+  for (;;) {
+    std::optional<JoinHandle<int>> handle = co_await handles.recv();
+    if (!handle) break;
+    total += co_await *handle;
+  }
+  co_await sum.send(total);
+}
+
+Task<long> spawn_here_join_there(int n) {
+  goro::Chan<JoinHandle<int>> handles = goro::make_chan<JoinHandle<int>>(16);
+  goro::Chan<long> sum = goro::make_chan<long>(1);
+  goro::go(join_handed_over(handles, sum));
+  for (int i = 0; i < n; ++i) {
+    co_await handles.send(goro::spawn(value_after_yields(i, i % 3 == 0 ? 1 : 0)));
+  }
+  handles.close();
+  co_return *co_await sum.recv();
+}
+
+TEST(Spawn, HandlesJoinedByAnotherGoroutineGiveEachChildsValue) {
+  for (unsigned procs : {1u, 2u, 4u}) {
+    const long n = goro::test::scaled(20'000);
+    EXPECT_EQ(goro::run(spawn_here_join_there(static_cast<int>(n)), with_procs(procs)),
+              n * (n - 1) / 2);
+    const goro::SchedulerStats stats = goro::scheduler_stats();
+    EXPECT_EQ(stats.goroutines_finished, stats.goroutines_started) << procs << " procs";
   }
 }
 
