@@ -141,6 +141,20 @@ TEST(SpawnStack, MatchesADequeModelThroughManyWraps) {
   }
 }
 
+// The owner's push in the concurrent tests: pushes v, popping (and handing
+// each popped entry to `taken`) while the stack is full. False when it stays
+// full through 10 M pops: a broken stack can end up looking full forever
+// (its ends crossed), and the test then fails instead of hanging.
+template <class Taken>
+bool push_making_room(SpawnStack& s, Entry v, Taken&& taken) {
+  Entry e = 0;
+  for (long tries = 0; !s.push(v); ++tries) {
+    if (tries == 10'000'000) return false;
+    if (s.pop(e)) taken(e);
+  }
+  return true;
+}
+
 // The owner pushes 1..N, popping after most pushes so that the stack keeps
 // running down to its last entry, while thieves steal; every entry is
 // consumed exactly once.
@@ -162,18 +176,10 @@ void owner_and_thieves(std::uint32_t capacity, int thieves, long n) {
   }
   std::vector<Entry>& got = consumed[0];
   std::mt19937 rng(5);
-  // A broken stack can end up looking full forever (its ends crossed):
-  // bound the retries so that the test fails instead of hanging.
   bool stuck = false;
   for (Entry v = 1; v <= static_cast<Entry>(n) && !stuck; ++v) {
     Entry e = 0;
-    for (long tries = 0; !s.push(v); ++tries) {
-      if (tries == 10'000'000) {
-        stuck = true;
-        break;
-      }
-      if (s.pop(e)) got.push_back(e);
-    }
+    stuck = !push_making_room(s, v, [&](Entry taken) { got.push_back(taken); });
     if (rng() % 4 != 0 && s.pop(e)) got.push_back(e);
   }
   Entry e = 0;
@@ -234,13 +240,7 @@ void owner_drops_dead_entries_while_thieves_steal(std::uint32_t capacity, int th
   bool stuck = false;
   for (Entry v = 1; v <= static_cast<Entry>(n) && !stuck; ++v) {
     Entry e = 0;
-    for (long tries = 0; !s.push(v); ++tries) {
-      if (tries == 10'000'000) {
-        stuck = true;
-        break;
-      }
-      if (s.pop(e)) claim(e);
-    }
+    stuck = !push_making_room(s, v, claim);
     waiting.push_back(v);
     // Join some in spawn order, as a parent joins its children.
     while (!waiting.empty() && rng() % 3 == 0) {
