@@ -1,8 +1,9 @@
 // lib/frame_allocator.cpp
 //
 // Coroutine frame allocation (see goro/detail/frame_allocator.hpp): the
-// one switch between goro's allocator (lib/alloc/) and the system's; and
-// the report of the frame layout check.
+// paths the inline fast path calls, and the one switch between goro's
+// allocator (lib/alloc/) and the system's for them; the free lists' thread
+// pointer; and the report of the frame layout check.
 #include "goro/detail/frame_allocator.hpp"
 
 #include <cstdio>
@@ -13,10 +14,15 @@
 
 namespace goro::detail {
 
+constinit thread_local FrameFreeList* tls_frame_free_lists = nullptr;
+
 #if defined(GORO_SYSTEM_FRAME_ALLOCATOR) && GORO_SYSTEM_FRAME_ALLOCATOR
 
-void* allocate_frame(std::size_t size) { return ::operator new(size); }
-void free_frame(void* frame, std::size_t size) noexcept { ::operator delete(frame, size); }
+void* allocate_frame_out_of_line(std::size_t size) { return ::operator new(size); }
+void free_frame_out_of_line(void* frame, std::size_t size) noexcept {
+  ::operator delete(frame, size);
+}
+void frame_free_list_over_limit(std::uint32_t) noexcept {}
 void* allocate_frame_aligned(std::size_t size, std::size_t align) {
   return ::operator new (size, std::align_val_t{align});
 }
@@ -26,8 +32,13 @@ void free_frame_aligned(void* frame, std::size_t size, std::size_t align) noexce
 
 #else
 
-void* allocate_frame(std::size_t size) { return alloc::allocate(size); }
-void free_frame(void* frame, std::size_t size) noexcept { alloc::free(frame, size); }
+void* allocate_frame_out_of_line(std::size_t size) { return alloc::allocate(size); }
+void free_frame_out_of_line(void* frame, std::size_t size) noexcept { alloc::free(frame, size); }
+void frame_free_list_over_limit(std::uint32_t size_class) noexcept {
+  // The fast path found the lists through tls_frame_free_lists, which is
+  // set together with tls_frame_cache.
+  alloc::tls_frame_cache->over_limit(size_class);
+}
 void* allocate_frame_aligned(std::size_t size, std::size_t align) {
   return alloc::allocate_aligned(size, align);
 }

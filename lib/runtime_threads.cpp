@@ -207,10 +207,12 @@ int Runtime::enter_worker(P& p) {
   const int old_timer_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
   alloc::tls_frame_cache = &p.frame_cache;
+  tls_frame_free_lists = p.frame_cache.free_lists();
   try {
     p.poller->attach();
   } catch (...) {
     alloc::tls_frame_cache = nullptr;
+    tls_frame_free_lists = nullptr;
     if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
     SpreadProbe::detach_this_thread();
     release_chan_lock_thread_id();
@@ -231,6 +233,7 @@ void Runtime::leave_worker(P& p, int old_timer_slack) noexcept {
   // Frames freed from now on (the shutdown sweep) go to the central lists.
   p.frame_cache.flush();
   alloc::tls_frame_cache = nullptr;
+  tls_frame_free_lists = nullptr;
   if (old_timer_slack > 0) prctl(PR_SET_TIMERSLACK, old_timer_slack, 0, 0, 0);
   SpreadProbe::detach_this_thread();
   release_chan_lock_thread_id();

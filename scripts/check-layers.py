@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = [
     ("public", "the public API and the detail its templates inline; never lib/ (installed "
      "without it)",
-     ["include/goro/*.hpp", "include/goro/detail/*.hpp"]),
+     ["include/goro/*.hpp", "include/goro/detail/*.hpp", "include/goro/detail/*.inc"]),
     ("base", "locks, parking, thread starts, the frame allocator, the machine's CPU load",
      ["lib/mutex.hpp", "lib/parker.*", "lib/runtime_threads.hpp", "lib/thread_census.*",
       "lib/machine_load.*",

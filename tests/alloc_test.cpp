@@ -21,7 +21,7 @@
 #include "alloc/allocator.hpp"
 #include "alloc/central_list.hpp"
 #include "alloc/page_heap.hpp"
-#include "alloc/size_classes.hpp"
+#include "goro/detail/frame_size_classes.hpp"
 #include "goro/goro.hpp"
 #include "goroutine_pool.hpp"
 #include "test_scale.hpp"

@@ -10,9 +10,9 @@
 #include "../mutex.hpp"
 #include "central_list.hpp"
 #include "frame_cache.hpp"
+#include "goro/detail/frame_size_classes.hpp"
 #include "goro/memory.hpp"
 #include "page_heap.hpp"
-#include "size_classes.hpp"
 
 namespace goro::detail::alloc {
 namespace {

@@ -25,7 +25,7 @@
 //   size class  one of the object sizes from 16 B to 32 KiB, each a multiple
 //               of 16 (operator new's alignment), from 64 B up of a 64-byte
 //               cache line (no false sharing); larger requests are large
-//               objects (size_classes.hpp; how the classes are chosen is at
+//               objects (goro/detail/frame_size_classes.hpp; how the classes are chosen is at
 //               the top of scripts/gen_size_classes.py).
 //   span        a run of pages that is free, carved into objects of one
 //               class, or holds one large object; its metadata lives outside
@@ -41,7 +41,9 @@
 //   2. On a worker thread, its P's FrameCache is found through a
 //      thread-local pointer. Pop the class's free list: one load, one
 //      store, a relaxed counter update; no lock, no atomic read-modify-
-//      write. Done.
+//      write. Done. For a Task's frame, steps 1 and 2 are inline in its
+//      operator new (goro/detail/frame_allocator.hpp: the size is a
+//      constant there, so the class is too), and the rest is called.
 //   3. The list was empty: refill it from the class's CentralList with half
 //      the cache's limit in one batch, under the central list's lock. The
 //      central list takes objects from the free lists of its spans, and
@@ -63,7 +65,7 @@
 //      free_unsized looks the span up in the page map, lock-free.
 //   2. On a worker thread: push onto the current P's list for the class,
 //      no lock, no atomic read-modify-write. The frame may have been made
-//      on any P.
+//      on any P. Inline for a Task's frame, as allocation step 2.
 //   3. If that list now holds more than its limit (frame_cache.hpp), half
 //      of it goes back to the central list in one batch, so that a P where
 //      frames mostly die cannot hoard them.
@@ -101,7 +103,7 @@
 #include <cstdint>
 
 #include "frame_cache.hpp"
-#include "size_classes.hpp"
+#include "goro/detail/frame_size_classes.hpp"
 
 namespace goro::detail::alloc {
 

@@ -25,7 +25,8 @@
 #include <cstdint>
 
 #include "central_list.hpp"
-#include "size_classes.hpp"
+#include "goro/detail/frame_allocator.hpp"
+#include "goro/detail/frame_size_classes.hpp"
 #include "span.hpp"
 
 namespace goro::detail::alloc {
@@ -62,7 +63,9 @@ struct FrameCacheTuning {
 
 class FrameCache {
  public:
-  FrameCache() = default;
+  FrameCache() {
+    for (std::uint32_t c = 1; c < kClassCount; ++c) lists_[c].limit = FrameCacheTuning::limit(c);
+  }
   FrameCache(const FrameCache&) = delete;
   FrameCache& operator=(const FrameCache&) = delete;
   ~FrameCache() { flush(); }
@@ -91,12 +94,20 @@ class FrameCache {
     list.head = object;
     const std::uint32_t count = list.count.load(std::memory_order_relaxed) + 1;
     list.count.store(count, std::memory_order_relaxed);
-    if (count > FrameCacheTuning::limit(size_class)) [[unlikely]]
+    if (count > list.limit) [[unlikely]]
       release_half(size_class);
   }
 
   // Returns every cached object to the central lists.
   void flush() noexcept;
+
+  // The free lists, indexed by size class, for the inline fast path
+  // (goro/detail/frame_allocator.hpp, tls_frame_free_lists).
+  [[nodiscard]] FrameFreeList* free_lists() noexcept { return lists_; }
+
+  // The fast path pushed onto `size_class`'s list past its limit: half of
+  // it goes back (allocator.hpp, free step 3).
+  void over_limit(std::uint32_t size_class) noexcept { release_half(size_class); }
 
   // Objects cached for `size_class` (racy from other threads; relaxed).
   [[nodiscard]] std::uint32_t cached(std::uint32_t size_class) const noexcept {
@@ -104,10 +115,7 @@ class FrameCache {
   }
 
  private:
-  struct List {
-    void* head = nullptr;
-    std::atomic<std::uint32_t> count{0};
-  };
+  using List = FrameFreeList;
 
   void* refill(std::uint32_t size_class);
   void release_half(std::uint32_t size_class) noexcept;

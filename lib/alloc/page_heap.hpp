@@ -59,7 +59,7 @@
 #include <cstdint>
 
 #include "../mutex.hpp"
-#include "size_classes.hpp"
+#include "goro/detail/frame_size_classes.hpp"
 #include "span.hpp"
 
 namespace goro::detail::alloc {

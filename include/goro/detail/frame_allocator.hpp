@@ -35,21 +35,101 @@
 //   takes the note, so the outer one is not checked rather than checked
 //   against the wrong frame. Rejected: a configure-time test of the
 //   compiler, which says that the bug exists but not which coroutine has it.
+//
+// The fast path is inline (allocation step 2 and free step 2 of
+// lib/alloc/allocator.hpp): a Task's operator new and sized delete see the
+// frame's size as a constant, so the size class folds away at compile time
+// and what is left is a pop or a push on the running P's free list for the
+// class, with no call. Everything else (an empty list, a list over its
+// limit, a thread without a P, a large frame) is out of line. Under
+// AddressSanitizer and with the system allocator the inline path is not
+// used: the out-of-line one poisons free objects, which the fast path does
+// not.
 #ifndef GORO_DETAIL_FRAME_ALLOCATOR_HPP_
 #define GORO_DETAIL_FRAME_ALLOCATOR_HPP_
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+
+#include "goro/detail/frame_size_classes.hpp"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORO_FRAME_FAST_PATH_OFF 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || \
+    (defined(GORO_SYSTEM_FRAME_ALLOCATOR) && GORO_SYSTEM_FRAME_ALLOCATOR)
+#define GORO_FRAME_FAST_PATH_OFF 1
+#endif
 
 namespace goro::detail {
+
+// One size class's free list in a P's frame cache (lib/alloc/frame_cache.hpp
+// owns them). Only the P's worker thread touches head; count is atomic
+// because memory_stats() reads it from other threads (relaxed: a count).
+struct FrameFreeList {
+  void* head = nullptr;  // each free object's first word links the next
+  std::atomic<std::uint32_t> count{0};
+  std::uint32_t limit = 0;  // more than this: half goes back (free step 3)
+};
+
+// The running P's free lists, indexed by size class, or nullptr on a
+// thread without a P. Set by the worker when it starts and cleared when it
+// stops (lib/runtime_threads.cpp); read only inside one allocation or
+// free, never across a suspension point. constinit: no TLS wrapper call.
+extern constinit thread_local FrameFreeList* tls_frame_free_lists;
+
+// The out-of-line paths: the whole of allocate_frame / free_frame, and the
+// free of an object that took its list over its limit (already pushed).
+[[nodiscard]] void* allocate_frame_out_of_line(std::size_t size);
+void free_frame_out_of_line(void* frame, std::size_t size) noexcept;
+void frame_free_list_over_limit(std::uint32_t size_class) noexcept;
 
 // Returns `size` bytes aligned to __STDCPP_DEFAULT_NEW_ALIGNMENT__ (16).
 // Throws std::bad_alloc when memory is exhausted. Safe from any thread;
 // lock-free on a goroutine's thread unless the P's cache must be refilled.
-[[nodiscard]] void* allocate_frame(std::size_t size);
+[[nodiscard]] inline void* allocate_frame(std::size_t size) {
+#if !defined(GORO_FRAME_FAST_PATH_OFF)
+  if (size <= alloc::kMaxSmallSize) [[likely]] {
+    if (FrameFreeList* lists = tls_frame_free_lists) [[likely]] {
+      FrameFreeList& list = lists[alloc::size_to_class(size)];
+      if (void* object = list.head) [[likely]] {
+        list.head = *static_cast<void**>(object);
+        // Owner-only: a relaxed load and store, no locked instruction.
+        list.count.store(list.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+        return object;
+      }
+    }
+  }
+#endif
+  return allocate_frame_out_of_line(size);
+}
 
 // Frees memory returned by allocate_frame(size) with the same size. Safe
 // from any thread, including one other than the allocating thread.
-void free_frame(void* frame, std::size_t size) noexcept;
+inline void free_frame(void* frame, std::size_t size) noexcept {
+#if !defined(GORO_FRAME_FAST_PATH_OFF)
+  if (size <= alloc::kMaxSmallSize) [[likely]] {
+    if (FrameFreeList* lists = tls_frame_free_lists) [[likely]] {
+      const std::uint32_t size_class = alloc::size_to_class(size);
+      FrameFreeList& list = lists[size_class];
+      *static_cast<void**>(frame) = list.head;
+      list.head = frame;
+      // Owner-only, as above.
+      const std::uint32_t count = list.count.load(std::memory_order_relaxed) + 1;
+      list.count.store(count, std::memory_order_relaxed);
+      if (count > list.limit) [[unlikely]]
+        frame_free_list_over_limit(size_class);
+      return;
+    }
+  }
+#endif
+  free_frame_out_of_line(frame, size);
+}
+
+#undef GORO_FRAME_FAST_PATH_OFF
 
 // As above, for frames whose alignment exceeds the default (a promise or a
 // local declared alignas(64), say). `align` is a power of two.

@@ -1,18 +1,22 @@
-// lib/alloc/size_classes.hpp
+// goro/detail/frame_size_classes.hpp
 //
-// Defines: goro::detail::alloc::SizeClass, the size-class table
-// (kSizeClasses, generated into size_classes.inc by
+// Defines: goro::detail::alloc::SizeClass, the frame allocator's size-class
+// table (kSizeClasses, generated into frame_size_classes.inc by
 // scripts/gen_size_classes.py) and size_to_class(), the O(1) map from a
 // request size to the smallest class that fits it.
+//
+// A public detail header because a Task's operator new looks its frame's
+// class up inline (goro/detail/frame_allocator.hpp): the frame's size is a
+// constant there, so the lookup folds away at compile time.
 //
 // Constants: 8 KiB pages; small objects up to 32 KiB; every class a
 // multiple of 16 bytes (operator new's default alignment), and from 64
 // bytes up a multiple of a 64-byte cache line, so that frames of
 // goroutines running on different cores never share a line. How the
 // classes are chosen is written at the top of the generator; how the
-// allocator uses them, in allocator.hpp.
-#ifndef GORO_LIB_ALLOC_SIZE_CLASSES_HPP_
-#define GORO_LIB_ALLOC_SIZE_CLASSES_HPP_
+// allocator uses them, in lib/alloc/allocator.hpp.
+#ifndef GORO_DETAIL_FRAME_SIZE_CLASSES_HPP_
+#define GORO_DETAIL_FRAME_SIZE_CLASSES_HPP_
 
 #include <array>
 #include <cstddef>
@@ -32,7 +36,7 @@ struct SizeClass {
 };
 
 inline constexpr SizeClass kSizeClasses[] = {
-#include "size_classes.inc"
+#include "goro/detail/frame_size_classes.inc"
 };
 inline constexpr std::uint32_t kClassCount = sizeof(kSizeClasses) / sizeof(kSizeClasses[0]);
 static_assert(kSizeClasses[kClassCount - 1].size == kMaxSmallSize);
@@ -73,7 +77,7 @@ inline constexpr auto kLargeTable = make_large_table();
 
 // The smallest class whose objects hold `size` bytes; size must be at most
 // kMaxSmallSize. Size 0 maps to class 1.
-inline std::uint32_t size_to_class(std::size_t size) noexcept {
+constexpr std::uint32_t size_to_class(std::size_t size) noexcept {
   using namespace size_class_detail;
   if (size <= kSmallLimit) return kSmallTable[(size + 15) >> 4];
   return kLargeTable[(size - kSmallLimit + 127) >> 7];
@@ -94,4 +98,4 @@ inline std::uint32_t size_to_class_aligned(std::size_t size, std::size_t align) 
 
 }  // namespace goro::detail::alloc
 
-#endif  // GORO_LIB_ALLOC_SIZE_CLASSES_HPP_
+#endif  // GORO_DETAIL_FRAME_SIZE_CLASSES_HPP_
