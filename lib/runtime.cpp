@@ -330,6 +330,8 @@ void release_finished(G* finished) noexcept {
   // the joiner (join_suspend). The root promise is null only when the
   // shutdown sweep destroyed the child's frames, and then nobody awaits.
   if (child->root_promise != nullptr && child->root_promise->goroutine() == nullptr) {
+    // Relaxed: join_suspend stored it on this goroutine's own path (this
+    // thread, or before a park whose queue hand-over orders it).
     switch_to(p, reinterpret_cast<G*>(child->join_state.load(std::memory_order_relaxed)));
     bump(p->stats.goroutines_finished);
   }

@@ -134,9 +134,15 @@ bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
     if (entry == 0) return false;
   }
   if (placement == Placement::kSpawn) {
-    // Detached goroutines only (start_on): a claim entry pushed here would
-    // need its hint (GoroutineRecord::queued_on) set as start_on sets it.
-    assert((entry & kClaimBit) == 0);
+    if ((entry & kClaimBit) != 0) {
+      // A spawn()'s child: the inline join takes dead entries off the
+      // stack's newest end (claim_for_inline_join). Noted before the push
+      // publishes the entry, as for the local queue below (which
+      // overwrites it if the stack is full). Relaxed: a hint read only by
+      // this P's owner (GoroutineRecord::queued_on).
+      reinterpret_cast<GoroutineRecord*>(entry & ~kEntryFlags)
+          ->queued_on.store(&p.spawned, std::memory_order_relaxed);
+    }
     if (p.spawned.push(entry)) return true;
     // Full: the local queue's tail, below.
   }
@@ -573,27 +579,13 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
 void Scheduler::start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
                          TaskPromiseBase* promise, bool joinable) {
   init_goroutine(&p, g, root, promise, joinable);
-  if (!joinable) {
-    // Detached goroutines: runnext if free, else the spawn stack (newest
-    // first: a tree of go()s runs depth-first, see spawn_stack.hpp).
-    runq_put(p, entry_for(g, /*claim=*/false), Placement::kSpawn);
-  } else if (const Entry entry = entry_for(g, /*claim=*/true);
-             p.runnext.load(std::memory_order_relaxed) == 0) {
-    // Joinable ones: a claim entry, which their parent usually makes dead
-    // by joining them inline. In runnext if free (a plain store: only this
-    // thread stores non-zero values; release: a thief that takes it sees
-    // the record), which the join clears with a plain store.
-    p.runnext.store(entry, std::memory_order_release);
-  } else if (p.spawned.push(entry)) {
-    // Else on the spawn stack, whose dead entries the joins take off its
-    // newest end (claim_for_inline_join), so that a tree keeps the stack
-    // about as deep as the tree, not as large. Relaxed: a hint read only
-    // by this P's owner (GoroutineRecord::queued_on).
-    g->queued_on.store(&p.spawned, std::memory_order_relaxed);
-  } else {
-    // Else the local queue's tail.
-    runq_put(p, entry, Placement::kTail);
-  }
+  // runnext if free, else the spawn stack (newest first: a tree runs
+  // depth-first, see spawn_stack.hpp), else the local queue's tail. A
+  // spawn()'s child is a claim entry, which its parent usually makes dead
+  // by joining it inline; the join clears runnext or drops the spawn
+  // stack's dead entries (claim_for_inline_join), so that a tree keeps the
+  // stack about as deep as the tree, not as large.
+  runq_put(p, entry_for(g, joinable), Placement::kSpawn);
   notify_work_available(&p);
 }
 
@@ -630,15 +622,16 @@ std::uint64_t Scheduler::next_goroutine_id(PCore& p) noexcept {
 }
 
 void Scheduler::drop_dead_spawns(PCore& p) noexcept {
-  // The dead entries at the spawn stack's newest end, the one just joined
-  // first: a tree joined in spawn order leaves its first children's
-  // entries dead below the last one's, so joining the last one finds them
-  // all, and its parent's if that was the last of its own siblings, and so
-  // on up.
-  std::uint32_t dead = 0;
+  // The dead entries at the spawn stack's newest end, starting with the
+  // one just joined (so counting starts below it): a tree joined in spawn
+  // order leaves its first children's entries dead below the last one's,
+  // so joining the last one finds them all, and its parent's if that was
+  // the last of its own siblings, and so on up. Usually the entry below is
+  // alive (a parent's unjoined child) and the joined one goes alone.
+  std::uint32_t dead = 1;
   Entry entry;
   while (p.spawned.peek(dead, entry) && entry_is_stale(entry)) ++dead;
-  if (dead == 0 || p.spawned.drop_newest(dead)) return;
+  if (p.spawned.drop_newest(dead)) return;
   // They reach the stack's oldest end, where thieves may be taking them:
   // one at a time, as the worker loop would.
   while (dead-- > 0 && p.spawned.pop(entry)) {
@@ -671,13 +664,7 @@ bool Scheduler::claim_for_inline_join(PCore& p, G* joined) noexcept {
     // On this P's spawn stack. Only when it is the newest entry can dead
     // ones be taken off (a thief may have taken it meanwhile: harmless).
     Entry newest;
-    if (p.spawned.peek(0, newest) && newest == entry) {
-      // Usually the one below is alive (a parent's unjoined child): this
-      // entry alone goes.
-      Entry below;
-      const bool below_alive = p.spawned.peek(1, below) && !entry_is_stale(below);
-      if (!below_alive || !p.spawned.drop_newest(1)) drop_dead_spawns(p);
-    }
+    if (p.spawned.peek(0, newest) && newest == entry) drop_dead_spawns(p);
   } else if (queued_on != &p ||
              // Relaxed: written by this very thread.
              !p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry)) {

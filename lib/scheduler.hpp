@@ -386,8 +386,8 @@ class Scheduler {
   // spawn stack (skipping tombstones and stale claims), or nullptr.
   G* pop_local_queue(PCore& p) noexcept;
   G* pop_spawn_stack(PCore& p) noexcept;
-  // claim_for_inline_join: drops the dead entries at the newest end of p's
-  // spawn stack.
+  // claim_for_inline_join, when the entry it made dead is the newest on p's
+  // spawn stack: drops that entry and the dead ones right below it.
   void drop_dead_spawns(PCore& p) noexcept;
   // The entry bits that thieves must leave in p's queues now: kHandoffBit,
   // or none while sysmon has released them (PCore::release_handoffs;

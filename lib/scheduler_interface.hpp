@@ -33,11 +33,11 @@ enum class Placement {
   // next; the rest keep their completion order.
   kRunNextIfFree,
   // runnext if it is free, otherwise the spawn stack (spawn_stack.hpp),
-  // otherwise the local queue's tail: for go() (spawn()'s claim entries go
-  // the same way, placed by Scheduler::start_on, which notes where for
-  // the inline join). Go displaces runnext's occupant for a spawn; goro
-  // does not, saving the exchange on the hottest path: a burst of spawns
-  // runs its first child first and the rest newest first.
+  // otherwise the local queue's tail: for go() and spawn() (for a claim
+  // entry, runq_put notes where it went, for the inline join). Go
+  // displaces runnext's occupant for a spawn; goro does not, saving the
+  // exchange on the hottest path: a burst of spawns runs its first child
+  // first and the rest newest first.
   kSpawn,
   // The local queue's tail (yield, timers, redistributing a global batch).
   kTail,
