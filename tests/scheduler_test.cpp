@@ -751,6 +751,7 @@ Task<void> ping_pong_side(int fd, bool serve, std::thread::id home, PingPongCoun
 struct StandbyOutcome {
   long counted = 0;
   long away = 0;
+  std::uint32_t active_procs_after = 0;  // read before stalls_while_counting
   std::uint64_t stalls_while_counting = 0;
 };
 
@@ -780,7 +781,9 @@ Task<StandbyOutcome> ping_pongs_as_the_machine_gets_busy(FakeMachineLoad* load,
   while (counts.sides_done.load() < 2 * kPairs) co_await goro::sleep(1ms);
   counts.stop.store(true);
   co_await done.wait();
-  StandbyOutcome outcome{counts.counted.load(), counts.away.load(),
+  // The active count first: a stall seen after it cannot have changed it.
+  const std::uint32_t active = goro::scheduler_stats().active_procs;
+  StandbyOutcome outcome{counts.counted.load(), counts.away.load(), active,
                          goro::scheduler_stats().stalls - stalls};
   for (int fd : fds) ::close(fd);
   co_return outcome;
@@ -791,13 +794,14 @@ TEST(Scheduler, ProcsBeyondTheFreeCpusHandTheirGoroutinesOver) {
   const StandbyOutcome outcome =
       goro::run(ping_pongs_as_the_machine_gets_busy(&load, std::this_thread::get_id()),
                 standby_procs_config(2));
-  const goro::SchedulerStats stats = goro::scheduler_stats();  // of that run
-  EXPECT_EQ(stats.active_procs, 1u);
+  // Reaching the counting at all took P 1 going on standby
+  // (wait_for_active_procs(1)).
   EXPECT_GT(outcome.counted, 0);
   // A stall (a worker thread descheduled for 10 ms on a loaded machine while
   // a goroutine ran) makes every P active for a round, and goroutines may
   // spread again until the next round puts P 1 back on standby.
   if (outcome.stalls_while_counting == 0) {
+    EXPECT_EQ(outcome.active_procs_after, 1u) << "P 1 woke with no stall";
     EXPECT_EQ(outcome.away, 0) << "rounds run on the standby P";
   }
 }
