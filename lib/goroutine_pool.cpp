@@ -165,28 +165,17 @@ GoroutineRecord* GoroutinePool::allocate() {
 
 void GoroutinePool::free(GoroutineRecord* g) noexcept { give_batch(g, g, 1); }
 
-GoroutineRecord* GoroutineCache::allocate(GoroutinePool& pool) {
-  if (head_ == nullptr) {
-    if (full_head_ != nullptr) {
-      head_ = std::exchange(full_head_, nullptr);
-      tail_ = std::exchange(full_tail_, nullptr);
-      count_ = GoroutinePoolTuning::kBatch;
-    } else {
-      count_ = pool.take_batch(head_, tail_, GoroutinePoolTuning::kBatch);
-    }
+void GoroutineCache::refill(GoroutinePool& pool) {
+  if (full_head_ != nullptr) {
+    head_ = std::exchange(full_head_, nullptr);
+    tail_ = std::exchange(full_tail_, nullptr);
+    count_ = GoroutinePoolTuning::kBatch;
+  } else {
+    count_ = pool.take_batch(head_, tail_, GoroutinePoolTuning::kBatch);
   }
-  GoroutineRecord* g = head_;
-  head_ = g->next_free;
-  g->next_free = nullptr;
-  --count_;
-  return g;
 }
 
-void GoroutineCache::free(GoroutinePool& pool, GoroutineRecord* g) noexcept {
-  if (head_ == nullptr) tail_ = g;
-  g->next_free = head_;
-  head_ = g;
-  if (++count_ < GoroutinePoolTuning::kBatch) return;
+void GoroutineCache::keep_full_batch(GoroutinePool& pool) noexcept {
   // A full chain: keep it as the full batch, handing the previous one (if
   // any) to the pool, so that a P where goroutines mostly die does not
   // hoard. Neither step walks the chain.

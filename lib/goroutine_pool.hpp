@@ -66,12 +66,34 @@ class GoroutineCache {
   GoroutineCache(const GoroutineCache&) = delete;
   GoroutineCache& operator=(const GoroutineCache&) = delete;
 
-  GoroutineRecord* allocate(GoroutinePool& pool);
-  void free(GoroutinePool& pool, GoroutineRecord* g) noexcept;
+  // Inline while the chain has a record (allocate) or room below a full
+  // batch (free): every spawn and every finish passes here.
+  GoroutineRecord* allocate(GoroutinePool& pool) {
+    if (head_ == nullptr) [[unlikely]]
+      refill(pool);
+    GoroutineRecord* g = head_;
+    head_ = g->next_free;
+    g->next_free = nullptr;
+    --count_;
+    return g;
+  }
+  void free(GoroutinePool& pool, GoroutineRecord* g) noexcept {
+    if (head_ == nullptr) tail_ = g;
+    g->next_free = head_;
+    head_ = g;
+    if (++count_ >= GoroutinePoolTuning::kBatch) [[unlikely]]
+      keep_full_batch(pool);
+  }
   // Returns every cached record to the pool (runtime stopping).
   void flush(GoroutinePool& pool) noexcept;
 
  private:
+  // allocate's slow path: the chain is empty; takes the full batch kept
+  // back, else a batch from the pool.
+  void refill(GoroutinePool& pool);
+  // free's slow path: the chain holds a whole batch.
+  void keep_full_batch(GoroutinePool& pool) noexcept;
+
   // The chain allocate() pops from and free() pushes onto; tail_ is its
   // last record (valid while head_ is not null).
   GoroutineRecord* head_ = nullptr;

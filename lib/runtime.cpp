@@ -150,10 +150,11 @@ void destroy_refused(std::coroutine_handle<> root, const BoxedCall* boxed_call) 
   }
 }
 
-}  // namespace
-
-G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable,
-                   const BoxedCall* boxed_call) {
+// start_goroutine past its common case: a boxed call, a stopping
+// scheduler, or a thread outside the runtime.
+[[gnu::noinline]] G* start_goroutine_otherwise(std::coroutine_handle<> root,
+                                               TaskPromiseBase* promise, bool joinable,
+                                               const BoxedCall* boxed_call) {
   if (P* p = tls_p) {
     Scheduler& s = p->scheduler;
     if (s.stopping()) {
@@ -187,6 +188,18 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
     }
   }
   return g;
+}
+
+}  // namespace
+
+G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool joinable,
+                   const BoxedCall* boxed_call) {
+  // The common case, from a goroutine with nothing boxed, is one tail call
+  // (every go() and spawn() of a Task comes here).
+  P* p = tls_p;
+  if (p != nullptr && boxed_call == nullptr && !p->scheduler.stopping()) [[likely]]
+    return p->scheduler.start_new_on(*p, root, promise, joinable);
+  return start_goroutine_otherwise(root, promise, joinable, boxed_call);
 }
 
 ReservedGoroutine reserve_goroutine() {

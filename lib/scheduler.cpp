@@ -576,8 +576,20 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
   return g;
 }
 
+GoroutineRecord* Scheduler::start_new_on(PCore& p, std::coroutine_handle<> root,
+                                         TaskPromiseBase* promise, bool joinable) {
+  GoroutineRecord* g = p.g_cache.allocate(*p.g_pool);
+  start_here(p, g, root, promise, joinable);
+  return g;
+}
+
 void Scheduler::start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
                          TaskPromiseBase* promise, bool joinable) {
+  start_here(p, g, root, promise, joinable);
+}
+
+void Scheduler::start_here(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
+                           TaskPromiseBase* promise, bool joinable) {
   init_goroutine(&p, g, root, promise, joinable);
   // runnext if free, else the spawn stack (newest first: a tree runs
   // depth-first, see spawn_stack.hpp), else the local queue's tail. A
@@ -638,27 +650,9 @@ void Scheduler::drop_dead_spawns(PCore& p) noexcept {
   }
 }
 
-bool Scheduler::claim_for_inline_join(PCore& p, G* joined) noexcept {
-  GoroutineRecord* child = record_of(joined);
-  std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
-  // Acquire on success: pairs with new_goroutine's release store. The
-  // handle pins the record, so the claim word is about this very child
-  // (a queue entry may be stale, the claim word never is).
-  if (child->claim.load(std::memory_order_relaxed) != unclaimed ||
-      !child->claim.compare_exchange_strong(unclaimed, static_cast<std::uint32_t>(Claim::kClaimed),
-                                            std::memory_order_acquire, std::memory_order_relaxed)) {
-    return false;
-  }
-  // The entry we just made stale: where does it wait? Relaxed: the hint
-  // is written by the spawning P's owner; a hint naming this P was written
-  // by this very thread (see GoroutineRecord::queued_on).
-  const Entry entry = entry_for(child, /*claim=*/true);
-  if (p.runnext.load(std::memory_order_relaxed) == entry) {
-    // A plain store is safe: only this thread stores non-zero values, so
-    // the slot holds `entry` or, if a thief took it meanwhile, 0.
-    p.runnext.store(0, std::memory_order_relaxed);
-    return true;
-  }
+void Scheduler::drop_claimed_entry(PCore& p, GoroutineRecord* child, Entry entry) noexcept {
+  // Relaxed: the hint is written by the spawning P's owner; a hint naming
+  // this P was written by this very thread (see GoroutineRecord::queued_on).
   const void* queued_on = child->queued_on.load(std::memory_order_relaxed);
   if (queued_on == &p.spawned) {
     // On this P's spawn stack. Only when it is the newest entry can dead
@@ -675,7 +669,6 @@ bool Scheduler::claim_for_inline_join(PCore& p, G* joined) noexcept {
     // is met; the global queue may be holding it.
     global_.note_stale();
   }
-  return true;
 }
 
 SchedulerStats Scheduler::stats() const noexcept {

@@ -256,11 +256,16 @@ class Scheduler {
     return p != nullptr ? p->g_cache.allocate(*p->g_pool) : GoroutinePool::instance().allocate();
   }
   // On p's worker: makes `g` (from allocate_goroutine) the live goroutine
-  // of `root` (promise `promise`) and queues it: a joinable one into the
-  // runnext slot when free (else the tail), a detached one onto the spawn
-  // stack; then wakes an idle P if none is looking for work.
+  // of `root` (promise `promise`) and queues it: into the runnext slot when
+  // free, else onto the spawn stack, else the local queue's tail; then
+  // wakes an idle P if none is looking for work.
   void start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
                 TaskPromiseBase* promise, bool joinable);
+  // start_on for a record from p's cache, which it returns: start_goroutine's
+  // path for a goroutine with nothing boxed, started on p's worker while the
+  // scheduler is not stopping.
+  GoroutineRecord* start_new_on(PCore& p, std::coroutine_handle<> root, TaskPromiseBase* promise,
+                                bool joinable);
   // Makes `entry` runnable from p's worker, spilling half of the local queue
   // to the global queue when it is full. Returns whether a goroutine landed
   // where other Ps can steal it (see make_runnable).
@@ -319,8 +324,32 @@ class Scheduler {
   // drops its claim entry if that is still on p: the dead entries at the
   // newest end of p's spawn stack go (drop_dead_spawns), an entry in p's
   // local queue is tombstoned. Returns false when someone else started
-  // the child first.
-  bool claim_for_inline_join(PCore& p, G* child) noexcept;
+  // the child first. Inline up to runnext's test, which ends the join of
+  // a first child.
+  bool claim_for_inline_join(PCore& p, G* joined) noexcept {
+    GoroutineRecord* child = record_of(joined);
+    std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
+    // Acquire on success: pairs with init_goroutine's release store. The
+    // handle pins the record, so the claim word is about this very child
+    // (a queue entry may be stale, the claim word never is). The relaxed
+    // load first spares a child already started the locked instruction.
+    if (child->claim.load(std::memory_order_relaxed) != unclaimed ||
+        !child->claim.compare_exchange_strong(
+            unclaimed, static_cast<std::uint32_t>(Claim::kClaimed), std::memory_order_acquire,
+            std::memory_order_relaxed)) {
+      return false;
+    }
+    // The entry we just made stale: where does it wait?
+    const Entry entry = entry_for(child, /*claim=*/true);
+    if (p.runnext.load(std::memory_order_relaxed) == entry) {
+      // A plain store is safe: only this thread stores non-zero values, so
+      // the slot holds `entry` or, if a thief took it meanwhile, 0.
+      p.runnext.store(0, std::memory_order_relaxed);
+    } else {
+      drop_claimed_entry(p, child, entry);
+    }
+    return true;
+  }
 
   // Counters for work that arrives from outside the runtime. Relaxed: the
   // deadlock check only compares two readings, the stats only add up.
@@ -364,6 +393,13 @@ class Scheduler {
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
 
  private:
+  // claim_for_inline_join past runnext: takes `entry`, claimed, off p's
+  // spawn stack or local queue if it waits there.
+  void drop_claimed_entry(PCore& p, GoroutineRecord* child, Entry entry) noexcept;
+  // start_on's body, inline in start_on and start_new_on.
+  [[gnu::always_inline]] inline void start_here(PCore& p, GoroutineRecord* g,
+                                                std::coroutine_handle<> root,
+                                                TaskPromiseBase* promise, bool joinable);
   // Fills in `g`'s fields for the goroutine of `root` and marks it live;
   // the release store of its claim word publishes them (see there).
   void init_goroutine(PCore* p, GoroutineRecord* g, std::coroutine_handle<> root,
