@@ -70,22 +70,67 @@
 //   push (owner): if full, fail; write slot owner_end_ (relaxed); store
 //     owner_end_ + 1 (release: the slot is visible to a thief that
 //     acquires owner_end_).
-//   pop (owner): b = owner_end_ - 1; store owner_end_ = b; full fence;
-//     t = steal_end_. b > t: the entry is ours, no thief can reach it.
-//     b == t: the last entry: compare-exchange steal_end_ t -> t + 1 to
-//     beat the thieves to it; either way the stack is empty after, so
-//     owner_end_ = t + 1. b < t: a thief took the last one: restore.
-//   steal (thief): t = steal_end_ (acquire); full fence; b = owner_end_
-//     (acquire); t < b: read slot t, compare-exchange steal_end_ t -> t + 1.
+//   pop (owner): b = owner_end_ - 1; store owner_end_ = b; the owner's
+//     fence (light while biased, else full: B1); t = steal_end_. b > t:
+//     the entry is ours, no thief can reach it. b == t: the last entry:
+//     compare-exchange steal_end_ t -> t + 1 to beat the thieves to it;
+//     either way the stack is empty after, so owner_end_ = t + 1. b < t:
+//     a thief took the last one: restore.
+//   steal (thief): a relaxed look at both ends: empty, done. Count itself
+//     in thieves_ and, while the stack is biased, revoke the bias (below).
+//     Then t = steal_end_ (acquire); full fence; b = owner_end_ (acquire);
+//     t < b: read slot t, compare-exchange steal_end_ t -> t + 1.
 //   drop_newest(n) (owner, n dead entries): b = owner_end_; k = b - n;
-//     store owner_end_ = k; full fence; t = steal_end_. k > t: done, no
-//     thief can reach index k (pop's argument), so none can reach those
-//     above it. k <= t: store owner_end_ = b back (no thief can have gone
+//     store owner_end_ = k; the owner's fence; t = steal_end_. k > t:
+//     done, no thief can reach index k (pop's argument), so none can reach
+//     those above it. k <= t: store owner_end_ = b back (no thief can have gone
 //     past b) and pop them one by one.
 //   The fences make the owner's store of owner_end_ and a thief's load of
 //   it (and the thief's load of steal_end_ and the owner's) a Dekker pair:
 //   for the last entry, at most one of them believes it is uncontended,
 //   and the compare-exchange settles the rest.
+//
+// The bias. A tree joined inline pops and drops at the owner end millions
+// of times between two steals, so the owner's half of the Dekker pair is
+// split as the channel locks split theirs (chan_lock.hpp): while the stack
+// is biased to its owner, the owner fences with light_fence (a compiler
+// barrier once membarrier is registered), and the first thief to come
+// revokes the bias with one heavy_fence; after that both sides use full
+// fences until the owner takes the bias back.
+//   B1. mode_ is kBiased, kRevoking or kShared. The owner's fence loads it
+//       right after its store of owner_end_ (no fence between): kBiased,
+//       light_fence; anything else, full_fence.
+//   B2. A thief counts itself in thieves_ (a locked increment: a full
+//       fence) before it reads mode_, and leaves only after its claim.
+//   B3. A thief that reads kBiased compare-exchanges it to kRevoking, calls
+//       heavy_fence, stores kShared and steals as above. One that reads
+//       kRevoking steals nothing this time (another thief's heavy fence may
+//       not have returned yet). One that reads kShared steals as above.
+//   B4. Why B1-B3 keep the Dekker pair: heavy_fence makes the owner's CPU
+//       execute a full barrier X. If X comes before the owner's store of
+//       owner_end_, the owner's load of mode_ after it sees kRevoking (the
+//       compare-exchange preceded the heavy fence) and fences fully. If X
+//       comes after the store, the store is visible to every thief load of
+//       owner_end_ that follows the revocation; the owner's unfenced load
+//       of steal_end_ may be older than a thief's claim, which is the case
+//       the pop already handles (it then reads a smaller steal end, so at
+//       worst it races for the last entry with the compare-exchange).
+//       Every owner operation after X reads kRevoking or kShared.
+//   B5. Taking the bias back (owner, every kRebiasAfter full fences, in
+//       the pop or drop that made the last one, after it: that operation's
+//       own pair is complete): from kShared only, store kBiased,
+//       full fence, read thieves_; a thief in flight puts kShared back.
+//       With B2 that is a Dekker pair: a thief that counted itself before
+//       the owner's read is seen, and one that counts itself after reads
+//       kBiased and revokes it (B3). A store of kShared over a revoker's
+//       kRevoking is harmless: the owner fenced fully since kShared and
+//       pops nothing between its two stores.
+//   B6. Each revocation costs a membarrier, so the wait before taking the
+//       bias back backs off: it doubles (up to kRebiasAfterMax) each time
+//       the bias did not hold for 16 times the wait in light fences, and
+//       returns to kRebiasAfter when it did. A P whose spawns are stolen
+//       one by one (a producer of goroutines beside idle thieves) stays
+//       shared; a tree stolen from a few times stays biased.
 //
 // Rejected alternatives
 //   * The owner popping its FIFO run queue LIFO: that queue's thieves take
@@ -93,11 +138,10 @@
 //     include entries the owner is popping from the other end.
 //   * Stealing half of a spawn stack: the same race; thieves take one
 //     entry, which for a tree is the oldest and largest subtree.
-//   * Asymmetric fences for pop (membarrier on the thief side): steals
-//     would cost a membarrier (an interrupt to every CPU running the
-//     process) each; the owner's full fence (full_fence: a locked
-//     instruction, not `mfence`) costs about what the FIFO queue's
-//     compare-exchange does.
+//   * Asymmetric fences for pop without the bias (membarrier on every
+//     steal): each steal would interrupt every CPU running the process,
+//     and membarrier calls from several thieves serialise in the kernel
+//     (docs/PERFORMANCE.md, "The spawn stack with an asymmetric fence").
 //   * Zeroing a joined child's slot where it stands, as the local queue
 //     tombstones it: a thief may have read the slot and be about to claim
 //     its index, and once the slot is reused it would take the new entry's
@@ -110,6 +154,7 @@
 #ifndef GORO_LIB_SPAWN_STACK_HPP_
 #define GORO_LIB_SPAWN_STACK_HPP_
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <cstdint>
@@ -123,9 +168,21 @@ class SpawnStack {
  public:
   using Entry = std::uintptr_t;
 
-  // `capacity` must be a power of two >= 2.
-  explicit SpawnStack(std::uint32_t capacity)
-      : mask_(capacity - 1), slots_(std::make_unique<std::atomic<Entry>[]>(capacity)) {
+  // The owner's fully fenced pops and drops after which it first tries to
+  // take the bias back (B5), and the most that B6's back-off waits.
+  static constexpr std::uint32_t kRebiasAfter = 256;
+  static constexpr std::uint32_t kRebiasAfterMax = 1u << 16;
+
+  // `capacity` must be a power of two >= 2; `rebias_after` and
+  // `rebias_after_max` (tests shrink them) as kRebiasAfter and
+  // kRebiasAfterMax.
+  explicit SpawnStack(std::uint32_t capacity, std::uint32_t rebias_after = kRebiasAfter,
+                      std::uint32_t rebias_after_max = kRebiasAfterMax)
+      : mask_(capacity - 1),
+        rebias_base_(rebias_after),
+        rebias_max_(rebias_after_max),
+        rebias_after_(rebias_after),
+        slots_(std::make_unique<std::atomic<Entry>[]>(capacity)) {
     assert(capacity >= 2 && (capacity & (capacity - 1)) == 0);
   }
   SpawnStack(const SpawnStack&) = delete;
@@ -157,7 +214,7 @@ class SpawnStack {
     owner_end_.store(b, std::memory_order_relaxed);
     // The owner's half of the Dekker pair (file comment): our store of
     // owner_end_ is ordered before our load of steal_end_.
-    full_fence();
+    owner_fence();
     std::uint32_t t = steal_end_.load(std::memory_order_relaxed);
     const auto left = static_cast<std::int32_t>(b - t);
     if (left > 0) {
@@ -205,7 +262,7 @@ class SpawnStack {
     const std::uint32_t kept = b - count;
     owner_end_.store(kept, std::memory_order_relaxed);
     // The owner's half of the Dekker pair, as in pop().
-    full_fence();
+    owner_fence();
     const std::uint32_t t = steal_end_.load(std::memory_order_relaxed);
     if (static_cast<std::int32_t>(kept - t) > 0) return true;
     // Thieves may be taking entries at or above `kept`: restore the end
@@ -218,23 +275,19 @@ class SpawnStack {
   // Thieves (any thread). Takes the oldest entry; false when empty or when
   // another consumer took it first.
   bool steal(Entry& out) noexcept {
-    // Acquire on both: steal_end_ to see earlier claims, owner_end_ to see
-    // the slots the owner published.
-    std::uint32_t t = steal_end_.load(std::memory_order_acquire);
-    // The thief's half of the Dekker pair (file comment).
-    full_fence();
-    const std::uint32_t b = owner_end_.load(std::memory_order_acquire);
-    if (static_cast<std::int32_t>(b - t) <= 0) return false;
-    const Entry entry = slots_[t & mask_].load(std::memory_order_relaxed);
-    // Seq_cst: pairs with the owner's compare-exchange for the last entry;
-    // success claims the slot, whose read above is then valid (S3: the
-    // owner could not have overwritten it while steal_end_ was t).
-    if (!steal_end_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
-                                            std::memory_order_relaxed)) {
+    // A look first (relaxed: a hint): an empty stack costs no locked
+    // instruction, however often idle thieves ask.
+    if (static_cast<std::int32_t>(owner_end_.load(std::memory_order_relaxed) -
+                                  steal_end_.load(std::memory_order_relaxed)) <= 0) {
       return false;
     }
-    out = entry;
-    return true;
+    // B2. Seq_cst: the increment is the thief's half of B5's Dekker pair
+    // (a full fence before the load of mode_).
+    thieves_.fetch_add(1, std::memory_order_seq_cst);
+    const bool took = mode_allows_steal() && steal_shared(out);
+    // Release: the owner that reads zero (B5) sees this steal's claim.
+    thieves_.fetch_sub(1, std::memory_order_release);
+    return took;
   }
 
   // Entries now: exact for the owner when no thief is active, otherwise a
@@ -255,11 +308,95 @@ class SpawnStack {
   }
 
  private:
+  enum Mode : std::uint32_t { kBiased = 0, kRevoking = 1, kShared = 2 };
+
+  // The owner's store-load fence after it moved owner_end_ (B1), and B5.
+  void owner_fence() noexcept {
+    // Relaxed: B4 is the argument; the value only picks the fence.
+    if (mode_.load(std::memory_order_relaxed) == kBiased) {
+      light_fence();
+      ++biased_fences_;
+      return;
+    }
+    full_fence();
+    if (++shared_fences_ >= rebias_after_) take_bias_back();
+  }
+
+  // B5 and B6. Owner only, after the full fence of a pop or drop.
+  void take_bias_back() noexcept {
+    shared_fences_ = 0;
+    // B6: a bias that held for many times the wait was worth taking back
+    // soon; one revoked sooner than that waits twice as long next time.
+    if (biased_fences_ >= 16 * rebias_after_) {
+      rebias_after_ = rebias_base_;
+    } else if (rebias_after_ < rebias_max_) {
+      rebias_after_ = std::min(2 * rebias_after_, rebias_max_);
+    }
+    biased_fences_ = 0;
+    // Relaxed loads and stores of mode_: the full fence orders the store of
+    // kBiased before the load of thieves_, which is all B5 needs; a thief
+    // reads mode_ after its own locked increment.
+    if (mode_.load(std::memory_order_relaxed) != kShared) return;  // a revoker is at work
+    mode_.store(kBiased, std::memory_order_relaxed);
+    full_fence();
+    if (thieves_.load(std::memory_order_relaxed) != 0) {
+      mode_.store(kShared, std::memory_order_relaxed);
+    }
+  }
+
+  // B3: whether this thief may steal now, revoking the bias if it must.
+  bool mode_allows_steal() noexcept {
+    // Relaxed: ordered after the locked increment of thieves_ (B2, B5).
+    std::uint32_t mode = mode_.load(std::memory_order_relaxed);
+    if (mode == kShared) return true;
+    if (mode == kRevoking) return false;
+    // Relaxed: the heavy fence below orders it for the owner (B4); other
+    // thieves read kRevoking and wait for kShared.
+    if (!mode_.compare_exchange_strong(mode, kRevoking, std::memory_order_relaxed)) {
+      return mode == kShared;
+    }
+    heavy_fence();
+    // Release: a thief that reads kShared comes after the heavy fence.
+    mode_.store(kShared, std::memory_order_release);
+    return true;
+  }
+
+  // The steal proper, with the stack shared.
+  bool steal_shared(Entry& out) noexcept {
+    // Acquire on both: steal_end_ to see earlier claims, owner_end_ to see
+    // the slots the owner published.
+    std::uint32_t t = steal_end_.load(std::memory_order_acquire);
+    // The thief's half of the Dekker pair (file comment).
+    full_fence();
+    const std::uint32_t b = owner_end_.load(std::memory_order_acquire);
+    if (static_cast<std::int32_t>(b - t) <= 0) return false;
+    const Entry entry = slots_[t & mask_].load(std::memory_order_relaxed);
+    // Seq_cst: pairs with the owner's compare-exchange for the last entry;
+    // success claims the slot, whose read above is then valid (S3: the
+    // owner could not have overwritten it while steal_end_ was t).
+    if (!steal_end_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed)) {
+      return false;
+    }
+    out = entry;
+    return true;
+  }
+
   const std::uint32_t mask_;
+  // Owner only (B5, B6): the first wait, the longest, the wait now, and
+  // the fences of each kind since the last try.
+  const std::uint32_t rebias_base_;
+  const std::uint32_t rebias_max_;
+  std::uint32_t rebias_after_;
+  std::uint32_t shared_fences_ = 0;
+  std::uint64_t biased_fences_ = 0;
   std::unique_ptr<std::atomic<Entry>[]> slots_;
-  // Separate cache lines: thieves hammer steal_end_, the owner owner_end_.
+  // Separate cache lines: thieves hammer steal_end_, the owner owner_end_;
+  // mode_ is read by both and written seldom.
   alignas(64) std::atomic<std::uint32_t> owner_end_{0};
   alignas(64) std::atomic<std::uint32_t> steal_end_{0};
+  std::atomic<std::uint32_t> thieves_{0};  // B2: thieves between count and claim
+  alignas(64) std::atomic<std::uint32_t> mode_{kBiased};
 };
 
 }  // namespace goro::detail

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "goro/detail/asymmetric_fence.hpp"
+#include "goro/detail/cpu_relax.hpp"
 #include "test_scale.hpp"
 
 namespace {
@@ -155,22 +157,38 @@ bool push_making_room(SpawnStack& s, Entry v, Taken&& taken) {
   return true;
 }
 
+// A thief's pause between bursts of steals, when the test asks for one: a
+// few hundred to a few thousand spins, so that the owner's pops run
+// without a thief in flight long enough to take the bias back (B5) and the
+// next thief has to revoke it (B3).
+void thief_pause(bool pause, std::mt19937& rng) {
+  if (!pause) return;
+  const unsigned spins = 200 + rng() % 4000;
+  for (unsigned i = 0; i < spins; ++i) goro::detail::cpu_relax();
+}
+
 // The owner pushes 1..N, popping after most pushes so that the stack keeps
 // running down to its last entry, while thieves steal; every entry is
-// consumed exactly once.
-void owner_and_thieves(std::uint32_t capacity, int thieves, long n) {
-  SpawnStack s(capacity);
+// consumed exactly once. `rebias_after` and `pause` make the bias change
+// hands often.
+void owner_and_thieves(std::uint32_t capacity, int thieves, long n,
+                       std::uint32_t rebias_after = SpawnStack::kRebiasAfter, bool pause = false,
+                       std::uint32_t rebias_after_max = SpawnStack::kRebiasAfterMax) {
+  goro::detail::enable_asymmetric_fences();  // the owner's light fences, as under a runtime
+  SpawnStack s(capacity, rebias_after, /*rebias_after_max=*/rebias_after_max);
   std::vector<std::vector<Entry>> consumed(static_cast<std::size_t>(thieves + 1));
   std::atomic<bool> owner_done{false};
   std::vector<std::thread> threads;
   for (int t = 1; t <= thieves; ++t) {
     threads.emplace_back([&, t] {
       std::vector<Entry>& got = consumed[static_cast<std::size_t>(t)];
+      std::mt19937 pauses(static_cast<unsigned>(t));
       for (;;) {
         const bool last_pass = owner_done.load();
         Entry e = 0;
         while (s.steal(e)) got.push_back(e);
         if (last_pass) break;
+        thief_pause(pause, pauses);
       }
     });
   }
@@ -206,6 +224,20 @@ TEST(SpawnStack, ConcurrentFightsOverTheLastEntryLoseNothing) {
   owner_and_thieves(2, 3, goro::test::scaled(1'000'000));
 }
 
+// The bias taken back after every fully fenced pop, and thieves that come
+// and go: the stack keeps changing between biased and shared while the
+// owner pops down to the last entry.
+TEST(SpawnStack, TheBiasChangingHandsLosesNothing) {
+  owner_and_thieves(256, 2, goro::test::scaled(1'000'000), /*rebias_after=*/1, /*pause=*/true,
+                    /*rebias_after_max=*/1);
+  owner_and_thieves(2, 3, goro::test::scaled(1'000'000), /*rebias_after=*/1, /*pause=*/true,
+                    /*rebias_after_max=*/1);
+  owner_and_thieves(4, 1, goro::test::scaled(1'000'000), /*rebias_after=*/4, /*pause=*/true,
+                    /*rebias_after_max=*/4);
+  // With the back-off (B6) as built, from a short first wait.
+  owner_and_thieves(256, 2, goro::test::scaled(1'000'000), /*rebias_after=*/1, /*pause=*/true);
+}
+
 // The scheduler's use of drop_newest (Scheduler::drop_dead_spawns): every
 // value has a claim flag, and whoever takes an entry (the owner's pop, a
 // thief's steal) runs it only by winning the flag, as a goroutine's claim
@@ -214,8 +246,12 @@ TEST(SpawnStack, ConcurrentFightsOverTheLastEntryLoseNothing) {
 // and then drops the dead entries at the newest end as the scheduler does:
 // one drop_newest, or pops when that would empty the stack. An entry
 // dropped while still unclaimed would be a value nobody ever claims.
-void owner_drops_dead_entries_while_thieves_steal(std::uint32_t capacity, int thieves, long n) {
-  SpawnStack s(capacity);
+void owner_drops_dead_entries_while_thieves_steal(
+    std::uint32_t capacity, int thieves, long n,
+    std::uint32_t rebias_after = SpawnStack::kRebiasAfter, bool pause = false,
+    std::uint32_t rebias_after_max = SpawnStack::kRebiasAfterMax) {
+  goro::detail::enable_asymmetric_fences();
+  SpawnStack s(capacity, rebias_after, /*rebias_after_max=*/rebias_after_max);
   const auto claims = std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(n) + 1);
   std::atomic<long> claimed{0};
   auto claim = [&](Entry v) {
@@ -226,12 +262,14 @@ void owner_drops_dead_entries_while_thieves_steal(std::uint32_t capacity, int th
   std::atomic<bool> owner_done{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < thieves; ++t) {
-    threads.emplace_back([&] {
+    threads.emplace_back([&, t] {
+      std::mt19937 pauses(static_cast<unsigned>(t));
       for (;;) {
         const bool last_pass = owner_done.load();
         Entry e = 0;
         while (s.steal(e)) claim(e);
         if (last_pass) break;
+        thief_pause(pause, pauses);
       }
     });
   }
@@ -269,6 +307,9 @@ void owner_drops_dead_entries_while_thieves_steal(std::uint32_t capacity, int th
 TEST(SpawnStack, DroppingDeadEntriesBesideThievesLosesNoLiveOne) {
   owner_drops_dead_entries_while_thieves_steal(256, 2, goro::test::scaled(1'000'000));
   owner_drops_dead_entries_while_thieves_steal(4, 3, goro::test::scaled(1'000'000));
+  owner_drops_dead_entries_while_thieves_steal(256, 2, goro::test::scaled(1'000'000),
+                                               /*rebias_after=*/1, /*pause=*/true,
+                                               /*rebias_after_max=*/1);
 }
 
 }  // namespace
