@@ -578,7 +578,7 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
 
 GoroutineRecord* Scheduler::start_new_on(PCore& p, std::coroutine_handle<> root,
                                          TaskPromiseBase* promise, bool joinable) {
-  GoroutineRecord* g = p.g_cache.allocate(*p.g_pool);
+  GoroutineRecord* g = allocate_goroutine(&p);
   start_here(p, g, root, promise, joinable);
   return g;
 }

@@ -116,7 +116,7 @@
 //       the pop already handles (it then reads a smaller steal end, so at
 //       worst it races for the last entry with the compare-exchange).
 //       Every owner operation after X reads kRevoking or kShared.
-//   B5. Taking the bias back (owner, every kRebiasAfter full fences, in
+//   B5. Taking the bias back (owner, every rebias_after_ full fences, in
 //       the pop or drop that made the last one, after it: that operation's
 //       own pair is complete): from kShared only, store kBiased,
 //       full fence, read thieves_; a thief in flight puts kShared back.
@@ -285,7 +285,9 @@ class SpawnStack {
     // (a full fence before the load of mode_).
     thieves_.fetch_add(1, std::memory_order_seq_cst);
     const bool took = mode_allows_steal() && steal_shared(out);
-    // Release: the owner that reads zero (B5) sees this steal's claim.
+    // Release: the claim above comes before the count drops. An owner that
+    // then takes the bias back and reads an older steal end anyway is the
+    // stale-small case B4 already covers, so nothing stronger is needed.
     thieves_.fetch_sub(1, std::memory_order_release);
     return took;
   }
@@ -346,8 +348,10 @@ class SpawnStack {
 
   // B3: whether this thief may steal now, revoking the bias if it must.
   bool mode_allows_steal() noexcept {
-    // Relaxed: ordered after the locked increment of thieves_ (B2, B5).
-    std::uint32_t mode = mode_.load(std::memory_order_relaxed);
+    // After the locked increment of thieves_ (B2, B5). Acquire: a thief
+    // that reads kShared comes after the revoker's heavy fence (the
+    // revoker's release store below).
+    std::uint32_t mode = mode_.load(std::memory_order_acquire);
     if (mode == kShared) return true;
     if (mode == kRevoking) return false;
     // Relaxed: the heavy fence below orders it for the owner (B4); other
