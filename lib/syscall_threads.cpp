@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
-#include <thread>
 #include <utility>
 
 #include "thread_census.hpp"
@@ -37,14 +36,26 @@ bool SyscallThreads::submit(BlockingJob* job, std::size_t max_busy,
     cv_.notify_one();
     return false;
   }
-  try {
-    std::thread(&SyscallThreads::thread_main, this).detach();
-  } catch (...) {
+  // pthread_create rather than std::thread: the thread starts with no
+  // polymorphic state object to call through, so nothing in its start-up
+  // (UBSan's vptr check probes memory through a pipe(2)) needs a free
+  // descriptor, and a blocking call works while the table is full.
+  pthread_t thread;
+  const int error = ::pthread_create(
+      &thread, nullptr,
+      [](void* pool) -> void* {
+        static_cast<SyscallThreads*>(pool)->thread_main();
+        return nullptr;
+      },
+      this);
+  if (error != 0) {
     // No thread: take the job back (the caller's goroutine never parked).
     queue_.pop_back();
     --busy_;
-    throw;
+    throw std::system_error(error, std::generic_category(),
+                            "goro::blocking: cannot start a syscall thread");
   }
+  ::pthread_detach(thread);
   ++threads_;
   return false;
 }

@@ -54,7 +54,12 @@ void Sysmon::start() {
   standby_possible_ = view_.standby_allowed() && MachineLoad::runs_on_every_cpu();
   active_procs_ = static_cast<std::uint32_t>(procs);
   runnable_elsewhere_.store(0, std::memory_order_relaxed);  // no thread runs yet
+  thread_running_.store(false, std::memory_order_relaxed);  // no sysmon thread yet
   thread_ = start_runtime_thread("sysmon thread", [this] {
+    // Release/acquire: nothing is published through the flag; the order
+    // only makes "the thread runs" mean its start-up is complete.
+    thread_running_.store(true, std::memory_order_release);
+    thread_running_.notify_one();
     pthread_setname_np(pthread_self(), "goro-sysmon");
     // Step 1c makes system calls on goroutines' fds: as on the workers, a
     // write that fails with EPIPE leaves its SIGPIPE pending here, where
@@ -65,6 +70,7 @@ void Sysmon::start() {
     pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
     loop();
   });
+  thread_running_.wait(false, std::memory_order_acquire);
 }
 
 void Sysmon::sample_machine_load(std::int64_t now) noexcept {

@@ -222,6 +222,12 @@ class Sysmon {
   Sysmon& operator=(const Sysmon&) = delete;
   ~Sysmon() { stop(); }
 
+  // Starts the sysmon thread and returns once that thread runs its loop's
+  // code, so that run() starts main with every thread of the runtime
+  // already running: the thread's own start-up (libc's, a sanitizer's)
+  // never meets a process that main has already pushed to a limit, such as
+  // a full descriptor table. Throws std::system_error when the thread
+  // cannot be created (runtime_threads.hpp).
   void start();
   void stop() noexcept;
 
@@ -301,6 +307,8 @@ class Sysmon {
 
   SysmonView& view_;
   std::thread thread_;
+  // Set by the sysmon thread as its body begins; start() waits for it.
+  std::atomic<bool> thread_running_{false};
   Parker parker_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> sleeping_{false};

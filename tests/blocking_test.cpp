@@ -1,6 +1,9 @@
 // Tests of goro::blocking (the syscall handoff) and of sysmon's stall
 // detection. Progress is asserted in counts, never in durations.
+#include <errno.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "descriptor_exhaustion.hpp"
 #include "goro/goro.hpp"
 #include "syscall_threads.hpp"
 #include "test_scale.hpp"
@@ -19,6 +23,34 @@ namespace goro {
 namespace {
 
 using namespace std::chrono_literals;
+
+// The child's body: the process's first blocking call, made while every
+// descriptor is taken, must start a syscall thread and return its value.
+Task<std::string> first_call_with_every_descriptor_taken() {
+  if (detail::SyscallThreads::instance().threads() != 0) co_return "a syscall thread ran before";
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = static_cast<rlim_t>(test::highest_open_fd() + 1 + 16);
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) co_return "setrlimit";
+  std::vector<int> fillers = test::exhaust_descriptors();
+  if (::open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0 || errno != EMFILE) {
+    co_return "not exhausted";
+  }
+  const int value = co_await blocking([] { return 42; });
+  const std::size_t threads = detail::SyscallThreads::instance().threads();
+  test::release_descriptors(fillers);
+  if (value != 42) co_return "the call returned " + std::to_string(value);
+  if (threads != 1) co_return std::to_string(threads) + " syscall threads, not 1";
+  co_return "";
+}
+
+// First in this file: the fork must come before any test has started
+// threads, and the call must be the first of the process, so that it
+// starts a syscall thread while the descriptor table is full.
+TEST(Blocking, TheFirstCallRunsWhileEveryDescriptorIsTaken) {
+  EXPECT_EQ(test::verdict_in_child([] { return run(first_call_with_every_descriptor_taken()); }),
+            "");
+}
 
 Task<int> doubled_on_a_syscall_thread(int x) {
   const auto caller = std::this_thread::get_id();

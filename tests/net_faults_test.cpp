@@ -3,16 +3,13 @@
 // descriptors (EMFILE, under a low RLIMIT_NOFILE in a forked child, since
 // the limit is the whole process's), peers that reset in the middle of a
 // read or a write, a peer that half-closes, and a peer that does not read.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,6 +25,7 @@
 #include <goro/goro.hpp>
 #include <goro/net.hpp>
 
+#include "descriptor_exhaustion.hpp"
 #include "fd_shortage.hpp"
 #include "net_test_util.hpp"
 #include "test_util.hpp"
@@ -38,6 +36,8 @@ namespace {
 using namespace std::chrono_literals;
 
 using test::describe;
+using test::exhaust_descriptors;
+using test::highest_open_fd;
 using test::raw_peer;
 using test::RawPeer;
 using test::resident_bytes;
@@ -65,34 +65,6 @@ void on_each_poller_and_procs(Task<Verdict> (*body)()) {
 }
 
 // --- Running out of file descriptors ---------------------------------------
-
-// The highest fd this process has open.
-int highest_open_fd() {
-  int highest = 2;
-  if (DIR* dir = ::opendir("/proc/self/fd")) {
-    while (dirent* entry = ::readdir(dir)) {
-      highest = std::max(highest, std::atoi(entry->d_name));
-    }
-    ::closedir(dir);
-  }
-  return highest;
-}
-
-// Takes every free descriptor the (lowered) limit leaves.
-std::vector<int> exhaust_descriptors() {
-  std::vector<int> fillers;
-  for (;;) {
-    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) break;
-    fillers.push_back(fd);
-  }
-  return fillers;
-}
-
-void release(std::vector<int>& fds) {
-  for (int fd : fds) ::close(fd);
-  fds.clear();
-}
 
 // Yields until `condition()` holds (false after a minute).
 template <class Condition>
@@ -198,7 +170,7 @@ Task<Verdict> accept_survives_emfile() {
   if (first.done.load()) co_return "accept returned: " + describe(first.conn.status());
 
   // Descriptors free again: the same accept takes the next connection.
-  release(fillers);
+  test::release_descriptors(fillers);
   if (::connect(served_client, address.sockaddr_pointer(), address.length()) != 0) {
     co_return "connect the served client";
   }
@@ -226,59 +198,23 @@ Task<Verdict> accept_survives_emfile() {
   if (!ended || !net::is_closed(second.conn.status())) {
     co_return "accept after close: " + describe(second.conn.status());
   }
-  release(fillers);
+  test::release_descriptors(fillers);
   ::close(shed_client);
   ::close(served_client);
   ::close(closing_client);
   co_return "";
 }
 
-// Runs accept_survives_emfile in a forked child (RLIMIT_NOFILE is the whole
-// process's); "" when the child passed.
-std::string in_child(PollerBackend backend, unsigned procs) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return "pipe";
-  const pid_t child = ::fork();
-  if (child < 0) return "fork";
-  if (child == 0) {
-    ::close(pipe_fds[0]);
-    const Verdict verdict = run(accept_survives_emfile(), config_for(backend, procs));
-    (void)!::write(pipe_fds[1], verdict.data(), verdict.size());
-    ::_exit(verdict.empty() ? 0 : 1);
-  }
-  ::close(pipe_fds[1]);
-  // The verdict, until the child exits (end of file), or two minutes.
-  std::string verdict;
-  char buffer[256];
-  const auto give_up = std::chrono::steady_clock::now() + 120s;
-  for (;;) {
-    pollfd readable{pipe_fds[0], POLLIN, 0};
-    if (::poll(&readable, 1, 1000) == 0) {
-      if (std::chrono::steady_clock::now() < give_up) continue;
-      ::kill(child, SIGKILL);
-      verdict = "child hung";
-      break;
-    }
-    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    verdict.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(pipe_fds[0]);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  if (!WIFEXITED(status)) return "child died: " + std::to_string(status) + " " + verdict;
-  if (WEXITSTATUS(status) != 0 && verdict.empty()) return "child failed";
-  return verdict;
-}
-
 // First in this file, so that when the whole binary runs the fork happens
 // before any test has started threads (ctest runs each test alone); no
-// watchdog thread either: in_child bounds the wait itself.
+// watchdog thread either: verdict_in_child bounds the wait itself.
 TEST(NetFaults, AcceptSurvivesRunningOutOfDescriptors) {
   for (PollerBackend backend : {PollerBackend::kIoUring, PollerBackend::kEpoll}) {
     for (unsigned procs : {1U, 4U}) {
-      EXPECT_EQ(in_child(backend, procs), "") << name_of(backend) << ", procs " << procs;
+      EXPECT_EQ(test::verdict_in_child(
+                    [&] { return run(accept_survives_emfile(), config_for(backend, procs)); }),
+                "")
+          << name_of(backend) << ", procs " << procs;
     }
   }
 }
