@@ -276,6 +276,30 @@ TEST(HttpServer, RouterAnswers404And405WithAllow) {
   });
 }
 
+TEST(HttpServer, RouterAnswersTheAsteriskFormAsGoDoes) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET * HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
+      co_return "send";
+    }
+    const RawResponse options = co_await client->response();
+    if (options.status != 200 || !options.body.empty() ||
+        !has_header(options, "Content-Length: 0")) {
+      co_return "OPTIONS *: " + describe(options);
+    }
+    const RawResponse get = co_await client->response();
+    if (get.status != 400 || !has_header(get, "Connection: close")) {
+      co_return "GET *: " + describe(get);
+    }
+    // The connection closed after the 400: the third request is never read.
+    if (!co_await client->closed_by_server()) co_return "served on after GET *";
+    co_return "";
+  });
+}
+
 TEST(HttpServer, ThrowingHandlerGets500AndTheConnectionServesOn) {
   with_server({}, [](std::string address) -> Task<Verdict> {
     auto client = co_await connect(address);

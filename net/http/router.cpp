@@ -14,6 +14,16 @@ Task<void> reply_not_found(ResponseWriter& response) {
   co_return;
 }
 
+// The asterisk form names no resource (RFC 9112 3.2.4), so it is answered
+// here as Go's server and ServeMux answer it: "OPTIONS *" asks what the
+// server supports and gets 200 with an empty body; any other method with
+// "*" is malformed: 400, and the connection closes.
+Task<void> reply_asterisk(std::string_view method, ResponseWriter& response) {
+  if (method == "OPTIONS") co_return;  // a handler that writes nothing: 200, empty
+  response.add_header("Connection", "close");
+  response.reply(400, "text/plain; charset=utf-8", "400 Bad Request");
+}
+
 Task<void> reply_not_allowed(ResponseWriter& response, std::string allow) {
   response.add_header("Allow", allow);
   response.reply(405, "text/plain; charset=utf-8", "405 Method Not Allowed");
@@ -102,7 +112,9 @@ Task<void> Router::operator()(Request& request, ResponseWriter& response) const 
     if (found->kind == Kind::kPattern) matches(*found, path, &request.params_);
     return found->handler(request, response);
   }
-  if (!path_matched) return reply_not_found(response);
+  if (!path_matched) {
+    return path == "*" ? reply_asterisk(method, response) : reply_not_found(response);
+  }
   std::string allow;
   for (const Route& route : routes_) {
     if (!matches(route, path, &params)) continue;

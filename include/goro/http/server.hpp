@@ -47,7 +47,8 @@
 //   * Request targets: origin form; absolute form ("http://host/p?q",
 //     Request::path() and query() are then the part after the authority);
 //     "*" (OPTIONS *, path "*") and CONNECT's authority form ("host:443")
-//     go to the handler like any other.
+//     go to the handler like any other (Router answers "*" itself unless a
+//     route takes it: router.hpp).
 //   * CONNECT and Upgrade, as Go: the handler answers them; it may take
 //     the connection over with ResponseWriter::hijack (a tunnel, a
 //     WebSocket). Otherwise a CONNECT connection closes after the
