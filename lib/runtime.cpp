@@ -259,6 +259,18 @@ std::coroutine_handle<> finish_goroutine(G* goroutine) noexcept {
   return waiter->resume;
 }
 
+namespace {
+
+// join_suspend's last step when the child's entry must still be unlinked
+// (Scheduler::claim_for_inline_join): a tail call, out of line, so that
+// join_suspend's common path calls nothing and needs no stack frame.
+[[gnu::noinline]] std::coroutine_handle<> unlink_then_run(P* p, GoroutineRecord* child) noexcept {
+  p->scheduler.unlink_claimed_entry(*p, child);
+  return child->root;
+}
+
+}  // namespace
+
 std::coroutine_handle<> join_suspend(G* joined, std::coroutine_handle<> awaiting) {
   GoroutineRecord* child = record_of(joined);
   G* self = tls_g;
@@ -266,7 +278,8 @@ std::coroutine_handle<> join_suspend(G* joined, std::coroutine_handle<> awaiting
     throw_not_in_goroutine("goro::JoinHandle (co_await)");
   P* p = tls_p;
   note_wait(self, "join");
-  if (p->scheduler.claim_for_inline_join(*p, child)) {
+  const Scheduler::InlineJoin inline_join = p->scheduler.claim_for_inline_join(*p, child);
+  if (inline_join != Scheduler::InlineJoin::kStartedElsewhere) {
     // Inline join (step 2): the child runs as a Task awaited by this
     // goroutine, whose final suspend transfers straight back to
     // `awaiting`; release_finished switches back to us. Relaxed: the join
@@ -278,6 +291,7 @@ std::coroutine_handle<> join_suspend(G* joined, std::coroutine_handle<> awaiting
     child->join_state.store(reinterpret_cast<std::uintptr_t>(self), std::memory_order_relaxed);
     bump(p->stats.inline_joins);
     switch_to(p, child);
+    if (inline_join == Scheduler::InlineJoin::kClaimedUnlinkNext) return unlink_then_run(p, child);
     return child->root;
   }
   self->resume = awaiting;

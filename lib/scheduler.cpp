@@ -650,15 +650,16 @@ void Scheduler::drop_dead_spawns(PCore& p) noexcept {
   }
 }
 
-void Scheduler::drop_claimed_entry(PCore& p, GoroutineRecord* child, Entry entry) noexcept {
-  // Relaxed: the hint is written by the spawning P's owner; a hint naming
-  // this P was written by this very thread (see GoroutineRecord::queued_on).
+void Scheduler::unlink_claimed_entry(PCore& p, G* joined) noexcept {
+  GoroutineRecord* child = record_of(joined);
+  const Entry entry = entry_for(child, /*claim=*/true);
+  // Relaxed: as in claim_for_inline_join.
   const void* queued_on = child->queued_on.load(std::memory_order_relaxed);
   if (queued_on == &p.spawned) {
-    // On this P's spawn stack. Only when it is the newest entry can dead
-    // ones be taken off (a thief may have taken it meanwhile: harmless).
-    Entry newest;
-    if (p.spawned.peek(0, newest) && newest == entry) drop_dead_spawns(p);
+    // The newest entry on this P's spawn stack (claim_for_inline_join saw
+    // it there; only this thread pushes, so it still is unless a thief
+    // took it meanwhile, which drop_dead_spawns settles).
+    drop_dead_spawns(p);
   } else if (queued_on != &p ||
              // Relaxed: written by this very thread.
              !p.runq.erase_at(child->queue_position.load(std::memory_order_relaxed), entry)) {

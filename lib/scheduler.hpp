@@ -320,13 +320,23 @@ class Scheduler {
     return stopping_.load(std::memory_order_acquire);
   }
 
+  // What claim_for_inline_join found (see there).
+  enum class InlineJoin : std::uint8_t {
+    kStartedElsewhere,  // someone else started the child first
+    kClaimed,           // claimed, and nothing more to do before running it
+    kClaimedUnlinkNext  // claimed: unlink_claimed_entry, then run it
+  };
+
   // For an inline join: wins the first run of `child` (the claim CAS) and
-  // drops its claim entry if that is still on p: the dead entries at the
-  // newest end of p's spawn stack go (drop_dead_spawns), an entry in p's
-  // local queue is tombstoned. Returns false when someone else started
-  // the child first. Inline up to runnext's test, which ends the join of
-  // a first child.
-  bool claim_for_inline_join(PCore& p, G* joined) noexcept {
+  // looks where its claim entry, now dead, waits on p. Out of runnext it
+  // goes at once; on p's spawn stack under a newer entry it stays until
+  // that entry's join finds it (drop_dead_spawns), a pop or a thief drops
+  // it: kClaimed. The newest entry on the spawn stack (with the dead ones
+  // below it), an entry in p's local queue (tombstoned) or one elsewhere
+  // go with unlink_claimed_entry, which the caller calls last, as a tail
+  // call (so the common path of a join needs no stack frame):
+  // kClaimedUnlinkNext. Inline: every join runs it.
+  InlineJoin claim_for_inline_join(PCore& p, G* joined) noexcept {
     GoroutineRecord* child = record_of(joined);
     std::uint32_t unclaimed = static_cast<std::uint32_t>(Claim::kUnclaimed);
     // Acquire on success: pairs with init_goroutine's release store. The
@@ -337,7 +347,7 @@ class Scheduler {
         !child->claim.compare_exchange_strong(
             unclaimed, static_cast<std::uint32_t>(Claim::kClaimed), std::memory_order_acquire,
             std::memory_order_relaxed)) {
-      return false;
+      return InlineJoin::kStartedElsewhere;
     }
     // The entry we just made stale: where does it wait?
     const Entry entry = entry_for(child, /*claim=*/true);
@@ -345,11 +355,21 @@ class Scheduler {
       // A plain store is safe: only this thread stores non-zero values, so
       // the slot holds `entry` or, if a thief took it meanwhile, 0.
       p.runnext.store(0, std::memory_order_relaxed);
-    } else {
-      drop_claimed_entry(p, child, entry);
+      return InlineJoin::kClaimed;
     }
-    return true;
+    // Relaxed: the hint is written by the spawning P's owner; a hint naming
+    // this P was written by this very thread (see GoroutineRecord::queued_on).
+    Entry newest;
+    if (child->queued_on.load(std::memory_order_relaxed) == &p.spawned &&
+        !(p.spawned.peek(0, newest) && newest == entry)) {
+      return InlineJoin::kClaimed;  // under a newer entry, or taken by a thief
+    }
+    return InlineJoin::kClaimedUnlinkNext;
   }
+
+  // After claim_for_inline_join's kClaimedUnlinkNext, on the same P:
+  // drops the child's dead entry where it can (see there).
+  void unlink_claimed_entry(PCore& p, G* joined) noexcept;
 
   // Counters for work that arrives from outside the runtime. Relaxed: the
   // deadlock check only compares two readings, the stats only add up.
@@ -393,9 +413,6 @@ class Scheduler {
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
 
  private:
-  // claim_for_inline_join past runnext: takes `entry`, claimed, off p's
-  // spawn stack or local queue if it waits there.
-  void drop_claimed_entry(PCore& p, GoroutineRecord* child, Entry entry) noexcept;
   // start_on's body, inline in start_on and start_new_on.
   [[gnu::always_inline]] inline void start_here(PCore& p, GoroutineRecord* g,
                                                 std::coroutine_handle<> root,
@@ -422,8 +439,8 @@ class Scheduler {
   // spawn stack (skipping tombstones and stale claims), or nullptr.
   G* pop_local_queue(PCore& p) noexcept;
   G* pop_spawn_stack(PCore& p) noexcept;
-  // claim_for_inline_join, when the entry it made dead is the newest on p's
-  // spawn stack: drops that entry and the dead ones right below it.
+  // unlink_claimed_entry, when the entry claim_for_inline_join made dead is
+  // the newest on p's spawn stack: drops it and the dead ones right below.
   void drop_dead_spawns(PCore& p) noexcept;
   // The entry bits that thieves must leave in p's queues now: kHandoffBit,
   // or none while sysmon has released them (PCore::release_handoffs;

@@ -102,14 +102,18 @@ class [[nodiscard(
         detail::G* g;
         ~Release() { detail::release_finished(g); }
       } release{g};
-      if (g->root_promise == nullptr) {
-        throw std::logic_error(
-            "goro::JoinHandle: the goroutine was destroyed when its runtime stopped");
-      }
+      if (g->root_promise == nullptr) [[unlikely]]
+        throw_destroyed_at_stop();
       return static_cast<detail::TaskPromise<T>*>(g->root_promise)->take_result();
     }
 
    private:
+    // Out of line and cold: await_resume's common path stays small.
+    [[noreturn, gnu::noinline, gnu::cold]] static void throw_destroyed_at_stop() {
+      throw std::logic_error(
+          "goro::JoinHandle: the goroutine was destroyed when its runtime stopped");
+    }
+
     JoinHandle& handle_;
   };
 

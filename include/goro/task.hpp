@@ -235,10 +235,17 @@ class TaskPromiseBase {
   [[nodiscard]] G* goroutine() const noexcept { return goroutine_; }
   [[nodiscard]] const std::exception_ptr& exception() const noexcept { return exception_; }
   void rethrow_if_exception() const {
-    if (exception_) std::rethrow_exception(exception_);
+    if (exception_) [[unlikely]]
+      rethrow_stored();
   }
 
  private:
+  // Out of line and cold, so that the common path of every await that
+  // reads a result tests one word and copies no exception_ptr.
+  [[noreturn, gnu::noinline, gnu::cold]] void rethrow_stored() const {
+    std::rethrow_exception(exception_);
+  }
+
   friend void destroy_frame_chain(std::coroutine_handle<> frame, TaskPromiseBase& promise) noexcept;
   friend void destroy_awaiting_chain(std::coroutine_handle<> frame,
                                      TaskPromiseBase& promise) noexcept;
