@@ -71,11 +71,13 @@ class GoroutineCache {
   GoroutineRecord* allocate(GoroutinePool& pool) {
     if (head_ == nullptr) [[unlikely]]
       refill(pool);
-    GoroutineRecord* g = head_;
-    head_ = g->next_free;
-    g->next_free = nullptr;
-    --count_;
-    return g;
+    return take();
+  }
+  // allocate() without the refill: nullptr when the cache is empty.
+  GoroutineRecord* try_allocate() noexcept {
+    if (head_ == nullptr) [[unlikely]]
+      return nullptr;
+    return take();
   }
   void free(GoroutinePool& pool, GoroutineRecord* g) noexcept {
     if (head_ == nullptr) tail_ = g;
@@ -93,6 +95,14 @@ class GoroutineCache {
   void refill(GoroutinePool& pool);
   // free's slow path: the chain holds a whole batch.
   void keep_full_batch(GoroutinePool& pool) noexcept;
+  // Pops the chain's first record (the chain is not empty).
+  GoroutineRecord* take() noexcept {
+    GoroutineRecord* g = head_;
+    head_ = g->next_free;
+    g->next_free = nullptr;
+    --count_;
+    return g;
+  }
 
   // The chain allocate() pops from and free() pushes onto; tail_ is its
   // last record (valid while head_ is not null).

@@ -117,12 +117,36 @@ Scheduler::Found Scheduler::local_get(PCore& p) noexcept {
   return {pop_spawn_stack(p), false};  // skipped above for fairness
 }
 
-bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
-  if (placement != Placement::kTail && p.runnext.load(std::memory_order_relaxed) == 0) {
+// Inline in runq_put and start_new_on (every spawn passes here).
+[[gnu::always_inline]] inline Scheduler::SpawnPlace Scheduler::put_spawned(PCore& p,
+                                                                           Entry entry) noexcept {
+  if (p.runnext.load(std::memory_order_relaxed) == 0) {
     // Only this thread stores non-zero values, so a free slot stays free
     // until our store (thieves only ever turn a value into 0): no exchange
-    // needed, for kRunNext either. Release: a thief that CASes it out sees
-    // the record.
+    // needed. Release: a thief that CASes it out sees the record.
+    p.runnext.store(entry, std::memory_order_release);
+    return SpawnPlace::kRunNext;
+  }
+  if ((entry & kClaimBit) != 0) {
+    // A spawn()'s child: the inline join takes dead entries off the
+    // stack's newest end (claim_for_inline_join). Noted before the push
+    // publishes the entry, as for the local queue (runq_put_local, which
+    // overwrites it if the stack is full). Relaxed: a hint read only by
+    // this P's owner (GoroutineRecord::queued_on).
+    reinterpret_cast<GoroutineRecord*>(entry & ~kEntryFlags)
+        ->queued_on.store(&p.spawned, std::memory_order_relaxed);
+  }
+  return p.spawned.push(entry) ? SpawnPlace::kSpawnStack : SpawnPlace::kNowhere;
+}
+
+bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
+  if (placement == Placement::kSpawn) {
+    const SpawnPlace place = put_spawned(p, entry);
+    if (place != SpawnPlace::kNowhere) return place == SpawnPlace::kSpawnStack;
+    return runq_put_local(p, entry);  // both taken: the local queue's tail
+  }
+  if (placement != Placement::kTail && p.runnext.load(std::memory_order_relaxed) == 0) {
+    // A free slot: a plain store, for kRunNext too (put_spawned says why).
     p.runnext.store(entry, std::memory_order_release);
     return false;
   }
@@ -133,19 +157,10 @@ bool Scheduler::runq_put(PCore& p, Entry entry, Placement placement) {
     entry = p.runnext.exchange(entry, std::memory_order_release);
     if (entry == 0) return false;
   }
-  if (placement == Placement::kSpawn) {
-    if ((entry & kClaimBit) != 0) {
-      // A spawn()'s child: the inline join takes dead entries off the
-      // stack's newest end (claim_for_inline_join). Noted before the push
-      // publishes the entry, as for the local queue below (which
-      // overwrites it if the stack is full). Relaxed: a hint read only by
-      // this P's owner (GoroutineRecord::queued_on).
-      reinterpret_cast<GoroutineRecord*>(entry & ~kEntryFlags)
-          ->queued_on.store(&p.spawned, std::memory_order_relaxed);
-    }
-    if (p.spawned.push(entry)) return true;
-    // Full: the local queue's tail, below.
-  }
+  return runq_put_local(p, entry);
+}
+
+bool Scheduler::runq_put_local(PCore& p, Entry entry) {
   if ((entry & kClaimBit) != 0) {
     // Remember where the claim entry goes so that an inline join on this
     // P can tombstone it in O(1). Relaxed: only this thread uses it.
@@ -576,11 +591,52 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
   return g;
 }
 
+// start_here's steps, with every call that the common path does not make
+// moved to the end as a tail call (start_new_on_refilled,
+// queue_locally_and_notify, wake_idle_and_return): the common path keeps
+// its values in scratch registers and saves none.
 GoroutineRecord* Scheduler::start_new_on(PCore& p, std::coroutine_handle<> root,
                                          TaskPromiseBase* promise, bool joinable) {
+  GoroutineRecord* g = p.g_cache.try_allocate();
+  if (g == nullptr) [[unlikely]]
+    return start_new_on_refilled(p, root, promise, joinable);
+  init_goroutine(&p, g, root, promise, joinable);
+  const Entry entry = entry_for(g, joinable);
+  if (put_spawned(p, entry) == SpawnPlace::kNowhere) [[unlikely]]
+    return queue_locally_and_notify(p, g, entry);
+  if (idle_p_needs_waking()) [[unlikely]]
+    return wake_idle_and_return(p, g);
+  return g;
+}
+
+namespace {
+
+// Returns `g` so that the compiler cannot tell it is the argument: a caller
+// that knew would keep `g` across the call, in a register it must save,
+// instead of tail-calling (start_new_on's helpers).
+inline GoroutineRecord* opaque(GoroutineRecord* g) noexcept {
+  asm("" : "+r"(g));
+  return g;
+}
+
+}  // namespace
+
+GoroutineRecord* Scheduler::start_new_on_refilled(PCore& p, std::coroutine_handle<> root,
+                                                  TaskPromiseBase* promise, bool joinable) {
   GoroutineRecord* g = allocate_goroutine(&p);
   start_here(p, g, root, promise, joinable);
-  return g;
+  return opaque(g);
+}
+
+GoroutineRecord* Scheduler::queue_locally_and_notify(PCore& p, GoroutineRecord* g, Entry entry) {
+  runq_put_local(p, entry);
+  notify_work_available(&p);
+  return opaque(g);
+}
+
+GoroutineRecord* Scheduler::wake_idle_and_return(PCore& p, GoroutineRecord* g) noexcept {
+  wake_idle_for(&p);
+  return opaque(g);
 }
 
 void Scheduler::start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,

@@ -272,6 +272,15 @@ class Scheduler {
   bool runq_put(PCore& p, Entry entry, Placement placement);
   // runq_put's slow path: the local queue is full.
   bool runq_put_full(PCore& p, Entry entry);
+  // Where put_spawned put an entry.
+  enum class SpawnPlace : std::uint8_t { kRunNext, kSpawnStack, kNowhere };
+  // runq_put's first places for Placement::kSpawn: the runnext slot when
+  // free, else the spawn stack; kNowhere when both are taken (the local
+  // queue's tail comes next: runq_put_local).
+  SpawnPlace put_spawned(PCore& p, Entry entry) noexcept;
+  // runq_put's last place: the local queue's tail (runq_put_full when it
+  // is full).
+  bool runq_put_local(PCore& p, Entry entry);
   // Makes `entry` runnable from a thread outside the runtime. Returns false
   // once the runtime stops accepting work.
   bool global_put_from_outside(Entry entry);
@@ -294,15 +303,19 @@ class Scheduler {
   // the runtime. Inline up to h's first test, which ends nearly every call
   // of a P that spawns while the others are busy.
   void notify_work_available(PCore* p) noexcept {
+    if (idle_p_needs_waking()) wake_idle_for(p);
+  }
+  // Step g and h's first tests: whether an idle P must be woken for work
+  // just queued (no P spins, and one is idle).
+  bool idle_p_needs_waking() noexcept {
     // Step g: the enqueue (already done) must be ordered before the loads
     // of npidle/nmspinning below. The light half of the asymmetric fence
     // pairs with the idle worker's heavy half (6c).
     light_fence();
     // Relaxed loads after the fence: the fence pair is all the handshake
     // needs.
-    if (npidle_.load(std::memory_order_relaxed) == 0) return;
-    if (nmspinning_.load(std::memory_order_relaxed) != 0) return;
-    wake_idle_for(p);
+    return npidle_.load(std::memory_order_relaxed) != 0 &&
+           nmspinning_.load(std::memory_order_relaxed) == 0;
   }
   // Step h past its first tests: makes an idle P spinning and wakes it.
   void wake_idle_for(PCore* p) noexcept;
@@ -413,7 +426,15 @@ class Scheduler {
   [[nodiscard]] unsigned procs() const noexcept { return static_cast<unsigned>(ps_.size()); }
 
  private:
-  // start_on's body, inline in start_on and start_new_on.
+  // start_new_on's paths out of line, each its last call (a tail call),
+  // so that its common path needs no stack frame: the P's record cache
+  // was empty; runnext and the spawn stack were taken; an idle P must be
+  // woken. Each returns `g` (the record started).
+  GoroutineRecord* start_new_on_refilled(PCore& p, std::coroutine_handle<> root,
+                                         TaskPromiseBase* promise, bool joinable);
+  GoroutineRecord* queue_locally_and_notify(PCore& p, GoroutineRecord* g, Entry entry);
+  GoroutineRecord* wake_idle_and_return(PCore& p, GoroutineRecord* g) noexcept;
+  // start_on's body, inline in start_on and start_new_on_refilled.
   [[gnu::always_inline]] inline void start_here(PCore& p, GoroutineRecord* g,
                                                 std::coroutine_handle<> root,
                                                 TaskPromiseBase* promise, bool joinable);
