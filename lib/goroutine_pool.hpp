@@ -80,12 +80,18 @@ class GoroutineCache {
     return take();
   }
   void free(GoroutinePool& pool, GoroutineRecord* g) noexcept {
+    if (push(g)) [[unlikely]]
+      keep_full_batch(pool);
+  }
+  // free() in two steps, for a caller with a last call to make first:
+  // push() takes `g` back and says whether return_batch() must follow.
+  [[nodiscard("true: call return_batch()")]] bool push(GoroutineRecord* g) noexcept {
     if (head_ == nullptr) tail_ = g;
     g->next_free = head_;
     head_ = g;
-    if (++count_ >= GoroutinePoolTuning::kBatch) [[unlikely]]
-      keep_full_batch(pool);
+    return ++count_ >= GoroutinePoolTuning::kBatch;
   }
+  void return_batch(GoroutinePool& pool) noexcept { keep_full_batch(pool); }
   // Returns every cached record to the pool (runtime stopping).
   void flush(GoroutinePool& pool) noexcept;
 

@@ -117,14 +117,23 @@ inline void switch_to(PCore* p, G* g) noexcept {
   p->running_goroutine.store(g->id, std::memory_order_relaxed);
 }
 
-void recycle_goroutine(PCore* p, G* goroutine) noexcept {
-  GoroutineRecord* g = record_of(goroutine);
+namespace {
+
+// recycle_goroutine's first step: the record holds no goroutine any more.
+inline void mark_free(GoroutineRecord* g) noexcept {
   g->live.store(false, std::memory_order_relaxed);  // see GoroutineRecord::live
   g->root = nullptr;
   g->root_promise = nullptr;
   // Relaxed: the record was claimed (kClaimed) since it started, so a stale
   // claim entry already fails; kFree just documents the state.
   g->claim.store(static_cast<std::uint32_t>(Claim::kFree), std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void recycle_goroutine(PCore* p, G* goroutine) noexcept {
+  GoroutineRecord* g = record_of(goroutine);
+  mark_free(g);
   if (p != nullptr) {
     p->g_cache.free(*p->g_pool, g);
   } else {
@@ -348,7 +357,24 @@ void drop_join_handle(G* joined) noexcept {
   recycle_goroutine(tls_p, child);
 }
 
-void release_finished(G* finished) noexcept {
+namespace {
+
+// release_finished's paths that keep the general order (the root frame,
+// then the inline call it may read, then the record), or that hand a
+// batch of records back after the destroy; out of line, as tail calls.
+[[gnu::noinline]] void release_in_order(P* p, GoroutineRecord* child) noexcept {
+  if (child->root) destroy_root(*child);
+  recycle_goroutine(p, child);
+}
+
+[[gnu::noinline]] void destroy_then_return_batch(P* p, std::coroutine_handle<> root) noexcept {
+  if (root) root.destroy();
+  p->g_cache.return_batch(*p->g_pool);
+}
+
+}  // namespace
+
+void release_finished(G* finished) {
   GoroutineRecord* child = record_of(finished);
   P* p = tls_p;
   // A child joined inline (its promise names no goroutine) finished as a
@@ -362,8 +388,18 @@ void release_finished(G* finished) noexcept {
     switch_to(p, reinterpret_cast<G*>(child->join_state.load(std::memory_order_relaxed)));
     bump(p->stats.goroutines_finished);
   }
-  if (child->root) destroy_root(*child);
-  recycle_goroutine(p, child);
+  if (child->destroy_inline_call != nullptr || p == nullptr) [[unlikely]]
+    return release_in_order(p, child);
+  // Nothing in the record outlives the goroutine (no inline call): the
+  // record goes back first and the frame's destroy is the last call, a
+  // tail call that returns straight to the joiner. A destructor that the
+  // destroy runs and that starts a goroutine may take this record: the
+  // frame no longer refers to it.
+  const std::coroutine_handle<> root = child->root;
+  mark_free(child);
+  if (p->g_cache.push(child)) [[unlikely]]
+    return destroy_then_return_batch(p, root);
+  if (root) root.destroy();
 }
 
 void yield_suspend(std::coroutine_handle<> awaiting) {

@@ -433,6 +433,49 @@ TEST(JoinHandle, DetachingAFinishedChildFreesIt) {
   EXPECT_TRUE(goro::run(drop_after_finish(), with_procs(2)));
 }
 
+// A parameter of a child whose destructor starts a goroutine. The joiner
+// destroys the child's frame (and so the parameter) after the child's
+// record went back to the P's cache, so the goroutine started here may
+// take that very record while the frame's destruction is under way.
+Task<void> count_one(std::atomic<int>* ran) {
+  ran->fetch_add(1);
+  co_return;
+}
+
+class StartsAGoroutineWhenDestroyed {
+ public:
+  explicit StartsAGoroutineWhenDestroyed(std::atomic<int>* ran) noexcept : ran_(ran) {}
+  StartsAGoroutineWhenDestroyed(StartsAGoroutineWhenDestroyed&& other) noexcept
+      : ran_(std::exchange(other.ran_, nullptr)) {}
+  StartsAGoroutineWhenDestroyed& operator=(StartsAGoroutineWhenDestroyed&&) = delete;
+  ~StartsAGoroutineWhenDestroyed() {
+    if (ran_ != nullptr) goro::go(count_one(ran_));
+  }
+
+ private:
+  std::atomic<int>* ran_;
+};
+
+Task<int> doubled_keeping(StartsAGoroutineWhenDestroyed, int x) { co_return 2 * x; }
+
+Task<int> join_children_whose_parameters_start_goroutines(std::atomic<int>* ran) {
+  int sum = 0;
+  for (int i = 0; i < 100; ++i) {
+    sum += co_await goro::spawn(doubled_keeping(StartsAGoroutineWhenDestroyed(ran), i));
+  }
+  while (ran->load() < 100) co_await goro::yield();
+  co_return sum;
+}
+
+TEST(JoinHandle, AChildWhoseFrameStartsAGoroutineAsItIsDestroyedIsReleasedCleanly) {
+  for (unsigned procs : {1U, 2U}) {
+    std::atomic<int> ran{0};
+    EXPECT_EQ(goro::run(join_children_whose_parameters_start_goroutines(&ran), with_procs(procs)),
+              9900);
+    EXPECT_EQ(ran.load(), 100);
+  }
+}
+
 // Records what Config::on_uncaught_exception receives.
 struct UncaughtRecord {
   std::mutex mu;

@@ -100,7 +100,10 @@ class [[nodiscard(
       detail::G* g = std::exchange(handle_.g_, nullptr);
       struct Release {
         detail::G* g;
-        ~Release() { detail::release_finished(g); }
+        // release_finished throws nothing, but is not noexcept (see there);
+        // noexcept(false) spares this destructor a terminate handler, which
+        // would keep await_resume from being inlined.
+        ~Release() noexcept(false) { detail::release_finished(g); }
       } release{g};
       if (g->root_promise == nullptr) [[unlikely]]
         throw_destroyed_at_stop();

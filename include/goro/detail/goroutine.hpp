@@ -191,7 +191,9 @@ void drop_join_handle(G* child) noexcept;
 // After the result was read: destroys the finished child's root frame and
 // recycles its record (the JoinHandle is done with it). For a child its
 // joiner ran inline (join_suspend), this thread runs as the joiner again.
-void release_finished(G* child) noexcept;
+// Throws nothing (a finished frame's destroy runs destructors only); not
+// declared noexcept so that the destroy can be its tail call.
+void release_finished(G* child);
 
 // co_await goro::yield(): puts the current goroutine at the tail of its P's
 // run queue, to be continued at `awaiting`. Throws std::logic_error when
