@@ -129,7 +129,7 @@ Scheduler::Found Scheduler::local_get(PCore& p) noexcept {
   }
   if ((entry & kClaimBit) != 0) {
     // A spawn()'s child: the inline join takes dead entries off the
-    // stack's newest end (claim_for_inline_join). Noted before the push
+    // stack's newest end (unlink_claimed_entry). Noted before the push
     // publishes the entry, as for the local queue (runq_put_local, which
     // overwrites it if the stack is full). Relaxed: a hint read only by
     // this P's owner (GoroutineRecord::queued_on).
@@ -651,7 +651,7 @@ void Scheduler::start_here(PCore& p, GoroutineRecord* g, std::coroutine_handle<>
   // depth-first, see spawn_stack.hpp), else the local queue's tail. A
   // spawn()'s child is a claim entry, which its parent usually makes dead
   // by joining it inline; the join clears runnext or drops the spawn
-  // stack's dead entries (claim_for_inline_join), so that a tree keeps the
+  // stack's dead entries (unlink_claimed_entry), so that a tree keeps the
   // stack about as deep as the tree, not as large.
   runq_put(p, entry_for(g, joinable), Placement::kSpawn);
   notify_work_available(&p);

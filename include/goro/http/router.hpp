@@ -19,11 +19,11 @@
 //     segments in the order added, then the longest matching prefix.
 //   * A path that matches no route gets 404; a path that some route
 //     matches but not for this method gets 405 with an Allow header
-//     listing the methods that would have matched. The target "*" with
-//     no route for it is answered as Go answers it: "OPTIONS *" with 200
-//     and an empty body, any other method with 400 (and the connection
-//     closes). HEAD is served by a GET
+//     listing the methods that would have matched. HEAD is served by a GET
 //     route when no HEAD route exists (the server sends no body for it).
+//   * The target "*" with no route for it is answered as Go answers it:
+//     "OPTIONS *" with 200 and an empty body, any other method with 400
+//     (and the connection closes).
 //   * Routes are added before the Router goes to a Server; matching is
 //     then read-only, safe from every connection at once.
 #ifndef GORO_HTTP_ROUTER_HPP_
