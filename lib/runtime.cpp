@@ -207,7 +207,7 @@ G* start_goroutine(std::coroutine_handle<> root, TaskPromiseBase* promise, bool 
   // (every go() and spawn() of a Task comes here).
   P* p = tls_p;
   if (p != nullptr && boxed_call == nullptr && !p->scheduler.stopping()) [[likely]]
-    return p->scheduler.start_new_on(*p, root, promise, joinable);
+    return Scheduler::start_new_on(root, promise, joinable, *p);
   return start_goroutine_otherwise(root, promise, joinable, boxed_call);
 }
 

@@ -595,17 +595,18 @@ G* Scheduler::start_from_outside(std::coroutine_handle<> root, TaskPromiseBase* 
 // moved to the end as a tail call (start_new_on_refilled,
 // queue_locally_and_notify, wake_idle_and_return): the common path keeps
 // its values in scratch registers and saves none.
-GoroutineRecord* Scheduler::start_new_on(PCore& p, std::coroutine_handle<> root,
-                                         TaskPromiseBase* promise, bool joinable) {
+GoroutineRecord* Scheduler::start_new_on(std::coroutine_handle<> root, TaskPromiseBase* promise,
+                                         bool joinable, PCore& p) {
+  Scheduler& s = p.scheduler;
   GoroutineRecord* g = p.g_cache.try_allocate();
   if (g == nullptr) [[unlikely]]
-    return start_new_on_refilled(p, root, promise, joinable);
-  init_goroutine(&p, g, root, promise, joinable);
+    return s.start_new_on_refilled(p, root, promise, joinable);
+  s.init_goroutine(&p, g, root, promise, joinable);
   const Entry entry = entry_for(g, joinable);
-  if (put_spawned(p, entry) == SpawnPlace::kNowhere) [[unlikely]]
-    return queue_locally_and_notify(p, g, entry);
-  if (idle_p_needs_waking()) [[unlikely]]
-    return wake_idle_and_return(p, g);
+  if (s.put_spawned(p, entry) == SpawnPlace::kNowhere) [[unlikely]]
+    return s.queue_locally_and_notify(p, g, entry);
+  if (s.idle_p_needs_waking()) [[unlikely]]
+    return s.wake_idle_and_return(p, g);
   return g;
 }
 

@@ -262,10 +262,11 @@ class Scheduler {
   void start_on(PCore& p, GoroutineRecord* g, std::coroutine_handle<> root,
                 TaskPromiseBase* promise, bool joinable);
   // start_on for a record from p's cache, which it returns: start_goroutine's
-  // path for a goroutine with nothing boxed, started on p's worker while the
-  // scheduler is not stopping.
-  GoroutineRecord* start_new_on(PCore& p, std::coroutine_handle<> root, TaskPromiseBase* promise,
-                                bool joinable);
+  // path for a goroutine with nothing boxed, started on p's worker while
+  // p's scheduler is not stopping. Static, with p last, so that
+  // start_goroutine passes its own arguments on unmoved (a tail call).
+  static GoroutineRecord* start_new_on(std::coroutine_handle<> root, TaskPromiseBase* promise,
+                                       bool joinable, PCore& p);
   // Makes `entry` runnable from p's worker, spilling half of the local queue
   // to the global queue when it is full. Returns whether a goroutine landed
   // where other Ps can steal it (see make_runnable).
