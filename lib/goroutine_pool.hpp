@@ -84,14 +84,15 @@ class GoroutineCache {
       keep_full_batch(pool);
   }
   // free() in two steps, for a caller with a last call to make first:
-  // push() takes `g` back and says whether return_batch() must follow.
-  [[nodiscard("true: call return_batch()")]] bool push(GoroutineRecord* g) noexcept {
+  // push() takes `g` back and says whether keep_full_batch() must follow.
+  [[nodiscard("true: call keep_full_batch()")]] bool push(GoroutineRecord* g) noexcept {
     if (head_ == nullptr) tail_ = g;
     g->next_free = head_;
     head_ = g;
     return ++count_ >= GoroutinePoolTuning::kBatch;
   }
-  void return_batch(GoroutinePool& pool) noexcept { keep_full_batch(pool); }
+  // free's slow path (after push() said so): the chain holds a whole batch.
+  void keep_full_batch(GoroutinePool& pool) noexcept;
   // Returns every cached record to the pool (runtime stopping).
   void flush(GoroutinePool& pool) noexcept;
 
@@ -99,8 +100,6 @@ class GoroutineCache {
   // allocate's slow path: the chain is empty; takes the full batch kept
   // back, else a batch from the pool.
   void refill(GoroutinePool& pool);
-  // free's slow path: the chain holds a whole batch.
-  void keep_full_batch(GoroutinePool& pool) noexcept;
   // Pops the chain's first record (the chain is not empty).
   GoroutineRecord* take() noexcept {
     GoroutineRecord* g = head_;

@@ -369,7 +369,7 @@ namespace {
 
 [[gnu::noinline]] void destroy_then_return_batch(P* p, std::coroutine_handle<> root) noexcept {
   if (root) root.destroy();
-  p->g_cache.return_batch(*p->g_pool);
+  p->g_cache.keep_full_batch(*p->g_pool);
 }
 
 }  // namespace
