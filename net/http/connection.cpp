@@ -144,9 +144,23 @@ Task<void> Connection::serve() {
   input_.reset(new char[kInitialCapacity]);
   capacity_ = kInitialCapacity;
   for (;;) {
-    // State 1.
+    // State 1, in this frame (connection.hpp, "Rejected alternatives").
     parser_.begin_request();
-    if (!co_await read_head()) break;
+    // Pipelined bytes: the head began before this request; when, is read
+    // only if it needs a read (note_head_start).
+    if (end_ > begin_) note_head_start();
+    HeadProgress progress = parse_buffered_head();
+    while (progress == HeadProgress::kNeedsMore) {
+      const bool started = note_head_wait();
+      // Everything answered so far goes out before the wait.
+      if (!(co_await flush_output()).ok() || !prepare_head_read(started)) {
+        progress = HeadProgress::kStop;
+        break;
+      }
+      auto n = co_await conn_.read(input_.get() + end_, capacity_ - end_);
+      progress = head_bytes_read(n, started) ? parse_buffered_head() : HeadProgress::kStop;
+    }
+    if (progress == HeadProgress::kStop) break;
     // State 2.
     make_request();
     // Sequentially consistent, as every access to the flag (server_state.hpp).
@@ -168,64 +182,68 @@ Task<void> Connection::serve() {
   co_await close_gracefully();
 }
 
-Task<bool> Connection::read_head() {
-  // Pipelined bytes: the head began before this call; when, is read only
-  // if it needs a read (note_head_start).
-  if (end_ > begin_) note_head_start();
-  for (;;) {
-    if (fed_ < end_) {
-      const auto result =
-          parser_.parse_head(input_.get() + begin_, input_.get() + fed_, end_ - fed_);
-      fed_ += result.consumed;
-      if (result.state == RequestParser::HeadState::kComplete) {
-        head_end_ = fed_;
-        co_return true;
-      }
-      if (result.state == RequestParser::HeadState::kError) {
-        close_after_ = true;
-        append_error(status_for(parser_.error()), /*head=*/false);
-        co_return false;
-      }
+Connection::HeadProgress Connection::parse_buffered_head() {
+  if (fed_ < end_) {
+    const auto result = parser_.parse_head(input_.get() + begin_, input_.get() + fed_, end_ - fed_);
+    fed_ += result.consumed;
+    if (result.state == RequestParser::HeadState::kComplete) {
+      head_end_ = fed_;
+      return HeadProgress::kComplete;
     }
-    // Needs more. A head begun: its start is now, if not known yet (read
-    // before the flush, which may wait).
-    const bool started = end_ > begin_;
-    if (started && request_started_at_ == kNotRead && options_.read_header_timeout.count() > 0) {
-      request_started_at_ = Clock::now();
-    }
-    // Everything answered so far goes out before the wait.
-    if (!(co_await flush_output()).ok()) co_return false;
-    if (end_ == capacity_) make_room_for_head();
-    if (started) {
-      arm_read_deadline(deadline_after(options_.read_header_timeout, request_started_at_));
-    } else if (first_request_) {
-      arm_read_deadline(deadline_after(options_.read_header_timeout, accepted_at_));
-    } else {
-      const auto idle =
-          options_.idle_timeout.count() > 0 ? options_.idle_timeout : options_.read_header_timeout;
-      if (idle.count() > 0) {
-        arm_read_deadline(deadline_after(idle, Clock::now()));
-      } else {
-        arm_read_deadline(Clock::time_point::max());
-      }
-    }
-    if (!started) {
-      // Steps c1-c2 of the shutdown handshake (server_state.hpp).
-      idle_.store(true);
-      if (state_->shutting_down.load()) {
-        close_after_ = true;
-        co_return false;
-      }
-    }
-    auto n = co_await conn_.read(input_.get() + end_, capacity_ - end_);
-    idle_.store(false);
-    if (!n.ok() || *n == 0) {
+    if (result.state == RequestParser::HeadState::kError) {
       close_after_ = true;
-      co_return false;
+      append_error(status_for(parser_.error()), /*head=*/false);
+      return HeadProgress::kStop;
     }
-    end_ += *n;
-    if (!started) note_head_start();
   }
+  return HeadProgress::kNeedsMore;
+}
+
+bool Connection::note_head_wait() {
+  // A head begun: its start is now, if not known yet (read before the
+  // flush, which may wait).
+  const bool started = end_ > begin_;
+  if (started && request_started_at_ == kNotRead && options_.read_header_timeout.count() > 0) {
+    request_started_at_ = Clock::now();
+  }
+  return started;
+}
+
+bool Connection::prepare_head_read(bool started) {
+  if (end_ == capacity_) make_room_for_head();
+  if (started) {
+    arm_read_deadline(deadline_after(options_.read_header_timeout, request_started_at_));
+  } else if (first_request_) {
+    arm_read_deadline(deadline_after(options_.read_header_timeout, accepted_at_));
+  } else {
+    const auto idle =
+        options_.idle_timeout.count() > 0 ? options_.idle_timeout : options_.read_header_timeout;
+    if (idle.count() > 0) {
+      arm_read_deadline(deadline_after(idle, Clock::now()));
+    } else {
+      arm_read_deadline(Clock::time_point::max());
+    }
+  }
+  if (!started) {
+    // Steps c1-c2 of the shutdown handshake (server_state.hpp).
+    idle_.store(true);
+    if (state_->shutting_down.load()) {
+      close_after_ = true;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Connection::head_bytes_read(const absl::StatusOr<std::size_t>& n, bool started) {
+  idle_.store(false);
+  if (!n.ok() || *n == 0) {
+    close_after_ = true;
+    return false;
+  }
+  end_ += *n;
+  if (!started) note_head_start();
+  return true;
 }
 
 void Connection::note_head_start() noexcept {

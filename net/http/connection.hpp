@@ -83,6 +83,11 @@
 //   * A fixed 16 KiB buffer per connection: idle keep-alive connections
 //     would hold it; the buffer starts at 4 KiB and grows only for a
 //     large head or body.
+//   * State 1 as a coroutine of its own: a connection spends most of its
+//     life parked in that state's read, so its frame would be one more
+//     allocation per request and more lines, cold after the other
+//     connections' requests, to touch when the read completes; serve()
+//     runs it in its own frame, with the steps as plain member functions.
 #ifndef GORO_NET_HTTP_CONNECTION_HPP_
 #define GORO_NET_HTTP_CONNECTION_HPP_
 
@@ -159,7 +164,20 @@ class Connection {
     std::string_view data;
   };
 
-  Task<bool> read_head();
+  // State 1, which serve() runs in its own frame with these steps:
+  // parse what is buffered; before a read, note when the head began,
+  // flush, make room, arm the deadline and (idle) take part in the
+  // shutdown handshake; after it, account for the bytes. kStop: the
+  // connection closes (a framing error answered, a failed flush or read,
+  // end of stream, or shutdown while idle).
+  enum class HeadProgress : std::uint8_t { kNeedsMore, kComplete, kStop };
+  HeadProgress parse_buffered_head();
+  // Whether a head has begun; reads its start time when needed.
+  bool note_head_wait();
+  // False when shutdown came while the connection was idle.
+  bool prepare_head_read(bool started);
+  // False when the read failed or met the end of stream.
+  bool head_bytes_read(const absl::StatusOr<std::size_t>& n, bool started);
   void make_request();
   void reset_writer();
   void finish_response();
