@@ -251,14 +251,14 @@ Task<std::string> outlive_attempt(Clock::duration margin) {
 
 // Tries with a doubling margin until an attempt comes in time: how fast
 // the machine is decides how long the test runs, never its verdict. A read
-// that is late even with a minute's margin is a read that ignores the
-// deadline's move.
+// that ignores the deadline's move fails every attempt that comes in time
+// (its verdict names the error), so no bound on the margin is needed to
+// catch it.
 Task<std::string> outlive_the_old_deadline(Clock::duration first_margin) {
-  for (Clock::duration margin = first_margin; margin <= 1min; margin *= 2) {
+  for (Clock::duration margin = first_margin;; margin *= 2) {
     std::string verdict = co_await outlive_attempt(margin);
     if (verdict != "late") co_return verdict;
   }
-  co_return "late with every margin up to a minute";
 }
 
 TEST(NetDeadline, PushedLaterWhileParkedTheReadOutlivesTheOldDeadline) {

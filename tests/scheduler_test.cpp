@@ -689,6 +689,10 @@ class FakeMachineLoad {
 // More runnable threads than any machine has CPUs: every P but P 0 stands by.
 int busy_machine_runnable() { return goro::detail::MachineLoad::online_cpus() + 64; }
 
+// Sysmon announces no change of the active count, so this looks after each
+// millisecond's sleep (a sleep, not a yield, leaves the P idle, as sysmon
+// needs to see it): the period decides how long a test waits, never what
+// it finds.
 Task<void> wait_for_active_procs(std::uint32_t active) {
   while (goro::scheduler_stats().active_procs != active) co_await goro::sleep(1ms);
 }
@@ -774,6 +778,8 @@ Task<StandbyOutcome> ping_pongs_as_the_machine_gets_busy(FakeMachineLoad* load,
     goro::go(ping_pong_side(pair[0], /*serve=*/true, home, &counts, &done));
     goro::go(ping_pong_side(pair[1], /*serve=*/false, home, &counts, &done));
   }
+  // Polled with sleeps, as wait_for_active_procs: the conditions, not the
+  // period, end the waits.
   while (!counts.spread.load()) co_await goro::sleep(1ms);
   load->set_runnable(busy_machine_runnable());
   co_await wait_for_active_procs(1);
