@@ -2,6 +2,10 @@
 // net_fd.hpp).
 #include "net_fd.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 namespace goro::net::internal {
 
 NetFd::~NetFd() {
@@ -131,6 +135,34 @@ absl::Status NetFd::check_deadline(Side side, const Context& ctx, const char* op
   }
   if (ctx.cancelled()) return annotate(ctx.err(), operation);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::size_t> NetFd::try_send(const void* data, std::size_t length) {
+  Clock::time_point deadline;
+  {
+    MutexLock lock(&mutex_);
+    if (closed_) return closed_error("write");
+    deadline = side_state(Side::kWrite).deadline;
+    ++in_flight_;
+  }
+  absl::StatusOr<std::size_t> result;
+  if (deadline != Clock::time_point::max() && deadline <= Clock::now()) {
+    result = absl::DeadlineExceededError("write: i/o timeout");
+  } else {
+    for (;;) {
+      const ssize_t n = ::send(fd_, data, length, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n >= 0) {
+        result = static_cast<std::size_t>(n);
+        break;
+      }
+      if (errno == EINTR) continue;
+      result = errno == EAGAIN || errno == EWOULDBLOCK ? absl::StatusOr<std::size_t>(0)
+                                                       : errno_error(errno, "write: send");
+      break;
+    }
+  }
+  leave();
+  return result;
 }
 
 void NetFd::release_fd() noexcept { (void)io::close(fd_); }

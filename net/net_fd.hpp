@@ -215,6 +215,13 @@ class NetFd {
     return result;
   }
 
+  // One send(2) of what the socket takes now, without waiting: the bytes
+  // sent, 0 when the send buffer is full. closed_error("write") when
+  // closed; "write: i/o timeout" when the write deadline has passed (the
+  // clock is read only when there is one); the send's error otherwise.
+  // The fd is held open across the call as by with_fd.
+  [[nodiscard]] absl::StatusOr<std::size_t> try_send(const void* data, std::size_t length);
+
   // OK while neither the side's deadline nor ctx's has passed and ctx is
   // not cancelled; else the status an operation would fail with. For the
   // operations that try a non-blocking system call before they wait.

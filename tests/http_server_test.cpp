@@ -38,6 +38,17 @@ std::atomic<int> hang_started{0};
 // A body large enough for reply_static to send it in place (not copied).
 const std::string kLargeStaticBody(4096, 's');
 
+// A copied body larger than the loopback socket buffers hold, so that the
+// flush that sends it sends part at once and waits for the rest.
+const std::string& huge_body() {
+  static const std::string body = [] {
+    std::string bytes(8 << 20, '\0');
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>('a' + i * 7 % 26);
+    return bytes;
+  }();
+  return body;
+}
+
 Router test_router() {
   Router router;
   router.get("/plaintext", [](Request&, ResponseWriter& w) -> Task<void> {
@@ -46,6 +57,10 @@ Router test_router() {
   });
   router.get("/large", [](Request&, ResponseWriter& w) -> Task<void> {
     w.reply_static(200, "text/plain", kLargeStaticBody);
+    co_return;
+  });
+  router.get("/huge", [](Request&, ResponseWriter& w) -> Task<void> {
+    w.reply(200, "application/octet-stream", huge_body());
     co_return;
   });
   router.get("/slow", [](Request&, ResponseWriter& w) -> Task<void> {
@@ -154,6 +169,26 @@ TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
       const RawResponse r = co_await client->response();
       if (r.status != 200 || r.body != std::to_string(i)) {
         co_return "response " + std::to_string(i) + ": " + describe(r);
+      }
+    }
+    co_return "";
+  });
+}
+
+TEST(HttpServer, ResponsesLargerThanTheSocketBuffersArriveWholeAndInOrder) {
+  with_server({}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    const std::string requests =
+        "GET /huge HTTP/1.1\r\nHost: t\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET /huge HTTP/1.1\r\nHost: t\r\n\r\n";
+    if (!co_await client->send(requests)) co_return "send";
+    for (int i = 0; i < 3; ++i) {
+      const RawResponse r = co_await client->response();
+      const bool huge = i != 1;
+      if (r.status != 200 || (huge ? r.body != huge_body() : r.body != "Hello, World!")) {
+        co_return "response " + std::to_string(i) + ": status " + std::to_string(r.status) +
+            ", body of " + std::to_string(r.body.size()) + " bytes";
       }
     }
     co_return "";

@@ -19,6 +19,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -389,6 +390,86 @@ Task<Verdict> writev_in_order() {
 }
 
 TEST(NetConn, WritevWritesEveryBufferInOrder) { run_verdict(writev_in_order); }
+
+// try_write sends what the socket takes at once and reports a full send
+// buffer as 0 bytes, never waiting; once the peer drains, it sends again.
+// Every byte it reported arrives, in order.
+Task<Verdict> try_write_without_waiting() {
+  auto pair = co_await tcp_pair();
+  if (!pair.ok()) co_return describe(pair.status());
+  auto small = pair->client.try_write("hello", 5);
+  if (!small.ok() || *small != 5) co_return "small try_write: " + describe(small.status());
+  auto none = pair->client.try_write("x", 0);
+  if (!none.ok() || *none != 0) co_return "empty try_write: " + describe(none.status());
+  std::string expected = "hello";
+  std::vector<char> chunk(1 << 16);
+  for (std::size_t i = 0;; ++i) {
+    for (std::size_t j = 0; j < chunk.size(); ++j) chunk[j] = static_cast<char>('a' + (i + j) % 26);
+    auto n = pair->client.try_write(chunk.data(), chunk.size());
+    if (!n.ok()) co_return "filling: " + describe(n.status());
+    if (*n == 0) break;  // full: the loopback socket buffers are bounded
+    expected.append(chunk.data(), *n);
+  }
+  std::string got(expected.size(), '\0');
+  if (auto read = co_await pair->server.read_full(got.data(), got.size()); !read.ok()) {
+    co_return "draining: " + describe(read);
+  }
+  if (got != expected) co_return "bytes differ";
+  auto again = pair->client.try_write("again", 5);
+  if (!again.ok() || *again != 5) co_return "after draining: " + describe(again.status());
+  if (!(co_await pair->server.read_full(got.data(), 5)).ok() || got.compare(0, 5, "again") != 0) {
+    co_return "the last bytes did not arrive";
+  }
+  // From a thread outside the runtime, as from a goroutine.
+  absl::StatusOr<std::size_t> from_thread;
+  std::thread([&] { from_thread = pair->client.try_write("t", 1); }).join();
+  if (!from_thread.ok() || *from_thread != 1)
+    co_return "from a thread: " + describe(from_thread.status());
+  co_return "";
+}
+
+TEST(NetConn, TryWriteSendsWhatFitsWithoutWaiting) { run_verdict(try_write_without_waiting); }
+
+// try_write fails as write would: after the write deadline ("i/o
+// timeout", until the deadline is cleared), after close (closed error),
+// and on a reset connection.
+Task<Verdict> try_write_failures() {
+  auto pair = co_await tcp_pair();
+  if (!pair.ok()) co_return describe(pair.status());
+  pair->client.set_write_deadline(Clock::now() - 1s);
+  auto late = pair->client.try_write("x", 1);
+  if (late.status().code() != absl::StatusCode::kDeadlineExceeded ||
+      !net::is_timeout(late.status())) {
+    co_return "past deadline: " + describe(late.status());
+  }
+  pair->client.set_write_deadline(Clock::time_point::max());
+  if (auto n = pair->client.try_write("x", 1); !n.ok() || *n != 1) {
+    co_return "cleared deadline: " + describe(n.status());
+  }
+  (void)pair->client.close();
+  if (auto closed = pair->client.try_write("x", 1); !net::is_closed(closed.status())) {
+    co_return "closed: " + describe(closed.status());
+  }
+  net::Conn moved_from = std::move(pair->server);
+  if (auto empty = pair->server.try_write("x", 1); !net::is_closed(empty.status())) {
+    co_return "moved-from: " + describe(empty.status());
+  }
+
+  auto peer = co_await test::raw_peer();
+  if (!peer.ok()) co_return describe(peer.status());
+  auto reader = spawn(read_status, &peer->server);
+  test::close_with_reset(peer->raw);
+  // The read seeing the reset orders the try_write after it.
+  const absl::Status read = co_await reader;
+  if (net::errno_of(read) != ECONNRESET) co_return "read: " + describe(read);
+  auto reset = peer->server.try_write("x", 1);
+  if (reset.ok()) co_return "try_write to a reset connection succeeded";
+  const std::optional<int> error = net::errno_of(reset.status());
+  if (error != EPIPE && error != ECONNRESET) co_return "reset: " + describe(reset.status());
+  co_return "";
+}
+
+TEST(NetConn, TryWriteFailsAsWriteWould) { run_verdict(try_write_failures); }
 
 // --- End of stream, half-close, reset -------------------------------------
 

@@ -153,7 +153,7 @@ Task<void> Connection::serve() {
     while (progress == HeadProgress::kNeedsMore) {
       const bool started = note_head_wait();
       // Everything answered so far goes out before the wait.
-      if (!(co_await flush_output()).ok() || !prepare_head_read(started)) {
+      if ((!flush_output_now() && !(co_await flush_output()).ok()) || !prepare_head_read(started)) {
         progress = HeadProgress::kStop;
         break;
       }
@@ -177,7 +177,10 @@ Task<void> Connection::serve() {
     begin_ = fed_;
     if (begin_ == end_) begin_ = fed_ = end_ = 0;
     if (close_after_ || state_->shutting_down.load()) break;
-    if (output_.size() >= kFlushThreshold && !(co_await flush_output()).ok()) break;
+    if (output_.size() >= kFlushThreshold && !flush_output_now() &&
+        !(co_await flush_output()).ok()) {
+      break;
+    }
   }
   co_await close_gracefully();
 }
@@ -455,6 +458,34 @@ void Connection::append_error(int status, bool head) {
   output_.append(text);
 }
 
+bool Connection::flush_output_now() {
+  if (hijacked_ || !write_error_.ok()) return false;
+  if (output_.empty() && static_pieces_.empty()) return true;
+  if (!static_pieces_.empty() || output_sent_ > 0) return false;
+  if (options_.write_timeout.count() > 0) {
+    conn_.set_write_deadline(deadline_after(options_.write_timeout, Clock::now()));
+  }
+  absl::StatusOr<std::size_t> sent = conn_.try_write(output_.data(), output_.size());
+  if (sent.ok() && *sent < output_.size()) {
+    output_sent_ = *sent;
+    return false;
+  }
+  output_flushed(sent.status());
+  return sent.ok();
+}
+
+void Connection::output_flushed(const absl::Status& status) {
+  if (response_start_ < output_.size() || writer_.started_) response_flushed_ = true;
+  output_.clear();
+  static_pieces_.clear();
+  response_start_ = 0;
+  output_sent_ = 0;
+  if (!status.ok()) {
+    write_error_ = status;
+    close_after_ = true;
+  }
+}
+
 Task<absl::Status> Connection::flush_output() {
   if (hijacked_) co_return absl::FailedPreconditionError("http: connection hijacked");
   if (!write_error_.ok()) co_return write_error_;
@@ -464,7 +495,8 @@ Task<absl::Status> Connection::flush_output() {
   }
   absl::Status status;
   if (static_pieces_.empty()) {
-    status = co_await conn_.write(output_.data(), output_.size());
+    // output_sent_ > 0 only when static_pieces_ is empty (flush_output_now).
+    status = co_await conn_.write(output_.data() + output_sent_, output_.size() - output_sent_);
   } else {
     absl::InlinedVector<iovec, 2 * kMaxStaticPieces + 1> parts;
     std::size_t position = 0;
@@ -479,14 +511,7 @@ Task<absl::Status> Connection::flush_output() {
     add(output_.data() + position, output_.size() - position);
     status = co_await conn_.writev(parts);
   }
-  if (response_start_ < output_.size() || writer_.started_) response_flushed_ = true;
-  output_.clear();
-  static_pieces_.clear();
-  response_start_ = 0;
-  if (!status.ok()) {
-    write_error_ = status;
-    close_after_ = true;
-  }
+  output_flushed(status);
   co_return status;
 }
 
@@ -559,7 +584,7 @@ Task<void> Connection::drain_body() {
 }
 
 Task<void> Connection::close_gracefully() {
-  if (!(co_await flush_output()).ok()) co_return;
+  if (!flush_output_now() && !(co_await flush_output()).ok()) co_return;
   if (!conn_.close_write().ok()) co_return;
   // Closing with unread bytes would send a reset that can destroy the
   // answer before the client reads it. They are likely after a refused

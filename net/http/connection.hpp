@@ -16,7 +16,10 @@
 //                 guaranteed to outlive the write (reply_static): it is not
 //                 copied, only recorded with its position in `output_`,
 //                 and the flush writes it in place with writev.
-//   flush         one write (or writev) of the whole output buffer.
+//   flush         one write (or writev) of the whole output buffer: first a
+//                 try_write without a coroutine frame (flush_output_now),
+//                 and a write that waits only for what the socket did not
+//                 take at once.
 //
 // States (one request; serve() loops over them until the connection
 // closes)
@@ -147,6 +150,14 @@ class Connection {
   void append_body(std::string_view data) { output_.append(data); }
   void append_static(std::string_view data);
   Task<absl::Status> flush_output();
+  // The flush without waiting, for where the socket takes the whole output
+  // buffer at once (nearly always: a response is far smaller than a socket
+  // buffer): one Conn::try_write, no coroutine frame. True when the buffer
+  // went out or was empty; false when flush_output() must finish: static
+  // pieces to write in place, bytes the socket did not take (it skips the
+  // `output_sent_` that did), or an error (kept in write_error_, which
+  // flush_output reports).
+  [[nodiscard]] bool flush_output_now();
   [[nodiscard]] bool head_request() const noexcept { return parser_.is_head_method(); }
   // Whether a response with `status` carries a body: not 1xx, 204, 304,
   // nor a 2xx to CONNECT (its tunnel follows).
@@ -192,6 +203,8 @@ class Connection {
   // A head began with the bytes just read, or already buffered: its start
   // is the accept (first request) or not read yet (request_started_at_).
   void note_head_start() noexcept;
+  // After a flush: the output buffer is empty; a failure is kept.
+  void output_flushed(const absl::Status& status);
   void make_room_for_body();
   void arm_read_deadline(Clock::time_point deadline);
   [[nodiscard]] Clock::time_point deadline_after(std::chrono::nanoseconds timeout,
@@ -215,6 +228,7 @@ class Connection {
   absl::InlinedVector<StaticPiece, 4> static_pieces_;
   std::size_t response_start_ = 0;
   bool response_flushed_ = false;  // part of the current response left
+  std::size_t output_sent_ = 0;    // the front of output_ that flush_output_now sent
 
   absl::Status write_error_;
   ParseError body_error_ = ParseError::kNone;

@@ -182,8 +182,10 @@ Task<absl::Status> ResponseWriter::write(std::string_view data) {
     co_return co_await flush();
   }
   append_body_part(data);
-  if (connection_->output_size() >= kOutputFlush) co_return co_await connection_->flush_output();
-  co_return absl::OkStatus();
+  if (connection_->output_size() < kOutputFlush || connection_->flush_output_now()) {
+    co_return absl::OkStatus();
+  }
+  co_return co_await connection_->flush_output();
 }
 
 Task<absl::StatusOr<HijackedConnection>> ResponseWriter::hijack() {
@@ -199,6 +201,7 @@ Task<absl::Status> ResponseWriter::flush() {
     }
     pending_body_.clear();
   }
+  if (connection_->flush_output_now()) co_return absl::OkStatus();
   co_return co_await connection_->flush_output();
 }
 

@@ -1,10 +1,11 @@
 // goro/net/conn.hpp
 //
 // Defines: goro::net::Conn, a connected stream socket (TCP or Unix), as
-// Go's net.Conn: read, read_full, write (all bytes), writev, half-close,
-// close, deadlines, socket options and addresses. dial also makes Conns of
-// connected datagram sockets (UDP, unixgram: goro/net/dial.hpp says how
-// read and write treat datagrams).
+// Go's net.Conn: read, read_full, write (all bytes), writev, try_write
+// (what fits now, without waiting), half-close, close, deadlines, socket
+// options and addresses. dial also makes Conns of connected datagram
+// sockets (UDP, unixgram: goro/net/dial.hpp says how read and write treat
+// datagrams).
 //
 //   goro::Task<void> echo(goro::net::Conn conn) {
 //     char buffer[4096];
@@ -119,6 +120,15 @@ class Conn {
       std::span<const std::byte> data) {
     return write(data.data(), data.size());
   }
+
+  // Writes what the socket takes now, without waiting (Tokio's try_write;
+  // one send(2)): how many of the first `length` bytes went out, 0 when
+  // the socket's send buffer is full or `length` is 0. A caller that needs
+  // the rest sent awaits write() for it. Fails as write() would:
+  // closed_error when closed, "i/o timeout" when the write deadline has
+  // passed, the send's error (EPIPE, ECONNRESET, errno_of) otherwise.
+  // Callable from any thread, inside a goroutine or not.
+  [[nodiscard]] absl::StatusOr<std::size_t> try_write(const void* data, std::size_t length);
 
   // Writes all bytes of the buffers in order (sendmsg(2) over the span,
   // advancing past what each call sent). The buffers must stay valid until
