@@ -458,6 +458,11 @@ void ready_goroutine(G* g) noexcept {
     // and thieves may take it, so that a second core shares the work.
     // Relaxed: a hint written by sysmon; a stale value costs one round.
     const bool spread = p->spread_readies.load(std::memory_order_relaxed);
+    // Counted for sysmon, which stops spreading a P that readies no
+    // partners (SpreadProbe::handoffs). Relaxed load and store: only the
+    // thread that holds p writes it.
+    std::atomic<std::uint32_t>& handoffs = p->spread_probe.handoffs;
+    handoffs.store(handoffs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     const Entry entry = entry_for(g, /*claim=*/false) | (spread ? 0 : kHandoffBit);
     if (p->scheduler.runq_put(*p, entry, Placement::kRunNext)) {
       p->scheduler.notify_work_available(p);

@@ -226,6 +226,7 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   const std::uint64_t schedules = p.stats.schedules.load(std::memory_order_relaxed);
   const std::uint32_t synchronisations =
       p.spread_probe.synchronisations.load(std::memory_order_relaxed);
+  const std::uint32_t handoffs = p.spread_probe.handoffs.load(std::memory_order_relaxed);
   const bool queued = queued_fifo || runnext != 0;
   // Handoff entries: what spreading would let thieves take (step 2).
   const bool queued_handoffs =
@@ -271,6 +272,12 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   //      that its thread no longer computes per synchronisation: partners
   //      that only synchronise run slower once spread (a handoff may wake
   //      a P) and can look rare on the wall clock, never on the CPU clock.
+  //      It stops too when its worker readied no partner in the window
+  //      (SpreadProbe::handoffs): spreading changes only those readies, and
+  //      goroutines that only do I/O look like computing on the CPU clock
+  //      for as long as they run, so a single handoff queued beside them
+  //      (a goroutine woken through a WaitGroup) would otherwise keep the
+  //      P spreading, and with it every P active (step 7), without end.
   //      Until then it stays spreading, even while nothing is queued: a
   //      spread pipeline often leaves nothing queued on either P at the
   //      instant sysmon looks, and gathering it back on one P would lose
@@ -286,7 +293,7 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
   const bool idle =
       schedules == w.schedules && p.running_goroutine.load(std::memory_order_relaxed) == 0;
   const auto mark = [&](std::int64_t cpu) {
-    return CpuWindow{cpu, now, schedules, synchronisations};
+    return CpuWindow{cpu, now, schedules, synchronisations, handoffs};
   };
   // Whether the thread computed enough per synchronisation since `from`.
   const auto computed = [&](const CpuWindow& from, std::int64_t cpu) {
@@ -304,7 +311,7 @@ bool Sysmon::watch_queue(std::size_t index, std::int64_t now) {
       spread = false;
     } else if (now - w.window.at >= SysmonTuning::kSpreadRecheckNanos) {
       const std::int64_t cpu = thread_cpu_nanos(p);
-      spread = computed(w.window, cpu);
+      spread = computed(w.window, cpu) && handoffs != w.window.handoffs;
       w.window = mark(cpu);
     }
     if (!spread) {

@@ -120,6 +120,11 @@ struct alignas(64) SpreadProbe {
   // sync primitives released, steal rounds, wakeups
   // (goro/detail/synchronisation_count.hpp).
   std::atomic<std::uint32_t> synchronisations{0};
+  // How many goroutines the P's worker readied as a partner's handoff
+  // (wrapping): detail::ready_goroutine on a worker, the readies whose
+  // handoff bit spreading drops (step 1b). Written by the thread that holds
+  // the P, with a relaxed load and store.
+  std::atomic<std::uint32_t> handoffs{0};
 
   // The worker, as it starts and as it stops serving the P: the calling
   // thread counts its synchronisations here (tls_synchronisations) and
@@ -273,6 +278,7 @@ class Sysmon {
     std::int64_t at = 0;    // wall clock (monotonic ns)
     std::uint64_t schedules = 0;
     std::uint32_t synchronisations = 0;
+    std::uint32_t handoffs = 0;  // SpreadProbe::handoffs
   };
   // What the previous round saw of a P's run queue (watch_queue).
   struct QueueWatch {
