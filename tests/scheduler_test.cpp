@@ -707,7 +707,9 @@ struct PingPongCounts {
   std::atomic<bool> stop{false};
   std::atomic<long> counted{0};
   std::atomic<long> away{0};
-  std::atomic<int> sides_done{0};  // sides that counted kRoundsEach
+  // Done once `spread` is set, and once per side that counted kRoundsEach.
+  goro::WaitGroup spread_seen;
+  goro::WaitGroup sides_done;
 };
 
 constexpr long kWarmUpRounds = 8;
@@ -724,13 +726,15 @@ struct PingPongSide {
 
   void note_round() {
     if (!counts->counting.load()) {
-      if (std::this_thread::get_id() != home) counts->spread.store(true);
+      if (std::this_thread::get_id() != home && !counts->spread.exchange(true)) {
+        counts->spread_seen.done();
+      }
       return;
     }
     if (++rounds <= kWarmUpRounds) return;
     counts->counted.fetch_add(1);
     if (std::this_thread::get_id() != home) counts->away.fetch_add(1);
-    if (rounds == kWarmUpRounds + kRoundsEach) counts->sides_done.fetch_add(1);
+    if (rounds == kWarmUpRounds + kRoundsEach) counts->sides_done.done();
   }
 };
 
@@ -768,6 +772,8 @@ Task<StandbyOutcome> ping_pongs_as_the_machine_gets_busy(FakeMachineLoad* load,
                                                          std::thread::id home) {
   constexpr int kPairs = 4;
   PingPongCounts counts;
+  counts.spread_seen.add(1);
+  counts.sides_done.add(2 * kPairs);
   goro::WaitGroup done;
   std::vector<int> fds;
   for (int i = 0; i < kPairs; ++i) {
@@ -778,14 +784,15 @@ Task<StandbyOutcome> ping_pongs_as_the_machine_gets_busy(FakeMachineLoad* load,
     goro::go(ping_pong_side(pair[0], /*serve=*/true, home, &counts, &done));
     goro::go(ping_pong_side(pair[1], /*serve=*/false, home, &counts, &done));
   }
-  // Polled with sleeps, as wait_for_active_procs: the conditions, not the
-  // period, end the waits.
-  while (!counts.spread.load()) co_await goro::sleep(1ms);
+  // The sides wake this goroutine through WaitGroups: a handoff from a P
+  // whose goroutines only do I/O, which must not keep that P spreading
+  // (and so every P active) once it readies nothing more.
+  co_await counts.spread_seen.wait();
   load->set_runnable(busy_machine_runnable());
   co_await wait_for_active_procs(1);
   const goro::SchedulerStats before = goro::scheduler_stats();
   counts.counting.store(true);
-  while (counts.sides_done.load() < 2 * kPairs) co_await goro::sleep(1ms);
+  co_await counts.sides_done.wait();
   counts.stop.store(true);
   co_await done.wait();
   // The active count first: a stall seen after it cannot have changed it.
