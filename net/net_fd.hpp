@@ -118,7 +118,10 @@
 // Costs: per operation, two uncontended mutex sections and a copy of a
 // stop_token (one atomic increment); no timer and no clock read unless the
 // timer must be armed. A Context that can be cancelled adds a stop_source
-// (one allocation) and two stop_callbacks.
+// (one allocation) and two stop_callbacks. try_send (Conn::try_write)
+// waits for nothing, so it needs neither the loop nor a token: it is a
+// with_fd call, two mutex sections around one send(2), and no coroutine
+// frame.
 //
 // Rejected: a deadline timer per operation (goro::io's own deadline): a
 // heap insert and remove and a clock read on every operation, which a

@@ -91,6 +91,10 @@
 //     allocation per request and more lines, cold after the other
 //     connections' requests, to touch when the read completes; serve()
 //     runs it in its own frame, with the steps as plain member functions.
+//   * Every flush through Conn::write: the write's coroutine frames (the
+//     flush's, the write loop's, the socket operation's), a shared_ptr
+//     copy and a stop token per response, for a send that nearly always
+//     completes at once; flush_output_now tries it without them first.
 #ifndef GORO_NET_HTTP_CONNECTION_HPP_
 #define GORO_NET_HTTP_CONNECTION_HPP_
 
