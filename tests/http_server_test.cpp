@@ -4,8 +4,9 @@
 // answered in order, each framing error with its status and the
 // connection closed, the limits (431, 413), HEAD, routing (404, 405 with
 // Allow, {param}), a throwing handler, chunked responses, Expect:
-// 100-continue, max_connections, and a slowloris client cut off by
-// read_header_timeout.
+// 100-continue, max_connections, a slowloris client cut off by
+// read_header_timeout, responses larger than the socket buffers, and a
+// client that does not read cut off by write_timeout.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -34,6 +35,8 @@ using namespace std::chrono_literals;
 // Handlers of /slow and /hang that have started (shutdown tests).
 std::atomic<int> slow_started{0};
 std::atomic<int> hang_started{0};
+// Handlers of /enormous that have started (write_timeout test).
+std::atomic<int> enormous_started{0};
 
 // A body large enough for reply_static to send it in place (not copied).
 const std::string kLargeStaticBody(4096, 's');
@@ -61,6 +64,14 @@ Router test_router() {
   });
   router.get("/huge", [](Request&, ResponseWriter& w) -> Task<void> {
     w.reply(200, "application/octet-stream", huge_body());
+    co_return;
+  });
+  // More than any loopback socket buffers hold: a client that does not
+  // read leaves most of it in the server's output buffer.
+  router.get("/enormous", [](Request&, ResponseWriter& w) -> Task<void> {
+    enormous_started.fetch_add(1);
+    static const std::string body(64 << 20, 'e');
+    w.reply_static(200, "application/octet-stream", body);
     co_return;
   });
   router.get("/slow", [](Request&, ResponseWriter& w) -> Task<void> {
@@ -435,6 +446,44 @@ Task<Verdict> trickle_a_head(RawClient* client) {
     if (n.ok()) co_return "the server answered an unfinished head";
   }
   co_return "the trickling client was never cut off";
+}
+
+TEST(HttpServer, WriteTimeoutEndsAResponseTheClientDoesNotRead) {
+  // Only the server's write_timeout can end the write: the client reads
+  // nothing until the server has dropped the connection.
+  with_server({.write_timeout = 200ms},
+              [](std::string address, std::shared_ptr<Server> server) -> Task<Verdict> {
+                const int started_before = enormous_started.load();
+                auto stalled = co_await connect(address);
+                if (!stalled.ok()) co_return stalled.status().ToString();
+                if (!co_await stalled->send("GET /enormous HTTP/1.1\r\nHost: t\r\n\r\n")) {
+                  co_return "send";
+                }
+                // Conditions polled each millisecond: the handler has run (its
+                // connection is counted), then the connection is gone.
+                while (enormous_started.load() == started_before) co_await goro::sleep(1ms);
+                while (server->open_connections() != 0) co_await goro::sleep(1ms);
+                // What the kernel held arrives, then the end: never the whole
+                // body (reading stops there, as a connection kept open would
+                // wait for the next request).
+                std::size_t received = 0;
+                char chunk[1 << 16];
+                while (received < (64u << 20)) {
+                  auto n = co_await stalled->conn.read(chunk, sizeof chunk);
+                  if (!n.ok() || *n == 0) break;
+                  received += *n;
+                }
+                if (received >= (64u << 20)) co_return "the whole body arrived";
+                // The server serves on.
+                auto next = co_await connect(address);
+                if (!next.ok()) co_return next.status().ToString();
+                if (!co_await next->send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")) {
+                  co_return "send after";
+                }
+                const RawResponse r = co_await next->response();
+                if (r.status != 200 || r.body != "Hello, World!") co_return "after: " + describe(r);
+                co_return "";
+              });
 }
 
 TEST(HttpServer, SlowlorisIsCutOffByReadHeaderTimeout) {
