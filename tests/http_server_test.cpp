@@ -5,8 +5,9 @@
 // connection closed, the limits (431, 413), HEAD, routing (404, 405 with
 // Allow, {param}), a throwing handler, chunked responses, Expect:
 // 100-continue, max_connections, a slowloris client cut off by
-// read_header_timeout, responses larger than the socket buffers, and a
-// client that does not read cut off by write_timeout.
+// read_header_timeout, a stalled body cut off by read_timeout, responses
+// larger than the socket buffers, and a client that does not read cut off
+// by write_timeout.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -446,6 +447,30 @@ Task<Verdict> trickle_a_head(RawClient* client) {
     if (n.ok()) co_return "the server answered an unfinished head";
   }
   co_return "the trickling client was never cut off";
+}
+
+TEST(HttpServer, ReadTimeoutEndsABodyThatStalls) {
+  // Only read_timeout, counted from the request's start, can end the wait
+  // for the rest of the body: the handler's read fails, and the
+  // connection, whose next request cannot be found, closes.
+  with_server({.read_timeout = 300ms}, [](std::string address) -> Task<Verdict> {
+    auto client = co_await connect(address);
+    if (!client.ok()) co_return client.status().ToString();
+    if (!co_await client->send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")) {
+      co_return "send";
+    }
+    std::string answer;
+    char chunk[4096];
+    client->conn.set_read_deadline(Clock::now() + 10s);
+    for (;;) {
+      auto n = co_await client->conn.read(chunk, sizeof chunk);
+      if (!n.ok() && net::is_timeout(n.status())) co_return "the stalled body was never cut off";
+      if (!n.ok() || *n == 0) break;  // reset or end of stream
+      answer.append(chunk, *n);
+    }
+    if (answer.find("abc") != std::string::npos) co_return "the partial body was echoed: " + answer;
+    co_return "";
+  });
 }
 
 TEST(HttpServer, WriteTimeoutEndsAResponseTheClientDoesNotRead) {
