@@ -31,9 +31,6 @@ using internal::Side;
 namespace {
 
 constexpr Clock::time_point kNever = Clock::time_point::max();
-// The most one send(2) is asked to move (Linux moves at most this much in
-// one call anyway).
-constexpr std::size_t kMaxSendLength = 0x7ffff000;
 
 // One read into the caller's buffer: from the socket's receive stream
 // where the runtime receives with multishot requests, else a plain recv
@@ -186,7 +183,7 @@ GORO_CORO_WRAPPER Task<absl::Status> Conn::writev(std::span<const iovec> buffers
 
 absl::StatusOr<std::size_t> Conn::try_write(const void* data, std::size_t length) {
   if (socket_ == nullptr) return closed_error("write");
-  return socket_->try_send(data, std::min(length, kMaxSendLength));
+  return socket_->try_send(data, length);
 }
 
 namespace {

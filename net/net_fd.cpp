@@ -137,14 +137,17 @@ absl::Status NetFd::check_deadline(Side side, const Context& ctx, const char* op
   return absl::OkStatus();
 }
 
+absl::Status NetFd::enter(const char* operation, Clock::time_point* write_deadline) {
+  MutexLock lock(&mutex_);
+  if (closed_) return closed_error(operation);
+  if (write_deadline != nullptr) *write_deadline = side_state(Side::kWrite).deadline;
+  ++in_flight_;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::size_t> NetFd::try_send(const void* data, std::size_t length) {
   Clock::time_point deadline;
-  {
-    MutexLock lock(&mutex_);
-    if (closed_) return closed_error("write");
-    deadline = side_state(Side::kWrite).deadline;
-    ++in_flight_;
-  }
+  if (absl::Status entered = enter("write", &deadline); !entered.ok()) return entered;
   absl::StatusOr<std::size_t> result;
   if (deadline != Clock::time_point::max() && deadline <= Clock::now()) {
     result = absl::DeadlineExceededError("write: i/o timeout");

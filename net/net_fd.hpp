@@ -208,11 +208,7 @@ class NetFd {
   // StatusOr) with the fd held open; closed_error(operation) when closed.
   template <class Call>
   auto with_fd(const char* operation, Call call) -> decltype(call(0)) {
-    {
-      MutexLock lock(&mutex_);
-      if (closed_) return closed_error(operation);
-      ++in_flight_;
-    }
+    if (absl::Status entered = enter(operation); !entered.ok()) return entered;
     auto result = call(fd_);
     leave();
     return result;
@@ -255,7 +251,13 @@ class NetFd {
   // end gives whether the socket was closed.
   absl::StatusOr<std::stop_token> begin(Side side, const char* operation);
   bool end(Side side);
-  // Leaves in_flight_ (a with_fd call), closing the fd if it was the last.
+  // Counts a plain system call in flight (with_fd, try_send), which
+  // leave() ends: closed_error(operation) when closed. With
+  // `write_deadline`, also reads the write side's deadline in the same
+  // section.
+  absl::Status enter(const char* operation, Clock::time_point* write_deadline = nullptr);
+  // Leaves in_flight_ (a call enter counted), closing the fd if it was the
+  // last.
   void leave();
   void release_fd() noexcept;
   void stop_receive_stream() noexcept;
